@@ -1,0 +1,114 @@
+//! The embedded far store: the engine in this process, reached by a function call.
+//!
+//! It runs exactly the code a memory server runs (one [`Namespace`] of the [`Engine`]), so a
+//! program behaves the same with and without a network. An optional injected latency is paid
+//! once per request (once per batch for the batched forms), by spinning for short delays and
+//! sleeping for long ones, so tests and examples can feel like a network.
+
+use super::Backend;
+use crate::engine::{Engine, Namespace};
+use crate::error::Result;
+use std::time::{Duration, Instant};
+
+/// The in-process far store (the default backend).
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+/// use std::time::Duration;
+/// let slow = EmbeddedBackend::new()
+///     .with_latency(Duration::from_micros(5))
+///     .with_capacity(1 << 20);
+/// slow.write(OBJECT_STORE, b"k", &[1; 100]).unwrap();
+/// assert!(slow.write(OBJECT_STORE, b"big", &vec![0; 2 << 20]).unwrap_err().is_server_full());
+/// ```
+#[derive(Debug)]
+pub struct EmbeddedBackend {
+    ns: Namespace,
+    latency: Duration,
+}
+
+impl Default for EmbeddedBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EmbeddedBackend {
+    /// An unbounded in-process store with no injected latency.
+    pub fn new() -> Self {
+        EmbeddedBackend { ns: Engine::global().namespace(u64::MAX), latency: Duration::ZERO }
+    }
+
+    /// Adds `latency` to every request (once per batch).
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Caps the bytes this store holds; writes beyond it fail with `ServerFull`.
+    pub fn with_capacity(mut self, bytes: u64) -> Self {
+        self.ns = Engine::global().namespace(bytes);
+        self
+    }
+
+    fn delay(&self) {
+        if self.latency.is_zero() {
+            return;
+        }
+        if self.latency >= Duration::from_micros(200) {
+            std::thread::sleep(self.latency);
+        } else {
+            let end = Instant::now() + self.latency;
+            while Instant::now() < end {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+impl Backend for EmbeddedBackend {
+    fn name(&self) -> String {
+        "embedded".into()
+    }
+    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.delay();
+        self.ns.read(ds, key)
+    }
+    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        self.delay();
+        self.ns.write(ds, key, value)
+    }
+    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
+        self.delay();
+        self.ns.remove(ds, key)
+    }
+    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.delay();
+        keys.iter().map(|k| self.ns.read(ds, k)).collect()
+    }
+    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
+        self.delay();
+        items.iter().try_for_each(|(k, v)| self.ns.write(ds, k, v))
+    }
+    fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
+        self.delay();
+        keys.iter().try_for_each(|k| self.ns.remove(ds, k).map(drop))
+    }
+    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
+        self.delay();
+        self.ns.construct(ds, device, params)
+    }
+    fn destruct(&self, ds: u32) -> Result<()> {
+        self.delay();
+        self.ns.destruct(ds)
+    }
+    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        self.delay();
+        self.ns.compute(ds, opcode, input)
+    }
+    fn stored_bytes(&self) -> u64 {
+        self.ns.stored_bytes()
+    }
+}

@@ -1,0 +1,118 @@
+//! Where far memory lives: the [`Backend`] trait and its flavours.
+//!
+//! A backend stores opaque byte objects under `(structure id, key)` and hosts the structures'
+//! remote devices (see [`crate::engine`]). Structure id [`OBJECT_STORE`] is the runtime's own
+//! plain object store, present from the start; every other id is created with
+//! [`Backend::construct`] by the data structure that owns it.
+//!
+//! Flavours, one file each:
+//! * [`embedded`]: the in-process far store (the default), optionally with an injected
+//!   per-request latency so tests and examples behave like a network.
+//!
+//! Batched forms have default implementations that loop; a networked backend overrides them to
+//! pay one round trip per batch.
+
+pub mod embedded;
+
+use crate::error::Result;
+
+pub use embedded::EmbeddedBackend;
+
+/// The structure id of the runtime's plain object store (always present).
+pub const OBJECT_STORE: u32 = 0;
+
+/// The device type name of the plain object store.
+pub const OBJECT_STORE_DEVICE: &str = "aifm.object-store";
+
+/// A far-memory store: objects by `(structure, key)`, plus remote-device calls.
+///
+/// Every method may be called from many threads at once.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+/// let b = EmbeddedBackend::new();
+/// b.write(OBJECT_STORE, b"k", b"v").unwrap();
+/// assert_eq!(b.read(OBJECT_STORE, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+/// assert!(b.remove(OBJECT_STORE, b"k").unwrap());
+/// assert_eq!(b.read(OBJECT_STORE, b"k").unwrap(), None);
+/// ```
+pub trait Backend: Send + Sync + 'static {
+    /// A short name for logs and statistics (`"embedded"`, `"tcp://host:port"`).
+    fn name(&self) -> String;
+
+    /// Reads one object; `None` when the structure holds no such key.
+    ///
+    /// # Errors
+    /// Transport errors, or [`crate::Error::UnknownStructure`].
+    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Stores (or replaces) one object.
+    ///
+    /// # Errors
+    /// [`crate::Error::ServerFull`] when capacity is used up (the old value, if any, stays).
+    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()>;
+
+    /// Removes one object; returns whether it existed.
+    ///
+    /// # Errors
+    /// Transport errors, or [`crate::Error::UnknownStructure`].
+    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool>;
+
+    /// Reads many objects of one structure in one request.
+    ///
+    /// # Errors
+    /// As [`Backend::read`]; the batch fails as a whole.
+    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.read(ds, k)).collect()
+    }
+
+    /// Writes many objects of one structure in one request. On error, a prefix of the batch
+    /// may have been stored; nothing stored before the call is harmed.
+    ///
+    /// # Errors
+    /// As [`Backend::write`].
+    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
+        items.iter().try_for_each(|(k, v)| self.write(ds, k, v))
+    }
+
+    /// Removes many objects of one structure in one request.
+    ///
+    /// # Errors
+    /// As [`Backend::remove`].
+    fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
+        keys.iter().try_for_each(|k| self.remove(ds, k).map(drop))
+    }
+
+    /// Creates structure `ds` served by the remote device type `device`.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownDevice`] when no such device type is registered.
+    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()>;
+
+    /// Destroys structure `ds` and frees everything it stored.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownStructure`].
+    fn destruct(&self, ds: u32) -> Result<()>;
+
+    /// Runs operation `opcode` of structure `ds`'s device next to the data.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownOpcode`], or whatever the device reports.
+    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>>;
+
+    /// Bytes currently stored (all structures of this client).
+    fn stored_bytes(&self) -> u64;
+}
+
+/// Connects to the memory server at `addr` (`host:port`).
+///
+/// # Errors
+/// [`crate::Error::Config`] until the TCP transport is built; then connection errors.
+pub fn connect(addr: &str) -> Result<Box<dyn Backend>> {
+    Err(crate::Error::Config(format!(
+        "cannot reach {addr}: the TCP transport is not built into this aifm-core yet"
+    )))
+}

@@ -1,0 +1,419 @@
+//! How objects look when they leave the process.
+//!
+//! Objects are native `T` while local; they are encoded only when written to far memory and
+//! decoded when they come back. [`FarData`] is the contract:
+//!
+//! * **plain data** ([`Pod`] types: integers, floats, arrays of them, and your own `#[repr(C)]`
+//!   structs declared with [`far_data_pod!`](crate::far_data_pod)) travels as its raw bytes: no
+//!   encoding cost at all;
+//! * **other types** (`String`, `Vec<T>`, `Option<T>`, tuples, and any serde type declared with
+//!   [`far_data_serde!`](crate::far_data_serde) or wrapped in [`Serde`]) go through serde +
+//!   postcard or a hand-written length-prefixed form.
+//!
+//! # Heap memory owned by an object
+//!
+//! A `String`'s buffer lives outside the local heap's regions, yet it is local memory all the
+//! same. [`FarData::heap_bytes`] reports it, and the runtime charges it against the local
+//! budget: when an object is allocated, when it is fetched, and each time the evacuator visits
+//! it (so growth through `deref_mut` is picked up at the next visit). Types that do not override
+//! `heap_bytes` are charged their inline size only.
+
+use crate::error::{Error, Result};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// A value that can live in far memory.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::FarData;
+/// let mut bytes = Vec::new();
+/// "hello".to_string().encode(&mut bytes).unwrap();
+/// assert_eq!(String::decode(&bytes).unwrap(), "hello");
+/// ```
+pub trait FarData: Sized + Send + 'static {
+    /// Appends the far-memory encoding of `self` to `out`.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] if the value cannot be represented.
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()>;
+
+    /// Rebuilds a value from exactly the bytes `encode` produced.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] on malformed input (never a panic).
+    fn decode(bytes: &[u8]) -> Result<Self>;
+
+    /// Bytes of heap memory this value owns outside its inline representation.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Types whose every bit pattern is a valid value and which hold no pointers or padding, so
+/// their raw bytes are their encoding.
+///
+/// # Safety
+/// Implementors must be `Copy`, contain no padding bytes, no pointers or references, and accept
+/// any bit pattern of their size as a valid value (as `bytemuck::Pod` demands).
+pub unsafe trait Pod: Copy + Send + Sync + 'static {}
+
+macro_rules! pod_primitives {
+    ($($t:ty),*) => { $(
+        // SAFETY: primitive integers and floats are padding-free and accept any bit pattern.
+        unsafe impl Pod for $t {}
+        $crate::far_data_pod!(@impl $t);
+    )* };
+}
+pod_primitives!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
+
+// SAFETY: an array of padding-free, any-bit-pattern elements is padding-free and any-bit-pattern.
+unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+
+impl<T: Pod, const N: usize> FarData for [T; N] {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        encode_pod(self, out);
+        Ok(())
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        decode_pod(bytes)
+    }
+}
+
+/// Appends the raw bytes of a plain-data value.
+pub fn encode_pod<T: Pod>(value: &T, out: &mut Vec<u8>) {
+    // SAFETY: `T: Pod` has no padding, so all `size_of::<T>()` bytes are initialised.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(value as *const T as *const u8, std::mem::size_of::<T>())
+    };
+    out.extend_from_slice(bytes);
+}
+
+/// Reads a plain-data value back from exactly `size_of::<T>()` raw bytes.
+///
+/// # Errors
+/// [`Error::Codec`] when the length is wrong.
+pub fn decode_pod<T: Pod>(bytes: &[u8]) -> Result<T> {
+    if bytes.len() != std::mem::size_of::<T>() {
+        return Err(Error::Codec(format!(
+            "expected {} raw bytes, got {}",
+            std::mem::size_of::<T>(),
+            bytes.len()
+        )));
+    }
+    // SAFETY: the length matches and `T: Pod` accepts any bit pattern; the read is unaligned.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+}
+
+/// Declares `FarData` for plain-data types by raw bytes, after an `unsafe impl Pod`.
+///
+/// # Examples
+///
+/// ```
+/// #[derive(Clone, Copy, Debug, PartialEq)]
+/// #[repr(C)]
+/// struct Point { x: f64, y: f64 }
+/// // SAFETY: two f64s, no padding, any bit pattern is a valid Point.
+/// unsafe impl aifm_core::Pod for Point {}
+/// aifm_core::far_data_pod!(Point);
+///
+/// use aifm_core::FarData;
+/// let mut b = Vec::new();
+/// Point { x: 1.0, y: 2.0 }.encode(&mut b).unwrap();
+/// assert_eq!(b.len(), 16);
+/// assert_eq!(Point::decode(&b).unwrap(), Point { x: 1.0, y: 2.0 });
+/// ```
+#[macro_export]
+macro_rules! far_data_pod {
+    (@impl $t:ty) => {
+        impl $crate::FarData for $t {
+            fn encode(&self, out: &mut ::std::vec::Vec<u8>) -> $crate::Result<()> {
+                $crate::codec::encode_pod(self, out);
+                Ok(())
+            }
+            fn decode(bytes: &[u8]) -> $crate::Result<Self> {
+                $crate::codec::decode_pod(bytes)
+            }
+        }
+    };
+    ($($t:ty),+ $(,)?) => { $( $crate::far_data_pod!(@impl $t); )+ };
+}
+
+/// Declares `FarData` for serde types, encoded with postcard.
+///
+/// # Examples
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// struct User { name: String, age: u32 }
+/// aifm_core::far_data_serde!(User);
+///
+/// use aifm_core::FarData;
+/// let mut b = Vec::new();
+/// User { name: "ada".into(), age: 36 }.encode(&mut b).unwrap();
+/// assert_eq!(User::decode(&b).unwrap(), User { name: "ada".into(), age: 36 });
+/// ```
+#[macro_export]
+macro_rules! far_data_serde {
+    ($($t:ty),+ $(,)?) => { $(
+        impl $crate::FarData for $t {
+            fn encode(&self, out: &mut ::std::vec::Vec<u8>) -> $crate::Result<()> {
+                $crate::codec::encode_serde(self, out)
+            }
+            fn decode(bytes: &[u8]) -> $crate::Result<Self> {
+                $crate::codec::decode_serde(bytes)
+            }
+        }
+    )+ };
+}
+
+/// Appends the postcard encoding of a serde value.
+///
+/// # Errors
+/// [`Error::Codec`] when serde refuses the value.
+pub fn encode_serde<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    let taken = std::mem::take(out);
+    *out = postcard::to_extend(value, taken).map_err(|e| Error::Codec(e.to_string()))?;
+    Ok(())
+}
+
+/// Decodes a postcard-encoded serde value; trailing bytes are an error.
+///
+/// # Errors
+/// [`Error::Codec`] on malformed or trailing input.
+pub fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let (value, rest) =
+        postcard::take_from_bytes(bytes).map_err(|e| Error::Codec(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(Error::Codec(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+/// Wraps any serde type so it can live in far memory without a declaration.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::{FarData, Serde};
+/// use std::collections::BTreeMap;
+/// let m: BTreeMap<String, u32> = [("a".to_string(), 1)].into();
+/// let mut b = Vec::new();
+/// Serde(m.clone()).encode(&mut b).unwrap();
+/// assert_eq!(Serde::<BTreeMap<String, u32>>::decode(&b).unwrap().0, m);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Serde<T>(pub T);
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> FarData for Serde<T> {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        encode_serde(&self.0, out)
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        decode_serde(bytes).map(Serde)
+    }
+}
+
+impl FarData for bool {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        out.push(*self as u8);
+        Ok(())
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        match bytes {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            _ => Err(Error::Codec("invalid bool".into())),
+        }
+    }
+}
+
+impl FarData for char {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        encode_pod(&(*self as u32), out);
+        Ok(())
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        char::from_u32(decode_pod(bytes)?).ok_or_else(|| Error::Codec("invalid char".into()))
+    }
+}
+
+impl FarData for () {
+    fn encode(&self, _out: &mut Vec<u8>) -> Result<()> {
+        Ok(())
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Codec("unit carries no bytes".into()))
+        }
+    }
+}
+
+impl FarData for String {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(self.as_bytes());
+        Ok(())
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        String::from_utf8(bytes.to_vec()).map_err(|e| Error::Codec(e.to_string()))
+    }
+    fn heap_bytes(&self) -> usize {
+        self.capacity()
+    }
+}
+
+/// Splits a sequence of length-prefixed (u32 LE) fields.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn next(&mut self) -> Result<&'a [u8]> {
+        let short = || Error::Codec("truncated field".into());
+        let len_bytes: [u8; 4] = self.0.get(..4).ok_or_else(short)?.try_into().unwrap();
+        let len = u32::from_le_bytes(len_bytes) as usize;
+        let field = self.0.get(4..4 + len).ok_or_else(short)?;
+        self.0 = &self.0[4 + len..];
+        Ok(field)
+    }
+    fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Codec(format!("{} trailing bytes", self.0.len())))
+        }
+    }
+}
+
+fn encode_field<T: FarData>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    value.encode(out)?;
+    let len = u32::try_from(out.len() - at - 4).map_err(|_| Error::Codec("field > 4 GiB".into()))?;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+impl<T: FarData> FarData for Vec<T> {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        encode_pod(&(self.len() as u64), out);
+        self.iter().try_for_each(|v| encode_field(v, out))
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let n: u64 = decode_pod(bytes.get(..8).ok_or_else(|| Error::Codec("truncated".into()))?)?;
+        let mut fields = Fields(&bytes[8..]);
+        // Never trust a length prefix for an allocation: every element costs >= 4 bytes.
+        let mut v = Vec::with_capacity((n as usize).min(fields.0.len() / 4));
+        for _ in 0..n {
+            v.push(T::decode(fields.next()?)?);
+        }
+        fields.finish()?;
+        Ok(v)
+    }
+    fn heap_bytes(&self) -> usize {
+        self.capacity() * std::mem::size_of::<T>() + self.iter().map(T::heap_bytes).sum::<usize>()
+    }
+}
+
+impl<T: FarData> FarData for Box<T> {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        (**self).encode(out)
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        T::decode(bytes).map(Box::new)
+    }
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<T>() + (**self).heap_bytes()
+    }
+}
+
+impl<T: FarData> FarData for Option<T> {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                v.encode(out)?;
+            }
+        }
+        Ok(())
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        match bytes.split_first() {
+            Some((0, [])) => Ok(None),
+            Some((1, rest)) => T::decode(rest).map(Some),
+            _ => Err(Error::Codec("invalid Option".into())),
+        }
+    }
+    fn heap_bytes(&self) -> usize {
+        self.as_ref().map_or(0, T::heap_bytes)
+    }
+}
+
+macro_rules! tuple_far_data {
+    ($($n:ident)+) => {
+        impl<$($n: FarData),+> FarData for ($($n,)+) {
+            #[allow(non_snake_case)]
+            fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+                let ($($n,)+) = self;
+                $( encode_field($n, out)?; )+
+                Ok(())
+            }
+            fn decode(bytes: &[u8]) -> Result<Self> {
+                let mut f = Fields(bytes);
+                let v = ($($n::decode(f.next()?)?,)+);
+                f.finish()?;
+                Ok(v)
+            }
+            #[allow(non_snake_case)]
+            fn heap_bytes(&self) -> usize {
+                let ($($n,)+) = self;
+                0 $( + $n.heap_bytes() )+
+            }
+        }
+    };
+}
+tuple_far_data!(A);
+tuple_far_data!(A B);
+tuple_far_data!(A B C);
+tuple_far_data!(A B C D);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::quickcheck;
+
+    fn round_trip<T: FarData + PartialEq + std::fmt::Debug>(v: T) -> bool {
+        let mut b = Vec::new();
+        v.encode(&mut b).unwrap();
+        T::decode(&b).unwrap() == v
+    }
+
+    quickcheck! {
+        fn strings(s: String) -> bool { round_trip(s) }
+        fn vec_of_strings(v: Vec<String>) -> bool { round_trip(v) }
+        fn tuples(a: u64, b: String, c: Option<i32>) -> bool { round_trip((a, b, c)) }
+        fn garbage_never_panics(bytes: Vec<u8>) -> bool {
+            let _ = Vec::<(String, u64)>::decode(&bytes);
+            let _ = <Option<String>>::decode(&bytes);
+            let _ = u64::decode(&bytes);
+            true
+        }
+    }
+
+    #[test]
+    fn arrays_are_raw() {
+        let mut b = Vec::new();
+        [7u64; 4].encode(&mut b).unwrap();
+        assert_eq!(b.len(), 32);
+        assert_eq!(<[u64; 4]>::decode(&b).unwrap(), [7; 4]);
+        assert!(<[u64; 4]>::decode(&b[..31]).is_err());
+    }
+
+    #[test]
+    fn string_heap_is_counted() {
+        let s = String::with_capacity(100);
+        assert_eq!(s.heap_bytes(), 100);
+        assert_eq!(vec![String::with_capacity(10)].heap_bytes(), 24 + 10);
+    }
+}

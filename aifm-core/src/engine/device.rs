@@ -1,0 +1,99 @@
+//! The remote-device contract and the byte quota devices charge.
+
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Server-side code of one data-structure type: its store and its offloaded operations.
+///
+/// A device charges every byte it keeps to the [`Quota`] it was built with, so a namespace's
+/// capacity holds across all its structures.
+pub trait RemoteDevice: Send + Sync + 'static {
+    /// The registered type name of this device.
+    fn type_name(&self) -> &str;
+
+    /// Reads object `key`.
+    ///
+    /// # Errors
+    /// Device-specific.
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Writes object `key`.
+    ///
+    /// # Errors
+    /// [`Error::ServerFull`] beyond the quota (the old value stays).
+    fn write(&self, key: &[u8], value: &[u8]) -> Result<()>;
+
+    /// Removes object `key`; returns whether it existed.
+    ///
+    /// # Errors
+    /// Device-specific.
+    fn remove(&self, key: &[u8]) -> Result<bool>;
+
+    /// Runs operation `opcode` next to the data.
+    ///
+    /// # Errors
+    /// [`Error::UnknownOpcode`] by default.
+    fn compute(&self, opcode: u32, _input: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::UnknownOpcode(opcode))
+    }
+
+    /// Drops everything stored, returning its bytes to the quota.
+    fn clear(&self);
+}
+
+/// Builds a device from its construction parameters and the namespace's quota.
+pub type DeviceFactory = fn(&[u8], Arc<Quota>) -> Result<Box<dyn RemoteDevice>>;
+
+/// A byte budget shared by every device of one namespace.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::Quota;
+/// let q = Quota::new(100);
+/// q.charge(60).unwrap();
+/// assert!(q.charge(60).unwrap_err().is_server_full());
+/// q.release(60);
+/// assert_eq!(q.used(), 0);
+/// ```
+#[derive(Debug)]
+pub struct Quota {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl Quota {
+    /// A quota of `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Quota { limit, used: AtomicU64::new(0) }
+    }
+
+    /// Takes `bytes` from the quota, or refuses without taking anything.
+    ///
+    /// # Errors
+    /// [`Error::ServerFull`] when fewer than `bytes` remain.
+    pub fn charge(&self, bytes: u64) -> Result<()> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(bytes).filter(|&n| n <= self.limit)
+            })
+            .map(drop)
+            .map_err(|_| Error::ServerFull { needed: bytes })
+    }
+
+    /// Gives `bytes` back.
+    pub fn release(&self, bytes: u64) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes in use.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// The limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+}

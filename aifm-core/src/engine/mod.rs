@@ -1,0 +1,216 @@
+//! The engine: what a memory server runs, and what the embedded backend runs in-process.
+//!
+//! An [`Engine`] owns the [`DeviceRegistry`] (device types by name) and hands out
+//! [`Namespace`]s, one per client, each with its own quota. A namespace maps structure ids to
+//! live [`RemoteDevice`] instances; structure [`OBJECT_STORE`](crate::backend::OBJECT_STORE)
+//! exists from the start.
+//!
+//! # Where the engine lives, and why
+//!
+//! The engine sits in `aifm-core` so that the process-wide default runtime (embedded backend)
+//! needs nothing but the core. `aifm-server` is only the network front end over this engine;
+//! `aifm-collections` registers its devices here. The arrows point one way:
+//! collections → core ← server.
+
+mod device;
+mod object_store;
+
+pub use device::{DeviceFactory, Quota, RemoteDevice};
+pub use object_store::ObjectStore;
+
+use crate::backend::{OBJECT_STORE, OBJECT_STORE_DEVICE};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+/// Device types by name. Registering the same name twice keeps the first.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::{DeviceRegistry, ObjectStore};
+/// let r = DeviceRegistry::default();
+/// assert!(r.contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+/// r.register("my.store", |_params, quota| Ok(Box::new(ObjectStore::new(quota))));
+/// assert!(r.contains("my.store"));
+/// ```
+pub struct DeviceRegistry {
+    factories: Mutex<HashMap<String, DeviceFactory>>,
+}
+
+impl std::fmt::Debug for DeviceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.factories.lock().unwrap().keys().cloned().collect();
+        f.debug_struct("DeviceRegistry").field("devices", &names).finish()
+    }
+}
+
+impl Default for DeviceRegistry {
+    fn default() -> Self {
+        let r = DeviceRegistry { factories: Mutex::new(HashMap::new()) };
+        r.register(OBJECT_STORE_DEVICE, |_params, quota| Ok(Box::new(ObjectStore::new(quota))));
+        r
+    }
+}
+
+impl DeviceRegistry {
+    /// Registers device type `name`.
+    pub fn register(&self, name: &str, factory: DeviceFactory) {
+        self.factories.lock().unwrap().entry(name.to_string()).or_insert(factory);
+    }
+
+    /// Whether device type `name` is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.factories.lock().unwrap().contains_key(name)
+    }
+
+    fn create(&self, name: &str, params: &[u8], quota: Arc<Quota>) -> Result<Box<dyn RemoteDevice>> {
+        let factory = *self
+            .factories
+            .lock()
+            .unwrap()
+            .get(name)
+            .ok_or_else(|| Error::UnknownDevice(name.to_string()))?;
+        factory(params, quota)
+    }
+}
+
+/// The device registry plus namespace factory.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::Engine;
+/// let ns = Engine::global().namespace(1 << 20);
+/// ns.write(0, b"key", b"value").unwrap();
+/// assert_eq!(ns.stored_bytes(), 8);
+/// ```
+#[derive(Debug, Default)]
+pub struct Engine {
+    registry: Arc<DeviceRegistry>,
+}
+
+impl Engine {
+    /// The process-wide engine (used by the embedded backend and by the server binary).
+    pub fn global() -> &'static Engine {
+        static GLOBAL: OnceLock<Engine> = OnceLock::new();
+        GLOBAL.get_or_init(Engine::default)
+    }
+
+    /// The device registry of this engine.
+    pub fn registry(&self) -> &DeviceRegistry {
+        &self.registry
+    }
+
+    /// A fresh, empty namespace whose objects may use at most `quota_bytes`.
+    pub fn namespace(&self, quota_bytes: u64) -> Namespace {
+        let quota = Arc::new(Quota::new(quota_bytes));
+        let store: Arc<dyn RemoteDevice> = Arc::new(ObjectStore::new(quota.clone()));
+        let devices = RwLock::new(HashMap::from([(OBJECT_STORE, store)]));
+        Namespace { registry: self.registry.clone(), quota, devices }
+    }
+}
+
+/// One client's structures and its quota.
+pub struct Namespace {
+    registry: Arc<DeviceRegistry>,
+    quota: Arc<Quota>,
+    devices: RwLock<HashMap<u32, Arc<dyn RemoteDevice>>>,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("structures", &self.devices.read().unwrap().len())
+            .field("quota", &self.quota)
+            .finish()
+    }
+}
+
+impl Namespace {
+    fn device(&self, ds: u32) -> Result<Arc<dyn RemoteDevice>> {
+        self.devices.read().unwrap().get(&ds).cloned().ok_or(Error::UnknownStructure(ds))
+    }
+
+    /// Reads object `key` of structure `ds`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownStructure`], or the device's own error.
+    pub fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.device(ds)?.read(key)
+    }
+
+    /// Writes object `key` of structure `ds`.
+    ///
+    /// # Errors
+    /// [`Error::ServerFull`] beyond the quota; [`Error::UnknownStructure`].
+    pub fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        self.device(ds)?.write(key, value)
+    }
+
+    /// Removes object `key` of structure `ds`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownStructure`].
+    pub fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
+        self.device(ds)?.remove(key)
+    }
+
+    /// Creates structure `ds` with device type `device`. Re-constructing an existing id with
+    /// the same device type is a no-op (so a client may retry after a lost reply).
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`]; [`Error::Remote`] if `ds` exists with another type.
+    pub fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
+        if let Some(existing) = self.devices.read().unwrap().get(&ds) {
+            return if existing.type_name() == device {
+                Ok(())
+            } else {
+                Err(Error::Remote(format!("structure {ds} exists as {}", existing.type_name())))
+            };
+        }
+        let dev: Arc<dyn RemoteDevice> =
+            Arc::from(self.registry.create(device, params, self.quota.clone())?);
+        self.devices.write().unwrap().entry(ds).or_insert(dev);
+        Ok(())
+    }
+
+    /// Destroys structure `ds`, freeing its bytes.
+    ///
+    /// # Errors
+    /// [`Error::UnknownStructure`]; the object store cannot be destroyed.
+    pub fn destruct(&self, ds: u32) -> Result<()> {
+        if ds == OBJECT_STORE {
+            return Err(Error::Remote("the object store cannot be destructed".into()));
+        }
+        let dev = self.devices.write().unwrap().remove(&ds).ok_or(Error::UnknownStructure(ds))?;
+        dev.clear();
+        Ok(())
+    }
+
+    /// Runs `opcode` on structure `ds`'s device.
+    ///
+    /// # Errors
+    /// [`Error::UnknownOpcode`], [`Error::UnknownStructure`], or the device's own error.
+    pub fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        self.device(ds)?.compute(opcode, input)
+    }
+
+    /// Bytes stored by all structures of this namespace.
+    pub fn stored_bytes(&self) -> u64 {
+        self.quota.used()
+    }
+
+    /// Number of live structures (the object store included).
+    pub fn structures(&self) -> usize {
+        self.devices.read().unwrap().len()
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        for dev in self.devices.get_mut().unwrap().values() {
+            dev.clear();
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The plain object store device: a sharded map from key to bytes, charged to a quota.
+//!
+//! Structure devices embed one for their objects and add `compute` on top.
+
+use super::{Quota, RemoteDevice};
+use crate::backend::OBJECT_STORE_DEVICE;
+use crate::error::Result;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+
+const SHARDS: usize = 64;
+
+/// A key → bytes map in 64 locked shards, every byte charged to the namespace's quota.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::{ObjectStore, Quota, RemoteDevice};
+/// use std::sync::Arc;
+/// let s = ObjectStore::new(Arc::new(Quota::new(1024)));
+/// s.write(b"a", b"xyz").unwrap();
+/// assert_eq!(s.read(b"a").unwrap().unwrap(), b"xyz");
+/// s.for_each(|k, v| assert_eq!((k, v), (&b"a"[..], &b"xyz"[..])));
+/// ```
+pub struct ObjectStore {
+    shards: Box<[Mutex<HashMap<Vec<u8>, Vec<u8>>>]>,
+    hasher: RandomState,
+    quota: Arc<Quota>,
+}
+
+impl std::fmt::Debug for ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStore").field("quota", &self.quota).finish()
+    }
+}
+
+fn cost(key: &[u8], value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
+}
+
+impl ObjectStore {
+    /// An empty store charging `quota`.
+    pub fn new(quota: Arc<Quota>) -> Self {
+        ObjectStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            quota,
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> &Mutex<HashMap<Vec<u8>, Vec<u8>>> {
+        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+    }
+
+    /// Calls `f` on every stored pair (shard by shard; concurrent writers may or may not be seen).
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        for shard in self.shards.iter() {
+            for (k, v) in shard.lock().unwrap().iter() {
+                f(k, v);
+            }
+        }
+    }
+
+    /// Number of stored objects.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RemoteDevice for ObjectStore {
+    fn type_name(&self) -> &str {
+        OBJECT_STORE_DEVICE
+    }
+
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.shard(key).lock().unwrap().get(key).cloned())
+    }
+
+    fn write(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut shard = self.shard(key).lock().unwrap();
+        let old = shard.get(key).map_or(0, |v| cost(key, v));
+        let new = cost(key, value);
+        if new > old {
+            self.quota.charge(new - old)?;
+        } else {
+            self.quota.release(old - new);
+        }
+        match shard.get_mut(key) {
+            Some(v) => {
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            None => {
+                shard.insert(key.to_vec(), value.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<bool> {
+        let removed = self.shard(key).lock().unwrap().remove(key);
+        if let Some(v) = &removed {
+            self.quota.release(cost(key, v));
+        }
+        Ok(removed.is_some())
+    }
+
+    fn clear(&self) {
+        for shard in self.shards.iter() {
+            for (k, v) in shard.lock().unwrap().drain() {
+                self.quota.release(cost(&k, &v));
+            }
+        }
+    }
+}

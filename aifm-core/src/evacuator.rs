@@ -1,0 +1,309 @@
+//! The pauseless evacuator.
+//!
+//! # A round
+//!
+//! 1. **Select** up to `max(1, budget / 20)` sealed regions: nontemporal ones first, then the
+//!    oldest.
+//! 2. **Mark** every live object in them `EVACUATING` (a CAS on its word).
+//! 3. **Wait** until every dereference scope that was open during marking has ended
+//!    ([`crate::scope`]). Scopes opened later see the mark and take the slow path, where the
+//!    mutator migrates the object itself instead of waiting for the round.
+//! 4. **Move** each object still marked: claim it (`BUSY`); hot objects in normal regions are
+//!    compacted into the evacuator's own lane and re-colded (CLOCK's second chance); cold ones
+//!    go through their structure's handler, and dirty ones are written back in batches per
+//!    structure; then the pointer turns remote.
+//! 5. **Free** the regions. A region that still holds an object which could go nowhere (far
+//!    memory refused it and no local room was left) is kept and re-sealed: nothing is lost.
+//!
+//! Nothing stops the world: mutators run throughout, waiting only on the one object that a
+//! thread holds `BUSY` at that moment.
+
+use crate::handlers::{ObjectView, WriteBack};
+use crate::heap::{Header, Kind, Sealed, HEADER};
+use crate::object::{self, Mode};
+use crate::runtime::{Inner, LaneState, CONSTRUCTING};
+use crate::scope::{backoff, wait_for_older_scopes};
+use crate::slots::{self, Slot};
+use crate::stats::Counters;
+use crate::word::*;
+use std::collections::HashMap;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// Most objects in one batched write-back request.
+const WRITE_BATCH: usize = 256;
+
+/// Starts evacuator thread `index` of a runtime. The thread holds only a weak reference, so a
+/// runtime whose last handle and object are gone shuts it down.
+pub(crate) fn spawn(inner: &Arc<Inner>, index: usize) -> crate::Result<()> {
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    std::thread::Builder::new()
+        .name(format!("aifm-evacuator-{index}"))
+        .spawn(move || {
+            let lane = Mutex::new(LaneState::default());
+            loop {
+                let Some(rt) = weak.upgrade() else { break };
+                {
+                    let ev = &rt.evacuation;
+                    let mut signalled = ev.signal.lock().unwrap();
+                    if !*signalled {
+                        signalled = ev.wake.wait_timeout(signalled, Duration::from_millis(10)).unwrap().0;
+                    }
+                    *signalled = false;
+                }
+                rt.evacuation.requested.store(false, Ordering::Release);
+                if rt.heap.free_fraction() < rt.evacuation.start {
+                    run_until_target(&rt, Some(&lane));
+                }
+                rt.flush_quarantine();
+                rt.relieve_pressure();
+            }
+            // The runtime is gone; this lane's regions went with its heap.
+        })
+        .map(drop)
+        .map_err(|e| crate::Error::Config(format!("cannot start the evacuator: {e}")))
+}
+
+/// Runs rounds until the free target is reached or a round frees nothing. With `lane: None`
+/// (a forced evacuation) every sealed region is evacuated once, whatever the free fraction.
+pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
+    let own = Mutex::new(LaneState::default());
+    let forced = lane.is_none();
+    let lane = lane.unwrap_or(&own);
+    let per_round = (rt.heap.budget_regions / 20).max(1);
+    loop {
+        if !forced && rt.heap.free_fraction() >= rt.evacuation.target {
+            break;
+        }
+        let victims = rt.heap.victims(per_round);
+        if victims.is_empty() {
+            break;
+        }
+        let freed = round(rt, lane, victims);
+        rt.relieve_pressure();
+        if freed == 0 {
+            // Far memory refuses us or everything is pinned; let the world move first.
+            std::thread::sleep(Duration::from_millis(5));
+            break;
+        }
+    }
+    if forced {
+        own.lock().unwrap().lane.seal_all(&rt.heap);
+    }
+}
+
+/// One marked object.
+struct Marked {
+    header: NonNull<Header>,
+    region: usize,
+}
+
+/// Calls `f` on each header of a sealed region.
+fn for_each_header(r: &Sealed, mut f: impl FnMut(&Header)) {
+    let mut off = 0;
+    while off < r.end {
+        // SAFETY: objects are packed from the region start up to `end`; each header was fully
+        // written under the lane lock before the region was sealed.
+        let h = unsafe { &*(r.base.as_ptr().add(off) as *const Header) };
+        off += h.footprint();
+        f(h);
+    }
+}
+
+/// Marks the object of `h` EVACUATING; returns false if it is dead.
+fn mark(h: &Header) -> bool {
+    let mut spins = 0;
+    loop {
+        let s = h.slot.load(Ordering::Acquire);
+        if s.is_null() {
+            return false;
+        }
+        if s == CONSTRUCTING {
+            backoff(&mut spins);
+            continue;
+        }
+        let word = slots::word(NonNull::new(s).unwrap());
+        let w = word.load(Ordering::Acquire);
+        if w & BUSY != 0 || w & REMOTE != 0 || addr(w) != h.data() {
+            // Another thread is moving or freeing it; `h.slot` turns null when it is done.
+            backoff(&mut spins);
+            continue;
+        }
+        if w & EVACUATING != 0
+            || word.compare_exchange(w, w | EVACUATING, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            return true;
+        }
+    }
+}
+
+/// Claims a marked object for the evacuator; `None` if a mutator moved or freed it meanwhile.
+fn claim_marked(h: &Header) -> Option<(NonNull<Slot>, u64)> {
+    let mut spins = 0;
+    loop {
+        let slot = NonNull::new(h.slot.load(Ordering::Acquire))?;
+        let word = slots::word(slot);
+        let w = word.load(Ordering::Acquire);
+        if w & BUSY != 0 || w & REMOTE != 0 || addr(w) != h.data() {
+            backoff(&mut spins);
+            continue;
+        }
+        if word.compare_exchange(w, w | BUSY, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return Some((slot, w));
+        }
+    }
+}
+
+/// A cold object waiting for its batched write-back.
+struct Outgoing {
+    header: NonNull<Header>,
+    slot: NonNull<Slot>,
+    word: u64,
+    region: usize,
+    bytes: Vec<u8>,
+}
+
+fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> usize {
+    let mut marked = Vec::new();
+    for (i, r) in victims.iter().enumerate() {
+        for_each_header(r, |h| {
+            if mark(h) {
+                marked.push(Marked { header: NonNull::from(h), region: i });
+            }
+        });
+    }
+    wait_for_older_scopes();
+
+    let mut retained = vec![false; victims.len()];
+    let mut outgoing: HashMap<u32, Vec<Outgoing>> = HashMap::new();
+    for m in &marked {
+        // SAFETY: headers of victim regions stay valid until the regions are released below.
+        let h = unsafe { m.header.as_ref() };
+        let Some((slot, w)) = claim_marked(h) else { continue };
+        // SAFETY: we hold BUSY, so the object is ours alone.
+        object::charge_heap(rt, h, unsafe { (h.vtable.heap_bytes)(h.data()) });
+        let hot = victims[m.region].kind == Kind::Normal && w & COLD == 0;
+        if hot {
+            keep(rt, lane, slot, w, &mut retained[m.region]);
+            continue;
+        }
+        let ds = h.ds as u32;
+        let view = ObjectView {
+            data: h.data(),
+            vtable: h.vtable,
+            key: slots::key(slot),
+            ds,
+            dirty: w & CLEAN == 0,
+            _life: std::marker::PhantomData,
+        };
+        let action = match rt.handler(ds) {
+            Some(handler) => handler.write_back(&view, &*rt.backend),
+            None => Ok(WriteBack::Default),
+        };
+        match action {
+            Ok(WriteBack::Default) if w & CLEAN == 0 => match view.encode() {
+                Ok(bytes) => outgoing.entry(ds).or_default().push(Outgoing {
+                    header: m.header,
+                    slot,
+                    word: w,
+                    region: m.region,
+                    bytes,
+                }),
+                Err(_) => keep(rt, lane, slot, w, &mut retained[m.region]),
+            },
+            Ok(WriteBack::Default) => {
+                Counters::add(&rt.counters.discarded_clean, 1);
+                let len = h.far_len().unwrap_or(0);
+                evict(rt, h, slot, remote(len, ds));
+            }
+            Ok(WriteBack::Written) => {
+                Counters::add(&rt.counters.write_backs, 1);
+                evict(rt, h, slot, remote(0, ds));
+            }
+            Ok(WriteBack::Detached) => {
+                Counters::add(&rt.counters.write_backs, 1);
+                if let Some(old) = h.far_len() {
+                    Counters::sub(&rt.counters.far_bytes, old as u64);
+                }
+                evict(rt, h, slot, remote(0, ds) | DETACHED);
+            }
+            Err(_) => {
+                Counters::add(&rt.counters.backend_errors, 1);
+                keep(rt, lane, slot, w, &mut retained[m.region]);
+            }
+        }
+    }
+
+    for (ds, items) in outgoing {
+        for batch in items.chunks(WRITE_BATCH) {
+            write_back(rt, lane, ds, batch, &mut retained);
+        }
+    }
+
+    let mut freed = 0;
+    for (r, keep_it) in victims.into_iter().zip(retained) {
+        if keep_it {
+            rt.heap.seal(r);
+        } else {
+            rt.heap.release(r.base);
+            freed += 1;
+        }
+    }
+    Counters::add(&rt.counters.rounds, 1);
+    Counters::add(&rt.counters.regions_freed, freed as u64);
+    freed
+}
+
+/// Sends one batch of cold, dirty objects of structure `ds` to far memory, then evicts them;
+/// if far memory refuses the batch, keeps them all locally.
+fn write_back(rt: &Inner, lane: &Mutex<LaneState>, ds: u32, batch: &[Outgoing], retained: &mut [bool]) {
+    let keys: Vec<[u8; 8]> = batch.iter().map(|o| slots::key(o.slot).to_le_bytes()).collect();
+    let items: Vec<(&[u8], &[u8])> =
+        keys.iter().zip(batch).map(|(k, o)| (&k[..], &o.bytes[..])).collect();
+    match rt.backend.write_many(ds, &items) {
+        Ok(()) => {
+            for o in batch {
+                // SAFETY: the header stays valid until its region is released.
+                let h = unsafe { o.header.as_ref() };
+                let old = h.far_len().unwrap_or(0) as u64;
+                Counters::add(&rt.counters.far_bytes, o.bytes.len() as u64);
+                Counters::sub(&rt.counters.far_bytes, old);
+                Counters::add(&rt.counters.write_backs, 1);
+                Counters::add(&rt.counters.written_bytes, o.bytes.len() as u64);
+                evict(rt, h, o.slot, remote(o.bytes.len(), ds));
+            }
+        }
+        Err(_) => {
+            Counters::add(&rt.counters.backend_errors, 1);
+            for o in batch {
+                keep(rt, lane, o.slot, o.word, &mut retained[o.region]);
+            }
+        }
+    }
+}
+
+/// Drops the local copy of a claimed object and publishes `remote_word`.
+fn evict(rt: &Inner, h: &Header, slot: NonNull<Slot>, remote_word: u64) {
+    // SAFETY: the evacuator holds BUSY, so no reference to the object exists; it is dropped
+    // once, here, and its header is then marked dead.
+    unsafe { (h.vtable.drop)(h.data()) };
+    object::kill(rt, h);
+    slots::word(slot).store(remote_word, Ordering::Release);
+}
+
+/// Keeps a claimed object local by compacting it into the evacuator's lane. If even that
+/// fails, leaves it where it is, unmarked, and retains its region.
+fn keep(rt: &Inner, lane: &Mutex<LaneState>, slot: NonNull<Slot>, w: u64, retained: &mut bool) {
+    // SAFETY: we hold BUSY on the local word `w`.
+    match unsafe { object::migrate(rt, slot, w, Mode::Read, Some(lane)) } {
+        Ok(()) => Counters::add(&rt.counters.compacted, 1),
+        Err(_) => {
+            *retained = true;
+            slots::word(slot).store(w & !(EVACUATING | BUSY), Ordering::Release);
+        }
+    }
+}
+
+const _: () = assert!(HEADER % 8 == 0);

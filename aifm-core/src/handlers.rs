@@ -1,0 +1,173 @@
+//! Evacuation handlers and data-structure ids: how a structure tells the runtime what it knows.
+//!
+//! A data structure registers itself with [`Runtime::register_structure`], naming the remote
+//! device type that serves it in far memory and, optionally, an [`EvacuationHandler`]. It gets
+//! back a [`Structure`] handle carrying its id; objects allocated with that id
+//! ([`RemBox::new_in_structure`](crate::RemBox::new_in_structure)) are evacuated through the
+//! handler. Dropping the handle destroys the structure in far memory and releases the id.
+
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::heap::VTable;
+use crate::runtime::Runtime;
+use std::any::TypeId;
+use std::sync::Arc;
+
+/// What the runtime should do with a cold object after the handler saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteBack {
+    /// Write the whole object under its key if it is dirty (the runtime's default).
+    Default,
+    /// The handler wrote what far memory needs (perhaps only part of the object) under the
+    /// object's key; the runtime turns the pointer remote, and a later dereference reads that
+    /// key back.
+    Written,
+    /// The handler stored the object its own way and detached it from the runtime (for
+    /// example a hash map that evicts a pair from its local index and looks it up by its key
+    /// later). The pointer turns `DETACHED`; dereferencing it fails with
+    /// [`crate::Error::Detached`] and the structure should drop it.
+    Detached,
+}
+
+/// A cold object as a handler sees it, while the evacuator owns it exclusively.
+pub struct ObjectView<'a> {
+    pub(crate) data: *const u8,
+    pub(crate) vtable: &'static VTable,
+    pub(crate) key: u64,
+    pub(crate) ds: u32,
+    pub(crate) dirty: bool,
+    pub(crate) _life: std::marker::PhantomData<&'a ()>,
+}
+
+impl std::fmt::Debug for ObjectView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectView")
+            .field("key", &self.key)
+            .field("ds", &self.ds)
+            .field("dirty", &self.dirty)
+            .finish()
+    }
+}
+
+impl ObjectView<'_> {
+    /// The object, if it is a `T`.
+    pub fn downcast<T: 'static>(&self) -> Option<&T> {
+        // SAFETY: the type id matches, and the evacuator holds the object exclusively (BUSY)
+        // for the lifetime of the view.
+        ((self.vtable.type_id)() == TypeId::of::<T>()).then(|| unsafe { &*(self.data as *const T) })
+    }
+    /// The object's key within its structure.
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+    /// The object's structure id.
+    pub fn structure(&self) -> u32 {
+        self.ds
+    }
+    /// Whether the local copy differs from far memory's.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+    /// The object's far-memory encoding.
+    ///
+    /// # Errors
+    /// [`crate::Error::Codec`].
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        // SAFETY: `data` is a live object of the vtable's type (see `downcast`).
+        unsafe { (self.vtable.encode)(self.data, &mut out)? };
+        Ok(out)
+    }
+}
+
+/// Hooks a data structure gives the evacuator.
+///
+/// # Examples
+///
+/// A handler that writes only the first 8 bytes of `[u64; 4]` objects (say the rest is
+/// derivable):
+///
+/// ```
+/// use aifm_core::{Backend, EvacuationHandler, ObjectView, WriteBack};
+/// struct FirstWordOnly;
+/// impl EvacuationHandler for FirstWordOnly {
+///     fn write_back(&self, obj: &ObjectView<'_>, far: &dyn Backend) -> aifm_core::Result<WriteBack> {
+///         let v = obj.downcast::<[u64; 4]>().expect("only arrays here");
+///         far.write(obj.structure(), &obj.key().to_le_bytes(), &v[0].to_le_bytes())?;
+///         Ok(WriteBack::Detached)
+///     }
+/// }
+/// ```
+pub trait EvacuationHandler: Send + Sync + 'static {
+    /// Called for each cold object of the structure before it leaves local memory.
+    ///
+    /// # Errors
+    /// An error keeps the object local (it is retried in a later round).
+    fn write_back(&self, _obj: &ObjectView<'_>, _far: &dyn Backend) -> Result<WriteBack> {
+        Ok(WriteBack::Default)
+    }
+
+    /// Called when an object moves locally (compaction or mutator migration), after its bytes
+    /// were copied from `old` to `new` and before the pointer is switched. Fix embedded raw
+    /// pointers here. (Embedded `RemBox`es need no fixing: they point at stable slots.)
+    fn on_move(&self, _old: *const u8, _new: *mut u8) {}
+}
+
+/// A registered data structure: its id, its far-memory device, its handler.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::{RemBox, Runtime, Scope};
+/// let rt = Runtime::builder().local_memory(4 << 20).build().unwrap();
+/// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+/// let b = RemBox::new_in_structure([1u64; 8], &s, 42).unwrap();
+/// assert_eq!(b.key(), 42);
+/// assert_eq!(b.deref(&Scope::new())[0], 1);
+/// ```
+pub struct Structure {
+    pub(crate) runtime: Runtime,
+    pub(crate) id: u32,
+}
+
+impl std::fmt::Debug for Structure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Structure").field("id", &self.id).finish()
+    }
+}
+
+impl Structure {
+    /// The structure id (its far-memory namespace within this runtime's client).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The runtime the structure belongs to.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Runs `opcode` of the structure's remote device next to its data.
+    ///
+    /// # Errors
+    /// Whatever the backend or the device reports.
+    pub fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        self.runtime.inner.backend.compute(self.id, opcode, input)
+    }
+
+    /// The backend holding the structure's far objects (for structure code that reads or
+    /// writes by its own keys).
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.runtime.inner.backend
+    }
+}
+
+impl Drop for Structure {
+    fn drop(&mut self) {
+        let _ = self.runtime.inner.backend.destruct(self.id);
+        self.runtime.inner.release_structure(self.id);
+    }
+}
+
+/// Handlers by structure id (index 0 is the runtime's own object store).
+pub(crate) type HandlerTable = Vec<Option<Option<Arc<dyn EvacuationHandler>>>>;

@@ -1,0 +1,60 @@
+//! # aifm-core: application-integrated far memory for Rust
+//!
+//! The runtime of aifm-rs. Objects live behind remoteable pointers ([`RemBox`]); while local
+//! they sit in a bounded, log-structured local heap; when local memory runs low a pauseless
+//! evacuator moves cold objects out to far memory (a [`Backend`]: the embedded store by
+//! default, or a memory server), and a dereference brings them back.
+//!
+//! ```
+//! use aifm_core::{RemBox, Runtime, Scope};
+//! // 4 MiB of local memory for 16 MiB of objects.
+//! let rt = Runtime::builder().local_memory(4 << 20).build().unwrap();
+//! let boxes: Vec<RemBox<[u64; 128]>> = (0..16 * 1024).map(|i| RemBox::new_in([i; 128], &rt)).collect();
+//! let mut scope = Scope::new();
+//! for (i, b) in boxes.iter().enumerate() {
+//!     assert_eq!(b.deref(&scope)[127], i as u64);
+//!     scope.renew(); // let the evacuator past now and then
+//! }
+//! assert!(rt.stats().write_backs > 0 && rt.stats().fetches > 0);
+//! ```
+//!
+//! # Map of the crate
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | [`word`] | the bits of a pointer word |
+//! | [`scope`] | dereference scopes (epoch guards) and the grace-period wait |
+//! | `slots` | never-moving storage for pointer words |
+//! | `heap` | regions, object headers, bump-allocation lanes, the budget |
+//! | `object` | the dereference slow path: fetch, migrate, free |
+//! | `evacuator` | the background rounds: mark, wait, compact or write back, free |
+//! | [`rembox`] | the typed `RemBox<T>` API |
+//! | [`handlers`] | evacuation handlers and structure ids for data-structure authors |
+//! | [`codec`] | how values are encoded when they leave the process |
+//! | [`backend`], [`engine`] | where far memory lives, and the code a memory server runs |
+//! | [`runtime`] | configuration, the process-wide default, statistics |
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod codec;
+pub mod engine;
+mod error;
+mod evacuator;
+pub mod handlers;
+mod heap;
+mod object;
+pub mod rembox;
+pub mod runtime;
+pub mod scope;
+mod slots;
+mod stats;
+pub mod word;
+
+pub use backend::Backend;
+pub use codec::{FarData, Pod, Serde};
+pub use error::{Error, Result};
+pub use handlers::{EvacuationHandler, ObjectView, Structure, WriteBack};
+pub use rembox::RemBox;
+pub use runtime::{Runtime, RuntimeBuilder};
+pub use scope::Scope;
+pub use stats::Stats;

@@ -1,0 +1,252 @@
+//! Type-erased object transitions: the dereference slow path, fetch, migration and free.
+//!
+//! Every transition of a pointer word other than heating and dirtying happens while the
+//! transitioning thread holds the word's `BUSY` bit ([`claim`]); it ends with a single
+//! `Release` store of the new word, which also clears `BUSY`. Threads that meet `BUSY` wait for
+//! that one object only.
+
+use crate::backend::OBJECT_STORE;
+use crate::error::{Error, Result};
+use crate::heap::{Header, Kind, VTable};
+use crate::runtime::{Inner, LaneState};
+use crate::scope::backoff;
+use crate::slots::{self, Slot};
+use crate::stats::Counters;
+use crate::word::*;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+/// What a dereference wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `&T`; heats the object.
+    Read,
+    /// `&mut T`; heats and dirties the object.
+    Write,
+    /// `&T` for a one-time read: never heats; fetched objects go to nontemporal regions.
+    Nontemporal,
+}
+
+impl Mode {
+    fn slow_mask(self) -> u64 {
+        match self {
+            Mode::Read => READ_SLOW,
+            Mode::Write => WRITE_SLOW,
+            Mode::Nontemporal => NT_SLOW,
+        }
+    }
+}
+
+/// Decodes bytes into uninitialised memory of the object's type.
+pub(crate) type DecodeInto = unsafe fn(&[u8], *mut u8) -> Result<()>;
+
+/// Waits out `BUSY` and sets it; returns the word as it was before.
+pub(crate) fn claim(slot: NonNull<Slot>) -> u64 {
+    let word = slots::word(slot);
+    let mut spins = 0;
+    loop {
+        let w = word.load(Ordering::Acquire);
+        if w & BUSY == 0
+            && word.compare_exchange_weak(w, w | BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        {
+            return w;
+        }
+        backoff(&mut spins);
+    }
+}
+
+/// The dereference slow path: brings the object local (fetching or migrating it), heats and
+/// dirties it as `mode` asks, and returns its address.
+///
+/// # Safety
+/// The caller must be inside a scope, own `slot` (through a live handle), and pass the vtable
+/// and decoder of the object's real type.
+pub(crate) unsafe fn slow_path(
+    rt: &Inner,
+    slot: NonNull<Slot>,
+    mode: Mode,
+    vtable: &'static VTable,
+    decode: DecodeInto,
+) -> Result<*mut u8> {
+    let word = slots::word(slot);
+    let mut spins = 0;
+    loop {
+        let w = word.load(Ordering::Acquire);
+        if w & mode.slow_mask() == 0 {
+            return Ok(addr(w));
+        }
+        if w & BUSY != 0 {
+            backoff(&mut spins);
+            continue;
+        }
+        if w & REMOTE != 0 {
+            if w & DETACHED != 0 {
+                return Err(Error::Detached);
+            }
+            if word.compare_exchange(w, w | BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            // SAFETY: we hold BUSY on a remote word of the vtable's type.
+            return unsafe { fetch(rt, slot, w, mode, vtable, decode) }.inspect_err(|_| {
+                word.store(w, Ordering::Release);
+            });
+        }
+        if w & EVACUATING != 0 {
+            if word.compare_exchange(w, w | BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            // SAFETY: we hold BUSY on a local word.
+            if let Err(e) = unsafe { migrate(rt, slot, w, mode, None) } {
+                word.store(w, Ordering::Release);
+                return Err(e);
+            }
+            Counters::add(&rt.counters.migrations, 1);
+            continue;
+        }
+        // Local and stable: only bookkeeping is left.
+        let mut new = w;
+        if mode != Mode::Nontemporal && w & COLD != 0 {
+            new = heated(new);
+        }
+        if mode == Mode::Write {
+            new &= !CLEAN;
+        }
+        if word.compare_exchange(w, new, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return Ok(addr(new));
+        }
+    }
+}
+
+/// Fetches a remote object into local memory and publishes it.
+///
+/// # Safety
+/// The caller holds BUSY on `slot`, whose pre-claim word is the remote word `w`.
+unsafe fn fetch(
+    rt: &Inner,
+    slot: NonNull<Slot>,
+    w: u64,
+    mode: Mode,
+    vtable: &'static VTable,
+    decode: DecodeInto,
+) -> Result<*mut u8> {
+    let ds = remote_ds(w);
+    let key = slots::key(slot).to_le_bytes();
+    let bytes = rt.backend.read(ds, &key).inspect_err(|_| {
+        Counters::add(&rt.counters.backend_errors, 1);
+    })?;
+    let bytes = bytes.ok_or(Error::NotFound)?;
+    let kind = if mode == Mode::Nontemporal { Kind::Nontemporal } else { Kind::Normal };
+    let header = rt.alloc_object(vtable, ds, Some(bytes.len()), kind, None)?;
+    // SAFETY: the header was just written by `alloc_object`; its data area is ours.
+    let h = unsafe { header.as_ref() };
+    let data = h.data();
+    // SAFETY: `data` is uninitialised room for the vtable's type, which `decode` builds.
+    if let Err(e) = unsafe { decode(&bytes, data) } {
+        kill(rt, h);
+        return Err(e);
+    }
+    // SAFETY: the object is initialised.
+    charge_heap(rt, h, unsafe { (vtable.heap_bytes)(data) });
+    h.slot.store(slot.as_ptr(), Ordering::Release);
+    Counters::add(&rt.counters.fetches, 1);
+    Counters::add(&rt.counters.fetched_bytes, bytes.len() as u64);
+    let mut new = local(data, mode != Mode::Write);
+    if mode != Mode::Nontemporal {
+        new = heated(new);
+    }
+    slots::word(slot).store(new, Ordering::Release);
+    Ok(data)
+}
+
+/// Moves a local object to a fresh place (a mutator meeting an object under evacuation, or
+/// the evacuator compacting a hot one) and publishes it. With `lane`, the evacuator's own lane
+/// is used and the object is re-colded (CLOCK); otherwise it is heated as `mode` asks.
+///
+/// # Safety
+/// The caller holds BUSY on `slot`, whose pre-claim word is the local word `w`.
+pub(crate) unsafe fn migrate(
+    rt: &Inner,
+    slot: NonNull<Slot>,
+    w: u64,
+    mode: Mode,
+    lane: Option<&Mutex<LaneState>>,
+) -> Result<()> {
+    let old_data = addr(w);
+    // SAFETY: a local word points at the data of a live object.
+    let old = unsafe { Header::of(old_data) };
+    let kind = if mode == Mode::Nontemporal { Kind::Nontemporal } else { Kind::Normal };
+    let header = rt.alloc_object(old.vtable, old.ds as u32, old.far_len(), kind, lane)?;
+    // SAFETY: fresh header from `alloc_object`.
+    let h = unsafe { header.as_ref() };
+    // SAFETY: both areas hold `len` bytes and do not overlap; a Rust value may be moved by
+    // copying its bytes, and the old copy is never used again.
+    unsafe { std::ptr::copy_nonoverlapping(old_data, h.data(), old.len as usize) };
+    h.heap.store(old.heap.load(Ordering::Relaxed), Ordering::Relaxed);
+    if let Some(handler) = rt.handler(old.ds as u32) {
+        handler.on_move(old_data, h.data());
+    }
+    old.slot.store(std::ptr::null_mut(), Ordering::Release);
+    rt.heap.live_bytes.fetch_sub(old.footprint() as i64, Ordering::Relaxed);
+    h.slot.store(slot.as_ptr(), Ordering::Release);
+    let mut new = local(h.data(), w & CLEAN != 0);
+    match (lane.is_some(), mode) {
+        (true, _) | (false, Mode::Nontemporal) => {}
+        (false, Mode::Read | Mode::Write) => new = heated(heated(new)),
+    }
+    slots::word(slot).store(new, Ordering::Release);
+    Ok(())
+}
+
+/// Marks a constructed-or-failed object dead and returns its bytes.
+pub(crate) fn kill(rt: &Inner, h: &Header) {
+    h.slot.store(std::ptr::null_mut(), Ordering::Release);
+    rt.heap.live_bytes.fetch_sub(h.footprint() as i64, Ordering::Relaxed);
+    rt.heap.owned_bytes.fetch_sub(h.heap.swap(0, Ordering::Relaxed) as i64, Ordering::Relaxed);
+}
+
+/// Records a new measurement of an object's owned heap bytes.
+pub(crate) fn charge_heap(rt: &Inner, h: &Header, bytes: usize) {
+    let bytes = bytes.min(u32::MAX as usize) as u32;
+    let old = h.heap.swap(bytes, Ordering::Relaxed);
+    rt.heap.owned_bytes.fetch_add(bytes as i64 - old as i64, Ordering::Relaxed);
+}
+
+/// Frees the object behind `slot` (claimed by the caller: pre-claim word `w`), taking its
+/// value out with `take` if it is local (`take` must drop or move it), and forgets any far
+/// copy. Leaves the slot free (or quarantined until its far copy is removed).
+///
+/// # Safety
+/// The caller holds BUSY on `slot` and owns it through its only handle; `take` must consume
+/// the object of the header's type at the pointer.
+pub(crate) unsafe fn free(rt: &Inner, slot: NonNull<Slot>, w: u64, take: impl FnOnce(*mut u8)) {
+    let (ds, far_len) = if w & REMOTE != 0 {
+        (remote_ds(w), (w & DETACHED == 0).then(|| remote_len(w)))
+    } else {
+        // SAFETY: a local word points at a live object's data.
+        let h = unsafe { Header::of(addr(w)) };
+        take(h.data());
+        kill(rt, h);
+        (h.ds as u32, h.far_len())
+    };
+    slots::word(slot).store(NULL, Ordering::Release);
+    let Some(len) = far_len else {
+        rt.free_slot(slot);
+        return;
+    };
+    Counters::sub(&rt.counters.far_bytes, len as u64);
+    if ds == OBJECT_STORE {
+        let mut q = rt.quarantine.lock().unwrap();
+        q.push(slot);
+        let full = q.len() >= 256;
+        drop(q);
+        if full {
+            rt.flush_quarantine();
+        }
+    } else {
+        if rt.backend.remove(ds, &slots::key(slot).to_le_bytes()).is_err() {
+            Counters::add(&rt.counters.backend_errors, 1);
+        }
+        rt.free_slot(slot);
+    }
+}

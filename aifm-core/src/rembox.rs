@@ -1,0 +1,352 @@
+//! `RemBox<T>`: the unique remoteable pointer.
+//!
+//! A `RemBox` is one pointer wide: it points at its [slot](crate::slots), whose word says
+//! where the object is. Dereferencing takes a [`Scope`]; the returned reference borrows both
+//! the box and the scope. The local, hot case is a load, an AND, a branch and an AND:
+//!
+//! ```text
+//! w = slot.word.load(Acquire)          // a plain mov on x86
+//! if w & READ_SLOW == 0 { return &*(w & ADDR_MASK) }
+//! ```
+//!
+//! Everything else (fetching, migrating an object under evacuation, heating, dirtying) is the
+//! slow path in [`crate::object`].
+
+use crate::codec::FarData;
+use crate::error::{Error, Result};
+use crate::handlers::Structure;
+use crate::heap::{HasVTable, Header, Kind};
+use crate::object::{self, claim, Mode};
+use crate::runtime::{Inner, Runtime};
+use crate::scope::Scope;
+use crate::slots::{self, Slot};
+use crate::backend::OBJECT_STORE;
+use crate::word::{self, *};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A uniquely owned value that may live in local or far memory.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::{RemBox, Scope};
+/// let mut b = RemBox::new(String::from("far"));   // the default runtime
+/// let scope = Scope::new();
+/// b.deref_mut(&scope).push_str(" memory");
+/// assert_eq!(b.deref(&scope), "far memory");
+/// drop(scope);
+/// assert_eq!(b.into_inner(), "far memory");
+/// ```
+pub struct RemBox<T: FarData> {
+    slot: NonNull<Slot>,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: a RemBox owns its T like a Box does; the runtime moves it between threads only
+// while no reference exists.
+unsafe impl<T: FarData + Send> Send for RemBox<T> {}
+// SAFETY: `&RemBox<T>` hands out only `&T`.
+unsafe impl<T: FarData + Sync> Sync for RemBox<T> {}
+
+unsafe fn decode_into<T: FarData>(bytes: &[u8], dst: *mut u8) -> Result<()> {
+    let v = T::decode(bytes)?;
+    // SAFETY: the caller passes uninitialised, aligned room for a T.
+    unsafe { (dst as *mut T).write(v) };
+    Ok(())
+}
+
+impl<T: FarData> RemBox<T> {
+    const CHECK: () = assert!(
+        std::mem::align_of::<T>() <= 8,
+        "far objects are 8-byte aligned; types with larger alignment cannot be RemBoxed"
+    );
+
+    /// Moves `value` into the default runtime's local heap.
+    ///
+    /// # Panics
+    /// If the value is larger than a region, or (inside a scope) local memory and its overdraft
+    /// are exhausted. [`RemBox::try_new_in`] reports these instead.
+    #[track_caller]
+    pub fn new(value: T) -> Self {
+        Self::new_in(value, Runtime::global())
+    }
+
+    /// Moves `value` into `runtime`'s local heap.
+    ///
+    /// # Panics
+    /// As [`RemBox::new`].
+    #[track_caller]
+    pub fn new_in(value: T, runtime: &Runtime) -> Self {
+        match Self::try_new_in(value, runtime) {
+            Ok(b) => b,
+            Err(e) => panic!("RemBox::new_in: {e}"),
+        }
+    }
+
+    /// Moves `value` into `runtime`'s local heap.
+    ///
+    /// # Errors
+    /// [`Error::ObjectTooLarge`]; [`Error::LocalMemoryExhausted`] inside a scope when the
+    /// budget and its overdraft are used up.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let err = aifm_core::RemBox::try_new_in([0u8; 1 << 20], &rt).unwrap_err();
+    /// assert!(matches!(err, aifm_core::Error::ObjectTooLarge { .. }));
+    /// ```
+    pub fn try_new_in(value: T, runtime: &Runtime) -> Result<Self> {
+        Self::place(value, &runtime.inner, OBJECT_STORE, None)
+    }
+
+    /// Allocates `value` as object `key` of a registered data structure; it is evacuated
+    /// through the structure's handler and stored under `(structure, key)` in far memory.
+    /// Keys must be unique within the structure while their objects live.
+    ///
+    /// # Errors
+    /// As [`RemBox::try_new_in`].
+    pub fn new_in_structure(value: T, structure: &Structure, key: u64) -> Result<Self> {
+        Self::place(value, &structure.runtime.inner, structure.id, Some(key))
+    }
+
+    fn place(value: T, rt: &Arc<Inner>, ds: u32, key: Option<u64>) -> Result<Self> {
+        let () = Self::CHECK;
+        let header = rt.alloc_object(&T::VTABLE, ds, None, Kind::Normal, None)?;
+        // SAFETY: fresh header from `alloc_object`; its data area is room for a T.
+        let h = unsafe { header.as_ref() };
+        let heap = value.heap_bytes();
+        // SAFETY: as above.
+        unsafe { (h.data() as *mut T).write(value) };
+        object::charge_heap(rt, h, heap);
+        let slot = rt.alloc_slot();
+        slots::set_key(slot, key.unwrap_or_else(|| slots::index_of(slot)));
+        h.slot.store(slot.as_ptr(), Ordering::Release);
+        slots::word(slot).store(word::local(h.data(), false), Ordering::Release);
+        // Every box holds one count of its runtime (released in `drop`).
+        std::mem::forget(Arc::clone(rt));
+        Ok(RemBox { slot, _owns: PhantomData })
+    }
+
+    fn inner(&self) -> &Inner {
+        // SAFETY: the chunk header names the runtime, which this box keeps alive.
+        unsafe { &*(slots::chunk_of(self.slot).owner as *const Inner) }
+    }
+
+    #[inline]
+    fn word(&self) -> u64 {
+        slots::word(self.slot).load(Ordering::Acquire)
+    }
+
+    #[cold]
+    fn slow(&self, mode: Mode) -> Result<*mut T> {
+        // SAFETY: we own the slot; the scope borrowed by our caller is open on this thread;
+        // vtable and decoder are T's.
+        unsafe { object::slow_path(self.inner(), self.slot, mode, &T::VTABLE, decode_into::<T>) }
+            .map(|p| p as *mut T)
+    }
+
+    /// Borrows the value for as long as `scope` lives, fetching it if it is remote.
+    ///
+    /// # Panics
+    /// If far memory fails (see [`RemBox::try_deref`]).
+    #[inline]
+    #[track_caller]
+    pub fn deref<'a>(&'a self, scope: &'a Scope) -> &'a T {
+        let w = self.word();
+        if w & READ_SLOW == 0 {
+            // SAFETY: a fast-path word is the address of a live local T; the open scope keeps
+            // the evacuator from moving or freeing it while the borrow lasts.
+            return unsafe { &*(addr(w) as *const T) };
+        }
+        match self.try_deref(scope) {
+            Ok(r) => r,
+            Err(e) => panic!("RemBox::deref: {e}"),
+        }
+    }
+
+    /// Borrows the value, or reports why far memory could not provide it.
+    ///
+    /// # Errors
+    /// Backend errors ([`Error::Disconnected`], [`Error::Timeout`], ...),
+    /// [`Error::LocalMemoryExhausted`], [`Error::Detached`].
+    pub fn try_deref<'a>(&'a self, _scope: &'a Scope) -> Result<&'a T> {
+        // SAFETY: as in `deref`; the slow path returns a local, stable address.
+        self.slow(Mode::Read).map(|p| unsafe { &*p })
+    }
+
+    /// Borrows the value mutably for as long as `scope` lives (and marks it dirty).
+    ///
+    /// # Panics
+    /// If far memory fails (see [`RemBox::try_deref_mut`]).
+    #[inline]
+    #[track_caller]
+    pub fn deref_mut<'a>(&'a mut self, scope: &'a Scope) -> &'a mut T {
+        let w = self.word();
+        if w & WRITE_SLOW == 0 {
+            // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
+            return unsafe { &mut *(addr(w) as *mut T) };
+        }
+        match self.try_deref_mut(scope) {
+            Ok(r) => r,
+            Err(e) => panic!("RemBox::deref_mut: {e}"),
+        }
+    }
+
+    /// Borrows the value mutably, or reports why far memory could not provide it.
+    ///
+    /// # Errors
+    /// As [`RemBox::try_deref`].
+    pub fn try_deref_mut<'a>(&'a mut self, _scope: &'a Scope) -> Result<&'a mut T> {
+        // SAFETY: as in `deref_mut`.
+        self.slow(Mode::Write).map(|p| unsafe { &mut *p })
+    }
+
+    /// Borrows the value for a one-time read: it is not heated, and if it must be fetched it
+    /// lands in a nontemporal region, evicted first, so a scan does not push out the hot set.
+    ///
+    /// # Errors
+    /// As [`RemBox::try_deref`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = aifm_core::RemBox::new(5u32);
+    /// let scope = aifm_core::Scope::new();
+    /// assert_eq!(*b.deref_nt(&scope).unwrap(), 5);
+    /// ```
+    #[inline]
+    pub fn deref_nt<'a>(&'a self, _scope: &'a Scope) -> Result<&'a T> {
+        let w = self.word();
+        if w & NT_SLOW == 0 {
+            // SAFETY: as in `deref`.
+            return Ok(unsafe { &*(addr(w) as *const T) });
+        }
+        // SAFETY: as in `deref`.
+        self.slow(Mode::Nontemporal).map(|p| unsafe { &*p })
+    }
+
+    /// Whether the value is in local memory right now (a hint: the evacuator may change it).
+    pub fn is_local(&self) -> bool {
+        self.word() & REMOTE == 0
+    }
+
+    /// The object's key in far memory (its slot index, or the key given at construction).
+    pub fn key(&self) -> u64 {
+        slots::key(self.slot)
+    }
+
+    /// The runtime this box belongs to.
+    pub fn runtime(&self) -> Runtime {
+        let inner = self.inner() as *const Inner;
+        // SAFETY: `inner` came from an `Arc<Inner>` that this box keeps a count of.
+        unsafe { Arc::increment_strong_count(inner) };
+        // SAFETY: the count taken above is handed to the new Arc.
+        Runtime { inner: unsafe { Arc::from_raw(inner) } }
+    }
+
+    /// Takes the value out, fetching it if it is remote, and frees the box.
+    ///
+    /// # Panics
+    /// If far memory fails (see [`RemBox::try_into_inner`]).
+    #[track_caller]
+    pub fn into_inner(self) -> T {
+        match self.try_into_inner() {
+            Ok(v) => v,
+            Err((e, _)) => panic!("RemBox::into_inner: {e}"),
+        }
+    }
+
+    /// Takes the value out, or hands the box back with the reason it could not be fetched.
+    ///
+    /// # Errors
+    /// As [`RemBox::try_deref`]; the box is returned intact.
+    pub fn try_into_inner(self) -> std::result::Result<T, (Error, Self)> {
+        let rt = self.inner();
+        let w = claim(self.slot);
+        let value = if w & REMOTE != 0 {
+            let fetched = if w & DETACHED != 0 {
+                Err(Error::Detached)
+            } else {
+                rt.backend
+                    .read(remote_ds(w), &self.key().to_le_bytes())
+                    .and_then(|b| b.ok_or(Error::NotFound))
+                    .and_then(|b| T::decode(&b))
+            };
+            match fetched {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    slots::word(self.slot).store(w, Ordering::Release);
+                    return Err((e, self));
+                }
+            }
+        } else {
+            None
+        };
+        let mut out = value;
+        // SAFETY: we hold BUSY and own the slot; `take` moves the local T out exactly once.
+        unsafe {
+            object::free(rt, self.slot, w, |p| out = Some((p as *mut T).read()));
+        }
+        self.release_runtime();
+        std::mem::forget(self);
+        Ok(out.expect("a local or fetched value"))
+    }
+
+    fn release_runtime(&self) {
+        let inner = self.inner() as *const Inner;
+        // SAFETY: drops the count taken in `place`.
+        unsafe { Arc::decrement_strong_count(inner) };
+    }
+}
+
+impl<T: FarData> Drop for RemBox<T> {
+    fn drop(&mut self) {
+        let w = claim(self.slot);
+        // SAFETY: we hold BUSY and own the slot through this last handle; `take` drops the T.
+        unsafe { object::free(self.inner(), self.slot, w, |p| std::ptr::drop_in_place(p as *mut T)) };
+        self.release_runtime();
+    }
+}
+
+impl<T: FarData> std::fmt::Debug for RemBox<T> {
+    /// Shows where the value is, without fetching it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let w = self.word();
+        let mut d = f.debug_struct("RemBox");
+        d.field("key", &self.key()).field("local", &(w & REMOTE == 0));
+        if w & REMOTE == 0 {
+            d.field("hot", &(w & COLD == 0)).field("dirty", &(w & CLEAN == 0));
+        }
+        d.finish()
+    }
+}
+
+impl<T: FarData + Default> Default for RemBox<T> {
+    fn default() -> Self {
+        RemBox::new(T::default())
+    }
+}
+
+impl<T: FarData + Clone> Clone for RemBox<T> {
+    /// Clones the value into a new box in the same runtime (fetching it if needed).
+    fn clone(&self) -> Self {
+        let scope = Scope::new();
+        let v = self.deref(&scope).clone();
+        drop(scope);
+        RemBox::new_in(v, &self.runtime())
+    }
+}
+
+/// Raw access for tests of the runtime itself.
+#[doc(hidden)]
+impl<T: FarData> RemBox<T> {
+    pub fn __header_len(&self) -> Option<usize> {
+        let w = self.word();
+        // SAFETY: a local word points at a live object's data.
+        (w & REMOTE == 0).then(|| unsafe { Header::of(addr(w)) }.footprint())
+    }
+}

@@ -1,0 +1,614 @@
+//! The runtime: configuration, the shared state every handle points at, and the default.
+//!
+//! A [`Runtime`] is a cheap, cloneable handle. Several may live in one process (each with its
+//! own budget, backend and evacuator threads); [`Runtime::global`] is a lazily built
+//! process-wide default configured from the environment:
+//!
+//! * `AIFM_LOCAL_MEMORY`: the local budget (`512MiB`, `2GiB`, or bytes; default 256 MiB);
+//! * `AIFM_SERVER`: `host:port` of a memory server (default: the embedded far store).
+//!
+//! Every `RemBox` keeps its runtime alive (it holds one count of the shared state), so a
+//! runtime's memory is returned only after its last handle and its last object are gone.
+
+use crate::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+use crate::error::{Error, Result};
+use crate::evacuator;
+use crate::handlers::{EvacuationHandler, HandlerTable, Structure};
+use crate::heap::{Header, Heap, Kind, Lane, NoRegion, VTable, HEADER};
+use crate::scope;
+use crate::slots::{Slot, SlotTable};
+use crate::stats::{Counters, Stats};
+use crate::word::MAX_DS;
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+/// Marks a header whose object is still being built (see `heap::header`).
+pub(crate) const CONSTRUCTING: *mut Slot = 8 as *mut Slot;
+
+/// How long an allocation outside any scope waits for the evacuator before overdrawing.
+const ROOM_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Builds a [`Runtime`].
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::{backend::EmbeddedBackend, Runtime};
+/// use std::time::Duration;
+/// let rt = Runtime::builder()
+///     .local_memory(64 << 20)
+///     .backend(EmbeddedBackend::new().with_latency(Duration::from_micros(2)))
+///     .evacuator_threads(2)
+///     .thresholds(0.15, 0.03, 0.25)
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.stats().budget_bytes, 64 << 20);
+/// ```
+#[must_use]
+pub struct RuntimeBuilder {
+    local_memory: usize,
+    region_size: Option<usize>,
+    backend: Option<Box<dyn Backend>>,
+    server: Option<String>,
+    evacuator_threads: usize,
+    start: f64,
+    block: f64,
+    target: f64,
+    overdraft: Option<usize>,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("local_memory", &self.local_memory)
+            .field("region_size", &self.region_size)
+            .field("server", &self.server)
+            .field("evacuator_threads", &self.evacuator_threads)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            local_memory: 256 << 20,
+            region_size: None,
+            backend: None,
+            server: None,
+            evacuator_threads: 1,
+            start: 0.12,
+            block: 0.03,
+            target: 0.22,
+            overdraft: None,
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    /// Reads `AIFM_LOCAL_MEMORY` and `AIFM_SERVER` over the defaults.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a variable does not parse.
+    pub fn from_env() -> Result<Self> {
+        let mut b = RuntimeBuilder::default();
+        if let Ok(v) = std::env::var("AIFM_LOCAL_MEMORY") {
+            b.local_memory = parse_size(&v)
+                .ok_or_else(|| Error::Config(format!("AIFM_LOCAL_MEMORY={v:?} is not a size")))?;
+        }
+        if let Ok(v) = std::env::var("AIFM_SERVER") {
+            if !v.trim().is_empty() {
+                b.server = Some(v);
+            }
+        }
+        Ok(b)
+    }
+
+    /// Local-memory budget in bytes (at least 16 regions).
+    pub fn local_memory(mut self, bytes: usize) -> Self {
+        self.local_memory = bytes;
+        self
+    }
+
+    /// Region size in bytes (a power of two, 64 KiB … 16 MiB). Default: budget / 64, clamped
+    /// to 64 KiB … 1 MiB. The largest object is one region minus a 32-byte header.
+    pub fn region_size(mut self, bytes: usize) -> Self {
+        self.region_size = Some(bytes);
+        self
+    }
+
+    /// Keeps far memory in `backend` (default: a fresh [`EmbeddedBackend`]).
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.backend = Some(Box::new(backend));
+        self.server = None;
+        self
+    }
+
+    /// Keeps far memory on the memory server at `addr` (`host:port`).
+    pub fn server(mut self, addr: impl Into<String>) -> Self {
+        self.server = Some(addr.into());
+        self.backend = None;
+        self
+    }
+
+    /// Number of evacuator threads (default 1).
+    pub fn evacuator_threads(mut self, n: usize) -> Self {
+        self.evacuator_threads = n;
+        self
+    }
+
+    /// Free-memory thresholds as fractions of the budget: evacuation starts below `start`,
+    /// new scopes wait below `block`, and evacuation continues until `target` is free.
+    /// Defaults are the original's: 0.12, 0.03, 0.22.
+    pub fn thresholds(mut self, start: f64, block: f64, target: f64) -> Self {
+        (self.start, self.block, self.target) = (start, block, target);
+        self
+    }
+
+    /// Bytes scopes and the evacuator may overdraw past the budget (default: budget / 8).
+    pub fn overdraft(mut self, bytes: usize) -> Self {
+        self.overdraft = Some(bytes);
+        self
+    }
+
+    /// Builds the runtime and starts its evacuator threads.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for inconsistent settings; connection errors for a server backend.
+    pub fn build(self) -> Result<Runtime> {
+        let region_size = self
+            .region_size
+            .unwrap_or_else(|| (self.local_memory / 64).next_power_of_two().clamp(64 << 10, 1 << 20));
+        if !region_size.is_power_of_two() || !(64 << 10..=16 << 20).contains(&region_size) {
+            return Err(Error::Config(format!(
+                "region size {region_size} must be a power of two in 64 KiB ..= 16 MiB"
+            )));
+        }
+        let budget_regions = self.local_memory / region_size;
+        if budget_regions < 16 {
+            return Err(Error::Config(format!(
+                "local memory {} B holds fewer than 16 regions of {region_size} B",
+                self.local_memory
+            )));
+        }
+        if !(0.0 < self.block && self.block < self.start && self.start < self.target && self.target < 1.0) {
+            return Err(Error::Config("thresholds must satisfy 0 < block < start < target < 1".into()));
+        }
+        if self.evacuator_threads == 0 {
+            return Err(Error::Config("at least one evacuator thread is needed".into()));
+        }
+        let overdraft = self.overdraft.unwrap_or(self.local_memory / 8);
+        let overdraft_regions = (overdraft / region_size).max(2);
+        let backend: Box<dyn Backend> = match (self.backend, self.server) {
+            (Some(b), _) => b,
+            (None, Some(addr)) => crate::backend::connect(&addr)?,
+            (None, None) => Box::new(EmbeddedBackend::new()),
+        };
+        let lanes = (2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .min(budget_regions / 8)
+            .max(1);
+        scope::init_barriers();
+        let inner = Arc::new(Inner {
+            heap: Heap::new(region_size, budget_regions, overdraft_regions),
+            lanes: (0..lanes).map(|_| Mutex::new(LaneState::default())).collect(),
+            slots: Mutex::new(SlotPool::default()),
+            structures: RwLock::new(vec![Some(None)]),
+            backend,
+            counters: Counters::default(),
+            evacuation: Evacuation {
+                signal: Mutex::new(false),
+                wake: Condvar::new(),
+                requested: AtomicBool::new(false),
+                critical: AtomicBool::new(false),
+                start: self.start,
+                block: self.block,
+                target: self.target,
+            },
+            quarantine: Mutex::new(Vec::new()),
+        });
+        for i in 0..self.evacuator_threads {
+            evacuator::spawn(&inner, i)?;
+        }
+        Ok(Runtime { inner })
+    }
+}
+
+/// Parses `"64MiB"`, `"2GiB"`, `"512M"`, `"8G"`, `"4096"` or `"16KiB"` into bytes.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::runtime::parse_size;
+/// assert_eq!(parse_size("64MiB"), Some(64 << 20));
+/// assert_eq!(parse_size("8G"), Some(8 << 30));
+/// assert_eq!(parse_size("4096"), Some(4096));
+/// assert_eq!(parse_size("lots"), None);
+/// ```
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1usize << shift)
+}
+
+/// One allocation lane: active regions plus a cache of free slots.
+#[derive(Debug, Default)]
+pub(crate) struct LaneState {
+    pub lane: Lane,
+    free_slots: Vec<NonNull<Slot>>,
+}
+
+// SAFETY: slot addresses are plain data; the lane is used under its mutex.
+unsafe impl Send for LaneState {}
+
+#[derive(Debug, Default)]
+struct SlotPool {
+    table: SlotTable,
+    free: Vec<NonNull<Slot>>,
+}
+
+// SAFETY: as for `LaneState`.
+unsafe impl Send for SlotPool {}
+
+/// Evacuator wake-ups and thresholds.
+#[derive(Debug)]
+pub(crate) struct Evacuation {
+    pub signal: Mutex<bool>,
+    pub wake: Condvar,
+    /// A wake-up is pending (so mutators do not notify over and over).
+    pub requested: AtomicBool,
+    /// This runtime asked new scopes to wait (counted once in the global pressure).
+    pub critical: AtomicBool,
+    pub start: f64,
+    pub block: f64,
+    pub target: f64,
+}
+
+/// The state shared by a runtime's handles, objects and evacuator threads.
+pub(crate) struct Inner {
+    pub heap: Heap,
+    pub lanes: Box<[Mutex<LaneState>]>,
+    slots: Mutex<SlotPool>,
+    pub structures: RwLock<HandlerTable>,
+    pub backend: Box<dyn Backend>,
+    pub counters: Counters,
+    pub evacuation: Evacuation,
+    /// Freed object-store slots whose far copies still await a batched remove; they are
+    /// reused only after it (a slot's index is its far key).
+    pub quarantine: Mutex<Vec<NonNull<Slot>>>,
+}
+
+// SAFETY: all raw pointers inside refer to runtime-owned memory shared through atomics/locks.
+unsafe impl Send for Inner {}
+// SAFETY: as above.
+unsafe impl Sync for Inner {}
+
+thread_local! {
+    static LANE_HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn lane_hint() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    LANE_HINT.with(|h| {
+        if h.get() == usize::MAX {
+            h.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        h.get()
+    })
+}
+
+impl Inner {
+    /// The calling thread's lane.
+    pub fn lane(&self) -> &Mutex<LaneState> {
+        &self.lanes[lane_hint() % self.lanes.len()]
+    }
+
+    /// Takes a free slot (with the NULL word) owned by this runtime.
+    pub fn alloc_slot(&self) -> NonNull<Slot> {
+        let mut lane = self.lane().lock().unwrap();
+        if let Some(s) = lane.free_slots.pop() {
+            return s;
+        }
+        let mut pool = self.slots.lock().unwrap();
+        let take = pool.free.len().min(64);
+        let at = pool.free.len() - take;
+        lane.free_slots.extend(pool.free.drain(at..));
+        if lane.free_slots.is_empty() {
+            let owner = self as *const Inner as *const ();
+            pool.table.carve(owner, 64, &mut lane.free_slots);
+        }
+        lane.free_slots.pop().unwrap()
+    }
+
+    /// Returns a slot whose word is NULL and whose far copy (if any) is gone.
+    pub fn free_slot(&self, slot: NonNull<Slot>) {
+        let mut lane = self.lane().lock().unwrap();
+        lane.free_slots.push(slot);
+        if lane.free_slots.len() > 256 {
+            let spill: Vec<_> = lane.free_slots.drain(128..).collect();
+            drop(lane);
+            self.slots.lock().unwrap().free.extend(spill);
+        }
+    }
+
+    /// Reserves room for an object of `size` data bytes and writes its header (marked
+    /// `CONSTRUCTING`) under the lane lock, so an evacuator never sees a half-written header.
+    /// Returns the header.
+    ///
+    /// Inside a scope, or on an evacuator's own `lane`, the allocation may overdraw the budget
+    /// (bounded); otherwise it waits for the evacuator first.
+    ///
+    /// # Errors
+    /// [`Error::ObjectTooLarge`]; [`Error::LocalMemoryExhausted`] when even the overdraft is
+    /// used up.
+    pub fn alloc_object(
+        &self,
+        vtable: &'static VTable,
+        ds: u32,
+        far_len: Option<usize>,
+        kind: Kind,
+        lane: Option<&Mutex<LaneState>>,
+    ) -> Result<NonNull<Header>> {
+        let bytes = HEADER + crate::heap::header::padded(vtable.size);
+        if bytes > self.heap.region_size {
+            return Err(Error::ObjectTooLarge { size: bytes, max: self.heap.region_size });
+        }
+        let may_overdraw = lane.is_some() || scope::in_scope();
+        let lane = lane.unwrap_or_else(|| self.lane());
+        let mut waited_since: Option<Instant> = None;
+        loop {
+            let overdraw = may_overdraw || waited_since.is_some_and(|t| t.elapsed() > ROOM_PATIENCE);
+            let before = self.heap.regions_in_use();
+            let mut guard = lane.lock().unwrap();
+            match guard.lane.alloc(&self.heap, bytes, kind, overdraw) {
+                Ok(p) => {
+                    let header = p.cast::<Header>();
+                    // SAFETY: `p` is a fresh, 8-aligned reservation of `bytes` >= HEADER bytes.
+                    unsafe {
+                        header.as_ptr().write(Header::new(NonNull::dangling(), vtable, ds, far_len));
+                        (*header.as_ptr()).slot.store(CONSTRUCTING, Ordering::Relaxed);
+                    }
+                    drop(guard);
+                    self.heap.live_bytes.fetch_add(bytes as i64, Ordering::Relaxed);
+                    if self.heap.regions_in_use() != before {
+                        self.check_pressure();
+                    }
+                    return Ok(header);
+                }
+                Err(NoRegion::Budget) => {
+                    drop(guard);
+                    self.check_pressure();
+                    waited_since.get_or_insert_with(|| {
+                        Counters::add(&self.counters.memory_waits, 1);
+                        Instant::now()
+                    });
+                    self.heap.wait_for_room(Duration::from_millis(5));
+                }
+                Err(NoRegion::Overdraft) => return Err(Error::LocalMemoryExhausted),
+            }
+        }
+    }
+
+    /// Wakes the evacuator and raises scope pressure according to the thresholds.
+    pub fn check_pressure(&self) {
+        let free = self.heap.free_fraction();
+        let ev = &self.evacuation;
+        if free < ev.block && !ev.critical.swap(true, Ordering::AcqRel) {
+            scope::set_pressure(true);
+        }
+        if free < ev.start && !ev.requested.swap(true, Ordering::AcqRel) {
+            *ev.signal.lock().unwrap() = true;
+            ev.wake.notify_all();
+        }
+    }
+
+    /// Clears scope pressure once the evacuator has made room.
+    pub fn relieve_pressure(&self) {
+        if self.evacuation.critical.load(Ordering::Acquire)
+            && self.heap.free_fraction() >= self.evacuation.block
+            && self.evacuation.critical.swap(false, Ordering::AcqRel)
+        {
+            scope::set_pressure(false);
+        }
+    }
+
+    /// The evacuation handler of structure `ds`, if it has one.
+    pub fn handler(&self, ds: u32) -> Option<Arc<dyn EvacuationHandler>> {
+        self.structures.read().unwrap().get(ds as usize).cloned().flatten().flatten()
+    }
+
+    pub fn release_structure(&self, id: u32) {
+        if let Some(e) = self.structures.write().unwrap().get_mut(id as usize) {
+            *e = None;
+        }
+    }
+
+    /// Removes the far copies of quarantined object-store slots and frees the slots.
+    pub fn flush_quarantine(&self) {
+        let slots = std::mem::take(&mut *self.quarantine.lock().unwrap());
+        if slots.is_empty() {
+            return;
+        }
+        let keys: Vec<[u8; 8]> = slots.iter().map(|s| crate::slots::key(*s).to_le_bytes()).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        match self.backend.remove_many(OBJECT_STORE, &refs) {
+            Ok(()) => slots.into_iter().for_each(|s| self.free_slot(s)),
+            Err(_) => {
+                Counters::add(&self.counters.backend_errors, 1);
+                self.quarantine.lock().unwrap().extend(slots);
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.flush_quarantine();
+        if self.evacuation.critical.load(Ordering::Acquire) {
+            scope::set_pressure(false);
+        }
+        for lane in self.lanes.iter() {
+            lane.lock().unwrap().lane.seal_all(&self.heap);
+        }
+    }
+}
+
+/// A far-memory runtime: a local budget, a backend, and the evacuator threads.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::{RemBox, Runtime, Scope};
+/// let rt = Runtime::builder().local_memory(8 << 20).build().unwrap();
+/// let boxes: Vec<_> = (0..1000u64).map(|i| RemBox::new_in([i; 64], &rt)).collect();
+/// let scope = Scope::new();
+/// assert!(boxes.iter().enumerate().all(|(i, b)| b.deref(&scope)[0] == i as u64));
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("backend", &self.inner.backend.name())
+            .field("budget_bytes", &(self.inner.heap.budget_regions * self.inner.heap.region_size))
+            .field("region_size", &self.inner.heap.region_size)
+            .finish()
+    }
+}
+
+static GLOBAL: OnceLock<Runtime> = OnceLock::new();
+
+impl Runtime {
+    /// A builder with the defaults (256 MiB local, embedded far store, one evacuator).
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// The process-wide default runtime, built on first use from the environment
+    /// (`AIFM_LOCAL_MEMORY`, `AIFM_SERVER`) unless [`Runtime::set_global`] ran first.
+    ///
+    /// # Panics
+    /// If the environment holds an invalid setting or the server cannot be reached; use
+    /// [`Runtime::try_global`] to handle that.
+    pub fn global() -> &'static Runtime {
+        match Runtime::try_global() {
+            Ok(rt) => rt,
+            Err(e) => panic!("aifm: cannot build the default runtime: {e}"),
+        }
+    }
+
+    /// The process-wide default runtime, or why it cannot be built.
+    ///
+    /// # Errors
+    /// As [`RuntimeBuilder::from_env`] and [`RuntimeBuilder::build`].
+    pub fn try_global() -> Result<&'static Runtime> {
+        if let Some(rt) = GLOBAL.get() {
+            return Ok(rt);
+        }
+        let rt = RuntimeBuilder::from_env()?.build()?;
+        Ok(GLOBAL.get_or_init(|| rt))
+    }
+
+    /// Installs `self` as the process-wide default.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the default was already built or set.
+    pub fn set_global(self) -> Result<()> {
+        GLOBAL.set(self).map_err(|_| Error::Config("the default runtime already exists".into()))
+    }
+
+    /// Registers a data structure served in far memory by device type `device` (constructed
+    /// with `params`), with an optional evacuation handler.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`] if the backend has no such device; [`Error::Config`] when all
+    /// 65 535 structure ids are in use.
+    pub fn register_structure(
+        &self,
+        device: &str,
+        params: &[u8],
+        handler: Option<Arc<dyn EvacuationHandler>>,
+    ) -> Result<Structure> {
+        let id = {
+            let mut table = self.inner.structures.write().unwrap();
+            let id = match table.iter().position(Option::is_none) {
+                Some(i) => i,
+                None if table.len() <= MAX_DS as usize => {
+                    table.push(None);
+                    table.len() - 1
+                }
+                None => return Err(Error::Config("all structure ids are in use".into())),
+            };
+            table[id] = Some(handler);
+            id as u32
+        };
+        if let Err(e) = self.inner.backend.construct(id, device, params) {
+            self.inner.release_structure(id);
+            return Err(e);
+        }
+        Ok(Structure { runtime: self.clone(), id })
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> Stats {
+        let i = &self.inner;
+        let c = &i.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            budget_bytes: (i.heap.budget_regions * i.heap.region_size) as u64,
+            local_bytes: i.heap.live_bytes.load(Ordering::Relaxed).max(0) as u64,
+            local_owned_bytes: i.heap.owned_bytes.load(Ordering::Relaxed).max(0) as u64,
+            local_region_bytes: (i.heap.regions_in_use() * i.heap.region_size) as u64,
+            far_bytes: get(&c.far_bytes),
+            fetches: get(&c.fetches),
+            fetched_bytes: get(&c.fetched_bytes),
+            write_backs: get(&c.write_backs),
+            written_bytes: get(&c.written_bytes),
+            discarded_clean: get(&c.discarded_clean),
+            compacted: get(&c.compacted),
+            mutator_migrations: get(&c.migrations),
+            evacuation_rounds: get(&c.rounds),
+            regions_freed: get(&c.regions_freed),
+            over_budget_episodes: i.heap.overdrafts.load(Ordering::Relaxed) as u64,
+            memory_waits: get(&c.memory_waits),
+            backend_errors: get(&c.backend_errors),
+        }
+    }
+
+    /// Name of the backend (`"embedded"`, `"tcp://..."`).
+    pub fn backend_name(&self) -> String {
+        self.inner.backend.name()
+    }
+
+    /// The backend holding this runtime's far memory.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.inner.backend
+    }
+
+    /// Evacuates until the free target is reached or nothing more can move, on the calling
+    /// thread (which must not be inside a scope). Useful in tests and before measurements.
+    ///
+    /// # Panics
+    /// When called inside a scope (it would wait for itself).
+    pub fn evacuate_now(&self) {
+        assert!(!scope::in_scope(), "evacuate_now inside a scope would wait for itself");
+        for lane in self.inner.lanes.iter() {
+            lane.lock().unwrap().lane.seal_all(&self.inner.heap);
+        }
+        evacuator::run_until_target(&self.inner, None);
+    }
+}

@@ -1,0 +1,16 @@
+//! # aifm: far memory for Rust programs, integrated into the application
+//!
+//! This facade re-exports the workspace: the runtime ([`core`], also at the top level), the
+//! remoteable collections ([`collections`]) and the memory server engine ([`server`]).
+//!
+//! ```
+//! use aifm::{RemBox, Scope};
+//! let b = RemBox::new(vec![1u32, 2, 3]);
+//! assert_eq!(b.deref(&Scope::new()).len(), 3);
+//! ```
+#![warn(missing_docs)]
+
+pub use aifm_collections as collections;
+pub use aifm_core as core;
+pub use aifm_core::*;
+pub use aifm_server as server;
