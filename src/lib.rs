@@ -14,3 +14,7 @@ pub use aifm_collections as collections;
 pub use aifm_core as core;
 pub use aifm_core::*;
 pub use aifm_server as server;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -48,6 +48,37 @@ pub trait FarData: Sized + Send + 'static {
     fn heap_bytes(&self) -> usize {
         0
     }
+
+    /// Appends the encoding of a whole slice (used by `Vec<Self>` and by chunked
+    /// collections). The default length-prefixes each element; plain data overrides it with
+    /// one copy of the raw bytes.
+    ///
+    /// # Errors
+    /// As [`FarData::encode`].
+    fn encode_slice(items: &[Self], out: &mut Vec<u8>) -> Result<()> {
+        encode_pod(&(items.len() as u64), out);
+        items.iter().try_for_each(|v| encode_field(v, out))
+    }
+
+    /// Decodes what [`FarData::encode_slice`] produced.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] on malformed input.
+    fn decode_vec(bytes: &[u8]) -> Result<Vec<Self>> {
+        let n: u64 = decode_pod(
+            bytes
+                .get(..8)
+                .ok_or_else(|| Error::Codec("truncated".into()))?,
+        )?;
+        let mut fields = Fields(&bytes[8..]);
+        // Never trust a length prefix for an allocation: every element costs >= 4 bytes.
+        let mut v = Vec::with_capacity((n as usize).min(fields.0.len() / 4));
+        for _ in 0..n {
+            v.push(Self::decode(fields.next()?)?);
+        }
+        fields.finish()?;
+        Ok(v)
+    }
 }
 
 /// Types whose every bit pattern is a valid value and which hold no pointers or padding, so
@@ -87,6 +118,42 @@ pub fn encode_pod<T: Pod>(value: &T, out: &mut Vec<u8>) {
         std::slice::from_raw_parts(value as *const T as *const u8, std::mem::size_of::<T>())
     };
     out.extend_from_slice(bytes);
+}
+
+/// Appends the raw bytes of a slice of plain data.
+pub fn encode_pod_slice<T: Pod>(items: &[T], out: &mut Vec<u8>) {
+    // SAFETY: `T: Pod` has no padding, so every byte of the slice is initialised.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(items.as_ptr() as *const u8, std::mem::size_of_val(items))
+    };
+    out.extend_from_slice(bytes);
+}
+
+/// Reads a vector of plain data back from its raw bytes.
+///
+/// # Errors
+/// [`Error::Codec`] when the length is not a multiple of the element size.
+pub fn decode_pod_vec<T: Pod>(bytes: &[u8]) -> Result<Vec<T>> {
+    let size = std::mem::size_of::<T>().max(1);
+    if bytes.len() % size != 0 {
+        return Err(Error::Codec(format!(
+            "{} bytes is not a whole number of {size}-byte items",
+            bytes.len()
+        )));
+    }
+    let n = bytes.len() / size;
+    let mut v = Vec::<T>::with_capacity(n);
+    // SAFETY: the vector has room for n items, which `T: Pod` lets us fill from any bytes;
+    // the copy is bytewise, so alignment of `bytes` does not matter.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            v.as_mut_ptr() as *mut u8,
+            n * std::mem::size_of::<T>(),
+        );
+        v.set_len(n);
+    }
+    Ok(v)
 }
 
 /// Reads a plain-data value back from exactly `size_of::<T>()` raw bytes.
@@ -133,6 +200,13 @@ macro_rules! far_data_pod {
             }
             fn decode(bytes: &[u8]) -> $crate::Result<Self> {
                 $crate::codec::decode_pod(bytes)
+            }
+            fn encode_slice(items: &[Self], out: &mut ::std::vec::Vec<u8>) -> $crate::Result<()> {
+                $crate::codec::encode_pod_slice(items, out);
+                Ok(())
+            }
+            fn decode_vec(bytes: &[u8]) -> $crate::Result<::std::vec::Vec<Self>> {
+                $crate::codec::decode_pod_vec(bytes)
             }
         }
     };
@@ -289,26 +363,18 @@ fn encode_field<T: FarData>(value: &T, out: &mut Vec<u8>) -> Result<()> {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     value.encode(out)?;
-    let len = u32::try_from(out.len() - at - 4).map_err(|_| Error::Codec("field > 4 GiB".into()))?;
+    let len =
+        u32::try_from(out.len() - at - 4).map_err(|_| Error::Codec("field > 4 GiB".into()))?;
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     Ok(())
 }
 
 impl<T: FarData> FarData for Vec<T> {
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
-        encode_pod(&(self.len() as u64), out);
-        self.iter().try_for_each(|v| encode_field(v, out))
+        T::encode_slice(self, out)
     }
     fn decode(bytes: &[u8]) -> Result<Self> {
-        let n: u64 = decode_pod(bytes.get(..8).ok_or_else(|| Error::Codec("truncated".into()))?)?;
-        let mut fields = Fields(&bytes[8..]);
-        // Never trust a length prefix for an allocation: every element costs >= 4 bytes.
-        let mut v = Vec::with_capacity((n as usize).min(fields.0.len() / 4));
-        for _ in 0..n {
-            v.push(T::decode(fields.next()?)?);
-        }
-        fields.finish()?;
-        Ok(v)
+        T::decode_vec(bytes)
     }
     fn heap_bytes(&self) -> usize {
         self.capacity() * std::mem::size_of::<T>() + self.iter().map(T::heap_bytes).sum::<usize>()
@@ -408,6 +474,15 @@ mod tests {
         assert_eq!(b.len(), 32);
         assert_eq!(<[u64; 4]>::decode(&b).unwrap(), [7; 4]);
         assert!(<[u64; 4]>::decode(&b[..31]).is_err());
+    }
+
+    #[test]
+    fn pod_vectors_are_raw() {
+        let mut b = Vec::new();
+        vec![1u64, 2, 3].encode(&mut b).unwrap();
+        assert_eq!(b.len(), 24);
+        assert_eq!(Vec::<u64>::decode(&b).unwrap(), [1, 2, 3]);
+        assert!(Vec::<u64>::decode(&b[..23]).is_err());
     }
 
     #[test]

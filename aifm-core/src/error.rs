@@ -82,7 +82,10 @@ impl fmt::Display for Error {
             Error::Disconnected(why) => write!(f, "far-memory server disconnected: {why}"),
             Error::Timeout => f.write_str("far-memory request timed out"),
             Error::ServerFull { needed } => {
-                write!(f, "far memory is full (a write of {needed} bytes was refused)")
+                write!(
+                    f,
+                    "far memory is full (a write of {needed} bytes was refused)"
+                )
             }
             Error::AuthFailed(why) => write!(f, "authentication failed: {why}"),
             Error::NotFound => f.write_str("object not found in far memory"),
@@ -92,7 +95,10 @@ impl fmt::Display for Error {
             Error::Protocol(why) => write!(f, "protocol error: {why}"),
             Error::Codec(why) => write!(f, "object encoding error: {why}"),
             Error::ObjectTooLarge { size, max } => {
-                write!(f, "object of {size} bytes exceeds the largest local object ({max} bytes)")
+                write!(
+                    f,
+                    "object of {size} bytes exceeds the largest local object ({max} bytes)"
+                )
             }
             Error::LocalMemoryExhausted => f.write_str(
                 "local memory exhausted inside a dereference scope (end or renew long scopes)",

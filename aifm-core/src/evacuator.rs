@@ -49,7 +49,11 @@ pub(crate) fn spawn(inner: &Arc<Inner>, index: usize) -> crate::Result<()> {
                     let ev = &rt.evacuation;
                     let mut signalled = ev.signal.lock().unwrap();
                     if !*signalled {
-                        signalled = ev.wake.wait_timeout(signalled, Duration::from_millis(10)).unwrap().0;
+                        signalled = ev
+                            .wake
+                            .wait_timeout(signalled, Duration::from_millis(10))
+                            .unwrap()
+                            .0;
                     }
                     *signalled = false;
                 }
@@ -132,7 +136,9 @@ fn mark(h: &Header) -> bool {
             continue;
         }
         if w & EVACUATING != 0
-            || word.compare_exchange(w, w | EVACUATING, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            || word
+                .compare_exchange(w, w | EVACUATING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
         {
             return true;
         }
@@ -150,7 +156,10 @@ fn claim_marked(h: &Header) -> Option<(NonNull<Slot>, u64)> {
             backoff(&mut spins);
             continue;
         }
-        if word.compare_exchange(w, w | BUSY, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if word
+            .compare_exchange(w, w | BUSY, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             return Some((slot, w));
         }
     }
@@ -170,7 +179,10 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> usize {
     for (i, r) in victims.iter().enumerate() {
         for_each_header(r, |h| {
             if mark(h) {
-                marked.push(Marked { header: NonNull::from(h), region: i });
+                marked.push(Marked {
+                    header: NonNull::from(h),
+                    region: i,
+                });
             }
         });
     }
@@ -181,7 +193,9 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> usize {
     for m in &marked {
         // SAFETY: headers of victim regions stay valid until the regions are released below.
         let h = unsafe { m.header.as_ref() };
-        let Some((slot, w)) = claim_marked(h) else { continue };
+        let Some((slot, w)) = claim_marked(h) else {
+            continue;
+        };
         // SAFETY: we hold BUSY, so the object is ours alone.
         object::charge_heap(rt, h, unsafe { (h.vtable.heap_bytes)(h.data()) });
         let hot = victims[m.region].kind == Kind::Normal && w & COLD == 0;
@@ -258,10 +272,22 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> usize {
 
 /// Sends one batch of cold, dirty objects of structure `ds` to far memory, then evicts them;
 /// if far memory refuses the batch, keeps them all locally.
-fn write_back(rt: &Inner, lane: &Mutex<LaneState>, ds: u32, batch: &[Outgoing], retained: &mut [bool]) {
-    let keys: Vec<[u8; 8]> = batch.iter().map(|o| slots::key(o.slot).to_le_bytes()).collect();
-    let items: Vec<(&[u8], &[u8])> =
-        keys.iter().zip(batch).map(|(k, o)| (&k[..], &o.bytes[..])).collect();
+fn write_back(
+    rt: &Inner,
+    lane: &Mutex<LaneState>,
+    ds: u32,
+    batch: &[Outgoing],
+    retained: &mut [bool],
+) {
+    let keys: Vec<[u8; 8]> = batch
+        .iter()
+        .map(|o| slots::key(o.slot).to_le_bytes())
+        .collect();
+    let items: Vec<(&[u8], &[u8])> = keys
+        .iter()
+        .zip(batch)
+        .map(|(k, o)| (&k[..], &o.bytes[..]))
+        .collect();
     match rt.backend.write_many(ds, &items) {
         Ok(()) => {
             for o in batch {

@@ -48,7 +48,9 @@ pub(crate) fn claim(slot: NonNull<Slot>) -> u64 {
     loop {
         let w = word.load(Ordering::Acquire);
         if w & BUSY == 0
-            && word.compare_exchange_weak(w, w | BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            && word
+                .compare_exchange_weak(w, w | BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         {
             return w;
         }
@@ -84,7 +86,10 @@ pub(crate) unsafe fn slow_path(
             if w & DETACHED != 0 {
                 return Err(Error::Detached);
             }
-            if word.compare_exchange(w, w | BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            if word
+                .compare_exchange(w, w | BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
                 continue;
             }
             // SAFETY: we hold BUSY on a remote word of the vtable's type.
@@ -93,7 +98,10 @@ pub(crate) unsafe fn slow_path(
             });
         }
         if w & EVACUATING != 0 {
-            if word.compare_exchange(w, w | BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            if word
+                .compare_exchange(w, w | BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
                 continue;
             }
             // SAFETY: we hold BUSY on a local word.
@@ -112,7 +120,10 @@ pub(crate) unsafe fn slow_path(
         if mode == Mode::Write {
             new &= !CLEAN;
         }
-        if word.compare_exchange(w, new, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if word
+            .compare_exchange(w, new, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             return Ok(addr(new));
         }
     }
@@ -136,7 +147,11 @@ unsafe fn fetch(
         Counters::add(&rt.counters.backend_errors, 1);
     })?;
     let bytes = bytes.ok_or(Error::NotFound)?;
-    let kind = if mode == Mode::Nontemporal { Kind::Nontemporal } else { Kind::Normal };
+    let kind = if mode == Mode::Nontemporal {
+        Kind::Nontemporal
+    } else {
+        Kind::Normal
+    };
     let header = rt.alloc_object(vtable, ds, Some(bytes.len()), kind, None)?;
     // SAFETY: the header was just written by `alloc_object`; its data area is ours.
     let h = unsafe { header.as_ref() };
@@ -175,19 +190,26 @@ pub(crate) unsafe fn migrate(
     let old_data = addr(w);
     // SAFETY: a local word points at the data of a live object.
     let old = unsafe { Header::of(old_data) };
-    let kind = if mode == Mode::Nontemporal { Kind::Nontemporal } else { Kind::Normal };
+    let kind = if mode == Mode::Nontemporal {
+        Kind::Nontemporal
+    } else {
+        Kind::Normal
+    };
     let header = rt.alloc_object(old.vtable, old.ds as u32, old.far_len(), kind, lane)?;
     // SAFETY: fresh header from `alloc_object`.
     let h = unsafe { header.as_ref() };
     // SAFETY: both areas hold `len` bytes and do not overlap; a Rust value may be moved by
     // copying its bytes, and the old copy is never used again.
     unsafe { std::ptr::copy_nonoverlapping(old_data, h.data(), old.len as usize) };
-    h.heap.store(old.heap.load(Ordering::Relaxed), Ordering::Relaxed);
+    h.heap
+        .store(old.heap.load(Ordering::Relaxed), Ordering::Relaxed);
     if let Some(handler) = rt.handler(old.ds as u32) {
         handler.on_move(old_data, h.data());
     }
     old.slot.store(std::ptr::null_mut(), Ordering::Release);
-    rt.heap.live_bytes.fetch_sub(old.footprint() as i64, Ordering::Relaxed);
+    rt.heap
+        .live_bytes
+        .fetch_sub(old.footprint() as i64, Ordering::Relaxed);
     h.slot.store(slot.as_ptr(), Ordering::Release);
     let mut new = local(h.data(), w & CLEAN != 0);
     match (lane.is_some(), mode) {
@@ -201,15 +223,21 @@ pub(crate) unsafe fn migrate(
 /// Marks a constructed-or-failed object dead and returns its bytes.
 pub(crate) fn kill(rt: &Inner, h: &Header) {
     h.slot.store(std::ptr::null_mut(), Ordering::Release);
-    rt.heap.live_bytes.fetch_sub(h.footprint() as i64, Ordering::Relaxed);
-    rt.heap.owned_bytes.fetch_sub(h.heap.swap(0, Ordering::Relaxed) as i64, Ordering::Relaxed);
+    rt.heap
+        .live_bytes
+        .fetch_sub(h.footprint() as i64, Ordering::Relaxed);
+    rt.heap
+        .owned_bytes
+        .fetch_sub(h.heap.swap(0, Ordering::Relaxed) as i64, Ordering::Relaxed);
 }
 
 /// Records a new measurement of an object's owned heap bytes.
 pub(crate) fn charge_heap(rt: &Inner, h: &Header, bytes: usize) {
     let bytes = bytes.min(u32::MAX as usize) as u32;
     let old = h.heap.swap(bytes, Ordering::Relaxed);
-    rt.heap.owned_bytes.fetch_add(bytes as i64 - old as i64, Ordering::Relaxed);
+    rt.heap
+        .owned_bytes
+        .fetch_add(bytes as i64 - old as i64, Ordering::Relaxed);
 }
 
 /// Frees the object behind `slot` (claimed by the caller: pre-claim word `w`), taking its
@@ -244,7 +272,11 @@ pub(crate) unsafe fn free(rt: &Inner, slot: NonNull<Slot>, w: u64, take: impl Fn
             rt.flush_quarantine();
         }
     } else {
-        if rt.backend.remove(ds, &slots::key(slot).to_le_bytes()).is_err() {
+        if rt
+            .backend
+            .remove(ds, &slots::key(slot).to_le_bytes())
+            .is_err()
+        {
             Counters::add(&rt.counters.backend_errors, 1);
         }
         rt.free_slot(slot);

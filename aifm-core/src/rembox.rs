@@ -12,6 +12,7 @@
 //! Everything else (fetching, migrating an object under evacuation, heating, dirtying) is the
 //! slow path in [`crate::object`].
 
+use crate::backend::OBJECT_STORE;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
 use crate::handlers::Structure;
@@ -20,7 +21,6 @@ use crate::object::{self, claim, Mode};
 use crate::runtime::{Inner, Runtime};
 use crate::scope::Scope;
 use crate::slots::{self, Slot};
-use crate::backend::OBJECT_STORE;
 use crate::word::{self, *};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -128,7 +128,10 @@ impl<T: FarData> RemBox<T> {
         slots::word(slot).store(word::local(h.data(), false), Ordering::Release);
         // Every box holds one count of its runtime (released in `drop`).
         std::mem::forget(Arc::clone(rt));
-        Ok(RemBox { slot, _owns: PhantomData })
+        Ok(RemBox {
+            slot,
+            _owns: PhantomData,
+        })
     }
 
     fn inner(&self) -> &Inner {
@@ -242,10 +245,13 @@ impl<T: FarData> RemBox<T> {
     /// The runtime this box belongs to.
     pub fn runtime(&self) -> Runtime {
         let inner = self.inner() as *const Inner;
-        // SAFETY: `inner` came from an `Arc<Inner>` that this box keeps a count of.
-        unsafe { Arc::increment_strong_count(inner) };
-        // SAFETY: the count taken above is handed to the new Arc.
-        Runtime { inner: unsafe { Arc::from_raw(inner) } }
+        // SAFETY: `inner` came from an `Arc<Inner>` that this box keeps a count of; the count
+        // taken here is handed to the new Arc.
+        let inner = unsafe {
+            Arc::increment_strong_count(inner);
+            Arc::from_raw(inner)
+        };
+        Runtime { inner }
     }
 
     /// Takes the value out, fetching it if it is remote, and frees the box.
@@ -307,7 +313,11 @@ impl<T: FarData> Drop for RemBox<T> {
     fn drop(&mut self) {
         let w = claim(self.slot);
         // SAFETY: we hold BUSY and own the slot through this last handle; `take` drops the T.
-        unsafe { object::free(self.inner(), self.slot, w, |p| std::ptr::drop_in_place(p as *mut T)) };
+        unsafe {
+            object::free(self.inner(), self.slot, w, |p| {
+                std::ptr::drop_in_place(p as *mut T)
+            })
+        };
         self.release_runtime();
     }
 }
@@ -317,9 +327,11 @@ impl<T: FarData> std::fmt::Debug for RemBox<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let w = self.word();
         let mut d = f.debug_struct("RemBox");
-        d.field("key", &self.key()).field("local", &(w & REMOTE == 0));
+        d.field("key", &self.key())
+            .field("local", &(w & REMOTE == 0));
         if w & REMOTE == 0 {
-            d.field("hot", &(w & COLD == 0)).field("dirty", &(w & CLEAN == 0));
+            d.field("hot", &(w & COLD == 0))
+                .field("dirty", &(w & CLEAN == 0));
         }
         d.finish()
     }

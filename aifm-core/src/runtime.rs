@@ -26,7 +26,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// Marks a header whose object is still being built (see `heap::header`).
-pub(crate) const CONSTRUCTING: *mut Slot = 8 as *mut Slot;
+pub(crate) const CONSTRUCTING: *mut Slot = std::ptr::dangling_mut::<Slot>();
 
 /// How long an allocation outside any scope waits for the evacuator before overdrawing.
 const ROOM_PATIENCE: Duration = Duration::from_secs(2);
@@ -158,9 +158,11 @@ impl RuntimeBuilder {
     /// # Errors
     /// [`Error::Config`] for inconsistent settings; connection errors for a server backend.
     pub fn build(self) -> Result<Runtime> {
-        let region_size = self
-            .region_size
-            .unwrap_or_else(|| (self.local_memory / 64).next_power_of_two().clamp(64 << 10, 1 << 20));
+        let region_size = self.region_size.unwrap_or_else(|| {
+            (self.local_memory / 64)
+                .next_power_of_two()
+                .clamp(64 << 10, 1 << 20)
+        });
         if !region_size.is_power_of_two() || !(64 << 10..=16 << 20).contains(&region_size) {
             return Err(Error::Config(format!(
                 "region size {region_size} must be a power of two in 64 KiB ..= 16 MiB"
@@ -173,11 +175,19 @@ impl RuntimeBuilder {
                 self.local_memory
             )));
         }
-        if !(0.0 < self.block && self.block < self.start && self.start < self.target && self.target < 1.0) {
-            return Err(Error::Config("thresholds must satisfy 0 < block < start < target < 1".into()));
+        if !(0.0 < self.block
+            && self.block < self.start
+            && self.start < self.target
+            && self.target < 1.0)
+        {
+            return Err(Error::Config(
+                "thresholds must satisfy 0 < block < start < target < 1".into(),
+            ));
         }
         if self.evacuator_threads == 0 {
-            return Err(Error::Config("at least one evacuator thread is needed".into()));
+            return Err(Error::Config(
+                "at least one evacuator thread is needed".into(),
+            ));
         }
         let overdraft = self.overdraft.unwrap_or(self.local_memory / 8);
         let overdraft_regions = (overdraft / region_size).max(2);
@@ -192,7 +202,9 @@ impl RuntimeBuilder {
         scope::init_barriers();
         let inner = Arc::new(Inner {
             heap: Heap::new(region_size, budget_regions, overdraft_regions),
-            lanes: (0..lanes).map(|_| Mutex::new(LaneState::default())).collect(),
+            lanes: (0..lanes)
+                .map(|_| Mutex::new(LaneState::default()))
+                .collect(),
             slots: Mutex::new(SlotPool::default()),
             structures: RwLock::new(vec![Some(None)]),
             backend,
@@ -362,13 +374,17 @@ impl Inner {
     ) -> Result<NonNull<Header>> {
         let bytes = HEADER + crate::heap::header::padded(vtable.size);
         if bytes > self.heap.region_size {
-            return Err(Error::ObjectTooLarge { size: bytes, max: self.heap.region_size });
+            return Err(Error::ObjectTooLarge {
+                size: bytes,
+                max: self.heap.region_size,
+            });
         }
         let may_overdraw = lane.is_some() || scope::in_scope();
         let lane = lane.unwrap_or_else(|| self.lane());
         let mut waited_since: Option<Instant> = None;
         loop {
-            let overdraw = may_overdraw || waited_since.is_some_and(|t| t.elapsed() > ROOM_PATIENCE);
+            let overdraw =
+                may_overdraw || waited_since.is_some_and(|t| t.elapsed() > ROOM_PATIENCE);
             let before = self.heap.regions_in_use();
             let mut guard = lane.lock().unwrap();
             match guard.lane.alloc(&self.heap, bytes, kind, overdraw) {
@@ -376,11 +392,20 @@ impl Inner {
                     let header = p.cast::<Header>();
                     // SAFETY: `p` is a fresh, 8-aligned reservation of `bytes` >= HEADER bytes.
                     unsafe {
-                        header.as_ptr().write(Header::new(NonNull::dangling(), vtable, ds, far_len));
-                        (*header.as_ptr()).slot.store(CONSTRUCTING, Ordering::Relaxed);
+                        header.as_ptr().write(Header::new(
+                            NonNull::dangling(),
+                            vtable,
+                            ds,
+                            far_len,
+                        ));
+                        (*header.as_ptr())
+                            .slot
+                            .store(CONSTRUCTING, Ordering::Relaxed);
                     }
                     drop(guard);
-                    self.heap.live_bytes.fetch_add(bytes as i64, Ordering::Relaxed);
+                    self.heap
+                        .live_bytes
+                        .fetch_add(bytes as i64, Ordering::Relaxed);
                     if self.heap.regions_in_use() != before {
                         self.check_pressure();
                     }
@@ -425,7 +450,13 @@ impl Inner {
 
     /// The evacuation handler of structure `ds`, if it has one.
     pub fn handler(&self, ds: u32) -> Option<Arc<dyn EvacuationHandler>> {
-        self.structures.read().unwrap().get(ds as usize).cloned().flatten().flatten()
+        self.structures
+            .read()
+            .unwrap()
+            .get(ds as usize)
+            .cloned()
+            .flatten()
+            .flatten()
     }
 
     pub fn release_structure(&self, id: u32) {
@@ -440,7 +471,10 @@ impl Inner {
         if slots.is_empty() {
             return;
         }
-        let keys: Vec<[u8; 8]> = slots.iter().map(|s| crate::slots::key(*s).to_le_bytes()).collect();
+        let keys: Vec<[u8; 8]> = slots
+            .iter()
+            .map(|s| crate::slots::key(*s).to_le_bytes())
+            .collect();
         let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
         match self.backend.remove_many(OBJECT_STORE, &refs) {
             Ok(()) => slots.into_iter().for_each(|s| self.free_slot(s)),
@@ -484,7 +518,10 @@ impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("backend", &self.inner.backend.name())
-            .field("budget_bytes", &(self.inner.heap.budget_regions * self.inner.heap.region_size))
+            .field(
+                "budget_bytes",
+                &(self.inner.heap.budget_regions * self.inner.heap.region_size),
+            )
             .field("region_size", &self.inner.heap.region_size)
             .finish()
     }
@@ -528,7 +565,9 @@ impl Runtime {
     /// # Errors
     /// [`Error::Config`] if the default was already built or set.
     pub fn set_global(self) -> Result<()> {
-        GLOBAL.set(self).map_err(|_| Error::Config("the default runtime already exists".into()))
+        GLOBAL
+            .set(self)
+            .map_err(|_| Error::Config("the default runtime already exists".into()))
     }
 
     /// Registers a data structure served in far memory by device type `device` (constructed
@@ -560,7 +599,10 @@ impl Runtime {
             self.inner.release_structure(id);
             return Err(e);
         }
-        Ok(Structure { runtime: self.clone(), id })
+        Ok(Structure {
+            runtime: self.clone(),
+            id,
+        })
     }
 
     /// A snapshot of the statistics.
@@ -605,7 +647,10 @@ impl Runtime {
     /// # Panics
     /// When called inside a scope (it would wait for itself).
     pub fn evacuate_now(&self) {
-        assert!(!scope::in_scope(), "evacuate_now inside a scope would wait for itself");
+        assert!(
+            !scope::in_scope(),
+            "evacuate_now inside a scope would wait for itself"
+        );
         for lane in self.inner.lanes.iter() {
             lane.lock().unwrap().lane.seal_all(&self.inner.heap);
         }

@@ -92,7 +92,9 @@ fn register() -> &'static Participant {
     let p = {
         let mut all = PARTICIPANTS.lock().unwrap();
         let reusable = all.iter().find(|p| {
-            p.in_use.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            p.in_use
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
         });
         match reusable {
             Some(p) => *p,
@@ -255,7 +257,9 @@ impl Scope {
             }
             l.nest.set(n + 1);
         });
-        Scope { _not_send: PhantomData }
+        Scope {
+            _not_send: PhantomData,
+        }
     }
 
     /// Lets the evacuator past: ends and re-enters the scope. References from this scope are
@@ -346,7 +350,10 @@ mod tests {
             d.store(true, Ordering::SeqCst);
         });
         std::thread::sleep(Duration::from_millis(50));
-        assert!(!done.load(Ordering::SeqCst), "grace period ended while a scope was open");
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "grace period ended while a scope was open"
+        );
         release.store(true, Ordering::SeqCst);
         waiter.join().unwrap();
         t.join().unwrap();

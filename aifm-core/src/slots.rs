@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) const CHUNK_BYTES: usize = 64 * 1024;
 const HEADER_BYTES: usize = 64;
 /// Slots per chunk.
-pub(crate) const SLOTS_PER_CHUNK: usize = (CHUNK_BYTES - HEADER_BYTES) / std::mem::size_of::<Slot>();
+pub(crate) const SLOTS_PER_CHUNK: usize =
+    (CHUNK_BYTES - HEADER_BYTES) / std::mem::size_of::<Slot>();
 
 /// A pointer word and the object's key within its structure.
 #[derive(Debug)]
@@ -82,7 +83,9 @@ impl SlotTable {
             if self.chunks.is_empty() || self.next_in_last == SLOTS_PER_CHUNK {
                 // SAFETY: the layout has non-zero size.
                 let base = unsafe { alloc_zeroed(chunk_layout()) };
-                let Some(base) = NonNull::new(base) else { handle_alloc_error(chunk_layout()) };
+                let Some(base) = NonNull::new(base) else {
+                    handle_alloc_error(chunk_layout())
+                };
                 let header = ChunkHeader {
                     owner,
                     first_index: (self.chunks.len() * SLOTS_PER_CHUNK) as u64,

@@ -97,7 +97,10 @@ impl std::fmt::Display for Stats {
         writeln!(
             f,
             "moved: {} fetches ({} B), {} write-backs ({} B), {} clean discards",
-            self.fetches, self.fetched_bytes, self.write_backs, self.written_bytes,
+            self.fetches,
+            self.fetched_bytes,
+            self.write_backs,
+            self.written_bytes,
             self.discarded_clean
         )?;
         write!(

@@ -38,7 +38,10 @@ impl Default for EmbeddedBackend {
 impl EmbeddedBackend {
     /// An unbounded in-process store with no injected latency.
     pub fn new() -> Self {
-        EmbeddedBackend { ns: Engine::global().namespace(u64::MAX), latency: Duration::ZERO }
+        EmbeddedBackend {
+            ns: Engine::global().namespace(u64::MAX),
+            latency: Duration::ZERO,
+        }
     }
 
     /// Adds `latency` to every request (once per batch).
@@ -94,7 +97,8 @@ impl Backend for EmbeddedBackend {
     }
     fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
         self.delay();
-        keys.iter().try_for_each(|k| self.ns.remove(ds, k).map(drop))
+        keys.iter()
+            .try_for_each(|k| self.ns.remove(ds, k).map(drop))
     }
     fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
         self.delay();

@@ -66,7 +66,10 @@ pub struct Quota {
 impl Quota {
     /// A quota of `limit` bytes.
     pub fn new(limit: u64) -> Self {
-        Quota { limit, used: AtomicU64::new(0) }
+        Quota {
+            limit,
+            used: AtomicU64::new(0),
+        }
     }
 
     /// Takes `bytes` from the quota, or refuses without taking anything.

@@ -41,14 +41,20 @@ pub struct DeviceRegistry {
 impl std::fmt::Debug for DeviceRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<String> = self.factories.lock().unwrap().keys().cloned().collect();
-        f.debug_struct("DeviceRegistry").field("devices", &names).finish()
+        f.debug_struct("DeviceRegistry")
+            .field("devices", &names)
+            .finish()
     }
 }
 
 impl Default for DeviceRegistry {
     fn default() -> Self {
-        let r = DeviceRegistry { factories: Mutex::new(HashMap::new()) };
-        r.register(OBJECT_STORE_DEVICE, |_params, quota| Ok(Box::new(ObjectStore::new(quota))));
+        let r = DeviceRegistry {
+            factories: Mutex::new(HashMap::new()),
+        };
+        r.register(OBJECT_STORE_DEVICE, |_params, quota| {
+            Ok(Box::new(ObjectStore::new(quota)))
+        });
         r
     }
 }
@@ -56,7 +62,11 @@ impl Default for DeviceRegistry {
 impl DeviceRegistry {
     /// Registers device type `name`.
     pub fn register(&self, name: &str, factory: DeviceFactory) {
-        self.factories.lock().unwrap().entry(name.to_string()).or_insert(factory);
+        self.factories
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_insert(factory);
     }
 
     /// Whether device type `name` is registered.
@@ -64,7 +74,12 @@ impl DeviceRegistry {
         self.factories.lock().unwrap().contains_key(name)
     }
 
-    fn create(&self, name: &str, params: &[u8], quota: Arc<Quota>) -> Result<Box<dyn RemoteDevice>> {
+    fn create(
+        &self,
+        name: &str,
+        params: &[u8],
+        quota: Arc<Quota>,
+    ) -> Result<Box<dyn RemoteDevice>> {
         let factory = *self
             .factories
             .lock()
@@ -107,7 +122,11 @@ impl Engine {
         let quota = Arc::new(Quota::new(quota_bytes));
         let store: Arc<dyn RemoteDevice> = Arc::new(ObjectStore::new(quota.clone()));
         let devices = RwLock::new(HashMap::from([(OBJECT_STORE, store)]));
-        Namespace { registry: self.registry.clone(), quota, devices }
+        Namespace {
+            registry: self.registry.clone(),
+            quota,
+            devices,
+        }
     }
 }
 
@@ -129,7 +148,12 @@ impl std::fmt::Debug for Namespace {
 
 impl Namespace {
     fn device(&self, ds: u32) -> Result<Arc<dyn RemoteDevice>> {
-        self.devices.read().unwrap().get(&ds).cloned().ok_or(Error::UnknownStructure(ds))
+        self.devices
+            .read()
+            .unwrap()
+            .get(&ds)
+            .cloned()
+            .ok_or(Error::UnknownStructure(ds))
     }
 
     /// Reads object `key` of structure `ds`.
@@ -166,7 +190,10 @@ impl Namespace {
             return if existing.type_name() == device {
                 Ok(())
             } else {
-                Err(Error::Remote(format!("structure {ds} exists as {}", existing.type_name())))
+                Err(Error::Remote(format!(
+                    "structure {ds} exists as {}",
+                    existing.type_name()
+                )))
             };
         }
         let dev: Arc<dyn RemoteDevice> =
@@ -181,9 +208,16 @@ impl Namespace {
     /// [`Error::UnknownStructure`]; the object store cannot be destroyed.
     pub fn destruct(&self, ds: u32) -> Result<()> {
         if ds == OBJECT_STORE {
-            return Err(Error::Remote("the object store cannot be destructed".into()));
+            return Err(Error::Remote(
+                "the object store cannot be destructed".into(),
+            ));
         }
-        let dev = self.devices.write().unwrap().remove(&ds).ok_or(Error::UnknownStructure(ds))?;
+        let dev = self
+            .devices
+            .write()
+            .unwrap()
+            .remove(&ds)
+            .ok_or(Error::UnknownStructure(ds))?;
         dev.clear();
         Ok(())
     }

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 64;
 
+type Shard = Mutex<HashMap<Vec<u8>, Vec<u8>>>;
+
 /// A key → bytes map in 64 locked shards, every byte charged to the namespace's quota.
 ///
 /// # Examples
@@ -24,14 +26,16 @@ const SHARDS: usize = 64;
 /// s.for_each(|k, v| assert_eq!((k, v), (&b"a"[..], &b"xyz"[..])));
 /// ```
 pub struct ObjectStore {
-    shards: Box<[Mutex<HashMap<Vec<u8>, Vec<u8>>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
     quota: Arc<Quota>,
 }
 
 impl std::fmt::Debug for ObjectStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectStore").field("quota", &self.quota).finish()
+        f.debug_struct("ObjectStore")
+            .field("quota", &self.quota)
+            .finish()
     }
 }
 
@@ -49,7 +53,7 @@ impl ObjectStore {
         }
     }
 
-    fn shard(&self, key: &[u8]) -> &Mutex<HashMap<Vec<u8>, Vec<u8>>> {
+    fn shard(&self, key: &[u8]) -> &Shard {
         &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
     }
 

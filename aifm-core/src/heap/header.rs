@@ -41,9 +41,11 @@ pub(crate) trait HasVTable: FarData {
 impl<T: FarData> HasVTable for T {
     const VTABLE: VTable = VTable {
         size: std::mem::size_of::<T>(),
-        // SAFETY (all three): callers pass a pointer to a live, aligned T.
+        // SAFETY: callers pass a pointer to a live, aligned T they own exclusively.
         drop: |p| unsafe { std::ptr::drop_in_place(p as *mut T) },
+        // SAFETY: callers pass a pointer to a live, aligned T.
         encode: |p, out| unsafe { (*(p as *const T)).encode(out) },
+        // SAFETY: callers pass a pointer to a live, aligned T.
         heap_bytes: |p| unsafe { (*(p as *const T)).heap_bytes() },
         type_id: TypeId::of::<T>,
     };
@@ -71,7 +73,12 @@ const _: () = assert!(HEADER == 32 && HEADER % 8 == 0);
 
 impl Header {
     /// A header for a freshly placed object.
-    pub fn new(slot: NonNull<Slot>, vtable: &'static VTable, ds: u32, far_len: Option<usize>) -> Self {
+    pub fn new(
+        slot: NonNull<Slot>,
+        vtable: &'static VTable,
+        ds: u32,
+        far_len: Option<usize>,
+    ) -> Self {
         Header {
             slot: AtomicPtr::new(slot.as_ptr()),
             vtable,

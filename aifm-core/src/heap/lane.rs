@@ -45,19 +45,31 @@ impl Lane {
             }
         }
         let fresh = heap.take(overdraft)?;
-        if let Some(old) = cursor.replace(Cursor { base: fresh, used: bytes }) {
-            heap.seal(Sealed { base: old.base, end: old.used, kind });
+        if let Some(old) = cursor.replace(Cursor {
+            base: fresh,
+            used: bytes,
+        }) {
+            heap.seal(Sealed {
+                base: old.base,
+                end: old.used,
+                kind,
+            });
         }
         Ok(fresh)
     }
 
     /// Seals the lane's active regions (so everything can be evacuated).
     pub fn seal_all(&mut self, heap: &Heap) {
-        for (cursor, kind) in
-            [(&mut self.normal, Kind::Normal), (&mut self.nontemporal, Kind::Nontemporal)]
-        {
+        for (cursor, kind) in [
+            (&mut self.normal, Kind::Normal),
+            (&mut self.nontemporal, Kind::Nontemporal),
+        ] {
             if let Some(c) = cursor.take() {
-                heap.seal(Sealed { base: c.base, end: c.used, kind });
+                heap.seal(Sealed {
+                    base: c.base,
+                    end: c.used,
+                    kind,
+                });
             }
         }
     }

@@ -18,7 +18,7 @@
 pub(crate) mod header;
 mod lane;
 
-pub(crate) use header::{Header, HasVTable, VTable, HEADER};
+pub(crate) use header::{HasVTable, Header, VTable, HEADER};
 pub(crate) use lane::Lane;
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
@@ -158,7 +158,11 @@ impl Heap {
         let mut pool = self.pool.lock().unwrap();
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
-            match pool.sealed_nt.pop_front().or_else(|| pool.sealed.pop_front()) {
+            match pool
+                .sealed_nt
+                .pop_front()
+                .or_else(|| pool.sealed.pop_front())
+            {
                 Some(r) => out.push(r),
                 None => break,
             }
@@ -187,12 +191,20 @@ impl Drop for Heap {
         // already been dropped (lanes hand their regions back through `free_all`).
         for r in pool.free.drain(..) {
             // SAFETY: allocated in `take` with this layout.
-            unsafe { dealloc(r.as_ptr(), Layout::from_size_align(self.region_size, 4096).unwrap()) };
+            unsafe {
+                dealloc(
+                    r.as_ptr(),
+                    Layout::from_size_align(self.region_size, 4096).unwrap(),
+                )
+            };
         }
         for r in pool.sealed.drain(..).chain(pool.sealed_nt.drain(..)) {
             // SAFETY: as above.
             unsafe {
-                dealloc(r.base.as_ptr(), Layout::from_size_align(self.region_size, 4096).unwrap())
+                dealloc(
+                    r.base.as_ptr(),
+                    Layout::from_size_align(self.region_size, 4096).unwrap(),
+                )
             };
         }
     }
