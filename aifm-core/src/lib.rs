@@ -48,6 +48,7 @@ pub mod runtime;
 pub mod scope;
 mod slots;
 mod stats;
+pub mod wire;
 pub mod word;
 
 pub use backend::Backend;

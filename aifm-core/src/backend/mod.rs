@@ -13,6 +13,7 @@
 //! pay one round trip per batch.
 
 pub mod embedded;
+pub mod tcp;
 
 use crate::error::Result;
 
@@ -107,12 +108,21 @@ pub trait Backend: Send + Sync + 'static {
     fn stored_bytes(&self) -> u64;
 }
 
-/// Connects to the memory server at `addr` (`host:port`).
+/// Connects to the memory server at `addr` (`host:port`) with [`tcp::TcpBuilder::from_env`]
+/// settings (`AIFM_TOKEN_FILE`, `AIFM_TIMEOUT_MS`, `AIFM_SPIN_US`).
 ///
 /// # Errors
-/// [`crate::Error::Config`] until the TCP transport is built; then connection errors.
+/// [`crate::Error::Disconnected`] when the server cannot be reached,
+/// [`crate::Error::AuthFailed`] for a wrong or missing token, [`crate::Error::Config`] for a
+/// bad environment variable.
+///
+/// # Examples
+///
+/// ```
+/// // Nothing listens on port 1: a typed error, no panic.
+/// let e = aifm_core::backend::connect("127.0.0.1:1").unwrap_err();
+/// assert!(e.is_disconnected());
+/// ```
 pub fn connect(addr: &str) -> Result<Box<dyn Backend>> {
-    Err(crate::Error::Config(format!(
-        "cannot reach {addr}: the TCP transport is not built into this aifm-core yet"
-    )))
+    Ok(Box::new(tcp::TcpBackend::connect(addr)?))
 }

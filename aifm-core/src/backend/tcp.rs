@@ -1,0 +1,1061 @@
+//! The TCP backend: far memory on an `aifm-server`, reached over one pipelined connection.
+//!
+//! # The latency problem, and the shape of the answer
+//!
+//! On these machines a loopback round trip costs ~7 µs when both ends poll their sockets and
+//! ~62 µs when each message wakes a sleeping thread (`../shared/docs/design.md`, §6). A
+//! backend that hands each reply from a reader thread to the waiting caller pays that wake-up
+//! on every fetch. So there is no reader thread:
+//!
+//! * **Leader/follower reading.** A caller that waits for a reply tries to take the
+//!   connection's reader lock. The holder (the *leader*) reads the socket itself, delivers
+//!   every reply it finds to the waiter it belongs to, and returns as soon as its own reply is
+//!   in. With one request in flight the caller reads its own reply: no hand-off, no wake-up.
+//! * **Spin, then park.** The leader polls the non-blocking socket for a short while (the
+//!   `spin` setting, default 100 µs, longer than a loopback round trip), then blocks in
+//!   `poll(2)`. A follower spins on its completion flag for the same while, then parks; the
+//!   leader unparks it when its reply is delivered, and on leaving hands the reader role to one
+//!   parked waiter, so replies for others are never left unread.
+//! * **Pipelining.** Every request carries an id; any number may be in flight, from many
+//!   threads or from one ([`TcpBackend::start_read`]). Batches ([`Backend::read_many`],
+//!   [`Backend::write_many`], [`Backend::remove_many`]) travel as one request each, split only
+//!   to respect the maximum frame size, and the pieces are themselves pipelined.
+//! * **No write deadlock.** The socket is non-blocking; a writer whose send buffer is full
+//!   drains replies (taking the reader role when free) before waiting for room, so a client
+//!   that pipelines heavily never blocks the server on its own unread replies.
+//!
+//! # Faults
+//!
+//! Every request has a deadline ([`TcpBuilder::timeout`], default 10 s): past it the call
+//! returns [`Error::Timeout`]. When the server closes the connection or the socket fails,
+//! every request in flight completes at once with [`Error::Disconnected`]. The next call
+//! reconnects (at most one attempt per 100 ms; [`TcpBuilder::reconnect`] turns this off) and
+//! asks the server to resume its session: within the server's grace period the namespace and
+//! its objects are intact and work simply goes on. If the server no longer holds the session
+//! (it restarted, or the grace period passed) the far objects are gone: the backend then fails
+//! every call with `Disconnected` rather than pretend, and the application decides.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use aifm_core::backend::{tcp::TcpBuilder, Backend, OBJECT_STORE};
+//! use std::time::Duration;
+//! let far = TcpBuilder::new("127.0.0.1:7411")
+//!     .timeout(Duration::from_secs(2))
+//!     .connect()
+//!     .unwrap();
+//! far.write(OBJECT_STORE, b"k", b"v").unwrap();
+//! assert_eq!(far.read(OBJECT_STORE, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+//! ```
+
+use super::Backend;
+use crate::error::{Error, Result};
+use crate::wire::{
+    self, auth, Blob, Challenge, ClientHello, FrameReader, Login, Op, Reply, ServerMsg,
+    ServerStats, SessionId, Welcome, WireError,
+};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+/// Shortest interval between two reconnection attempts.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Longest park of a follower between checks (a safety net: hand-offs unpark it sooner).
+const FOLLOWER_NAP: Duration = Duration::from_millis(1);
+
+/// Longest single `poll(2)` of a leader, so deadlines are checked now and then.
+const LEADER_POLL: Duration = Duration::from_millis(50);
+
+/// Batches are split into pieces of at most this many keys.
+const MAX_BATCH_KEYS: usize = 4096;
+
+/// Settings of a TCP backend; [`TcpBuilder::connect`] makes the connection.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::tcp::TcpBuilder;
+/// use std::time::Duration;
+/// let b = TcpBuilder::new("127.0.0.1:1")
+///     .token(b"secret".to_vec())
+///     .timeout(Duration::from_millis(500))
+///     .connect_timeout(Duration::from_millis(200))
+///     .spin(Duration::from_micros(50))
+///     .reconnect(false);
+/// assert!(b.connect().unwrap_err().is_disconnected()); // nothing listens on port 1
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct TcpBuilder {
+    addr: String,
+    token: Option<Vec<u8>>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    spin: Duration,
+    max_frame: u32,
+    reconnect: bool,
+    resume: Option<SessionId>,
+}
+
+impl std::fmt::Debug for TcpBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpBuilder")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("spin", &self.spin)
+            .field("max_frame", &self.max_frame)
+            .field("reconnect", &self.reconnect)
+            .field("resume", &self.resume)
+            .finish()
+    }
+}
+
+impl TcpBuilder {
+    /// Settings for the server at `addr` (`host:port`), with the defaults: no token, 10 s
+    /// request timeout, 3 s connect timeout, 100 µs spin, 64 MiB frames, reconnection on.
+    pub fn new(addr: impl Into<String>) -> Self {
+        TcpBuilder {
+            addr: addr.into(),
+            token: None,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            spin: Duration::from_micros(100),
+            max_frame: wire::DEFAULT_MAX_FRAME,
+            reconnect: true,
+            resume: None,
+        }
+    }
+
+    /// [`TcpBuilder::new`] plus the environment: `AIFM_TOKEN_FILE` (a file holding the token),
+    /// `AIFM_TIMEOUT_MS` (request timeout) and `AIFM_SPIN_US` (spin before parking).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a variable does not parse or the token file cannot be read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = aifm_core::backend::tcp::TcpBuilder::from_env("127.0.0.1:7411").unwrap();
+    /// # let _ = b;
+    /// ```
+    pub fn from_env(addr: impl Into<String>) -> Result<Self> {
+        let mut b = TcpBuilder::new(addr);
+        if let Ok(path) = std::env::var("AIFM_TOKEN_FILE") {
+            if !path.trim().is_empty() {
+                b.token = Some(auth::read_token_file(path.trim())?);
+            }
+        }
+        let number = |var: &str| -> Result<Option<u64>> {
+            match std::env::var(var) {
+                Ok(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| Error::Config(format!("{var}={v:?} is not a number"))),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Some(ms) = number("AIFM_TIMEOUT_MS")? {
+            b.timeout = Duration::from_millis(ms);
+        }
+        if let Some(us) = number("AIFM_SPIN_US")? {
+            b.spin = Duration::from_micros(us);
+        }
+        Ok(b)
+    }
+
+    /// The token proving this client to a server that requires one.
+    pub fn token(mut self, token: impl Into<Vec<u8>>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// How long one request may take before it fails with [`Error::Timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long connecting and the handshake may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a waiting caller polls before it parks (zero: park at once).
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// The largest frame body this client sends or accepts.
+    pub fn max_frame(mut self, bytes: u32) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Whether a call after a lost connection reconnects (default: yes).
+    pub fn reconnect(mut self, on: bool) -> Self {
+        self.reconnect = on;
+        self
+    }
+
+    /// Resumes the session of an earlier backend (see [`TcpBackend::session`]).
+    pub fn resume(mut self, session: SessionId) -> Self {
+        self.resume = Some(session);
+        self
+    }
+
+    /// Connects, shakes hands and logs in.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] when the server cannot be reached (or a resumed session is
+    /// gone), [`Error::AuthFailed`] for a wrong or missing token, [`Error::Protocol`] for a
+    /// server that speaks another protocol version.
+    pub fn connect(self) -> Result<TcpBackend> {
+        let (conn, welcome) = handshake(&self, self.resume)?;
+        if self.resume.is_some() && !welcome.resumed {
+            return Err(session_lost(self.resume.unwrap_or_default()));
+        }
+        Ok(TcpBackend {
+            state: Mutex::new(Reconnect {
+                session: welcome.session,
+                poisoned: None,
+                last_failure: None,
+                reconnects: 0,
+            }),
+            conn: RwLock::new(conn),
+            next_id: AtomicU64::new(1),
+            last_stored: AtomicU64::new(0),
+            opts: self,
+        })
+    }
+}
+
+fn session_lost(s: SessionId) -> Error {
+    Error::Disconnected(format!(
+        "the server no longer holds session {s}: its far objects are lost"
+    ))
+}
+
+/// The far store on a memory server (see the [module docs](self)).
+///
+/// # Examples
+///
+/// ```no_run
+/// use aifm_core::backend::{tcp::TcpBackend, Backend, OBJECT_STORE};
+/// let far = TcpBackend::connect("127.0.0.1:7411").unwrap();
+/// let pending: Vec<_> = (0u8..8)
+///     .map(|i| far.start_read(OBJECT_STORE, &[i]).unwrap())
+///     .collect(); // eight reads in flight
+/// for p in pending {
+///     let _value: Option<Vec<u8>> = p.wait().unwrap();
+/// }
+/// ```
+pub struct TcpBackend {
+    opts: TcpBuilder,
+    conn: RwLock<Arc<Conn>>,
+    state: Mutex<Reconnect>,
+    next_id: AtomicU64,
+    last_stored: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Reconnect {
+    session: SessionId,
+    poisoned: Option<Error>,
+    last_failure: Option<(Instant, Error)>,
+    reconnects: u64,
+}
+
+impl std::fmt::Debug for TcpBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpBackend")
+            .field("opts", &self.opts)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcpBackend {
+    /// Connects to `addr` with [`TcpBuilder::from_env`] settings.
+    ///
+    /// # Errors
+    /// As [`TcpBuilder::from_env`] and [`TcpBuilder::connect`].
+    pub fn connect(addr: &str) -> Result<TcpBackend> {
+        TcpBuilder::from_env(addr)?.connect()
+    }
+
+    /// Settings for the server at `addr` (same as [`TcpBuilder::new`]).
+    pub fn builder(addr: impl Into<String>) -> TcpBuilder {
+        TcpBuilder::new(addr)
+    }
+
+    /// This client's session on the server (quote it in [`TcpBuilder::resume`]).
+    pub fn session(&self) -> SessionId {
+        self.state.lock().unwrap().session
+    }
+
+    /// How many times the connection was re-established.
+    pub fn reconnects(&self) -> u64 {
+        self.state.lock().unwrap().reconnects
+    }
+
+    /// Whether the current connection is up (a hint; the next call may find it gone).
+    pub fn is_connected(&self) -> bool {
+        !self.conn.read().unwrap().dead.load(Ordering::SeqCst)
+    }
+
+    /// One round trip with no work on the server.
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub fn ping(&self) -> Result<()> {
+        self.call(&Op::Ping).and_then(|a| a.expect_pong())
+    }
+
+    /// The server's statistics.
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub fn server_stats(&self) -> Result<ServerStats> {
+        match self.call(&Op::Stats)? {
+            Answer::Stats(s) => Ok(s),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// Sends a read and returns at once; [`PendingRead::wait`] collects the value. Many reads
+    /// may be in flight at once (the pipelined form of [`Backend::read`]).
+    ///
+    /// # Errors
+    /// Transport errors while sending.
+    pub fn start_read(&self, ds: u32, key: &[u8]) -> Result<PendingRead> {
+        self.start(&Op::Read { ds, key: Blob(key) })
+            .map(|call| PendingRead { call })
+    }
+
+    fn connection(&self) -> Result<Arc<Conn>> {
+        {
+            let c = self.conn.read().unwrap();
+            if !c.dead.load(Ordering::SeqCst) {
+                return Ok(c.clone());
+            }
+        }
+        self.reconnect()
+    }
+
+    fn reconnect(&self) -> Result<Arc<Conn>> {
+        let mut st = self.state.lock().unwrap();
+        let old = self.conn.read().unwrap().clone();
+        if !old.dead.load(Ordering::SeqCst) {
+            return Ok(old); // another thread reconnected meanwhile
+        }
+        if let Some(e) = &st.poisoned {
+            return Err(e.clone());
+        }
+        if !self.opts.reconnect {
+            return Err(old.why());
+        }
+        if let Some((at, e)) = &st.last_failure {
+            if at.elapsed() < RECONNECT_BACKOFF {
+                return Err(e.clone());
+            }
+        }
+        match handshake(&self.opts, Some(st.session)) {
+            Ok((conn, welcome)) if welcome.resumed => {
+                st.last_failure = None;
+                st.reconnects += 1;
+                *self.conn.write().unwrap() = conn.clone();
+                Ok(conn)
+            }
+            Ok((conn, _)) => {
+                conn.kill(Error::Disconnected("session lost".into()));
+                let e = session_lost(st.session);
+                st.poisoned = Some(e.clone());
+                Err(e)
+            }
+            Err(e) => {
+                st.last_failure = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    fn start(&self, op: &Op<'_>) -> Result<Call> {
+        let conn = self.connection()?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let waiter = Arc::new(Waiter::new());
+        let deadline = Instant::now() + self.opts.timeout;
+        conn.register(id, &waiter)?;
+        if let Err(e) = conn.send(id, op, deadline) {
+            conn.pending.lock().unwrap().remove(&id);
+            return Err(e);
+        }
+        Ok(Call {
+            conn,
+            id,
+            waiter,
+            deadline,
+            done: false,
+        })
+    }
+
+    fn call(&self, op: &Op<'_>) -> Result<Answer> {
+        self.start(op)?.finish()
+    }
+
+    /// Frame budget for one batch piece: the agreed maximum minus room for the envelope.
+    fn batch_budget(&self) -> usize {
+        (self.conn.read().unwrap().max_frame as usize).saturating_sub(64)
+    }
+
+    /// Splits `sizes` (encoded size of each element) into ranges that fit one frame.
+    fn pieces(&self, sizes: impl Iterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
+        let budget = self.batch_budget();
+        let mut out = Vec::new();
+        let (mut start, mut bytes, mut n) = (0, 0, 0);
+        for (i, s) in sizes.enumerate() {
+            if n > 0 && (bytes + s > budget || n == MAX_BATCH_KEYS) {
+                out.push(start..i);
+                (start, bytes, n) = (i, 0, 0);
+            }
+            bytes += s;
+            n += 1;
+        }
+        if n > 0 {
+            out.push(start..start + n);
+        }
+        out
+    }
+}
+
+/// Encoded size of a byte string: a varint length (at most 5 bytes here) and the bytes.
+fn blob_size(b: &[u8]) -> usize {
+    b.len() + 5
+}
+
+impl Backend for TcpBackend {
+    fn name(&self) -> String {
+        format!("tcp://{}", self.opts.addr)
+    }
+
+    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.call(&Op::Read { ds, key: Blob(key) })?.value()
+    }
+
+    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        self.call(&Op::Write {
+            ds,
+            key: Blob(key),
+            value: Blob(value),
+        })?
+        .done()
+    }
+
+    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
+        match self.call(&Op::Remove { ds, key: Blob(key) })? {
+            Answer::Removed(b) => Ok(b),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        let pieces = self.pieces(keys.iter().map(|k| blob_size(k)));
+        let calls: Vec<Call> = pieces
+            .iter()
+            .map(|r| {
+                let keys = keys[r.clone()].iter().map(|k| Blob(k)).collect();
+                self.start(&Op::ReadMany { ds, keys })
+            })
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (call, range) in calls.into_iter().zip(pieces) {
+            match call.finish() {
+                Ok(Answer::Values(vs)) if vs.len() == range.len() => out.extend(vs),
+                Ok(other) => return Err(other.unexpected()),
+                // The replies did not fit one frame: fetch this piece one object at a time,
+                // pipelined.
+                Err(Error::Protocol(_)) => {
+                    let singles: Vec<PendingRead> = keys[range]
+                        .iter()
+                        .map(|k| self.start_read(ds, k))
+                        .collect::<Result<_>>()?;
+                    for p in singles {
+                        out.push(p.wait()?);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
+        let pieces = self.pieces(items.iter().map(|(k, v)| blob_size(k) + blob_size(v)));
+        let mut calls = Vec::with_capacity(pieces.len());
+        for r in pieces {
+            let items = items[r].iter().map(|(k, v)| (Blob(k), Blob(v))).collect();
+            calls.push(self.start(&Op::WriteMany { ds, items })?);
+        }
+        let mut first_err = None;
+        for call in calls {
+            if let Err(e) = call.finish().and_then(Answer::done) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
+        let pieces = self.pieces(keys.iter().map(|k| blob_size(k)));
+        let mut calls = Vec::with_capacity(pieces.len());
+        for r in pieces {
+            let keys = keys[r].iter().map(|k| Blob(k)).collect();
+            calls.push(self.start(&Op::RemoveMany { ds, keys })?);
+        }
+        let mut first_err = None;
+        for call in calls {
+            if let Err(e) = call.finish().and_then(Answer::done) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
+        self.call(&Op::Construct {
+            ds,
+            device,
+            params: Blob(params),
+        })?
+        .done()
+    }
+
+    fn destruct(&self, ds: u32) -> Result<()> {
+        self.call(&Op::Destruct { ds })?.done()
+    }
+
+    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        match self.call(&Op::Compute {
+            ds,
+            opcode,
+            input: Blob(input),
+        })? {
+            Answer::Output(v) => Ok(v),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// Asks the server; when it cannot be asked, the last known figure.
+    fn stored_bytes(&self) -> u64 {
+        match self.call(&Op::StoredBytes) {
+            Ok(Answer::Bytes(n)) => {
+                self.last_stored.store(n, Ordering::Relaxed);
+                n
+            }
+            _ => self.last_stored.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A read in flight; see [`TcpBackend::start_read`]. Dropping it abandons the read.
+///
+/// # Examples
+///
+/// ```no_run
+/// use aifm_core::backend::tcp::TcpBackend;
+/// let far = TcpBackend::connect("127.0.0.1:7411").unwrap();
+/// let p = far.start_read(0, b"key").unwrap();
+/// // ... other work while the request travels ...
+/// let value = p.wait().unwrap();
+/// # let _ = value;
+/// ```
+#[derive(Debug)]
+pub struct PendingRead {
+    call: Call,
+}
+
+impl PendingRead {
+    /// Waits for the value (`None`: no such object).
+    ///
+    /// # Errors
+    /// As [`Backend::read`].
+    pub fn wait(self) -> Result<Option<Vec<u8>>> {
+        self.call.finish()?.value()
+    }
+}
+
+/// One request in flight.
+#[derive(Debug)]
+struct Call {
+    conn: Arc<Conn>,
+    id: u64,
+    waiter: Arc<Waiter>,
+    deadline: Instant,
+    done: bool,
+}
+
+impl Call {
+    fn finish(mut self) -> Result<Answer> {
+        self.done = true;
+        self.conn.wait(self.id, &self.waiter, self.deadline)
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.pending.lock().unwrap().remove(&self.id);
+        }
+    }
+}
+
+/// A reply, owned.
+#[derive(Debug)]
+enum Answer {
+    Pong,
+    Done,
+    Value(Option<Vec<u8>>),
+    Removed(bool),
+    Values(Vec<Option<Vec<u8>>>),
+    Output(Vec<u8>),
+    Bytes(u64),
+    Stats(ServerStats),
+}
+
+impl From<Reply<'_>> for Answer {
+    fn from(r: Reply<'_>) -> Self {
+        match r {
+            Reply::Pong => Answer::Pong,
+            Reply::Done => Answer::Done,
+            Reply::Value(v) => Answer::Value(v.map(|b| b.0.to_vec())),
+            Reply::Removed(b) => Answer::Removed(b),
+            Reply::Values(vs) => {
+                Answer::Values(vs.into_iter().map(|v| v.map(|b| b.0.to_vec())).collect())
+            }
+            Reply::Output(b) => Answer::Output(b.0.to_vec()),
+            Reply::Bytes(n) => Answer::Bytes(n),
+            Reply::Stats(s) => Answer::Stats(s),
+        }
+    }
+}
+
+impl Answer {
+    fn unexpected(&self) -> Error {
+        Error::Protocol(format!("unexpected reply {self:?}"))
+    }
+    fn value(self) -> Result<Option<Vec<u8>>> {
+        match self {
+            Answer::Value(v) => Ok(v),
+            other => Err(other.unexpected()),
+        }
+    }
+    fn done(self) -> Result<()> {
+        match self {
+            Answer::Done => Ok(()),
+            other => Err(other.unexpected()),
+        }
+    }
+    fn expect_pong(self) -> Result<()> {
+        match self {
+            Answer::Pong => Ok(()),
+            other => Err(other.unexpected()),
+        }
+    }
+}
+
+/// Where one caller's reply lands.
+#[derive(Debug)]
+struct Waiter {
+    done: AtomicBool,
+    result: Mutex<Option<Result<Answer>>>,
+    thread: Thread,
+}
+
+impl Waiter {
+    fn new() -> Self {
+        Waiter {
+            done: AtomicBool::new(false),
+            result: Mutex::new(None),
+            thread: thread::current(),
+        }
+    }
+
+    fn complete(&self, r: Result<Answer>) {
+        *self.result.lock().unwrap() = Some(r);
+        self.done.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    fn take(&self) -> Result<Answer> {
+        self.result
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap_or_else(|| Err(Error::Protocol("reply taken twice".into())))
+    }
+}
+
+/// One established connection.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    fd: RawFd,
+    writer: Mutex<Vec<u8>>,
+    reader: Mutex<FrameReader>,
+    pending: Mutex<HashMap<u64, Arc<Waiter>>>,
+    dead: AtomicBool,
+    why: Mutex<Option<Error>>,
+    max_frame: u32,
+    spin: Duration,
+}
+
+impl Conn {
+    fn why(&self) -> Error {
+        self.why
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| Error::Disconnected("connection closed".into()))
+    }
+
+    /// Marks the connection dead and fails every request in flight with `e`; returns `e`.
+    fn kill(&self, e: Error) -> Error {
+        {
+            let mut why = self.why.lock().unwrap();
+            if why.is_none() {
+                *why = Some(e.clone());
+            }
+        }
+        self.dead.store(true, Ordering::SeqCst);
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let waiters: Vec<Arc<Waiter>> = self
+            .pending
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, w)| w)
+            .collect();
+        let why = self.why();
+        for w in waiters {
+            w.complete(Err(why.clone()));
+        }
+        why
+    }
+
+    fn register(&self, id: u64, w: &Arc<Waiter>) -> Result<()> {
+        self.pending.lock().unwrap().insert(id, w.clone());
+        // `kill` sets `dead` before draining `pending`: either it drains our entry, or we
+        // see `dead` here.
+        if self.dead.load(Ordering::SeqCst) {
+            self.pending.lock().unwrap().remove(&id);
+            return Err(self.why());
+        }
+        Ok(())
+    }
+
+    fn send(&self, id: u64, op: &Op<'_>, deadline: Instant) -> Result<()> {
+        let mut buf = self.writer.lock().unwrap();
+        buf.clear();
+        wire::encode_request(id, op, &mut buf, self.max_frame)?;
+        let mut rest = &buf[..];
+        while !rest.is_empty() {
+            match (&self.stream).write(rest) {
+                Ok(0) => {
+                    return Err(self.kill(Error::Disconnected("the server stopped reading".into())))
+                }
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Make room: read replies if nobody else is, then wait for the socket.
+                    if let Ok(mut rd) = self.reader.try_lock() {
+                        self.drain(&mut rd)?;
+                    }
+                    if Instant::now() >= deadline {
+                        // A partly written frame leaves the stream unusable.
+                        self.kill(Error::Disconnected(
+                            "a request could not be sent within the timeout".into(),
+                        ));
+                        return Err(Error::Timeout);
+                    }
+                    poll_fd(self.fd, libc::POLLOUT, FOLLOWER_NAP);
+                }
+                Err(e) => {
+                    return Err(self.kill(Error::Disconnected(format!("send failed: {e}"))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads everything available without blocking and delivers it.
+    fn drain(&self, rd: &mut FrameReader) -> Result<()> {
+        loop {
+            match rd.read_from(&self.stream) {
+                Ok(0) => return Err(self.closed()),
+                Ok(_) => self.deliver(rd)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.failed(e)),
+            }
+        }
+    }
+
+    fn closed(&self) -> Error {
+        self.kill(Error::Disconnected(
+            "the server closed the connection".into(),
+        ))
+    }
+
+    fn failed(&self, e: io::Error) -> Error {
+        self.kill(Error::Disconnected(format!("connection failed: {e}")))
+    }
+
+    /// Hands every complete frame in `rd` to its waiter.
+    fn deliver(&self, rd: &mut FrameReader) -> Result<()> {
+        loop {
+            let body = match rd.next_frame() {
+                Ok(Some(body)) => body,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.kill(e)),
+            };
+            match wire::decode_exact::<ServerMsg<'_>>(body) {
+                Ok(ServerMsg::Response { id, result }) => {
+                    let waiter = self.pending.lock().unwrap().remove(&id);
+                    if let Some(w) = waiter {
+                        w.complete(result.map(Answer::from).map_err(Error::from));
+                    }
+                }
+                Ok(ServerMsg::Fatal(e)) => return Err(self.kill(e.into())),
+                Ok(other) => {
+                    return Err(self.kill(Error::Protocol(format!(
+                        "unexpected message after the handshake: {other:?}"
+                    ))))
+                }
+                Err(e) => return Err(self.kill(e)),
+            }
+        }
+    }
+
+    /// Reads as the leader until `me` is complete, the deadline passes, or the connection dies.
+    fn lead(&self, rd: &mut FrameReader, me: &Waiter, deadline: Instant) -> Result<()> {
+        let spin_until = Instant::now() + self.spin;
+        loop {
+            if me.done.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            match rd.read_from(&self.stream) {
+                Ok(0) => return Err(self.closed()),
+                Ok(_) => self.deliver(rd)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(Error::Timeout);
+                    }
+                    if now < spin_until {
+                        std::hint::spin_loop();
+                    } else {
+                        poll_fd(self.fd, libc::POLLIN, (deadline - now).min(LEADER_POLL));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.failed(e)),
+            }
+        }
+    }
+
+    /// Gives the reader role to a waiter still waiting (it may be parked).
+    fn hand_off(&self) {
+        let pending = self.pending.lock().unwrap();
+        if let Some(w) = pending.values().find(|w| !w.done.load(Ordering::Acquire)) {
+            w.thread.unpark();
+        }
+    }
+
+    /// Waits for request `id`.
+    fn wait(&self, id: u64, me: &Arc<Waiter>, deadline: Instant) -> Result<Answer> {
+        let spin_until = Instant::now() + self.spin;
+        loop {
+            if me.done.load(Ordering::Acquire) {
+                return me.take();
+            }
+            if let Ok(mut rd) = self.reader.try_lock() {
+                let r = self.lead(&mut rd, me, deadline);
+                drop(rd);
+                self.hand_off();
+                match r {
+                    Ok(()) => return me.take(),
+                    Err(Error::Timeout) => return self.abandon(id, me),
+                    // `kill` completed every waiter, this one included.
+                    Err(e) => {
+                        return if me.done.load(Ordering::Acquire) {
+                            me.take()
+                        } else {
+                            Err(e)
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return self.abandon(id, me);
+            }
+            if now < spin_until {
+                std::hint::spin_loop();
+            } else {
+                thread::park_timeout((deadline - now).min(FOLLOWER_NAP));
+            }
+        }
+    }
+
+    /// Gives up on request `id` at its deadline (unless its reply is being delivered).
+    fn abandon(&self, id: u64, me: &Waiter) -> Result<Answer> {
+        if self.pending.lock().unwrap().remove(&id).is_some() {
+            return Err(Error::Timeout);
+        }
+        // Removed by a deliverer (or by `kill`), which completes it right after.
+        while !me.done.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        me.take()
+    }
+}
+
+/// Waits up to `timeout` (at least 1 ms) for `events` on `fd`.
+fn poll_fd(fd: RawFd, events: libc::c_short, timeout: Duration) {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+    // SAFETY: `p` is a valid, exclusively borrowed pollfd for the duration of the call, and
+    // the count passed is 1.
+    unsafe {
+        libc::poll(&mut p, 1, ms);
+    }
+}
+
+/// What the server may say during the handshake.
+enum Greeting {
+    Challenge(Challenge),
+    Welcome(Welcome),
+    Fatal(WireError),
+}
+
+fn read_greeting(mut stream: &TcpStream, rd: &mut FrameReader) -> Result<Greeting> {
+    loop {
+        if let Some(body) = rd.next_frame()? {
+            return match wire::decode_exact::<ServerMsg<'_>>(body)? {
+                ServerMsg::Challenge(c) => Ok(Greeting::Challenge(c)),
+                ServerMsg::Welcome(w) => Ok(Greeting::Welcome(w)),
+                ServerMsg::Fatal(e) => Ok(Greeting::Fatal(e)),
+                other => Err(Error::Protocol(format!(
+                    "unexpected message during the handshake: {other:?}"
+                ))),
+            };
+        }
+        match rd.read_from(&mut stream) {
+            Ok(0) => {
+                return Err(Error::Disconnected(
+                    "the server closed the connection during the handshake".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(Error::Disconnected("the handshake timed out".into()))
+            }
+            Err(e) => return Err(Error::Disconnected(format!("handshake failed: {e}"))),
+        }
+    }
+}
+
+/// Connects to `opts.addr`, shakes hands and logs in (resuming `resume`).
+fn handshake(opts: &TcpBuilder, resume: Option<SessionId>) -> Result<(Arc<Conn>, Welcome)> {
+    let unreachable =
+        |e: &dyn std::fmt::Display| Error::Disconnected(format!("cannot reach {}: {e}", opts.addr));
+    let addrs: Vec<_> = opts
+        .addr
+        .to_socket_addrs()
+        .map_err(|e| unreachable(&e))?
+        .collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
+    let mut stream = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, opts.connect_timeout) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let stream = stream.ok_or_else(|| unreachable(&last))?;
+    let setup = |s: &TcpStream| -> io::Result<()> {
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(opts.connect_timeout))?;
+        s.set_write_timeout(Some(opts.connect_timeout))
+    };
+    setup(&stream).map_err(|e| unreachable(&e))?;
+    let mut rd = FrameReader::new(opts.max_frame);
+    let mut buf = Vec::new();
+    wire::encode_frame(&ClientHello::current(), &mut buf, opts.max_frame)?;
+    (&stream).write_all(&buf).map_err(|e| unreachable(&e))?;
+    let challenge = match read_greeting(&stream, &mut rd)? {
+        Greeting::Challenge(c) => c,
+        Greeting::Fatal(e) => return Err(e.into()),
+        Greeting::Welcome(_) => return Err(Error::Protocol("welcome before login".into())),
+    };
+    if challenge.version != wire::VERSION {
+        return Err(Error::Protocol(format!(
+            "the server speaks protocol version {}, this client {}",
+            challenge.version,
+            wire::VERSION
+        )));
+    }
+    let proof = match (challenge.nonce, &opts.token) {
+        (Some(nonce), Some(token)) => Some(auth::proof(token, &nonce)),
+        _ => None,
+    };
+    buf.clear();
+    wire::encode_frame(&Login { proof, resume }, &mut buf, opts.max_frame)?;
+    (&stream).write_all(&buf).map_err(|e| unreachable(&e))?;
+    let welcome = match read_greeting(&stream, &mut rd)? {
+        Greeting::Welcome(w) => w,
+        Greeting::Fatal(e) => return Err(e.into()),
+        Greeting::Challenge(_) => return Err(Error::Protocol("second challenge".into())),
+    };
+    let go = |s: &TcpStream| -> io::Result<()> {
+        s.set_read_timeout(None)?;
+        s.set_write_timeout(None)?;
+        s.set_nonblocking(true)
+    };
+    go(&stream).map_err(|e| unreachable(&e))?;
+    let conn = Conn {
+        fd: stream.as_raw_fd(),
+        stream,
+        writer: Mutex::new(Vec::new()),
+        reader: Mutex::new(rd),
+        pending: Mutex::new(HashMap::new()),
+        dead: AtomicBool::new(false),
+        why: Mutex::new(None),
+        max_frame: opts.max_frame.min(challenge.max_frame),
+        spin: opts.spin,
+    };
+    Ok((Arc::new(conn), welcome))
+}

@@ -1,0 +1,197 @@
+//! Length-prefixed frames: the encoder and the incremental, panic-free decoder.
+
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::io::{self, Read};
+
+/// Bytes of the length prefix in front of every frame body.
+pub const LEN_PREFIX: usize = 4;
+
+/// Smallest read a [`FrameReader`] offers the socket.
+const MIN_READ: usize = 16 << 10;
+
+/// Appends one frame (length prefix, then the postcard encoding of `msg`) to `buf`.
+///
+/// # Errors
+/// [`Error::Protocol`] when the body would exceed `max_frame` bytes; `buf` is left as it was.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::wire::{encode_frame, FrameReader};
+/// let mut buf = Vec::new();
+/// encode_frame(&(1u8, 2u32), &mut buf, 1024).unwrap();
+/// assert_eq!(buf, [2, 0, 0, 0, 1, 2]);
+/// assert!(encode_frame(&[0u8; 8], &mut buf, 4).is_err());
+/// assert_eq!(buf.len(), 6);
+/// ```
+pub fn encode_frame<T: Serialize + ?Sized>(
+    msg: &T,
+    buf: &mut Vec<u8>,
+    max_frame: u32,
+) -> Result<()> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; LEN_PREFIX]);
+    if let Err(e) = postcard::to_extend(msg, Appender(buf)) {
+        buf.truncate(start);
+        return Err(Error::Protocol(format!("cannot encode message: {e}")));
+    }
+    let len = buf.len() - start - LEN_PREFIX;
+    if len > max_frame as usize {
+        buf.truncate(start);
+        return Err(Error::Protocol(format!(
+            "frame of {len} bytes exceeds the maximum of {max_frame}"
+        )));
+    }
+    buf[start..start + LEN_PREFIX].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Lets postcard append to a borrowed vector.
+struct Appender<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Appender<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+/// An incremental frame decoder over a growable receive buffer.
+///
+/// Bytes go in with [`FrameReader::read_from`] (a socket) or [`FrameReader::push`];
+/// complete frame bodies come out of [`FrameReader::next_frame`]. A length beyond the
+/// maximum is reported as soon as the prefix is seen, before any of the body is buffered.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::wire::FrameReader;
+/// let mut r = FrameReader::new(16);
+/// r.push(&[3, 0, 0, 0, b'a', b'b']);
+/// assert_eq!(r.next_frame().unwrap(), None); // truncated so far
+/// r.push(b"c");
+/// assert_eq!(r.next_frame().unwrap(), Some(&b"abc"[..]));
+/// r.push(&[200, 0, 0, 0]);
+/// assert!(r.next_frame().is_err()); // oversized
+/// ```
+#[derive(Debug)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+    head: usize,
+    tail: usize,
+    max_frame: u32,
+}
+
+impl FrameReader {
+    /// An empty reader accepting frame bodies of at most `max_frame` bytes.
+    pub fn new(max_frame: u32) -> Self {
+        FrameReader {
+            buf: Vec::new(),
+            head: 0,
+            tail: 0,
+            max_frame,
+        }
+    }
+
+    /// The largest body accepted.
+    pub fn max_frame(&self) -> u32 {
+        self.max_frame
+    }
+
+    /// Changes the largest body accepted (after a handshake agreed on one).
+    pub fn set_max_frame(&mut self, max_frame: u32) {
+        self.max_frame = max_frame;
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.tail - self.head
+    }
+
+    /// Length of the body of the frame at the head, if its prefix has arrived.
+    fn pending_len(&self) -> Option<usize> {
+        if self.tail - self.head < LEN_PREFIX {
+            return None;
+        }
+        let mut prefix = [0; LEN_PREFIX];
+        prefix.copy_from_slice(&self.buf[self.head..self.head + LEN_PREFIX]);
+        Some(u32::from_le_bytes(prefix) as usize)
+    }
+
+    /// Makes room for at least `want` more bytes after `tail`.
+    fn reserve(&mut self, want: usize) {
+        if self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+        }
+        if self.buf.len() - self.tail >= want {
+            return;
+        }
+        if self.head > 0 {
+            self.buf.copy_within(self.head..self.tail, 0);
+            self.tail -= self.head;
+            self.head = 0;
+        }
+        if self.buf.len() - self.tail < want {
+            self.buf.resize(self.tail + want, 0);
+        }
+    }
+
+    /// How much room the next read should offer: the rest of the pending frame, at least
+    /// [`MIN_READ`].
+    fn read_hint(&self) -> usize {
+        let missing = match self.pending_len() {
+            Some(len) if len <= self.max_frame as usize => {
+                (LEN_PREFIX + len).saturating_sub(self.buffered())
+            }
+            _ => 0,
+        };
+        missing.max(MIN_READ)
+    }
+
+    /// Reads once from `r` into the buffer; returns the byte count (0 at end of stream).
+    ///
+    /// # Errors
+    /// Whatever `r.read` returns (`WouldBlock` on a non-blocking socket with nothing to read).
+    pub fn read_from(&mut self, mut r: impl Read) -> io::Result<usize> {
+        self.reserve(self.read_hint());
+        let n = r.read(&mut self.buf[self.tail..])?;
+        self.tail += n;
+        Ok(n)
+    }
+
+    /// Appends `bytes` as if they had been read.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        self.buf[self.tail..self.tail + bytes.len()].copy_from_slice(bytes);
+        self.tail += bytes.len();
+    }
+
+    /// Takes the next complete frame body, `None` if it has not fully arrived.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] when the announced length exceeds the maximum; the reader stays
+    /// in that state (the stream cannot be resynchronised).
+    pub fn next_frame(&mut self) -> Result<Option<&[u8]>> {
+        let Some(len) = self.pending_len() else {
+            return Ok(None);
+        };
+        if len > self.max_frame as usize {
+            return Err(Error::Protocol(format!(
+                "frame of {len} bytes exceeds the maximum of {}",
+                self.max_frame
+            )));
+        }
+        if self.buffered() < LEN_PREFIX + len {
+            return Ok(None);
+        }
+        let start = self.head + LEN_PREFIX;
+        self.head = start + len;
+        Ok(Some(&self.buf[start..start + len]))
+    }
+
+    /// Whether a partial frame is buffered (so an end of stream now truncates it).
+    pub fn has_partial(&self) -> bool {
+        self.buffered() > 0
+    }
+}

@@ -1,0 +1,170 @@
+use super::*;
+use quickcheck::{quickcheck, TestResult};
+
+fn frames_of(buf: &[u8], max: u32) -> Vec<Vec<u8>> {
+    let mut r = FrameReader::new(max);
+    r.push(buf);
+    let mut out = Vec::new();
+    while let Some(body) = r.next_frame().unwrap() {
+        out.push(body.to_vec());
+    }
+    out
+}
+
+#[test]
+fn request_round_trip_every_op() {
+    let keys = [Blob(b"a"), Blob(b"bc")];
+    let ops = [
+        Op::Ping,
+        Op::Read {
+            ds: 1,
+            key: Blob(b"k"),
+        },
+        Op::Write {
+            ds: 2,
+            key: Blob(b"k"),
+            value: Blob(&[9; 300]),
+        },
+        Op::Remove {
+            ds: 3,
+            key: Blob(b""),
+        },
+        Op::ReadMany {
+            ds: 4,
+            keys: keys.to_vec(),
+        },
+        Op::WriteMany {
+            ds: 5,
+            items: vec![(Blob(b"x"), Blob(b"y"))],
+        },
+        Op::RemoveMany {
+            ds: 6,
+            keys: keys.to_vec(),
+        },
+        Op::Construct {
+            ds: 7,
+            device: "dev",
+            params: Blob(b"p"),
+        },
+        Op::Destruct { ds: 8 },
+        Op::Compute {
+            ds: 9,
+            opcode: 3,
+            input: Blob(b"in"),
+        },
+        Op::StoredBytes,
+        Op::Stats,
+    ];
+    let mut buf = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        encode_request(i as u64 * 1000, op, &mut buf, DEFAULT_MAX_FRAME).unwrap();
+    }
+    let bodies = frames_of(&buf, DEFAULT_MAX_FRAME);
+    assert_eq!(bodies.len(), ops.len());
+    for (i, (body, op)) in bodies.iter().zip(&ops).enumerate() {
+        let (id, got) = decode_request(body).unwrap();
+        assert_eq!(id, i as u64 * 1000);
+        assert_eq!(&got.unwrap(), op);
+    }
+}
+
+#[test]
+fn unknown_op_still_yields_its_id() {
+    let mut body = postcard::to_allocvec(&42u64).unwrap();
+    body.push(0x7f); // no such op
+    let (id, op) = decode_request(&body).unwrap();
+    assert_eq!(id, 42);
+    assert!(matches!(op, Err(crate::Error::Protocol(_))));
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let mut body = postcard::to_allocvec(&(1u64, Op::Ping)).unwrap();
+    body.push(0);
+    assert!(decode_request(&body).unwrap().1.is_err());
+}
+
+#[test]
+fn oversized_is_refused_before_the_body() {
+    let mut r = FrameReader::new(10);
+    r.push(&11u32.to_le_bytes());
+    assert!(r.next_frame().is_err());
+    let mut buf = Vec::new();
+    assert!(encode_frame(&Blob(&[0; 11]), &mut buf, 10).is_err());
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn reader_handles_byte_by_byte_delivery() {
+    let mut buf = Vec::new();
+    for i in 0..5u64 {
+        encode_request(
+            i,
+            &Op::Read {
+                ds: 0,
+                key: Blob(&[i as u8; 5000]),
+            },
+            &mut buf,
+            1 << 20,
+        )
+        .unwrap();
+    }
+    let mut r = FrameReader::new(1 << 20);
+    let mut seen = 0;
+    for &b in &buf {
+        r.push(&[b]);
+        while let Some(body) = r.next_frame().unwrap() {
+            assert_eq!(decode_request(body).unwrap().0, seen);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 5);
+    assert!(!r.has_partial());
+}
+
+#[test]
+fn wire_errors_map_back_to_typed_errors() {
+    use crate::Error;
+    for e in [
+        Error::ServerFull { needed: 5 },
+        Error::AuthFailed("x".into()),
+        Error::NotFound,
+        Error::UnknownDevice("d".into()),
+        Error::UnknownOpcode(4),
+        Error::UnknownStructure(3),
+        Error::Protocol("p".into()),
+        Error::Codec("c".into()),
+        Error::Remote("r".into()),
+    ] {
+        assert_eq!(Error::from(WireError::from(&e)), e);
+    }
+    assert!(Error::from(WireError::Shutdown("bye".into())).is_disconnected());
+}
+
+quickcheck! {
+    fn random_bytes_never_panic(data: Vec<u8>, max: u32) -> bool {
+        decode_all(&data, max % (1 << 20));
+        true
+    }
+
+    fn random_bodies_never_panic(body: Vec<u8>) -> bool {
+        let mut framed = (body.len() as u32).to_le_bytes().to_vec();
+        framed.extend_from_slice(&body);
+        decode_all(&framed, 1 << 20) == 1
+    }
+
+    fn corrupted_requests_never_panic(key: Vec<u8>, flips: Vec<(usize, u8)>) -> TestResult {
+        let mut buf = Vec::new();
+        let op = Op::WriteMany { ds: 1, items: vec![(Blob(&key), Blob(&key))] };
+        encode_request(9, &op, &mut buf, 1 << 20).unwrap();
+        if buf.len() <= LEN_PREFIX {
+            return TestResult::discard();
+        }
+        for (at, x) in flips {
+            let i = LEN_PREFIX + at % (buf.len() - LEN_PREFIX);
+            buf[i] ^= x;
+        }
+        decode_all(&buf, 1 << 20);
+        TestResult::passed()
+    }
+}

@@ -1,0 +1,2 @@
+//! Transport benchmark (being written).
+fn main() {}
