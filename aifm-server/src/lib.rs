@@ -1,3 +1,601 @@
-//! The aifm-rs memory server: a TCP front end over the core's engine. (Under construction: see
-//! the server issue.)
+//! # aifm-server: the far-memory server
+//!
+//! A TCP front end over the core's [`Engine`](aifm_core::engine::Engine): clients (the
+//! [`TcpBackend`](aifm_core::backend::tcp::TcpBackend) of `aifm-core`) connect, each gets its
+//! own namespace with its own quota, and the engine's remote devices run next to the data.
+//! The `aifm-server` binary wraps this library with a command line.
+//!
+//! ```
+//! use aifm_core::backend::{tcp::TcpBuilder, Backend, OBJECT_STORE};
+//! use aifm_server::{Config, Server};
+//!
+//! let server = Server::bind(Config {
+//!     listen: "127.0.0.1:0".into(), // an ephemeral port
+//!     capacity: 64 << 20,
+//!     ..Config::default()
+//! })
+//! .unwrap()
+//! .spawn()
+//! .unwrap();
+//! let far = TcpBuilder::new(server.addr().to_string()).connect().unwrap();
+//! far.write(OBJECT_STORE, b"k", b"far away").unwrap();
+//! assert_eq!(far.read(OBJECT_STORE, b"k").unwrap().unwrap(), b"far away");
+//! let stats = server.stop();
+//! assert_eq!(stats.requests.write, 1);
+//! ```
+//!
+//! # How it serves
+//!
+//! * **One thread per connection, polling adaptively.** A connection thread reads every
+//!   complete request in its buffer, answers them all, and sends the answers in one write.
+//!   Then it polls its non-blocking socket for the next request for a short while (the
+//!   `spin` setting) before it sleeps in `poll(2)`: a client that sends its next request
+//!   within that window pays no thread wake-up on this side either. At most
+//!   `cores - 1` connections spin at a time (at least one), so a crowd of clients cannot
+//!   starve the machine.
+//! * **Sessions.** A login names no session (a fresh namespace) or asks to resume one. A
+//!   session whose last connection closed is kept for the grace period, then reclaimed: its
+//!   structures are cleared and its bytes return to the capacity.
+//! * **Capacity.** Each namespace has its own quota (`client_quota`, default: the whole
+//!   capacity); on top, the server's capacity is shared by all: a write reserves its bytes
+//!   before it runs and is refused with `ServerFull` when they are not there, so nothing
+//!   already stored is harmed. Device computations may grow a namespace without a
+//!   reservation; the shared figure is recomputed from the namespaces on every housekeeping
+//!   tick, so it never drifts for long.
+//! * **Bad input.** A frame that cannot be read (oversized, malformed, wrong version, no
+//!   hello) ends that connection with a fatal error frame and a log line; a request whose op
+//!   is unknown is answered with an error for its id and the connection goes on. Other
+//!   connections never notice.
+//! * **Devices.** The server's engine starts with the core's object store; more device types
+//!   come from [`Config::devices`], a list of [`Registration`] functions (the binary's list
+//!   is where `aifm-collections` plugs in).
+
 #![warn(missing_docs)]
+
+mod conn;
+mod sessions;
+mod stats;
+
+pub use aifm_core::wire::ServerStats;
+
+use aifm_core::engine::{DeviceRegistry, Engine};
+use sessions::Sessions;
+use stats::Counters;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Registers device types with a server's engine (see [`Config::devices`]).
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::{DeviceRegistry, ObjectStore};
+/// fn my_devices(r: &DeviceRegistry) {
+///     r.register("my.store", |_params, quota| Ok(Box::new(ObjectStore::new(quota))));
+/// }
+/// let config = aifm_server::Config {
+///     devices: vec![my_devices],
+///     ..Default::default()
+/// };
+/// # let _ = config;
+/// ```
+pub type Registration = fn(&DeviceRegistry);
+
+/// The default TCP port.
+pub const DEFAULT_PORT: u16 = 7411;
+
+/// Server settings.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let c = aifm_server::Config {
+///     capacity: 1 << 30,
+///     client_quota: Some(256 << 20),
+///     grace: Duration::from_secs(5),
+///     ..Default::default()
+/// };
+/// assert_eq!(c.listen, "127.0.0.1:7411");
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    /// `host:port` to listen on (default `127.0.0.1:7411`, loopback only).
+    pub listen: String,
+    /// Bytes the server stores over all clients.
+    pub capacity: u64,
+    /// Bytes one client may store (default: the whole capacity).
+    pub client_quota: Option<u64>,
+    /// The shared secret clients must prove; `None` accepts everyone.
+    pub token: Option<Vec<u8>>,
+    /// How long a disconnected client's namespace waits for it to come back.
+    pub grace: Duration,
+    /// Interval of the statistics log line; `None` for none.
+    pub stats_interval: Option<Duration>,
+    /// The largest frame body accepted (and sent).
+    pub max_frame: u32,
+    /// How long a connection polls for the next request before it sleeps.
+    pub spin: Duration,
+    /// How long a new connection may take to log in.
+    pub handshake_timeout: Duration,
+    /// Device registrations run on the server's engine at start.
+    pub devices: Vec<Registration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: format!("127.0.0.1:{DEFAULT_PORT}"),
+            capacity: 8 << 30,
+            client_quota: None,
+            token: None,
+            grace: Duration::from_secs(30),
+            stats_interval: Some(Duration::from_secs(60)),
+            max_frame: aifm_core::wire::DEFAULT_MAX_FRAME,
+            spin: Duration::from_micros(100),
+            handshake_timeout: Duration::from_secs(5),
+            devices: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("capacity", &self.capacity)
+            .field("client_quota", &self.client_quota)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("grace", &self.grace)
+            .field("stats_interval", &self.stats_interval)
+            .field("max_frame", &self.max_frame)
+            .field("spin", &self.spin)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("devices", &self.devices.len())
+            .finish()
+    }
+}
+
+/// Asks a running server to stop; cloneable, usable from any thread (or a signal handler's
+/// flag, see [`ShutdownHandle::flag`]).
+///
+/// # Examples
+///
+/// ```
+/// let server = aifm_server::Server::bind(aifm_server::Config {
+///     listen: "127.0.0.1:0".into(),
+///     ..Default::default()
+/// })
+/// .unwrap();
+/// let stop = server.shutdown_handle();
+/// let t = std::thread::spawn(move || server.run().unwrap());
+/// stop.shutdown();
+/// t.join().unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle(Arc<AtomicBool>);
+
+impl ShutdownHandle {
+    /// Starts a graceful shutdown: no new connections; open ones are told and closed.
+    pub fn shutdown(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a shutdown was asked for.
+    pub fn is_shutdown(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// The flag itself, for `signal_hook::flag::register`.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
+}
+
+/// The bytes shared by all namespaces.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    capacity: u64,
+    used: AtomicU64,
+}
+
+impl Budget {
+    /// Takes `n` bytes or refuses.
+    fn reserve(&self, n: u64) -> aifm_core::Result<()> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|&t| t <= self.capacity)
+            })
+            .map(drop)
+            .map_err(|_| aifm_core::Error::ServerFull { needed: n })
+    }
+
+    /// Corrects a reservation of `reserved` bytes after the namespace grew by `grew`.
+    fn settle(&self, reserved: u64, grew: i128) {
+        let delta = grew - reserved as i128;
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some((u as i128 + delta).clamp(0, u64::MAX as i128) as u64)
+            });
+    }
+}
+
+/// State shared by the accept loop, the connections and the housekeeper.
+pub(crate) struct Shared {
+    pub engine: Engine,
+    pub sessions: Sessions,
+    pub budget: Budget,
+    pub counters: Counters,
+    pub shutdown: ShutdownHandle,
+    pub token: Option<Vec<u8>>,
+    pub client_quota: u64,
+    pub max_frame: u32,
+    pub spin: Duration,
+    pub handshake_timeout: Duration,
+    pub spinners: AtomicUsize,
+    pub max_spinners: usize,
+    pub connections: AtomicU64,
+    pub started: Instant,
+}
+
+impl Shared {
+    pub fn stats(&self) -> ServerStats {
+        let (sessions, structures, stored) = self.sessions.totals();
+        ServerStats {
+            connections: self.connections.load(Ordering::Relaxed),
+            sessions,
+            structures,
+            stored_bytes: stored,
+            capacity_bytes: self.budget.capacity,
+            requests: self.counters.requests(),
+            errors: self.counters.errors.load(Ordering::Relaxed),
+            protocol_errors: self.counters.protocol_errors.load(Ordering::Relaxed),
+            auth_failures: self.counters.auth_failures.load(Ordering::Relaxed),
+            reclaimed_sessions: self.counters.reclaimed.load(Ordering::Relaxed),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// Reclaims expired sessions and re-derives the shared budget from the namespaces.
+    fn housekeep(&self, grace: Duration) {
+        let reclaimed = self.sessions.reap(grace);
+        for (id, ns) in reclaimed {
+            tracing::info!(
+                session = %id,
+                bytes = ns.stored_bytes(),
+                "session reclaimed after the grace period"
+            );
+            self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
+            drop(ns); // clears its structures
+        }
+        let (_, _, stored) = self.sessions.totals();
+        self.budget.used.store(stored, Ordering::Release);
+    }
+}
+
+/// A bound, not yet running, memory server.
+///
+/// # Examples
+///
+/// ```
+/// let server = aifm_server::Server::bind(aifm_server::Config {
+///     listen: "127.0.0.1:0".into(),
+///     ..Default::default()
+/// })
+/// .unwrap();
+/// assert!(server.local_addr().ip().is_loopback());
+/// assert_eq!(server.stats().connections, 0);
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    grace: Duration,
+    stats_interval: Option<Duration>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.listener.local_addr().ok())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Binds the listening socket and builds the engine (running `config.devices`).
+    ///
+    /// # Errors
+    /// The address does not resolve or cannot be bound; a zero capacity or frame size.
+    pub fn bind(config: Config) -> io::Result<Server> {
+        if config.capacity == 0 || config.max_frame < 64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "capacity must be positive and max_frame at least 64 bytes",
+            ));
+        }
+        let addrs: Vec<SocketAddr> = config.listen.to_socket_addrs()?.collect();
+        let listener = TcpListener::bind(&addrs[..])?;
+        let engine = Engine::default();
+        for register in &config.devices {
+            register(engine.registry());
+        }
+        let cores = thread::available_parallelism().map_or(2, |n| n.get());
+        let shared = Arc::new(Shared {
+            engine,
+            sessions: Sessions::default(),
+            budget: Budget {
+                capacity: config.capacity,
+                used: AtomicU64::new(0),
+            },
+            counters: Counters::default(),
+            shutdown: ShutdownHandle(Arc::new(AtomicBool::new(false))),
+            token: config.token,
+            client_quota: config.client_quota.unwrap_or(config.capacity),
+            max_frame: config.max_frame,
+            spin: config.spin,
+            handshake_timeout: config.handshake_timeout,
+            spinners: AtomicUsize::new(0),
+            max_spinners: (cores - 1).max(1),
+            connections: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        Ok(Server {
+            listener,
+            shared,
+            grace: config.grace,
+            stats_interval: config.stats_interval.filter(|d| !d.is_zero()),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    ///
+    /// # Panics
+    /// If the socket cannot report its address (it always can once bound).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound socket has an address")
+    }
+
+    /// A handle that stops [`Server::run`].
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shared.shutdown.clone()
+    }
+
+    /// The server's statistics now.
+    pub fn stats(&self) -> ServerStats {
+        self.shared.stats()
+    }
+
+    /// The device registry of this server's engine (to register more device types).
+    pub fn registry(&self) -> &DeviceRegistry {
+        self.shared.engine.registry()
+    }
+
+    /// Serves until shut down, then closes every connection and returns the final statistics.
+    ///
+    /// # Errors
+    /// Only when the listening socket cannot be configured.
+    pub fn run(self) -> io::Result<ServerStats> {
+        self.listener.set_nonblocking(true)?;
+        let shared = self.shared.clone();
+        tracing::info!(
+            addr = %self.local_addr(),
+            capacity = shared.budget.capacity,
+            client_quota = shared.client_quota,
+            auth = shared.token.is_some(),
+            "aifm-server serving"
+        );
+        let keeper = {
+            let shared = shared.clone();
+            let (grace, every) = (self.grace, self.stats_interval);
+            thread::Builder::new()
+                .name("aifm-housekeeper".into())
+                .spawn(move || housekeeper(&shared, grace, every))?
+        };
+        let mut conns: Vec<JoinHandle<()>> = Vec::new();
+        let mut next_id = 0u64;
+        while !shared.shutdown.is_shutdown() {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    next_id += 1;
+                    let shared = shared.clone();
+                    let id = next_id;
+                    match thread::Builder::new()
+                        .name(format!("aifm-conn-{id}"))
+                        .spawn(move || conn::serve(shared, stream, peer, id))
+                    {
+                        Ok(h) => conns.push(h),
+                        Err(e) => tracing::error!(%peer, "cannot start a connection thread: {e}"),
+                    }
+                    conns.retain(|h| !h.is_finished());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn::poll_fd(
+                        self.listener.as_raw_fd(),
+                        libc::POLLIN,
+                        Duration::from_millis(100),
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of descriptors and the like: wait for connections to close.
+                    tracing::warn!("accept failed: {e}");
+                    thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        tracing::info!(connections = conns.len(), "shutting down");
+        drop(self.listener);
+        for h in conns {
+            let _ = h.join();
+        }
+        let _ = keeper.join();
+        let stats = shared.stats();
+        tracing::info!("final {}", stats::line(&stats));
+        Ok(stats)
+    }
+
+    /// Runs the server on a background thread.
+    ///
+    /// # Errors
+    /// When the thread cannot be started.
+    pub fn spawn(self) -> io::Result<RunningServer> {
+        let addr = self.local_addr();
+        let handle = self.shutdown_handle();
+        let shared = self.shared.clone();
+        let thread = thread::Builder::new()
+            .name("aifm-server".into())
+            .spawn(move || self.run())?;
+        Ok(RunningServer {
+            addr,
+            handle,
+            shared,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A server running on a background thread ([`Server::spawn`]); stopped when dropped.
+///
+/// # Examples
+///
+/// ```
+/// let running = aifm_server::Server::bind(aifm_server::Config {
+///     listen: "127.0.0.1:0".into(),
+///     ..Default::default()
+/// })
+/// .unwrap()
+/// .spawn()
+/// .unwrap();
+/// assert_eq!(running.stats().sessions, 0);
+/// let _final_stats = running.stop();
+/// ```
+pub struct RunningServer {
+    addr: SocketAddr,
+    handle: ShutdownHandle,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<io::Result<ServerStats>>>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's statistics now.
+    pub fn stats(&self) -> ServerStats {
+        self.shared.stats()
+    }
+
+    /// A handle that stops the server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// Shuts down gracefully and returns the final statistics.
+    pub fn stop(mut self) -> ServerStats {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> ServerStats {
+        self.handle.shutdown();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(Ok(stats))) => stats,
+            _ => self.shared.stats(),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.finish();
+        }
+    }
+}
+
+fn housekeeper(shared: &Shared, grace: Duration, every: Option<Duration>) {
+    let tick = (grace / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
+    let mut last_log = Instant::now();
+    while !shared.shutdown.is_shutdown() {
+        thread::sleep(tick);
+        shared.housekeep(grace);
+        if let Some(every) = every {
+            if last_log.elapsed() >= every {
+                last_log = Instant::now();
+                tracing::info!("{}", stats::line(&shared.stats()));
+            }
+        }
+    }
+}
+
+/// Parses `"30s"`, `"500ms"`, `"250us"`, `"2m"`, `"1h"` or plain seconds (`"5"`).
+///
+/// # Examples
+///
+/// ```
+/// use aifm_server::parse_duration;
+/// use std::time::Duration;
+/// assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+/// assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+/// assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+/// assert_eq!(parse_duration("soon"), None);
+/// ```
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "us" | "µs" => Duration::from_micros(n),
+        "m" | "min" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    })
+}
+
+/// Turns a `--listen` value into `host:port`: a bare host or IP gets [`DEFAULT_PORT`].
+///
+/// # Examples
+///
+/// ```
+/// use aifm_server::listen_address;
+/// assert_eq!(listen_address("127.0.0.1"), "127.0.0.1:7411");
+/// assert_eq!(listen_address("::1"), "[::1]:7411");
+/// assert_eq!(listen_address("[::1]"), "[::1]:7411");
+/// assert_eq!(listen_address("localhost"), "localhost:7411");
+/// assert_eq!(listen_address("0.0.0.0:9000"), "0.0.0.0:9000");
+/// ```
+pub fn listen_address(s: &str) -> String {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return SocketAddr::new(ip, DEFAULT_PORT).to_string();
+    }
+    if s.starts_with('[') && s.ends_with(']') {
+        return format!("{s}:{DEFAULT_PORT}");
+    }
+    if s.contains(':') {
+        s.to_string()
+    } else {
+        format!("{s}:{DEFAULT_PORT}")
+    }
+}

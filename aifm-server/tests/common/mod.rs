@@ -1,0 +1,299 @@
+//! Helpers for tests that run the real `aifm-server` binary on an ephemeral loopback port.
+#![allow(dead_code)]
+
+use aifm_core::backend::tcp::{TcpBackend, TcpBuilder};
+use aifm_core::wire::{self, ClientHello, FrameReader, Login, ServerMsg};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A running `aifm-server` process; killed when dropped.
+pub struct ServerProc {
+    child: Child,
+    pub addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProc {
+    /// Starts the binary on `127.0.0.1:0` with `args` added.
+    pub fn start(args: &[&str]) -> ServerProc {
+        Self::start_on("127.0.0.1:0", args)
+    }
+
+    pub fn start_on(listen: &str, args: &[&str]) -> ServerProc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aifm-server"))
+            .args([
+                "--listen",
+                listen,
+                "--log-level",
+                "info",
+                "--stats-interval",
+                "0",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start aifm-server");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("aifm-server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_string();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let mut stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        ServerProc { child, addr, log }
+    }
+
+    /// A client with a short timeout and no spinning delay worth noting.
+    pub fn client(&self) -> TcpBackend {
+        self.builder().connect().expect("connect")
+    }
+
+    pub fn builder(&self) -> TcpBuilder {
+        TcpBuilder::new(self.addr.clone()).timeout(Duration::from_secs(10))
+    }
+
+    /// Waits (bounded) until the server's log contains `needle`.
+    pub fn log_contains(&self, needle: &str) -> bool {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if self.log.lock().unwrap().contains(needle) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        // SAFETY: `kill(2)` on our own child's pid with a valid signal number.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A token file in the temp directory, removed when dropped.
+pub struct TokenFile(pub PathBuf);
+
+impl TokenFile {
+    pub fn new(token: &str) -> TokenFile {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "aifm-test-token-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, format!("{token}\n")).unwrap();
+        TokenFile(path)
+    }
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A raw protocol connection for sending bad input.
+pub struct Raw {
+    pub stream: TcpStream,
+    rd: FrameReader,
+}
+
+/// What the server said, owned.
+#[derive(Debug, PartialEq)]
+pub enum Said {
+    Challenge,
+    Welcome,
+    Ok(u64, String),
+    Err(u64, aifm_core::Error),
+    Fatal(aifm_core::Error),
+    Closed,
+}
+
+impl Raw {
+    pub fn connect(addr: &str) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            stream,
+            rd: FrameReader::new(wire::DEFAULT_MAX_FRAME),
+        }
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    pub fn send_frame(&mut self, body: &[u8]) {
+        let mut f = (body.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(body);
+        self.send_bytes(&f);
+    }
+
+    pub fn send_msg<T: serde::Serialize>(&mut self, msg: &T) {
+        let mut buf = Vec::new();
+        wire::encode_frame(msg, &mut buf, wire::DEFAULT_MAX_FRAME).unwrap();
+        self.send_bytes(&buf);
+    }
+
+    /// Hello and login without a token.
+    pub fn login(addr: &str) -> Raw {
+        let mut r = Raw::connect(addr);
+        r.send_msg(&ClientHello::current());
+        assert_eq!(r.recv(), Said::Challenge);
+        r.send_msg(&Login {
+            proof: None,
+            resume: None,
+        });
+        assert_eq!(r.recv(), Said::Welcome);
+        r
+    }
+
+    pub fn recv(&mut self) -> Said {
+        loop {
+            match self.rd.next_frame() {
+                Ok(Some(body)) => {
+                    return match wire::decode_exact::<ServerMsg<'_>>(body).unwrap() {
+                        ServerMsg::Challenge(_) => Said::Challenge,
+                        ServerMsg::Welcome(_) => Said::Welcome,
+                        ServerMsg::Response { id, result: Ok(r) } => Said::Ok(id, format!("{r:?}")),
+                        ServerMsg::Response { id, result: Err(e) } => Said::Err(id, e.into()),
+                        ServerMsg::Fatal(e) => Said::Fatal(e.into()),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => panic!("server sent a bad frame: {e}"),
+            }
+            match self.rd.read_from(&self.stream) {
+                Ok(0) | Err(_) => return Said::Closed,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection (bounded by the read timeout).
+    pub fn closed(&mut self) -> bool {
+        loop {
+            match self.recv() {
+                Said::Closed => return true,
+                Said::Fatal(_) => {}
+                other => panic!("expected the connection to close, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// A TCP relay between clients and a server whose connections can all be cut at once.
+pub struct Relay {
+    pub addr: String,
+    cut: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Relay {
+    pub fn new(target: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cut: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (target, streams, stopped) = (target.to_string(), cut.clone(), stop.clone());
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                {
+                    let mut s = streams.lock().unwrap();
+                    s.push(client.try_clone().unwrap());
+                    s.push(server.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Relay { addr, cut, stop }
+    }
+
+    /// Cuts every relayed connection (the listener stays).
+    pub fn cut_all(&self) {
+        for s in self.cut.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cut_all();
+        let _ = TcpStream::connect(&self.addr); // wake the accept loop
+    }
+}
+
+/// Polls `f` until it holds (bounded): no timing assertion, only a cap on waiting.
+pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
