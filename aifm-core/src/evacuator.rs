@@ -70,32 +70,50 @@ pub(crate) fn spawn(inner: &Arc<Inner>, index: usize) -> crate::Result<()> {
         .map_err(|e| crate::Error::Config(format!("cannot start the evacuator: {e}")))
 }
 
-/// Runs rounds until the free target is reached or a round frees nothing. With `lane: None`
-/// (a forced evacuation) every sealed region is evacuated once, whatever the free fraction.
+/// Runs rounds until the free target is reached, a round frees nothing, or far memory
+/// refuses a write (then the evacuator backs off instead of churning). With `lane: None` (a
+/// forced evacuation) the sealed regions are evacuated whatever the free fraction, at most
+/// twice over (a second pass evicts the objects the first kept hot).
 pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
     let own = Mutex::new(LaneState::default());
     let forced = lane.is_none();
     let lane = lane.unwrap_or(&own);
     let per_round = (rt.heap.budget_regions / 20).max(1);
-    loop {
+    let mut allowance = if forced {
+        2 * rt.heap.sealed_regions() + 2
+    } else {
+        usize::MAX
+    };
+    while allowance > 0 {
         if !forced && rt.heap.free_fraction() >= rt.evacuation.target {
             break;
         }
-        let victims = rt.heap.victims(per_round);
+        let victims = rt.heap.victims(per_round.min(allowance));
         if victims.is_empty() {
             break;
         }
-        let freed = round(rt, lane, victims);
+        allowance -= victims.len();
+        let outcome = round(rt, lane, victims);
         rt.relieve_pressure();
-        if freed == 0 {
-            // Far memory refuses us or everything is pinned; let the world move first.
+        if outcome.refused {
+            // Far memory refused us: let the world move before trying again.
             std::thread::sleep(Duration::from_millis(5));
+            break;
+        }
+        if outcome.freed == 0 {
             break;
         }
     }
     if forced {
         own.lock().unwrap().lane.seal_all(&rt.heap);
     }
+}
+
+/// What a round achieved.
+struct Outcome {
+    freed: usize,
+    /// Far memory refused a write-back (or a handler failed).
+    refused: bool,
 }
 
 /// One marked object.
@@ -174,7 +192,7 @@ struct Outgoing {
     bytes: Vec<u8>,
 }
 
-fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> usize {
+fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
     let mut marked = Vec::new();
     for (i, r) in victims.iter().enumerate() {
         for_each_header(r, |h| {
@@ -189,6 +207,7 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> usize {
     wait_for_older_scopes();
 
     let mut retained = vec![false; victims.len()];
+    let mut refused = false;
     let mut outgoing: HashMap<u32, Vec<Outgoing>> = HashMap::new();
     for m in &marked {
         // SAFETY: headers of victim regions stay valid until the regions are released below.
@@ -245,6 +264,7 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> usize {
             }
             Err(_) => {
                 Counters::add(&rt.counters.backend_errors, 1);
+                refused = true;
                 keep(rt, lane, slot, w, &mut retained[m.region]);
             }
         }
@@ -252,7 +272,7 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> usize {
 
     for (ds, items) in outgoing {
         for batch in items.chunks(WRITE_BATCH) {
-            write_back(rt, lane, ds, batch, &mut retained);
+            refused |= !write_back(rt, lane, ds, batch, &mut retained);
         }
     }
 
@@ -267,18 +287,18 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> usize {
     }
     Counters::add(&rt.counters.rounds, 1);
     Counters::add(&rt.counters.regions_freed, freed as u64);
-    freed
+    Outcome { freed, refused }
 }
 
 /// Sends one batch of cold, dirty objects of structure `ds` to far memory, then evicts them;
-/// if far memory refuses the batch, keeps them all locally.
+/// if far memory refuses the batch, keeps them all locally. Returns whether it was accepted.
 fn write_back(
     rt: &Inner,
     lane: &Mutex<LaneState>,
     ds: u32,
     batch: &[Outgoing],
     retained: &mut [bool],
-) {
+) -> bool {
     let keys: Vec<[u8; 8]> = batch
         .iter()
         .map(|o| slots::key(o.slot).to_le_bytes())
@@ -300,12 +320,14 @@ fn write_back(
                 Counters::add(&rt.counters.written_bytes, o.bytes.len() as u64);
                 evict(rt, h, o.slot, remote(o.bytes.len(), ds));
             }
+            true
         }
         Err(_) => {
             Counters::add(&rt.counters.backend_errors, 1);
             for o in batch {
                 keep(rt, lane, o.slot, o.word, &mut retained[o.region]);
             }
+            false
         }
     }
 }

@@ -153,6 +153,12 @@ impl Heap {
         }
     }
 
+    /// Number of sealed regions waiting for evacuation.
+    pub fn sealed_regions(&self) -> usize {
+        let pool = self.pool.lock().unwrap();
+        pool.sealed.len() + pool.sealed_nt.len()
+    }
+
     /// Takes up to `n` sealed regions, nontemporal first, then oldest.
     pub fn victims(&self, n: usize) -> Vec<Sealed> {
         let mut pool = self.pool.lock().unwrap();
