@@ -41,30 +41,26 @@ pub(crate) fn spawn(inner: &Arc<Inner>, index: usize) -> crate::Result<()> {
     let weak: Weak<Inner> = Arc::downgrade(inner);
     std::thread::Builder::new()
         .name(format!("aifm-evacuator-{index}"))
-        .spawn(move || {
-            let lane = Mutex::new(LaneState::default());
-            loop {
-                let Some(rt) = weak.upgrade() else { break };
-                {
-                    let ev = &rt.evacuation;
-                    let mut signalled = ev.signal.lock().unwrap();
-                    if !*signalled {
-                        signalled = ev
-                            .wake
-                            .wait_timeout(signalled, Duration::from_millis(10))
-                            .unwrap()
-                            .0;
-                    }
-                    *signalled = false;
+        .spawn(move || loop {
+            let Some(rt) = weak.upgrade() else { break };
+            {
+                let ev = &rt.evacuation;
+                let mut signalled = ev.signal.lock().unwrap();
+                if !*signalled {
+                    signalled = ev
+                        .wake
+                        .wait_timeout(signalled, Duration::from_millis(10))
+                        .unwrap()
+                        .0;
                 }
-                rt.evacuation.requested.store(false, Ordering::Release);
-                if rt.heap.free_fraction() < rt.evacuation.start {
-                    run_until_target(&rt, Some(&lane));
-                }
-                rt.flush_quarantine();
-                rt.relieve_pressure();
+                *signalled = false;
             }
-            // The runtime is gone; this lane's regions went with its heap.
+            rt.evacuation.requested.store(false, Ordering::Release);
+            if rt.heap.free_fraction() < rt.evacuation.start {
+                run_until_target(&rt, Some(&rt.evacuator_lanes[index]));
+            }
+            rt.flush_quarantine();
+            rt.relieve_pressure();
         })
         .map(drop)
         .map_err(|e| crate::Error::Config(format!("cannot start the evacuator: {e}")))

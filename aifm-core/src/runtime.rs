@@ -205,6 +205,9 @@ impl RuntimeBuilder {
             lanes: (0..lanes)
                 .map(|_| Mutex::new(LaneState::default()))
                 .collect(),
+            evacuator_lanes: (0..self.evacuator_threads)
+                .map(|_| Mutex::new(LaneState::default()))
+                .collect(),
             slots: Mutex::new(SlotPool::default()),
             structures: RwLock::new(vec![Some(None)]),
             backend,
@@ -291,6 +294,8 @@ pub(crate) struct Evacuation {
 pub(crate) struct Inner {
     pub heap: Heap,
     pub lanes: Box<[Mutex<LaneState>]>,
+    /// One compaction lane per evacuator thread.
+    pub evacuator_lanes: Box<[Mutex<LaneState>]>,
     slots: Mutex<SlotPool>,
     pub structures: RwLock<HandlerTable>,
     pub backend: Box<dyn Backend>,
@@ -492,7 +497,7 @@ impl Drop for Inner {
         if self.evacuation.critical.load(Ordering::Acquire) {
             scope::set_pressure(false);
         }
-        for lane in self.lanes.iter() {
+        for lane in self.lanes.iter().chain(self.evacuator_lanes.iter()) {
             lane.lock().unwrap().lane.seal_all(&self.heap);
         }
     }
