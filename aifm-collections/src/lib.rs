@@ -1,5 +1,58 @@
-//! Remoteable collections for aifm-rs: `RemVec`, `RemHashMap`, `RemList`, `RemQueue`.
+//! # aifm-collections: remoteable collections for aifm-rs
 //!
-//! Each collection keeps its client side and its server-side device in one module. (Under
-//! construction: see the collections issue.)
+//! Std-like collections whose elements live in far memory when local memory runs short:
+//!
+//! | collection | std twin | one remote object is | semantics it tells the runtime |
+//! |---|---|---|---|
+//! | [`RemVec`] | `Vec` | a chunk of ~4 KiB of elements | stride prefetch over chunks, nontemporal scans, offloaded gather / permute / copy / aggregates on the `aifm.vec` device |
+//!
+//! Every collection keeps its client side and its server-side device in one module, so this
+//! crate doubles as the reference for writing remoteable structures (see
+//! `docs/WRITING_A_STRUCTURE.md` in the repository).
+//!
+//! # Devices
+//!
+//! The structures' server-side halves are remote devices of the core's engine. They are
+//! registered in the process-wide engine on first use (so the embedded backend runs them
+//! in-process); a memory server calls [`register_devices`] on its own registry.
+//!
+//! ```
+//! use aifm_collections::RemVec;
+//! let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+//! let mut v = RemVec::new_in(&rt);
+//! v.extend((0..1_000_000u64).map(|i| i * 3)); // 8 MB of data, 4 MiB of local memory
+//! rt.evacuate_now();
+//! assert_eq!(v.get_cloned(999_999), Some(2_999_997));
+//! assert!(rt.stats().write_backs > 0);
+//! ```
 #![warn(missing_docs)]
+
+mod common;
+pub mod prefetch;
+pub mod vec;
+
+pub use common::{Exec, Rejected, DEFAULT_CHUNK_BYTES};
+pub use vec::RemVec;
+
+use aifm_core::engine::{DeviceRegistry, Engine};
+
+/// Registers the remote devices of every collection of this crate (`aifm.vec`, …) in
+/// `registry`. A memory server calls this at start-up; in-process use needs nothing (the
+/// collections register with the global engine on first use).
+///
+/// # Examples
+///
+/// ```
+/// let registry = aifm_core::engine::DeviceRegistry::default();
+/// aifm_collections::register_devices(&registry);
+/// assert!(registry.contains(aifm_collections::vec::DEVICE));
+/// ```
+pub fn register_devices(registry: &DeviceRegistry) {
+    registry.register(vec::DEVICE, vec::device::factory);
+}
+
+/// Registers the devices with the process-wide engine, once.
+pub(crate) fn ensure_devices() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| register_devices(Engine::global().registry()));
+}

@@ -1,0 +1,118 @@
+//! Pieces every collection shares: chunk sizing, the offload policy, the error that hands a
+//! value back, and the capability tokens that let one device find another.
+
+use aifm_core::Error;
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Default bytes of elements in one chunk (one remote object).
+pub const DEFAULT_CHUNK_BYTES: usize = 4096;
+
+/// Elements per chunk for a chunk of about `bytes`: a power of two (so an index splits into
+/// chunk and offset with a shift and a mask), at least 1.
+pub(crate) fn chunk_shift<T>(bytes: usize) -> u32 {
+    let per = (bytes / std::mem::size_of::<T>().max(1)).max(1);
+    // Round down to a power of two.
+    usize::BITS - 1 - per.leading_zeros()
+}
+
+/// Where an offloadable operation runs.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_collections::{Exec, RemVec};
+/// let v: RemVec<u32> = (1..=100).collect();
+/// assert_eq!(v.try_sum(Exec::Local).unwrap(), v.try_sum(Exec::Remote).unwrap());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Exec {
+    /// Run next to the data when enough of it is in far memory, locally otherwise; if the
+    /// offload fails for any reason, fall back to the local code (same result).
+    #[default]
+    Auto,
+    /// Always run in this process (fetching what is remote).
+    Local,
+    /// Always run on the far-memory side (after writing back what is only local); fails if
+    /// the backend cannot run the structure's device.
+    Remote,
+}
+
+/// An operation failed and hands its value back (like `crossbeam_queue::ArrayQueue::push`).
+///
+/// # Examples
+///
+/// ```
+/// use aifm_collections::Rejected;
+/// let r = Rejected { error: aifm_core::Error::Timeout, value: 5 };
+/// assert_eq!(r.to_string(), "far-memory request timed out");
+/// assert_eq!(r.into_value(), 5);
+/// ```
+pub struct Rejected<T> {
+    /// Why.
+    pub error: Error,
+    /// The value that was not stored.
+    pub value: T,
+}
+
+impl<T> Rejected<T> {
+    /// The value that was not stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = aifm_collections::Rejected { error: aifm_core::Error::Timeout, value: "v" };
+    /// assert_eq!(r.into_value(), "v");
+    /// ```
+    pub fn into_value(self) -> T {
+        self.value
+    }
+}
+
+impl<T> fmt::Debug for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<T> std::error::Error for Rejected<T> {}
+
+/// A fresh 128-bit capability token: a per-process random seed mixed with a counter.
+pub(crate) fn new_token() -> u128 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let s = RandomState::new();
+    let hi = s.hash_one((n, 0x5eed_u32, std::process::id()));
+    let lo = s.hash_one((n, 0xface_u32, &COUNTER as *const _ as usize));
+    ((hi as u128) << 64) | lo as u128
+}
+
+/// Panics with a core error (the panicking twin of a `try_*` method).
+#[track_caller]
+#[cold]
+pub(crate) fn fail(what: &str, e: Error) -> ! {
+    panic!("{what}: {e}")
+}
+
+/// Works around coarse region accounting for objects that own heap memory (see the crate
+/// docs, "Known limits"): outside any scope, if local memory (objects plus the heap they own)
+/// is over budget, evacuate now on this thread. Cheap when under budget (a statistics
+/// snapshot).
+pub(crate) fn relieve(rt: &aifm_core::Runtime) {
+    if aifm_core::scope::in_scope() {
+        return;
+    }
+    let s = rt.stats();
+    if s.local_total() > s.budget_bytes {
+        rt.evacuate_now();
+    }
+}

@@ -1,0 +1,453 @@
+//! The server-side half of `RemVec`: the `aifm.vec` remote device.
+//!
+//! # Storage
+//!
+//! One device instance per vector. It stores the vector's chunks by chunk index (8-byte
+//! little-endian keys, exactly the keys the runtime writes evacuated chunks under), each as the
+//! chunk's far encoding (for plain data, the raw bytes of its elements). Values are kept as
+//! `Arc<[u8]>` so that computations borrow chunks without copying them; every stored byte is
+//! charged to the namespace's quota.
+//!
+//! # Finding the other vectors of an operation
+//!
+//! A gather reads an index vector, a group-by a key vector: two devices. The engine gives a
+//! device neither its own structure id nor its namespace, so each vector device is created
+//! with a random 128-bit *token* (its construction parameter) and enters itself in a
+//! process-wide table, token → device, that it leaves when it is destroyed. A request names
+//! the other vector by its token. Tokens are capabilities: unguessable, known only to the
+//! client that made them.
+//!
+//! # Operations
+//!
+//! Requests and replies are postcard-encoded [`Request`]s; every computation calls the same
+//! accumulators as the local fallback (see `ops`), in the same element order.
+
+use super::ops::{Acc, AggValue, Aggregate, GroupAcc, NumKind, Numeric, WireGroup};
+use aifm_core::engine::{Quota, RemoteDevice};
+use aifm_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+/// The device type name of `RemVec`.
+pub const DEVICE: &str = "aifm.vec";
+
+const SHARDS: usize = 16;
+
+/// The one opcode: the request says what to do.
+pub(crate) const OP: u32 = 1;
+
+/// How a vector is laid out in far memory: element size, elements per chunk, length.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Shape {
+    pub elem: u32,
+    pub chunk_len: u64,
+    pub len: u64,
+}
+
+/// Another vector of the same operation.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Other {
+    pub token: u128,
+    pub shape: Shape,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    Aggregate {
+        kind: NumKind,
+        agg: Aggregate,
+        shape: Shape,
+    },
+    GroupBy {
+        kind: NumKind,
+        agg: Aggregate,
+        shape: Shape,
+        key_kind: NumKind,
+        keys: Other,
+    },
+    /// out[j] = self[idx[j]] for j in from..to.
+    Gather {
+        shape: Shape,
+        idx: Other,
+        from: u64,
+        to: u64,
+    },
+    /// Whether the index vector holds every index 0..n exactly once.
+    IsPermutation { idx: Other, n: u64 },
+    /// The raw bytes of elements from..to.
+    CopyRange { shape: Shape, from: u64, to: u64 },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    Agg(Option<(u8, Vec<u8>)>),
+    Groups(Vec<WireGroup>),
+    Bytes(Vec<u8>),
+    Bool(bool),
+}
+
+type Shard = Mutex<HashMap<u64, Arc<[u8]>>>;
+
+/// The chunks of one vector.
+pub(crate) struct VecStore {
+    shards: Box<[Shard]>,
+    quota: Arc<Quota>,
+}
+
+impl VecStore {
+    fn shard(&self, key: u64) -> &Shard {
+        &self.shards[key as usize % SHARDS]
+    }
+
+    fn chunk(&self, i: u64) -> Result<Arc<[u8]>> {
+        self.shard(i)
+            .lock()
+            .unwrap()
+            .get(&i)
+            .cloned()
+            .ok_or_else(|| Error::Remote(format!("{DEVICE}: chunk {i} is not in far memory")))
+    }
+
+    /// Calls `f` on the raw bytes of elements `from..to`, chunk by chunk, in order.
+    fn for_range(
+        &self,
+        shape: Shape,
+        from: u64,
+        to: u64,
+        mut f: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let e = shape.elem as u64;
+        let mut i = from;
+        while i < to {
+            let c = i / shape.chunk_len;
+            let bytes = self.chunk(c)?;
+            let start = (i % shape.chunk_len) * e;
+            let n = (shape.chunk_len - i % shape.chunk_len).min(to - i);
+            let part = bytes
+                .get(start as usize..(start + n * e) as usize)
+                .ok_or_else(|| Error::Remote(format!("{DEVICE}: chunk {c} is short")))?;
+            f(part)?;
+            i += n;
+        }
+        Ok(())
+    }
+}
+
+fn key_of(key: &[u8]) -> Result<u64> {
+    Ok(u64::from_le_bytes(key.try_into().map_err(|_| {
+        Error::Remote(format!("{DEVICE}: keys are 8-byte chunk indices"))
+    })?))
+}
+
+/// Devices by token (see the module docs).
+fn table() -> &'static Mutex<HashMap<u128, Weak<VecStore>>> {
+    static T: OnceLock<Mutex<HashMap<u128, Weak<VecStore>>>> = OnceLock::new();
+    T.get_or_init(Default::default)
+}
+
+fn lookup(token: u128) -> Result<Arc<VecStore>> {
+    table()
+        .lock()
+        .unwrap()
+        .get(&token)
+        .and_then(Weak::upgrade)
+        .ok_or_else(|| Error::Remote(format!("{DEVICE}: no vector with the given token here")))
+}
+
+/// The `aifm.vec` device (one per vector).
+pub(crate) struct VecDevice {
+    token: u128,
+    store: Arc<VecStore>,
+}
+
+/// Builds a vector device; `params` is the vector's 16-byte token.
+pub(crate) fn factory(params: &[u8], quota: Arc<Quota>) -> Result<Box<dyn RemoteDevice>> {
+    let token = u128::from_le_bytes(
+        params
+            .try_into()
+            .map_err(|_| Error::Remote(format!("{DEVICE}: parameters are a 16-byte token")))?,
+    );
+    let store = Arc::new(VecStore {
+        shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        quota,
+    });
+    table()
+        .lock()
+        .unwrap()
+        .insert(token, Arc::downgrade(&store));
+    Ok(Box::new(VecDevice { token, store }))
+}
+
+impl Drop for VecDevice {
+    fn drop(&mut self) {
+        let mut t = table().lock().unwrap();
+        if t.get(&self.token)
+            .is_some_and(|w| w.ptr_eq(&Arc::downgrade(&self.store)))
+        {
+            t.remove(&self.token);
+        }
+    }
+}
+
+impl RemoteDevice for VecDevice {
+    fn type_name(&self) -> &str {
+        DEVICE
+    }
+
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let k = key_of(key)?;
+        Ok(self
+            .store
+            .shard(k)
+            .lock()
+            .unwrap()
+            .get(&k)
+            .map(|v| v.to_vec()))
+    }
+
+    fn write(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let k = key_of(key)?;
+        let mut shard = self.store.shard(k).lock().unwrap();
+        let old = shard.get(&k).map_or(0, |v| v.len() as u64 + 8);
+        let new = value.len() as u64 + 8;
+        if new > old {
+            self.store.quota.charge(new - old)?;
+        } else {
+            self.store.quota.release(old - new);
+        }
+        shard.insert(k, Arc::from(value));
+        Ok(())
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<bool> {
+        let k = key_of(key)?;
+        let old = self.store.shard(k).lock().unwrap().remove(&k);
+        if let Some(v) = &old {
+            self.store.quota.release(v.len() as u64 + 8);
+        }
+        Ok(old.is_some())
+    }
+
+    fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        if opcode != OP {
+            return Err(Error::UnknownOpcode(opcode));
+        }
+        let req: Request = aifm_core::codec::decode_serde(input)?;
+        let reply = run(&self.store, req)?;
+        let mut out = Vec::new();
+        aifm_core::codec::encode_serde(&reply, &mut out)?;
+        Ok(out)
+    }
+
+    fn clear(&self) {
+        for shard in self.store.shards.iter() {
+            for (_, v) in shard.lock().unwrap().drain() {
+                self.store.quota.release(v.len() as u64 + 8);
+            }
+        }
+    }
+}
+
+/// Calls `$f::<T>` with the Rust type named by a `NumKind`.
+macro_rules! by_kind {
+    ($kind:expr, $f:ident ( $($arg:expr),* )) => {
+        match $kind {
+            NumKind::U8 => $f::<u8>($($arg),*),
+            NumKind::U16 => $f::<u16>($($arg),*),
+            NumKind::U32 => $f::<u32>($($arg),*),
+            NumKind::U64 => $f::<u64>($($arg),*),
+            NumKind::I8 => $f::<i8>($($arg),*),
+            NumKind::I16 => $f::<i16>($($arg),*),
+            NumKind::I32 => $f::<i32>($($arg),*),
+            NumKind::I64 => $f::<i64>($($arg),*),
+            NumKind::F32 => $f::<f32>($($arg),*),
+            NumKind::F64 => $f::<f64>($($arg),*),
+        }
+    };
+}
+
+fn check_elem<T>(shape: &Shape) -> Result<()> {
+    if shape.elem as usize != std::mem::size_of::<T>() || shape.chunk_len == 0 {
+        return Err(Error::Remote(format!("{DEVICE}: bad shape {shape:?}")));
+    }
+    Ok(())
+}
+
+fn decode<T: Numeric>(bytes: &[u8]) -> Result<Vec<T>> {
+    aifm_core::codec::decode_pod_vec(bytes)
+}
+
+fn aggregate<T: Numeric>(s: &VecStore, agg: Aggregate, shape: Shape) -> Result<Reply> {
+    check_elem::<T>(&shape)?;
+    let mut acc = Acc::<T>::new(agg);
+    s.for_range(shape, 0, shape.len, |b| {
+        acc.push_slice(&decode::<T>(b)?);
+        Ok(())
+    })?;
+    Ok(Reply::Agg(acc.finish().map(AggValue::to_wire)))
+}
+
+/// Reads a key or index vector as `i128`s over `from..to`.
+fn read_ints(other: &Other, kind: NumKind, from: u64, to: u64) -> Result<Vec<i128>> {
+    fn widen<K: super::ops::GroupKey>(b: &[u8], out: &mut Vec<i128>) -> Result<()> {
+        out.extend(decode::<K>(b)?.into_iter().map(K::to_i128));
+        Ok(())
+    }
+    fn go<K: Numeric>(
+        s: &VecStore,
+        o: &Other,
+        from: u64,
+        to: u64,
+        kind: NumKind,
+    ) -> Result<Vec<i128>> {
+        check_elem::<K>(&o.shape)?;
+        let mut out = Vec::with_capacity((to - from) as usize);
+        s.for_range(o.shape, from, to, |b| match kind {
+            NumKind::U8 => widen::<u8>(b, &mut out),
+            NumKind::U16 => widen::<u16>(b, &mut out),
+            NumKind::U32 => widen::<u32>(b, &mut out),
+            NumKind::U64 => widen::<u64>(b, &mut out),
+            NumKind::I8 => widen::<i8>(b, &mut out),
+            NumKind::I16 => widen::<i16>(b, &mut out),
+            NumKind::I32 => widen::<i32>(b, &mut out),
+            NumKind::I64 => widen::<i64>(b, &mut out),
+            NumKind::F32 | NumKind::F64 => Err(Error::Remote(format!(
+                "{DEVICE}: float keys are not supported"
+            ))),
+        })?;
+        Ok(out)
+    }
+    let store = lookup(other.token)?;
+    by_kind!(kind, go(&store, other, from, to, kind))
+}
+
+fn group_by<T: Numeric>(
+    s: &VecStore,
+    agg: Aggregate,
+    shape: Shape,
+    key_kind: NumKind,
+    keys: Other,
+) -> Result<Reply> {
+    check_elem::<T>(&shape)?;
+    if keys.shape.len != shape.len {
+        return Err(Error::Remote(format!(
+            "{DEVICE}: key and value lengths differ"
+        )));
+    }
+    let mut acc = GroupAcc::<T>::new(agg);
+    // Walk in windows of one value chunk, reading the matching keys.
+    let mut i = 0;
+    while i < shape.len {
+        let to = (i + shape.chunk_len).min(shape.len);
+        let ks = read_ints(&keys, key_kind, i, to)?;
+        let mut at = 0;
+        s.for_range(shape, i, to, |b| {
+            for x in decode::<T>(b)? {
+                acc.push(ks[at], x);
+                at += 1;
+            }
+            Ok(())
+        })?;
+        i = to;
+    }
+    Ok(Reply::Groups(
+        acc.finish()
+            .into_iter()
+            .map(|(k, v)| {
+                let (tag, b) = v.to_wire();
+                (k, tag, b)
+            })
+            .collect(),
+    ))
+}
+
+fn gather(s: &VecStore, shape: Shape, idx: Other, from: u64, to: u64) -> Result<Vec<u8>> {
+    let e = shape.elem as usize;
+    let ids = read_ints(&idx, NumKind::U64, from, to)?;
+    // Visit each needed chunk once: sort output positions by source index.
+    let mut order: Vec<(u64, usize)> = Vec::with_capacity(ids.len());
+    for (j, &i) in ids.iter().enumerate() {
+        let i = i as u64;
+        if i >= shape.len {
+            return Err(Error::Remote(format!(
+                "{OOB}: index {i} out of bounds for length {}",
+                shape.len
+            )));
+        }
+        order.push((i, j));
+    }
+    order.sort_unstable();
+    let mut out = vec![0u8; ids.len() * e];
+    let mut cur: Option<(u64, Arc<[u8]>)> = None;
+    for (i, j) in order {
+        let c = i / shape.chunk_len;
+        if cur.as_ref().is_none_or(|(cc, _)| *cc != c) {
+            cur = Some((c, s.chunk(c)?));
+        }
+        let bytes = &cur.as_ref().unwrap().1;
+        let at = (i % shape.chunk_len) as usize * e;
+        let src = bytes
+            .get(at..at + e)
+            .ok_or_else(|| Error::Remote(format!("{DEVICE}: chunk {c} is short")))?;
+        out[j * e..(j + 1) * e].copy_from_slice(src);
+    }
+    Ok(out)
+}
+
+/// Prefix of the error a device reports for an out-of-bounds index (the client panics on it).
+pub(crate) const OOB: &str = "aifm.vec: index out of bounds";
+
+fn is_permutation(idx: Other, n: u64) -> Result<bool> {
+    if idx.shape.len != n {
+        return Ok(false);
+    }
+    let mut seen = vec![false; n as usize];
+    let step = idx.shape.chunk_len.max(1) * 64;
+    let mut i = 0;
+    while i < n {
+        let to = (i + step).min(n);
+        for x in read_ints(&idx, NumKind::U64, i, to)? {
+            match seen.get_mut(x as usize) {
+                Some(s) if !*s => *s = true,
+                _ => return Ok(false),
+            }
+        }
+        i = to;
+    }
+    Ok(true)
+}
+
+fn run(s: &VecStore, req: Request) -> Result<Reply> {
+    match req {
+        Request::Aggregate { kind, agg, shape } => by_kind!(kind, aggregate(s, agg, shape)),
+        Request::GroupBy {
+            kind,
+            agg,
+            shape,
+            key_kind,
+            keys,
+        } => by_kind!(kind, group_by(s, agg, shape, key_kind, keys)),
+        Request::Gather {
+            shape,
+            idx,
+            from,
+            to,
+        } => gather(s, shape, idx, from, to).map(Reply::Bytes),
+        Request::IsPermutation { idx, n } => is_permutation(idx, n).map(Reply::Bool),
+        Request::CopyRange { shape, from, to } => {
+            let mut out = Vec::with_capacity(((to - from) * shape.elem as u64) as usize);
+            if to > shape.len || from > to {
+                return Err(Error::Remote(format!(
+                    "{OOB}: range {from}..{to} of {}",
+                    shape.len
+                )));
+            }
+            s.for_range(shape, from, to, |b| {
+                out.extend_from_slice(b);
+                Ok(())
+            })?;
+            Ok(Reply::Bytes(out))
+        }
+    }
+}
