@@ -330,6 +330,9 @@ fn write_back(
 
 /// Drops the local copy of a claimed object and publishes `remote_word`.
 fn evict(rt: &Inner, h: &Header, slot: NonNull<Slot>, remote_word: u64) {
+    if slots::word(slot).load(Ordering::Relaxed) & FRESH != 0 {
+        Counters::add(&rt.counters.prefetch_wasted, 1);
+    }
     // SAFETY: the evacuator holds BUSY, so no reference to the object exists; it is dropped
     // once, here, and its header is then marked dead.
     unsafe { (h.vtable.drop)(h.data()) };

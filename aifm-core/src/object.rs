@@ -8,7 +8,7 @@
 use crate::backend::OBJECT_STORE;
 use crate::error::{Error, Result};
 use crate::heap::{Header, Kind, VTable};
-use crate::runtime::{Inner, LaneState};
+use crate::runtime::{Alloc, Inner, LaneState};
 use crate::scope::backoff;
 use crate::slots::{self, Slot};
 use crate::stats::Counters;
@@ -113,7 +113,10 @@ pub(crate) unsafe fn slow_path(
             continue;
         }
         // Local and stable: only bookkeeping is left.
-        let mut new = w;
+        let mut new = w & !FRESH;
+        if w & FRESH != 0 {
+            Counters::add(&rt.counters.prefetch_useful, 1);
+        }
         if mode != Mode::Nontemporal && w & COLD != 0 {
             new = heated(new);
         }
@@ -152,7 +155,7 @@ unsafe fn fetch(
     } else {
         Kind::Normal
     };
-    let header = rt.alloc_object(vtable, ds, Some(bytes.len()), kind, None)?;
+    let header = rt.alloc_object(vtable, ds, Some(bytes.len()), kind, Alloc::Mutator)?;
     // SAFETY: the header was just written by `alloc_object`; its data area is ours.
     let h = unsafe { header.as_ref() };
     let data = h.data();
@@ -195,7 +198,8 @@ pub(crate) unsafe fn migrate(
     } else {
         Kind::Normal
     };
-    let header = rt.alloc_object(old.vtable, old.ds as u32, old.far_len(), kind, lane)?;
+    let how = lane.map_or(Alloc::Mutator, Alloc::Evacuator);
+    let header = rt.alloc_object(old.vtable, old.ds as u32, old.far_len(), kind, how)?;
     // SAFETY: fresh header from `alloc_object`.
     let h = unsafe { header.as_ref() };
     // SAFETY: both areas hold `len` bytes and do not overlap; a Rust value may be moved by
@@ -211,7 +215,7 @@ pub(crate) unsafe fn migrate(
         .live_bytes
         .fetch_sub(old.footprint() as i64, Ordering::Relaxed);
     h.slot.store(slot.as_ptr(), Ordering::Release);
-    let mut new = local(h.data(), w & CLEAN != 0);
+    let mut new = local(h.data(), w & CLEAN != 0) | (w & FRESH);
     match (lane.is_some(), mode) {
         (true, _) | (false, Mode::Nontemporal) => {}
         (false, Mode::Read | Mode::Write) => new = heated(heated(new)),
@@ -281,4 +285,126 @@ pub(crate) unsafe fn free(rt: &Inner, slot: NonNull<Slot>, w: u64, take: impl Fn
         }
         rt.free_slot(slot);
     }
+}
+
+/// A claim on a remote object for a batched fetch, made without a handle: the slot plus the
+/// generation it had when the ticket was made, and how to build its type.
+#[derive(Clone, Copy)]
+pub(crate) struct Ticket {
+    pub slot: NonNull<Slot>,
+    pub generation: u64,
+    pub vtable: &'static VTable,
+    pub decode: DecodeInto,
+}
+
+// SAFETY: a ticket is an address plus a generation; it is only acted on through the claim
+// protocol (`fetch_batch`), which re-checks that the slot still belongs to the same object.
+unsafe impl Send for Ticket {}
+// SAFETY: as above.
+unsafe impl Sync for Ticket {}
+
+/// Claims the remote word of a ticket's slot if the slot is still in the same generation.
+fn claim_ticket(t: &Ticket) -> Option<u64> {
+    let word = slots::word(t.slot);
+    let w = word.load(Ordering::Acquire);
+    // Only remote, undetached, idle words; a NULL (free) word is never claimed, so slot
+    // allocation (a plain store) cannot race with us.
+    if w & (REMOTE | DETACHED | BUSY) != REMOTE {
+        return None;
+    }
+    word.compare_exchange(w, w | BUSY, Ordering::Acquire, Ordering::Relaxed)
+        .ok()?;
+    if slots::generation(t.slot) != t.generation {
+        word.store(w, Ordering::Release);
+        return None;
+    }
+    Some(w)
+}
+
+/// Fetches every still-remote object among `tickets` with one backend request per structure,
+/// placing them in `kind` regions. Objects fetched with `fresh` are marked as prefetched.
+/// Returns how many objects were brought in.
+///
+/// # Errors
+/// A backend failure (every claimed object is left remote, untouched). Objects that find no
+/// room (a prefetch never overdraws) are simply left remote.
+pub(crate) fn fetch_batch(
+    rt: &Inner,
+    tickets: &[Ticket],
+    kind: Kind,
+    how: Alloc<'_>,
+    fresh: bool,
+) -> Result<usize> {
+    let mut claimed: Vec<(&Ticket, u64)> = tickets
+        .iter()
+        .filter_map(|t| claim_ticket(t).map(|w| (t, w)))
+        .collect();
+    claimed.sort_by_key(|(_, w)| remote_ds(*w));
+    let mut fetched = 0;
+    let mut rest = &claimed[..];
+    while let Some(((_, first), _)) = rest.split_first() {
+        let ds = remote_ds(*first);
+        let n = rest.iter().take_while(|(_, w)| remote_ds(*w) == ds).count();
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        let keys: Vec<[u8; 8]> = group
+            .iter()
+            .map(|(t, _)| slots::key(t.slot).to_le_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        let values = match rt.backend.read_many(ds, &refs) {
+            Ok(v) if v.len() == group.len() => v,
+            other => {
+                Counters::add(&rt.counters.backend_errors, 1);
+                for (t, w) in group.iter().chain(rest) {
+                    slots::word(t.slot).store(*w, Ordering::Release);
+                }
+                return Err(other.err().unwrap_or_else(|| {
+                    Error::Protocol("batched read returned the wrong number of objects".into())
+                }));
+            }
+        };
+        for ((t, w), bytes) in group.iter().zip(values) {
+            // SAFETY: we hold BUSY on a remote word of the ticket's type.
+            match bytes.map(|b| unsafe { place_fetched(rt, t, *w, &b, kind, how, fresh) }) {
+                Some(Ok(())) => fetched += 1,
+                _ => slots::word(t.slot).store(*w, Ordering::Release),
+            }
+        }
+    }
+    if fresh {
+        Counters::add(&rt.counters.prefetch_issued, fetched as u64);
+    }
+    Ok(fetched)
+}
+
+/// Places fetched bytes for a claimed ticket and publishes the local word.
+///
+/// # Safety
+/// The caller holds BUSY on the ticket's slot, whose pre-claim word is the remote word `w`.
+unsafe fn place_fetched(
+    rt: &Inner,
+    t: &Ticket,
+    w: u64,
+    bytes: &[u8],
+    kind: Kind,
+    how: Alloc<'_>,
+    fresh: bool,
+) -> Result<()> {
+    let header = rt.alloc_object(t.vtable, remote_ds(w), Some(bytes.len()), kind, how)?;
+    // SAFETY: fresh header from `alloc_object`.
+    let h = unsafe { header.as_ref() };
+    // SAFETY: room for the ticket's type, which `decode` builds.
+    if let Err(e) = unsafe { (t.decode)(bytes, h.data()) } {
+        kill(rt, h);
+        return Err(e);
+    }
+    // SAFETY: the object is initialised.
+    charge_heap(rt, h, unsafe { (t.vtable.heap_bytes)(h.data()) });
+    h.slot.store(t.slot.as_ptr(), Ordering::Release);
+    Counters::add(&rt.counters.fetches, 1);
+    Counters::add(&rt.counters.fetched_bytes, bytes.len() as u64);
+    let new = local(h.data(), true) | if fresh { FRESH } else { 0 };
+    slots::word(t.slot).store(new, Ordering::Release);
+    Ok(())
 }

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::handlers::Structure;
 use crate::heap::{HasVTable, Header, Kind};
 use crate::object::{self, claim, Mode};
-use crate::runtime::{Inner, Runtime};
+use crate::runtime::{Alloc, Inner, Runtime};
 use crate::scope::Scope;
 use crate::slots::{self, Slot};
 use crate::word::{self, *};
@@ -115,7 +115,7 @@ impl<T: FarData> RemBox<T> {
 
     fn place(value: T, rt: &Arc<Inner>, ds: u32, key: Option<u64>) -> Result<Self> {
         let () = Self::CHECK;
-        let header = rt.alloc_object(&T::VTABLE, ds, None, Kind::Normal, None)?;
+        let header = rt.alloc_object(&T::VTABLE, ds, None, Kind::Normal, Alloc::Mutator)?;
         // SAFETY: fresh header from `alloc_object`; its data area is room for a T.
         let h = unsafe { header.as_ref() };
         let heap = value.heap_bytes();
@@ -124,6 +124,7 @@ impl<T: FarData> RemBox<T> {
         object::charge_heap(rt, h, heap);
         let slot = rt.alloc_slot();
         slots::set_key(slot, key.unwrap_or_else(|| slots::index_of(slot)));
+        slots::next_generation(slot);
         h.slot.store(slot.as_ptr(), Ordering::Release);
         slots::word(slot).store(word::local(h.data(), false), Ordering::Release);
         // Every box holds one count of its runtime (released in `drop`).
@@ -132,6 +133,10 @@ impl<T: FarData> RemBox<T> {
             slot,
             _owns: PhantomData,
         })
+    }
+
+    pub(crate) fn slot_ptr(&self) -> NonNull<Slot> {
+        self.slot
     }
 
     fn inner(&self) -> &Inner {

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::evacuator;
 use crate::handlers::{EvacuationHandler, HandlerTable, Structure};
 use crate::heap::{Header, Heap, Kind, Lane, NoRegion, VTable, HEADER};
+use crate::prefetch;
 use crate::scope;
 use crate::slots::{Slot, SlotTable};
 use crate::stats::{Counters, Stats};
@@ -54,6 +55,7 @@ pub struct RuntimeBuilder {
     backend: Option<Box<dyn Backend>>,
     server: Option<String>,
     evacuator_threads: usize,
+    prefetch_threads: usize,
     start: f64,
     block: f64,
     target: f64,
@@ -79,6 +81,7 @@ impl Default for RuntimeBuilder {
             backend: None,
             server: None,
             evacuator_threads: 1,
+            prefetch_threads: 1,
             start: 0.12,
             block: 0.03,
             target: 0.22,
@@ -136,6 +139,12 @@ impl RuntimeBuilder {
     /// Number of evacuator threads (default 1).
     pub fn evacuator_threads(mut self, n: usize) -> Self {
         self.evacuator_threads = n;
+        self
+    }
+
+    /// Number of prefetch helper threads (default 1); they also serve async fetches.
+    pub fn prefetch_threads(mut self, n: usize) -> Self {
+        self.prefetch_threads = n.max(1);
         self
     }
 
@@ -200,7 +209,10 @@ impl RuntimeBuilder {
             .min(budget_regions / 8)
             .max(1);
         scope::init_barriers();
+        let (prefetch_tx, prefetch_rx) = std::sync::mpsc::channel();
         let inner = Arc::new(Inner {
+            prefetch_tx,
+            prefetch_queued: AtomicUsize::new(0),
             heap: Heap::new(region_size, budget_regions, overdraft_regions),
             lanes: (0..lanes)
                 .map(|_| Mutex::new(LaneState::default()))
@@ -226,6 +238,7 @@ impl RuntimeBuilder {
         for i in 0..self.evacuator_threads {
             evacuator::spawn(&inner, i)?;
         }
+        prefetch::spawn_helpers(Arc::downgrade(&inner), prefetch_rx, self.prefetch_threads)?;
         Ok(Runtime { inner })
     }
 }
@@ -255,6 +268,18 @@ pub fn parse_size(s: &str) -> Option<usize> {
         _ => return None,
     };
     n.checked_mul(1usize << shift)
+}
+
+/// How an allocation may treat the budget.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Alloc<'a> {
+    /// A mutator: inside a scope it may overdraw (it cannot wait: the evacuator may be waiting
+    /// for that very scope); outside one it waits for the evacuator, then overdraws.
+    Mutator,
+    /// The evacuator compacting into its own lane: may overdraw (it frees more than it takes).
+    Evacuator(&'a Mutex<LaneState>),
+    /// A prefetch: never waits and never overdraws; it is simply skipped when memory is short.
+    Prefetch,
 }
 
 /// One allocation lane: active regions plus a cache of free slots.
@@ -301,6 +326,10 @@ pub(crate) struct Inner {
     pub backend: Box<dyn Backend>,
     pub counters: Counters,
     pub evacuation: Evacuation,
+    /// Work for the prefetch helpers (dropping it stops them).
+    pub prefetch_tx: std::sync::mpsc::Sender<prefetch::Task>,
+    /// Prefetch tasks queued and not yet taken.
+    pub prefetch_queued: AtomicUsize,
     /// Freed object-store slots whose far copies still await a batched remove; they are
     /// reused only after it (a slot's index is its far key).
     pub quarantine: Mutex<Vec<NonNull<Slot>>>,
@@ -363,19 +392,18 @@ impl Inner {
     /// `CONSTRUCTING`) under the lane lock, so an evacuator never sees a half-written header.
     /// Returns the header.
     ///
-    /// Inside a scope, or on an evacuator's own `lane`, the allocation may overdraw the budget
-    /// (bounded); otherwise it waits for the evacuator first.
+    /// How the budget is treated depends on `how` (see [`Alloc`]).
     ///
     /// # Errors
     /// [`Error::ObjectTooLarge`]; [`Error::LocalMemoryExhausted`] when even the overdraft is
-    /// used up.
+    /// used up (or, for a prefetch, when the budget is).
     pub fn alloc_object(
         &self,
         vtable: &'static VTable,
         ds: u32,
         far_len: Option<usize>,
         kind: Kind,
-        lane: Option<&Mutex<LaneState>>,
+        how: Alloc<'_>,
     ) -> Result<NonNull<Header>> {
         let bytes = HEADER + crate::heap::header::padded(vtable.size);
         if bytes > self.heap.region_size {
@@ -384,8 +412,11 @@ impl Inner {
                 max: self.heap.region_size,
             });
         }
-        let may_overdraw = lane.is_some() || scope::in_scope();
-        let lane = lane.unwrap_or_else(|| self.lane());
+        let (lane, may_overdraw, may_wait) = match how {
+            Alloc::Evacuator(lane) => (lane, true, false),
+            Alloc::Prefetch => (self.lane(), false, false),
+            Alloc::Mutator => (self.lane(), scope::in_scope(), !scope::in_scope()),
+        };
         let mut waited_since: Option<Instant> = None;
         loop {
             let overdraw =
@@ -415,6 +446,11 @@ impl Inner {
                         self.check_pressure();
                     }
                     return Ok(header);
+                }
+                Err(NoRegion::Budget) if !may_wait => {
+                    drop(guard);
+                    self.check_pressure();
+                    return Err(Error::LocalMemoryExhausted);
                 }
                 Err(NoRegion::Budget) => {
                     drop(guard);
@@ -633,6 +669,10 @@ impl Runtime {
             over_budget_episodes: i.heap.overdrafts.load(Ordering::Relaxed) as u64,
             memory_waits: get(&c.memory_waits),
             backend_errors: get(&c.backend_errors),
+            prefetch_issued: get(&c.prefetch_issued),
+            prefetch_useful: get(&c.prefetch_useful),
+            prefetch_wasted: get(&c.prefetch_wasted),
+            prefetch_dropped: get(&c.prefetch_dropped),
         }
     }
 

@@ -32,6 +32,9 @@ pub(crate) struct Slot {
     /// The object's key in far memory; written before the word is published, then immutable
     /// until the slot is freed.
     pub key: AtomicU64,
+    /// Bumped each time the slot is handed to a new object, so a fetch ticket for an earlier
+    /// owner can tell the slot has changed hands.
+    pub generation: AtomicU64,
 }
 
 /// The first bytes of every chunk.
@@ -131,6 +134,20 @@ pub(crate) fn word(slot: NonNull<Slot>) -> &'static AtomicU64 {
 pub(crate) fn key(slot: NonNull<Slot>) -> u64 {
     // SAFETY: see `chunk_of`.
     unsafe { (*slot.as_ptr()).key.load(Ordering::Relaxed) }
+}
+
+/// A slot's generation.
+#[inline]
+pub(crate) fn generation(slot: NonNull<Slot>) -> u64 {
+    // SAFETY: see `chunk_of`.
+    unsafe { (*slot.as_ptr()).generation.load(Ordering::Acquire) }
+}
+
+/// Starts a new generation of a free slot (before its word is published).
+#[inline]
+pub(crate) fn next_generation(slot: NonNull<Slot>) {
+    // SAFETY: see `chunk_of`.
+    unsafe { (*slot.as_ptr()).generation.fetch_add(1, Ordering::AcqRel) };
 }
 
 /// Sets a slot's key (before its word is published).

@@ -17,6 +17,10 @@ pub(crate) struct Counters {
     pub far_bytes: AtomicU64,
     pub backend_errors: AtomicU64,
     pub memory_waits: AtomicU64,
+    pub prefetch_issued: AtomicU64,
+    pub prefetch_useful: AtomicU64,
+    pub prefetch_wasted: AtomicU64,
+    pub prefetch_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -77,9 +81,26 @@ pub struct Stats {
     pub memory_waits: u64,
     /// Backend requests that failed (write-backs are retried; nothing is lost).
     pub backend_errors: u64,
+    /// Objects brought in by prefetching.
+    pub prefetch_issued: u64,
+    /// Prefetched objects that were used before being evicted.
+    pub prefetch_useful: u64,
+    /// Prefetched objects evicted without ever being used.
+    pub prefetch_wasted: u64,
+    /// Prefetch requests dropped because the helpers were behind or memory was short.
+    pub prefetch_dropped: u64,
 }
 
 impl Stats {
+    /// Useful prefetches over issued ones (1.0 when none were issued).
+    pub fn prefetch_accuracy(&self) -> f64 {
+        if self.prefetch_issued == 0 {
+            1.0
+        } else {
+            self.prefetch_useful as f64 / self.prefetch_issued as f64
+        }
+    }
+
     /// All local bytes charged against the budget.
     pub fn local_total(&self) -> u64 {
         self.local_bytes + self.local_owned_bytes
@@ -106,14 +127,19 @@ impl std::fmt::Display for Stats {
         write!(
             f,
             "evac:  {} rounds, {} regions freed, {} compacted, {} mutator migrations, \
-             {} over-budget, {} waits, {} backend errors",
+             {} over-budget, {} waits, {} backend errors\n\
+             prefetch: {} issued, {} useful, {} wasted, {} dropped",
             self.evacuation_rounds,
             self.regions_freed,
             self.compacted,
             self.mutator_migrations,
             self.over_budget_episodes,
             self.memory_waits,
-            self.backend_errors
+            self.backend_errors,
+            self.prefetch_issued,
+            self.prefetch_useful,
+            self.prefetch_wasted,
+            self.prefetch_dropped
         )
     }
 }

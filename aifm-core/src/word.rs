@@ -3,8 +3,8 @@
 //! # Layout
 //!
 //! ```text
-//!  63      62          61    60    59     58        57..56   55..48   47..0
-//! REMOTE  EVACUATING  BUSY  COLD  CLEAN  DETACHED  HOTNESS  (zero)   local: object address
+//!  63      62          61    60    59     58        57..56   55     54..48  47..0
+//! REMOTE  EVACUATING  BUSY  COLD  CLEAN  DETACHED  HOTNESS  FRESH  (zero)  local: object address
 //!                                                          47..32: remote structure id
 //!                                                          31..0:  remote object length
 //! ```
@@ -23,6 +23,9 @@
 //!   2-bit counter; at [`HOT_THRESHOLD`] the object turns hot (`COLD` cleared) and later
 //!   dereferences stay on the fast path. The evacuator re-colds objects it keeps.
 //! * `CLEAN`: the far copy equals the local one, so evicting it needs no write-back.
+//! * `FRESH`: a prefetch brought the object in and nobody has used it yet. The first
+//!   dereference takes the slow path once, clears it and counts a useful prefetch; the
+//!   evacuator counts a wasted one if it evicts a still-fresh object.
 //! * `DETACHED` (with `REMOTE`): the structure's evacuation handler took the object out of the
 //!   runtime's hands; see [`crate::WriteBack::Detached`].
 
@@ -38,6 +41,8 @@ pub const COLD: u64 = 1 << 60;
 pub const CLEAN: u64 = 1 << 59;
 /// The structure's handler detached the object (only together with `REMOTE`).
 pub const DETACHED: u64 = 1 << 58;
+/// Brought in by a prefetch and not used yet.
+pub const FRESH: u64 = 1 << 55;
 /// Shift of the 2-bit hotness counter.
 pub const HOTNESS_SHIFT: u32 = 56;
 /// Mask of the 2-bit hotness counter.
@@ -56,15 +61,15 @@ pub const MAX_DS: u32 = u16::MAX as u32;
 pub const NULL: u64 = 0;
 
 /// Any of these set sends a shared dereference to the slow path.
-pub const READ_SLOW: u64 = REMOTE | EVACUATING | BUSY | COLD;
+pub const READ_SLOW: u64 = REMOTE | EVACUATING | BUSY | COLD | FRESH;
 /// Any of these set sends a mutable dereference to the slow path.
 pub const WRITE_SLOW: u64 = READ_SLOW | CLEAN;
 /// Any of these set sends a nontemporal dereference to the slow path (it never heats).
-pub const NT_SLOW: u64 = REMOTE | EVACUATING | BUSY;
+pub const NT_SLOW: u64 = REMOTE | EVACUATING | BUSY | FRESH;
 
 const _: () = {
     // Flags, counter and address are disjoint.
-    let flags = REMOTE | EVACUATING | BUSY | COLD | CLEAN | DETACHED;
+    let flags = REMOTE | EVACUATING | BUSY | COLD | CLEAN | DETACHED | FRESH;
     assert!(flags & HOTNESS_MASK == 0);
     assert!((flags | HOTNESS_MASK) & ADDR_MASK == 0);
     assert!(HOT_THRESHOLD <= 3);

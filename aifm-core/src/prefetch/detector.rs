@@ -1,0 +1,234 @@
+//! The per-structure stride detector with its lock-free trace ring.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+const RING: usize = 256;
+
+/// Watches the indices a structure's mutators touch and plans prefetches ahead of them.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::prefetch::Prefetcher;
+/// let p = Prefetcher::new(4096).with_window_bytes(16 * 4096).with_threshold(4);
+/// let mut planned = Vec::new();
+/// for i in 0..10 {
+///     planned.extend(p.record(i, 100));
+/// }
+/// // After 4 equal strides: a 16-object window ahead, then one more per touch.
+/// assert_eq!(planned.first(), Some(&5));
+/// assert_eq!(planned.last(), Some(&(9 + 16)));
+/// // Never past the end:
+/// assert!(p.record(10, 12).all(|i| i < 12));
+/// ```
+#[derive(Debug)]
+pub struct Prefetcher {
+    ring: Box<[AtomicU64]>,
+    head: AtomicU64,
+    /// Last index touched, plus one (0: none yet).
+    last: AtomicU64,
+    stride: AtomicI64,
+    hits: AtomicU32,
+    /// Next index to plan, plus one (0: no window yet).
+    frontier: AtomicU64,
+    enabled: AtomicBool,
+    window: u64,
+    threshold: u32,
+}
+
+impl Prefetcher {
+    /// A detector for objects of `object_bytes` each, with a 1 MiB window and threshold 8.
+    pub fn new(object_bytes: usize) -> Self {
+        Prefetcher {
+            ring: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            head: AtomicU64::new(0),
+            last: AtomicU64::new(0),
+            stride: AtomicI64::new(0),
+            hits: AtomicU32::new(0),
+            frontier: AtomicU64::new(0),
+            enabled: AtomicBool::new(true),
+            window: ((1 << 20) / object_bytes.max(1)).max(1) as u64,
+            threshold: 8,
+        }
+    }
+
+    /// Sizes the window ahead in bytes (at least one object).
+    pub fn with_window_bytes(mut self, bytes: usize) -> Self {
+        let per = (1 << 20) / self.window as usize;
+        self.window = (bytes / per.max(1)).max(1) as u64;
+        self
+    }
+
+    /// Consecutive equal strides needed before prefetching starts.
+    pub fn with_threshold(mut self, hits: u32) -> Self {
+        self.threshold = hits.max(1);
+        self
+    }
+
+    /// Turns prefetching on or off for this structure.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+        self.reset();
+    }
+
+    /// Whether prefetching is on.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Objects in the window ahead.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    fn reset(&self) {
+        self.hits.store(0, Ordering::Relaxed);
+        self.frontier.store(0, Ordering::Relaxed);
+    }
+
+    /// Records a touch of `index` in a structure of `len` objects; returns what to prefetch
+    /// now (often nothing). Lock-free and allocation-free.
+    #[inline]
+    pub fn record(&self, index: u64, len: u64) -> Plan {
+        let none = Plan {
+            next: 0,
+            stride: 1,
+            remaining: 0,
+        };
+        if !self.enabled.load(Ordering::Relaxed) {
+            return none;
+        }
+        let h = self.head.fetch_add(1, Ordering::Relaxed);
+        self.ring[h as usize % RING].store(index, Ordering::Relaxed);
+        let prev = self.last.swap(index + 1, Ordering::Relaxed);
+        if prev == 0 {
+            return none;
+        }
+        let d = index as i64 - (prev - 1) as i64;
+        if d == 0 {
+            return none;
+        }
+        if d != self.stride.load(Ordering::Relaxed) {
+            self.stride.store(d, Ordering::Relaxed);
+            self.reset();
+            return none;
+        }
+        if self.hits.fetch_add(1, Ordering::Relaxed) + 1 < self.threshold {
+            return none;
+        }
+        let i = index as i64;
+        let frontier = self.frontier.load(Ordering::Relaxed);
+        let mut start = if frontier == 0 {
+            i + d
+        } else {
+            frontier as i64 - 1
+        };
+        // A window left behind (the mutator outran it) restarts just ahead of the mutator.
+        if (start - i).signum() != d.signum() {
+            start = i + d;
+        }
+        let end = (i + d * (self.window as i64 + 1)).clamp(-1, len as i64);
+        let remaining = if d > 0 {
+            ((end - start).max(0) + d - 1) / d
+        } else {
+            ((start - end).max(0) + (-d) - 1) / (-d)
+        } as u64;
+        let next_frontier = start + d * remaining as i64;
+        self.frontier
+            .store((next_frontier + 1).max(0) as u64, Ordering::Relaxed);
+        Plan {
+            next: start,
+            stride: d,
+            remaining,
+        }
+    }
+
+    /// The most recent touches, oldest first (at most 256).
+    pub fn trace(&self) -> Vec<u64> {
+        let head = self.head.load(Ordering::Relaxed);
+        let n = head.min(RING as u64);
+        (head - n..head)
+            .map(|h| self.ring[h as usize % RING].load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// Indices to prefetch, in the direction of travel.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    next: i64,
+    stride: i64,
+    remaining: u64,
+}
+
+impl Iterator for Plan {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        if self.remaining == 0 || self.next < 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let i = self.next;
+        self.next += self.stride;
+        Some(i as u64)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.remaining as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(p: &Prefetcher, touches: impl IntoIterator<Item = u64>, len: u64) -> Vec<u64> {
+        touches
+            .into_iter()
+            .flat_map(|i| p.record(i, len).collect::<Vec<_>>())
+            .collect()
+    }
+
+    #[test]
+    fn reverse_scans_prefetch_downwards_and_stop_at_zero() {
+        let p = Prefetcher::new(1 << 16).with_threshold(3); // 16-object window
+        let planned = run(&p, (0..100).rev(), 100);
+        assert!(planned.windows(2).all(|w| w[1] < w[0]));
+        assert_eq!(planned.last(), Some(&0));
+        assert!(planned.len() <= 100);
+    }
+
+    #[test]
+    fn strides_are_followed_and_never_planned_twice() {
+        let p = Prefetcher::new(1 << 16).with_threshold(2);
+        let planned = run(&p, (0..50).map(|i| i * 3), 1000);
+        let mut sorted = planned.clone();
+        sorted.dedup();
+        assert_eq!(sorted, planned);
+        assert!(planned.iter().all(|i| i % 3 == 0));
+    }
+
+    #[test]
+    fn random_touches_plan_nothing() {
+        let p = Prefetcher::new(64);
+        let mut x = 12345u64;
+        let touches: Vec<u64> = (0..1000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % 100_000
+            })
+            .collect();
+        assert!(run(&p, touches, 100_000).is_empty());
+    }
+
+    #[test]
+    fn disabled_detectors_stay_quiet_and_trace_keeps_the_last_256() {
+        let p = Prefetcher::new(64);
+        p.set_enabled(false);
+        assert!(run(&p, 0..100, 100).is_empty());
+        p.set_enabled(true);
+        run(&p, 0..300, 1000);
+        assert_eq!(p.trace(), (44..300).collect::<Vec<_>>());
+    }
+}

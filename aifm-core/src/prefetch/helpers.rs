@@ -1,0 +1,301 @@
+//! Fetch tickets, the prefetch helper threads, and fetch futures.
+
+use crate::codec::FarData;
+use crate::error::{Error, Result};
+use crate::heap::{HasVTable, Kind};
+use crate::object::{fetch_batch, Ticket};
+use crate::rembox::RemBox;
+use crate::runtime::{Alloc, Inner, Runtime};
+use crate::stats::Counters;
+use crate::word::REMOTE;
+use crate::{slots, Scope};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
+
+/// Most prefetch tasks waiting for the helpers; more are dropped (and counted).
+pub(crate) const QUEUE_LIMIT: usize = 256;
+
+/// Names one object for a batched or background fetch without borrowing its `RemBox`.
+///
+/// A ticket stays safe to use after its box is dropped or its slot reused: the fetch checks
+/// the slot's generation and simply skips objects that are no longer the same.
+#[derive(Clone, Copy)]
+pub struct FetchTicket(pub(crate) Ticket);
+
+impl std::fmt::Debug for FetchTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchTicket")
+            .field("key", &slots::key(self.0.slot))
+            .field("generation", &self.0.generation)
+            .finish()
+    }
+}
+
+impl FetchTicket {
+    /// Whether the object is (right now) local.
+    pub fn is_local(&self) -> bool {
+        slots::word(self.0.slot).load(Ordering::Acquire) & REMOTE == 0
+    }
+}
+
+unsafe fn decode_into<T: FarData>(bytes: &[u8], dst: *mut u8) -> Result<()> {
+    let v = T::decode(bytes)?;
+    // SAFETY: the caller passes uninitialised, aligned room for a T.
+    unsafe { (dst as *mut T).write(v) };
+    Ok(())
+}
+
+impl<T: FarData> RemBox<T> {
+    /// A ticket naming this object for [`Runtime::fetch_many`], [`Runtime::prefetch`] or
+    /// [`Runtime::fetch_async`].
+    pub fn ticket(&self) -> FetchTicket {
+        let slot = self.slot_ptr();
+        FetchTicket(Ticket {
+            slot,
+            generation: slots::generation(slot),
+            vtable: &T::VTABLE,
+            decode: decode_into::<T>,
+        })
+    }
+
+    /// A future that resolves once the object is local (fetched by the runtime's helpers,
+    /// batched with whatever else is in flight).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let b = aifm_core::RemBox::new_in([3u64; 64], &rt);
+    /// rt.evacuate_now();
+    /// let mut fut = std::pin::pin!(b.read_async(|v| v[0]));
+    /// let waker = std::task::Waker::noop();
+    /// let mut cx = std::task::Context::from_waker(&waker);
+    /// let value = loop {
+    ///     if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) { break v.unwrap() }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!(value, 3);
+    /// ```
+    pub fn fetch_async(&self) -> FetchFuture {
+        self.runtime().fetch_async(vec![self.ticket()])
+    }
+
+    /// Runs `f` on the value once it is local, without blocking the executor while it is
+    /// fetched.
+    ///
+    /// # Errors
+    /// As [`RemBox::try_deref`].
+    pub async fn read_async<R>(&self, f: impl FnOnce(&T) -> R) -> Result<R> {
+        self.fetch_async().await?;
+        let scope = Scope::new();
+        self.try_deref(&scope).map(f)
+    }
+}
+
+/// A future that resolves when a set of objects is local; yields how many were fetched.
+#[derive(Debug)]
+pub struct FetchFuture {
+    state: Option<Arc<Completion>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Completion {
+    inner: Mutex<(Option<Result<usize>>, Option<Waker>)>,
+}
+
+impl Completion {
+    fn complete(&self, r: Result<usize>) {
+        let waker = {
+            let mut g = self.inner.lock().unwrap();
+            g.0 = Some(r);
+            g.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl Future for FetchFuture {
+    type Output = Result<usize>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<usize>> {
+        let Some(state) = &self.state else {
+            return Poll::Ready(Ok(0));
+        };
+        let mut g = state.inner.lock().unwrap();
+        match g.0.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                g.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Work for the helper threads.
+pub(crate) struct Task {
+    tickets: Vec<Ticket>,
+    nontemporal: bool,
+    /// Set for demand fetches (futures); `None` for prefetches.
+    done: Option<Arc<Completion>>,
+}
+
+/// Starts `n` helper threads draining `rx` for the runtime behind `weak`.
+pub(crate) fn spawn_helpers(weak: Weak<Inner>, rx: Receiver<Task>, n: usize) -> Result<()> {
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..n {
+        let (weak, rx) = (weak.clone(), rx.clone());
+        std::thread::Builder::new()
+            .name(format!("aifm-prefetch-{i}"))
+            .spawn(move || helper_loop(&weak, &rx))
+            .map_err(|e| Error::Config(format!("cannot start a prefetch helper: {e}")))?;
+    }
+    Ok(())
+}
+
+fn helper_loop(weak: &Weak<Inner>, rx: &Mutex<Receiver<Task>>) {
+    loop {
+        // Take everything queued: one backend request serves all of it.
+        let tasks = {
+            let rx = rx.lock().unwrap();
+            let Ok(first) = rx.recv() else { return };
+            let mut tasks = vec![first];
+            while tasks.len() < QUEUE_LIMIT {
+                match rx.try_recv() {
+                    Ok(t) => tasks.push(t),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            tasks
+        };
+        let Some(rt) = weak.upgrade() else { return };
+        rt.prefetch_queued.fetch_sub(
+            tasks.iter().filter(|t| t.done.is_none()).count(),
+            Ordering::Relaxed,
+        );
+        let (demand, prefetch): (Vec<Task>, Vec<Task>) =
+            tasks.into_iter().partition(|t| t.done.is_some());
+        if !demand.is_empty() {
+            let tickets: Vec<Ticket> = demand
+                .iter()
+                .flat_map(|t| t.tickets.iter().copied())
+                .collect();
+            let kind = if demand.iter().all(|t| t.nontemporal) {
+                Kind::Nontemporal
+            } else {
+                Kind::Normal
+            };
+            let r = fetch_batch(&rt, &tickets, kind, Alloc::Mutator, false);
+            for t in demand {
+                let local = t.tickets.iter().all(|t| FetchTicket(*t).is_local());
+                t.done.unwrap().complete(match &r {
+                    Ok(_) if local => Ok(t.tickets.len()),
+                    Ok(_) => Err(Error::LocalMemoryExhausted),
+                    Err(e) => Err(e.clone()),
+                });
+            }
+        }
+        for nt in [false, true] {
+            let tickets: Vec<Ticket> = prefetch
+                .iter()
+                .filter(|t| t.nontemporal == nt)
+                .flat_map(|t| t.tickets.iter().copied())
+                .collect();
+            if tickets.is_empty() {
+                continue;
+            }
+            let kind = if nt { Kind::Nontemporal } else { Kind::Normal };
+            if let Ok(n) = fetch_batch(&rt, &tickets, kind, Alloc::Prefetch, true) {
+                let missed = tickets
+                    .iter()
+                    .filter(|t| !FetchTicket(**t).is_local())
+                    .count();
+                Counters::add(
+                    &rt.counters.prefetch_dropped,
+                    missed.min(tickets.len() - n) as u64,
+                );
+            }
+        }
+    }
+}
+
+impl Runtime {
+    /// Fetches every remote object among `tickets` now, with one request per structure
+    /// (instead of one per object). Call it inside the scope you will dereference them in.
+    ///
+    /// # Errors
+    /// Backend errors; the objects stay remote and intact.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::{RemBox, Runtime, Scope};
+    /// let rt = Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let boxes: Vec<_> = (0..100u64).map(|i| RemBox::new_in([i; 64], &rt)).collect();
+    /// rt.evacuate_now();
+    /// let scope = Scope::new();
+    /// let tickets: Vec<_> = boxes.iter().map(RemBox::ticket).collect();
+    /// assert!(rt.fetch_many(&tickets, false).unwrap() > 0);
+    /// assert!(boxes.iter().all(RemBox::is_local));
+    /// ```
+    pub fn fetch_many(&self, tickets: &[FetchTicket], nontemporal: bool) -> Result<usize> {
+        let tickets: Vec<Ticket> = tickets.iter().map(|t| t.0).collect();
+        let kind = if nontemporal {
+            Kind::Nontemporal
+        } else {
+            Kind::Normal
+        };
+        fetch_batch(&self.inner, &tickets, kind, Alloc::Mutator, false)
+    }
+
+    /// Asks the helper threads to bring `tickets` in ahead of use. Never blocks: when the
+    /// helpers are behind, the request is dropped (and counted in the statistics).
+    pub fn prefetch(&self, tickets: impl IntoIterator<Item = FetchTicket>, nontemporal: bool) {
+        let tickets: Vec<Ticket> = tickets
+            .into_iter()
+            .filter(|t| !t.is_local())
+            .map(|t| t.0)
+            .collect();
+        if tickets.is_empty() {
+            return;
+        }
+        let i = &self.inner;
+        if i.prefetch_queued.fetch_add(1, Ordering::Relaxed) >= QUEUE_LIMIT {
+            i.prefetch_queued.fetch_sub(1, Ordering::Relaxed);
+            Counters::add(&i.counters.prefetch_dropped, tickets.len() as u64);
+            return;
+        }
+        let task = Task {
+            tickets,
+            nontemporal,
+            done: None,
+        };
+        if i.prefetch_tx.send(task).is_err() {
+            i.prefetch_queued.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A future that resolves once every object among `tickets` is local.
+    pub fn fetch_async(&self, tickets: Vec<FetchTicket>) -> FetchFuture {
+        if tickets.iter().all(FetchTicket::is_local) {
+            return FetchFuture { state: None };
+        }
+        let done = Arc::new(Completion::default());
+        let task = Task {
+            tickets: tickets.iter().map(|t| t.0).collect(),
+            nontemporal: false,
+            done: Some(done.clone()),
+        };
+        if self.inner.prefetch_tx.send(task).is_err() {
+            done.complete(Err(Error::Config(
+                "the runtime's helpers have stopped".into(),
+            )));
+        }
+        FetchFuture { state: Some(done) }
+    }
+}

@@ -1,0 +1,36 @@
+//! Latency hiding: the prefetch detector, batched fetches, helper threads and futures.
+//!
+//! A miss costs a round trip to far memory. This module hides it three ways:
+//!
+//! * **Batching** ([`Runtime::fetch_many`](crate::Runtime::fetch_many)): many objects, one request per structure. Used by
+//!   iterators and offload fallbacks; a [`FetchTicket`] names an object without borrowing it.
+//! * **Prefetching** ([`Prefetcher`] + [`Runtime::prefetch`](crate::Runtime::prefetch)): one detector per structure
+//!   instance watches the indices its mutators touch and, once it sees a steady stride, asks
+//!   the runtime's helper threads to fetch a window of objects ahead. A structure can also
+//!   push a static hint ("I will read these") straight to [`Runtime::prefetch`](crate::Runtime::prefetch).
+//! * **Async** ([`Runtime::fetch_async`](crate::Runtime::fetch_async), [`RemBox::read_async`](crate::RemBox::read_async)):
+//!   a future that resolves when objects are local, so thousands of tasks on any executor can
+//!   have misses in flight at once; the helpers batch whatever is queued into one request.
+//!
+//! # The detector
+//!
+//! Mutators call [`Prefetcher::record`] with the index they touch. It appends the index to a
+//! lock-free 256-entry trace ring (two relaxed atomic operations, no lock, no allocation),
+//! compares it with the previous one, and counts consecutive equal strides. After
+//! `threshold` (default 8) hits it returns a [`Plan`] for the next `window` objects (1 MiB
+//! worth by default); each further hit slides the window by one object. A different stride
+//! resets it. Plans never reach past the structure's length (the caller passes it).
+//!
+//! # Accounting
+//!
+//! Prefetched objects arrive marked `FRESH` (see [`crate::word`]). The first dereference
+//! counts a useful prefetch; evicting a still-fresh object counts a wasted one. Requests the
+//! helpers cannot take (queue full, no free memory: a prefetch never overdraws) are dropped
+//! and counted. All four figures are in [`Stats`](crate::Stats).
+
+mod detector;
+mod helpers;
+
+pub use detector::{Plan, Prefetcher};
+pub(crate) use helpers::{spawn_helpers, Task};
+pub use helpers::{FetchFuture, FetchTicket};
