@@ -28,6 +28,7 @@
 //! | `heap` | regions, object headers, bump-allocation lanes, the budget |
 //! | `object` | the dereference slow path: fetch, migrate, free |
 //! | `evacuator` | the background rounds: mark, wait, compact or write back, free |
+//! | [`prefetch`] | latency hiding: stride detector, batched fetches, helper threads, futures |
 //! | [`rembox`] | the typed `RemBox<T>` API |
 //! | [`handlers`] | evacuation handlers and structure ids for data-structure authors |
 //! | [`codec`] | how values are encoded when they leave the process |
@@ -43,6 +44,7 @@ mod evacuator;
 pub mod handlers;
 mod heap;
 mod object;
+pub mod prefetch;
 pub mod rembox;
 pub mod runtime;
 pub mod scope;
