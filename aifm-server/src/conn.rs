@@ -269,7 +269,7 @@ impl Conn<'_> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let now = Instant::now();
                     if now < spin_until && self.try_spin() {
-                        std::hint::spin_loop();
+                        std::thread::yield_now();
                         continue;
                     }
                     self.stop_spinning();
