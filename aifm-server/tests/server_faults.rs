@@ -253,6 +253,24 @@ fn killed_server_gives_disconnected_not_a_hang() {
 }
 
 #[test]
+fn stalled_server_times_out_then_recovers() {
+    let server = ServerProc::start(&[]);
+    let far = server
+        .builder()
+        .timeout(Duration::from_millis(300))
+        .connect()
+        .unwrap();
+    far.write(OBJECT_STORE, b"k", b"v").unwrap();
+    server.signal(libc::SIGSTOP);
+    let e = far.read(OBJECT_STORE, b"k").unwrap_err();
+    server.signal(libc::SIGCONT);
+    assert_eq!(e, Error::Timeout);
+    // The late reply to the abandoned request is dropped; the connection goes on.
+    assert_eq!(far.read(OBJECT_STORE, b"k").unwrap().unwrap(), b"v");
+    assert_eq!(far.reconnects(), 0);
+}
+
+#[test]
 fn sigterm_shuts_down_gracefully() {
     let mut server = ServerProc::start(&[]);
     let far = server.client();

@@ -93,6 +93,14 @@ impl ServerProc {
         let _ = self.child.wait();
     }
 
+    /// Sends `sig` to the server process.
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: `kill(2)` on our own child's pid with a valid signal number.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         // SAFETY: `kill(2)` on our own child's pid with a valid signal number.
