@@ -75,6 +75,7 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
     let forced = lane.is_none();
     let lane = lane.unwrap_or(&own);
     let per_round = (rt.heap.budget_regions / 20).max(1);
+    let budget_bytes = (rt.heap.budget_regions * rt.heap.region_size) as f64;
     let mut allowance = if forced {
         2 * rt.heap.sealed_regions() + 2
     } else {
@@ -84,7 +85,13 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
         if !forced && rt.heap.free_fraction() >= rt.evacuation.target {
             break;
         }
-        let victims = rt.heap.victims(per_round.min(allowance));
+        // Enough regions to reach the target, counting the heap memory their objects own.
+        let needed = if forced {
+            usize::MAX
+        } else {
+            ((rt.evacuation.target - rt.heap.free_fraction()) * budget_bytes) as usize
+        };
+        let victims = rt.heap.victims(needed, per_round.min(allowance));
         if victims.is_empty() {
             break;
         }
@@ -116,18 +123,6 @@ struct Outcome {
 struct Marked {
     header: NonNull<Header>,
     region: usize,
-}
-
-/// Calls `f` on each header of a sealed region.
-fn for_each_header(r: &Sealed, mut f: impl FnMut(&Header)) {
-    let mut off = 0;
-    while off < r.end {
-        // SAFETY: objects are packed from the region start up to `end`; each header was fully
-        // written under the lane lock before the region was sealed.
-        let h = unsafe { &*(r.base.as_ptr().add(off) as *const Header) };
-        off += h.footprint();
-        f(h);
-    }
 }
 
 /// Marks the object of `h` EVACUATING; returns false if it is dead.
@@ -191,7 +186,7 @@ struct Outgoing {
 fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
     let mut marked = Vec::new();
     for (i, r) in victims.iter().enumerate() {
-        for_each_header(r, |h| {
+        r.for_each_header(|h| {
             if mark(h) {
                 marked.push(Marked {
                     header: NonNull::from(h),

@@ -49,6 +49,32 @@ pub(crate) struct Sealed {
 // SAFETY: a sealed region is plain memory handed between threads under the pool lock.
 unsafe impl Send for Sealed {}
 
+impl Sealed {
+    /// Calls `f` on each object header in the region, live or dead.
+    pub fn for_each_header(&self, mut f: impl FnMut(&Header)) {
+        let mut off = 0;
+        while off < self.end {
+            // SAFETY: objects are packed from the region start up to `end`; each header was
+            // fully written under the lane lock before the region was sealed.
+            let h = unsafe { &*(self.base.as_ptr().add(off) as *const Header) };
+            off += h.footprint();
+            f(h);
+        }
+    }
+
+    /// Local memory that evacuating this region can give back: the region plus the heap
+    /// bytes its live objects own.
+    fn weight(&self, region_size: usize) -> usize {
+        let mut owned = 0;
+        self.for_each_header(|h| {
+            if !h.slot.load(std::sync::atomic::Ordering::Relaxed).is_null() {
+                owned += h.heap.load(std::sync::atomic::Ordering::Relaxed) as usize;
+            }
+        });
+        region_size + owned
+    }
+}
+
 #[derive(Debug, Default)]
 struct Pool {
     free: Vec<NonNull<u8>>,
@@ -159,17 +185,22 @@ impl Heap {
         pool.sealed.len() + pool.sealed_nt.len()
     }
 
-    /// Takes up to `n` sealed regions, nontemporal first, then oldest.
-    pub fn victims(&self, n: usize) -> Vec<Sealed> {
+    /// Takes sealed regions, nontemporal first, then oldest, until evacuating them would give
+    /// back at least `bytes` (at least one region, at most `n`).
+    pub fn victims(&self, bytes: usize, n: usize) -> Vec<Sealed> {
         let mut pool = self.pool.lock().unwrap();
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
+        let mut out = Vec::with_capacity(n.min(64));
+        let mut gain = 0;
+        while out.len() < n && (out.is_empty() || gain < bytes) {
             match pool
                 .sealed_nt
                 .pop_front()
                 .or_else(|| pool.sealed.pop_front())
             {
-                Some(r) => out.push(r),
+                Some(r) => {
+                    gain += r.weight(self.region_size);
+                    out.push(r);
+                }
                 None => break,
             }
         }

@@ -1,0 +1,168 @@
+//! What every workload example shares: the command line, the runtime, progress bars and the
+//! one-line JSON report the evaluation harness (`aifm-eval`) reads.
+//!
+//! Contract: each example takes `--local-mib`, `--backend embedded|HOST:PORT`, `--all-local`,
+//! `--scale`, `--seed` and `--quiet`, and prints a JSON object as its last stdout line:
+//! `{"workload", "system", "backend", "local_mib", "data_mib", "ops", "seconds",
+//! "throughput", "unit", "stats", ...}`.
+#![allow(dead_code)] // each example uses a different part
+
+use aifm::{Runtime, Stats};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Instant;
+
+/// Flags common to every workload.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Local-memory budget for aifm-rs, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub local_mib: usize,
+    /// Where far memory lives: `embedded` (in-process) or a memory server's `HOST:PORT`.
+    #[arg(long, default_value = "embedded")]
+    pub backend: String,
+    /// Run the same program on std `Vec`/`HashMap` instead (the all-local baseline).
+    #[arg(long)]
+    pub all_local: bool,
+    /// Data size relative to the default (1.0).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Seed for the data generator and the request stream.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// No progress bars or human summary, only the JSON line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Common {
+    /// The runtime for the aifm-rs variant.
+    pub fn runtime(&self) -> Runtime {
+        let b = Runtime::builder().local_memory(self.local_mib << 20);
+        let b = if self.backend == "embedded" {
+            b
+        } else {
+            b.server(self.backend.clone())
+        };
+        b.build().unwrap_or_else(|e| {
+            eprintln!("cannot start the runtime: {e}");
+            std::process::exit(2)
+        })
+    }
+
+    /// `"aifm"` or `"all-local"`.
+    pub fn system(&self) -> &'static str {
+        if self.all_local {
+            "all-local"
+        } else {
+            "aifm"
+        }
+    }
+
+    /// A progress bar over `len` steps (hidden with `--quiet`).
+    pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})")
+                .unwrap()
+                .progress_chars("=> "),
+        );
+        bar.set_message(what.to_string());
+        bar
+    }
+}
+
+/// Measures one timed phase.
+pub struct Timer(Instant);
+
+impl Timer {
+    pub fn start() -> Self {
+        Timer(Instant::now())
+    }
+    pub fn seconds(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+}
+
+/// Prints the human summary and the JSON line.
+pub fn report(
+    workload: &str,
+    args: &Common,
+    rt: Option<&Runtime>,
+    data_mib: f64,
+    ops: f64,
+    seconds: f64,
+    unit: &str,
+    extra: serde_json::Value,
+) {
+    let stats: Option<Stats> = rt.map(Runtime::stats);
+    let throughput = ops / seconds.max(1e-9);
+    if !args.quiet {
+        println!(
+            "{workload} ({}, {}): {ops:.0} {unit_short} in {seconds:.3} s = {throughput:.1} {unit}",
+            args.system(),
+            if args.all_local {
+                "std collections".to_string()
+            } else {
+                format!("{} MiB local, {}", args.local_mib, args.backend)
+            },
+            unit_short = unit.trim_end_matches("/s"),
+        );
+        if let Some(s) = &stats {
+            println!("{s}");
+        }
+    }
+    let stats_json = stats.map(|s| {
+        serde_json::json!({
+            "fetches": s.fetches, "fetched_bytes": s.fetched_bytes,
+            "write_backs": s.write_backs, "written_bytes": s.written_bytes,
+            "evacuation_rounds": s.evacuation_rounds, "local_bytes": s.local_bytes,
+            "far_bytes": s.far_bytes, "prefetch_issued": s.prefetch_issued,
+            "prefetch_useful": s.prefetch_useful, "over_budget_episodes": s.over_budget_episodes,
+        })
+    });
+    let mut line = serde_json::json!({
+        "workload": workload,
+        "system": args.system(),
+        "backend": if args.all_local { "none" } else if args.backend == "embedded" { "embedded" } else { "tcp" },
+        "local_mib": if args.all_local { serde_json::Value::Null } else { args.local_mib.into() },
+        "data_mib": data_mib,
+        "ops": ops,
+        "seconds": seconds,
+        "throughput": throughput,
+        "unit": unit,
+        "seed": args.seed,
+        "scale": args.scale,
+        "stats": stats_json,
+    });
+    if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    println!("{line}");
+}
+
+/// A fast deterministic generator (xorshift64*) for data that must not depend on `rand`'s
+/// version.
+#[derive(Debug, Clone)]
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
