@@ -1,0 +1,537 @@
+//! Results: one row per run, medians per (system, fraction), and the files written from them
+//! (`NAME-runs.csv`, `NAME-medians.csv`, `NAME.md`).
+
+use crate::run::{Outcome, Status};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The systems a workload is measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum System {
+    /// The `--all-local` program, no limit: the baseline.
+    AllLocal,
+    /// aifm-rs on the embedded far store, at the budget.
+    AifmEmbedded,
+    /// aifm-rs over TCP to a loopback `aifm-server`, at the budget.
+    AifmTcp,
+    /// The `--all-local` program in a memory cgroup at the budget, with zram swap.
+    Paging,
+}
+
+impl System {
+    /// Every system, in report order.
+    pub const ALL: [System; 4] = [
+        System::AllLocal,
+        System::AifmEmbedded,
+        System::AifmTcp,
+        System::Paging,
+    ];
+
+    /// The name on the command line and in the files.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::AllLocal => "all-local",
+            System::AifmEmbedded => "aifm-embedded",
+            System::AifmTcp => "aifm-tcp",
+            System::Paging => "paging",
+        }
+    }
+
+    /// Parses a name from the command line.
+    pub fn parse(s: &str) -> Result<System, String> {
+        System::ALL
+            .into_iter()
+            .find(|sys| sys.name() == s.trim())
+            .ok_or_else(|| {
+                format!("unknown system {s:?} (all-local, aifm-embedded, aifm-tcp, paging)")
+            })
+    }
+
+    /// Whether this is an aifm-rs system (the ones the ratios are about).
+    pub fn is_aifm(self) -> bool {
+        matches!(self, System::AifmEmbedded | System::AifmTcp)
+    }
+}
+
+/// One run of the example.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Which system ran.
+    pub system: System,
+    /// Local memory as a fraction of the working set (`None` for all-local).
+    pub fraction: Option<f64>,
+    /// The budget in MiB (`--local-mib`, or the data part of the cgroup limit).
+    pub local_mib: Option<u64>,
+    /// The cgroup's memory limit in MiB (paging only): the budget plus the process overhead.
+    pub cgroup_mib: Option<u64>,
+    /// 1-based repeat number; 0 is the warm-up run that measured the working set.
+    pub repeat: u32,
+    /// What the process did.
+    pub outcome: Outcome,
+    /// Machine-wide swap-ins and swap-outs during the run (paging only).
+    pub swaps: Option<(u64, u64)>,
+    /// The cgroup's peak memory in MiB (paging only, where the kernel reports it).
+    pub cgroup_peak_mib: Option<f64>,
+}
+
+impl Row {
+    /// The reported throughput of a successful run.
+    pub fn throughput(&self) -> Option<f64> {
+        if self.outcome.status != Status::Ok {
+            return None;
+        }
+        self.field_f64("throughput").filter(|t| t.is_finite())
+    }
+
+    fn field_f64(&self, key: &str) -> Option<f64> {
+        self.outcome.report.as_ref()?.get(key)?.as_f64()
+    }
+
+    fn field_str(&self, key: &str) -> Option<String> {
+        let v = self.outcome.report.as_ref()?.get(key)?;
+        Some(match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        })
+    }
+}
+
+/// The median of the successful repeats of one (system, fraction).
+#[derive(Debug, Clone)]
+pub struct Median {
+    /// Which system.
+    pub system: System,
+    /// The fraction (`None` for all-local).
+    pub fraction: Option<f64>,
+    /// The budget in MiB.
+    pub local_mib: Option<u64>,
+    /// Successful runs / runs.
+    pub ok: usize,
+    /// Runs in all.
+    pub runs: usize,
+    /// Median, lowest and highest throughput of the successful runs.
+    pub median: Option<(f64, f64, f64)>,
+}
+
+/// The median of a non-empty slice (mean of the middle two for an even count).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Groups the measured runs (not the warm-up) by system and fraction.
+pub fn medians(rows: &[Row]) -> Vec<Median> {
+    let mut out: Vec<Median> = Vec::new();
+    for row in rows.iter().filter(|r| r.repeat > 0) {
+        let at = out
+            .iter()
+            .position(|m| m.system == row.system && m.fraction == row.fraction);
+        let m = match at {
+            Some(i) => &mut out[i],
+            None => {
+                out.push(Median {
+                    system: row.system,
+                    fraction: row.fraction,
+                    local_mib: row.local_mib,
+                    ok: 0,
+                    runs: 0,
+                    median: None,
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        m.runs += 1;
+        m.ok += usize::from(row.throughput().is_some());
+    }
+    for m in &mut out {
+        let mut t: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.repeat > 0 && r.system == m.system && r.fraction == m.fraction)
+            .filter_map(Row::throughput)
+            .collect();
+        if !t.is_empty() {
+            let (lo, hi) = t
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            m.median = Some((median(&mut t), lo, hi));
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.system, a.fraction.unwrap_or(-1.0))
+            .partial_cmp(&(b.system, b.fraction.unwrap_or(-1.0)))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    out
+}
+
+/// Quotes a CSV field when it needs it.
+fn csv(field: &str) -> String {
+    if field.contains([',', '"', '\n']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Everything the report files need besides the rows.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Workload name.
+    pub workload: String,
+    /// File stem: the workload, plus `-TAG` when tagged.
+    pub stem: String,
+    /// The harness's own command line.
+    pub command: String,
+    /// The working set in MiB the fractions refer to, and where it came from.
+    pub working_set_mib: u64,
+    /// How the working set was learnt.
+    pub working_set_source: String,
+    /// Peak RSS of the all-local warm-up run, MiB.
+    pub all_local_rss_mib: f64,
+    /// Process overhead (RSS beyond the data) added to the paging cgroup's limit, MiB.
+    pub overhead_mib: u64,
+    /// Measured repeats per point.
+    pub repeats: u32,
+    /// Throughput unit, from the example.
+    pub unit: String,
+    /// Systems that were asked for but skipped, with the reason.
+    pub skipped: Vec<(System, String)>,
+    /// Machine, commit and date lines.
+    pub machine: Vec<(String, String)>,
+    /// Whether the chart was drawn (with or without text).
+    pub chart: Option<String>,
+}
+
+/// Writes `STEM-runs.csv`.
+///
+/// # Errors
+/// I/O errors, with the path.
+pub fn write_runs_csv(dir: &Path, ctx: &Context, rows: &[Row]) -> Result<(), String> {
+    let mut s = String::from(
+        "workload,system,fraction,local_mib,cgroup_mib,repeat,status,throughput,unit,seconds,ops,\
+         data_mib,wall_s,maxrss_mib,cgroup_peak_mib,swap_ins,swap_outs,variant,detail,stats\n",
+    );
+    for r in rows {
+        let detail = match &r.outcome.status {
+            Status::Failed(why) => why.clone(),
+            _ => String::new(),
+        };
+        let stats = r
+            .outcome
+            .report
+            .as_ref()
+            .and_then(|j| j.get("stats"))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let fields = [
+            ctx.workload.clone(),
+            r.system.name().to_string(),
+            opt(r.fraction),
+            opt(r.local_mib),
+            opt(r.cgroup_mib),
+            r.repeat.to_string(),
+            r.outcome.status.word().to_string(),
+            opt(r.throughput()),
+            r.field_str("unit").unwrap_or_default(),
+            opt(r.field_f64("seconds")),
+            r.field_str("ops").unwrap_or_default(),
+            r.field_str("data_mib").unwrap_or_default(),
+            format!("{:.3}", r.outcome.wall_s),
+            format!("{:.1}", r.outcome.maxrss_mib),
+            opt(r.cgroup_peak_mib.map(|m| format!("{m:.1}"))),
+            opt(r.swaps.map(|s| s.0)),
+            opt(r.swaps.map(|s| s.1)),
+            r.field_str("variant").unwrap_or_default(),
+            detail,
+            stats,
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv(f)).collect();
+        s.push_str(&line.join(","));
+        s.push('\n');
+    }
+    write(dir, &format!("{}-runs.csv", ctx.stem), &s)
+}
+
+/// Writes `STEM-medians.csv`.
+///
+/// # Errors
+/// I/O errors, with the path.
+pub fn write_medians_csv(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), String> {
+    let base = baseline(meds);
+    let mut s = String::from(
+        "workload,system,fraction,local_mib,runs,ok,median,min,max,unit,vs_all_local\n",
+    );
+    for m in meds {
+        let (med, lo, hi) = match m.median {
+            Some((a, b, c)) => (a.to_string(), b.to_string(), c.to_string()),
+            None => Default::default(),
+        };
+        let ratio = match (m.median, base) {
+            (Some((v, _, _)), Some(b)) if b > 0.0 => format!("{:.4}", v / b),
+            _ => String::new(),
+        };
+        let fields = [
+            ctx.workload.clone(),
+            m.system.name().to_string(),
+            opt(m.fraction),
+            opt(m.local_mib),
+            m.runs.to_string(),
+            m.ok.to_string(),
+            med,
+            lo,
+            hi,
+            ctx.unit.clone(),
+            ratio,
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv(f)).collect();
+        s.push_str(&line.join(","));
+        s.push('\n');
+    }
+    write(dir, &format!("{}-medians.csv", ctx.stem), &s)
+}
+
+/// The all-local median, if measured.
+pub fn baseline(meds: &[Median]) -> Option<f64> {
+    meds.iter()
+        .find(|m| m.system == System::AllLocal)
+        .and_then(|m| m.median)
+        .map(|(v, _, _)| v)
+}
+
+/// A throughput with an SI suffix: `12.3M`, `456k`, `7.89`.
+pub fn si(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let (x, suffix) = match v.abs() {
+        a if a >= 1e9 => (v / 1e9, "G"),
+        a if a >= 1e6 => (v / 1e6, "M"),
+        a if a >= 1e3 => (v / 1e3, "k"),
+        _ => (v, ""),
+    };
+    let digits = if x.abs() >= 100.0 {
+        0
+    } else if x.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{x:.digits$}{suffix}")
+}
+
+/// Writes `STEM.md`: context, the chart, and the table of medians and ratios.
+///
+/// # Errors
+/// I/O errors, with the path.
+pub fn write_markdown(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), String> {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Evaluation: `{}`\n", ctx.stem);
+    for (k, v) in &ctx.machine {
+        let _ = writeln!(s, "- **{k}:** {v}");
+    }
+    let _ = writeln!(s, "- **command:** `{}`", ctx.command);
+    let _ = writeln!(
+        s,
+        "- **working set:** {} MiB ({}); all-local peak RSS {:.1} MiB",
+        ctx.working_set_mib, ctx.working_set_source, ctx.all_local_rss_mib
+    );
+    let _ = writeln!(
+        s,
+        "- **paging limit:** budget + {} MiB (the all-local process's memory beyond its data)",
+        ctx.overhead_mib
+    );
+    let _ = writeln!(
+        s,
+        "- **numbers:** median of {} runs, throughput in {}",
+        ctx.repeats, ctx.unit
+    );
+    for (sys, why) in &ctx.skipped {
+        let _ = writeln!(s, "- **skipped `{}`:** {why}", sys.name());
+    }
+    if let Some(png) = &ctx.chart {
+        let _ = writeln!(s, "\n![throughput vs local memory]({png})");
+    }
+
+    let systems: Vec<System> = System::ALL
+        .into_iter()
+        .filter(|sys| meds.iter().any(|m| m.system == *sys))
+        .collect();
+    let mut fractions: Vec<f64> = meds.iter().filter_map(|m| m.fraction).collect();
+    fractions.sort_by(f64::total_cmp);
+    fractions.dedup();
+    let base = baseline(meds);
+    let get = |sys: System, f: Option<f64>| {
+        meds.iter()
+            .find(|m| m.system == sys && m.fraction == f)
+            .map(|m| (m.median.map(|x| x.0), m.ok, m.runs, m.local_mib))
+    };
+    let has_paging = systems.contains(&System::Paging);
+    let aifm: Vec<System> = systems.iter().copied().filter(|s| s.is_aifm()).collect();
+
+    let mut head = vec!["local memory".to_string(), "budget".to_string()];
+    head.extend(
+        systems
+            .iter()
+            .map(|s| format!("{} ({})", s.name(), ctx.unit)),
+    );
+    for a in &aifm {
+        if has_paging {
+            head.push(format!("{} / paging", a.name()));
+        }
+        if base.is_some() {
+            head.push(format!("{} / all-local", a.name()));
+        }
+    }
+    if has_paging && base.is_some() {
+        head.push("paging / all-local".into());
+    }
+    let _ = writeln!(s, "\n| {} |", head.join(" | "));
+    let _ = writeln!(
+        s,
+        "|{}",
+        head.iter()
+            .enumerate()
+            .map(|(i, _)| if i < 2 { "---|" } else { "---:|" })
+            .collect::<String>()
+    );
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "–".to_string(),
+    };
+    for &f in &fractions {
+        let budget = systems
+            .iter()
+            .find_map(|&sys| get(sys, Some(f)).and_then(|x| x.3))
+            .map(|b| format!("{b} MiB"))
+            .unwrap_or_default();
+        let mut cells = vec![format!("{:.0} %", f * 100.0), budget];
+        let value = |sys: System| -> Option<f64> {
+            if sys == System::AllLocal {
+                base
+            } else {
+                get(sys, Some(f)).and_then(|x| x.0)
+            }
+        };
+        for &sys in &systems {
+            let cell = if sys == System::AllLocal {
+                base.map(si).unwrap_or_else(|| "failed".into())
+            } else {
+                match get(sys, Some(f)) {
+                    Some((Some(v), ok, runs, _)) if ok == runs => si(v),
+                    Some((Some(v), ok, runs, _)) => format!("{} ({ok}/{runs} ok)", si(v)),
+                    Some((None, _, _, _)) => "failed".into(),
+                    None => "–".into(),
+                }
+            };
+            cells.push(cell);
+        }
+        for &a in &aifm {
+            if has_paging {
+                cells.push(ratio(value(a), value(System::Paging)));
+            }
+            if base.is_some() {
+                cells.push(ratio(value(a), base));
+            }
+        }
+        if has_paging && base.is_some() {
+            cells.push(ratio(value(System::Paging), base));
+        }
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
+    }
+    let _ = writeln!(
+        s,
+        "\nRaw runs: `{0}-runs.csv`; medians: `{0}-medians.csv`.",
+        ctx.stem
+    );
+    write(dir, &format!("{}.md", ctx.stem), &s)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Machine, commit and date, for the markdown.
+pub fn machine_info(workspace: &Path) -> Vec<(String, String)> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|x| x.1))
+        .unwrap_or("unknown CPU")
+        .trim()
+        .to_string();
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .trim()
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(workspace)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) {
+        commit.push_str(" (with uncommitted changes)");
+    }
+    vec![
+        ("date".into(), utc_now()),
+        ("commit".into(), commit),
+        (
+            "machine".into(),
+            format!(
+                "{nproc} CPUs ({model}), {:.1} GiB RAM, Linux {kernel}",
+                mem_kib as f64 / (1 << 20) as f64
+            ),
+        ),
+    ]
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's algorithm.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
