@@ -5,6 +5,7 @@
 //! | collection | std twin | one remote object is | semantics it tells the runtime |
 //! |---|---|---|---|
 //! | [`RemVec`] | `Vec` | a chunk of ~4 KiB of elements | stride prefetch over chunks, nontemporal scans, offloaded gather / permute / copy / aggregates on the `aifm.vec` device |
+//! | [`RemHashMap`] | `HashMap` | one key-value pair | the local index is a cache: evicted pairs are detached to the `aifm.hashmap` device and looked up there by key on a miss; sharded locks for sharing |
 //!
 //! Every collection keeps its client side and its server-side device in one module, so this
 //! crate doubles as the reference for writing remoteable structures (see
@@ -28,10 +29,12 @@
 #![warn(missing_docs)]
 
 mod common;
+pub mod hashmap;
 pub mod prefetch;
 pub mod vec;
 
 pub use common::{Exec, Rejected, DEFAULT_CHUNK_BYTES};
+pub use hashmap::RemHashMap;
 pub use vec::RemVec;
 
 use aifm_core::engine::{DeviceRegistry, Engine};
@@ -49,6 +52,7 @@ use aifm_core::engine::{DeviceRegistry, Engine};
 /// ```
 pub fn register_devices(registry: &DeviceRegistry) {
     registry.register(vec::DEVICE, vec::device::factory);
+    registry.register(hashmap::DEVICE, hashmap::device::factory);
 }
 
 /// Registers the devices with the process-wide engine, once.

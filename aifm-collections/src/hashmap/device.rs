@@ -1,0 +1,152 @@
+//! The server-side half of `RemHashMap`: the `aifm.hashmap` remote device.
+//!
+//! It holds the pairs the client evicted, keyed by `[shard: u16 LE][key encoding]` with the
+//! value's encoding as the object, in one locked table per client shard, so that one shard's
+//! pairs can be listed without touching the others. Besides plain read / write / remove it
+//! offers, as `compute` opcodes:
+//!
+//! * [`TAKE`]: remove a key and return its value (`[1] ++ value`, or `[0]` if absent): a
+//!   client miss brings a pair home in one round trip, and the pair then lives in exactly one
+//!   place;
+//! * [`SCAN`]: every pair of one shard (postcard `Vec<(key, value)>`), for iteration;
+//! * [`CLEAR_SHARD`] / [`CLEAR`]: drop one shard's pairs, or all.
+
+use aifm_core::engine::{Quota, RemoteDevice};
+use aifm_core::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The device type name of `RemHashMap`.
+pub const DEVICE: &str = "aifm.hashmap";
+
+/// Opcode: remove a key and return its value.
+pub const TAKE: u32 = 1;
+/// Opcode: list one shard's pairs.
+pub const SCAN: u32 = 2;
+/// Opcode: drop one shard's pairs.
+pub const CLEAR_SHARD: u32 = 3;
+/// Opcode: drop every pair.
+pub const CLEAR: u32 = 4;
+
+/// Server-side tables (a power of two; client shards map onto them by their low bits).
+const TABLES: usize = 64;
+
+type Table = Mutex<HashMap<Vec<u8>, Vec<u8>>>;
+
+struct MapDevice {
+    tables: Box<[Table]>,
+    quota: Arc<Quota>,
+}
+
+fn shard_of(key: &[u8]) -> Result<u16> {
+    Ok(u16::from_le_bytes(
+        key.get(..2)
+            .ok_or_else(|| Error::Remote(format!("{DEVICE}: key without a shard prefix")))?
+            .try_into()
+            .expect("two bytes"),
+    ))
+}
+
+impl MapDevice {
+    fn table(&self, shard: u16) -> &Table {
+        &self.tables[shard as usize % TABLES]
+    }
+    fn cost(k: &[u8], v: &[u8]) -> u64 {
+        (k.len() + v.len()) as u64
+    }
+}
+
+/// Builds a map device (no parameters).
+pub(crate) fn factory(_params: &[u8], quota: Arc<Quota>) -> Result<Box<dyn RemoteDevice>> {
+    Ok(Box::new(MapDevice {
+        tables: (0..TABLES).map(|_| Mutex::new(HashMap::new())).collect(),
+        quota,
+    }))
+}
+
+impl RemoteDevice for MapDevice {
+    fn type_name(&self) -> &str {
+        DEVICE
+    }
+
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.table(shard_of(key)?).lock().unwrap().get(key).cloned())
+    }
+
+    fn write(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut t = self.table(shard_of(key)?).lock().unwrap();
+        let old = t.get(key).map_or(0, |v| Self::cost(key, v));
+        let new = Self::cost(key, value);
+        if new > old {
+            self.quota.charge(new - old)?;
+        } else {
+            self.quota.release(old - new);
+        }
+        t.insert(key.to_vec(), value.to_vec());
+        Ok(())
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<bool> {
+        let old = self.table(shard_of(key)?).lock().unwrap().remove(key);
+        if let Some(v) = &old {
+            self.quota.release(Self::cost(key, v));
+        }
+        Ok(old.is_some())
+    }
+
+    fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        match opcode {
+            TAKE => {
+                let old = self.table(shard_of(input)?).lock().unwrap().remove(input);
+                Ok(match old {
+                    Some(v) => {
+                        self.quota.release(Self::cost(input, &v));
+                        let mut out = Vec::with_capacity(v.len() + 1);
+                        out.push(1);
+                        out.extend_from_slice(&v);
+                        out
+                    }
+                    None => vec![0],
+                })
+            }
+            SCAN => {
+                let shard = shard_of(input)?;
+                let t = self.table(shard).lock().unwrap();
+                let pairs: Vec<(&[u8], &[u8])> = t
+                    .iter()
+                    .filter(|(k, _)| shard_of(k).ok() == Some(shard))
+                    .map(|(k, v)| (&k[..], &v[..]))
+                    .collect();
+                let mut out = Vec::new();
+                aifm_core::codec::encode_serde(&pairs, &mut out)?;
+                Ok(out)
+            }
+            CLEAR_SHARD => {
+                let shard = shard_of(input)?;
+                let mut t = self.table(shard).lock().unwrap();
+                let quota = &self.quota;
+                t.retain(|k, v| {
+                    let drop_it = shard_of(k).ok() == Some(shard);
+                    if drop_it {
+                        quota.release(Self::cost(k, v));
+                    }
+                    !drop_it
+                });
+                Ok(Vec::new())
+            }
+            CLEAR => {
+                self.clear();
+                Ok(Vec::new())
+            }
+            op => Err(Error::UnknownOpcode(op)),
+        }
+    }
+
+    fn clear(&self) {
+        for t in self.tables.iter() {
+            for (k, v) in t.lock().unwrap().drain() {
+                self.quota.release(Self::cost(&k, &v));
+            }
+        }
+    }
+}
