@@ -301,32 +301,34 @@ fn sweep(args: &Args) -> Result<bool, String> {
         }
     }
 
-    'points: for (sys, fraction) in points {
-        if skipped.iter().any(|(s, _)| *s == sys) {
-            continue;
-        }
-        let budget = fraction.map(|f| ((f * ws as f64).round() as u64).max(1));
-        if sys == System::Paging && zram.is_none() {
-            let disk = (2 * ws.max(warm.maxrss_mib.ceil() as u64) + 64).max(256);
-            match paging::Zram::setup(disk) {
-                Ok(z) => {
-                    eprintln!(
-                        "aifm-eval: paging: swap on {} ({disk} MiB, priority 32767)",
-                        z.name()
-                    );
-                    zram = Some(z);
-                }
-                Err(why) => {
-                    eprintln!("aifm-eval: skipping the paging system: {why}");
-                    skipped.push((sys, why));
-                    continue;
+    // Repeats are the outer loop, so that a slow spell of a shared machine is spread over
+    // every system instead of landing on one.
+    'sweep: for repeat in 1..=args.repeats {
+        for &(sys, fraction) in &points {
+            if skipped.iter().any(|(s, _)| *s == sys) {
+                continue;
+            }
+            let budget = fraction.map(|f| ((f * ws as f64).round() as u64).max(1));
+            if sys == System::Paging && zram.is_none() {
+                let disk = (2 * ws.max(warm.maxrss_mib.ceil() as u64) + 64).max(256);
+                match paging::Zram::setup(disk) {
+                    Ok(z) => {
+                        eprintln!(
+                            "aifm-eval: paging: swap on {} ({disk} MiB, priority 32767)",
+                            z.name()
+                        );
+                        zram = Some(z);
+                    }
+                    Err(why) => {
+                        eprintln!("aifm-eval: skipping the paging system: {why}");
+                        skipped.push((sys, why));
+                        continue;
+                    }
                 }
             }
-        }
-        for repeat in 1..=args.repeats {
             if run::interrupted() {
                 complete = false;
-                break 'points;
+                break 'sweep;
             }
             let label = match (fraction, budget) {
                 (Some(f), Some(b)) => format!("{} at {:.0} % ({b} MiB)", sys.name(), f * 100.0),
@@ -369,7 +371,7 @@ fn sweep(args: &Args) -> Result<bool, String> {
                         Err(why) => {
                             eprintln!("aifm-eval: skipping aifm-tcp: {why}");
                             skipped.push((sys, why));
-                            continue 'points;
+                            continue;
                         }
                     };
                     let out = run::run(
@@ -390,7 +392,7 @@ fn sweep(args: &Args) -> Result<bool, String> {
                         Err(why) => {
                             eprintln!("aifm-eval: skipping the paging system: {why}");
                             skipped.push((sys, why));
-                            continue 'points;
+                            continue;
                         }
                     };
                     row.cgroup_mib = Some(limit);
@@ -405,8 +407,14 @@ fn sweep(args: &Args) -> Result<bool, String> {
                     let after = paging::swap_counts();
                     row.swaps = Some((after.0 - before.0, after.1 - before.1));
                     row.cgroup_peak_mib = cg.peak_bytes().map(|p| p as f64 / (1 << 20) as f64);
+                    let mut out = out?;
+                    if let (run::Status::Failed(why), Some(n @ 1..)) =
+                        (&mut out.status, cg.oom_kills())
+                    {
+                        why.push_str(&format!(" (the cgroup's OOM killer struck {n}x)"));
+                    }
                     drop(cg);
-                    out?
+                    out
                 }
             };
             match row.throughput() {
@@ -424,7 +432,7 @@ fn sweep(args: &Args) -> Result<bool, String> {
             rows.push(row);
             if stop {
                 complete = false;
-                break 'points;
+                break 'sweep;
             }
         }
     }

@@ -277,6 +277,19 @@ impl Cgroup {
         self.procs.as_raw_fd()
     }
 
+    /// How many times the kernel's OOM killer struck inside this cgroup (`oom_kill` in
+    /// v2 `memory.events` or v1 `memory.oom_control`), where the kernel counts it.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let file = match self.version {
+            Version::V2 => "memory.events",
+            Version::V1 => "memory.oom_control",
+        };
+        fs::read_to_string(self.dir.join(file))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+    }
+
     /// The cgroup's peak memory use in bytes, where the kernel keeps one.
     pub fn peak_bytes(&self) -> Option<u64> {
         let file = match self.version {

@@ -431,7 +431,7 @@ pub fn write_markdown(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), 
                 match get(sys, Some(f)) {
                     Some((Some(v), ok, runs, _)) if ok == runs => si(v),
                     Some((Some(v), ok, runs, _)) => format!("{} ({ok}/{runs} ok)", si(v)),
-                    Some((None, _, _, _)) => "failed".into(),
+                    Some((None, _, runs, _)) => format!("failed (0/{runs} ok)"),
                     None => "–".into(),
                 }
             };
@@ -449,6 +449,13 @@ pub fn write_markdown(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), 
             cells.push(ratio(value(System::Paging), base));
         }
         let _ = writeln!(s, "| {} |", cells.join(" | "));
+    }
+    if meds.iter().any(|m| m.ok < m.runs) {
+        let _ = writeln!(
+            s,
+            "\n\"(k/n ok)\": only k of n runs succeeded; the median is over those k, and why the \
+             others failed is in the `detail` column of the runs CSV."
+        );
     }
     let _ = writeln!(
         s,
