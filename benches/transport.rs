@@ -3,6 +3,9 @@
 //!
 //! * `fetch/<size>/raw-poll`: a bare socket ping-pong (16-byte request, `<size>` reply),
 //!   both ends busy-polling non-blocking sockets: the wire's floor on this machine.
+//! * `fetch/<size>/raw-poll-yield`: the same, yielding the core between polls (what the
+//!   transport itself does; on a loaded two-core machine the pure busy-poll above can be
+//!   much slower than this, see `aifm_core::backend::tcp`).
 //! * `fetch/<size>/raw-blocking`: the same with both ends blocking in `read` (one thread
 //!   wake-up per message on each side).
 //! * `fetch/<size>/tcp-backend`: `TcpBackend::read` of a `<size>` object from an in-process
@@ -48,14 +51,38 @@ fn client(server: &RunningServer) -> TcpBackend {
         .unwrap()
 }
 
-/// Reads exactly `buf.len()` bytes, spinning on a non-blocking socket or blocking.
-fn read_exact(s: &mut TcpStream, buf: &mut [u8], poll: bool) -> bool {
+/// How a raw ping-pong end waits for the next message.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// Busy-polls a non-blocking socket (pause instruction between tries).
+    Spin,
+    /// Busy-polls a non-blocking socket, yielding the core between tries.
+    Yield,
+    /// Blocks in `read`.
+    Block,
+}
+
+impl Wait {
+    fn name(self) -> &'static str {
+        match self {
+            Wait::Spin => "raw-poll",
+            Wait::Yield => "raw-poll-yield",
+            Wait::Block => "raw-blocking",
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes, waiting as `wait` says.
+fn read_exact(s: &mut TcpStream, buf: &mut [u8], wait: Wait) -> bool {
     let mut got = 0;
     while got < buf.len() {
         match s.read(&mut buf[got..]) {
             Ok(0) => return false,
             Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock && poll => std::hint::spin_loop(),
+            Err(e) if e.kind() == ErrorKind::WouldBlock && wait == Wait::Spin => {
+                std::hint::spin_loop()
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::yield_now(),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => return false,
         }
@@ -74,7 +101,8 @@ fn write_all(s: &mut TcpStream, mut buf: &[u8]) {
 }
 
 /// A raw echo pair: the server thread answers each 16-byte request with `size` bytes.
-fn raw_pair(size: usize, poll: bool) -> (TcpStream, thread::JoinHandle<()>) {
+fn raw_pair(size: usize, wait: Wait) -> (TcpStream, thread::JoinHandle<()>) {
+    let poll = wait != Wait::Block;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let echo = thread::spawn(move || {
@@ -83,7 +111,7 @@ fn raw_pair(size: usize, poll: bool) -> (TcpStream, thread::JoinHandle<()>) {
         s.set_nonblocking(poll).unwrap();
         let reply = vec![0x5a; size];
         let mut req = [0u8; REQUEST];
-        while read_exact(&mut s, &mut req, poll) {
+        while read_exact(&mut s, &mut req, wait) {
             write_all(&mut s, &reply);
         }
     });
@@ -101,15 +129,14 @@ fn fetch(c: &mut Criterion) {
     for size in SIZES {
         let key = (size as u64).to_le_bytes();
         far.write(OBJECT_STORE, &key, &vec![0xa5; size]).unwrap();
-        for poll in [true, false] {
-            let name = if poll { "raw-poll" } else { "raw-blocking" };
-            g.bench_function(BenchmarkId::new(format!("{size}B"), name), |b| {
-                let (mut s, echo) = raw_pair(size, poll);
+        for wait in [Wait::Spin, Wait::Yield, Wait::Block] {
+            g.bench_function(BenchmarkId::new(format!("{size}B"), wait.name()), |b| {
+                let (mut s, echo) = raw_pair(size, wait);
                 let mut reply = vec![0u8; size];
                 let req = [1u8; REQUEST];
                 b.iter(|| {
                     write_all(&mut s, &req);
-                    assert!(read_exact(&mut s, &mut reply, poll));
+                    assert!(read_exact(&mut s, &mut reply, wait));
                 });
                 drop(s);
                 echo.join().unwrap();
@@ -142,31 +169,38 @@ fn runtime_fetch(
     macro_rules! run {
         ($t:ty, $fill:expr) => {{
             let boxes: Vec<RemBox<$t>> = (0..n).map(|i| RemBox::new_in($fill(i), &rt)).collect();
-            let mut next = 0usize;
+            // A seeded xorshift walk: no stride for a prefetcher to follow.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let (mut derefs, before) = (0u64, rt.stats().fetches);
             g.bench_function(BenchmarkId::new(format!("{size}B"), "runtime"), |b| {
                 b.iter_custom(|iters| {
                     let mut scope = Scope::new();
                     let t = Instant::now();
                     for _ in 0..iters {
-                        let v = boxes[next % n].deref(&scope);
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let v = boxes[(x % n as u64) as usize].deref(&scope);
                         std::hint::black_box(v[0]);
-                        next += 1;
+                        derefs += 1;
                         scope.renew();
                     }
                     t.elapsed()
                 })
             });
+            let s = rt.stats();
+            eprintln!(
+                "runtime {size}B: {derefs} derefs, {} fetches, {} write-backs, {} backend errors",
+                s.fetches - before,
+                s.write_backs,
+                s.backend_errors
+            );
         }};
     }
     match size {
         64 => run!([u64; 8], |i: usize| [i as u64; 8]),
         _ => run!([u64; 512], |i: usize| [i as u64; 512]),
     }
-    let s = rt.stats();
-    eprintln!(
-        "runtime {size}B: fetches={} write_backs={} backend_errors={}",
-        s.fetches, s.write_backs, s.backend_errors
-    );
 }
 
 fn throughput(c: &mut Criterion) {
