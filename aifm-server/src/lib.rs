@@ -1,6 +1,6 @@
 //! # aifm-server: the far-memory server
 //!
-//! A TCP front end over the core's [`Engine`](aifm_core::engine::Engine): clients (the
+//! A TCP front end over the core's [`Engine`]: clients (the
 //! [`TcpBackend`](aifm_core::backend::tcp::TcpBackend) of `aifm-core`) connect, each gets its
 //! own namespace with its own quota, and the engine's remote devices run next to the data.
 //! The `aifm-server` binary wraps this library with a command line.
