@@ -120,7 +120,7 @@ pub trait Backend: Send + Sync + 'static {
 ///
 /// ```
 /// // Nothing listens on port 1: a typed error, no panic.
-/// let e = aifm_core::backend::connect("127.0.0.1:1").unwrap_err();
+/// let e = aifm_core::backend::connect("127.0.0.1:1").err().unwrap();
 /// assert!(e.is_disconnected());
 /// ```
 pub fn connect(addr: &str) -> Result<Box<dyn Backend>> {
