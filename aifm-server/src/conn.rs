@@ -38,6 +38,17 @@ pub(crate) fn poll_fd(fd: RawFd, events: libc::c_short, timeout: Duration) {
     }
 }
 
+/// Turns a connection away before its handshake with a fatal frame (best effort).
+pub(crate) fn refuse(stream: TcpStream, why: &str, max_frame: u32) {
+    let mut out = Vec::new();
+    let msg = ServerMsg::Fatal(WireError::Shutdown(why.into()));
+    if wire::encode_frame(&msg, &mut out, max_frame).is_ok() {
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+        let _ = (&stream).write_all(&out);
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
 /// Why a connection ended.
 enum End {
     /// The client closed it.
@@ -328,6 +339,9 @@ impl Conn<'_> {
             }
         }
         self.out.clear();
+        if self.out.capacity() > 1 << 20 {
+            self.out = Vec::new(); // give back the room a huge answer needed once
+        }
         Ok(())
     }
 }

@@ -123,6 +123,8 @@ pub struct Config {
     pub spin: Duration,
     /// How long a new connection may take to log in.
     pub handshake_timeout: Duration,
+    /// Connections served at once; more are refused with a fatal frame.
+    pub max_connections: usize,
     /// Device registrations run on the server's engine at start.
     pub devices: Vec<Registration>,
 }
@@ -139,6 +141,7 @@ impl Default for Config {
             max_frame: aifm_core::wire::DEFAULT_MAX_FRAME,
             spin: Duration::from_micros(100),
             handshake_timeout: Duration::from_secs(5),
+            max_connections: 1024,
             devices: Vec::new(),
         }
     }
@@ -156,6 +159,7 @@ impl std::fmt::Debug for Config {
             .field("max_frame", &self.max_frame)
             .field("spin", &self.spin)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_connections", &self.max_connections)
             .field("devices", &self.devices.len())
             .finish()
     }
@@ -297,6 +301,7 @@ pub struct Server {
     shared: Arc<Shared>,
     grace: Duration,
     stats_interval: Option<Duration>,
+    max_connections: usize,
 }
 
 impl std::fmt::Debug for Server {
@@ -351,6 +356,7 @@ impl Server {
             shared,
             grace: config.grace,
             stats_interval: config.stats_interval.filter(|d| !d.is_zero()),
+            max_connections: config.max_connections.max(1),
         })
     }
 
@@ -405,6 +411,16 @@ impl Server {
         while !shared.shutdown.is_shutdown() {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
+                    conns.retain(|h| !h.is_finished());
+                    if conns.len() >= self.max_connections {
+                        tracing::warn!(%peer, limit = self.max_connections, "connection refused: at the limit");
+                        conn::refuse(
+                            stream,
+                            "the server is at its connection limit",
+                            shared.max_frame,
+                        );
+                        continue;
+                    }
                     next_id += 1;
                     let shared = shared.clone();
                     let id = next_id;
@@ -415,7 +431,6 @@ impl Server {
                         Ok(h) => conns.push(h),
                         Err(e) => tracing::error!(%peer, "cannot start a connection thread: {e}"),
                     }
-                    conns.retain(|h| !h.is_finished());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     conn::poll_fd(

@@ -61,6 +61,10 @@ struct Args {
     /// sleep at once). Polling saves a thread wake-up per request on a busy connection.
     #[arg(long, default_value = "100us", value_parser = duration, value_name = "TIME")]
     spin: Duration,
+
+    /// Connections served at once (one thread each); more are refused.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    max_connections: usize,
 }
 
 fn size(s: &str) -> Result<u64, String> {
@@ -111,6 +115,7 @@ fn run(args: Args) -> Result<(), String> {
         stats_interval: Some(args.stats_interval).filter(|d| !d.is_zero()),
         max_frame: args.max_frame,
         spin: args.spin,
+        max_connections: args.max_connections,
         devices: DEVICES.to_vec(),
         ..Config::default()
     };

@@ -303,3 +303,13 @@ fn help_explains_every_option() {
         assert!(help.contains(opt), "--help does not mention {opt}:\n{help}");
     }
 }
+
+#[test]
+fn connections_beyond_the_limit_are_refused_typed() {
+    let server = ServerProc::start(&["--max-connections", "2"]);
+    let (a, _b) = (server.client(), server.client());
+    let e = server.builder().connect().unwrap_err();
+    assert!(e.is_disconnected(), "{e:?}");
+    assert!(e.to_string().contains("connection limit"), "{e}");
+    healthy(&a, 0);
+}

@@ -33,7 +33,11 @@ fn runtime_evicts_to_and_fetches_from_a_real_server() {
     let mut scope = Scope::new();
     for round in 0..2 {
         for (i, b) in boxes.iter().enumerate() {
-            assert_eq!(*b.deref(&scope), value(i as u64), "object {i}, round {round}");
+            assert_eq!(
+                *b.deref(&scope),
+                value(i as u64),
+                "object {i}, round {round}"
+            );
             scope.renew();
         }
     }
@@ -81,7 +85,11 @@ fn explicit_resume_and_reclaim_after_grace() {
     let session = far.session();
     drop(far);
     let watcher = server.client();
-    assert!(eventually(|| watcher.server_stats().unwrap().reclaimed_sessions >= 1));
+    assert!(eventually(|| watcher
+        .server_stats()
+        .unwrap()
+        .reclaimed_sessions
+        >= 1));
     let e = server.builder().resume(session).connect().unwrap_err();
     assert!(e.is_disconnected(), "{e:?}");
     assert_eq!(watcher.server_stats().unwrap().stored_bytes, 0);
@@ -188,7 +196,9 @@ fn batch_replies_larger_than_a_frame_fall_back_to_single_reads() {
         assert_eq!(v.as_deref(), Some(&[i as u8; 16 << 10][..]));
     }
     // A single object larger than a frame is a typed error, and the connection survives.
-    let e = far.write(OBJECT_STORE, b"big", &[0; 100 << 10]).unwrap_err();
+    let e = far
+        .write(OBJECT_STORE, b"big", &[0; 100 << 10])
+        .unwrap_err();
     assert!(matches!(e, aifm_core::Error::Protocol(_)), "{e:?}");
     far.ping().unwrap();
 }
@@ -202,7 +212,10 @@ fn stats_count_requests_by_type() {
     far.read(OBJECT_STORE, b"zz").unwrap();
     far.remove(OBJECT_STORE, b"a").unwrap();
     let s = far.server_stats().unwrap();
-    assert_eq!((s.requests.write, s.requests.read, s.requests.remove), (1, 2, 1));
+    assert_eq!(
+        (s.requests.write, s.requests.read, s.requests.remove),
+        (1, 2, 1)
+    );
     assert_eq!(s.connections, 1);
     assert_eq!(s.sessions, 1);
     assert_eq!(s.capacity_bytes, 8 << 30);

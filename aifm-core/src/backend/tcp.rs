@@ -806,6 +806,9 @@ impl Conn {
     /// Sends requests `(id, op)` in one write.
     fn send(&self, reqs: &[(u64, &Op<'_>)], deadline: Instant) -> Result<()> {
         let mut buf = self.writer.lock().unwrap();
+        if buf.capacity() > 1 << 20 {
+            *buf = Vec::new(); // give back the room a huge batch needed once
+        }
         buf.clear();
         for (id, op) in reqs {
             wire::encode_request(*id, op, &mut buf, self.max_frame)?;

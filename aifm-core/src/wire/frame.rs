@@ -10,6 +10,9 @@ pub const LEN_PREFIX: usize = 4;
 /// Smallest read a [`FrameReader`] offers the socket.
 const MIN_READ: usize = 16 << 10;
 
+/// An empty [`FrameReader`] buffer larger than this is released.
+const SHRINK_ABOVE: usize = 1 << 20;
+
 /// Appends one frame (length prefix, then the postcard encoding of `msg`) to `buf`.
 ///
 /// # Errors
@@ -123,6 +126,10 @@ impl FrameReader {
         if self.head == self.tail {
             self.head = 0;
             self.tail = 0;
+            if self.buf.len() > SHRINK_ABOVE && want <= MIN_READ {
+                // Give back the room a huge frame needed once.
+                self.buf = Vec::new();
+            }
         }
         if self.buf.len() - self.tail >= want {
             return;
