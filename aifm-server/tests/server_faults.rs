@@ -261,7 +261,7 @@ fn stalled_server_times_out_then_recovers() {
         .connect()
         .unwrap();
     far.write(OBJECT_STORE, b"k", b"v").unwrap();
-    server.signal(libc::SIGSTOP);
+    server.freeze();
     let e = far.read(OBJECT_STORE, b"k").unwrap_err();
     server.signal(libc::SIGCONT);
     assert_eq!(e, Error::Timeout);

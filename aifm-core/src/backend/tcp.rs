@@ -26,6 +26,8 @@
 //!   whole window of requests in one write). Batches ([`Backend::read_many`],
 //!   [`Backend::write_many`], [`Backend::remove_many`]) travel as one request each, split only
 //!   to respect the maximum frame size, and the pieces are themselves pipelined.
+//! * **Shared writes.** Senders append encoded requests to a queue; one thread at a time
+//!   writes the whole queue, so requests from concurrent callers share system calls.
 //! * **No write deadlock.** The socket is non-blocking; a writer whose send buffer is full
 //!   drains replies (taking the reader role when free) before waiting for room, so a client
 //!   that pipelines heavily never blocks the server on its own unread replies.
@@ -750,6 +752,9 @@ impl Waiter {
 struct Conn {
     stream: TcpStream,
     fd: RawFd,
+    /// Requests encoded but not yet written (any sender appends).
+    outq: Mutex<Vec<u8>>,
+    /// The bytes being written, held by the one thread writing.
     writer: Mutex<Vec<u8>>,
     reader: Mutex<FrameReader>,
     pending: Mutex<HashMap<u64, Arc<Waiter>>>,
@@ -803,17 +808,53 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends requests `(id, op)` in one write.
+    /// Queues requests `(id, op)` and writes them, together with whatever other threads
+    /// queued meanwhile.
     fn send(&self, reqs: &[(u64, &Op<'_>)], deadline: Instant) -> Result<()> {
-        let mut buf = self.writer.lock().unwrap();
-        if buf.capacity() > 1 << 20 {
-            *buf = Vec::new(); // give back the room a huge batch needed once
+        {
+            let mut q = self.outq.lock().unwrap();
+            let start = q.len();
+            for (id, op) in reqs {
+                if let Err(e) = wire::encode_request(*id, op, &mut q, self.max_frame) {
+                    q.truncate(start);
+                    return Err(e);
+                }
+            }
         }
-        buf.clear();
-        for (id, op) in reqs {
-            wire::encode_request(*id, op, &mut buf, self.max_frame)?;
+        self.flush(deadline)
+    }
+
+    /// Writes the queued requests. One thread writes at a time; a thread that finds the
+    /// writer busy leaves its requests queued and returns, and the writer takes them before
+    /// it lets go (so concurrent senders share system calls).
+    fn flush(&self, deadline: Instant) -> Result<()> {
+        loop {
+            let Ok(mut buf) = self.writer.try_lock() else {
+                return Ok(());
+            };
+            {
+                let mut q = self.outq.lock().unwrap();
+                if q.is_empty() {
+                    drop(q);
+                    drop(buf);
+                    // A sender may have queued after our look, before we let go of the writer.
+                    if self.outq.lock().unwrap().is_empty() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                buf.clear();
+                std::mem::swap(&mut *q, &mut *buf);
+            }
+            self.write_all(&buf, deadline)?;
+            buf.clear();
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new(); // give back the room a huge batch needed once
+            }
         }
-        let mut rest = &buf[..];
+    }
+
+    fn write_all(&self, mut rest: &[u8], deadline: Instant) -> Result<()> {
         while !rest.is_empty() {
             match (&self.stream).write(rest) {
                 Ok(0) => {
@@ -1095,6 +1136,7 @@ fn handshake(opts: &TcpBuilder, resume: Option<SessionId>) -> Result<(Arc<Conn>,
     let conn = Conn {
         fd: stream.as_raw_fd(),
         stream,
+        outq: Mutex::new(Vec::new()),
         writer: Mutex::new(Vec::new()),
         reader: Mutex::new(rd),
         pending: Mutex::new(HashMap::new()),

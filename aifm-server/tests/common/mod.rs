@@ -101,6 +101,16 @@ impl ServerProc {
         }
     }
 
+    /// Stops the server process (SIGSTOP) and waits until the kernel reports it stopped.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.child.id());
+        assert!(eventually(|| std::fs::read_to_string(&stat)
+            .ok()
+            .and_then(|s| s.rsplit(") ").next().map(|r| r.starts_with('T')))
+            .unwrap_or(false)));
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         // SAFETY: `kill(2)` on our own child's pid with a valid signal number.
