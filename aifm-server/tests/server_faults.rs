@@ -313,3 +313,37 @@ fn connections_beyond_the_limit_are_refused_typed() {
     assert!(e.to_string().contains("connection limit"), "{e}");
     healthy(&a, 0);
 }
+
+#[test]
+fn random_garbage_never_takes_the_server_down() {
+    let server = ServerProc::start(&["--max-frame", "64KiB"]);
+    let far = server.client();
+    let mut x = 0x2545_f491_4f6c_dd1du64; // seeded xorshift: the same bytes every run
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..40u8 {
+        let mut raw = if round % 2 == 0 {
+            Raw::connect(&server.addr)
+        } else {
+            Raw::login(&server.addr) // garbage after a good handshake
+        };
+        let len = (next() % 300) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        raw.send_bytes(&bytes);
+        let _ = raw.stream.shutdown(std::net::Shutdown::Write);
+        // Whatever the server answers, it ends this connection without hanging.
+        loop {
+            match raw.recv() {
+                Said::Closed => break,
+                Said::Fatal(_) | Said::Err(..) | Said::Ok(..) | Said::Challenge | Said::Welcome => {
+                }
+            }
+        }
+        healthy(&far, round);
+    }
+    assert!(eventually(|| far.server_stats().unwrap().connections == 1));
+}
