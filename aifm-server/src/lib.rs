@@ -186,16 +186,55 @@ pub struct ShutdownHandle(Arc<AtomicBool>);
 
 impl ShutdownHandle {
     /// Starts a graceful shutdown: no new connections; open ones are told and closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// let stop = server.shutdown_handle();
+    /// stop.shutdown();
+    /// assert!(stop.is_shutdown());
+    /// server.run().unwrap(); // returns at once
+    /// ```
     pub fn shutdown(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
 
     /// Whether a shutdown was asked for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// assert!(!server.shutdown_handle().is_shutdown());
+    /// ```
     pub fn is_shutdown(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 
     /// The flag itself, for `signal_hook::flag::register`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// let flag = server.shutdown_handle().flag();
+    /// // e.g. signal_hook::flag::register(SIGTERM, flag.clone())
+    /// flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    /// assert!(server.shutdown_handle().is_shutdown());
+    /// ```
     pub fn flag(&self) -> Arc<AtomicBool> {
         self.0.clone()
     }
@@ -318,6 +357,15 @@ impl Server {
     ///
     /// # Errors
     /// The address does not resolve or cannot be bound; a zero capacity or frame size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let taken = busy.local_addr().unwrap().to_string();
+    /// let e = aifm_server::Server::bind(aifm_server::Config { listen: taken, ..Default::default() });
+    /// assert!(e.is_err());
+    /// ```
     pub fn bind(config: Config) -> io::Result<Server> {
         if config.capacity == 0 || config.max_frame < 64 {
             return Err(io::Error::new(
@@ -364,6 +412,17 @@ impl Server {
     ///
     /// # Panics
     /// If the socket cannot report its address (it always can once bound).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
@@ -371,16 +430,50 @@ impl Server {
     }
 
     /// A handle that stops [`Server::run`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// let h = server.shutdown_handle();
+    /// # let _ = h;
+    /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shared.shutdown.clone()
     }
 
     /// The server's statistics now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// assert_eq!(server.stats().capacity_bytes, 8 << 30);
+    /// ```
     pub fn stats(&self) -> ServerStats {
         self.shared.stats()
     }
 
     /// The device registry of this server's engine (to register more device types).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// assert!(server.registry().contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+    /// ```
     pub fn registry(&self) -> &DeviceRegistry {
         self.shared.engine.registry()
     }
@@ -389,6 +482,21 @@ impl Server {
     ///
     /// # Errors
     /// Only when the listening socket cannot be configured.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// let stop = server.shutdown_handle();
+    /// let t = std::thread::spawn(move || server.run());
+    /// stop.shutdown();
+    /// let final_stats = t.join().unwrap().unwrap();
+    /// assert_eq!(final_stats.connections, 0);
+    /// ```
     pub fn run(self) -> io::Result<ServerStats> {
         self.listener.set_nonblocking(true)?;
         let shared = self.shared.clone();
@@ -462,6 +570,18 @@ impl Server {
     ///
     /// # Errors
     /// When the thread cannot be started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// let running = server.spawn().unwrap();
+    /// assert!(running.addr().ip().is_loopback());
+    /// ```
     pub fn spawn(self) -> io::Result<RunningServer> {
         let addr = self.local_addr();
         let handle = self.shutdown_handle();
@@ -510,21 +630,75 @@ impl std::fmt::Debug for RunningServer {
 
 impl RunningServer {
     /// The address clients connect to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let running = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap()
+    /// .spawn()
+    /// .unwrap();
+    /// let far = aifm_core::backend::tcp::TcpBackend::connect(&running.addr().to_string()).unwrap();
+    /// far.ping().unwrap();
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The server's statistics now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let running = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap()
+    /// .spawn()
+    /// .unwrap();
+    /// assert_eq!(running.stats().connections, 0);
+    /// ```
     pub fn stats(&self) -> ServerStats {
         self.shared.stats()
     }
 
     /// A handle that stops the server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let running = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap()
+    /// .spawn()
+    /// .unwrap();
+    /// running.shutdown_handle().shutdown(); // stops it; `stop` would also wait
+    /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.handle.clone()
     }
 
     /// Shuts down gracefully and returns the final statistics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let running = aifm_server::Server::bind(aifm_server::Config {
+    ///     listen: "127.0.0.1:0".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap()
+    /// .spawn()
+    /// .unwrap();
+    /// let stats = running.stop();
+    /// assert_eq!(stats.requests.total(), 0);
+    /// ```
     pub fn stop(mut self) -> ServerStats {
         self.finish()
     }

@@ -129,6 +129,14 @@ impl std::fmt::Debug for TcpBuilder {
 impl TcpBuilder {
     /// Settings for the server at `addr` (`host:port`), with the defaults: no token, 10 s
     /// request timeout, 3 s connect timeout, 100 µs spin, 64 MiB frames, reconnection on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::tcp::TcpBuilder;
+    /// let b = TcpBuilder::new("127.0.0.1:7411");
+    /// # let _ = b;
+    /// ```
     pub fn new(addr: impl Into<String>) -> Self {
         TcpBuilder {
             addr: addr.into(),
@@ -181,42 +189,106 @@ impl TcpBuilder {
     }
 
     /// The token proving this client to a server that requires one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::tcp::TcpBuilder;
+    /// let secret = std::fs::read("/etc/aifm/token").unwrap_or_default();
+    /// let b = TcpBuilder::new("10.0.0.5:7411").token(secret);
+    /// # let _ = b;
+    /// ```
     pub fn token(mut self, token: impl Into<Vec<u8>>) -> Self {
         self.token = Some(token.into());
         self
     }
 
     /// How long one request may take before it fails with [`Error::Timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::tcp::TcpBuilder;
+    /// let b = TcpBuilder::new("127.0.0.1:7411").timeout(std::time::Duration::from_secs(1));
+    /// # let _ = b;
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// How long connecting and the handshake may take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::tcp::TcpBuilder;
+    /// let e = TcpBuilder::new("127.0.0.1:1")
+    ///     .connect_timeout(std::time::Duration::from_millis(100))
+    ///     .connect()
+    ///     .unwrap_err();
+    /// assert!(e.is_disconnected());
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// How long a waiting caller polls before it parks (zero: park at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::tcp::TcpBuilder;
+    /// // Park at once: lowest CPU use, one thread wake-up per reply.
+    /// let b = TcpBuilder::new("127.0.0.1:7411").spin(std::time::Duration::ZERO);
+    /// # let _ = b;
+    /// ```
     pub fn spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
         self
     }
 
     /// The largest frame body this client sends or accepts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::tcp::TcpBuilder;
+    /// let b = TcpBuilder::new("127.0.0.1:7411").max_frame(1 << 20);
+    /// # let _ = b;
+    /// ```
     pub fn max_frame(mut self, bytes: u32) -> Self {
         self.max_frame = bytes;
         self
     }
 
     /// Whether a call after a lost connection reconnects (default: yes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::tcp::TcpBuilder;
+    /// let b = TcpBuilder::new("127.0.0.1:7411").reconnect(false);
+    /// # let _ = b;
+    /// ```
     pub fn reconnect(mut self, on: bool) -> Self {
         self.reconnect = on;
         self
     }
 
     /// Resumes the session of an earlier backend (see [`TcpBackend::session`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use aifm_core::backend::tcp::TcpBuilder;
+    /// let first = TcpBuilder::new("127.0.0.1:7411").connect().unwrap();
+    /// let session = first.session();
+    /// drop(first); // e.g. the process restarts, within the server's grace period
+    /// let again = TcpBuilder::new("127.0.0.1:7411").resume(session).connect().unwrap();
+    /// # let _ = again;
+    /// ```
     pub fn resume(mut self, session: SessionId) -> Self {
         self.resume = Some(session);
         self
@@ -228,6 +300,15 @@ impl TcpBuilder {
     /// [`Error::Disconnected`] when the server cannot be reached (or a resumed session is
     /// gone), [`Error::AuthFailed`] for a wrong or missing token, [`Error::Protocol`] for a
     /// server that speaks another protocol version.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use aifm_core::backend::tcp::TcpBuilder;
+    /// use aifm_core::backend::{Backend, OBJECT_STORE};
+    /// let far = TcpBuilder::new("127.0.0.1:7411").connect().unwrap();
+    /// far.write(OBJECT_STORE, b"k", b"v").unwrap();
+    /// ```
     pub fn connect(self) -> Result<TcpBackend> {
         let (conn, welcome) = handshake(&self, self.resume)?;
         if self.resume.is_some() && !welcome.resumed {
@@ -298,26 +379,62 @@ impl TcpBackend {
     ///
     /// # Errors
     /// As [`TcpBuilder::from_env`] and [`TcpBuilder::connect`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = aifm_core::backend::tcp::TcpBackend::connect("127.0.0.1:1").unwrap_err();
+    /// assert!(e.is_disconnected());
+    /// ```
     pub fn connect(addr: &str) -> Result<TcpBackend> {
         TcpBuilder::from_env(addr)?.connect()
     }
 
     /// Settings for the server at `addr` (same as [`TcpBuilder::new`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use aifm_core::backend::tcp::TcpBackend;
+    /// let far = TcpBackend::builder("127.0.0.1:7411").reconnect(false).connect();
+    /// # let _ = far;
+    /// ```
     pub fn builder(addr: impl Into<String>) -> TcpBuilder {
         TcpBuilder::new(addr)
     }
 
     /// This client's session on the server (quote it in [`TcpBuilder::resume`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let far = aifm_core::backend::tcp::TcpBackend::connect("127.0.0.1:7411").unwrap();
+    /// println!("session {}", far.session());
+    /// ```
     pub fn session(&self) -> SessionId {
         self.state.lock().unwrap().session
     }
 
     /// How many times the connection was re-established.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let far = aifm_core::backend::tcp::TcpBackend::connect("127.0.0.1:7411").unwrap();
+    /// assert_eq!(far.reconnects(), 0);
+    /// ```
     pub fn reconnects(&self) -> u64 {
         self.state.lock().unwrap().reconnects
     }
 
     /// Whether the current connection is up (a hint; the next call may find it gone).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let far = aifm_core::backend::tcp::TcpBackend::connect("127.0.0.1:7411").unwrap();
+    /// assert!(far.is_connected());
+    /// ```
     pub fn is_connected(&self) -> bool {
         !self.conn.read().unwrap().dead.load(Ordering::SeqCst)
     }
@@ -326,6 +443,15 @@ impl TcpBackend {
     ///
     /// # Errors
     /// Transport errors.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let far = aifm_core::backend::tcp::TcpBackend::connect("127.0.0.1:7411").unwrap();
+    /// let t = std::time::Instant::now();
+    /// far.ping().unwrap();
+    /// println!("round trip {:?}", t.elapsed());
+    /// ```
     pub fn ping(&self) -> Result<()> {
         self.call(&Op::Ping).and_then(|a| a.expect_pong())
     }
@@ -334,6 +460,14 @@ impl TcpBackend {
     ///
     /// # Errors
     /// Transport errors.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let far = aifm_core::backend::tcp::TcpBackend::connect("127.0.0.1:7411").unwrap();
+    /// let s = far.server_stats().unwrap();
+    /// println!("{} of {} bytes used", s.stored_bytes, s.capacity_bytes);
+    /// ```
     pub fn server_stats(&self) -> Result<ServerStats> {
         match self.call(&Op::Stats)? {
             Answer::Stats(s) => Ok(s),
@@ -346,6 +480,16 @@ impl TcpBackend {
     ///
     /// # Errors
     /// Transport errors while sending.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let far = aifm_core::backend::tcp::TcpBackend::connect("127.0.0.1:7411").unwrap();
+    /// let a = far.start_read(0, b"a").unwrap();
+    /// let b = far.start_read(0, b"b").unwrap(); // both in flight
+    /// let (a, b) = (a.wait().unwrap(), b.wait().unwrap());
+    /// # let _ = (a, b);
+    /// ```
     pub fn start_read(&self, ds: u32, key: &[u8]) -> Result<PendingRead> {
         self.start(&Op::Read { ds, key: Blob(key) })
             .map(|call| PendingRead { call })
@@ -631,6 +775,14 @@ impl PendingRead {
     ///
     /// # Errors
     /// As [`Backend::read`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let far = aifm_core::backend::tcp::TcpBackend::connect("127.0.0.1:7411").unwrap();
+    /// let value = far.start_read(0, b"key").unwrap().wait().unwrap();
+    /// # let _ = value;
+    /// ```
     pub fn wait(self) -> Result<Option<Vec<u8>>> {
         self.call.finish()?.value()
     }

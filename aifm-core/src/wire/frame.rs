@@ -87,6 +87,14 @@ pub struct FrameReader {
 
 impl FrameReader {
     /// An empty reader accepting frame bodies of at most `max_frame` bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let r = FrameReader::new(1 << 20);
+    /// assert_eq!(r.buffered(), 0);
+    /// ```
     pub fn new(max_frame: u32) -> Self {
         FrameReader {
             buf: Vec::new(),
@@ -97,16 +105,41 @@ impl FrameReader {
     }
 
     /// The largest body accepted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// assert_eq!(FrameReader::new(64).max_frame(), 64);
+    /// ```
     pub fn max_frame(&self) -> u32 {
         self.max_frame
     }
 
     /// Changes the largest body accepted (after a handshake agreed on one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// r.set_max_frame(4096);
+    /// assert_eq!(r.max_frame(), 4096);
+    /// ```
     pub fn set_max_frame(&mut self, max_frame: u32) {
         self.max_frame = max_frame;
     }
 
     /// Bytes received but not yet returned as frames.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// r.push(&[1, 0, 0]);
+    /// assert_eq!(r.buffered(), 3);
+    /// ```
     pub fn buffered(&self) -> usize {
         self.tail - self.head
     }
@@ -160,6 +193,16 @@ impl FrameReader {
     ///
     /// # Errors
     /// Whatever `r.read` returns (`WouldBlock` on a non-blocking socket with nothing to read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// let mut input: &[u8] = &[2, 0, 0, 0, 7, 8];
+    /// assert_eq!(r.read_from(&mut input).unwrap(), 6);
+    /// assert_eq!(r.next_frame().unwrap(), Some(&[7, 8][..]));
+    /// ```
     pub fn read_from(&mut self, mut r: impl Read) -> io::Result<usize> {
         self.reserve(self.read_hint());
         let n = r.read(&mut self.buf[self.tail..])?;
@@ -168,6 +211,15 @@ impl FrameReader {
     }
 
     /// Appends `bytes` as if they had been read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// r.push(&[0, 0, 0, 0]);
+    /// assert_eq!(r.next_frame().unwrap(), Some(&[][..])); // an empty frame
+    /// ```
     pub fn push(&mut self, bytes: &[u8]) {
         self.reserve(bytes.len());
         self.buf[self.tail..self.tail + bytes.len()].copy_from_slice(bytes);
@@ -179,6 +231,17 @@ impl FrameReader {
     /// # Errors
     /// [`Error::Protocol`] when the announced length exceeds the maximum; the reader stays
     /// in that state (the stream cannot be resynchronised).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// r.push(&[1, 0, 0, 0, 42, 1, 0, 0, 0, 43]);
+    /// assert_eq!(r.next_frame().unwrap(), Some(&[42][..]));
+    /// assert_eq!(r.next_frame().unwrap(), Some(&[43][..]));
+    /// assert_eq!(r.next_frame().unwrap(), None);
+    /// ```
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>> {
         let Some(len) = self.pending_len() else {
             return Ok(None);
@@ -198,6 +261,15 @@ impl FrameReader {
     }
 
     /// Whether a partial frame is buffered (so an end of stream now truncates it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// r.push(&[5, 0]);
+    /// assert!(r.has_partial());
+    /// ```
     pub fn has_partial(&self) -> bool {
         self.buffered() > 0
     }

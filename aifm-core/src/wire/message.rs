@@ -79,6 +79,13 @@ pub struct ClientHello {
 
 impl ClientHello {
     /// The hello of this crate's version.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = aifm_core::wire::ClientHello::current();
+    /// assert_eq!(h.magic, *b"AIFM");
+    /// ```
     pub fn current() -> Self {
         ClientHello {
             magic: MAGIC,
@@ -239,6 +246,12 @@ pub enum Op<'a> {
 
 impl Op<'_> {
     /// A short name for logs and statistics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(aifm_core::wire::Op::Stats.kind(), "stats");
+    /// ```
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Ping => "ping",
@@ -419,6 +432,13 @@ pub struct RequestCounts {
 
 impl RequestCounts {
     /// All requests.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = aifm_core::wire::RequestCounts { read: 2, write: 1, ..Default::default() };
+    /// assert_eq!(c.total(), 3);
+    /// ```
     pub fn total(&self) -> u64 {
         self.read
             + self.write
