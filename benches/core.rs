@@ -14,7 +14,9 @@ fn deref(c: &mut Criterion) {
     {
         let s = Scope::new();
         for _ in 0..2 {
-            rems.iter().for_each(|r| drop(black_box(r.deref(&s)))); // heat them
+            rems.iter().for_each(|r| {
+                black_box(r.deref(&s));
+            }); // heat them
         }
     }
     g.bench_function("Box<u64> x1024", |b| {

@@ -17,7 +17,7 @@ use aifm::collections::vec::{AggValue, Aggregate, GroupKey, Numeric};
 use aifm::collections::{Exec, RemVec};
 use aifm::Runtime;
 use clap::Parser;
-use common::{report, Common, Timer, XorShift};
+use common::{report, Common, Outcome, Timer, XorShift};
 use std::collections::BTreeMap;
 
 /// The NYC taxi queries on a synthetic trip table.
@@ -413,18 +413,20 @@ fn main() {
             .fold(h, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
     });
     report(
-        "nyc_taxi",
         c,
         rt.as_ref(),
-        data_mib,
-        answers.len() as f64,
-        seconds,
-        "queries/s",
-        serde_json::json!({
-            "variant": if args.no_offload { "no-offload" } else { "offload" },
-            "rows": rows,
-            "query_seconds": times,
-            "answer_digest": format!("{digest:016x}"),
-        }),
+        Outcome {
+            workload: "nyc_taxi",
+            data_mib,
+            ops: answers.len() as f64,
+            seconds,
+            unit: "queries/s",
+            extra: serde_json::json!({
+                "variant": if args.no_offload { "no-offload" } else { "offload" },
+                "rows": rows,
+                "query_seconds": times,
+                "answer_digest": format!("{digest:016x}"),
+            }),
+        },
     );
 }

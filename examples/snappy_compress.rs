@@ -14,7 +14,7 @@ mod common;
 
 use aifm::collections::RemVec;
 use clap::Parser;
-use common::{report, Common, Timer, XorShift};
+use common::{report, Common, Outcome, Timer, XorShift};
 
 const BLOCK: usize = 32 << 10;
 type Block = [u8; BLOCK];
@@ -90,7 +90,7 @@ fn fxhash(bytes: &[u8]) -> u64 {
     bytes.chunks(8).fold(0u64, |h, c| {
         let mut w = [0u8; 8];
         w[..c.len()].copy_from_slice(c);
-        (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7cc1_b727_220a_95)
+        (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95)
     })
 }
 
@@ -141,13 +141,15 @@ fn main() {
     }
     assert!(ok, "decompressed data differs from the input");
     report(
-        "snappy_compress",
         c,
         rt.as_ref(),
-        data_mib,
-        data_mib * 2.0,
-        seconds,
-        "MiB/s",
-        serde_json::json!({ "compressed_mib": compressed as f64 / (1 << 20) as f64, "blocks": n }),
+        Outcome {
+            workload: "snappy_compress",
+            data_mib,
+            ops: data_mib * 2.0,
+            seconds,
+            unit: "MiB/s",
+            extra: serde_json::json!({ "compressed_mib": compressed as f64 / (1 << 20) as f64, "blocks": n }),
+        },
     );
 }

@@ -76,6 +76,7 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
     let lane = lane.unwrap_or(&own);
     let per_round = (rt.heap.budget_regions / 20).max(1);
     let budget_bytes = (rt.heap.budget_regions * rt.heap.region_size) as f64;
+    let mut sealed_lanes = false;
     let mut allowance = if forced {
         2 * rt.heap.sealed_regions() + 2
     } else {
@@ -93,7 +94,16 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
         };
         let victims = rt.heap.victims(needed, per_round.min(allowance));
         if victims.is_empty() {
-            break;
+            if forced || sealed_lanes {
+                break;
+            }
+            // Memory is short but nothing is sealed: the lanes' active regions hold it (objects
+            // that own much heap fill the budget long before their region fills). Seal them.
+            sealed_lanes = true;
+            for lane in rt.lanes.iter().chain(rt.evacuator_lanes.iter()) {
+                lane.lock().unwrap().lane.seal_all(&rt.heap);
+            }
+            continue;
         }
         allowance -= victims.len();
         let outcome = round(rt, lane, victims);

@@ -86,17 +86,27 @@ impl Timer {
     }
 }
 
+/// What a workload measured.
+pub struct Outcome<'a> {
+    pub workload: &'a str,
+    pub data_mib: f64,
+    pub ops: f64,
+    pub seconds: f64,
+    pub unit: &'a str,
+    /// Workload-specific fields merged into the JSON line.
+    pub extra: serde_json::Value,
+}
+
 /// Prints the human summary and the JSON line.
-pub fn report(
-    workload: &str,
-    args: &Common,
-    rt: Option<&Runtime>,
-    data_mib: f64,
-    ops: f64,
-    seconds: f64,
-    unit: &str,
-    extra: serde_json::Value,
-) {
+pub fn report(args: &Common, rt: Option<&Runtime>, outcome: Outcome<'_>) {
+    let Outcome {
+        workload,
+        data_mib,
+        ops,
+        seconds,
+        unit,
+        extra,
+    } = outcome;
     let stats: Option<Stats> = rt.map(Runtime::stats);
     let throughput = ops / seconds.max(1e-9);
     if !args.quiet {

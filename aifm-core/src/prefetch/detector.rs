@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 const RING: usize = 256;
+const NO_WINDOW: i64 = i64::MIN;
 
 /// Watches the indices a structure's mutators touch and plans prefetches ahead of them.
 ///
@@ -29,8 +30,8 @@ pub struct Prefetcher {
     last: AtomicU64,
     stride: AtomicI64,
     hits: AtomicU32,
-    /// Next index to plan, plus one (0: no window yet).
-    frontier: AtomicU64,
+    /// Next index to plan (`NO_WINDOW`: none yet; may be -1 or `len` once the end is reached).
+    frontier: AtomicI64,
     enabled: AtomicBool,
     window: u64,
     threshold: u32,
@@ -45,7 +46,7 @@ impl Prefetcher {
             last: AtomicU64::new(0),
             stride: AtomicI64::new(0),
             hits: AtomicU32::new(0),
-            frontier: AtomicU64::new(0),
+            frontier: AtomicI64::new(NO_WINDOW),
             enabled: AtomicBool::new(true),
             window: ((1 << 20) / object_bytes.max(1)).max(1) as u64,
             threshold: 8,
@@ -83,7 +84,7 @@ impl Prefetcher {
 
     fn reset(&self) {
         self.hits.store(0, Ordering::Relaxed);
-        self.frontier.store(0, Ordering::Relaxed);
+        self.frontier.store(NO_WINDOW, Ordering::Relaxed);
     }
 
     /// Records a touch of `index` in a structure of `len` objects; returns what to prefetch
@@ -108,20 +109,24 @@ impl Prefetcher {
         if d == 0 {
             return none;
         }
-        if d != self.stride.load(Ordering::Relaxed) {
+        let hits = if d == self.stride.load(Ordering::Relaxed) {
+            self.hits.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            // A new pattern: this touch is its first hit.
             self.stride.store(d, Ordering::Relaxed);
-            self.reset();
-            return none;
-        }
-        if self.hits.fetch_add(1, Ordering::Relaxed) + 1 < self.threshold {
+            self.frontier.store(NO_WINDOW, Ordering::Relaxed);
+            self.hits.store(1, Ordering::Relaxed);
+            1
+        };
+        if hits < self.threshold {
             return none;
         }
         let i = index as i64;
         let frontier = self.frontier.load(Ordering::Relaxed);
-        let mut start = if frontier == 0 {
+        let mut start = if frontier == NO_WINDOW {
             i + d
         } else {
-            frontier as i64 - 1
+            frontier
         };
         // A window left behind (the mutator outran it) restarts just ahead of the mutator.
         if (start - i).signum() != d.signum() {
@@ -134,8 +139,7 @@ impl Prefetcher {
             ((start - end).max(0) + (-d) - 1) / (-d)
         } as u64;
         let next_frontier = start + d * remaining as i64;
-        self.frontier
-            .store((next_frontier + 1).max(0) as u64, Ordering::Relaxed);
+        self.frontier.store(next_frontier, Ordering::Relaxed);
         Plan {
             next: start,
             stride: d,

@@ -68,6 +68,7 @@ impl<T: FarData> RemBox<T> {
     /// # Examples
     ///
     /// ```
+    /// use std::future::Future;
     /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
     /// let b = aifm_core::RemBox::new_in([3u64; 64], &rt);
     /// rt.evacuate_now();

@@ -1,0 +1,191 @@
+//! The web front end (the original's Fig. 6): each request does 32 Zipf-distributed lookups
+//! in a hash table of small pairs, sums the values to pick an element of an array of 8 KiB
+//! values, reads it (nontemporally: it is used once), encrypts it and compresses it with
+//! Snappy. Several threads serve requests concurrently.
+//!
+//! ```text
+//! cargo run --release --example web_frontend -- --help
+//! cargo run --release --example web_frontend -- --local-mib 64
+//! ```
+//!
+//! Throughput is requests per second.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use aifm::collections::{RemHashMap, RemVec};
+use aifm::Scope;
+use chacha20::cipher::{KeyIvInit, StreamCipher};
+use clap::Parser;
+use common::{report, Common, Outcome, Timer, XorShift};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Zipf};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const VALUE: usize = 8 << 10;
+type Value = [u8; VALUE];
+type Key = [u8; 12];
+
+/// A web front end: hash-table lookups, then one large value encrypted and compressed.
+#[derive(Parser, Debug)]
+struct Args {
+    #[command(flatten)]
+    common: Common,
+    /// Hash-table pairs at scale 1.0.
+    #[arg(long, default_value_t = 1_000_000)]
+    pairs: u64,
+    /// 8 KiB array elements at scale 1.0.
+    #[arg(long, default_value_t = 32_768)]
+    values: u64,
+    /// Zipf exponent of key popularity.
+    #[arg(long, default_value_t = 0.85)]
+    skew: f64,
+    /// Requests per thread.
+    #[arg(long, default_value_t = 20_000)]
+    requests: u64,
+    /// Serving threads.
+    #[arg(long, default_value_t = 2)]
+    threads: u64,
+}
+
+fn key(i: u64) -> Key {
+    let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&h.to_le_bytes());
+    k[8..].copy_from_slice(&(i as u32).to_le_bytes());
+    k
+}
+
+fn fill_value(i: u64, out: &mut Value) {
+    let mut r = XorShift(i.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    for w in out.chunks_mut(8) {
+        // Half-compressible: text-like low bytes, random high bytes.
+        let x = r.next_u64() & 0x3f3f_3f3f_0f0f_0f0f | 0x4040_4040_6060_6060;
+        w.copy_from_slice(&x.to_le_bytes()[..w.len()]);
+    }
+}
+
+/// The two structures, either way.
+trait Site: Send + Sync {
+    fn lookup(&self, k: &Key) -> u32;
+    /// Encrypts and compresses element `i`, returning the compressed length.
+    fn render(&self, i: u64, out: &mut Vec<u8>) -> usize;
+}
+
+fn encrypt_and_compress(v: &Value, out: &mut Vec<u8>) -> usize {
+    let mut buf = *v;
+    let mut cipher = chacha20::ChaCha20::new(&[7u8; 32].into(), &[9u8; 12].into());
+    cipher.apply_keystream(&mut buf);
+    out.resize(snap::raw::max_compress_len(VALUE), 0);
+    snap::raw::Encoder::new()
+        .compress(&buf, out)
+        .expect("snappy")
+}
+
+struct FarSite {
+    table: RemHashMap<Key, u32>,
+    array: RemVec<Value>,
+}
+
+impl Site for FarSite {
+    fn lookup(&self, k: &Key) -> u32 {
+        *self.table.get(k).expect("every key was loaded")
+    }
+    fn render(&self, i: u64, out: &mut Vec<u8>) -> usize {
+        let scope = Scope::new();
+        let v = self.array.get(i as usize, &scope).expect("in range");
+        encrypt_and_compress(v, out)
+    }
+}
+
+struct LocalSite {
+    table: HashMap<Key, u32>,
+    array: Vec<Box<Value>>,
+}
+
+impl Site for LocalSite {
+    fn lookup(&self, k: &Key) -> u32 {
+        self.table[k]
+    }
+    fn render(&self, i: u64, out: &mut Vec<u8>) -> usize {
+        encrypt_and_compress(&self.array[i as usize], out)
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let c = &args.common;
+    let pairs = ((args.pairs as f64 * c.scale) as u64).max(1000);
+    let values = ((args.values as f64 * c.scale) as u64).max(16);
+    let bar = c.progress(pairs + values, "loading");
+    let rt = (!c.all_local).then(|| c.runtime());
+    let mut v = Box::new([0u8; VALUE]);
+    let site: Arc<dyn Site> = match &rt {
+        None => {
+            let mut table = HashMap::new();
+            let mut array = Vec::new();
+            for i in 0..pairs {
+                table.insert(key(i), i as u32);
+            }
+            bar.inc(pairs);
+            for i in 0..values {
+                fill_value(i, &mut v);
+                array.push(v.clone());
+                bar.inc(1);
+            }
+            Arc::new(LocalSite { table, array })
+        }
+        Some(rt) => {
+            let table = RemHashMap::new_in(rt);
+            let mut array = RemVec::with_chunk_bytes_in(VALUE, rt);
+            for i in 0..pairs {
+                table.insert(key(i), i as u32);
+            }
+            bar.inc(pairs);
+            for i in 0..values {
+                fill_value(i, &mut v);
+                array.push(*v);
+                bar.inc(1);
+            }
+            Arc::new(FarSite { table, array })
+        }
+    };
+    bar.finish_and_clear();
+
+    let timer = Timer::start();
+    let threads: Vec<_> = (0..args.threads)
+        .map(|t| {
+            let site = site.clone();
+            let (requests, skew, seed) = (args.requests, args.skew, c.seed);
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ ((t + 1) * 0x51ed));
+                let zipf = Zipf::new(pairs, skew).expect("valid Zipf parameters");
+                let mut out = Vec::new();
+                let mut bytes = 0usize;
+                for _ in 0..requests {
+                    let sum: u64 = (0..32)
+                        .map(|_| site.lookup(&key(zipf.sample(&mut rng) as u64 - 1)) as u64)
+                        .sum();
+                    bytes += site.render(sum % values, &mut out);
+                }
+                bytes
+            })
+        })
+        .collect();
+    let compressed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let seconds = timer.seconds();
+    let data_mib = (pairs * 16 + values * VALUE as u64) as f64 / (1 << 20) as f64;
+    report(
+        c,
+        rt.as_ref(),
+        Outcome {
+            workload: "web_frontend",
+            data_mib,
+            ops: (args.requests * args.threads) as f64,
+            seconds,
+            unit: "requests/s",
+            extra: serde_json::json!({ "pairs": pairs, "values": values, "threads": args.threads, "compressed_bytes": compressed }),
+        },
+    );
+}
