@@ -220,3 +220,45 @@ fn stats_count_requests_by_type() {
     assert_eq!(s.sessions, 1);
     assert_eq!(s.capacity_bytes, 8 << 30);
 }
+
+#[test]
+fn threads_mutate_objects_that_travel_through_the_server() {
+    let server = ServerProc::start(&[]);
+    let rt = Runtime::builder()
+        .server(server.addr.clone())
+        .local_memory(4 << 20)
+        .build()
+        .unwrap();
+    // Two threads, 4 MiB of objects each, 4 MiB of local memory between them.
+    let workers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let rt = rt.clone();
+            thread::spawn(move || {
+                let mut boxes: Vec<RemBox<[u64; 64]>> = (0..8192u64)
+                    .map(|i| RemBox::new_in([t << 32 | i; 64], &rt))
+                    .collect();
+                for round in 1..=3u64 {
+                    let mut scope = Scope::new();
+                    for (i, b) in boxes.iter_mut().enumerate() {
+                        let v = b.deref_mut(&scope);
+                        assert_eq!(
+                            v[63],
+                            (t << 32 | i as u64) + round - 1,
+                            "thread {t} object {i}"
+                        );
+                        for x in v.iter_mut() {
+                            *x += 1;
+                        }
+                        scope.renew();
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let s = rt.stats();
+    assert!(s.fetches > 0 && s.write_backs > 0, "{s:?}");
+    assert_eq!(s.backend_errors, 0, "{s:?}");
+}
