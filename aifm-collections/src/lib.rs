@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | [`RemVec`] | `Vec` | a chunk of ~4 KiB of elements | stride prefetch over chunks, nontemporal scans, offloaded gather / permute / copy / aggregates on the `aifm.vec` device |
 //! | [`RemHashMap`] | `HashMap` | one key-value pair | the local index is a cache: evicted pairs are detached to the `aifm.hashmap` device and looked up there by key on a miss; sharded locks for sharing |
+//! | [`RemQueue`] | `VecDeque` (as a FIFO) | a chunk of ~4 KiB of elements | chunks never split; consumed chunks dropped at once; the consumer's next chunk prefetched nontemporally |
 //!
 //! Every collection keeps its client side and its server-side device in one module, so this
 //! crate doubles as the reference for writing remoteable structures (see
@@ -31,10 +32,12 @@
 mod common;
 pub mod hashmap;
 pub mod prefetch;
+pub mod queue;
 pub mod vec;
 
 pub use common::{Exec, Rejected, DEFAULT_CHUNK_BYTES};
 pub use hashmap::RemHashMap;
+pub use queue::RemQueue;
 pub use vec::RemVec;
 
 use aifm_core::engine::{DeviceRegistry, Engine};
