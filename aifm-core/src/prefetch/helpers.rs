@@ -191,7 +191,11 @@ fn helper_loop(weak: &Weak<Inner>, rx: &Mutex<Receiver<Task>>) {
             } else {
                 Kind::Normal
             };
+            // A demand fetch stands in for a dereference: like one, it runs in a scope, so it
+            // may overdraw briefly instead of waiting for the evacuator.
+            let scope = Scope::new();
             let r = fetch_batch(&rt, &tickets, kind, Alloc::Mutator, false);
+            drop(scope);
             for t in demand {
                 let local = t.tickets.iter().all(|t| FetchTicket(*t).is_local());
                 t.done.unwrap().complete(match &r {
