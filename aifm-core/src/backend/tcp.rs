@@ -567,10 +567,20 @@ impl TcpBackend {
     }
 
     fn start(&self, op: &Op<'_>) -> Result<Call> {
-        let mut calls = self.start_all(std::slice::from_ref(op))?;
-        calls
-            .pop()
-            .ok_or_else(|| Error::Protocol("no request was sent".into()))
+        let conn = self.connection()?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let deadline = Instant::now() + self.opts.timeout;
+        let waiter = Arc::new(Waiter::new());
+        conn.register(id, &waiter)?;
+        let call = Call {
+            conn,
+            id,
+            waiter,
+            deadline,
+            done: false,
+        };
+        call.conn.send(&[(id, op)], deadline)?; // on error, `call` unregisters as it drops
+        Ok(call)
     }
 
     /// Sends `ops` in one write; one call each.
