@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Device types this binary hosts besides the core's object store. The lead wires
-/// `aifm-collections`' registration functions in here.
-const DEVICES: &[Registration] = &[];
+/// Device types this binary hosts besides the core's object store: the server-side halves of
+/// the `aifm-collections` structures (vector offloads, hash-map lookups).
+const DEVICES: &[Registration] = &[aifm_collections::register_devices];
 
 /// A far-memory server for aifm-rs: clients keep their evicted objects here, each in its own
 /// namespace, and run data-structure code next to the data.
