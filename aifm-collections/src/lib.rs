@@ -7,6 +7,7 @@
 //! | [`RemVec`] | `Vec` | a chunk of ~4 KiB of elements | stride prefetch over chunks, nontemporal scans, offloaded gather / permute / copy / aggregates on the `aifm.vec` device |
 //! | [`RemHashMap`] | `HashMap` | one key-value pair | the local index is a cache: evicted pairs are detached to the `aifm.hashmap` device and looked up there by key on a miss; sharded locks for sharing |
 //! | [`RemQueue`] | `VecDeque` (as a FIFO) | a chunk of ~4 KiB of elements | chunks never split; consumed chunks dropped at once; the consumer's next chunk prefetched nontemporally |
+//! | [`RemList`] | `LinkedList` | a chunk of up to ~4 KiB of elements | chunks split when full and merge when sparse; cursors; prefetch in the direction of travel |
 //!
 //! Every collection keeps its client side and its server-side device in one module, so this
 //! crate doubles as the reference for writing remoteable structures (see
@@ -27,16 +28,36 @@
 //! assert_eq!(v.get_cloned(999_999), Some(2_999_997));
 //! assert!(rt.stats().write_backs > 0);
 //! ```
+//!
+//! # Known limits (and the workarounds in this crate)
+//!
+//! * **Objects that own heap memory vs. region-based evacuation.** A chunk is a
+//!   `RemBox<Vec<T>>`: 56 bytes in a heap region plus a 4 KiB buffer that the runtime charges
+//!   as "owned heap". The evacuator picks *sealed regions*, and a lane seals a region only when
+//!   its headers fill it, so one 64 KiB region can own ~4.7 MB of chunk buffers before it can
+//!   be evacuated at all, and a runtime whose budget is smaller than that stays in its critical
+//!   phase (every new scope waits). Until the core seals regions by owned bytes too, the
+//!   collections call `Runtime::evacuate_now` themselves, outside scopes, when regions plus
+//!   owned bytes come within 1/8 of the budget.
+//! * **Offloaded results come home.** The core cannot adopt an object that already lives in
+//!   far memory (a `RemBox` born remote), so a gather's or copy's output is sent back and
+//!   becomes a fresh, local `RemVec` (in batches of 256 chunks per reply).
+//! * **Devices cannot see each other.** The engine tells a device neither its structure id
+//!   nor its namespace; vector devices find each other through random 128-bit tokens.
+//! * **A failed chunk allocation drops the value** (`RemBox::new_in_structure` does not hand it
+//!   back), so `try_push` returns the error only.
 #![warn(missing_docs)]
 
 mod common;
 pub mod hashmap;
+pub mod list;
 pub mod prefetch;
 pub mod queue;
 pub mod vec;
 
 pub use common::{Exec, Rejected, DEFAULT_CHUNK_BYTES};
 pub use hashmap::RemHashMap;
+pub use list::RemList;
 pub use queue::RemQueue;
 pub use vec::RemVec;
 

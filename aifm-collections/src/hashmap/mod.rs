@@ -687,8 +687,14 @@ where
     }
 
     /// Finds `k` in its locked shard, bringing it home from far memory if it lives there.
-    fn locate(&self, shard: &mut Shard<K, V>, si: usize, h: u64, k: &K) -> Result<Option<Loc>> {
-        let scope = Scope::new();
+    fn locate(
+        &self,
+        shard: &mut Shard<K, V>,
+        si: usize,
+        h: u64,
+        k: &K,
+        scope: &Scope,
+    ) -> Result<Option<Loc>> {
         let mut dead = false;
         let candidates = shard
             .table
@@ -705,7 +711,7 @@ where
             );
         let mut found = None;
         for (loc, b) in candidates {
-            match b.try_deref(&scope) {
+            match b.try_deref(scope) {
                 Ok((kk, _)) if kk == k => {
                     found = Some(loc);
                     break;
@@ -715,7 +721,6 @@ where
                 Err(e) => return Err(e),
             }
         }
-        drop(scope);
         if found.is_none() && dead {
             shard.sweep();
         }
@@ -739,11 +744,11 @@ where
         }
     }
 
-    fn find<'a>(&'a self, k: &K) -> Result<Found<'a, K, V>> {
+    fn find<'a>(&'a self, k: &K, scope: &Scope) -> Result<Found<'a, K, V>> {
         let h = self.shared.hash(k);
         let si = shard_index(h);
         let mut g = self.lock(si);
-        let loc = self.locate(&mut g, si, h, k)?;
+        let loc = self.locate(&mut g, si, h, k, scope)?;
         Ok((g, loc))
     }
 
@@ -781,10 +786,10 @@ where
     /// assert_eq!(*m.try_get(&1).unwrap().unwrap(), 1);
     /// ```
     pub fn try_get(&self, k: &K) -> Result<Option<Ref<'_, K, V>>> {
-        let (g, loc) = self.find(k)?;
+        let scope = Scope::new();
+        let (g, loc) = self.find(k, &scope)?;
         let Some(loc) = loc else { return Ok(None) };
         let mut g = g;
-        let scope = Scope::new();
         let pair: *const (K, V) = g.get_mut(loc).try_deref(&scope)?;
         Ok(Some(Ref {
             pair,
@@ -828,10 +833,10 @@ where
     /// assert_eq!(m.get_cloned(&1), Some(3));
     /// ```
     pub fn try_get_mut(&self, k: &K) -> Result<Option<RefMut<'_, K, V>>> {
-        let (g, loc) = self.find(k)?;
+        let scope = Scope::new();
+        let (g, loc) = self.find(k, &scope)?;
         let Some(loc) = loc else { return Ok(None) };
         let mut g = g;
-        let scope = Scope::new();
         let pair: *mut (K, V) = g.get_mut(loc).try_deref_mut(&scope)?;
         Ok(Some(RefMut {
             pair,
@@ -874,7 +879,7 @@ where
     /// ```
     #[track_caller]
     pub fn contains_key(&self, k: &K) -> bool {
-        match self.find(k) {
+        match self.find(k, &Scope::new()) {
             Ok((_, loc)) => loc.is_some(),
             Err(e) => fail("RemHashMap::contains_key", e),
         }
@@ -916,13 +921,16 @@ where
         let h = self.shared.hash(&k);
         let si = shard_index(h);
         let mut g = self.lock(si);
-        match self.locate(&mut g, si, h, &k)? {
+        let scope = Scope::new();
+        match self.locate(&mut g, si, h, &k, &scope)? {
             Some(loc) => {
-                let scope = Scope::new();
                 let pair = g.get_mut(loc).try_deref_mut(&scope)?;
                 Ok(Some(std::mem::replace(&mut pair.1, v)))
             }
             None => {
+                // Allocate outside the scope: it may wait for the evacuator instead of
+                // overdrawing.
+                drop(scope);
                 let id = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
                 let b = RemBox::new_in_structure((k, v), &self.structure, id)?;
                 g.put(h, b);
@@ -965,7 +973,7 @@ where
     /// assert_eq!(m.try_remove(&1).unwrap(), None);
     /// ```
     pub fn try_remove(&self, k: &K) -> Result<Option<V>> {
-        let (mut g, loc) = self.find(k)?;
+        let (mut g, loc) = self.find(k, &Scope::new())?;
         let Some(loc) = loc else { return Ok(None) };
         let b = g.take(loc);
         self.shared.len.fetch_sub(1, Ordering::Relaxed);
@@ -999,9 +1007,9 @@ where
         let h = self.shared.hash(&k);
         let si = shard_index(h);
         let mut g = self.lock(si);
-        match self.locate(&mut g, si, h, &k) {
+        let scope = Scope::new();
+        match self.locate(&mut g, si, h, &k, &scope) {
             Ok(Some(loc)) => {
-                let scope = Scope::new();
                 let pair: *mut (K, V) = g.get_mut(loc).deref_mut(&scope);
                 Entry::Occupied(RefMut {
                     pair,

@@ -71,8 +71,8 @@ const SYNCED: u8 = 1;
 /// The vector itself wrote a copy of this chunk (for an offload); remove it with the chunk.
 const WROTE: u8 = 2;
 
-/// Chunks renewed between scope renewals in long loops.
-const RENEW_CHUNKS: usize = 4;
+/// Chunks visited between scope renewals in long loops (16 chunks of 4 KiB: 64 KiB).
+const RENEW_CHUNKS: usize = 16;
 
 /// Output chunks per offloaded gather/copy request.
 const REPLY_CHUNKS: u64 = 256;
@@ -351,8 +351,12 @@ impl<T: FarData> RemVec<T> {
             return None;
         }
         let c = index >> self.shift;
-        self.observe(c);
-        self.chunks[c].rem.deref(scope).get(index & self.mask())
+        let rem = &self.chunks[c].rem;
+        if !rem.is_local() {
+            // The detector only watches accesses that miss: hits cost nothing extra.
+            self.observe(c);
+        }
+        rem.deref(scope).get(index & self.mask())
     }
 
     /// [`RemVec::get`], reporting far-memory failures.
@@ -371,7 +375,9 @@ impl<T: FarData> RemVec<T> {
             return Ok(None);
         }
         let c = index >> self.shift;
-        self.observe(c);
+        if !self.chunks[c].rem.is_local() {
+            self.observe(c);
+        }
         Ok(self.chunks[c]
             .rem
             .try_deref(scope)?
@@ -423,7 +429,9 @@ impl<T: FarData> RemVec<T> {
         }
         let off = index & self.mask();
         let c = index >> self.shift;
-        self.observe(c);
+        if !self.chunks[c].rem.is_local() {
+            self.observe(c);
+        }
         let chunk = &mut self.chunks[c];
         *chunk.flags.get_mut() &= !SYNCED;
         Ok(chunk.rem.try_deref_mut(scope)?.get_mut(off))

@@ -1,0 +1,885 @@
+//! `RemList<T>`: a chunked doubly-linked list with cursors.
+//!
+//! # Layout
+//!
+//! Elements live in chunks of at most `2^k` elements (about [`DEFAULT_CHUNK_BYTES`]), each one
+//! remote object (`RemBox<Vec<T>>`, buffer allocated at chunk capacity). The links are local:
+//! a slab of nodes `{ chunk, len, prev, next }`, so walking the list never fetches a chunk just
+//! to find its neighbour, and `len` per node lets a cursor skip chunks without touching them.
+//!
+//! * **Split when full.** Inserting into a full chunk moves its upper half to a new chunk
+//!   linked right after it.
+//! * **Merge when sparse.** After a removal leaves a chunk under a quarter full, it absorbs its
+//!   successor if both fit in one chunk; an empty chunk is unlinked and dropped at once.
+//!
+//! # Semantics the structure tells the runtime
+//!
+//! Chunks are plain objects of the runtime's object store (default write-back). **Prefetch in
+//! the direction of travel:** iterators and cursors, when they enter a chunk, bring the next
+//! chunk in that direction in with a nontemporal dereference if it is remote.
+
+use crate::common::{chunk_shift, fail, relieve, DEFAULT_CHUNK_BYTES};
+use aifm_core::{FarData, RemBox, Runtime, Scope};
+use std::fmt;
+
+const NIL: usize = usize::MAX;
+
+struct Node<T: FarData> {
+    chunk: Option<RemBox<Vec<T>>>,
+    len: usize,
+    prev: usize,
+    next: usize,
+}
+
+/// A chunked doubly-linked list whose chunks may be in local or far memory.
+///
+/// # Examples
+///
+/// ```
+/// let mut l = aifm_collections::RemList::new();
+/// l.push_back(2u32);
+/// l.push_front(1);
+/// l.push_back(3);
+/// assert_eq!(l.iter().collect::<Vec<_>>(), [1, 2, 3]);
+/// let mut c = l.cursor_front_mut();
+/// c.move_next();
+/// assert_eq!(c.remove_current(), Some(2));
+/// assert_eq!(l.iter().collect::<Vec<_>>(), [1, 3]);
+/// ```
+pub struct RemList<T: FarData> {
+    nodes: Vec<Node<T>>,
+    free: Vec<usize>,
+    head: usize,
+    tail: usize,
+    len: usize,
+    shift: u32,
+    rt: Runtime,
+}
+
+impl<T: FarData> RemList<T> {
+    /// An empty list in the default runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(aifm_collections::RemList::<u8>::new().is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self::new_in(Runtime::global())
+    }
+
+    /// An empty list in `runtime`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let mut l = aifm_collections::RemList::new_in(&rt);
+    /// l.push_back(1u8);
+    /// ```
+    pub fn new_in(runtime: &Runtime) -> Self {
+        Self::with_chunk_bytes_in(DEFAULT_CHUNK_BYTES, runtime)
+    }
+
+    /// An empty list in `runtime` whose chunks hold about `bytes` of elements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let l = aifm_collections::RemList::<u64>::with_chunk_bytes_in(64, &rt);
+    /// assert_eq!(l.chunk_len(), 8);
+    /// ```
+    pub fn with_chunk_bytes_in(bytes: usize, runtime: &Runtime) -> Self {
+        RemList {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            len: 0,
+            shift: chunk_shift::<T>(bytes),
+            rt: runtime.clone(),
+        }
+    }
+
+    /// Elements per full chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(aifm_collections::RemList::<u64>::new().chunk_len(), 512);
+    /// ```
+    pub fn chunk_len(&self) -> usize {
+        1 << self.shift
+    }
+
+    /// Number of elements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l: aifm_collections::RemList<u8> = (0..4).collect();
+    /// assert_eq!(l.len(), 4);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the list is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(aifm_collections::RemList::<u8>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of chunks (a measure of how well splits and merges keep chunks full).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l: aifm_collections::RemList<u64> = (0..1024).collect();
+    /// assert_eq!(l.chunks(), 2);
+    /// ```
+    pub fn chunks(&self) -> usize {
+        self.nodes.len() - self.free.len()
+    }
+
+    #[track_caller]
+    fn new_node(&mut self, items: Vec<T>, prev: usize, next: usize) -> usize {
+        if self.chunks() % 4 == 0 {
+            relieve(&self.rt);
+        }
+        let len = items.len();
+        let mut v = Vec::with_capacity(self.chunk_len());
+        v.extend(items);
+        let chunk = match RemBox::try_new_in(v, &self.rt) {
+            Ok(b) => b,
+            Err(e) => fail("RemList", e),
+        };
+        let node = Node {
+            chunk: Some(chunk),
+            len,
+            prev,
+            next,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        };
+        if prev == NIL {
+            self.head = i;
+        } else {
+            self.nodes[prev].next = i;
+        }
+        if next == NIL {
+            self.tail = i;
+        } else {
+            self.nodes[next].prev = i;
+        }
+        i
+    }
+
+    fn unlink(&mut self, i: usize) {
+        let (prev, next) = (self.nodes[i].prev, self.nodes[i].next);
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.nodes[prev].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.nodes[next].prev = prev;
+        }
+        self.nodes[i].chunk = None;
+        self.nodes[i].len = 0;
+        self.free.push(i);
+    }
+
+    /// Runs `f` on node `i`'s elements, mutably.
+    #[track_caller]
+    fn with_chunk<R>(&mut self, i: usize, f: impl FnOnce(&mut Vec<T>) -> R) -> R {
+        let cl = self.chunk_len();
+        let scope = Scope::new();
+        let v = self.nodes[i]
+            .chunk
+            .as_mut()
+            .expect("live node")
+            .deref_mut(&scope);
+        if v.capacity() < cl {
+            v.reserve_exact(cl - v.len());
+        }
+        let r = f(v);
+        self.nodes[i].len = v.len();
+        r
+    }
+
+    /// Inserts `x` at position `at` of node `i`, splitting it first if it is full. Returns the
+    /// node and offset where `x` landed.
+    #[track_caller]
+    fn insert_at(&mut self, i: usize, at: usize, x: T) -> (usize, usize) {
+        let cl = self.chunk_len();
+        self.len += 1;
+        if self.nodes[i].len < cl {
+            self.with_chunk(i, |v| v.insert(at, x));
+            return (i, at);
+        }
+        let upper = self.with_chunk(i, |v| v.split_off(cl / 2));
+        let next = self.nodes[i].next;
+        let j = self.new_node(upper, i, next);
+        if at <= cl / 2 {
+            self.with_chunk(i, |v| v.insert(at, x));
+            (i, at)
+        } else {
+            let at = at - cl / 2;
+            self.with_chunk(j, |v| v.insert(at, x));
+            (j, at)
+        }
+    }
+
+    /// Removes position `at` of node `i`; merges or unlinks the node as needed. Returns the
+    /// element and the (node, offset) now holding its successor (`NIL` at the end).
+    #[track_caller]
+    fn remove_at(&mut self, i: usize, at: usize) -> (T, usize, usize) {
+        let x = self.with_chunk(i, |v| v.remove(at));
+        self.len -= 1;
+        let cl = self.chunk_len();
+        let (mut node, mut off) = (i, at);
+        if self.nodes[i].len == 0 {
+            let next = self.nodes[i].next;
+            self.unlink(i);
+            return (x, next, 0);
+        }
+        let next = self.nodes[i].next;
+        if self.nodes[i].len < cl / 4
+            && next != NIL
+            && self.nodes[i].len + self.nodes[next].len <= cl
+        {
+            let moved = {
+                let scope = Scope::new();
+                std::mem::take(
+                    self.nodes[next]
+                        .chunk
+                        .as_mut()
+                        .expect("live node")
+                        .deref_mut(&scope),
+                )
+            };
+            self.unlink(next);
+            self.with_chunk(i, |v| v.extend(moved));
+        }
+        if off == self.nodes[i].len {
+            node = self.nodes[i].next;
+            off = 0;
+        }
+        (x, node, off)
+    }
+
+    /// Appends `x`.
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l = aifm_collections::RemList::new();
+    /// l.push_back(1u8);
+    /// assert_eq!(l.back(), Some(1));
+    /// ```
+    #[track_caller]
+    pub fn push_back(&mut self, x: T) {
+        if self.tail == NIL || self.nodes[self.tail].len == self.chunk_len() {
+            let tail = self.tail;
+            self.new_node(vec![x], tail, NIL);
+            self.len += 1;
+        } else {
+            let (t, n) = (self.tail, self.nodes[self.tail].len);
+            self.insert_at(t, n, x);
+        }
+    }
+
+    /// Prepends `x`.
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l = aifm_collections::RemList::new();
+    /// l.push_front(1u8);
+    /// l.push_front(0);
+    /// assert_eq!(l.front(), Some(0));
+    /// ```
+    #[track_caller]
+    pub fn push_front(&mut self, x: T) {
+        if self.head == NIL || self.nodes[self.head].len == self.chunk_len() {
+            let head = self.head;
+            self.new_node(vec![x], NIL, head);
+            self.len += 1;
+        } else {
+            let h = self.head;
+            self.insert_at(h, 0, x);
+        }
+    }
+
+    /// Removes the last element.
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..3).collect();
+    /// assert_eq!(l.pop_back(), Some(2));
+    /// ```
+    #[track_caller]
+    pub fn pop_back(&mut self) -> Option<T> {
+        if self.tail == NIL {
+            return None;
+        }
+        let t = self.tail;
+        let at = self.nodes[t].len - 1;
+        Some(self.remove_at(t, at).0)
+    }
+
+    /// Removes the first element.
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..3).collect();
+    /// assert_eq!(l.pop_front(), Some(0));
+    /// ```
+    #[track_caller]
+    pub fn pop_front(&mut self) -> Option<T> {
+        if self.head == NIL {
+            return None;
+        }
+        let h = self.head;
+        Some(self.remove_at(h, 0).0)
+    }
+
+    fn peek(&self, node: usize, at: usize) -> Option<T>
+    where
+        T: Clone,
+    {
+        let n = self.nodes.get(node)?;
+        let scope = Scope::new();
+        n.chunk.as_ref()?.deref(&scope).get(at).cloned()
+    }
+
+    /// A clone of the first element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l: aifm_collections::RemList<u8> = (4..6).collect();
+    /// assert_eq!(l.front(), Some(4));
+    /// ```
+    pub fn front(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.peek(self.head, 0)
+    }
+
+    /// A clone of the last element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l: aifm_collections::RemList<u8> = (4..6).collect();
+    /// assert_eq!(l.back(), Some(5));
+    /// ```
+    pub fn back(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        let t = self.tail;
+        self.nodes
+            .get(t)
+            .and_then(|n| n.len.checked_sub(1))
+            .and_then(|at| self.peek(t, at))
+    }
+
+    /// Removes every element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..3).collect();
+    /// l.clear();
+    /// assert!(l.is_empty());
+    /// ```
+    pub fn clear(&mut self) {
+        self.nodes.clear();
+        self.free.clear();
+        self.head = NIL;
+        self.tail = NIL;
+        self.len = 0;
+    }
+
+    /// Brings node `i`'s chunk in ahead of use (nontemporally) if it is remote.
+    fn prefetch(&self, i: usize) {
+        if let Some(c) = self.nodes.get(i).and_then(|n| n.chunk.as_ref()) {
+            if !c.is_local() {
+                let _ = c.deref_nt(&Scope::new());
+            }
+        }
+    }
+
+    /// Clones of the elements, front to back (one dereference per chunk; the next chunk is
+    /// prefetched as each one is entered).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l: aifm_collections::RemList<u8> = (0..3).collect();
+    /// assert_eq!(l.iter().rev().collect::<Vec<_>>(), [2, 1, 0]);
+    /// ```
+    pub fn iter(&self) -> Iter<'_, T>
+    where
+        T: Clone,
+    {
+        Iter {
+            list: self,
+            front: self.head,
+            back: self.tail,
+            fbuf: Vec::new().into_iter(),
+            bbuf: Vec::new().into_iter(),
+            remaining: self.len,
+        }
+    }
+
+    /// A cursor at the first element (or at the "ghost" position of an empty list).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..3).collect();
+    /// let mut c = l.cursor_front_mut();
+    /// c.insert_before(9);
+    /// assert_eq!(c.current(), Some(0));
+    /// assert_eq!(l.iter().collect::<Vec<_>>(), [9, 0, 1, 2]);
+    /// ```
+    pub fn cursor_front_mut(&mut self) -> CursorMut<'_, T> {
+        let node = self.head;
+        CursorMut {
+            list: self,
+            node,
+            off: 0,
+        }
+    }
+
+    /// Keeps the elements for which `keep` is true.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..6).collect();
+    /// l.retain(|x| x % 2 == 0);
+    /// assert_eq!(l.iter().collect::<Vec<_>>(), [0, 2, 4]);
+    /// ```
+    #[track_caller]
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        let mut c = self.cursor_front_mut();
+        while let Some(k) = c.with_current(|x| keep(x)) {
+            if k {
+                c.move_next();
+            } else {
+                c.remove_current();
+            }
+        }
+    }
+}
+
+/// A cursor over a [`RemList`] that can insert and remove where it stands. Past the last
+/// element it stands on the "ghost" position (no current element).
+///
+/// # Examples
+///
+/// ```
+/// let mut l: aifm_collections::RemList<u32> = (0..2000).collect();
+/// let mut c = l.cursor_front_mut();
+/// for _ in 0..1000 { c.move_next(); }
+/// c.insert_after(7);
+/// assert_eq!(c.current(), Some(1000));
+/// c.move_next();
+/// assert_eq!(c.current(), Some(7));
+/// ```
+pub struct CursorMut<'a, T: FarData> {
+    list: &'a mut RemList<T>,
+    node: usize,
+    off: usize,
+}
+
+impl<T: FarData> CursorMut<'_, T> {
+    /// A clone of the current element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (3..5).collect();
+    /// assert_eq!(l.cursor_front_mut().current(), Some(3));
+    /// ```
+    pub fn current(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.list.peek(self.node, self.off)
+    }
+
+    /// Runs `f` on the current element, mutably.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (3..5).collect();
+    /// l.cursor_front_mut().with_current(|x| *x = 9);
+    /// assert_eq!(l.front(), Some(9));
+    /// ```
+    #[track_caller]
+    pub fn with_current<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        if self.node == NIL {
+            return None;
+        }
+        let off = self.off;
+        Some(self.list.with_chunk(self.node, |v| f(&mut v[off])))
+    }
+
+    /// Moves to the next element (from the last one to the ghost, from the ghost to the first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..2).collect();
+    /// let mut c = l.cursor_front_mut();
+    /// c.move_next();
+    /// c.move_next();
+    /// assert_eq!(c.current(), None);
+    /// c.move_next();
+    /// assert_eq!(c.current(), Some(0));
+    /// ```
+    pub fn move_next(&mut self) {
+        if self.node == NIL {
+            self.node = self.list.head;
+            self.off = 0;
+            return;
+        }
+        self.off += 1;
+        if self.off >= self.list.nodes[self.node].len {
+            self.node = self.list.nodes[self.node].next;
+            self.off = 0;
+            if self.node != NIL {
+                self.list.prefetch(self.list.nodes[self.node].next);
+            }
+        }
+    }
+
+    /// Moves to the previous element (from the first one to the ghost, from the ghost to the
+    /// last).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..2).collect();
+    /// let mut c = l.cursor_front_mut();
+    /// c.move_prev();
+    /// c.move_prev();
+    /// assert_eq!(c.current(), Some(1));
+    /// ```
+    pub fn move_prev(&mut self) {
+        if self.node == NIL {
+            self.node = self.list.tail;
+            self.off = self.list.nodes.get(self.node).map_or(0, |n| n.len - 1);
+            return;
+        }
+        if self.off == 0 {
+            self.node = self.list.nodes[self.node].prev;
+            if self.node != NIL {
+                self.off = self.list.nodes[self.node].len - 1;
+                self.list.prefetch(self.list.nodes[self.node].prev);
+            }
+        } else {
+            self.off -= 1;
+        }
+    }
+
+    /// Inserts `x` after the current element (at the front when on the ghost).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..2).collect();
+    /// l.cursor_front_mut().insert_after(5);
+    /// assert_eq!(l.iter().collect::<Vec<_>>(), [0, 5, 1]);
+    /// ```
+    #[track_caller]
+    pub fn insert_after(&mut self, x: T) {
+        if self.node == NIL {
+            return self.list.push_front(x);
+        }
+        let cl = self.list.chunk_len();
+        let (node, off) = (self.node, self.off);
+        let full = self.list.nodes[node].len == cl;
+        self.list.insert_at(node, off + 1, x);
+        if full && off >= cl / 2 {
+            // The split moved the current element to the new upper node.
+            self.node = self.list.nodes[node].next;
+            self.off = off - cl / 2;
+        }
+    }
+
+    /// Inserts `x` before the current element (at the back when on the ghost); the cursor
+    /// stays on the same element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..2).collect();
+    /// let mut c = l.cursor_front_mut();
+    /// c.move_next();
+    /// c.insert_before(5);
+    /// assert_eq!(c.current(), Some(1));
+    /// assert_eq!(l.iter().collect::<Vec<_>>(), [0, 5, 1]);
+    /// ```
+    #[track_caller]
+    pub fn insert_before(&mut self, x: T) {
+        if self.node == NIL {
+            return self.list.push_back(x);
+        }
+        let (n, o) = self.list.insert_at(self.node, self.off, x);
+        // The current element now sits right after the inserted one.
+        self.node = n;
+        self.off = o;
+        self.move_next();
+    }
+
+    /// Removes the current element and moves to its successor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..3).collect();
+    /// let mut c = l.cursor_front_mut();
+    /// assert_eq!(c.remove_current(), Some(0));
+    /// assert_eq!(c.current(), Some(1));
+    /// ```
+    #[track_caller]
+    pub fn remove_current(&mut self) -> Option<T> {
+        if self.node == NIL {
+            return None;
+        }
+        let (x, node, off) = self.list.remove_at(self.node, self.off);
+        self.node = node;
+        self.off = off;
+        Some(x)
+    }
+}
+
+impl<T: FarData> fmt::Debug for CursorMut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CursorMut")
+            .field("node", &self.node)
+            .field("offset", &self.off)
+            .finish()
+    }
+}
+
+/// Iterator over clones of a [`RemList`]'s elements, from either end; see [`RemList::iter`].
+pub struct Iter<'a, T: FarData> {
+    list: &'a RemList<T>,
+    front: usize,
+    back: usize,
+    fbuf: std::vec::IntoIter<T>,
+    bbuf: std::vec::IntoIter<T>,
+    remaining: usize,
+}
+
+impl<T: FarData + Clone> Iter<'_, T> {
+    fn load(&self, i: usize) -> Vec<T> {
+        let scope = Scope::new();
+        self.list.nodes[i]
+            .chunk
+            .as_ref()
+            .expect("live node")
+            .deref(&scope)
+            .clone()
+    }
+}
+
+impl<T: FarData + Clone> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        if self.remaining == 0 {
+            return None;
+        }
+        loop {
+            if let Some(x) = self.fbuf.next() {
+                self.remaining -= 1;
+                return Some(x);
+            }
+            if self.front == NIL {
+                // The back buffer holds the rest.
+                let x = self.bbuf.next();
+                self.remaining -= x.is_some() as usize;
+                return x;
+            }
+            let i = self.front;
+            self.fbuf = self.load(i).into_iter();
+            self.front = if i == self.back {
+                self.back = NIL;
+                NIL
+            } else {
+                self.list.nodes[i].next
+            };
+            self.list.prefetch(self.front);
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<T: FarData + Clone> DoubleEndedIterator for Iter<'_, T> {
+    fn next_back(&mut self) -> Option<T> {
+        if self.remaining == 0 {
+            return None;
+        }
+        loop {
+            if let Some(x) = self.bbuf.next_back() {
+                self.remaining -= 1;
+                return Some(x);
+            }
+            if self.back == NIL {
+                let x = self.fbuf.next_back();
+                self.remaining -= x.is_some() as usize;
+                return x;
+            }
+            let i = self.back;
+            self.bbuf = self.load(i).into_iter();
+            self.back = if i == self.front {
+                self.front = NIL;
+                NIL
+            } else {
+                self.list.nodes[i].prev
+            };
+            self.list.prefetch(self.back);
+        }
+    }
+}
+
+impl<T: FarData + Clone> ExactSizeIterator for Iter<'_, T> {}
+
+impl<T: FarData> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
+
+impl<'a, T: FarData + Clone> IntoIterator for &'a RemList<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// Owning iterator of a [`RemList`] (pops from the front).
+pub struct IntoIter<T: FarData>(RemList<T>);
+
+impl<T: FarData> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.0.pop_front()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.0.len, Some(self.0.len))
+    }
+}
+
+impl<T: FarData> DoubleEndedIterator for IntoIter<T> {
+    fn next_back(&mut self) -> Option<T> {
+        self.0.pop_back()
+    }
+}
+
+impl<T: FarData> ExactSizeIterator for IntoIter<T> {}
+
+impl<T: FarData> fmt::Debug for IntoIter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntoIter")
+            .field("len", &self.0.len)
+            .finish()
+    }
+}
+
+impl<T: FarData> IntoIterator for RemList<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter(self)
+    }
+}
+
+impl<T: FarData> Default for RemList<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: FarData + Clone + fmt::Debug> fmt::Debug for RemList<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<T: FarData + Clone> Clone for RemList<T> {
+    fn clone(&self) -> Self {
+        let mut l = RemList::with_chunk_bytes_in(1, &self.rt);
+        l.shift = self.shift;
+        l.extend(self.iter());
+        l
+    }
+}
+
+impl<T: FarData + Clone + PartialEq> PartialEq for RemList<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl<T: FarData> Extend<T> for RemList<T> {
+    #[track_caller]
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        iter.into_iter().for_each(|x| self.push_back(x));
+    }
+}
+
+impl<T: FarData> FromIterator<T> for RemList<T> {
+    #[track_caller]
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut l = RemList::new();
+        l.extend(iter);
+        l
+    }
+}

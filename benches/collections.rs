@@ -1,0 +1,133 @@
+//! The collections next to their std twins, all-local and with 10 % of the data in local
+//! memory: `RemVec` chunk iteration vs `Vec` iteration, random `get` vs `Vec` indexing, and
+//! `RemHashMap::get` vs `HashMap::get`. Seeded xorshift indices; data is non-trivial.
+//!
+//! ```text
+//! cargo bench --bench collections
+//! ```
+
+use aifm::Runtime;
+use aifm_collections::{RemHashMap, RemVec};
+use aifm_core::Scope;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// 2 Mi u64 = 16 MiB of elements.
+const N: usize = 2 << 20;
+/// Pairs in the maps (about 19 MiB of pair objects with their headers).
+const PAIRS: u64 = 400_000;
+/// Lookups per iteration.
+const BATCH: usize = 1024;
+
+fn xorshift(seed: u64, n: usize, modulo: u64) -> Vec<u64> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % modulo
+        })
+        .collect()
+}
+
+fn runtimes() -> [(&'static str, Runtime); 2] {
+    [
+        (
+            "all-local",
+            Runtime::builder().local_memory(256 << 20).build().unwrap(),
+        ),
+        (
+            "10% local",
+            Runtime::builder()
+                .local_memory((16 << 20) / 10)
+                .build()
+                .unwrap(),
+        ),
+    ]
+}
+
+fn value(i: u64) -> u64 {
+    i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 7
+}
+
+fn vec_benches(c: &mut Criterion) {
+    let plain: Vec<u64> = (0..N as u64).map(value).collect();
+    let idx = xorshift(42, BATCH, N as u64);
+    let mut g = c.benchmark_group("vec_iter_sum");
+    g.bench_function("Vec", |b| {
+        b.iter(|| {
+            black_box(&plain)
+                .iter()
+                .copied()
+                .fold(0u64, u64::wrapping_add)
+        })
+    });
+    for (name, rt) in runtimes() {
+        let mut v = RemVec::new_in(&rt);
+        v.extend(plain.iter().copied());
+        g.bench_function(format!("RemVec {name}"), |b| {
+            b.iter(|| black_box(&v).iter().fold(0u64, u64::wrapping_add))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("vec_random_get_x1024");
+    g.bench_function("Vec", |b| {
+        b.iter(|| {
+            let p = black_box(&plain);
+            idx.iter().fold(0u64, |a, &i| a.wrapping_add(p[i as usize]))
+        })
+    });
+    for (name, rt) in runtimes() {
+        let mut v = RemVec::new_in(&rt);
+        v.extend(plain.iter().copied());
+        g.bench_function(format!("RemVec {name}"), |b| {
+            b.iter(|| {
+                let scope = Scope::new();
+                let v = black_box(&v);
+                idx.iter().fold(0u64, |a, &i| {
+                    a.wrapping_add(*v.get(i as usize, &scope).unwrap())
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+fn map_benches(c: &mut Criterion) {
+    let keys = xorshift(7, BATCH, PAIRS);
+    let plain: HashMap<u64, u64> = (0..PAIRS).map(|k| (k, value(k))).collect();
+    let mut g = c.benchmark_group("hashmap_get_x1024");
+    g.bench_function("HashMap", |b| {
+        b.iter(|| {
+            let m = black_box(&plain);
+            keys.iter().fold(0u64, |a, k| a.wrapping_add(m[k]))
+        })
+    });
+    for (name, rt) in runtimes() {
+        let m = RemHashMap::new_in(&rt);
+        for k in 0..PAIRS {
+            m.insert(k, value(k));
+        }
+        g.bench_function(format!("RemHashMap {name}"), |b| {
+            b.iter(|| {
+                let m = black_box(&m);
+                keys.iter()
+                    .fold(0u64, |a, k| a.wrapping_add(*m.get(k).unwrap()))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = vec_benches, map_benches
+}
+criterion_main!(benches);
