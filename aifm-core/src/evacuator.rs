@@ -164,22 +164,38 @@ fn mark(h: &Header) -> bool {
     }
 }
 
-/// Claims a marked object for the evacuator; `None` if a mutator moved or freed it meanwhile.
-fn claim_marked(h: &Header) -> Option<(NonNull<Slot>, u64)> {
+/// What became of a marked object by the time the evacuator claims it.
+enum Claim {
+    /// The evacuator owns it now (pre-claim word).
+    Ours(NonNull<Slot>, u64),
+    /// A mutator moved or freed it: nothing left here.
+    Gone,
+    /// A mutator found no room to migrate it and took the mark off to use it in place; scopes
+    /// newer than the marking may hold it, so it stays, and so does its region.
+    Unmarked,
+}
+
+/// Claims a marked object for the evacuator.
+fn claim_marked(h: &Header) -> Claim {
     let mut spins = 0;
     loop {
-        let slot = NonNull::new(h.slot.load(Ordering::Acquire))?;
+        let Some(slot) = NonNull::new(h.slot.load(Ordering::Acquire)) else {
+            return Claim::Gone;
+        };
         let word = slots::word(slot);
         let w = word.load(Ordering::Acquire);
         if w & BUSY != 0 || w & REMOTE != 0 || addr(w) != h.data() {
             backoff(&mut spins);
             continue;
         }
+        if w & EVACUATING == 0 {
+            return Claim::Unmarked;
+        }
         if word
             .compare_exchange(w, w | BUSY, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            return Some((slot, w));
+            return Claim::Ours(slot, w);
         }
     }
 }
@@ -190,7 +206,10 @@ struct Outgoing {
     slot: NonNull<Slot>,
     word: u64,
     region: usize,
+    key: Vec<u8>,
     bytes: Vec<u8>,
+    /// Detach the object once written (`WriteBack::DetachAs`).
+    detach: bool,
 }
 
 fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
@@ -213,8 +232,13 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
     for m in &marked {
         // SAFETY: headers of victim regions stay valid until the regions are released below.
         let h = unsafe { m.header.as_ref() };
-        let Some((slot, w)) = claim_marked(h) else {
-            continue;
+        let (slot, w) = match claim_marked(h) {
+            Claim::Ours(slot, w) => (slot, w),
+            Claim::Gone => continue,
+            Claim::Unmarked => {
+                retained[m.region] = true;
+                continue;
+            }
         };
         // SAFETY: we hold BUSY, so the object is ours alone.
         object::charge_heap(rt, h, unsafe { (h.vtable.heap_bytes)(h.data()) });
@@ -243,10 +267,23 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
                     slot,
                     word: w,
                     region: m.region,
+                    key: slots::key(slot).to_le_bytes().to_vec(),
                     bytes,
+                    detach: false,
                 }),
                 Err(_) => keep(rt, lane, slot, w, &mut retained[m.region]),
             },
+            Ok(WriteBack::DetachAs { key, value }) => {
+                outgoing.entry(ds).or_default().push(Outgoing {
+                    header: m.header,
+                    slot,
+                    word: w,
+                    region: m.region,
+                    key,
+                    bytes: value,
+                    detach: true,
+                })
+            }
             Ok(WriteBack::Default) => {
                 Counters::add(&rt.counters.discarded_clean, 1);
                 let len = h.far_len().unwrap_or(0);
@@ -300,26 +337,23 @@ fn write_back(
     batch: &[Outgoing],
     retained: &mut [bool],
 ) -> bool {
-    let keys: Vec<[u8; 8]> = batch
-        .iter()
-        .map(|o| slots::key(o.slot).to_le_bytes())
-        .collect();
-    let items: Vec<(&[u8], &[u8])> = keys
-        .iter()
-        .zip(batch)
-        .map(|(k, o)| (&k[..], &o.bytes[..]))
-        .collect();
+    let items: Vec<(&[u8], &[u8])> = batch.iter().map(|o| (&o.key[..], &o.bytes[..])).collect();
     match rt.backend.write_many(ds, &items) {
         Ok(()) => {
             for o in batch {
                 // SAFETY: the header stays valid until its region is released.
                 let h = unsafe { o.header.as_ref() };
                 let old = h.far_len().unwrap_or(0) as u64;
-                Counters::add(&rt.counters.far_bytes, o.bytes.len() as u64);
                 Counters::sub(&rt.counters.far_bytes, old);
                 Counters::add(&rt.counters.write_backs, 1);
                 Counters::add(&rt.counters.written_bytes, o.bytes.len() as u64);
-                evict(rt, h, o.slot, remote(o.bytes.len(), ds));
+                if o.detach {
+                    // The structure owns these bytes now; they are not the runtime's far bytes.
+                    evict(rt, h, o.slot, remote(0, ds) | DETACHED);
+                } else {
+                    Counters::add(&rt.counters.far_bytes, o.bytes.len() as u64);
+                    evict(rt, h, o.slot, remote(o.bytes.len(), ds));
+                }
             }
             true
         }

@@ -14,7 +14,7 @@ use std::any::TypeId;
 use std::sync::Arc;
 
 /// What the runtime should do with a cold object after the handler saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteBack {
     /// Write the whole object under its key if it is dirty (the runtime's default).
     Default,
@@ -27,6 +27,16 @@ pub enum WriteBack {
     /// later). The pointer turns `DETACHED`; dereferencing it fails with
     /// [`crate::Error::Detached`] and the structure should drop it.
     Detached,
+    /// Like `Detached`, but the runtime does the storing: `value` goes to the structure's far
+    /// store under `key`, batched with the round's other write-backs (one request for many
+    /// objects). The object is detached only once far memory has accepted it; if it refuses,
+    /// the object stays local and nothing is lost. Prefer this to writing in the handler.
+    DetachAs {
+        /// The key in the structure's far store.
+        key: Vec<u8>,
+        /// The bytes to store.
+        value: Vec<u8>,
+    },
 }
 
 /// A cold object as a handler sees it, while the evacuator owns it exclusively.

@@ -105,11 +105,16 @@ pub(crate) unsafe fn slow_path(
                 continue;
             }
             // SAFETY: we hold BUSY on a local word.
-            if let Err(e) = unsafe { migrate(rt, slot, w, mode, None) } {
-                word.store(w, Ordering::Release);
-                return Err(e);
+            match unsafe { migrate(rt, slot, w, mode, None) } {
+                Ok(()) => Counters::add(&rt.counters.migrations, 1),
+                // No room to move it: take the mark off and use it where it is. The evacuator
+                // sees the missing mark and keeps the object (and its region).
+                Err(Error::LocalMemoryExhausted) => word.store(w & !EVACUATING, Ordering::Release),
+                Err(e) => {
+                    word.store(w, Ordering::Release);
+                    return Err(e);
+                }
             }
-            Counters::add(&rt.counters.migrations, 1);
             continue;
         }
         // Local and stable: only bookkeeping is left.

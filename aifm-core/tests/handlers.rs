@@ -161,3 +161,93 @@ fn nontemporal_scan_does_not_evict_the_hot_set() {
         hot.len() - local_hot
     );
 }
+
+/// Hands the runtime its own key and bytes, so the runtime batches the writes.
+struct DetachAs;
+
+impl EvacuationHandler for DetachAs {
+    fn write_back(&self, obj: &ObjectView<'_>, _far: &dyn Backend) -> aifm_core::Result<WriteBack> {
+        let v = obj.downcast::<[u64; 32]>().unwrap();
+        Ok(WriteBack::DetachAs {
+            key: format!("k{}", v[0]).into_bytes(),
+            value: v[1].to_le_bytes().to_vec(),
+        })
+    }
+}
+
+/// Counts the requests that reach an embedded store.
+struct CountingBackend {
+    inner: aifm_core::backend::EmbeddedBackend,
+    requests: AtomicUsize,
+}
+
+impl Backend for CountingBackend {
+    fn name(&self) -> String {
+        "counting".into()
+    }
+    fn read(&self, ds: u32, key: &[u8]) -> aifm_core::Result<Option<Vec<u8>>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.read(ds, key)
+    }
+    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> aifm_core::Result<()> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.write(ds, key, value)
+    }
+    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> aifm_core::Result<()> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.write_many(ds, items)
+    }
+    fn remove(&self, ds: u32, key: &[u8]) -> aifm_core::Result<bool> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.remove(ds, key)
+    }
+    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> aifm_core::Result<()> {
+        self.inner.construct(ds, device, params)
+    }
+    fn destruct(&self, ds: u32) -> aifm_core::Result<()> {
+        self.inner.destruct(ds)
+    }
+    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> aifm_core::Result<Vec<u8>> {
+        self.inner.compute(ds, opcode, input)
+    }
+    fn stored_bytes(&self) -> u64 {
+        self.inner.stored_bytes()
+    }
+}
+
+#[test]
+fn detach_as_is_batched_by_the_runtime() {
+    let backend = Arc::new(CountingBackend {
+        inner: aifm_core::backend::EmbeddedBackend::new(),
+        requests: AtomicUsize::new(0),
+    });
+    let rt = Runtime::builder()
+        .local_memory(1 << 20)
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    let s = rt
+        .register_structure(OBJECT_STORE_DEVICE, &[], Some(Arc::new(DetachAs)))
+        .unwrap();
+    let objs: Vec<RemBox<[u64; 32]>> = (0..4000u64)
+        .map(|i| RemBox::new_in_structure([i; 32], &s, i).unwrap())
+        .collect();
+    backend.requests.store(0, Ordering::Relaxed);
+    rt.evacuate_now();
+    let detached = objs.iter().filter(|o| !o.is_local()).count();
+    let requests = backend.requests.load(Ordering::Relaxed);
+    assert!(detached > 1000, "{detached}");
+    assert!(
+        requests * 50 < detached,
+        "{requests} requests for {detached} objects"
+    );
+    let scope = Scope::new();
+    for o in objs.iter().filter(|o| !o.is_local()) {
+        assert_eq!(o.try_deref(&scope).unwrap_err(), Error::Detached);
+        let far = s
+            .backend()
+            .read(s.id(), format!("k{}", o.key()).as_bytes())
+            .unwrap();
+        assert_eq!(far.unwrap(), o.key().to_le_bytes());
+    }
+}

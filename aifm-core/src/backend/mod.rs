@@ -126,3 +126,51 @@ pub trait Backend: Send + Sync + 'static {
 pub fn connect(addr: &str) -> Result<Box<dyn Backend>> {
     Ok(Box::new(tcp::TcpBackend::connect(addr)?))
 }
+
+/// A shared backend is a backend: keep a handle to it (for statistics, or to share one store
+/// between runtimes) and give the runtime a clone.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::{Backend, EmbeddedBackend};
+/// use std::sync::Arc;
+/// let store = Arc::new(EmbeddedBackend::new());
+/// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).backend(store.clone()).build().unwrap();
+/// assert_eq!(store.stored_bytes(), rt.backend().stored_bytes());
+/// ```
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).read(ds, key)
+    }
+    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        (**self).write(ds, key, value)
+    }
+    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
+        (**self).remove(ds, key)
+    }
+    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        (**self).read_many(ds, keys)
+    }
+    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
+        (**self).write_many(ds, items)
+    }
+    fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
+        (**self).remove_many(ds, keys)
+    }
+    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
+        (**self).construct(ds, device, params)
+    }
+    fn destruct(&self, ds: u32) -> Result<()> {
+        (**self).destruct(ds)
+    }
+    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        (**self).compute(ds, opcode, input)
+    }
+    fn stored_bytes(&self) -> u64 {
+        (**self).stored_bytes()
+    }
+}
