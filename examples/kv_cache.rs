@@ -13,7 +13,7 @@ mod common;
 
 use aifm::collections::RemHashMap;
 use clap::Parser;
-use common::{report, Common, Outcome, Timer, XorShift};
+use common::{hashmap_mib, report, Common, Outcome, Timer, XorShift};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Zipf};
 use std::collections::HashMap;
@@ -152,7 +152,7 @@ fn main() {
     let timer = Timer::start();
     let gets = drive(cache.clone(), &args, pairs);
     let seconds = timer.seconds();
-    let data_mib = pairs as f64 * 16.0 / (1 << 20) as f64;
+    let data_mib = hashmap_mib(pairs, 16);
     report(
         c,
         rt.as_ref(),

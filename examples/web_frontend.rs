@@ -17,7 +17,7 @@ use aifm::collections::{RemHashMap, RemVec};
 use aifm::Scope;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use clap::Parser;
-use common::{report, Common, Outcome, Timer, XorShift};
+use common::{hashmap_mib, report, Common, Outcome, Timer, XorShift};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Zipf};
 use std::collections::HashMap;
@@ -175,7 +175,7 @@ fn main() {
         .collect();
     let compressed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     let seconds = timer.seconds();
-    let data_mib = (pairs * 16 + values * VALUE as u64) as f64 / (1 << 20) as f64;
+    let data_mib = hashmap_mib(pairs, 16) + (values * VALUE as u64) as f64 / (1 << 20) as f64;
     report(
         c,
         rt.as_ref(),

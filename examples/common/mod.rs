@@ -153,6 +153,15 @@ pub fn report(args: &Common, rt: Option<&Runtime>, outcome: Outcome<'_>) {
     println!("{line}");
 }
 
+/// MiB a std `HashMap` (hashbrown) of `entries` pairs of `entry_bytes` occupies: buckets are
+/// a power of two at most 7/8 full, each an entry plus one control byte. Examples report this
+/// as (part of) their working set, so that budgets derived from it mean the same for every
+/// system.
+pub fn hashmap_mib(entries: u64, entry_bytes: u64) -> f64 {
+    let buckets = (entries * 8 / 7).next_power_of_two();
+    (buckets * (entry_bytes + 1)) as f64 / (1 << 20) as f64
+}
+
 /// A fast deterministic generator (xorshift64*) for data that must not depend on `rand`'s
 /// version.
 #[derive(Debug, Clone)]

@@ -182,7 +182,7 @@ where
     V: FarData,
     S: BuildHasher + Send + Sync + 'static,
 {
-    fn write_back(&self, obj: &ObjectView<'_>, far: &dyn Backend) -> Result<WriteBack> {
+    fn write_back(&self, obj: &ObjectView<'_>, _far: &dyn Backend) -> Result<WriteBack> {
         let Some((k, v)) = obj.downcast::<(K, V)>() else {
             return Ok(WriteBack::Default);
         };
@@ -190,9 +190,11 @@ where
         let key = far_key(shard, k)?;
         let mut value = Vec::new();
         v.encode(&mut value)?;
-        far.write(obj.structure(), &key, &value)?;
+        // Counted before the pair lands (the runtime writes it in a batch with the round's
+        // other evictions, then detaches it): a miss may ask the server needlessly, but never
+        // skips a pair that is there.
         self.shared.remote[shard].fetch_add(1, Ordering::AcqRel);
-        Ok(WriteBack::Detached)
+        Ok(WriteBack::DetachAs { key, value })
     }
 }
 
