@@ -16,7 +16,7 @@
 //!
 //! Chunks are plain objects of the runtime's object store (default write-back). **Prefetch in
 //! the direction of travel:** iterators and cursors, when they enter a chunk, bring the next
-//! chunk in that direction in with a nontemporal dereference if it is remote.
+//! chunk in that direction to the runtime's prefetch helpers (nontemporally) if it is remote.
 
 use crate::common::{chunk_shift, fail, relieve, DEFAULT_CHUNK_BYTES};
 use aifm_core::{FarData, RemBox, Runtime, Scope};
@@ -438,9 +438,7 @@ impl<T: FarData> RemList<T> {
     /// Brings node `i`'s chunk in ahead of use (nontemporally) if it is remote.
     fn prefetch(&self, i: usize) {
         if let Some(c) = self.nodes.get(i).and_then(|n| n.chunk.as_ref()) {
-            if !c.is_local() {
-                let _ = c.deref_nt(&Scope::new());
-            }
+            self.rt.prefetch([c.ticket()], true);
         }
     }
 

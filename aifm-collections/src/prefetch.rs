@@ -8,10 +8,9 @@
 //! The detector is lock-free (relaxed atomics: a lost update only delays detection) and
 //! costs one load on the hot path, so a `&RemVec` shared between threads can feed it.
 //!
-//! What a structure does with a window is its own business; `RemVec` touches the chunks in it
-//! with nontemporal dereferences (so a scan brings them in without heating them), and its
-//! iterators can hand the window to a helper thread. A runtime-level prefetch engine (batched
-//! reads on helper threads) can replace that action without changing the detector.
+//! What a structure does with a window is its own business; the collections hand the chunks in
+//! it to the runtime's prefetch helpers (`Runtime::prefetch`, one batched request, nontemporal
+//! so that a wrong guess is evicted first and nothing is heated by a guess).
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};

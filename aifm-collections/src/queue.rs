@@ -14,8 +14,8 @@
 //! * Chunks are plain objects of the runtime's object store, written back whole by the default
 //!   handler; there is no offloaded operation, so no device of its own.
 //! * **Consumer-side prefetch.** When the consumer moves to a new chunk, the chunk after it is
-//!   brought in with a nontemporal dereference if it is remote, so the next move finds it
-//!   local, and a producer far ahead does not heat chunks that will be read once.
+//!   handed to the runtime's prefetch helpers (nontemporally) if it is remote, so the next move
+//!   finds it local, and a producer far ahead does not heat chunks that will be read once.
 
 use crate::common::{chunk_shift, fail, relieve, DEFAULT_CHUNK_BYTES};
 use aifm_core::{FarData, RemBox, Result, Runtime, Scope};
@@ -252,10 +252,7 @@ impl<T: FarData> RemQueue<T> {
     /// The consumer moved to a new chunk: bring the one after it in, nontemporally.
     fn prefetch_next(&self) {
         if let Some(next) = self.chunks.get(1) {
-            if !next.is_local() {
-                let scope = Scope::new();
-                let _ = next.deref_nt(&scope);
-            }
+            self.rt.prefetch([next.ticket()], true);
         }
     }
 

@@ -87,7 +87,8 @@ fn run_model(ops: Vec<Op>) -> bool {
                     }
                     _ => {
                         c.move_prev();
-                        let want = if pos == 0 { m.last() } else { m.get(pos - 1) };
+                        // From the first element to the ghost; from the ghost to the last.
+                        let want = if pos == 0 { None } else { m.get(pos - 1) };
                         assert_eq!(c.current(), want.copied());
                     }
                 }

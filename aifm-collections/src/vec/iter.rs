@@ -1,6 +1,6 @@
 //! The iterators of `RemVec`.
 
-use super::{Chunk, Far, RemVec, RENEW_CHUNKS};
+use super::{Chunk, Far, RemVec, PREFETCH_AHEAD, RENEW_CHUNKS};
 use aifm_core::{FarData, Scope};
 use std::fmt;
 use std::iter::FusedIterator;
@@ -16,6 +16,8 @@ pub struct Iter<'a, T: FarData> {
     rt: &'a aifm_core::Runtime,
     nt: bool,
     next_chunk: usize,
+    /// Chunks before this one have been handed to the prefetch helpers.
+    prefetched: usize,
     /// The current chunk's elements: valid while `scope` is not renewed.
     ptr: *const T,
     pos: usize,
@@ -69,6 +71,7 @@ impl<'a, T: FarData + Clone> Iter<'a, T> {
             rt: &v.far.rt,
             nt,
             next_chunk: 0,
+            prefetched: 0,
             ptr: std::ptr::null(),
             pos: 0,
             end: 0,
@@ -86,6 +89,19 @@ impl<'a, T: FarData + Clone> Iter<'a, T> {
             // and open a fresh one.
             self.scope = None;
             crate::common::relieve(self.rt);
+        }
+        // Keep a window of chunks in flight ahead of the scan (one batch per half window).
+        if c + PREFETCH_AHEAD / 2 >= self.prefetched && self.prefetched < self.chunks.len() {
+            let from = self.prefetched.max(c + 1);
+            let to = (c + 1 + PREFETCH_AHEAD).min(self.chunks.len());
+            if from < to {
+                let tickets = self.chunks[from..to]
+                    .iter()
+                    .filter(|ch| !ch.rem.is_local())
+                    .map(|ch| ch.rem.ticket());
+                self.rt.prefetch(tickets, true);
+            }
+            self.prefetched = to;
         }
         let scope = self.scope.get_or_insert_with(Scope::new);
         let rem = &self.chunks[c].rem;

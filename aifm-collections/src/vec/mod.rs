@@ -34,8 +34,10 @@
 //!   written whole (for plain data, one copy of its raw bytes) under its chunk index. No
 //!   handler is registered.
 //! * **Prefetching.** A per-vector [`StrideDetector`](crate::prefetch::StrideDetector) watches
-//!   the chunks `get` touches; once a constant stride is confirmed it brings the next chunks in
-//!   ahead of use (nontemporal, so unused prefetches are the first to go).
+//!   the chunks `get` misses on; once a constant stride is confirmed it hands the next chunks
+//!   to the runtime's prefetch helpers in one batch (nontemporal, so unused prefetches are the
+//!   first to go). Iterators know they are sequential and keep [`PREFETCH_AHEAD`] chunks in
+//!   flight ahead of themselves.
 //! * **Offloading.** With plain-data elements, the `aifm.vec` device (in [`device`]) gathers by
 //!   an index vector ([`RemVec::gather`]), permutes ([`RemVec::permute`]), copies ranges
 //!   ([`RemVec::copy_range`]) and aggregates ([`RemVec::sum`] … [`RemVec::group_by`]) next to
@@ -73,6 +75,9 @@ const WROTE: u8 = 2;
 
 /// Chunks visited between scope renewals in long loops (16 chunks of 4 KiB: 64 KiB).
 const RENEW_CHUNKS: usize = 16;
+
+/// Chunks an iterator keeps requested ahead of itself (64 KiB with 4 KiB chunks).
+pub const PREFETCH_AHEAD: usize = 16;
 
 /// Output chunks per offloaded gather/copy request.
 const REPLY_CHUNKS: u64 = 256;
@@ -310,10 +315,10 @@ impl<T: FarData> RemVec<T> {
         }
     }
 
-    /// Brings the chunks in `range` into local memory now, with nontemporal dereferences
-    /// (they are not heated and go to regions evicted first), skipping those already local.
-    /// This is the action of the vector's stride prefetcher; call it yourself before a known
-    /// access pattern.
+    /// Asks the runtime's prefetch helpers to bring the chunks in `range` in ahead of use, as
+    /// one batch, nontemporally (not heated; placed in regions evicted first), skipping those
+    /// already local. Never blocks. This is the action of the vector's stride prefetcher and
+    /// of its iterators; call it yourself before a known access pattern.
     ///
     /// # Examples
     ///
@@ -323,12 +328,11 @@ impl<T: FarData> RemVec<T> {
     /// ```
     pub fn prefetch_chunks(&self, range: Range<usize>) {
         let end = range.end.min(self.chunks.len());
-        let scope = Scope::new();
-        for c in &self.chunks[range.start.min(end)..end] {
-            if !c.rem.is_local() {
-                let _ = c.rem.deref_nt(&scope);
-            }
-        }
+        let tickets = self.chunks[range.start.min(end)..end]
+            .iter()
+            .filter(|c| !c.rem.is_local())
+            .map(|c| c.rem.ticket());
+        self.far.rt.prefetch(tickets, true);
     }
 
     /// A reference to element `index`, valid while `scope` lives; `None` out of bounds.
