@@ -10,11 +10,12 @@
 //! # Semantics the structure tells the runtime
 //!
 //! * **Evacuation detaches.** The map registers an [`EvacuationHandler`] with its structure.
-//!   When the evacuator picks a cold pair, the handler writes it to the map's server-side
-//!   device (`aifm.hashmap`, in [`device`]) under `[shard][encoded key]` and returns
-//!   `WriteBack::Detached`: the pair leaves the runtime's hands, and its box becomes a
-//!   tombstone that the next operation on that shard drops. The handler takes no lock, so it
-//!   never waits for a mutator.
+//!   When the evacuator picks a cold pair, the handler hands it back encoded for the map's
+//!   server-side device (`aifm.hashmap`, in [`device`]) as `WriteBack::DetachAs` under
+//!   `[shard][encoded key]`; the runtime stores it in a batch with the round's other
+//!   write-backs and only then detaches it: the pair leaves the runtime's hands, and its box
+//!   becomes a tombstone that the next operation on that shard drops. The handler takes no
+//!   lock, so it never waits for a mutator.
 //! * **Each pair lives in exactly one place.** A live box in the local index is the truth;
 //!   otherwise the server's copy is. A lookup that misses locally asks the server to *take*
 //!   the pair (one round trip), and the pair becomes local again. Misses skip the round trip
