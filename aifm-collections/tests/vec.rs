@@ -370,3 +370,69 @@ fn permute_checks_its_argument() {
     let idx: RemVec<u64> = (0..10).map(|i| i / 2).collect();
     let _ = v.try_permute(&idx, Exec::Remote);
 }
+
+/// The embedded store under another name, with a little latency: iterators prefetch only
+/// when far memory is not in-process.
+struct Remote(aifm_core::backend::EmbeddedBackend);
+
+impl aifm_core::Backend for Remote {
+    fn name(&self) -> String {
+        "test-remote".into()
+    }
+    fn read(&self, ds: u32, key: &[u8]) -> aifm_core::Result<Option<Vec<u8>>> {
+        self.0.read(ds, key)
+    }
+    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> aifm_core::Result<()> {
+        self.0.write(ds, key, value)
+    }
+    fn remove(&self, ds: u32, key: &[u8]) -> aifm_core::Result<bool> {
+        self.0.remove(ds, key)
+    }
+    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> aifm_core::Result<Vec<Option<Vec<u8>>>> {
+        self.0.read_many(ds, keys)
+    }
+    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> aifm_core::Result<()> {
+        self.0.write_many(ds, items)
+    }
+    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> aifm_core::Result<()> {
+        self.0.construct(ds, device, params)
+    }
+    fn destruct(&self, ds: u32) -> aifm_core::Result<()> {
+        self.0.destruct(ds)
+    }
+    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> aifm_core::Result<Vec<u8>> {
+        self.0.compute(ds, opcode, input)
+    }
+    fn stored_bytes(&self) -> u64 {
+        self.0.stored_bytes()
+    }
+}
+
+#[test]
+fn scans_prefetch_when_far_memory_is_remote() {
+    let _serial = serial();
+    let backend = aifm_core::backend::EmbeddedBackend::new()
+        .with_latency(std::time::Duration::from_micros(20));
+    let rt = Runtime::builder()
+        .local_memory(1 << 20)
+        .backend(Remote(backend))
+        .build()
+        .unwrap();
+    let mut v = RemVec::new_in(&rt);
+    v.extend(0..BASE);
+    rt.evacuate_now();
+    for _ in 0..2 {
+        assert_eq!(v.iter().sum::<u64>(), BASE * (BASE - 1) / 2);
+        assert_eq!(
+            v.iter_nt().fold(0, |a, x| a ^ x),
+            (0..BASE).fold(0, |a, x| a ^ x)
+        );
+    }
+    // Strided gets trip the detector, whose windows go to the helpers.
+    let scope = Scope::new();
+    for i in (0..BASE as usize).step_by(v.chunk_len() * 3).take(100) {
+        assert_eq!(v.get(i, &scope), Some(&(i as u64)));
+    }
+    let s = rt.stats();
+    assert!(s.fetches > 0 && s.write_backs > 0, "{s}");
+}

@@ -71,7 +71,13 @@ impl<'a, T: FarData + Clone> Iter<'a, T> {
             rt: &v.far.rt,
             nt,
             next_chunk: 0,
-            prefetched: 0,
+            // In-process far memory has no latency to hide: a prefetch there only moves the
+            // same copying onto helper threads that compete for the same cores.
+            prefetched: if v.far.rt.backend_name() == "embedded" {
+                usize::MAX
+            } else {
+                0
+            },
             ptr: std::ptr::null(),
             pos: 0,
             end: 0,
@@ -91,7 +97,7 @@ impl<'a, T: FarData + Clone> Iter<'a, T> {
             crate::common::relieve(self.rt);
         }
         // Keep a window of chunks in flight ahead of the scan (one batch per half window).
-        if c + PREFETCH_AHEAD / 2 >= self.prefetched && self.prefetched < self.chunks.len() {
+        if self.prefetched < self.chunks.len() && c + PREFETCH_AHEAD / 2 >= self.prefetched {
             let from = self.prefetched.max(c + 1);
             let to = (c + 1 + PREFETCH_AHEAD).min(self.chunks.len());
             if from < to {

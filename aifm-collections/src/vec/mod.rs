@@ -37,7 +37,8 @@
 //!   the chunks `get` misses on; once a constant stride is confirmed it hands the next chunks
 //!   to the runtime's prefetch helpers in one batch (nontemporal, so unused prefetches are the
 //!   first to go). Iterators know they are sequential and keep [`PREFETCH_AHEAD`] chunks in
-//!   flight ahead of themselves.
+//!   flight ahead of themselves when far memory is across a network (with the in-process
+//!   store there is no latency to hide, and helper threads would only compete for the cores).
 //! * **Offloading.** With plain-data elements, the `aifm.vec` device (in [`device`]) gathers by
 //!   an index vector ([`RemVec::gather`]), permutes ([`RemVec::permute`]), copies ranges
 //!   ([`RemVec::copy_range`]) and aggregates ([`RemVec::sum`] … [`RemVec::group_by`]) next to
