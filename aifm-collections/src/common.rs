@@ -7,6 +7,11 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Default bytes of elements in one chunk (one remote object).
+///
+/// ```
+/// let v = aifm_collections::RemVec::<u64>::new();
+/// assert_eq!(v.chunk_len() * 8, aifm_collections::DEFAULT_CHUNK_BYTES);
+/// ```
 pub const DEFAULT_CHUNK_BYTES: usize = 4096;
 
 /// Elements per chunk for a chunk of about `bytes`: a power of two (so an index splits into

@@ -701,6 +701,12 @@ impl<T: FarData> fmt::Debug for CursorMut<'_, T> {
 }
 
 /// Iterator over clones of a [`RemList`]'s elements, from either end; see [`RemList::iter`].
+///
+/// ```
+/// let l: aifm_collections::RemList<u8> = (0..3).collect();
+/// let mut it = l.iter();
+/// assert_eq!((it.next(), it.next_back()), (Some(0), Some(2)));
+/// ```
 pub struct Iter<'a, T: FarData> {
     list: &'a RemList<T>,
     front: usize,
@@ -803,6 +809,11 @@ impl<'a, T: FarData + Clone> IntoIterator for &'a RemList<T> {
 }
 
 /// Owning iterator of a [`RemList`] (pops from the front).
+///
+/// ```
+/// let l: aifm_collections::RemList<u8> = (0..3).collect();
+/// assert_eq!(l.into_iter().rev().next(), Some(2));
+/// ```
 pub struct IntoIter<T: FarData>(RemList<T>);
 
 impl<T: FarData> Iterator for IntoIter<T> {

@@ -16,9 +16,17 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 /// Consecutive equal strides before prefetching starts.
+///
+/// ```
+/// assert_eq!(aifm_collections::prefetch::CONFIRM, 8);
+/// ```
 pub const CONFIRM: u32 = 8;
 
 /// Largest window, in chunks.
+///
+/// ```
+/// assert_eq!(aifm_collections::prefetch::MAX_WINDOW, 32);
+/// ```
 pub const MAX_WINDOW: u64 = 32;
 
 /// Detects a constant stride in a sequence of chunk indices.

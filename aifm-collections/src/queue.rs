@@ -359,6 +359,11 @@ impl<T: FarData> RemQueue<T> {
 }
 
 /// Iterator over clones of a [`RemQueue`]'s elements; see [`RemQueue::iter`].
+///
+/// ```
+/// let q: aifm_collections::RemQueue<u8> = (0..2).collect();
+/// assert_eq!(q.iter().collect::<Vec<_>>(), [0, 1]);
+/// ```
 pub struct Iter<'a, T: FarData> {
     q: &'a RemQueue<T>,
     next_chunk: usize,
@@ -393,6 +398,11 @@ impl<T: FarData> fmt::Debug for Iter<'_, T> {
 }
 
 /// Owning iterator of a [`RemQueue`] (pops from the front).
+///
+/// ```
+/// let q: aifm_collections::RemQueue<u8> = (0..2).collect();
+/// assert_eq!(q.into_iter().len(), 2);
+/// ```
 pub struct IntoIter<T: FarData>(RemQueue<T>);
 
 impl<T: FarData> Iterator for IntoIter<T> {

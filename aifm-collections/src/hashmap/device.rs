@@ -17,15 +17,37 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The device type name of `RemHashMap`.
+///
+/// ```
+/// let r = aifm_core::engine::DeviceRegistry::default();
+/// aifm_collections::register_devices(&r);
+/// assert!(r.contains(aifm_collections::hashmap::DEVICE));
+/// ```
 pub const DEVICE: &str = "aifm.hashmap";
 
 /// Opcode: remove a key and return its value.
+///
+/// ```
+/// assert_eq!(aifm_collections::hashmap::device::TAKE, 1);
+/// ```
 pub const TAKE: u32 = 1;
 /// Opcode: list one shard's pairs.
+///
+/// ```
+/// assert_eq!(aifm_collections::hashmap::device::SCAN, 2);
+/// ```
 pub const SCAN: u32 = 2;
 /// Opcode: drop one shard's pairs.
+///
+/// ```
+/// assert_eq!(aifm_collections::hashmap::device::CLEAR_SHARD, 3);
+/// ```
 pub const CLEAR_SHARD: u32 = 3;
 /// Opcode: drop every pair.
+///
+/// ```
+/// assert_eq!(aifm_collections::hashmap::device::CLEAR, 4);
+/// ```
 pub const CLEAR: u32 = 4;
 
 /// Server-side tables (a power of two; client shards map onto them by their low bits).

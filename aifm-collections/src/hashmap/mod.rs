@@ -56,6 +56,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Number of shards (locks) of every map.
+///
+/// ```
+/// assert!(aifm_collections::hashmap::SHARDS.is_power_of_two());
+/// ```
 pub const SHARDS: usize = 64;
 
 /// The local index is keyed by a hash already: use it as is.
@@ -1257,6 +1261,11 @@ where
 }
 
 /// Iterator over clones of a [`RemHashMap`]'s pairs; see [`RemHashMap::iter`].
+///
+/// ```
+/// let m: aifm_collections::RemHashMap<u8, u8> = [(1, 2)].into_iter().collect();
+/// assert_eq!(m.iter().next(), Some((1, 2)));
+/// ```
 pub struct Iter<'a, K: FarData, V: FarData, S> {
     map: &'a RemHashMap<K, V, S>,
     shard: usize,

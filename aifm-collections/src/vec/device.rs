@@ -30,6 +30,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// The device type name of `RemVec`.
+///
+/// ```
+/// let r = aifm_core::engine::DeviceRegistry::default();
+/// aifm_collections::register_devices(&r);
+/// assert!(r.contains(aifm_collections::vec::DEVICE));
+/// ```
 pub const DEVICE: &str = "aifm.vec";
 
 const SHARDS: usize = 16;

@@ -10,6 +10,12 @@ use std::iter::FusedIterator;
 /// It dereferences each chunk once and walks the chunk's elements in place; its internal
 /// scope is renewed between chunks (never while an element of the current chunk is in use).
 /// `fold` (and so `sum`, `for_each`, `count`, …) runs chunk by chunk over plain slices.
+///
+/// ```
+/// let v: aifm_collections::RemVec<u8> = (0..4).collect();
+/// let mut it = v.iter();
+/// assert_eq!((it.len(), it.next()), (4, Some(0)));
+/// ```
 pub struct Iter<'a, T: FarData> {
     chunks: &'a [Chunk<T>],
     scope: Option<Scope>,

@@ -78,6 +78,10 @@ const WROTE: u8 = 2;
 const RENEW_CHUNKS: usize = 16;
 
 /// Chunks an iterator keeps requested ahead of itself (64 KiB with 4 KiB chunks).
+///
+/// ```
+/// assert_eq!(aifm_collections::vec::PREFETCH_AHEAD, 16);
+/// ```
 pub const PREFETCH_AHEAD: usize = 16;
 
 /// Output chunks per offloaded gather/copy request.

@@ -14,6 +14,11 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 /// Element types the vector device understands (one tag per [`Numeric`] type).
+///
+/// ```
+/// use aifm_collections::vec::{NumKind, Numeric};
+/// assert_eq!(<f32 as Numeric>::KIND, NumKind::F32);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum NumKind {
