@@ -107,20 +107,3 @@ pub(crate) fn new_token() -> u128 {
 pub(crate) fn fail(what: &str, e: Error) -> ! {
     panic!("{what}: {e}")
 }
-
-/// Works around coarse region accounting for objects that own heap memory (see the crate
-/// docs, "Known limits"): outside any scope, if local memory (regions plus the heap objects
-/// own) is within 1/8 of the budget, evacuate now on this thread (the background evacuator
-/// only sees sealed regions, and a region of small chunk headers can own megabytes of chunk
-/// buffers before it is sealed). Cheap otherwise (a statistics snapshot).
-pub(crate) fn relieve(rt: &aifm_core::Runtime) {
-    if aifm_core::scope::in_scope() {
-        return;
-    }
-    let s = rt.stats();
-    // What the evacuator's thresholds see: whole regions plus owned heap bytes.
-    let used = s.local_region_bytes + s.local_owned_bytes;
-    if used > s.budget_bytes - s.budget_bytes / 8 {
-        rt.evacuate_now();
-    }
-}

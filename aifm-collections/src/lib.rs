@@ -29,16 +29,13 @@
 //! assert!(rt.stats().write_backs > 0);
 //! ```
 //!
-//! # Known limits (and the workarounds in this crate)
+//! # Known limits
 //!
-//! * **Objects that own heap memory vs. region-based evacuation.** A chunk is a
-//!   `RemBox<Vec<T>>`: 56 bytes in a heap region plus a 4 KiB buffer that the runtime charges
-//!   as "owned heap". The evacuator picks *sealed regions*, and a lane seals a region only when
-//!   its headers fill it, so one 64 KiB region can own ~4.7 MB of chunk buffers before it can
-//!   be evacuated at all, and a runtime whose budget is smaller than that stays in its critical
-//!   phase (every new scope waits). Until the core seals regions by owned bytes too, the
-//!   collections call `Runtime::evacuate_now` themselves, outside scopes, when regions plus
-//!   owned bytes come within 1/8 of the budget.
+//! * **Chunks own heap memory.** A chunk is a `RemBox<Vec<T>>`: 56 bytes in a heap region plus
+//!   a 4 KiB buffer the runtime charges as "owned heap". Evacuation works region by region, so
+//!   a region of chunk headers can stand for megabytes of buffers: evacuation is coarser than
+//!   for inline objects (the core sizes its rounds by owned bytes and seals active regions when
+//!   memory is short), and `get` follows one more pointer than an inline chunk would need.
 //! * **Offloaded results come home.** The core cannot adopt an object that already lives in
 //!   far memory (a `RemBox` born remote), so a gather's or copy's output is sent back and
 //!   becomes a fresh, local `RemVec` (in batches of 256 chunks per reply).

@@ -18,7 +18,7 @@
 //! the direction of travel:** iterators and cursors, when they enter a chunk, bring the next
 //! chunk in that direction to the runtime's prefetch helpers (nontemporally) if it is remote.
 
-use crate::common::{chunk_shift, fail, relieve, DEFAULT_CHUNK_BYTES};
+use crate::common::{chunk_shift, fail, DEFAULT_CHUNK_BYTES};
 use aifm_core::{FarData, RemBox, Runtime, Scope};
 use std::fmt;
 
@@ -150,9 +150,7 @@ impl<T: FarData> RemList<T> {
 
     #[track_caller]
     fn new_node(&mut self, items: Vec<T>, prev: usize, next: usize) -> usize {
-        if self.chunks() % 4 == 0 {
-            relieve(&self.rt);
-        }
+        if self.chunks() % 4 == 0 {}
         let len = items.len();
         let mut v = Vec::with_capacity(self.chunk_len());
         v.extend(items);

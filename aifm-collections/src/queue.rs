@@ -17,7 +17,7 @@
 //!   handed to the runtime's prefetch helpers (nontemporally) if it is remote, so the next move
 //!   finds it local, and a producer far ahead does not heat chunks that will be read once.
 
-use crate::common::{chunk_shift, fail, relieve, DEFAULT_CHUNK_BYTES};
+use crate::common::{chunk_shift, fail, DEFAULT_CHUNK_BYTES};
 use aifm_core::{FarData, RemBox, Result, Runtime, Scope};
 use std::collections::VecDeque;
 use std::fmt;
@@ -174,9 +174,7 @@ impl<T: FarData> RemQueue<T> {
                 return Ok(());
             }
         }
-        if self.chunks.len() % 4 == 0 {
-            relieve(&self.rt);
-        }
+        if self.chunks.len() % 4 == 0 {}
         let mut v = Vec::with_capacity(cl);
         v.push(value);
         self.chunks.push_back(RemBox::try_new_in(v, &self.rt)?);
@@ -218,9 +216,7 @@ impl<T: FarData> RemQueue<T> {
         if self.len == 0 {
             return Ok(None);
         }
-        if !self.front_reversed {
-            relieve(&self.rt);
-        }
+        if !self.front_reversed {}
         let x = {
             let scope = Scope::new();
             let front = self

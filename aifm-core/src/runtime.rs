@@ -210,7 +210,9 @@ impl RuntimeBuilder {
             .max(1);
         scope::init_barriers();
         let (prefetch_tx, prefetch_rx) = std::sync::mpsc::channel();
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let inner = Arc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             prefetch_tx,
             prefetch_queued: AtomicUsize::new(0),
             heap: Heap::new(region_size, budget_regions, overdraft_regions),
@@ -317,6 +319,8 @@ pub(crate) struct Evacuation {
 
 /// The state shared by a runtime's handles, objects and evacuator threads.
 pub(crate) struct Inner {
+    /// Unique in the process (never 0).
+    pub id: u64,
     pub heap: Heap,
     pub lanes: Box<[Mutex<LaneState>]>,
     /// One compaction lane per evacuator thread.
@@ -412,6 +416,7 @@ impl Inner {
                 max: self.heap.region_size,
             });
         }
+        scope::note_runtime(self.id);
         let (lane, may_overdraw, may_wait) = match how {
             Alloc::Evacuator(lane) => (lane, true, false),
             Alloc::Prefetch => (self.lane(), false, false),
@@ -471,7 +476,7 @@ impl Inner {
         let free = self.heap.free_fraction();
         let ev = &self.evacuation;
         if free < ev.block && !ev.critical.swap(true, Ordering::AcqRel) {
-            scope::set_pressure(true);
+            scope::set_pressure(self.id, true);
         }
         if free < ev.start && !ev.requested.swap(true, Ordering::AcqRel) {
             *ev.signal.lock().unwrap() = true;
@@ -485,7 +490,7 @@ impl Inner {
             && self.heap.free_fraction() >= self.evacuation.block
             && self.evacuation.critical.swap(false, Ordering::AcqRel)
         {
-            scope::set_pressure(false);
+            scope::set_pressure(self.id, false);
         }
     }
 
@@ -531,7 +536,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.flush_quarantine();
         if self.evacuation.critical.load(Ordering::Acquire) {
-            scope::set_pressure(false);
+            scope::set_pressure(self.id, false);
         }
         for lane in self.lanes.iter().chain(self.evacuator_lanes.iter()) {
             lane.lock().unwrap().lane.seal_all(&self.heap);

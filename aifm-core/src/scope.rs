@@ -57,8 +57,10 @@ pub(crate) struct Participant {
 static PARTICIPANTS: Mutex<Vec<&'static Participant>> = Mutex::new(Vec::new());
 /// True once `membarrier` is registered: mutators may then use a compiler fence only.
 static ASYMMETRIC: AtomicBool = AtomicBool::new(false);
-/// Runtimes currently so short of memory that new scopes should wait for their evacuators.
+/// How many runtimes are so short of memory that their mutators' new scopes should wait for
+/// their evacuators (the fast check); `CRITICAL` says which.
 static PRESSURE: AtomicUsize = AtomicUsize::new(0);
+static CRITICAL: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 /// Longest a new scope waits for memory pressure to clear before going ahead anyway.
 const PRESSURE_WAIT: Duration = Duration::from_millis(20);
 
@@ -73,6 +75,8 @@ thread_local! {
         Local { participant: Cell::new(None), nest: Cell::new(0), seq: Cell::new(0) }
     };
     static RELEASE: ReleaseOnExit = const { ReleaseOnExit(Cell::new(None)) };
+    /// The runtime this thread last allocated in (0: none).
+    static LAST_RUNTIME: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Hands a thread's participant back to the registry when the thread exits.
@@ -203,20 +207,36 @@ pub fn in_scope() -> bool {
     LOCAL.with(|l| l.nest.get() > 0)
 }
 
-/// Marks (or clears) one runtime's request that new scopes wait for its evacuator.
-pub(crate) fn set_pressure(on: bool) {
+/// Marks (or clears) runtime `id`'s request that new scopes of its mutators wait for its
+/// evacuator.
+pub(crate) fn set_pressure(id: u64, on: bool) {
+    let mut critical = CRITICAL.lock().unwrap();
     if on {
+        critical.push(id);
         PRESSURE.fetch_add(1, Ordering::AcqRel);
-    } else {
+    } else if let Some(i) = critical.iter().position(|&c| c == id) {
+        critical.swap_remove(i);
         PRESSURE.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
+/// Records that the calling thread works with runtime `id` (it just allocated there), so
+/// that only that runtime's memory pressure holds up its new scopes.
+#[inline]
+pub(crate) fn note_runtime(id: u64) {
+    let _ = LAST_RUNTIME.try_with(|r| r.set(id));
+}
+
+/// Waits (briefly) while the runtime this thread last allocated in is critically short of
+/// memory. Threads of other runtimes, and threads that never allocated, go ahead at once.
 #[cold]
 fn wait_for_pressure() {
+    let Ok(id) = LAST_RUNTIME.try_with(Cell::get) else {
+        return;
+    };
     let deadline = Instant::now() + PRESSURE_WAIT;
     let mut spins = 0;
-    while PRESSURE.load(Ordering::Acquire) != 0 && Instant::now() < deadline {
+    while id != 0 && CRITICAL.lock().unwrap().contains(&id) && Instant::now() < deadline {
         backoff(&mut spins);
     }
 }

@@ -40,7 +40,7 @@
 
 pub mod device;
 
-use crate::common::{fail, relieve};
+use crate::common::fail;
 use crate::vec::RemVec;
 use aifm_core::codec::decode_serde;
 use aifm_core::{
@@ -924,7 +924,6 @@ where
     /// assert_eq!(m.try_insert(1u8, 2u8).unwrap(), None);
     /// ```
     pub fn try_insert(&self, k: K, v: V) -> Result<Option<V>> {
-        relieve(self.runtime());
         let h = self.shared.hash(&k);
         let si = shard_index(h);
         let mut g = self.lock(si);
@@ -1010,7 +1009,6 @@ where
     /// ```
     #[track_caller]
     pub fn entry(&self, k: K) -> Entry<'_, K, V> {
-        relieve(self.runtime());
         let h = self.shared.hash(&k);
         let si = shard_index(h);
         let mut g = self.lock(si);
@@ -1134,7 +1132,6 @@ where
             if let Err(e) = self.retain_shard(si, &mut keep) {
                 fail("RemHashMap::retain", e)
             }
-            relieve(self.runtime());
         }
     }
 

@@ -100,7 +100,6 @@ impl<'a, T: FarData + Clone> Iter<'a, T> {
             // End the scope (no element of the last chunk is in use), let the evacuator in,
             // and open a fresh one.
             self.scope = None;
-            crate::common::relieve(self.rt);
         }
         // Keep a window of chunks in flight ahead of the scan (one batch per half window).
         if self.prefetched < self.chunks.len() && c + PREFETCH_AHEAD / 2 >= self.prefetched {

@@ -57,7 +57,7 @@ pub use device::DEVICE;
 pub use iter::{Drain, IntoIter, Iter};
 pub use ops::{AggValue, Aggregate, GroupKey, NumKind, Numeric};
 
-use crate::common::{chunk_shift, fail, new_token, relieve, DEFAULT_CHUNK_BYTES};
+use crate::common::{chunk_shift, fail, new_token, DEFAULT_CHUNK_BYTES};
 use crate::prefetch::StrideDetector;
 use crate::Exec;
 use aifm_core::codec::{decode_pod, decode_serde, encode_serde};
@@ -581,9 +581,7 @@ impl<T: FarData> RemVec<T> {
     /// Adds a chunk (not counted in `len` yet).
     fn push_chunk(&mut self, v: Vec<T>) -> Result<()> {
         self.far.ensure();
-        if self.chunks.len() % RENEW_CHUNKS == 0 {
-            relieve(&self.far.rt);
-        }
+        if self.chunks.len() % RENEW_CHUNKS == 0 {}
         let key = self.chunks.len() as u64;
         let rem = match &self.far.structure {
             Some(s) => RemBox::new_in_structure(v, s, key)?,
@@ -739,7 +737,6 @@ impl<T: FarData> RemVec<T> {
                 break;
             }
             drop(scope);
-            relieve(&self.far.rt);
             scope = Scope::new();
         }
         drop(scope);
@@ -789,7 +786,6 @@ impl<T: FarData> RemVec<T> {
             let moved = next.rem.deref_mut(&scope).remove(0);
             prev.rem.deref_mut(&scope).push(moved);
             drop(scope);
-            relieve(&self.far.rt);
             scope = Scope::new();
         }
         drop(scope);
@@ -864,7 +860,6 @@ impl<T: FarData> RemVec<T> {
             c.rem.deref_mut(&scope).iter_mut().for_each(&mut f);
             if i % RENEW_CHUNKS == RENEW_CHUNKS - 1 {
                 drop(scope);
-                relieve(&self.far.rt);
                 scope = Scope::new();
             }
         }
@@ -895,7 +890,6 @@ impl<T: FarData> RemVec<T> {
             f(c.rem.try_deref(&scope)?)?;
             if i % RENEW_CHUNKS == RENEW_CHUNKS - 1 {
                 drop(scope);
-                relieve(&self.far.rt);
                 scope = Scope::new();
             }
         }
@@ -1015,7 +1009,6 @@ impl<T: FarData> RemVec<T> {
             let flags = c.flags.into_inner();
             let items = c.rem.into_inner();
             self.far.forget(key, flags);
-            relieve(&self.far.rt);
             for x in items {
                 match decide(i, x) {
                     Ok(x) => {

@@ -1,0 +1,44 @@
+//! A nontemporal scan of a large `RemVec` does not evict a small, hot `RemHashMap`.
+
+use aifm_collections::{RemHashMap, RemVec};
+use aifm_core::Runtime;
+
+#[test]
+fn nontemporal_scan_keeps_the_hot_map_local() {
+    let rt = Runtime::builder().local_memory(4 << 20).build().unwrap();
+    // 32 MiB of vector: eight times the local budget, written out before the scan.
+    let mut big: RemVec<u64> = RemVec::new_in(&rt);
+    big.extend(0..(4u64 << 20));
+    rt.evacuate_now();
+    // A small hot map (a few hundred KiB with its headers), touched throughout.
+    let hot: RemHashMap<u64, u64> = RemHashMap::new_in(&rt);
+    (0..2000u64).for_each(|k| {
+        hot.insert(k, k * 3);
+    });
+    let touch = || (0..2000u64).for_each(|k| assert_eq!(*hot.get(&k).unwrap(), k * 3));
+    touch();
+    touch();
+    let before = rt.stats();
+    let mut sum = 0u64;
+    for (i, x) in big.iter_nt().enumerate() {
+        sum = sum.wrapping_add(x);
+        if i % (256 << 10) == 0 {
+            touch();
+        }
+    }
+    assert_eq!(sum, (4u64 << 20) * ((4u64 << 20) - 1) / 2);
+    let after = rt.stats();
+    assert!(
+        after.fetches - before.fetches >= 4096,
+        "the scan came from far memory: {after}"
+    );
+    assert!(
+        after.evacuation_rounds > before.evacuation_rounds,
+        "the scan made the evacuator run"
+    );
+    assert_eq!(
+        hot.local_len(),
+        2000,
+        "the scan evicted part of the hot map"
+    );
+}
