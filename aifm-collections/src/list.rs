@@ -150,7 +150,6 @@ impl<T: FarData> RemList<T> {
 
     #[track_caller]
     fn new_node(&mut self, items: Vec<T>, prev: usize, next: usize) -> usize {
-        if self.chunks() % 4 == 0 {}
         let len = items.len();
         let mut v = Vec::with_capacity(self.chunk_len());
         v.extend(items);

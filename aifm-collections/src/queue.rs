@@ -174,7 +174,6 @@ impl<T: FarData> RemQueue<T> {
                 return Ok(());
             }
         }
-        if self.chunks.len() % 4 == 0 {}
         let mut v = Vec::with_capacity(cl);
         v.push(value);
         self.chunks.push_back(RemBox::try_new_in(v, &self.rt)?);
@@ -216,7 +215,6 @@ impl<T: FarData> RemQueue<T> {
         if self.len == 0 {
             return Ok(None);
         }
-        if !self.front_reversed {}
         let x = {
             let scope = Scope::new();
             let front = self

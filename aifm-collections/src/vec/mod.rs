@@ -581,7 +581,6 @@ impl<T: FarData> RemVec<T> {
     /// Adds a chunk (not counted in `len` yet).
     fn push_chunk(&mut self, v: Vec<T>) -> Result<()> {
         self.far.ensure();
-        if self.chunks.len() % RENEW_CHUNKS == 0 {}
         let key = self.chunks.len() as u64;
         let rem = match &self.far.structure {
             Some(s) => RemBox::new_in_structure(v, s, key)?,
