@@ -483,6 +483,38 @@ impl<T: FarData> RemVec<T> {
         Ok(self.try_get(index, &Scope::new())?.cloned())
     }
 
+    /// A clone of element `index`, without blocking the executor while its chunk is fetched:
+    /// the runtime's helper threads bring the chunk in (batched with every other miss in
+    /// flight), and the future resolves once it is local. Thousands of such lookups can be in
+    /// flight at once from any executor.
+    ///
+    /// # Errors
+    /// Far-memory errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// let v: aifm_collections::RemVec<u32> = (0..10_000).collect();
+    /// let mut fut = std::pin::pin!(v.get_async(1234));
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// let got = loop {
+    ///     if let std::task::Poll::Ready(r) = fut.as_mut().poll(&mut cx) { break r.unwrap() }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!(got, Some(1234));
+    /// ```
+    pub async fn get_async(&self, index: usize) -> Result<Option<T>>
+    where
+        T: Clone,
+    {
+        if index >= self.len {
+            return Ok(None);
+        }
+        self.chunks[index >> self.shift].rem.fetch_async().await?;
+        self.try_get_cloned(index)
+    }
+
     /// Replaces element `index`, returning the old value.
     ///
     /// # Panics

@@ -1,4 +1,4 @@
-//! A nontemporal scan of a large `RemVec` does not evict a small, hot `RemHashMap`.
+//! Latency hiding through the collections: nontemporal scans and async lookups.
 
 use aifm_collections::{RemHashMap, RemVec};
 use aifm_core::Runtime;
@@ -41,4 +41,32 @@ fn nontemporal_scan_keeps_the_hot_map_local() {
         2000,
         "the scan evicted part of the hot map"
     );
+}
+
+#[test]
+fn many_async_lookups_in_flight_resolve_to_the_right_elements() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let rt = Runtime::builder().local_memory(2 << 20).build().unwrap();
+    let mut v: RemVec<u64> = RemVec::new_in(&rt);
+    v.extend((0..(2u64 << 20)).map(|i| i * 7));
+    rt.evacuate_now();
+    let indices: Vec<usize> = (0..1000).map(|k| (k * 2_097) % (2 << 20)).collect();
+    let mut futs: Vec<_> = indices.iter().map(|&i| Box::pin(v.get_async(i))).collect();
+    let mut done = vec![None; futs.len()];
+    let mut cx = Context::from_waker(Waker::noop());
+    while done.iter().any(Option::is_none) {
+        for (k, f) in futs.iter_mut().enumerate() {
+            if done[k].is_none() {
+                if let Poll::Ready(r) = f.as_mut().poll(&mut cx) {
+                    done[k] = Some(r.unwrap());
+                }
+            }
+        }
+        std::thread::yield_now();
+    }
+    for (k, &i) in indices.iter().enumerate() {
+        assert_eq!(done[k], Some(Some(i as u64 * 7)));
+    }
+    assert!(rt.stats().fetches > 0);
 }
