@@ -20,6 +20,7 @@ use crate::scope;
 use crate::slots::{Slot, SlotTable};
 use crate::stats::{Counters, Stats};
 use crate::word::MAX_DS;
+use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -217,10 +218,10 @@ impl RuntimeBuilder {
             prefetch_queued: AtomicUsize::new(0),
             heap: Heap::new(region_size, budget_regions, overdraft_regions),
             lanes: (0..lanes)
-                .map(|_| Mutex::new(LaneState::default()))
+                .map(|_| CachePadded::new(Mutex::default()))
                 .collect(),
             evacuator_lanes: (0..self.evacuator_threads)
-                .map(|_| Mutex::new(LaneState::default()))
+                .map(|_| CachePadded::new(Mutex::default()))
                 .collect(),
             slots: Mutex::new(SlotPool::default()),
             structures: RwLock::new(vec![Some(None)]),
@@ -322,9 +323,10 @@ pub(crate) struct Inner {
     /// Unique in the process (never 0).
     pub id: u64,
     pub heap: Heap,
-    pub lanes: Box<[Mutex<LaneState>]>,
+    /// Mutator lanes, each on its own cache line (threads on different lanes never share one).
+    pub lanes: Box<[CachePadded<Mutex<LaneState>>]>,
     /// One compaction lane per evacuator thread.
-    pub evacuator_lanes: Box<[Mutex<LaneState>]>,
+    pub evacuator_lanes: Box<[CachePadded<Mutex<LaneState>>]>,
     slots: Mutex<SlotPool>,
     pub structures: RwLock<HandlerTable>,
     pub backend: Box<dyn Backend>,
