@@ -181,7 +181,13 @@ impl<T: FarData> RemBox<T> {
     /// # Errors
     /// Backend errors ([`Error::Disconnected`], [`Error::Timeout`], ...),
     /// [`Error::LocalMemoryExhausted`], [`Error::Detached`].
+    #[inline]
     pub fn try_deref<'a>(&'a self, _scope: &'a Scope) -> Result<&'a T> {
+        let w = self.word();
+        if w & READ_SLOW == 0 {
+            // SAFETY: as in `deref`.
+            return Ok(unsafe { &*(addr(w) as *const T) });
+        }
         // SAFETY: as in `deref`; the slow path returns a local, stable address.
         self.slow(Mode::Read).map(|p| unsafe { &*p })
     }
@@ -208,7 +214,13 @@ impl<T: FarData> RemBox<T> {
     ///
     /// # Errors
     /// As [`RemBox::try_deref`].
+    #[inline]
     pub fn try_deref_mut<'a>(&'a mut self, _scope: &'a Scope) -> Result<&'a mut T> {
+        let w = self.word();
+        if w & WRITE_SLOW == 0 {
+            // SAFETY: as in `deref_mut`.
+            return Ok(unsafe { &mut *(addr(w) as *mut T) });
+        }
         // SAFETY: as in `deref_mut`.
         self.slow(Mode::Write).map(|p| unsafe { &mut *p })
     }
