@@ -70,3 +70,26 @@ fn many_async_lookups_in_flight_resolve_to_the_right_elements() {
     }
     assert!(rt.stats().fetches > 0);
 }
+
+#[test]
+fn batched_map_lookups_equal_single_lookups() {
+    let rt = Runtime::builder().local_memory(1 << 20).build().unwrap();
+    let map: RemHashMap<u64, String> = RemHashMap::new_in(&rt);
+    (0..20_000u64).for_each(|k| {
+        map.insert(k, format!("v{k}"));
+    });
+    rt.evacuate_now();
+    assert!(
+        map.local_len() < 20_000,
+        "some pairs live only in far memory"
+    );
+    let keys: Vec<u64> = (0..64u64).map(|i| i * 331 % 25_000).collect(); // some absent
+    let batched = map.get_many_cloned(&keys);
+    let single: Vec<Option<String>> = keys.iter().map(|k| map.get_cloned(k)).collect();
+    assert_eq!(batched, single);
+    assert_eq!(
+        batched.iter().filter(|v| v.is_some()).count(),
+        keys.iter().filter(|&&k| k < 20_000).count()
+    );
+    assert_eq!(map.len(), 20_000, "batched takes keep every pair");
+}

@@ -8,6 +8,7 @@
 //! * [`TAKE`]: remove a key and return its value (`[1] ++ value`, or `[0]` if absent): a
 //!   client miss brings a pair home in one round trip, and the pair then lives in exactly one
 //!   place;
+//! * [`TAKE_MANY`]: [`TAKE`] for a batch of keys, one round trip for many misses;
 //! * [`SCAN`]: every pair of one shard (postcard `Vec<(key, value)>`), for iteration;
 //! * [`CLEAR_SHARD`] / [`CLEAR`]: drop one shard's pairs, or all.
 
@@ -49,6 +50,12 @@ pub const CLEAR_SHARD: u32 = 3;
 /// assert_eq!(aifm_collections::hashmap::device::CLEAR, 4);
 /// ```
 pub const CLEAR: u32 = 4;
+/// Opcode: [`TAKE`] for many keys at once (postcard `Vec<key>` in, `Vec<Option<value>>` out).
+///
+/// ```
+/// assert_eq!(aifm_collections::hashmap::device::TAKE_MANY, 5);
+/// ```
+pub const TAKE_MANY: u32 = 5;
 
 /// Server-side tables (a power of two; client shards map onto them by their low bits).
 const TABLES: usize = 64;
@@ -86,6 +93,17 @@ pub(crate) fn factory(_params: &[u8], quota: Arc<Quota>) -> Result<Box<dyn Remot
     }))
 }
 
+impl MapDevice {
+    /// Removes `key` and returns its value, giving its bytes back to the quota.
+    fn take(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let old = self.table(shard_of(key)?).lock().unwrap().remove(key);
+        if let Some(v) = &old {
+            self.quota.release(Self::cost(key, v));
+        }
+        Ok(old)
+    }
+}
+
 impl RemoteDevice for MapDevice {
     fn type_name(&self) -> &str {
         DEVICE
@@ -118,18 +136,24 @@ impl RemoteDevice for MapDevice {
 
     fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
         match opcode {
-            TAKE => {
-                let old = self.table(shard_of(input)?).lock().unwrap().remove(input);
-                Ok(match old {
-                    Some(v) => {
-                        self.quota.release(Self::cost(input, &v));
-                        let mut out = Vec::with_capacity(v.len() + 1);
-                        out.push(1);
-                        out.extend_from_slice(&v);
-                        out
-                    }
-                    None => vec![0],
-                })
+            TAKE => Ok(match self.take(input)? {
+                Some(v) => {
+                    let mut out = Vec::with_capacity(v.len() + 1);
+                    out.push(1);
+                    out.extend_from_slice(&v);
+                    out
+                }
+                None => vec![0],
+            }),
+            TAKE_MANY => {
+                let keys: Vec<Vec<u8>> = aifm_core::codec::decode_serde(input)?;
+                let values = keys
+                    .iter()
+                    .map(|k| self.take(k))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut out = Vec::new();
+                aifm_core::codec::encode_serde(&values, &mut out)?;
+                Ok(out)
             }
             SCAN => {
                 let shard = shard_of(input)?;

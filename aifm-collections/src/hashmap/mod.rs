@@ -702,6 +702,36 @@ where
         k: &K,
         scope: &Scope,
     ) -> Result<Option<Loc>> {
+        if let Some(loc) = self.locate_local(shard, h, k, scope)? {
+            return Ok(Some(loc));
+        }
+        if self.shared.remote[si].load(Ordering::Acquire) == 0 {
+            return Ok(None);
+        }
+        let key = far_key(si, k)?;
+        let got = self.structure.compute(device::TAKE, &key)?;
+        match got.split_first() {
+            Some((1, v)) => Ok(Some(self.adopt(shard, si, h, k.clone(), V::decode(v)?)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Puts a pair just taken back from far memory into its locked shard.
+    fn adopt(&self, shard: &mut Shard<K, V>, si: usize, h: u64, k: K, v: V) -> Result<Loc> {
+        self.shared.remote[si].fetch_sub(1, Ordering::AcqRel);
+        let id = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
+        let b = RemBox::new_in_structure((k, v), &self.structure, id)?;
+        Ok(shard.put(h, b))
+    }
+
+    /// Finds `k` among the pairs of its locked shard that are in local memory.
+    fn locate_local(
+        &self,
+        shard: &mut Shard<K, V>,
+        h: u64,
+        k: &K,
+        scope: &Scope,
+    ) -> Result<Option<Loc>> {
         let mut dead = false;
         let candidates = shard
             .table
@@ -731,24 +761,7 @@ where
         if found.is_none() && dead {
             shard.sweep();
         }
-        if found.is_some() {
-            return Ok(found);
-        }
-        if self.shared.remote[si].load(Ordering::Acquire) == 0 {
-            return Ok(None);
-        }
-        let key = far_key(si, k)?;
-        let got = self.structure.compute(device::TAKE, &key)?;
-        match got.split_first() {
-            Some((1, v)) => {
-                let v = V::decode(v)?;
-                self.shared.remote[si].fetch_sub(1, Ordering::AcqRel);
-                let id = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
-                let b = RemBox::new_in_structure((k.clone(), v), &self.structure, id)?;
-                Ok(Some(shard.put(h, b)))
-            }
-            _ => Ok(None),
-        }
+        Ok(found)
     }
 
     fn find<'a>(&'a self, k: &K, scope: &Scope) -> Result<Found<'a, K, V>> {
@@ -870,6 +883,92 @@ where
         V: Clone,
     {
         self.get(k).map(|r| (*r).clone())
+    }
+
+    /// Clones of the values of many keys, with **one** far-memory round trip for all the keys
+    /// that missed locally (instead of one each): what a request that needs several lookups
+    /// should use.
+    ///
+    /// # Panics
+    /// If far memory fails (see [`RemHashMap::try_get_many_cloned`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m: aifm_collections::RemHashMap<u32, u32> = (0..100).map(|i| (i, i * 2)).collect();
+    /// assert_eq!(m.get_many_cloned(&[3, 200, 7]), [Some(6), None, Some(14)]);
+    /// ```
+    #[track_caller]
+    pub fn get_many_cloned(&self, keys: &[K]) -> Vec<Option<V>>
+    where
+        V: Clone,
+    {
+        match self.try_get_many_cloned(keys) {
+            Ok(v) => v,
+            Err(e) => fail("RemHashMap::get_many_cloned", e),
+        }
+    }
+
+    /// [`RemHashMap::get_many_cloned`], reporting far-memory failures.
+    ///
+    /// # Errors
+    /// Backend errors, [`Error::Codec`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m: aifm_collections::RemHashMap<u32, u32> = (0..10).map(|i| (i, i)).collect();
+    /// assert_eq!(m.try_get_many_cloned(&[1, 2]).unwrap(), [Some(1), Some(2)]);
+    /// ```
+    pub fn try_get_many_cloned(&self, keys: &[K]) -> Result<Vec<Option<V>>>
+    where
+        V: Clone,
+    {
+        let mut out: Vec<Option<V>> = keys.iter().map(|_| None).collect();
+        // (position in `keys`, shard, hash) of the keys that may be in far memory.
+        let mut misses: Vec<(usize, usize, u64)> = Vec::new();
+        let mut far_keys: Vec<Vec<u8>> = Vec::new();
+        {
+            let scope = Scope::new();
+            for (i, k) in keys.iter().enumerate() {
+                let h = self.shared.hash(k);
+                let si = shard_index(h);
+                let mut g = self.lock(si);
+                match self.locate_local(&mut g, h, k, &scope)? {
+                    Some(loc) => out[i] = Some(g.get_mut(loc).try_deref(&scope)?.1.clone()),
+                    None if self.shared.remote[si].load(Ordering::Acquire) > 0 => {
+                        misses.push((i, si, h));
+                        far_keys.push(far_key(si, k)?);
+                    }
+                    None => {}
+                }
+            }
+        }
+        if misses.is_empty() {
+            return Ok(out);
+        }
+        let mut request = Vec::new();
+        aifm_core::codec::encode_serde(&far_keys, &mut request)?;
+        let reply = self.structure.compute(device::TAKE_MANY, &request)?;
+        let values: Vec<Option<Vec<u8>>> = decode_serde(&reply)?;
+        if values.len() != misses.len() {
+            return Err(Error::Protocol(
+                "TAKE_MANY answered a different number of keys".into(),
+            ));
+        }
+        for ((i, si, h), v) in misses.into_iter().zip(values) {
+            match v {
+                Some(bytes) => {
+                    let v = V::decode(&bytes)?;
+                    let mut g = self.lock(si);
+                    self.adopt(&mut g, si, h, keys[i].clone(), v.clone())?;
+                    out[i] = Some(v);
+                }
+                // Taken home by another thread meanwhile (or never there): ask again.
+                None => out[i] = self.try_get(&keys[i])?.map(|r| (*r).clone()),
+            }
+        }
+        Ok(out)
     }
 
     /// Whether `k` is in the map (asking far memory if needed).

@@ -1,33 +1,26 @@
 //! The iterators of `RemVec`.
 
-use super::{Chunk, Far, RemVec, PREFETCH_AHEAD, RENEW_CHUNKS};
+use super::{Chunk, Far, RemVec, PREFETCH_AHEAD};
 use aifm_core::{FarData, Scope};
 use std::fmt;
 use std::iter::FusedIterator;
 
 /// Iterator over clones of a [`RemVec`]'s elements; see [`RemVec::iter`].
 ///
-/// It dereferences each chunk once and walks the chunk's elements in place; its internal
-/// scope is renewed between chunks (never while an element of the current chunk is in use).
-/// `fold` (and so `sum`, `for_each`, `count`, …) runs chunk by chunk over plain slices.
-///
-/// ```
-/// let v: aifm_collections::RemVec<u8> = (0..4).collect();
-/// let mut it = v.iter();
-/// assert_eq!((it.len(), it.next()), (4, Some(0)));
-/// ```
+/// It dereferences each chunk once, inside a scope of its own that ends before the first
+/// element is yielded: the chunk's elements are cloned into a buffer first. So the iterator
+/// never holds a scope while your code runs, and any number of iterators (zipped scans, a scan
+/// feeding a `push`) never keep the evacuator waiting. `fold` (and so `sum`, `for_each`,
+/// `count`, …) runs chunk by chunk over plain slices.
 pub struct Iter<'a, T: FarData> {
     chunks: &'a [Chunk<T>],
-    scope: Option<Scope>,
     rt: &'a aifm_core::Runtime,
     nt: bool,
     next_chunk: usize,
-    /// Chunks before this one have been handed to the prefetch helpers.
+    /// First chunk not yet handed to the prefetcher (`usize::MAX`: prefetching is off).
     prefetched: usize,
-    /// The current chunk's elements: valid while `scope` is not renewed.
-    ptr: *const T,
-    pos: usize,
-    end: usize,
+    /// The current chunk's remaining elements, last first.
+    buf: Vec<T>,
     remaining: usize,
 }
 
@@ -73,7 +66,6 @@ impl<'a, T: FarData + Clone> Iter<'a, T> {
     fn new(v: &'a RemVec<T>, nt: bool) -> Self {
         Iter {
             chunks: &v.chunks,
-            scope: Some(Scope::new()),
             rt: &v.far.rt,
             nt,
             next_chunk: 0,
@@ -84,23 +76,16 @@ impl<'a, T: FarData + Clone> Iter<'a, T> {
             } else {
                 0
             },
-            ptr: std::ptr::null(),
-            pos: 0,
-            end: 0,
+            buf: Vec::new(),
             remaining: v.len,
         }
     }
 
-    /// Dereferences chunk `next_chunk` (renewing the scope first now and then).
+    /// Runs `f` on chunk `next_chunk`'s elements, inside a scope of its own, and moves on.
     #[track_caller]
-    fn chunk_slice(&mut self) -> &[T] {
+    fn with_next_chunk<R>(&mut self, f: impl FnOnce(&[T]) -> R) -> R {
         let c = self.next_chunk;
         self.next_chunk += 1;
-        if c % RENEW_CHUNKS == 0 && c > 0 {
-            // End the scope (no element of the last chunk is in use), let the evacuator in,
-            // and open a fresh one.
-            self.scope = None;
-        }
         // Keep a window of chunks in flight ahead of the scan (one batch per half window).
         if self.prefetched < self.chunks.len() && c + PREFETCH_AHEAD / 2 >= self.prefetched {
             let from = self.prefetched.max(c + 1);
@@ -114,25 +99,17 @@ impl<'a, T: FarData + Clone> Iter<'a, T> {
             }
             self.prefetched = to;
         }
-        let scope = self.scope.get_or_insert_with(Scope::new);
+        let scope = Scope::new();
         let rem = &self.chunks[c].rem;
-        if self.nt {
-            match rem.deref_nt(scope) {
+        let elements = if self.nt {
+            match rem.deref_nt(&scope) {
                 Ok(v) => v,
                 Err(e) => crate::common::fail("RemVec::iter_nt", e),
             }
         } else {
-            rem.deref(scope)
-        }
-    }
-
-    #[track_caller]
-    fn load_next(&mut self) {
-        let s = self.chunk_slice();
-        let (ptr, len) = (s.as_ptr(), s.len());
-        self.ptr = ptr;
-        self.pos = 0;
-        self.end = len;
+            rem.deref(&scope)
+        };
+        f(elements)
     }
 }
 
@@ -141,20 +118,16 @@ impl<T: FarData + Clone> Iterator for Iter<'_, T> {
 
     #[inline]
     fn next(&mut self) -> Option<T> {
-        if self.pos == self.end {
+        if self.buf.is_empty() {
             if self.remaining == 0 {
                 return None;
             }
-            self.load_next();
+            let mut buf = std::mem::take(&mut self.buf);
+            self.with_next_chunk(|xs| buf.extend(xs.iter().rev().cloned()));
+            self.buf = buf;
         }
-        // SAFETY: `ptr[..end]` is the current chunk's element slice, obtained from a
-        // dereference through `self.scope`, which has not been renewed or dropped since; the
-        // vector is borrowed shared for `'a`, so nothing can mutate or free the chunk, and the
-        // open scope keeps the evacuator from dropping it. `pos < end`.
-        let x = unsafe { &*self.ptr.add(self.pos) }.clone();
-        self.pos += 1;
         self.remaining -= 1;
-        Some(x)
+        self.buf.pop()
     }
 
     #[inline]
@@ -163,16 +136,10 @@ impl<T: FarData + Clone> Iterator for Iter<'_, T> {
     }
 
     fn fold<B, F: FnMut(B, T) -> B>(mut self, init: B, mut f: F) -> B {
-        let mut acc = init;
-        while self.pos < self.end {
-            // SAFETY: as in `next`.
-            let x = unsafe { &*self.ptr.add(self.pos) }.clone();
-            self.pos += 1;
-            acc = f(acc, x);
-        }
+        let mut acc = self.buf.drain(..).rev().fold(init, &mut f);
         while self.next_chunk < self.chunks.len() {
-            let s = self.chunk_slice();
-            acc = s.iter().cloned().fold(acc, &mut f);
+            // Only the chunk's own scope is open while `f` runs on its elements.
+            acc = self.with_next_chunk(|xs| xs.iter().cloned().fold(acc, &mut f));
         }
         acc
     }

@@ -393,6 +393,31 @@ impl<T: FarData> RemVec<T> {
             .get(index & self.mask()))
     }
 
+    /// Element `index` for a one-time read: its chunk is not heated and, if it must be
+    /// fetched, lands in a region the evacuator empties first, so reads that will not be
+    /// repeated do not push the hot set out.
+    ///
+    /// # Errors
+    /// Far-memory errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<u32> = (0..100).collect();
+    /// let scope = aifm_core::Scope::new();
+    /// assert_eq!(v.get_nt(42, &scope).unwrap(), Some(&42));
+    /// ```
+    pub fn get_nt<'a>(&'a self, index: usize, scope: &'a Scope) -> Result<Option<&'a T>> {
+        if index >= self.len {
+            return Ok(None);
+        }
+        let c = index >> self.shift;
+        if !self.chunks[c].rem.is_local() {
+            self.observe(c);
+        }
+        Ok(self.chunks[c].rem.deref_nt(scope)?.get(index & self.mask()))
+    }
+
     /// A mutable reference to element `index`, valid while `scope` lives.
     ///
     /// # Panics
