@@ -39,6 +39,10 @@ struct Args {
     /// Fraction of operations that are SETs.
     #[arg(long, default_value_t = 0.05)]
     set_ratio: f64,
+    /// Untimed operations per thread before the timed ones (so every system reaches its
+    /// steady state).
+    #[arg(long, default_value_t = 100_000)]
+    warmup: u64,
 }
 
 type Key = [u8; 12];
@@ -90,18 +94,30 @@ impl Cache for LocalCache {
     }
 }
 
-fn drive(cache: Arc<dyn Cache>, args: &Args, pairs: u64) -> u64 {
+/// Runs the client threads: `warmup` untimed operations each, then (after a barrier, where
+/// the clock starts) `ops` timed ones. Returns the timed GETs and the timed seconds.
+fn drive(cache: Arc<dyn Cache>, args: &Args, pairs: u64) -> (u64, f64) {
+    let start = Arc::new(std::sync::Barrier::new(args.threads as usize + 1));
     let threads: Vec<_> = (0..args.threads)
         .map(|t| {
-            let cache = cache.clone();
-            let (ops, skew, set_ratio, seed) =
-                (args.ops, args.skew, args.set_ratio, args.common.seed);
+            let (cache, start) = (cache.clone(), start.clone());
+            let (ops, warmup, skew, set_ratio, seed) = (
+                args.ops,
+                args.warmup,
+                args.skew,
+                args.set_ratio,
+                args.common.seed,
+            );
             std::thread::spawn(move || {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ ((t + 1) * 0x1234_5678));
                 let zipf = Zipf::new(pairs, skew.max(1e-9)).expect("valid Zipf parameters");
                 let mut coin = XorShift((seed + t) | 1);
                 let mut hits = 0u64;
-                for _ in 0..ops {
+                for n in 0..warmup + ops {
+                    if n == warmup {
+                        start.wait();
+                        hits = 0;
+                    }
                     let i = zipf.sample(&mut rng) as u64 - 1;
                     let k = key(i);
                     if coin.unit() < set_ratio {
@@ -116,7 +132,10 @@ fn drive(cache: Arc<dyn Cache>, args: &Args, pairs: u64) -> u64 {
             })
         })
         .collect();
-    threads.into_iter().map(|t| t.join().unwrap()).sum()
+    start.wait();
+    let timer = Timer::start();
+    let hits = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    (hits, timer.seconds())
 }
 
 fn main() {
@@ -149,9 +168,7 @@ fn main() {
         }
     };
     bar.finish_and_clear();
-    let timer = Timer::start();
-    let gets = drive(cache.clone(), &args, pairs);
-    let seconds = timer.seconds();
+    let (gets, seconds) = drive(cache.clone(), &args, pairs);
     let data_mib = hashmap_mib(pairs, 16);
     report(
         c,

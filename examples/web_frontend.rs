@@ -47,6 +47,10 @@ struct Args {
     /// Serving threads.
     #[arg(long, default_value_t = 2)]
     threads: u64,
+    /// Untimed requests per thread before the timed ones (so every system reaches its steady
+    /// state: hot pairs found by the evacuator, hot pages by the kernel).
+    #[arg(long, default_value_t = 1_000)]
+    warmup: u64,
 }
 
 fn key(i: u64) -> Key {
@@ -164,17 +168,23 @@ fn main() {
     };
     bar.finish_and_clear();
 
-    let timer = Timer::start();
+    // Each thread serves `warmup` untimed requests, meets the others at a barrier, then serves
+    // `requests` timed ones; the clock runs from the barrier to the last thread's end.
+    let start = Arc::new(std::sync::Barrier::new(args.threads as usize + 1));
     let threads: Vec<_> = (0..args.threads)
         .map(|t| {
-            let site = site.clone();
-            let (requests, skew, seed) = (args.requests, args.skew, c.seed);
+            let (site, start) = (site.clone(), start.clone());
+            let (requests, warmup, skew, seed) = (args.requests, args.warmup, args.skew, c.seed);
             std::thread::spawn(move || {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ ((t + 1) * 0x51ed));
                 let zipf = Zipf::new(pairs, skew).expect("valid Zipf parameters");
                 let mut out = Vec::new();
                 let mut bytes = 0usize;
-                for _ in 0..requests {
+                for n in 0..warmup + requests {
+                    if n == warmup {
+                        start.wait();
+                        bytes = 0;
+                    }
                     let keys: Vec<Key> = (0..32)
                         .map(|_| key(zipf.sample(&mut rng) as u64 - 1))
                         .collect();
@@ -185,6 +195,8 @@ fn main() {
             })
         })
         .collect();
+    start.wait();
+    let timer = Timer::start();
     let compressed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     let seconds = timer.seconds();
     let data_mib = hashmap_mib(pairs, 16) + (values * VALUE as u64) as f64 / (1 << 20) as f64;

@@ -17,8 +17,13 @@
 //! running thread of the process execute a full fence; the mutator then only needs a compiler
 //! fence. Where `membarrier` is unavailable both sides fall back to `SeqCst` fences.
 //!
-//! Only the outermost scope pins; nested scopes bump a thread-local counter. A reference from
-//! `deref` borrows its scope, so the compiler rejects one that outlives it:
+//! Only the outermost scope pins; nested scopes bump a thread-local counter. So **a thread
+//! with any scope open holds up every evacuation round that began meanwhile**, and
+//! [`Scope::renew`] only helps on the outermost scope. Code that runs other code while it holds
+//! a scope (an iterator between `next` calls, a guard returned to the caller) must keep that
+//! window short: the collections' iterators copy a chunk out inside a scope of their own and
+//! hold none while the caller works. A reference from `deref` borrows its scope, so the
+//! compiler rejects one that outlives it:
 //!
 //! ```compile_fail
 //! use aifm_core::{RemBox, Runtime, Scope};
