@@ -21,8 +21,9 @@
 //! * `Index` is not offered: `Index::index(&self, i) -> &T` has no place to put the scope that
 //!   keeps the chunk from being evacuated while the reference lives, and a reference that
 //!   outlives its scope could dangle.
-//! * [`RemVec::iter`] yields clones, dereferencing once per chunk and renewing its internal
-//!   scope between chunks, so a long scan never holds the evacuator back. It cannot yield
+//! * [`RemVec::iter`] yields clones, dereferencing once per chunk in a scope of its own that
+//!   ends before the chunk's elements are handed out, so a scan (or several zipped) never
+//!   holds the evacuator back while your code runs. It cannot yield
 //!   references for the same reason `Index` cannot. [`RemVec::iter_in`] borrows from a scope
 //!   you hold (and never renews it); [`RemVec::iter_nt`] is the nontemporal scan: chunks it
 //!   brings in go to regions evicted first and are not heated, so a one-off scan does not push
