@@ -19,7 +19,7 @@
 //! thread holds `BUSY` at that moment.
 
 use crate::handlers::{ObjectView, WriteBack};
-use crate::heap::{Header, Kind, Sealed, HEADER};
+use crate::heap::{Header, Kind, Sealed};
 use crate::object::{self, Mode};
 use crate::runtime::{Inner, LaneState, CONSTRUCTING};
 use crate::scope::{backoff, wait_for_older_scopes};
@@ -391,5 +391,3 @@ fn keep(rt: &Inner, lane: &Mutex<LaneState>, slot: NonNull<Slot>, w: u64, retain
         }
     }
 }
-
-const _: () = assert!(HEADER % 8 == 0);

@@ -149,37 +149,24 @@ unsafe fn fetch(
     vtable: &'static VTable,
     decode: DecodeInto,
 ) -> Result<*mut u8> {
-    let ds = remote_ds(w);
     let key = slots::key(slot).to_le_bytes();
-    let bytes = rt.backend.read(ds, &key).inspect_err(|_| {
+    let bytes = rt.backend.read(remote_ds(w), &key).inspect_err(|_| {
         Counters::add(&rt.counters.backend_errors, 1);
     })?;
     let bytes = bytes.ok_or(Error::NotFound)?;
+    let ticket = Ticket {
+        slot,
+        generation: slots::generation(slot),
+        vtable,
+        decode,
+    };
     let kind = if mode == Mode::Nontemporal {
         Kind::Nontemporal
     } else {
         Kind::Normal
     };
-    let header = rt.alloc_object(vtable, ds, Some(bytes.len()), kind, Alloc::Mutator)?;
-    // SAFETY: the header was just written by `alloc_object`; its data area is ours.
-    let h = unsafe { header.as_ref() };
-    let data = h.data();
-    // SAFETY: `data` is uninitialised room for the vtable's type, which `decode` builds.
-    if let Err(e) = unsafe { decode(&bytes, data) } {
-        kill(rt, h);
-        return Err(e);
-    }
-    // SAFETY: the object is initialised.
-    charge_heap(rt, h, unsafe { (vtable.heap_bytes)(data) });
-    h.slot.store(slot.as_ptr(), Ordering::Release);
-    Counters::add(&rt.counters.fetches, 1);
-    Counters::add(&rt.counters.fetched_bytes, bytes.len() as u64);
-    let mut new = local(data, mode != Mode::Write);
-    if mode != Mode::Nontemporal {
-        new = heated(new);
-    }
-    slots::word(slot).store(new, Ordering::Release);
-    Ok(data)
+    // SAFETY: forwarded from our caller.
+    unsafe { place(rt, &ticket, w, &bytes, kind, Alloc::Mutator, Some(mode)) }
 }
 
 /// Moves a local object to a fresh place (a mutator meeting an object under evacuation, or
@@ -327,8 +314,8 @@ fn claim_ticket(t: &Ticket) -> Option<u64> {
 }
 
 /// Fetches every still-remote object among `tickets` with one backend request per structure,
-/// placing them in `kind` regions. Objects fetched with `fresh` are marked as prefetched.
-/// Returns how many objects were brought in.
+/// into `kind` regions, as dereferences in `mode` would leave them (`None`: a prefetch, see
+/// [`place`]). Returns how many objects were brought in.
 ///
 /// # Errors
 /// A backend failure (every claimed object is left remote, untouched). Objects that find no
@@ -338,7 +325,7 @@ pub(crate) fn fetch_batch(
     tickets: &[Ticket],
     kind: Kind,
     how: Alloc<'_>,
-    fresh: bool,
+    mode: Option<Mode>,
 ) -> Result<usize> {
     let mut claimed: Vec<(&Ticket, u64)> = tickets
         .iter()
@@ -371,31 +358,33 @@ pub(crate) fn fetch_batch(
         };
         for ((t, w), bytes) in group.iter().zip(values) {
             // SAFETY: we hold BUSY on a remote word of the ticket's type.
-            match bytes.map(|b| unsafe { place_fetched(rt, t, *w, &b, kind, how, fresh) }) {
-                Some(Ok(())) => fetched += 1,
+            match bytes.map(|b| unsafe { place(rt, t, *w, &b, kind, how, mode) }) {
+                Some(Ok(_)) => fetched += 1,
                 _ => slots::word(t.slot).store(*w, Ordering::Release),
             }
         }
     }
-    if fresh {
+    if mode.is_none() {
         Counters::add(&rt.counters.prefetch_issued, fetched as u64);
     }
     Ok(fetched)
 }
 
-/// Places fetched bytes for a claimed ticket and publishes the local word.
+/// Places fetched bytes for a claimed ticket in a `kind` region and publishes the local word as
+/// a dereference in `mode` would leave it (heated unless nontemporal, dirty for a write).
+/// `None` is a prefetch: marked `FRESH` (its first use counts as useful), not heated.
 ///
 /// # Safety
 /// The caller holds BUSY on the ticket's slot, whose pre-claim word is the remote word `w`.
-unsafe fn place_fetched(
+unsafe fn place(
     rt: &Inner,
     t: &Ticket,
     w: u64,
     bytes: &[u8],
     kind: Kind,
     how: Alloc<'_>,
-    fresh: bool,
-) -> Result<()> {
+    mode: Option<Mode>,
+) -> Result<*mut u8> {
     let header = rt.alloc_object(t.vtable, remote_ds(w), Some(bytes.len()), kind, how)?;
     // SAFETY: fresh header from `alloc_object`.
     let h = unsafe { header.as_ref() };
@@ -409,7 +398,12 @@ unsafe fn place_fetched(
     h.slot.store(t.slot.as_ptr(), Ordering::Release);
     Counters::add(&rt.counters.fetches, 1);
     Counters::add(&rt.counters.fetched_bytes, bytes.len() as u64);
-    let new = local(h.data(), true) | if fresh { FRESH } else { 0 };
+    let mut new = local(h.data(), mode != Some(Mode::Write));
+    match mode {
+        None => new |= FRESH,
+        Some(Mode::Nontemporal) => {}
+        Some(Mode::Read | Mode::Write) => new = heated(new),
+    }
     slots::word(t.slot).store(new, Ordering::Release);
-    Ok(())
+    Ok(h.data())
 }

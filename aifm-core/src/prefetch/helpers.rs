@@ -3,7 +3,7 @@
 use crate::codec::FarData;
 use crate::error::{Error, Result};
 use crate::heap::{HasVTable, Kind};
-use crate::object::{fetch_batch, Ticket};
+use crate::object::{fetch_batch, Mode, Ticket};
 use crate::rembox::RemBox;
 use crate::runtime::{Alloc, Inner, Runtime};
 use crate::stats::Counters;
@@ -194,7 +194,7 @@ fn helper_loop(weak: &Weak<Inner>, rx: &Mutex<Receiver<Task>>) {
             // A demand fetch stands in for a dereference: like one, it runs in a scope, so it
             // may overdraw briefly instead of waiting for the evacuator.
             let scope = Scope::new();
-            let r = fetch_batch(&rt, &tickets, kind, Alloc::Mutator, false);
+            let r = fetch_batch(&rt, &tickets, kind, Alloc::Mutator, Some(Mode::Read));
             drop(scope);
             for t in demand {
                 let local = t.tickets.iter().all(|t| FetchTicket(*t).is_local());
@@ -215,7 +215,7 @@ fn helper_loop(weak: &Weak<Inner>, rx: &Mutex<Receiver<Task>>) {
                 continue;
             }
             let kind = if nt { Kind::Nontemporal } else { Kind::Normal };
-            if let Ok(n) = fetch_batch(&rt, &tickets, kind, Alloc::Prefetch, true) {
+            if let Ok(n) = fetch_batch(&rt, &tickets, kind, Alloc::Prefetch, None) {
                 let missed = tickets
                     .iter()
                     .filter(|t| !FetchTicket(**t).is_local())
@@ -255,7 +255,12 @@ impl Runtime {
         } else {
             Kind::Normal
         };
-        fetch_batch(&self.inner, &tickets, kind, Alloc::Mutator, false)
+        let mode = if nontemporal {
+            Mode::Nontemporal
+        } else {
+            Mode::Read
+        };
+        fetch_batch(&self.inner, &tickets, kind, Alloc::Mutator, Some(mode))
     }
 
     /// Asks the helper threads to bring `tickets` in ahead of use. Never blocks: when the
