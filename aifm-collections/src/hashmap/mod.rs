@@ -1516,3 +1516,34 @@ where
         m
     }
 }
+
+/// Serializes as a map of all pairs, local and remote (as `HashMap` does).
+#[cfg(feature = "serde")]
+impl<K, V, S> serde::Serialize for RemHashMap<K, V, S>
+where
+    K: FarData + Hash + Eq + Clone + serde::Serialize,
+    V: FarData + Clone + serde::Serialize,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    fn serialize<Se: serde::Serializer>(&self, s: Se) -> std::result::Result<Se::Ok, Se::Error> {
+        use serde::ser::SerializeMap;
+        let pairs: Vec<(K, V)> = self.iter().collect(); // a consistent length for the header
+        let mut map = s.serialize_map(Some(pairs.len()))?;
+        pairs
+            .iter()
+            .try_for_each(|(k, v)| map.serialize_entry(k, v))?;
+        map.end()
+    }
+}
+
+/// Deserializes a map into a new `RemHashMap` in the default runtime.
+#[cfg(feature = "serde")]
+impl<'de, K, V> serde::Deserialize<'de> for RemHashMap<K, V, RandomState>
+where
+    K: FarData + Hash + Eq + Clone + serde::Deserialize<'de>,
+    V: FarData + serde::Deserialize<'de>,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(HashMap::<K, V>::deserialize(d)?.into_iter().collect())
+    }
+}
