@@ -5,7 +5,8 @@
 //! process-wide default configured from the environment:
 //!
 //! * `AIFM_LOCAL_MEMORY`: the local budget (`512MiB`, `2GiB`, or bytes; default 256 MiB);
-//! * `AIFM_SERVER`: `host:port` of a memory server (default: the embedded far store).
+//! * `AIFM_SERVER`: `host:port` of a memory server, or several separated by commas
+//!   (`host1:port,host2:port,...`: replicated, factor 2; default: the embedded far store).
 //!
 //! Every `RemBox` keeps its runtime alive (it holds one count of the shared state), so a
 //! runtime's memory is returned only after its last handle and its last object are gone.
@@ -55,6 +56,7 @@ pub struct RuntimeBuilder {
     region_size: Option<usize>,
     backend: Option<Box<dyn Backend>>,
     server: Option<String>,
+    replicas: Option<usize>,
     evacuator_threads: usize,
     prefetch_threads: usize,
     start: f64,
@@ -69,6 +71,7 @@ impl std::fmt::Debug for RuntimeBuilder {
             .field("local_memory", &self.local_memory)
             .field("region_size", &self.region_size)
             .field("server", &self.server)
+            .field("replicas", &self.replicas)
             .field("evacuator_threads", &self.evacuator_threads)
             .finish_non_exhaustive()
     }
@@ -81,6 +84,7 @@ impl Default for RuntimeBuilder {
             region_size: None,
             backend: None,
             server: None,
+            replicas: None,
             evacuator_threads: 1,
             prefetch_threads: 1,
             start: 0.12,
@@ -92,7 +96,8 @@ impl Default for RuntimeBuilder {
 }
 
 impl RuntimeBuilder {
-    /// Reads `AIFM_LOCAL_MEMORY` and `AIFM_SERVER` over the defaults.
+    /// Reads `AIFM_LOCAL_MEMORY` and `AIFM_SERVER` over the defaults. `AIFM_SERVER` may list
+    /// several servers separated by commas (as [`RuntimeBuilder::servers`]).
     ///
     /// # Errors
     /// [`Error::Config`] when a variable does not parse.
@@ -134,6 +139,40 @@ impl RuntimeBuilder {
     pub fn server(mut self, addr: impl Into<String>) -> Self {
         self.server = Some(addr.into());
         self.backend = None;
+        self
+    }
+
+    /// Keeps far memory on several memory servers, each object replicated on
+    /// [`RuntimeBuilder::replicas`] of them (default 2), so that losing a server loses
+    /// nothing (see [`crate::backend::replicated`]). One address is the same as
+    /// [`RuntimeBuilder::server`]. Every client must list the servers in the same order.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let rt = aifm_core::Runtime::builder()
+    ///     .servers(["10.0.0.5:7411", "10.0.0.6:7411", "10.0.0.7:7411"])
+    ///     .replicas(2)
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn servers(self, addrs: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let addrs: Vec<String> = addrs.into_iter().map(Into::into).collect();
+        self.server(addrs.join(","))
+    }
+
+    /// Replication factor when several servers are given (default 2; clamped to the number
+    /// of servers; 0 is a configuration error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = aifm_core::Runtime::builder().servers(["a:1", "b:1"]).replicas(0).build();
+    /// assert!(matches!(e.err().unwrap(), aifm_core::Error::Config(_)));
+    /// ```
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = Some(n);
         self
     }
 
@@ -199,11 +238,16 @@ impl RuntimeBuilder {
                 "at least one evacuator thread is needed".into(),
             ));
         }
+        if self.replicas == Some(0) {
+            return Err(Error::Config(
+                "the replication factor must be at least 1".into(),
+            ));
+        }
         let overdraft = self.overdraft.unwrap_or(self.local_memory / 8);
         let overdraft_regions = (overdraft / region_size).max(2);
         let backend: Box<dyn Backend> = match (self.backend, self.server) {
             (Some(b), _) => b,
-            (None, Some(addr)) => crate::backend::connect(&addr)?,
+            (None, Some(addr)) => crate::backend::connect_replicated(&addr, self.replicas)?,
             (None, None) => Box::new(EmbeddedBackend::new()),
         };
         let lanes = (2 * std::thread::available_parallelism().map_or(2, |n| n.get()))

@@ -8,11 +8,15 @@
 //! Flavours, one file each:
 //! * [`embedded`]: the in-process far store (the default), optionally with an injected
 //!   per-request latency so tests and examples behave like a network.
+//! * [`tcp`]: one `aifm-server`, over a pipelined TCP connection.
+//! * [`replicated`]: several servers, each object on `replicas` of them (rendezvous
+//!   placement), surviving the death of servers as long as one replica of each object lives.
 //!
 //! Batched forms have default implementations that loop; a networked backend overrides them to
 //! pay one round trip per batch.
 
 pub mod embedded;
+pub mod replicated;
 pub mod tcp;
 
 use crate::error::Result;
@@ -111,10 +115,14 @@ pub trait Backend: Send + Sync + 'static {
 /// Connects to the memory server at `addr` (`host:port`) with [`tcp::TcpBuilder::from_env`]
 /// settings (`AIFM_TOKEN_FILE`, `AIFM_TIMEOUT_MS`, `AIFM_SPIN_US`).
 ///
+/// `addr` may also list several servers separated by commas (`host1:port,host2:port,...`):
+/// the result is then a [`replicated::ReplicatedBackend`] over all of them with the default
+/// replication factor (2); see [`connect_replicated`] to choose another.
+///
 /// # Errors
-/// [`crate::Error::Disconnected`] when the server cannot be reached,
+/// [`crate::Error::Disconnected`] when a server cannot be reached,
 /// [`crate::Error::AuthFailed`] for a wrong or missing token, [`crate::Error::Config`] for a
-/// bad environment variable.
+/// bad environment variable or an empty address list.
 ///
 /// # Examples
 ///
@@ -122,9 +130,49 @@ pub trait Backend: Send + Sync + 'static {
 /// // Nothing listens on port 1: a typed error, no panic.
 /// let e = aifm_core::backend::connect("127.0.0.1:1").err().unwrap();
 /// assert!(e.is_disconnected());
+/// let e = aifm_core::backend::connect("127.0.0.1:1, 127.0.0.1:2").err().unwrap();
+/// assert!(e.is_disconnected());
 /// ```
 pub fn connect(addr: &str) -> Result<Box<dyn Backend>> {
-    Ok(Box::new(tcp::TcpBackend::connect(addr)?))
+    connect_replicated(addr, None)
+}
+
+/// Like [`connect`], with the replication factor of a several-server list chosen by
+/// `replicas` (`None`: the default, 2; clamped to the number of servers). A single address
+/// gives a plain [`tcp::TcpBackend`] whatever `replicas` says.
+///
+/// # Errors
+/// As [`connect`]; every listed server must be reachable at the start.
+///
+/// # Examples
+///
+/// ```
+/// let e = aifm_core::backend::connect_replicated("", Some(2)).err().unwrap();
+/// assert!(matches!(e, aifm_core::Error::Config(_)));
+/// ```
+pub fn connect_replicated(addr: &str, replicas: Option<usize>) -> Result<Box<dyn Backend>> {
+    let addrs: Vec<&str> = addr
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    match addrs[..] {
+        [] => Err(crate::Error::Config(format!(
+            "no server address in {addr:?}"
+        ))),
+        [one] => Ok(Box::new(tcp::TcpBackend::connect(one)?)),
+        _ => {
+            let servers = addrs
+                .iter()
+                .map(|a| Ok(Box::new(tcp::TcpBackend::connect(a)?) as Box<dyn Backend>))
+                .collect::<Result<Vec<_>>>()?;
+            let far = replicated::ReplicatedBackend::new(servers)?;
+            Ok(Box::new(match replicas {
+                Some(r) => far.with_replicas(r),
+                None => far,
+            }))
+        }
+    }
 }
 
 /// A shared backend is a backend: keep a handle to it (for statistics, or to share one store
