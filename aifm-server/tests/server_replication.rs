@@ -133,3 +133,93 @@ fn vector_survives_the_death_of_its_first_holder() {
 fn vector_survives_the_death_of_its_second_holder() {
     vector_survives(1);
 }
+
+#[test]
+fn comma_separated_addresses_connect_replicated() {
+    let servers = three();
+    let list = servers
+        .iter()
+        .map(|s| s.addr.as_str())
+        .collect::<Vec<_>>()
+        .join(" , ");
+    let far = aifm_core::backend::connect(&list).unwrap();
+    assert!(far.name().starts_with("replicated(x2:"), "{}", far.name());
+    let far = aifm_core::backend::connect_replicated(&list, Some(3)).unwrap();
+    assert!(far.name().starts_with("replicated(x3:"), "{}", far.name());
+    let one = aifm_core::backend::connect(&servers[0].addr).unwrap();
+    assert!(one.name().starts_with("tcp://"), "{}", one.name());
+    let rt = Runtime::builder()
+        .local_memory(2 << 20)
+        .servers([servers[0].addr.clone(), servers[1].addr.clone()])
+        .replicas(1)
+        .build()
+        .unwrap();
+    assert!(rt.backend_name().starts_with("replicated(x1:"));
+}
+
+#[test]
+fn losing_every_replica_is_reported_never_silent() {
+    let mut servers = three();
+    let rt = Runtime::builder()
+        .local_memory(2 << 20)
+        .servers(servers.iter().map(|s| s.addr.clone()))
+        .build()
+        .unwrap();
+    let boxes: Vec<RemBox<[u64; 512]>> = (0..2048).map(|i| RemBox::new_in(value(i), &rt)).collect();
+    rt.evacuate_now();
+    servers[0].kill();
+    servers[2].kill();
+    let (mut ok, mut lost) = (0, 0);
+    let mut scope = Scope::new();
+    for (i, b) in boxes.iter().enumerate() {
+        match b.try_deref(&scope) {
+            Ok(v) => {
+                assert_eq!(*v, value(i as u64), "object {i}");
+                ok += 1;
+            }
+            Err(e) => {
+                assert!(e.is_disconnected(), "object {i}: {e}");
+                lost += 1;
+            }
+        }
+        scope.renew();
+    }
+    // Objects whose replica set is {0, 2} (and were far) are gone; every other one is intact.
+    assert!(ok > 0 && lost > 0, "ok {ok}, lost {lost}");
+}
+
+#[test]
+fn hash_map_pairs_survive_the_death_of_a_holder() {
+    use aifm_collections::RemHashMap;
+    let mut servers = three();
+    let children: Vec<Box<dyn Backend>> = servers
+        .iter()
+        .map(|s| Box::new(s.client()) as Box<dyn Backend>)
+        .collect();
+    let far = Arc::new(ReplicatedBackend::new(children).unwrap());
+    let rt = Runtime::builder()
+        .local_memory(2 << 20)
+        .backend(far.clone())
+        .build()
+        .unwrap();
+    let map: RemHashMap<u64, String> = RemHashMap::new_in(&rt);
+    for i in 0..50_000u64 {
+        map.insert(i, format!("value-{i}"));
+    }
+    rt.evacuate_now();
+    assert!(map.local_len() < 50_000, "some pairs were evicted");
+    // Lookups that take pairs back from the server run on every replica, so the copies
+    // agree; then a holder of the map dies.
+    for i in (0..50_000u64).step_by(5) {
+        assert_eq!(map.get_cloned(&i), Some(format!("value-{i}")));
+    }
+    let heaviest = (0..3)
+        .max_by_key(|&i| far.servers()[i].stored_bytes())
+        .unwrap();
+    servers[heaviest].kill(); // SIGKILL
+    for i in 0..50_000u64 {
+        assert_eq!(map.get_cloned(&i), Some(format!("value-{i}")), "key {i}");
+    }
+    assert_eq!(map.len(), 50_000);
+    assert_eq!(far.stats().dead, 1);
+}
