@@ -7,8 +7,10 @@
 //! rendezvous (highest-random-weight) score for the object's placement key. The score of a
 //! server is a mix of the placement key's hash and a per-server seed derived from the
 //! server's *position* in the list, so the list order is part of the configuration: give every
-//! client the same addresses in the same order. Adding or removing a server at the end moves
-//! only the objects whose set changes, about `1/N` of them.
+//! client the same addresses in the same order. A server appended to the list takes only the
+//! objects it now ranks into the top `replicas` for (about `replicas / N` of them); the other
+//! objects keep their sets. (Moving objects when the list changes, and rebuilding the copies
+//! a dead server held, are not done yet: a dead server's objects stay under-replicated.)
 //!
 //! The placement key depends on the structure:
 //!
