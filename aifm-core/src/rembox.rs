@@ -1,6 +1,6 @@
 //! `RemBox<T>`: the unique remoteable pointer.
 //!
-//! A `RemBox` is one pointer wide: it points at its [slot](crate::slots), whose word says
+//! A `RemBox` is one pointer wide: it points at its *slot* (module `slots`), whose word says
 //! where the object is. Dereferencing takes a [`Scope`]; the returned reference borrows both
 //! the box and the scope. The local, hot case is a load, an AND, a branch and an AND:
 //!
@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Everything else (fetching, migrating an object under evacuation, heating, dirtying) is the
-//! slow path in [`crate::object`].
+//! slow path in the `object` module.
 
 use crate::backend::OBJECT_STORE;
 use crate::codec::FarData;

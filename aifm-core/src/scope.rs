@@ -2,14 +2,14 @@
 //!
 //! # The protocol
 //!
-//! Every thread that opens a scope owns a [`Participant`] record in a process-wide registry.
+//! Every thread that opens a scope owns a `Participant` record in a process-wide registry.
 //! Its `state` word is odd while the thread is inside an (outermost) scope and even otherwise;
 //! every pin and unpin bumps it, so two different scopes never show the same odd value.
 //!
 //! * **Mutator (enter):** `state = seq | 1`, then a fence, then it may load pointer words.
 //! * **Evacuator:** sets `EVACUATING` on the objects it wants, runs a *heavy* barrier, then
 //!   snapshots every participant's state and waits until each odd one has changed
-//!   ([`wait_for_older_scopes`]).
+//!   (`wait_for_older_scopes`).
 //!
 //! This is Dekker's pattern: either the evacuator sees the mutator's pin (and waits for it), or
 //! the mutator sees the mark (and takes the slow path). To keep the mutator's side free of a

@@ -19,7 +19,7 @@
 //!
 //! # Operations
 //!
-//! Requests and replies are postcard-encoded [`Request`]s; every computation calls the same
+//! Requests and replies are postcard-encoded `Request`s; every computation calls the same
 //! accumulators as the local fallback (see `ops`), in the same element order.
 
 use super::ops::{Acc, AggValue, Aggregate, GroupAcc, NumKind, Numeric, WireGroup};

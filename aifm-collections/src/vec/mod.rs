@@ -34,7 +34,7 @@
 //! * **Evacuation.** The runtime's default write-back is right for chunks: a cold chunk is
 //!   written whole (for plain data, one copy of its raw bytes) under its chunk index. No
 //!   handler is registered.
-//! * **Prefetching.** A per-vector [`StrideDetector`](crate::prefetch::StrideDetector) watches
+//! * **Prefetching.** A per-vector [`StrideDetector`] watches
 //!   the chunks `get` misses on; once a constant stride is confirmed it hands the next chunks
 //!   to the runtime's prefetch helpers in one batch (nontemporal, so unused prefetches are the
 //!   first to go). Iterators know they are sequential and keep [`PREFETCH_AHEAD`] chunks in

@@ -1,8 +1,8 @@
 //! The offloadable computations of `RemVec`, shared word for word by the local fallback and
 //! the server-side device so that both give bit-identical results.
 //!
-//! Both sides feed elements *in index order* into the same accumulators ([`Acc`],
-//! [`GroupAcc`]); floating-point sums are therefore summed in the same order, and order
+//! Both sides feed elements *in index order* into the same accumulators (`Acc`,
+//! `GroupAcc`); floating-point sums are therefore summed in the same order, and order
 //! statistics use IEEE total order (`f64::total_cmp`), under which equal elements are
 //! bitwise equal. The median is the lower median (element `(n - 1) / 2` in sorted order), so
 //! it is always an element of the vector and never an average.

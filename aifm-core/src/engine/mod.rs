@@ -2,7 +2,7 @@
 //!
 //! An [`Engine`] owns the [`DeviceRegistry`] (device types by name) and hands out
 //! [`Namespace`]s, one per client, each with its own quota. A namespace maps structure ids to
-//! live [`RemoteDevice`] instances; structure [`OBJECT_STORE`](crate::backend::OBJECT_STORE)
+//! live [`RemoteDevice`] instances; structure [`OBJECT_STORE`]
 //! exists from the start.
 //!
 //! # Where the engine lives, and why
