@@ -17,9 +17,13 @@ pub struct Common {
     /// Local-memory budget for aifm-rs, in MiB.
     #[arg(long, default_value_t = 256)]
     pub local_mib: usize,
-    /// Where far memory lives: `embedded` (in-process) or a memory server's `HOST:PORT`.
+    /// Where far memory lives: `embedded` (in-process), a memory server's `HOST:PORT`, or
+    /// several servers `HOST:PORT,HOST:PORT,...` (objects replicated across them).
     #[arg(long, default_value = "embedded")]
     pub backend: String,
+    /// Replication factor with several servers (default 2).
+    #[arg(long)]
+    pub replicas: Option<usize>,
     /// Run the same program on std `Vec`/`HashMap` instead (the all-local baseline).
     #[arg(long)]
     pub all_local: bool,
@@ -42,6 +46,10 @@ impl Common {
             b
         } else {
             b.server(self.backend.clone())
+        };
+        let b = match self.replicas {
+            Some(n) => b.replicas(n),
+            None => b,
         };
         b.build().unwrap_or_else(|e| {
             eprintln!("cannot start the runtime: {e}");
