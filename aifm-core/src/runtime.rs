@@ -724,6 +724,7 @@ impl Runtime {
             prefetch_useful: get(&c.prefetch_useful),
             prefetch_wasted: get(&c.prefetch_wasted),
             prefetch_dropped: get(&c.prefetch_dropped),
+            servers: i.backend.replication(),
         }
     }
 

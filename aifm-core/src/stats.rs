@@ -89,6 +89,9 @@ pub struct Stats {
     pub prefetch_wasted: u64,
     /// Prefetch requests dropped because the helpers were behind or memory was short.
     pub prefetch_dropped: u64,
+    /// With several memory servers: how many are live or dead, and the reads served while a
+    /// replica was missing (`None` with one server or the embedded store).
+    pub servers: Option<crate::backend::replicated::ReplicatedStats>,
 }
 
 impl Stats {
@@ -140,6 +143,14 @@ impl std::fmt::Display for Stats {
             self.prefetch_useful,
             self.prefetch_wasted,
             self.prefetch_dropped
-        )
+        )?;
+        if let Some(r) = &self.servers {
+            write!(
+                f,
+                "\nservers: {} live, {} dead (degraded: {} reads served, {} failovers)",
+                r.live, r.dead, r.degraded_reads, r.failovers
+            )?;
+        }
+        Ok(())
     }
 }

@@ -110,6 +110,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Bytes currently stored (all structures of this client).
     fn stored_bytes(&self) -> u64;
+
+    /// The state of the servers behind a backend that spans several (`None` for one).
+    /// [`crate::Runtime::stats`] reports it.
+    fn replication(&self) -> Option<replicated::ReplicatedStats> {
+        None
+    }
 }
 
 /// Connects to the memory server at `addr` (`host:port`) with [`tcp::TcpBuilder::from_env`]
@@ -220,5 +226,8 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn stored_bytes(&self) -> u64 {
         (**self).stored_bytes()
+    }
+    fn replication(&self) -> Option<replicated::ReplicatedStats> {
+        (**self).replication()
     }
 }

@@ -635,6 +635,10 @@ impl Backend for ReplicatedBackend {
             .map(|i| self.servers[i].stored_bytes())
             .sum()
     }
+
+    fn replication(&self) -> Option<ReplicatedStats> {
+        Some(self.stats())
+    }
 }
 
 #[cfg(test)]
@@ -955,5 +959,13 @@ mod tests {
         }
         drop(scope);
         assert_eq!(far.stats().dead, 1);
+        // The runtime reports it too.
+        let servers = rt
+            .stats()
+            .servers
+            .expect("a replicated backend reports its servers");
+        assert_eq!((servers.live, servers.dead), (2, 1));
+        assert!(servers.degraded_reads > 0);
+        assert!(rt.stats().to_string().contains("2 live, 1 dead"));
     }
 }
