@@ -19,7 +19,7 @@
 //! chunk in that direction to the runtime's prefetch helpers (nontemporally) if it is remote.
 
 use crate::common::{chunk_shift, fail, DEFAULT_CHUNK_BYTES};
-use aifm_core::{FarData, RemBox, Runtime, Scope};
+use aifm_core::{FarData, RemBox, Result, Runtime, Scope};
 use std::fmt;
 
 const NIL: usize = usize::MAX;
@@ -379,6 +379,133 @@ impl<T: FarData> RemList<T> {
         let n = self.nodes.get(node)?;
         let scope = Scope::new();
         n.chunk.as_ref()?.deref(&scope).get(at).cloned()
+    }
+
+    /// Brings the chunks of `nodes` (and the neighbours a merge may touch) into local memory
+    /// inside `scope`, so the operation that follows in the same scope needs no network: an
+    /// error here leaves the list untouched.
+    fn ready(&self, scope: &Scope, nodes: &[usize]) -> Result<()> {
+        for &i in nodes {
+            let Some(n) = self.nodes.get(i) else { continue };
+            for j in [i, n.next] {
+                if let Some(chunk) = self.nodes.get(j).and_then(|n| n.chunk.as_ref()) {
+                    chunk.try_deref(scope)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`RemList::push_back`], reporting far-memory failures; on error the list is unchanged.
+    ///
+    /// # Errors
+    /// Far-memory errors while fetching the last chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l = aifm_collections::RemList::new();
+    /// l.try_push_back(1u8).unwrap();
+    /// assert_eq!(l.back(), Some(1));
+    /// ```
+    pub fn try_push_back(&mut self, x: T) -> Result<()> {
+        let scope = Scope::new();
+        self.ready(&scope, &[self.tail])?;
+        self.push_back(x);
+        Ok(())
+    }
+
+    /// [`RemList::push_front`], reporting far-memory failures; on error the list is unchanged.
+    ///
+    /// # Errors
+    /// Far-memory errors while fetching the first chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l = aifm_collections::RemList::new();
+    /// l.try_push_front(1u8).unwrap();
+    /// assert_eq!(l.front(), Some(1));
+    /// ```
+    pub fn try_push_front(&mut self, x: T) -> Result<()> {
+        let scope = Scope::new();
+        self.ready(&scope, &[self.head])?;
+        self.push_front(x);
+        Ok(())
+    }
+
+    /// [`RemList::pop_back`], reporting far-memory failures; on error the list is unchanged.
+    ///
+    /// # Errors
+    /// Far-memory errors while fetching the last chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..3).collect();
+    /// assert_eq!(l.try_pop_back().unwrap(), Some(2));
+    /// ```
+    pub fn try_pop_back(&mut self) -> Result<Option<T>> {
+        let scope = Scope::new();
+        self.ready(&scope, &[self.tail])?;
+        Ok(self.pop_back())
+    }
+
+    /// [`RemList::pop_front`], reporting far-memory failures; on error the list is unchanged.
+    ///
+    /// # Errors
+    /// Far-memory errors while fetching the first chunks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut l: aifm_collections::RemList<u8> = (0..3).collect();
+    /// assert_eq!(l.try_pop_front().unwrap(), Some(0));
+    /// ```
+    pub fn try_pop_front(&mut self) -> Result<Option<T>> {
+        let scope = Scope::new();
+        self.ready(&scope, &[self.head])?;
+        Ok(self.pop_front())
+    }
+
+    /// [`RemList::front`], reporting far-memory failures.
+    ///
+    /// # Errors
+    /// Far-memory errors while fetching the first chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l: aifm_collections::RemList<u8> = (4..6).collect();
+    /// assert_eq!(l.try_front().unwrap(), Some(4));
+    /// ```
+    pub fn try_front(&self) -> Result<Option<T>>
+    where
+        T: Clone,
+    {
+        let scope = Scope::new();
+        self.ready(&scope, &[self.head])?;
+        Ok(self.front())
+    }
+
+    /// [`RemList::back`], reporting far-memory failures.
+    ///
+    /// # Errors
+    /// Far-memory errors while fetching the last chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l: aifm_collections::RemList<u8> = (4..6).collect();
+    /// assert_eq!(l.try_back().unwrap(), Some(5));
+    /// ```
+    pub fn try_back(&self) -> Result<Option<T>>
+    where
+        T: Clone,
+    {
+        let scope = Scope::new();
+        self.ready(&scope, &[self.tail])?;
+        Ok(self.back())
     }
 
     /// A clone of the first element.

@@ -1,68 +1,17 @@
 //! Far memory that fails: nothing is lost, errors are typed, nothing panics or hangs.
 
-use aifm_core::backend::{Backend, EmbeddedBackend};
+use aifm_core::backend::faulty::Faulty;
+use aifm_core::backend::EmbeddedBackend;
 use aifm_core::{Error, RemBox, Runtime, Scope};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// An embedded store that can be switched off, like a server that goes away.
-struct Flaky {
-    inner: EmbeddedBackend,
-    down: Arc<AtomicBool>,
-}
-
-impl Flaky {
-    fn check(&self) -> aifm_core::Result<()> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(Error::Disconnected("switched off by the test".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Backend for Flaky {
-    fn name(&self) -> String {
-        "flaky".into()
-    }
-    fn read(&self, ds: u32, key: &[u8]) -> aifm_core::Result<Option<Vec<u8>>> {
-        self.check()?;
-        self.inner.read(ds, key)
-    }
-    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> aifm_core::Result<()> {
-        self.check()?;
-        self.inner.write(ds, key, value)
-    }
-    fn remove(&self, ds: u32, key: &[u8]) -> aifm_core::Result<bool> {
-        self.check()?;
-        self.inner.remove(ds, key)
-    }
-    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> aifm_core::Result<()> {
-        self.check()?;
-        self.inner.construct(ds, device, params)
-    }
-    fn destruct(&self, ds: u32) -> aifm_core::Result<()> {
-        self.check()?;
-        self.inner.destruct(ds)
-    }
-    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> aifm_core::Result<Vec<u8>> {
-        self.check()?;
-        self.inner.compute(ds, opcode, input)
-    }
-    fn stored_bytes(&self) -> u64 {
-        self.inner.stored_bytes()
-    }
-}
 
 #[test]
 fn dead_far_memory_gives_typed_errors_and_loses_nothing() {
-    let down = Arc::new(AtomicBool::new(false));
+    // An embedded store that can be switched off, like a server that goes away.
+    let far = Arc::new(Faulty::new(EmbeddedBackend::new()));
     let rt = Runtime::builder()
         .local_memory(1 << 20)
-        .backend(Flaky {
-            inner: EmbeddedBackend::new(),
-            down: down.clone(),
-        })
+        .backend(far.clone())
         .build()
         .unwrap();
     let objs: Vec<RemBox<[u64; 64]>> = (0..4000u64).map(|i| RemBox::new_in([i; 64], &rt)).collect();
@@ -72,7 +21,7 @@ fn dead_far_memory_gives_typed_errors_and_loses_nothing() {
         .position(|o| !o.is_local())
         .expect("something was evacuated");
 
-    down.store(true, Ordering::SeqCst);
+    far.set_down(true);
     {
         let scope = Scope::new();
         let err = objs[remote].try_deref(&scope).unwrap_err();
@@ -86,7 +35,7 @@ fn dead_far_memory_gives_typed_errors_and_loses_nothing() {
     rt.evacuate_now();
     assert!(rt.stats().backend_errors > 0);
 
-    down.store(false, Ordering::SeqCst);
+    far.set_down(false);
     let mut scope = Scope::new();
     for (i, o) in objs.iter().enumerate() {
         assert_eq!(o.deref(&scope)[0], i as u64, "object {i} lost");

@@ -1,6 +1,7 @@
 //! Evacuation handlers, structure ids, nontemporal placement.
 
-use aifm_core::backend::{Backend, OBJECT_STORE_DEVICE};
+use aifm_core::backend::faulty::Faulty;
+use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE_DEVICE};
 use aifm_core::{Error, EvacuationHandler, ObjectView, RemBox, Runtime, Scope, WriteBack};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -175,52 +176,10 @@ impl EvacuationHandler for DetachAs {
     }
 }
 
-/// Counts the requests that reach an embedded store.
-struct CountingBackend {
-    inner: aifm_core::backend::EmbeddedBackend,
-    requests: AtomicUsize,
-}
-
-impl Backend for CountingBackend {
-    fn name(&self) -> String {
-        "counting".into()
-    }
-    fn read(&self, ds: u32, key: &[u8]) -> aifm_core::Result<Option<Vec<u8>>> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.inner.read(ds, key)
-    }
-    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> aifm_core::Result<()> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.inner.write(ds, key, value)
-    }
-    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> aifm_core::Result<()> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.inner.write_many(ds, items)
-    }
-    fn remove(&self, ds: u32, key: &[u8]) -> aifm_core::Result<bool> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.inner.remove(ds, key)
-    }
-    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> aifm_core::Result<()> {
-        self.inner.construct(ds, device, params)
-    }
-    fn destruct(&self, ds: u32) -> aifm_core::Result<()> {
-        self.inner.destruct(ds)
-    }
-    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> aifm_core::Result<Vec<u8>> {
-        self.inner.compute(ds, opcode, input)
-    }
-    fn stored_bytes(&self) -> u64 {
-        self.inner.stored_bytes()
-    }
-}
-
 #[test]
 fn detach_as_is_batched_by_the_runtime() {
-    let backend = Arc::new(CountingBackend {
-        inner: aifm_core::backend::EmbeddedBackend::new(),
-        requests: AtomicUsize::new(0),
-    });
+    // Counts the requests that reach the store.
+    let backend = Arc::new(Faulty::new(EmbeddedBackend::new()));
     let rt = Runtime::builder()
         .local_memory(1 << 20)
         .backend(backend.clone())
@@ -232,10 +191,10 @@ fn detach_as_is_batched_by_the_runtime() {
     let objs: Vec<RemBox<[u64; 32]>> = (0..4000u64)
         .map(|i| RemBox::new_in_structure([i; 32], &s, i).unwrap())
         .collect();
-    backend.requests.store(0, Ordering::Relaxed);
+    let before = backend.requests();
     rt.evacuate_now();
     let detached = objs.iter().filter(|o| !o.is_local()).count();
-    let requests = backend.requests.load(Ordering::Relaxed);
+    let requests = (backend.requests() - before) as usize;
     assert!(detached > 1000, "{detached}");
     assert!(
         requests * 50 < detached,

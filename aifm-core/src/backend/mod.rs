@@ -8,6 +8,7 @@
 //! Flavours, one file each:
 //! * [`embedded`]: the in-process far store (the default), optionally with an injected
 //!   per-request latency so tests and examples behave like a network.
+//! * [`faulty`]: a wrapper that can be switched off, for testing failure handling.
 //! * [`tcp`]: one `aifm-server`, over a pipelined TCP connection.
 //! * [`replicated`]: several servers, each object on `replicas` of them (rendezvous
 //!   placement), surviving the death of servers as long as one replica of each object lives.
@@ -16,6 +17,7 @@
 //! pay one round trip per batch.
 
 pub mod embedded;
+pub mod faulty;
 pub mod replicated;
 pub mod tcp;
 

@@ -644,104 +644,33 @@ impl Backend for ReplicatedBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::faulty::Faulty;
     use crate::backend::EmbeddedBackend;
     use std::sync::Arc;
 
-    /// An embedded store that can be "killed": every call then fails with `Disconnected`.
-    struct Switch {
-        inner: Arc<EmbeddedBackend>,
-        down: Arc<AtomicBool>,
-        calls: Arc<AtomicU64>,
-    }
-
-    impl Switch {
-        fn check(&self) -> Result<()> {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            if self.down.load(Ordering::SeqCst) {
-                Err(Error::Disconnected("killed by the test".into()))
-            } else {
-                Ok(())
-            }
-        }
-    }
-
-    impl Backend for Switch {
-        fn name(&self) -> String {
-            "switch".into()
-        }
-        fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
-            self.check()?;
-            self.inner.read(ds, key)
-        }
-        fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
-            self.check()?;
-            self.inner.write(ds, key, value)
-        }
-        fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
-            self.check()?;
-            self.inner.remove(ds, key)
-        }
-        fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-            self.check()?;
-            self.inner.read_many(ds, keys)
-        }
-        fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
-            self.check()?;
-            self.inner.write_many(ds, items)
-        }
-        fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
-            self.check()?;
-            self.inner.remove_many(ds, keys)
-        }
-        fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
-            self.check()?;
-            self.inner.construct(ds, device, params)
-        }
-        fn destruct(&self, ds: u32) -> Result<()> {
-            self.check()?;
-            self.inner.destruct(ds)
-        }
-        fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-            self.check()?;
-            self.inner.compute(ds, opcode, input)
-        }
-        fn stored_bytes(&self) -> u64 {
-            self.inner.stored_bytes()
-        }
-    }
-
-    /// The switches' kill flags, per-server call counters, and direct views of each store.
+    /// The servers (switchable, counting requests) and direct views of each store.
     struct Rig {
         far: ReplicatedBackend,
-        down: Vec<Arc<AtomicBool>>,
-        calls: Vec<Arc<AtomicU64>>,
+        faults: Vec<Arc<Faulty<Arc<EmbeddedBackend>>>>,
         stores: Vec<Arc<EmbeddedBackend>>,
     }
 
     fn rig(n: usize, replicas: usize) -> Rig {
-        let mut down = Vec::new();
-        let mut calls = Vec::new();
-        let mut stores = Vec::new();
-        let mut servers: Vec<Box<dyn Backend>> = Vec::new();
-        for _ in 0..n {
-            let d = Arc::new(AtomicBool::new(false));
-            let c = Arc::new(AtomicU64::new(0));
-            let store = Arc::new(EmbeddedBackend::new());
-            servers.push(Box::new(Switch {
-                inner: store.clone(),
-                down: d.clone(),
-                calls: c.clone(),
-            }));
-            down.push(d);
-            calls.push(c);
-            stores.push(store);
-        }
+        let stores: Vec<Arc<EmbeddedBackend>> =
+            (0..n).map(|_| Arc::new(EmbeddedBackend::new())).collect();
+        let faults: Vec<_> = stores
+            .iter()
+            .map(|s| Arc::new(Faulty::new(s.clone())))
+            .collect();
+        let servers: Vec<Box<dyn Backend>> = faults
+            .iter()
+            .map(|f| Box::new(f.clone()) as Box<dyn Backend>)
+            .collect();
         Rig {
             far: ReplicatedBackend::new(servers)
                 .unwrap()
                 .with_replicas(replicas),
-            down,
-            calls,
+            faults,
             stores,
         }
     }
@@ -798,7 +727,7 @@ mod tests {
         for i in 0..300 {
             r.far.write(OBJECT_STORE, &key(i), &key(i * 7)).unwrap();
         }
-        r.down[1].store(true, Ordering::SeqCst);
+        r.faults[1].set_down(true);
         for i in 0..300 {
             assert_eq!(r.far.read(OBJECT_STORE, &key(i)).unwrap(), Some(key(i * 7)));
         }
@@ -810,7 +739,7 @@ mod tests {
         assert_eq!(dead[0].0, 1);
         assert!(dead[0].2.is_disconnected());
         // A dead server is never asked again.
-        let before = r.calls[1].load(Ordering::Relaxed);
+        let before = r.faults[1].requests();
         let keys: Vec<Vec<u8>> = (0..300).map(key).collect();
         let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
         let got = r.far.read_many(OBJECT_STORE, &refs).unwrap();
@@ -819,7 +748,7 @@ mod tests {
             .enumerate()
             .all(|(i, v)| *v == Some(key(i as u32 * 7))));
         r.far.write(OBJECT_STORE, b"new", b"v").unwrap();
-        assert_eq!(r.calls[1].load(Ordering::Relaxed), before);
+        assert_eq!(r.faults[1].requests(), before);
     }
 
     #[test]
@@ -828,7 +757,7 @@ mod tests {
         let keys: Vec<Vec<u8>> = (0..500).map(key).collect();
         let items: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (&k[..], &k[..])).collect();
         r.far.write_many(OBJECT_STORE, &items).unwrap();
-        r.down[0].store(true, Ordering::SeqCst);
+        r.faults[0].set_down(true);
         let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
         let got = r.far.read_many(OBJECT_STORE, &refs).unwrap();
         for (k, v) in keys.iter().zip(got) {
@@ -841,7 +770,7 @@ mod tests {
     #[test]
     fn writes_after_a_death_go_to_the_survivors_and_are_readable() {
         let r = rig(3, 2);
-        r.down[2].store(true, Ordering::SeqCst);
+        r.faults[2].set_down(true);
         for i in 0..300 {
             r.far.write(OBJECT_STORE, &key(i), &key(i)).unwrap();
         }
@@ -858,7 +787,7 @@ mod tests {
         r.far.write(OBJECT_STORE, b"k", b"v").unwrap();
         let set = r.far.placement(OBJECT_STORE, b"k");
         for &s in &set {
-            r.down[s].store(true, Ordering::SeqCst);
+            r.faults[s].set_down(true);
         }
         assert!(r
             .far
@@ -926,7 +855,7 @@ mod tests {
                 .count();
             assert_eq!(held, if set.contains(&s) { 100 } else { 0 });
         }
-        r.down[set[0]].store(true, Ordering::SeqCst);
+        r.faults[set[0]].set_down(true);
         for i in 0..100 {
             assert_eq!(r.far.read(5, &key(i)).unwrap().as_deref(), Some(&b"v"[..]));
         }
@@ -951,7 +880,7 @@ mod tests {
             (0..2000u64).map(|i| RemBox::new_in([i; 64], &rt)).collect();
         rt.evacuate_now();
         assert!(rt.stats().write_backs > 0);
-        r.down[0].store(true, Ordering::SeqCst);
+        r.faults[0].set_down(true);
         let mut scope = crate::Scope::new();
         for (i, b) in boxes.iter().enumerate() {
             assert!(b.deref(&scope).iter().all(|&x| x == i as u64), "object {i}");

@@ -1,0 +1,119 @@
+//! A backend wrapper that can be switched off, for testing how code behaves when far memory
+//! goes away: while it is down, every request fails with [`Error::Disconnected`], as a dead
+//! server's would. It also counts the requests that reach it.
+
+use super::Backend;
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Wraps a backend so a test can take it down and bring it back.
+///
+/// Share it as an `Arc<Faulty<B>>` (an `Arc` of a backend is a backend): give the runtime a
+/// clone and keep one to flip.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::{faulty::Faulty, Backend, EmbeddedBackend, OBJECT_STORE};
+/// let far = Faulty::new(EmbeddedBackend::new());
+/// far.write(OBJECT_STORE, b"k", b"v").unwrap();
+/// far.set_down(true);
+/// assert!(far.read(OBJECT_STORE, b"k").unwrap_err().is_disconnected());
+/// far.set_down(false);
+/// assert_eq!(far.read(OBJECT_STORE, b"k").unwrap().unwrap(), b"v");
+/// assert_eq!(far.requests(), 3);
+/// ```
+#[derive(Debug, Default)]
+pub struct Faulty<B> {
+    inner: B,
+    down: AtomicBool,
+    requests: AtomicU64,
+}
+
+impl<B: Backend> Faulty<B> {
+    /// `inner`, up.
+    pub fn new(inner: B) -> Self {
+        Faulty {
+            inner,
+            down: AtomicBool::new(false),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes the backend down (`true`) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Whether it is down.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// Requests received so far (failed ones included).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    fn check(&self) -> Result<()> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if self.is_down() {
+            Err(Error::Disconnected("taken down (Faulty backend)".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<B: Backend> Backend for Faulty<B> {
+    fn name(&self) -> String {
+        format!("faulty({})", self.inner.name())
+    }
+    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check()?;
+        self.inner.read(ds, key)
+    }
+    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        self.check()?;
+        self.inner.write(ds, key, value)
+    }
+    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
+        self.check()?;
+        self.inner.remove(ds, key)
+    }
+    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.check()?;
+        self.inner.read_many(ds, keys)
+    }
+    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
+        self.check()?;
+        self.inner.write_many(ds, items)
+    }
+    fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
+        self.check()?;
+        self.inner.remove_many(ds, keys)
+    }
+    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
+        self.check()?;
+        self.inner.construct(ds, device, params)
+    }
+    fn destruct(&self, ds: u32) -> Result<()> {
+        self.check()?;
+        self.inner.destruct(ds)
+    }
+    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        self.check()?;
+        self.inner.compute(ds, opcode, input)
+    }
+    fn stored_bytes(&self) -> u64 {
+        self.inner.stored_bytes()
+    }
+    fn replication(&self) -> Option<super::replicated::ReplicatedStats> {
+        self.inner.replication()
+    }
+}
