@@ -77,11 +77,19 @@ fn collections_match_their_twins_across_a_server_kill() {
             }
             3 => {
                 let k = arg % 40_000;
-                assert_eq!(map.get_cloned(&k), map_model.get(&k).copied(), "map[{k}] at op {n}");
+                assert_eq!(
+                    map.get_cloned(&k),
+                    map_model.get(&k).copied(),
+                    "map[{k}] at op {n}"
+                );
             }
             4 => {
                 let k = arg % 40_000;
-                assert_eq!(map.insert(k, arg), map_model.insert(k, arg), "insert {k} at op {n}");
+                assert_eq!(
+                    map.insert(k, arg),
+                    map_model.insert(k, arg),
+                    "insert {k} at op {n}"
+                );
             }
             5 => {
                 let k = arg % 40_000;
@@ -109,8 +117,19 @@ fn collections_match_their_twins_across_a_server_kill() {
     let mut model_pairs: Vec<(u64, u64)> = map_model.into_iter().collect();
     model_pairs.sort_unstable();
     assert_eq!(pairs, model_pairs);
-    assert_eq!(queue.iter().collect::<Vec<_>>(), queue_model.into_iter().collect::<Vec<_>>());
-    assert_eq!(list.iter().collect::<Vec<_>>(), list_model.into_iter().collect::<Vec<_>>());
+    assert_eq!(
+        queue.iter().collect::<Vec<_>>(),
+        queue_model.into_iter().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        list.iter().collect::<Vec<_>>(),
+        list_model.into_iter().collect::<Vec<_>>()
+    );
     let servers_state = rt.stats().servers.expect("replicated");
-    assert_eq!((servers_state.live, servers_state.dead), (2, 1), "{}", rt.stats());
+    assert_eq!(
+        (servers_state.live, servers_state.dead),
+        (2, 1),
+        "{}",
+        rt.stats()
+    );
 }
