@@ -107,3 +107,32 @@ pub(crate) fn new_token() -> u128 {
 pub(crate) fn fail(what: &str, e: Error) -> ! {
     panic!("{what}: {e}")
 }
+
+/// Serde for a sequence collection (feature `serde`): serialized as its elements in order, as
+/// its std twin is, and deserialized into a new collection in the default runtime.
+macro_rules! sequence_serde {
+    ($ty:ident) => {
+        #[cfg(feature = "serde")]
+        impl<T: FarData + Clone + serde::Serialize> serde::Serialize for $ty<T> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                use serde::ser::SerializeSeq;
+                let mut seq = s.serialize_seq(Some(self.len()))?;
+                self.iter().try_for_each(|x| seq.serialize_element(&x))?;
+                seq.end()
+            }
+        }
+
+        #[cfg(feature = "serde")]
+        impl<'de, T: FarData + serde::Deserialize<'de>> serde::Deserialize<'de> for $ty<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                Ok(Vec::<T>::deserialize(d)?.into_iter().collect())
+            }
+        }
+    };
+}
+pub(crate) use sequence_serde;

@@ -1017,21 +1017,4 @@ impl<T: FarData> FromIterator<T> for RemList<T> {
     }
 }
 
-/// Serializes as a sequence, front first (as `LinkedList` does).
-#[cfg(feature = "serde")]
-impl<T: FarData + Clone + serde::Serialize> serde::Serialize for RemList<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.len()))?;
-        self.iter().try_for_each(|x| seq.serialize_element(&x))?;
-        seq.end()
-    }
-}
-
-/// Deserializes a sequence into a new `RemList` in the default runtime.
-#[cfg(feature = "serde")]
-impl<'de, T: FarData + serde::Deserialize<'de>> serde::Deserialize<'de> for RemList<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Vec::<T>::deserialize(d)?.into_iter().collect())
-    }
-}
+crate::common::sequence_serde!(RemList);
