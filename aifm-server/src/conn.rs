@@ -2,6 +2,7 @@
 
 use crate::Shared;
 use aifm_core::engine::Namespace;
+pub(crate) use aifm_core::wire::poll_fd;
 use aifm_core::wire::{
     self, auth, Blob, Challenge, ClientHello, FrameReader, Login, Op, Reply, ServerMsg, SessionId,
     Welcome, WireError,
@@ -22,21 +23,6 @@ const NAP: Duration = Duration::from_millis(100);
 
 /// How long a fatal error frame may take to leave.
 const FATAL_SEND: Duration = Duration::from_secs(1);
-
-/// Waits up to `timeout` (at least 1 ms) for `events` on `fd`.
-pub(crate) fn poll_fd(fd: RawFd, events: libc::c_short, timeout: Duration) {
-    let mut p = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-    // SAFETY: `p` is a valid, exclusively borrowed pollfd for the duration of the call, and
-    // the count passed is 1.
-    unsafe {
-        libc::poll(&mut p, 1, ms);
-    }
-}
 
 /// Turns a connection away before its handshake with a fatal frame (best effort).
 pub(crate) fn refuse(stream: TcpStream, why: &str, max_frame: u32) {

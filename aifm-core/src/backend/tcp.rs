@@ -58,6 +58,7 @@
 
 use super::Backend;
 use crate::error::{Error, Result};
+use crate::wire::poll_fd;
 use crate::wire::{
     self, auth, Blob, Challenge, ClientHello, FrameReader, Login, Op, Reply, ServerMsg,
     ServerStats, SessionId, Welcome, WireError,
@@ -1176,21 +1177,6 @@ impl Conn {
             std::hint::spin_loop();
         }
         me.take()
-    }
-}
-
-/// Waits up to `timeout` (at least 1 ms) for `events` on `fd`.
-fn poll_fd(fd: RawFd, events: libc::c_short, timeout: Duration) {
-    let mut p = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-    // SAFETY: `p` is a valid, exclusively borrowed pollfd for the duration of the call, and
-    // the count passed is 1.
-    unsafe {
-        libc::poll(&mut p, 1, ms);
     }
 }
 

@@ -52,6 +52,33 @@ pub use message::{
 };
 
 use crate::error::{Error, Result};
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Waits up to `timeout` (at least 1 ms) for `events` (`libc::POLLIN`, `libc::POLLOUT`) on
+/// `fd`: the one blocking wait both ends of a connection use once they stop spinning.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// // Nobody connects: returns after the timeout.
+/// aifm_core::wire::poll_fd(listener.as_raw_fd(), libc::POLLIN, std::time::Duration::from_millis(1));
+/// ```
+pub fn poll_fd(fd: RawFd, events: libc::c_short, timeout: Duration) {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+    // SAFETY: `p` is a valid, exclusively borrowed pollfd for the duration of the call, and
+    // the count passed is 1.
+    unsafe {
+        libc::poll(&mut p, 1, ms);
+    }
+}
 
 /// The first four bytes of every client hello.
 pub const MAGIC: [u8; 4] = *b"AIFM";
