@@ -108,10 +108,57 @@ pub(crate) fn fail(what: &str, e: Error) -> ! {
     panic!("{what}: {e}")
 }
 
-/// Serde for a sequence collection (feature `serde`): serialized as its elements in order, as
-/// its std twin is, and deserialized into a new collection in the default runtime.
-macro_rules! sequence_serde {
-    ($ty:ident) => {
+/// The std trait family of a chunked sequence (`Default`, `Debug`, `Clone` (same chunk size),
+/// `PartialEq`, `Extend` by `$push`, `FromIterator` into the default runtime) and, with the
+/// `serde` feature, `Serialize`/`Deserialize` as its std twin's sequence encoding.
+///
+/// The type needs `new`, `with_chunk_bytes_in`, `iter`, `len` and the fields `rt`, `shift`
+/// and `len`.
+macro_rules! sequence_traits {
+    ($ty:ident, $push:ident) => {
+        impl<T: FarData> Default for $ty<T> {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl<T: FarData + Clone + fmt::Debug> fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list().entries(self.iter()).finish()
+            }
+        }
+
+        impl<T: FarData + Clone> Clone for $ty<T> {
+            fn clone(&self) -> Self {
+                let mut c = $ty::with_chunk_bytes_in(1, &self.rt);
+                c.shift = self.shift;
+                c.extend(self.iter());
+                c
+            }
+        }
+
+        impl<T: FarData + Clone + PartialEq> PartialEq for $ty<T> {
+            fn eq(&self, other: &Self) -> bool {
+                self.len == other.len && self.iter().eq(other.iter())
+            }
+        }
+
+        impl<T: FarData> Extend<T> for $ty<T> {
+            #[track_caller]
+            fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+                iter.into_iter().for_each(|x| self.$push(x));
+            }
+        }
+
+        impl<T: FarData> FromIterator<T> for $ty<T> {
+            #[track_caller]
+            fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+                let mut c = $ty::new();
+                c.extend(iter);
+                c
+            }
+        }
+
         #[cfg(feature = "serde")]
         impl<T: FarData + Clone + serde::Serialize> serde::Serialize for $ty<T> {
             fn serialize<S: serde::Serializer>(
@@ -135,4 +182,4 @@ macro_rules! sequence_serde {
         }
     };
 }
-pub(crate) use sequence_serde;
+pub(crate) use sequence_traits;

@@ -974,47 +974,4 @@ impl<T: FarData> IntoIterator for RemList<T> {
     }
 }
 
-impl<T: FarData> Default for RemList<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T: FarData + Clone + fmt::Debug> fmt::Debug for RemList<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl<T: FarData + Clone> Clone for RemList<T> {
-    fn clone(&self) -> Self {
-        let mut l = RemList::with_chunk_bytes_in(1, &self.rt);
-        l.shift = self.shift;
-        l.extend(self.iter());
-        l
-    }
-}
-
-impl<T: FarData + Clone + PartialEq> PartialEq for RemList<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
-    }
-}
-
-impl<T: FarData> Extend<T> for RemList<T> {
-    #[track_caller]
-    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
-        iter.into_iter().for_each(|x| self.push_back(x));
-    }
-}
-
-impl<T: FarData> FromIterator<T> for RemList<T> {
-    #[track_caller]
-    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
-        let mut l = RemList::new();
-        l.extend(iter);
-        l
-    }
-}
-
-crate::common::sequence_serde!(RemList);
+crate::common::sequence_traits!(RemList, push_back);

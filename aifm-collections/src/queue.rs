@@ -435,47 +435,4 @@ impl<'a, T: FarData + Clone> IntoIterator for &'a RemQueue<T> {
     }
 }
 
-impl<T: FarData> Default for RemQueue<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T: FarData + Clone + fmt::Debug> fmt::Debug for RemQueue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl<T: FarData + Clone> Clone for RemQueue<T> {
-    fn clone(&self) -> Self {
-        let mut q = RemQueue::with_chunk_bytes_in(1, &self.rt);
-        q.shift = self.shift;
-        q.extend(self.iter());
-        q
-    }
-}
-
-impl<T: FarData + Clone + PartialEq> PartialEq for RemQueue<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
-    }
-}
-
-impl<T: FarData> Extend<T> for RemQueue<T> {
-    #[track_caller]
-    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
-        iter.into_iter().for_each(|x| self.push(x));
-    }
-}
-
-impl<T: FarData> FromIterator<T> for RemQueue<T> {
-    #[track_caller]
-    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
-        let mut q = RemQueue::new();
-        q.extend(iter);
-        q
-    }
-}
-
-crate::common::sequence_serde!(RemQueue);
+crate::common::sequence_traits!(RemQueue, push);
