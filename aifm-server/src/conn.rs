@@ -4,7 +4,7 @@ use crate::Shared;
 use aifm_core::engine::Namespace;
 pub(crate) use aifm_core::wire::poll_fd;
 use aifm_core::wire::{
-    self, auth, Blob, Challenge, ClientHello, FrameReader, Login, Op, Reply, ServerMsg, SessionId,
+    self, auth, Answer, Challenge, ClientHello, FrameReader, Login, Op, ServerMsg, SessionId,
     Welcome, WireError,
 };
 use aifm_core::{Error, Result};
@@ -361,41 +361,12 @@ fn answer_buffered(
     Ok(false)
 }
 
-/// An answer, owned by the connection until encoded.
-enum Answer {
-    Pong,
-    Done,
-    Value(Option<Vec<u8>>),
-    Removed(bool),
-    Values(Vec<Option<Vec<u8>>>),
-    Output(Vec<u8>),
-    Bytes(u64),
-    Stats(wire::ServerStats),
-}
-
-impl Answer {
-    fn reply(&self) -> Reply<'_> {
-        match self {
-            Answer::Pong => Reply::Pong,
-            Answer::Done => Reply::Done,
-            Answer::Value(v) => Reply::Value(v.as_deref().map(Blob)),
-            Answer::Removed(b) => Reply::Removed(*b),
-            Answer::Values(vs) => {
-                Reply::Values(vs.iter().map(|v| v.as_deref().map(Blob)).collect())
-            }
-            Answer::Output(v) => Reply::Output(Blob(v)),
-            Answer::Bytes(n) => Reply::Bytes(*n),
-            Answer::Stats(s) => Reply::Stats(*s),
-        }
-    }
-}
-
 fn respond(out: &mut Vec<u8>, id: u64, result: Result<Answer>, max_frame: u32) {
     let encoded = match &result {
         Ok(a) => wire::encode_frame(
             &ServerMsg::Response {
                 id,
-                result: Ok(a.reply()),
+                result: Ok(a.as_reply()),
             },
             out,
             max_frame,

@@ -58,11 +58,11 @@
 
 use super::Backend;
 use crate::error::{Error, Result};
-use crate::wire::poll_fd;
 use crate::wire::{
-    self, auth, Blob, Challenge, ClientHello, FrameReader, Login, Op, Reply, ServerMsg,
-    ServerStats, SessionId, Welcome, WireError,
+    self, auth, Blob, Challenge, ClientHello, FrameReader, Login, Op, ServerMsg, ServerStats,
+    SessionId, Welcome, WireError,
 };
+use crate::wire::{poll_fd, Answer};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -820,36 +820,6 @@ impl Drop for Call {
     fn drop(&mut self) {
         if !self.done {
             self.conn.pending.lock().unwrap().remove(&self.id);
-        }
-    }
-}
-
-/// A reply, owned.
-#[derive(Debug)]
-enum Answer {
-    Pong,
-    Done,
-    Value(Option<Vec<u8>>),
-    Removed(bool),
-    Values(Vec<Option<Vec<u8>>>),
-    Output(Vec<u8>),
-    Bytes(u64),
-    Stats(ServerStats),
-}
-
-impl From<Reply<'_>> for Answer {
-    fn from(r: Reply<'_>) -> Self {
-        match r {
-            Reply::Pong => Answer::Pong,
-            Reply::Done => Answer::Done,
-            Reply::Value(v) => Answer::Value(v.map(|b| b.0.to_vec())),
-            Reply::Removed(b) => Answer::Removed(b),
-            Reply::Values(vs) => {
-                Answer::Values(vs.into_iter().map(|v| v.map(|b| b.0.to_vec())).collect())
-            }
-            Reply::Output(b) => Answer::Output(b.0.to_vec()),
-            Reply::Bytes(n) => Answer::Bytes(n),
-            Reply::Stats(s) => Answer::Stats(s),
         }
     }
 }

@@ -299,6 +299,72 @@ pub enum Reply<'a> {
     Stats(ServerStats),
 }
 
+/// A [`Reply`] that owns its bytes: what the server builds before encoding it, and what the
+/// client keeps after decoding it.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::wire::{Answer, Reply};
+/// let a = Answer::Value(Some(b"v".to_vec()));
+/// let back = Answer::from(a.as_reply());
+/// assert!(matches!(back, Answer::Value(Some(v)) if v == b"v"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// [`Reply::Pong`].
+    Pong,
+    /// [`Reply::Done`].
+    Done,
+    /// [`Reply::Value`].
+    Value(Option<Vec<u8>>),
+    /// [`Reply::Removed`].
+    Removed(bool),
+    /// [`Reply::Values`].
+    Values(Vec<Option<Vec<u8>>>),
+    /// [`Reply::Output`].
+    Output(Vec<u8>),
+    /// [`Reply::Bytes`].
+    Bytes(u64),
+    /// [`Reply::Stats`].
+    Stats(ServerStats),
+}
+
+impl From<Reply<'_>> for Answer {
+    fn from(r: Reply<'_>) -> Self {
+        match r {
+            Reply::Pong => Answer::Pong,
+            Reply::Done => Answer::Done,
+            Reply::Value(v) => Answer::Value(v.map(|b| b.0.to_vec())),
+            Reply::Removed(b) => Answer::Removed(b),
+            Reply::Values(vs) => {
+                Answer::Values(vs.into_iter().map(|v| v.map(|b| b.0.to_vec())).collect())
+            }
+            Reply::Output(b) => Answer::Output(b.0.to_vec()),
+            Reply::Bytes(n) => Answer::Bytes(n),
+            Reply::Stats(s) => Answer::Stats(s),
+        }
+    }
+}
+
+impl Answer {
+    /// The borrowed form, for encoding.
+    pub fn as_reply(&self) -> Reply<'_> {
+        match self {
+            Answer::Pong => Reply::Pong,
+            Answer::Done => Reply::Done,
+            Answer::Value(v) => Reply::Value(v.as_deref().map(Blob)),
+            Answer::Removed(b) => Reply::Removed(*b),
+            Answer::Values(vs) => {
+                Reply::Values(vs.iter().map(|v| v.as_deref().map(Blob)).collect())
+            }
+            Answer::Output(v) => Reply::Output(Blob(v)),
+            Answer::Bytes(n) => Reply::Bytes(*n),
+            Answer::Stats(s) => Reply::Stats(*s),
+        }
+    }
+}
+
 /// A server-to-client frame.
 ///
 /// # Examples

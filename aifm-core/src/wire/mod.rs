@@ -47,7 +47,7 @@ mod message;
 
 pub use frame::{encode_frame, FrameReader, LEN_PREFIX};
 pub use message::{
-    Blob, Challenge, ClientHello, Login, Op, Reply, RequestCounts, ServerMsg, ServerStats,
+    Answer, Blob, Challenge, ClientHello, Login, Op, Reply, RequestCounts, ServerMsg, ServerStats,
     SessionId, Welcome, WireError,
 };
 
