@@ -466,7 +466,10 @@ impl Inner {
         let (lane, may_overdraw, may_wait) = match how {
             Alloc::Evacuator(lane) => (lane, true, false),
             Alloc::Prefetch => (self.lane(), false, false),
-            Alloc::Mutator => (self.lane(), scope::in_scope(), !scope::in_scope()),
+            Alloc::Mutator => {
+                let in_scope = scope::in_scope();
+                (self.lane(), in_scope, !in_scope)
+            }
         };
         let mut waited_since: Option<Instant> = None;
         loop {
