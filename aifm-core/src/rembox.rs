@@ -69,6 +69,13 @@ impl<T: FarData> RemBox<T> {
     /// # Panics
     /// If the value is larger than a region, or (inside a scope) local memory and its overdraft
     /// are exhausted. [`RemBox::try_new_in`] reports these instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = aifm_core::RemBox::new(7u64);
+    /// assert_eq!(*b.deref(&aifm_core::Scope::new()), 7);
+    /// ```
     #[track_caller]
     pub fn new(value: T) -> Self {
         Self::new_in(value, Runtime::global())
@@ -78,6 +85,14 @@ impl<T: FarData> RemBox<T> {
     ///
     /// # Panics
     /// As [`RemBox::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let b = aifm_core::RemBox::new_in([1u8; 16], &rt);
+    /// assert!(b.is_local());
+    /// ```
     #[track_caller]
     pub fn new_in(value: T, runtime: &Runtime) -> Self {
         match Self::try_new_in(value, runtime) {
@@ -109,6 +124,15 @@ impl<T: FarData> RemBox<T> {
     ///
     /// # Errors
     /// As [`RemBox::try_new_in`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let b = aifm_core::RemBox::new_in_structure(5u32, &s, 99).unwrap();
+    /// assert_eq!(b.key(), 99);
+    /// ```
     pub fn new_in_structure(value: T, structure: &Structure, key: u64) -> Result<Self> {
         Self::place(value, &structure.runtime.inner, structure.id, Some(key))
     }
@@ -161,6 +185,14 @@ impl<T: FarData> RemBox<T> {
     ///
     /// # Panics
     /// If far memory fails (see [`RemBox::try_deref`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = aifm_core::RemBox::new(String::from("hi"));
+    /// let scope = aifm_core::Scope::new();
+    /// assert_eq!(b.deref(&scope), "hi");
+    /// ```
     #[inline]
     #[track_caller]
     pub fn deref<'a>(&'a self, scope: &'a Scope) -> &'a T {
@@ -181,6 +213,14 @@ impl<T: FarData> RemBox<T> {
     /// # Errors
     /// Backend errors ([`Error::Disconnected`], [`Error::Timeout`], ...),
     /// [`Error::LocalMemoryExhausted`], [`Error::Detached`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = aifm_core::RemBox::new(3i32);
+    /// let scope = aifm_core::Scope::new();
+    /// assert_eq!(*b.try_deref(&scope).unwrap(), 3);
+    /// ```
     #[inline]
     pub fn try_deref<'a>(&'a self, _scope: &'a Scope) -> Result<&'a T> {
         let w = self.word();
@@ -196,6 +236,15 @@ impl<T: FarData> RemBox<T> {
     ///
     /// # Panics
     /// If far memory fails (see [`RemBox::try_deref_mut`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut b = aifm_core::RemBox::new(vec![1u32]);
+    /// let scope = aifm_core::Scope::new();
+    /// b.deref_mut(&scope).push(2);
+    /// assert_eq!(b.deref(&scope).len(), 2);
+    /// ```
     #[inline]
     #[track_caller]
     pub fn deref_mut<'a>(&'a mut self, scope: &'a Scope) -> &'a mut T {
@@ -214,6 +263,15 @@ impl<T: FarData> RemBox<T> {
     ///
     /// # Errors
     /// As [`RemBox::try_deref`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut b = aifm_core::RemBox::new(1u64);
+    /// let scope = aifm_core::Scope::new();
+    /// *b.try_deref_mut(&scope).unwrap() += 1;
+    /// assert_eq!(*b.deref(&scope), 2);
+    /// ```
     #[inline]
     pub fn try_deref_mut<'a>(&'a mut self, _scope: &'a Scope) -> Result<&'a mut T> {
         let w = self.word();
@@ -250,16 +308,43 @@ impl<T: FarData> RemBox<T> {
     }
 
     /// Whether the value is in local memory right now (a hint: the evacuator may change it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let b = aifm_core::RemBox::new_in([0u64; 64], &rt);
+    /// assert!(b.is_local());
+    /// rt.evacuate_now();
+    /// assert!(!b.is_local());
+    /// ```
     pub fn is_local(&self) -> bool {
         self.word() & REMOTE == 0
     }
 
     /// The object's key in far memory (its slot index, or the key given at construction).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let a = aifm_core::RemBox::new_in(1u8, &rt);
+    /// let b = aifm_core::RemBox::new_in(2u8, &rt);
+    /// assert_ne!(a.key(), b.key());
+    /// ```
     pub fn key(&self) -> u64 {
         slots::key(self.slot)
     }
 
     /// The runtime this box belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let b = aifm_core::RemBox::new_in(1u8, &rt);
+    /// assert_eq!(b.runtime().stats().budget_bytes, 4 << 20);
+    /// ```
     pub fn runtime(&self) -> Runtime {
         let inner = self.inner() as *const Inner;
         // SAFETY: `inner` came from an `Arc<Inner>` that this box keeps a count of; the count
@@ -275,6 +360,13 @@ impl<T: FarData> RemBox<T> {
     ///
     /// # Panics
     /// If far memory fails (see [`RemBox::try_into_inner`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = aifm_core::RemBox::new(String::from("x"));
+    /// assert_eq!(b.into_inner(), "x");
+    /// ```
     #[track_caller]
     pub fn into_inner(self) -> T {
         match self.try_into_inner() {
@@ -287,6 +379,15 @@ impl<T: FarData> RemBox<T> {
     ///
     /// # Errors
     /// As [`RemBox::try_deref`]; the box is returned intact.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let b = aifm_core::RemBox::new_in([9u64; 64], &rt);
+    /// rt.evacuate_now();
+    /// assert_eq!(b.try_into_inner().map_err(|(e, _)| e).unwrap()[0], 9);
+    /// ```
     pub fn try_into_inner(self) -> std::result::Result<T, (Error, Self)> {
         let rt = self.inner();
         let w = claim(self.slot);

@@ -101,6 +101,14 @@ impl RuntimeBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] when a variable does not parse.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// std::env::set_var("AIFM_LOCAL_MEMORY", "32MiB");
+    /// let rt = aifm_core::RuntimeBuilder::from_env().unwrap().build().unwrap();
+    /// assert_eq!(rt.stats().budget_bytes, 32 << 20);
+    /// ```
     pub fn from_env() -> Result<Self> {
         let mut b = RuntimeBuilder::default();
         if let Ok(v) = std::env::var("AIFM_LOCAL_MEMORY") {
@@ -116,6 +124,13 @@ impl RuntimeBuilder {
     }
 
     /// Local-memory budget in bytes (at least 16 regions).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(16 << 20).build().unwrap();
+    /// assert_eq!(rt.stats().budget_bytes, 16 << 20);
+    /// ```
     pub fn local_memory(mut self, bytes: usize) -> Self {
         self.local_memory = bytes;
         self
@@ -123,12 +138,27 @@ impl RuntimeBuilder {
 
     /// Region size in bytes (a power of two, 64 KiB … 16 MiB). Default: budget / 64, clamped
     /// to 64 KiB … 1 MiB. The largest object is one region minus a 32-byte header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(64 << 20).region_size(1 << 20).build();
+    /// assert!(rt.is_ok());
+    /// ```
     pub fn region_size(mut self, bytes: usize) -> Self {
         self.region_size = Some(bytes);
         self
     }
 
     /// Keeps far memory in `backend` (default: a fresh [`EmbeddedBackend`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::EmbeddedBackend;
+    /// let rt = aifm_core::Runtime::builder().backend(EmbeddedBackend::new()).local_memory(4 << 20).build().unwrap();
+    /// assert_eq!(rt.backend_name(), "embedded");
+    /// ```
     pub fn backend(mut self, backend: impl Backend) -> Self {
         self.backend = Some(Box::new(backend));
         self.server = None;
@@ -136,6 +166,14 @@ impl RuntimeBuilder {
     }
 
     /// Keeps far memory on the memory server at `addr` (`host:port`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Nothing listens on port 1: building fails with a typed error, not a panic.
+    /// let e = aifm_core::Runtime::builder().server("127.0.0.1:1").build();
+    /// assert!(e.is_err());
+    /// ```
     pub fn server(mut self, addr: impl Into<String>) -> Self {
         self.server = Some(addr.into());
         self.backend = None;
@@ -177,12 +215,26 @@ impl RuntimeBuilder {
     }
 
     /// Number of evacuator threads (default 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).evacuator_threads(2).build();
+    /// assert!(rt.is_ok());
+    /// ```
     pub fn evacuator_threads(mut self, n: usize) -> Self {
         self.evacuator_threads = n;
         self
     }
 
     /// Number of prefetch helper threads (default 1); they also serve async fetches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).prefetch_threads(2).build();
+    /// assert!(rt.is_ok());
+    /// ```
     pub fn prefetch_threads(mut self, n: usize) -> Self {
         self.prefetch_threads = n.max(1);
         self
@@ -191,12 +243,26 @@ impl RuntimeBuilder {
     /// Free-memory thresholds as fractions of the budget: evacuation starts below `start`,
     /// new scopes wait below `block`, and evacuation continues until `target` is free.
     /// Defaults are the original's: 0.12, 0.03, 0.22.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bad = aifm_core::Runtime::builder().thresholds(0.5, 0.6, 0.7).build();
+    /// assert!(matches!(bad, Err(aifm_core::Error::Config(_))));
+    /// ```
     pub fn thresholds(mut self, start: f64, block: f64, target: f64) -> Self {
         (self.start, self.block, self.target) = (start, block, target);
         self
     }
 
     /// Bytes scopes and the evacuator may overdraw past the budget (default: budget / 8).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).overdraft(1 << 20).build();
+    /// assert!(rt.is_ok());
+    /// ```
     pub fn overdraft(mut self, bytes: usize) -> Self {
         self.overdraft = Some(bytes);
         self
@@ -206,6 +272,13 @@ impl RuntimeBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] for inconsistent settings; connection errors for a server backend.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// assert_eq!(rt.stats().fetches, 0);
+    /// ```
     pub fn build(self) -> Result<Runtime> {
         let region_size = self.region_size.unwrap_or_else(|| {
             (self.local_memory / 64)
@@ -626,6 +699,13 @@ static GLOBAL: OnceLock<Runtime> = OnceLock::new();
 
 impl Runtime {
     /// A builder with the defaults (256 MiB local, embedded far store, one evacuator).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// assert_eq!(rt.backend_name(), "embedded");
+    /// ```
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder::default()
     }
@@ -636,6 +716,13 @@ impl Runtime {
     /// # Panics
     /// If the environment holds an invalid setting or the server cannot be reached; use
     /// [`Runtime::try_global`] to handle that.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = aifm_core::RemBox::new_in(1u8, aifm_core::Runtime::global());
+    /// assert!(b.is_local());
+    /// ```
     pub fn global() -> &'static Runtime {
         match Runtime::try_global() {
             Ok(rt) => rt,
@@ -647,6 +734,12 @@ impl Runtime {
     ///
     /// # Errors
     /// As [`RuntimeBuilder::from_env`] and [`RuntimeBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(aifm_core::Runtime::try_global().is_ok());
+    /// ```
     pub fn try_global() -> Result<&'static Runtime> {
         if let Some(rt) = GLOBAL.get() {
             return Ok(rt);
@@ -659,6 +752,15 @@ impl Runtime {
     ///
     /// # Errors
     /// [`Error::Config`] if the default was already built or set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Once the default exists, it cannot be replaced.
+    /// let _ = aifm_core::Runtime::global();
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// assert!(rt.set_global().is_err());
+    /// ```
     pub fn set_global(self) -> Result<()> {
         GLOBAL
             .set(self)
@@ -671,6 +773,14 @@ impl Runtime {
     /// # Errors
     /// [`Error::UnknownDevice`] if the backend has no such device; [`Error::Config`] when all
     /// 65 535 structure ids are in use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// assert_ne!(s.id(), 0);
+    /// ```
     pub fn register_structure(
         &self,
         device: &str,
@@ -701,6 +811,14 @@ impl Runtime {
     }
 
     /// A snapshot of the statistics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let _b = aifm_core::RemBox::new_in([0u8; 8], &rt);
+    /// assert_eq!(rt.stats().local_bytes, 40);
+    /// ```
     pub fn stats(&self) -> Stats {
         let i = &self.inner;
         let c = &i.counters;
@@ -732,11 +850,25 @@ impl Runtime {
     }
 
     /// Name of the backend (`"embedded"`, `"tcp://..."`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// assert_eq!(rt.backend_name(), "embedded");
+    /// ```
     pub fn backend_name(&self) -> String {
         self.inner.backend.name()
     }
 
     /// The backend holding this runtime's far memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// assert_eq!(rt.backend().stored_bytes(), 0);
+    /// ```
     pub fn backend(&self) -> &dyn Backend {
         &*self.inner.backend
     }
@@ -746,6 +878,15 @@ impl Runtime {
     ///
     /// # Panics
     /// When called inside a scope (it would wait for itself).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let b = aifm_core::RemBox::new_in([1u64; 64], &rt);
+    /// rt.evacuate_now();
+    /// assert!(!b.is_local() && rt.stats().write_backs == 1);
+    /// ```
     pub fn evacuate_now(&self) {
         assert!(
             !scope::in_scope(),
