@@ -112,6 +112,14 @@ impl<T: Pod, const N: usize> FarData for [T; N] {
 }
 
 /// Appends the raw bytes of a plain-data value.
+///
+/// # Examples
+///
+/// ```
+/// let mut b = Vec::new();
+/// aifm_core::codec::encode_pod(&7u32, &mut b);
+/// assert_eq!(b, 7u32.to_ne_bytes());
+/// ```
 pub fn encode_pod<T: Pod>(value: &T, out: &mut Vec<u8>) {
     // SAFETY: `T: Pod` has no padding, so all `size_of::<T>()` bytes are initialised.
     let bytes = unsafe {
@@ -121,6 +129,14 @@ pub fn encode_pod<T: Pod>(value: &T, out: &mut Vec<u8>) {
 }
 
 /// Appends the raw bytes of a slice of plain data.
+///
+/// # Examples
+///
+/// ```
+/// let mut b = Vec::new();
+/// aifm_core::codec::encode_pod_slice(&[1u16, 2], &mut b);
+/// assert_eq!(b.len(), 4);
+/// ```
 pub fn encode_pod_slice<T: Pod>(items: &[T], out: &mut Vec<u8>) {
     // SAFETY: `T: Pod` has no padding, so every byte of the slice is initialised.
     let bytes = unsafe {
@@ -133,6 +149,14 @@ pub fn encode_pod_slice<T: Pod>(items: &[T], out: &mut Vec<u8>) {
 ///
 /// # Errors
 /// [`Error::Codec`] when the length is not a multiple of the element size.
+///
+/// # Examples
+///
+/// ```
+/// let v: Vec<u16> = aifm_core::codec::decode_pod_vec(&[1, 0, 2, 0]).unwrap();
+/// assert_eq!(v, [u16::from_ne_bytes([1, 0]), u16::from_ne_bytes([2, 0])]);
+/// assert!(aifm_core::codec::decode_pod_vec::<u16>(&[1, 2, 3]).is_err());
+/// ```
 pub fn decode_pod_vec<T: Pod>(bytes: &[u8]) -> Result<Vec<T>> {
     let size = std::mem::size_of::<T>().max(1);
     if bytes.len() % size != 0 {
@@ -160,6 +184,14 @@ pub fn decode_pod_vec<T: Pod>(bytes: &[u8]) -> Result<Vec<T>> {
 ///
 /// # Errors
 /// [`Error::Codec`] when the length is wrong.
+///
+/// # Examples
+///
+/// ```
+/// let x: u32 = aifm_core::codec::decode_pod(&5u32.to_ne_bytes()).unwrap();
+/// assert_eq!(x, 5);
+/// assert!(aifm_core::codec::decode_pod::<u32>(&[1]).is_err());
+/// ```
 pub fn decode_pod<T: Pod>(bytes: &[u8]) -> Result<T> {
     if bytes.len() != std::mem::size_of::<T>() {
         return Err(Error::Codec(format!(
@@ -245,6 +277,15 @@ macro_rules! far_data_serde {
 ///
 /// # Errors
 /// [`Error::Codec`] when serde refuses the value.
+///
+/// # Examples
+///
+/// ```
+/// let mut b = Vec::new();
+/// aifm_core::codec::encode_serde(&("a", 1u8), &mut b).unwrap();
+/// let back: (String, u8) = aifm_core::codec::decode_serde(&b).unwrap();
+/// assert_eq!(back, ("a".to_string(), 1));
+/// ```
 pub fn encode_serde<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<()> {
     let taken = std::mem::take(out);
     *out = postcard::to_extend(value, taken).map_err(|e| Error::Codec(e.to_string()))?;
@@ -255,6 +296,12 @@ pub fn encode_serde<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Codec`] on malformed or trailing input.
+///
+/// # Examples
+///
+/// ```
+/// assert!(aifm_core::codec::decode_serde::<String>(&[200]).is_err());
+/// ```
 pub fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let (value, rest) =
         postcard::take_from_bytes(bytes).map_err(|e| Error::Codec(e.to_string()))?;

@@ -63,14 +63,32 @@ pub enum Error {
 
 impl Error {
     /// True for [`Error::Disconnected`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(aifm_core::Error::Disconnected("gone".into()).is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Error::Disconnected(_))
     }
     /// True for [`Error::ServerFull`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!aifm_core::Error::Timeout.is_server_full());
+    /// ```
     pub fn is_server_full(&self) -> bool {
         matches!(self, Error::ServerFull { .. })
     }
     /// True for [`Error::NotFound`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(aifm_core::Error::NotFound.is_not_found());
+    /// ```
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound)
     }

@@ -148,11 +148,27 @@ impl std::fmt::Debug for Structure {
 
 impl Structure {
     /// The structure id (its far-memory namespace within this runtime's client).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// assert!(s.id() > 0);
+    /// ```
     pub fn id(&self) -> u32 {
         self.id
     }
 
     /// The runtime the structure belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// assert_eq!(s.runtime().backend_name(), "embedded");
+    /// ```
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
     }
@@ -161,12 +177,30 @@ impl Structure {
     ///
     /// # Errors
     /// Whatever the backend or the device reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// // The plain object store offers no operations.
+    /// assert_eq!(s.compute(7, &[]).unwrap_err(), aifm_core::Error::UnknownOpcode(7));
+    /// ```
     pub fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
         self.runtime.inner.backend.compute(self.id, opcode, input)
     }
 
     /// The backend holding the structure's far objects (for structure code that reads or
     /// writes by its own keys).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// s.backend().write(s.id(), b"own-key", b"v").unwrap();
+    /// assert_eq!(s.backend().read(s.id(), b"own-key").unwrap().unwrap(), b"v");
+    /// ```
     pub fn backend(&self) -> &dyn Backend {
         &*self.runtime.inner.backend
     }

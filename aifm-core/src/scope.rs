@@ -207,6 +207,15 @@ pub(crate) fn backoff(spins: &mut u32) {
 }
 
 /// Whether the calling thread is inside a dereference scope.
+///
+/// # Examples
+///
+/// ```
+/// assert!(!aifm_core::scope::in_scope());
+/// let s = aifm_core::Scope::new();
+/// assert!(aifm_core::scope::in_scope());
+/// drop(s);
+/// ```
 #[inline]
 pub fn in_scope() -> bool {
     LOCAL.with(|l| l.nest.get() > 0)
@@ -270,6 +279,14 @@ pub struct Scope {
 impl Scope {
     /// Enters a scope. If this is the thread's outermost scope and some runtime is almost out
     /// of local memory, it first waits (briefly) for that runtime's evacuator.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let outer = aifm_core::Scope::new();
+    /// let inner = aifm_core::Scope::new(); // nesting is free
+    /// drop((inner, outer));
+    /// ```
     #[inline]
     pub fn new() -> Scope {
         LOCAL.with(|l| {

@@ -76,6 +76,15 @@ const _: () = {
 };
 
 /// Composes a local word for an object at `addr` (a freshly placed object is cold).
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::word::*;
+/// let w = local(0x1000 as *const u8, true);
+/// assert_eq!(addr(w) as usize, 0x1000);
+/// assert_ne!(w & READ_SLOW, 0, "a fresh object is cold");
+/// ```
 #[inline]
 pub fn local(addr: *const u8, clean: bool) -> u64 {
     let a = addr as u64;
@@ -85,6 +94,14 @@ pub fn local(addr: *const u8, clean: bool) -> u64 {
 }
 
 /// Composes a remote word for an object of structure `ds` whose encoding is `len` bytes long.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::word::*;
+/// let w = remote(4096, 3);
+/// assert_eq!((remote_len(w), remote_ds(w)), (4096, 3));
+/// ```
 #[inline]
 pub fn remote(len: usize, ds: u32) -> u64 {
     debug_assert!(ds <= MAX_DS && len as u64 <= LEN_MASK);
@@ -92,24 +109,50 @@ pub fn remote(len: usize, ds: u32) -> u64 {
 }
 
 /// The structure id held by a remote word.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(aifm_core::word::remote_ds(aifm_core::word::remote(1, 9)), 9);
+/// ```
 #[inline]
 pub fn remote_ds(word: u64) -> u32 {
     ((word & ADDR_MASK) >> DS_SHIFT) as u32
 }
 
 /// The encoded length held by a remote word.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(aifm_core::word::remote_len(aifm_core::word::remote(77, 0)), 77);
+/// ```
 #[inline]
 pub fn remote_len(word: u64) -> usize {
     (word & LEN_MASK) as usize
 }
 
 /// The local address held by a local word.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::word::*;
+/// assert_eq!(addr(local(0x40 as *const u8, false)) as usize, 0x40);
+/// ```
 #[inline]
 pub fn addr(word: u64) -> *mut u8 {
     (word & ADDR_MASK) as *mut u8
 }
 
 /// The hotness counter of a word.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::word::*;
+/// assert_eq!(hotness(heated(local(0x40 as *const u8, false))), 1);
+/// ```
 #[inline]
 pub fn hotness(word: u64) -> u64 {
     (word & HOTNESS_MASK) >> HOTNESS_SHIFT
@@ -117,6 +160,14 @@ pub fn hotness(word: u64) -> u64 {
 
 /// The word after one more slow-path touch: the counter climbs, and at the threshold the
 /// object turns hot.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::word::*;
+/// let hot = heated(heated(local(0x40 as *const u8, false)));
+/// assert_eq!(hot & READ_SLOW, 0, "twice touched: hot, fast path");
+/// ```
 #[inline]
 pub fn heated(word: u64) -> u64 {
     let h = hotness(word) + 1;

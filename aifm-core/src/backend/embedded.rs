@@ -37,6 +37,13 @@ impl Default for EmbeddedBackend {
 
 impl EmbeddedBackend {
     /// An unbounded in-process store with no injected latency.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::Backend;
+    /// assert_eq!(aifm_core::backend::EmbeddedBackend::new().stored_bytes(), 0);
+    /// ```
     pub fn new() -> Self {
         EmbeddedBackend {
             ns: Engine::global().namespace(u64::MAX),
@@ -45,12 +52,30 @@ impl EmbeddedBackend {
     }
 
     /// Adds `latency` to every request (once per batch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new().with_latency(std::time::Duration::from_micros(10));
+    /// let t = std::time::Instant::now();
+    /// b.write(OBJECT_STORE, b"k", b"v").unwrap();
+    /// assert!(t.elapsed() >= std::time::Duration::from_micros(10));
+    /// ```
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
     }
 
     /// Caps the bytes this store holds; writes beyond it fail with `ServerFull`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new().with_capacity(10);
+    /// assert!(b.write(OBJECT_STORE, b"key", &[0; 100]).unwrap_err().is_server_full());
+    /// ```
     pub fn with_capacity(mut self, bytes: u64) -> Self {
         self.ns = Engine::global().namespace(bytes);
         self

@@ -32,6 +32,14 @@ pub struct Faulty<B> {
 
 impl<B: Backend> Faulty<B> {
     /// `inner`, up.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{faulty::Faulty, EmbeddedBackend};
+    /// let far = Faulty::new(EmbeddedBackend::new());
+    /// assert!(!far.is_down());
+    /// ```
     pub fn new(inner: B) -> Self {
         Faulty {
             inner,
@@ -41,21 +49,54 @@ impl<B: Backend> Faulty<B> {
     }
 
     /// Takes the backend down (`true`) or brings it back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{faulty::Faulty, EmbeddedBackend};
+    /// let far = Faulty::new(EmbeddedBackend::new());
+    /// far.set_down(true);
+    /// assert!(far.is_down());
+    /// ```
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
 
     /// Whether it is down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{faulty::Faulty, EmbeddedBackend};
+    /// let far = Faulty::new(EmbeddedBackend::new());
+    /// assert!(!far.is_down());
+    /// ```
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::SeqCst)
     }
 
     /// Requests received so far (failed ones included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{faulty::Faulty, EmbeddedBackend};
+    /// let far = Faulty::new(EmbeddedBackend::new());
+    /// assert_eq!(far.requests(), 0);
+    /// ```
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
 
     /// The wrapped backend.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{faulty::Faulty, EmbeddedBackend};
+    /// let far = Faulty::new(EmbeddedBackend::new());
+    /// assert_eq!(aifm_core::Backend::stored_bytes(far.inner()), 0);
+    /// ```
     pub fn inner(&self) -> &B {
         &self.inner
     }
