@@ -65,6 +65,12 @@ pub struct Quota {
 
 impl Quota {
     /// A quota of `limit` bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(aifm_core::engine::Quota::new(10).limit(), 10);
+    /// ```
     pub fn new(limit: u64) -> Self {
         Quota {
             limit,
@@ -76,6 +82,14 @@ impl Quota {
     ///
     /// # Errors
     /// [`Error::ServerFull`] when fewer than `bytes` remain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = aifm_core::engine::Quota::new(10);
+    /// assert!(q.charge(10).is_ok());
+    /// assert!(q.charge(1).is_err());
+    /// ```
     pub fn charge(&self, bytes: u64) -> Result<()> {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
@@ -86,16 +100,39 @@ impl Quota {
     }
 
     /// Gives `bytes` back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = aifm_core::engine::Quota::new(10);
+    /// q.charge(4).unwrap();
+    /// q.release(4);
+    /// assert_eq!(q.used(), 0);
+    /// ```
     pub fn release(&self, bytes: u64) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
     }
 
     /// Bytes in use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = aifm_core::engine::Quota::new(10);
+    /// q.charge(3).unwrap();
+    /// assert_eq!(q.used(), 3);
+    /// ```
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Acquire)
     }
 
     /// The limit in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(aifm_core::engine::Quota::new(u64::MAX).limit(), u64::MAX);
+    /// ```
     pub fn limit(&self) -> u64 {
         self.limit
     }

@@ -61,6 +61,15 @@ impl Default for DeviceRegistry {
 
 impl DeviceRegistry {
     /// Registers device type `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::engine::{DeviceRegistry, ObjectStore};
+    /// let r = DeviceRegistry::default();
+    /// r.register("store.v2", |_, quota| Ok(Box::new(ObjectStore::new(quota))));
+    /// assert!(r.contains("store.v2"));
+    /// ```
     pub fn register(&self, name: &str, factory: DeviceFactory) {
         self.factories
             .lock()
@@ -70,6 +79,12 @@ impl DeviceRegistry {
     }
 
     /// Whether device type `name` is registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!aifm_core::engine::DeviceRegistry::default().contains("nope"));
+    /// ```
     pub fn contains(&self, name: &str) -> bool {
         self.factories.lock().unwrap().contains_key(name)
     }
@@ -107,17 +122,37 @@ pub struct Engine {
 
 impl Engine {
     /// The process-wide engine (used by the embedded backend and by the server binary).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(aifm_core::engine::Engine::global().registry().contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+    /// ```
     pub fn global() -> &'static Engine {
         static GLOBAL: OnceLock<Engine> = OnceLock::new();
         GLOBAL.get_or_init(Engine::default)
     }
 
     /// The device registry of this engine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = aifm_core::engine::Engine::default();
+    /// assert!(e.registry().contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+    /// ```
     pub fn registry(&self) -> &DeviceRegistry {
         &self.registry
     }
 
     /// A fresh, empty namespace whose objects may use at most `quota_bytes`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(100);
+    /// assert!(ns.write(0, b"k", &[0; 200]).unwrap_err().is_server_full());
+    /// ```
     pub fn namespace(&self, quota_bytes: u64) -> Namespace {
         let quota = Arc::new(Quota::new(quota_bytes));
         let store: Arc<dyn RemoteDevice> = Arc::new(ObjectStore::new(quota.clone()));
@@ -160,6 +195,14 @@ impl Namespace {
     ///
     /// # Errors
     /// [`Error::UnknownStructure`], or the device's own error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+    /// assert_eq!(ns.read(0, b"absent").unwrap(), None);
+    /// assert!(ns.read(42, b"k").is_err(), "no structure 42");
+    /// ```
     pub fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.device(ds)?.read(key)
     }
@@ -168,6 +211,14 @@ impl Namespace {
     ///
     /// # Errors
     /// [`Error::ServerFull`] beyond the quota; [`Error::UnknownStructure`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+    /// ns.write(0, b"k", b"v").unwrap();
+    /// assert_eq!(ns.read(0, b"k").unwrap().unwrap(), b"v");
+    /// ```
     pub fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
         self.device(ds)?.write(key, value)
     }
@@ -176,6 +227,15 @@ impl Namespace {
     ///
     /// # Errors
     /// [`Error::UnknownStructure`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+    /// ns.write(0, b"k", b"v").unwrap();
+    /// assert!(ns.remove(0, b"k").unwrap());
+    /// assert!(!ns.remove(0, b"k").unwrap());
+    /// ```
     pub fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
         self.device(ds)?.remove(key)
     }
@@ -185,6 +245,14 @@ impl Namespace {
     ///
     /// # Errors
     /// [`Error::UnknownDevice`]; [`Error::Remote`] if `ds` exists with another type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+    /// ns.construct(5, aifm_core::backend::OBJECT_STORE_DEVICE, &[]).unwrap();
+    /// assert_eq!(ns.structures(), 2);
+    /// ```
     pub fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
         if let Some(existing) = self.devices.read().unwrap().get(&ds) {
             return if existing.type_name() == device {
@@ -206,6 +274,16 @@ impl Namespace {
     ///
     /// # Errors
     /// [`Error::UnknownStructure`]; the object store cannot be destroyed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+    /// ns.construct(5, aifm_core::backend::OBJECT_STORE_DEVICE, &[]).unwrap();
+    /// ns.write(5, b"k", b"v").unwrap();
+    /// ns.destruct(5).unwrap();
+    /// assert_eq!(ns.stored_bytes(), 0);
+    /// ```
     pub fn destruct(&self, ds: u32) -> Result<()> {
         if ds == OBJECT_STORE {
             return Err(Error::Remote(
@@ -226,16 +304,38 @@ impl Namespace {
     ///
     /// # Errors
     /// [`Error::UnknownOpcode`], [`Error::UnknownStructure`], or the device's own error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+    /// assert_eq!(ns.compute(0, 1, &[]).unwrap_err(), aifm_core::Error::UnknownOpcode(1));
+    /// ```
     pub fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
         self.device(ds)?.compute(opcode, input)
     }
 
     /// Bytes stored by all structures of this namespace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+    /// ns.write(0, b"ab", b"cd").unwrap();
+    /// assert_eq!(ns.stored_bytes(), 4);
+    /// ```
     pub fn stored_bytes(&self) -> u64 {
         self.quota.used()
     }
 
     /// Number of live structures (the object store included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+    /// assert_eq!(ns.structures(), 1); // the object store
+    /// ```
     pub fn structures(&self) -> usize {
         self.devices.read().unwrap().len()
     }

@@ -45,6 +45,14 @@ fn cost(key: &[u8], value: &[u8]) -> u64 {
 
 impl ObjectStore {
     /// An empty store charging `quota`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::engine::{ObjectStore, Quota, RemoteDevice};
+    /// let s = ObjectStore::new(std::sync::Arc::new(Quota::new(1 << 20)));
+    /// assert!(s.is_empty());
+    /// ```
     pub fn new(quota: Arc<Quota>) -> Self {
         ObjectStore {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -58,6 +66,17 @@ impl ObjectStore {
     }
 
     /// Calls `f` on every stored pair (shard by shard; concurrent writers may or may not be seen).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::engine::{ObjectStore, Quota, RemoteDevice};
+    /// let s = ObjectStore::new(std::sync::Arc::new(Quota::new(1 << 20)));
+    /// s.write(b"a", b"1").unwrap();
+    /// let mut n = 0;
+    /// s.for_each(|_, _| n += 1);
+    /// assert_eq!(n, 1);
+    /// ```
     pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
         for shard in self.shards.iter() {
             for (k, v) in shard.lock().unwrap().iter() {
@@ -67,11 +86,28 @@ impl ObjectStore {
     }
 
     /// Number of stored objects.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::engine::{ObjectStore, Quota, RemoteDevice};
+    /// let s = ObjectStore::new(std::sync::Arc::new(Quota::new(1 << 20)));
+    /// s.write(b"a", b"1").unwrap();
+    /// assert_eq!(s.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
     }
 
     /// Whether nothing is stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::engine::{ObjectStore, Quota, RemoteDevice};
+    /// let s = ObjectStore::new(std::sync::Arc::new(Quota::new(1 << 20)));
+    /// assert!(s.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

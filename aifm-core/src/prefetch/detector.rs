@@ -39,6 +39,13 @@ pub struct Prefetcher {
 
 impl Prefetcher {
     /// A detector for objects of `object_bytes` each, with a 1 MiB window and threshold 8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = aifm_core::prefetch::Prefetcher::new(4096);
+    /// assert_eq!(p.window(), 256); // 1 MiB of 4 KiB objects
+    /// ```
     pub fn new(object_bytes: usize) -> Self {
         Prefetcher {
             ring: (0..RING).map(|_| AtomicU64::new(0)).collect(),
@@ -54,6 +61,13 @@ impl Prefetcher {
     }
 
     /// Sizes the window ahead in bytes (at least one object).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = aifm_core::prefetch::Prefetcher::new(4096).with_window_bytes(64 << 10);
+    /// assert_eq!(p.window(), 16);
+    /// ```
     pub fn with_window_bytes(mut self, bytes: usize) -> Self {
         let per = (1 << 20) / self.window as usize;
         self.window = (bytes / per.max(1)).max(1) as u64;
@@ -61,23 +75,51 @@ impl Prefetcher {
     }
 
     /// Consecutive equal strides needed before prefetching starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = aifm_core::prefetch::Prefetcher::new(64).with_threshold(2);
+    /// assert_eq!(p.record(0, 100).count() + p.record(1, 100).count(), 0);
+    /// assert!(p.record(2, 100).count() > 0);
+    /// ```
     pub fn with_threshold(mut self, hits: u32) -> Self {
         self.threshold = hits.max(1);
         self
     }
 
     /// Turns prefetching on or off for this structure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = aifm_core::prefetch::Prefetcher::new(64);
+    /// p.set_enabled(false);
+    /// assert!((0..100).all(|i| p.record(i, 100).count() == 0));
+    /// ```
     pub fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::Relaxed);
         self.reset();
     }
 
     /// Whether prefetching is on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(aifm_core::prefetch::Prefetcher::new(64).is_enabled());
+    /// ```
     pub fn is_enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
     }
 
     /// Objects in the window ahead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(aifm_core::prefetch::Prefetcher::new(1 << 20).window(), 1);
+    /// ```
     pub fn window(&self) -> u64 {
         self.window
     }
@@ -89,6 +131,14 @@ impl Prefetcher {
 
     /// Records a touch of `index` in a structure of `len` objects; returns what to prefetch
     /// now (often nothing). Lock-free and allocation-free.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = aifm_core::prefetch::Prefetcher::new(1 << 18).with_threshold(3); // 4-object window
+    /// let planned: Vec<u64> = (0..6).flat_map(|i| p.record(i, 100)).collect();
+    /// assert_eq!(planned, [4, 5, 6, 7, 8, 9]);
+    /// ```
     #[inline]
     pub fn record(&self, index: u64, len: u64) -> Plan {
         let none = Plan {
@@ -148,6 +198,15 @@ impl Prefetcher {
     }
 
     /// The most recent touches, oldest first (at most 256).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = aifm_core::prefetch::Prefetcher::new(64);
+    /// p.record(3, 10);
+    /// p.record(7, 10);
+    /// assert_eq!(p.trace(), [3, 7]);
+    /// ```
     pub fn trace(&self) -> Vec<u64> {
         let head = self.head.load(Ordering::Relaxed);
         let n = head.min(RING as u64);

@@ -37,6 +37,14 @@ impl std::fmt::Debug for FetchTicket {
 
 impl FetchTicket {
     /// Whether the object is (right now) local.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let b = aifm_core::RemBox::new_in([0u64; 64], &rt);
+    /// assert!(b.ticket().is_local());
+    /// ```
     pub fn is_local(&self) -> bool {
         slots::word(self.0.slot).load(Ordering::Acquire) & REMOTE == 0
     }
@@ -52,6 +60,18 @@ unsafe fn decode_into<T: FarData>(bytes: &[u8], dst: *mut u8) -> Result<()> {
 impl<T: FarData> RemBox<T> {
     /// A ticket naming this object for [`Runtime::fetch_many`], [`Runtime::prefetch`] or
     /// [`Runtime::fetch_async`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let b = aifm_core::RemBox::new_in([0u64; 64], &rt);
+    /// rt.evacuate_now();
+    /// let t = b.ticket();
+    /// let _scope = aifm_core::Scope::new();
+    /// assert_eq!(rt.fetch_many(&[t], false).unwrap(), 1);
+    /// assert!(b.is_local());
+    /// ```
     pub fn ticket(&self) -> FetchTicket {
         let slot = self.slot_ptr();
         FetchTicket(Ticket {
@@ -90,6 +110,21 @@ impl<T: FarData> RemBox<T> {
     ///
     /// # Errors
     /// As [`RemBox::try_deref`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// let b = aifm_core::RemBox::new(vec![1u8, 2, 3]);
+    /// let mut fut = std::pin::pin!(b.read_async(|v| v.len()));
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// let n = loop {
+    ///     if let std::task::Poll::Ready(n) = fut.as_mut().poll(&mut cx) {
+    ///         break n.unwrap();
+    ///     }
+    /// };
+    /// assert_eq!(n, 3);
+    /// ```
     pub async fn read_async<R>(&self, f: impl FnOnce(&T) -> R) -> Result<R> {
         self.fetch_async().await?;
         let scope = Scope::new();
@@ -265,6 +300,17 @@ impl Runtime {
 
     /// Asks the helper threads to bring `tickets` in ahead of use. Never blocks: when the
     /// helpers are behind, the request is dropped (and counted in the statistics).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let boxes: Vec<_> = (0..64u64).map(|i| aifm_core::RemBox::new_in([i; 64], &rt)).collect();
+    /// rt.evacuate_now();
+    /// rt.prefetch(boxes.iter().map(aifm_core::RemBox::ticket), false); // returns at once
+    /// let scope = aifm_core::Scope::new();
+    /// assert_eq!(boxes[63].deref(&scope)[0], 63);
+    /// ```
     pub fn prefetch(&self, tickets: impl IntoIterator<Item = FetchTicket>, nontemporal: bool) {
         let tickets: Vec<Ticket> = tickets
             .into_iter()
@@ -291,6 +337,21 @@ impl Runtime {
     }
 
     /// A future that resolves once every object among `tickets` is local.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let b = aifm_core::RemBox::new_in([4u64; 64], &rt);
+    /// rt.evacuate_now();
+    /// let mut fut = std::pin::pin!(rt.fetch_async(vec![b.ticket()]));
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// while fut.as_mut().poll(&mut cx).is_pending() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert!(b.is_local());
+    /// ```
     pub fn fetch_async(&self, tickets: Vec<FetchTicket>) -> FetchFuture {
         if tickets.iter().all(FetchTicket::is_local) {
             return FetchFuture { state: None };
