@@ -14,6 +14,15 @@ use std::any::TypeId;
 use std::sync::Arc;
 
 /// What the runtime should do with a cold object after the handler saw it.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::WriteBack;
+/// // A hash map evicting a pair under its own key, batched by the runtime:
+/// let w = WriteBack::DetachAs { key: b"user:7".to_vec(), value: 36u32.to_le_bytes().to_vec() };
+/// assert_ne!(w, WriteBack::Default);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteBack {
     /// Write the whole object under its key if it is dirty (the runtime's default).

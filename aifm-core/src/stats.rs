@@ -96,6 +96,13 @@ pub struct Stats {
 
 impl Stats {
     /// Useful prefetches over issued ones (1.0 when none were issued).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// assert_eq!(rt.stats().prefetch_accuracy(), 1.0); // nothing issued yet
+    /// ```
     pub fn prefetch_accuracy(&self) -> f64 {
         if self.prefetch_issued == 0 {
             1.0
@@ -105,6 +112,14 @@ impl Stats {
     }
 
     /// All local bytes charged against the budget.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let _s = aifm_core::RemBox::new_in(String::with_capacity(100), &rt);
+    /// assert_eq!(rt.stats().local_total(), 32 + 24 + 100);
+    /// ```
     pub fn local_total(&self) -> u64 {
         self.local_bytes + self.local_owned_bytes
     }

@@ -8,6 +8,28 @@ use std::sync::Arc;
 ///
 /// A device charges every byte it keeps to the [`Quota`] it was built with, so a namespace's
 /// capacity holds across all its structures.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::{ObjectStore, Quota, RemoteDevice};
+/// use aifm_core::Result;
+/// /// A store that can also count its objects next to the data.
+/// struct Counting(ObjectStore);
+/// impl RemoteDevice for Counting {
+///     fn type_name(&self) -> &str { "example.counting" }
+///     fn read(&self, k: &[u8]) -> Result<Option<Vec<u8>>> { self.0.read(k) }
+///     fn write(&self, k: &[u8], v: &[u8]) -> Result<()> { self.0.write(k, v) }
+///     fn remove(&self, k: &[u8]) -> Result<bool> { self.0.remove(k) }
+///     fn compute(&self, _op: u32, _in: &[u8]) -> Result<Vec<u8>> {
+///         Ok((self.0.len() as u64).to_le_bytes().to_vec())
+///     }
+///     fn clear(&self) { self.0.clear() }
+/// }
+/// let d = Counting(ObjectStore::new(std::sync::Arc::new(Quota::new(1 << 20))));
+/// d.write(b"a", b"1").unwrap();
+/// assert_eq!(d.compute(0, &[]).unwrap(), 1u64.to_le_bytes());
+/// ```
 pub trait RemoteDevice: Send + Sync + 'static {
     /// The registered type name of this device.
     fn type_name(&self) -> &str;

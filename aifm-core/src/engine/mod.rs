@@ -166,6 +166,14 @@ impl Engine {
 }
 
 /// One client's structures and its quota.
+///
+/// # Examples
+///
+/// ```
+/// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+/// ns.write(0, b"k", b"v").unwrap();
+/// assert_eq!(ns.structures(), 1);
+/// ```
 pub struct Namespace {
     registry: Arc<DeviceRegistry>,
     quota: Arc<Quota>,

@@ -217,6 +217,15 @@ impl Prefetcher {
 }
 
 /// Indices to prefetch, in the direction of travel.
+///
+/// # Examples
+///
+/// ```
+/// let p = aifm_core::prefetch::Prefetcher::new(1 << 19).with_threshold(1); // 2-object window
+/// p.record(10, 100);
+/// let plan: Vec<u64> = p.record(9, 100).collect(); // walking down
+/// assert_eq!(plan, [8, 7]);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Plan {
     next: i64,

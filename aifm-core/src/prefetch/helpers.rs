@@ -23,6 +23,17 @@ pub(crate) const QUEUE_LIMIT: usize = 256;
 ///
 /// A ticket stays safe to use after its box is dropped or its slot reused: the fetch checks
 /// the slot's generation and simply skips objects that are no longer the same.
+///
+/// # Examples
+///
+/// ```
+/// let b = aifm_core::RemBox::new(1u8);
+/// let t = b.ticket();
+/// drop(b);
+/// // A ticket outliving its box is harmless: fetching it does nothing.
+/// let _s = aifm_core::Scope::new();
+/// assert_eq!(aifm_core::Runtime::global().fetch_many(&[t], false).unwrap(), 0);
+/// ```
 #[derive(Clone, Copy)]
 pub struct FetchTicket(pub(crate) Ticket);
 
@@ -133,6 +144,14 @@ impl<T: FarData> RemBox<T> {
 }
 
 /// A future that resolves when a set of objects is local; yields how many were fetched.
+///
+/// # Examples
+///
+/// ```
+/// let b = aifm_core::RemBox::new(1u8);
+/// let fut: aifm_core::prefetch::FetchFuture = b.fetch_async(); // already local: ready at once
+/// drop(fut);
+/// ```
 #[derive(Debug)]
 pub struct FetchFuture {
     state: Option<Arc<Completion>>,
