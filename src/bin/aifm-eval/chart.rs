@@ -45,7 +45,15 @@ fn colour(sys: System) -> RGBColor {
     match sys {
         System::AllLocal => RGBColor(40, 40, 40),
         System::AifmEmbedded => RGBColor(31, 119, 180),
-        System::AifmTcp => RGBColor(214, 39, 40),
+        System::AifmTcp { servers, replicas } => {
+            // Red for one server, darker for more servers, purple with replication.
+            let shade = 40 * (servers.saturating_sub(1)).min(3);
+            if replicas > 1 {
+                RGBColor(148 - shade / 2, 103 - shade, 189 - shade)
+            } else {
+                RGBColor(214 - shade, 39, 40)
+            }
+        }
         System::Paging => RGBColor(44, 160, 44),
     }
 }

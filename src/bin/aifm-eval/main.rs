@@ -41,6 +41,9 @@
 //!    * `aifm-embedded`: `--local-mib B --backend embedded`;
 //!    * `aifm-tcp`: a fresh `aifm-server --listen 127.0.0.1:0` (its first stdout line names the
 //!      port), `--local-mib B --backend 127.0.0.1:PORT`, the server stopped after the run;
+//!    * `aifm-tcp-2s`, `aifm-tcp-3s` (each object on one server) and `aifm-tcp-2s-r2`,
+//!      `aifm-tcp-3s-r2` (replication 2): the same with two or three fresh servers,
+//!      `--backend ADDR,ADDR[,ADDR] --replicas R`;
 //!    * `paging`: `--all-local` inside a memory cgroup limited to `B + O` MiB, with a zram
 //!      device as the only swap (see [`paging`]). The overhead is added so that both the
 //!      far-memory runtime and the kernel get `B` MiB for the *data*: the runtime's budget
@@ -79,7 +82,8 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.25,0.5,1.0")]
     fractions: Vec<f64>,
 
-    /// Systems to measure: all-local, aifm-embedded, aifm-tcp, paging.
+    /// Systems to measure: all-local, aifm-embedded, aifm-tcp, paging; and for several
+    /// servers aifm-tcp-2s, aifm-tcp-3s (no replication), aifm-tcp-2s-r2, aifm-tcp-3s-r2.
     #[arg(
         long,
         value_delimiter = ',',
@@ -206,7 +210,7 @@ fn sweep(args: &Args) -> Result<bool, String> {
         .unwrap_or_else(|| target.join("release"));
     if !args.no_build {
         cargo_build(&target, &["-p", "aifm", "--example", &args.workload])?;
-        if systems.contains(&System::AifmTcp) {
+        if systems.iter().any(|s| matches!(s, System::AifmTcp { .. })) {
             cargo_build(&target, &["-p", "aifm-server", "--bin", "aifm-server"])?;
         }
     }
@@ -365,23 +369,27 @@ fn sweep(args: &Args) -> Result<bool, String> {
                     timeout,
                     args.verbose,
                 )?,
-                System::AifmTcp => {
-                    let server = match server::Server::start(&server_bin) {
+                System::AifmTcp { servers, replicas } => {
+                    let started: Result<Vec<server::Server>, String> = (0..servers)
+                        .map(|_| server::Server::start(&server_bin))
+                        .collect();
+                    let servers = match started {
                         Ok(s) => s,
                         Err(why) => {
-                            eprintln!("aifm-eval: skipping aifm-tcp: {why}");
+                            eprintln!("aifm-eval: skipping {}: {why}", sys.name());
                             skipped.push((sys, why));
                             continue;
                         }
                     };
-                    let out = run::run(
-                        &example,
-                        &with(&["--local-mib", &b, "--backend", server.addr()]),
-                        None,
-                        timeout,
-                        args.verbose,
-                    );
-                    drop(server);
+                    let addrs: Vec<&str> = servers.iter().map(server::Server::addr).collect();
+                    let addrs = addrs.join(",");
+                    let r = replicas.to_string();
+                    let mut more = vec!["--local-mib", &b, "--backend", &addrs];
+                    if servers.len() > 1 {
+                        more.extend(["--replicas", &r]);
+                    }
+                    let out = run::run(&example, &with(&more), None, timeout, args.verbose);
+                    drop(servers);
                     out?
                 }
                 System::Paging => {

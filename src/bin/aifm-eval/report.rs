@@ -12,27 +12,55 @@ pub enum System {
     AllLocal,
     /// aifm-rs on the embedded far store, at the budget.
     AifmEmbedded,
-    /// aifm-rs over TCP to a loopback `aifm-server`, at the budget.
-    AifmTcp,
+    /// aifm-rs over TCP to `servers` loopback `aifm-server`s, each object on `replicas` of
+    /// them, at the budget.
+    AifmTcp {
+        /// Memory servers started for the run.
+        servers: u8,
+        /// The replication factor (`--replicas`).
+        replicas: u8,
+    },
     /// The `--all-local` program in a memory cgroup at the budget, with zram swap.
     Paging,
 }
 
+/// The TCP topologies the harness knows, with their names: one server, then two and three
+/// with and without replication.
+const TOPOLOGIES: [(u8, u8, &str); 5] = [
+    (1, 1, "aifm-tcp"),
+    (2, 1, "aifm-tcp-2s"),
+    (2, 2, "aifm-tcp-2s-r2"),
+    (3, 1, "aifm-tcp-3s"),
+    (3, 2, "aifm-tcp-3s-r2"),
+];
+
 impl System {
     /// Every system, in report order.
-    pub const ALL: [System; 4] = [
+    pub const ALL: [System; 8] = [
         System::AllLocal,
         System::AifmEmbedded,
-        System::AifmTcp,
+        System::tcp(1, 1),
+        System::tcp(2, 1),
+        System::tcp(2, 2),
+        System::tcp(3, 1),
+        System::tcp(3, 2),
         System::Paging,
     ];
+
+    /// aifm-rs over `servers` loopback servers with replication factor `replicas`.
+    pub const fn tcp(servers: u8, replicas: u8) -> System {
+        System::AifmTcp { servers, replicas }
+    }
 
     /// The name on the command line and in the files.
     pub fn name(self) -> &'static str {
         match self {
             System::AllLocal => "all-local",
             System::AifmEmbedded => "aifm-embedded",
-            System::AifmTcp => "aifm-tcp",
+            System::AifmTcp { servers, replicas } => TOPOLOGIES
+                .iter()
+                .find(|t| (t.0, t.1) == (servers, replicas))
+                .map_or("aifm-tcp-?", |t| t.2),
             System::Paging => "paging",
         }
     }
@@ -43,13 +71,14 @@ impl System {
             .into_iter()
             .find(|sys| sys.name() == s.trim())
             .ok_or_else(|| {
-                format!("unknown system {s:?} (all-local, aifm-embedded, aifm-tcp, paging)")
+                let names: Vec<&str> = System::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown system {s:?} ({})", names.join(", "))
             })
     }
 
     /// Whether this is an aifm-rs system (the ones the ratios are about).
     pub fn is_aifm(self) -> bool {
-        matches!(self, System::AifmEmbedded | System::AifmTcp)
+        matches!(self, System::AifmEmbedded | System::AifmTcp { .. })
     }
 }
 
