@@ -49,6 +49,27 @@
 //!   (`ops`), and [`Exec`] chooses: `Auto` offloads when at least a quarter of the chunks are
 //!   remote. Results of gathers and copies arrive as one reply per 256 output chunks and
 //!   become a fresh `RemVec` in the same runtime.
+//!
+//! # Placement over several servers
+//!
+//! On a backend of several servers a vector is placed *whole* by default: all its chunks on one
+//! replica set, where the device sees every one of them. [`RemVec::striped_in`] (or
+//! [`RemVec::with_placement`]) *stripes* it instead: each chunk placed by its index, so a large
+//! vector spreads over every server. The offloads keep working, in one of two ways:
+//!
+//! | offload | kind | striped execution |
+//! |---|---|---|
+//! | [`sum`](RemVec::sum), [`min`](RemVec::min), [`max`](RemVec::max), [`count`](RemVec::count), [`mean`](RemVec::mean) | decomposable | each shard returns (count, sum, min, max) of its chunks; the client merges |
+//! | [`median`](RemVec::median) | gathers | elements fetched per shard, ordered on the client |
+//! | [`group_by`](RemVec::group_by) | gathers | values and keys fetched per shard, grouped on the client (the key vector's chunks are on other servers than the value chunks) |
+//! | [`gather`](RemVec::gather), [`permute`](RemVec::permute) | gathers what it needs | the client reads the index vector; each shard returns the elements of its own chunks; the permutation check runs on the client |
+//! | [`copy_range`](RemVec::copy_range) | gathers what it needs | each shard returns the part of the range in its chunks |
+//!
+//! The same paths run when only the index or key vector of an operation is striped. Integer
+//! results equal the local ones exactly; a striped floating-point sum (and mean) adds
+//! per-shard sums, so it may differ from the index-order sum in the last bits. (`RemHashMap`
+//! always stays whole: its `TAKE` removes the pair it returns, so it must run where the pair
+//! is.)
 
 pub mod device;
 mod iter;

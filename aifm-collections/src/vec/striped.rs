@@ -6,16 +6,10 @@
 //! an operation needs, the backend sends each server the chunks it holds (one replica of
 //! each, so nothing is counted twice), and the client merges the answers.
 //!
-//! | operation | striped execution |
-//! |---|---|
-//! | sum, min, max, count, mean | **decomposable**: every shard returns a partial (count, sum, min, max) of its chunks; the client merges them |
-//! | median | gathers: the elements come back per shard (`Pieces`) and are ordered on the client |
-//! | group-by | gathers: values and keys come back per shard and are grouped on the client (the key vector's chunks are not on the value chunks' servers, so the per-key partials cannot be formed next to the data) |
-//! | gather / permute | gathers what it needs: the client reads the index vector, and each shard returns the elements of the chunks it holds (`Pick`); the permutation check runs on the client |
-//! | copy range | gathers what it needs: each shard returns the part of the range in its chunks (`Pieces`) |
-//!
-//! The same paths run when only the *other* vector of an operation (an index or key vector)
-//! is striped, since its device cannot see all of it either.
+//! Which offloads are decomposable (partials merged here) and which gather what they need is
+//! the table in the [parent module's documentation](super). The same paths run when only the
+//! *other* vector of an operation (an index or key vector) is striped, since its device
+//! cannot see all of it either.
 //!
 //! Integer results are exactly those of the local code. A floating-point sum (and mean) is
 //! summed per shard and the shards' sums added, so it may differ from the index-order sum in

@@ -14,11 +14,11 @@
 //! # Sharded compute
 //!
 //! [`compute_sharded`](super::Backend::compute_sharded) runs one *read-only* device operation
-//! over an explicit list of object keys. A backend splits the list into *shards*: every key goes to exactly one server
-//! that holds it (on a replicated backend, the first live member of its replica set, so with
-//! replication 2 no object is counted twice), each server gets one request carrying its own
-//! keys, the servers work in parallel, and the caller receives one answer per shard and merges
-//! them. If a server dies mid-request, its keys are asked again of the next live replica; the
+//! over an explicit list of object keys. A backend splits the list into *shards*: every key
+//! goes to exactly one server that holds it (on a replicated backend, the first live member of
+//! its replica set, so with replication 2 no object is counted twice), each server gets one
+//! request carrying its own keys, the servers work in parallel, and the caller receives one
+//! answer per shard and merges them. If a server dies mid-request, its keys are asked again of the next live replica; the
 //! answers of the other shards are kept, so every key is still answered exactly once.
 //!
 //! The request a device receives is the operation's input wrapped with the shard's key list,
