@@ -27,20 +27,30 @@ use aifm_core::codec::{decode_pod_vec, decode_serde, encode_serde};
 use aifm_core::{Error, FarData, Pod, Result};
 use std::collections::BTreeMap;
 
+/// Chunks per sharded aggregate request (12 bytes of key list each: under 1 MiB).
+const AGG_WINDOW_CHUNKS: u64 = 1 << 16;
+
+/// Indices per `Pick` request (8 bytes each: 1 MiB), whatever the chunk size.
+const PICK_BATCH: usize = 1 << 17;
+
 impl<T: FarData> RemVec<T> {
     /// Whether the vector's chunks are striped over the servers.
     pub(super) fn is_striped(&self) -> bool {
         self.far.placement.is_striped()
     }
 
-    /// Runs `req` once per shard over the chunks `chunks` (ascending), after syncing.
-    fn call_sharded(&self, chunks: std::ops::Range<u64>, req: &Request) -> Result<Vec<Reply>> {
+    /// Runs `req` once per shard over the chunks `chunks` (ascending; synced by the caller).
+    fn call_sharded(
+        &self,
+        chunks: impl IntoIterator<Item = u64>,
+        req: &Request,
+    ) -> Result<Vec<Reply>> {
         let s = self
             .far
             .structure
             .as_ref()
             .ok_or_else(|| Error::UnknownDevice(super::DEVICE.into()))?;
-        let keys: Vec<[u8; 8]> = chunks.map(u64::to_le_bytes).collect();
+        let keys: Vec<[u8; 8]> = chunks.into_iter().map(u64::to_le_bytes).collect();
         let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
         let mut input = Vec::new();
         encode_serde(req, &mut input)?;
@@ -80,7 +90,8 @@ impl<T: FarData + Pod> RemVec<T> {
         let got: Vec<u64> = pieces.iter().map(|(c, _)| *c).collect();
         if !got.iter().copied().eq(want.clone()) {
             return Err(Error::Protocol(format!(
-                "shards answered chunks {got:?} for chunks {want:?}"
+                "shards answered {} pieces for chunks {want:?}",
+                got.len()
             )));
         }
         let mut out = Vec::with_capacity((to - from) as usize * e);
@@ -110,48 +121,58 @@ impl<T: FarData + Pod> RemVec<T> {
         let e = shape.elem as usize;
         let mut indices = idx.iter();
         self.build_from(idx.len() as u64, |from, to| {
-            let window: Vec<u64> = indices.by_ref().take((to - from) as usize).collect();
-            if window.len() as u64 != to - from {
-                return Err(Error::Protocol("index vector ended early".into()));
-            }
-            if let Some(&i) = window.iter().find(|&&i| i >= shape.len) {
-                return Err(Error::Remote(format!(
-                    "{OOB}: index {i} out of bounds for length {}",
-                    shape.len
-                )));
-            }
-            let (lo, hi) = match (window.iter().min(), window.iter().max()) {
-                (Some(&lo), Some(&hi)) => (lo, hi + 1),
-                _ => return Ok(Vec::new()),
-            };
-            let n = window.len();
-            let replies = self.call_sharded(
-                self.chunks_of(lo, hi),
-                &Request::Pick { shape, idx: window },
-            )?;
-            let mut out = vec![0u8; n * e];
-            let mut filled = vec![false; n];
-            for r in replies {
-                let Reply::Picked { positions, bytes } = r else {
-                    return Err(Error::Protocol(format!("unexpected reply {r:?}")));
-                };
-                if bytes.len() != positions.len() * e {
-                    return Err(Error::Protocol("a shard answered short".into()));
+            let mut out = Vec::with_capacity((to - from) as usize * e);
+            let mut left = (to - from) as usize;
+            while left > 0 {
+                let window: Vec<u64> = indices.by_ref().take(left.min(PICK_BATCH)).collect();
+                if window.is_empty() {
+                    return Err(Error::Protocol("index vector ended early".into()));
                 }
-                for (k, &p) in positions.iter().enumerate() {
-                    let p = p as usize;
-                    match filled.get_mut(p) {
-                        Some(f) if !*f => *f = true,
-                        _ => return Err(Error::Protocol(format!("position {p} answered twice"))),
-                    }
-                    out[p * e..(p + 1) * e].copy_from_slice(&bytes[k * e..(k + 1) * e]);
-                }
-            }
-            if filled.iter().any(|f| !f) {
-                return Err(Error::Protocol("a position was not answered".into()));
+                left -= window.len();
+                out.extend(self.pick(shape, window)?);
             }
             Ok(out)
         })
+    }
+
+    /// The raw bytes of `self[i]` for each `i` of `window`, each shard answering for its
+    /// chunks.
+    fn pick(&self, shape: Shape, window: Vec<u64>) -> Result<Vec<u8>> {
+        let e = shape.elem as usize;
+        if let Some(&i) = window.iter().find(|&&i| i >= shape.len) {
+            return Err(Error::Remote(format!(
+                "{OOB}: index {i} out of bounds for length {}",
+                shape.len
+            )));
+        }
+        // Only the chunks the window touches.
+        let mut needed: Vec<u64> = window.iter().map(|i| i / shape.chunk_len).collect();
+        needed.sort_unstable();
+        needed.dedup();
+        let n = window.len();
+        let replies = self.call_sharded(needed, &Request::Pick { shape, idx: window })?;
+        let mut out = vec![0u8; n * e];
+        let mut filled = vec![false; n];
+        for r in replies {
+            let Reply::Picked { positions, bytes } = r else {
+                return Err(Error::Protocol(format!("unexpected reply {r:?}")));
+            };
+            if bytes.len() != positions.len() * e {
+                return Err(Error::Protocol("a shard answered short".into()));
+            }
+            for (k, &p) in positions.iter().enumerate() {
+                let p = p as usize;
+                match filled.get_mut(p) {
+                    Some(f) if !*f => *f = true,
+                    _ => return Err(Error::Protocol(format!("position {p} answered twice"))),
+                }
+                out[p * e..(p + 1) * e].copy_from_slice(&bytes[k * e..(k + 1) * e]);
+            }
+        }
+        if filled.iter().any(|f| !f) {
+            return Err(Error::Protocol("a position was not answered".into()));
+        }
+        Ok(out)
     }
 }
 
@@ -187,11 +208,17 @@ impl<T: Numeric> RemVec<T> {
             shape: self.shape(),
         };
         let mut total = Partial::<T>::new();
-        for r in self.call_sharded(0..self.chunks.len() as u64, &req)? {
-            match r {
-                Reply::Partial(w) => total.merge(Partial::from_wire(w)?),
-                r => return Err(Error::Protocol(format!("unexpected reply {r:?}"))),
+        let chunks = self.chunks.len() as u64;
+        let mut from = 0;
+        while from < chunks {
+            let to = (from + AGG_WINDOW_CHUNKS).min(chunks);
+            for r in self.call_sharded(from..to, &req)? {
+                match r {
+                    Reply::Partial(w) => total.merge(Partial::from_wire(w)?),
+                    r => return Err(Error::Protocol(format!("unexpected reply {r:?}"))),
+                }
             }
+            from = to;
         }
         if total.count != self.len as u64 {
             return Err(Error::Protocol(format!(
