@@ -199,6 +199,33 @@ impl Structure {
         self.runtime.inner.backend.compute(self.id, opcode, input)
     }
 
+    /// Runs the read-only `opcode` of the structure's device over the objects `keys`, once
+    /// per shard, and returns the shards' answers for the caller to merge (see
+    /// [`Backend::compute_sharded`]).
+    ///
+    /// # Errors
+    /// Whatever the backend or the device reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// assert!(s.compute_sharded(7, &[], &[]).unwrap().is_empty());
+    /// assert_eq!(s.compute_sharded(7, &[&b"k"[..]], &[]).unwrap_err(), aifm_core::Error::UnknownOpcode(7));
+    /// ```
+    pub fn compute_sharded(
+        &self,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        self.runtime
+            .inner
+            .backend
+            .compute_sharded(self.id, opcode, keys, input)
+    }
+
     /// The backend holding the structure's far objects (for structure code that reads or
     /// writes by its own keys).
     ///

@@ -53,7 +53,7 @@ mod stats;
 pub mod wire;
 pub mod word;
 
-pub use backend::Backend;
+pub use backend::{Backend, Placement};
 pub use codec::{FarData, Pod, Serde};
 pub use error::{Error, Result};
 pub use handlers::{EvacuationHandler, ObjectView, Structure, WriteBack};

@@ -11,7 +11,7 @@
 //! Every `RemBox` keeps its runtime alive (it holds one count of the shared state), so a
 //! runtime's memory is returned only after its last handle and its last object are gone.
 
-use crate::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+use crate::backend::{Backend, EmbeddedBackend, Placement, OBJECT_STORE};
 use crate::error::{Error, Result};
 use crate::evacuator;
 use crate::handlers::{EvacuationHandler, HandlerTable, Structure};
@@ -787,6 +787,32 @@ impl Runtime {
         params: &[u8],
         handler: Option<Arc<dyn EvacuationHandler>>,
     ) -> Result<Structure> {
+        self.register_structure_placed(device, params, handler, Placement::Whole)
+    }
+
+    /// [`Runtime::register_structure`], with the structure's [`Placement`] over a backend
+    /// of several servers (whole on one replica set, or striped over all; see
+    /// [`crate::backend::sharded`]). With one server both placements behave the same.
+    ///
+    /// # Errors
+    /// As [`Runtime::register_structure`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::Placement;
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let device = aifm_core::backend::OBJECT_STORE_DEVICE;
+    /// let s = rt.register_structure_placed(device, &[], None, Placement::Striped).unwrap();
+    /// assert_ne!(s.id(), 0);
+    /// ```
+    pub fn register_structure_placed(
+        &self,
+        device: &str,
+        params: &[u8],
+        handler: Option<Arc<dyn EvacuationHandler>>,
+        placement: Placement,
+    ) -> Result<Structure> {
         let id = {
             let mut table = self.inner.structures.write().unwrap();
             let id = match table.iter().position(Option::is_none) {
@@ -800,7 +826,11 @@ impl Runtime {
             table[id] = Some(handler);
             id as u32
         };
-        if let Err(e) = self.inner.backend.construct(id, device, params) {
+        if let Err(e) = self
+            .inner
+            .backend
+            .construct_placed(id, device, params, placement)
+        {
             self.inner.release_structure(id);
             return Err(e);
         }

@@ -21,8 +21,20 @@
 //!
 //! Requests and replies are postcard-encoded `Request`s; every computation calls the same
 //! accumulators as the local fallback (see `ops`), in the same element order.
+//!
+//! # Striped vectors
+//!
+//! A striped vector's chunks are spread over several servers, so no device holds all of them.
+//! Its operations arrive under opcode `OP_SHARD` as sharded requests (see
+//! [`aifm_core::backend::sharded`]): the request names the chunks this device must cover, and
+//! the device answers for exactly those — a `Partial` aggregate (count, sum, minimum,
+//! maximum) that the client merges with the other shards', the `Pieces` of a range that fall
+//! in its chunks, or the elements of an index list that it holds (`Pick`). A chunk it is asked
+//! for but does not hold is an error, never a silent gap.
 
-use super::ops::{Acc, AggValue, Aggregate, GroupAcc, NumKind, Numeric, WireGroup};
+use super::ops::{
+    Acc, AggValue, Aggregate, GroupAcc, NumKind, Numeric, Partial, WireGroup, WirePartial,
+};
 use aifm_core::engine::{Quota, RemoteDevice};
 use aifm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -40,8 +52,11 @@ pub const DEVICE: &str = "aifm.vec";
 
 const SHARDS: usize = 16;
 
-/// The one opcode: the request says what to do.
+/// The opcode of whole-vector requests: the request says what to do.
 pub(crate) const OP: u32 = 1;
+
+/// The opcode of sharded requests (a chunk list wrapped around a `Request`).
+pub(crate) const OP_SHARD: u32 = 2;
 
 /// How a vector is laid out in far memory: element size, elements per chunk, length.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -83,6 +98,12 @@ pub(crate) enum Request {
     IsPermutation { idx: Other, n: u64 },
     /// The raw bytes of elements from..to.
     CopyRange { shape: Shape, from: u64, to: u64 },
+    /// Sharded: the decomposable summary of the shard's chunks.
+    Partial { kind: NumKind, shape: Shape },
+    /// Sharded: the raw bytes of elements from..to that lie in the shard's chunks.
+    Pieces { shape: Shape, from: u64, to: u64 },
+    /// Sharded: the elements `self[idx[p]]` whose chunk is one of the shard's.
+    Pick { shape: Shape, idx: Vec<u64> },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -91,6 +112,15 @@ pub(crate) enum Reply {
     Groups(Vec<WireGroup>),
     Bytes(Vec<u8>),
     Bool(bool),
+    Partial(WirePartial),
+    /// (chunk index, raw bytes of the requested part of it), one per chunk.
+    Pieces(Vec<(u64, Vec<u8>)>),
+    /// The positions `p` of the request's index list that were answered, and their elements
+    /// (raw bytes, in the same order).
+    Picked {
+        positions: Vec<u32>,
+        bytes: Vec<u8>,
+    },
 }
 
 type Shard = Mutex<HashMap<u64, Arc<[u8]>>>;
@@ -236,11 +266,23 @@ impl RemoteDevice for VecDevice {
     }
 
     fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        if opcode != OP {
-            return Err(Error::UnknownOpcode(opcode));
-        }
-        let req: Request = aifm_core::codec::decode_serde(input)?;
-        let reply = run(&self.store, req)?;
+        let reply = match opcode {
+            OP => run(&self.store, aifm_core::codec::decode_serde(input)?)?,
+            OP_SHARD => {
+                let shard = aifm_core::backend::sharded::decode_shard_input(input)?;
+                let chunks = shard
+                    .keys
+                    .iter()
+                    .map(|k| key_of(k))
+                    .collect::<Result<Vec<u64>>>()?;
+                run_shard(
+                    &self.store,
+                    &chunks,
+                    aifm_core::codec::decode_serde(shard.input)?,
+                )?
+            }
+            _ => return Err(Error::UnknownOpcode(opcode)),
+        };
         let mut out = Vec::new();
         aifm_core::codec::encode_serde(&reply, &mut out)?;
         Ok(out)
@@ -424,6 +466,109 @@ fn is_permutation(idx: Other, n: u64) -> Result<bool> {
     Ok(true)
 }
 
+/// Elements `from..to` of chunk `c` (its whole range clipped to `from..to` and the length);
+/// `None` when they do not meet.
+fn chunk_part(shape: &Shape, c: u64, from: u64, to: u64) -> Option<(u64, u64)> {
+    let start = c.checked_mul(shape.chunk_len)?.max(from);
+    let end = c
+        .saturating_add(1)
+        .saturating_mul(shape.chunk_len)
+        .min(to)
+        .min(shape.len);
+    (start < end).then_some((start, end))
+}
+
+fn partial<T: Numeric>(s: &VecStore, shape: Shape, chunks: &[u64]) -> Result<Reply> {
+    check_elem::<T>(&shape)?;
+    let mut p = Partial::<T>::new();
+    for &c in chunks {
+        let (from, to) = chunk_part(&shape, c, 0, shape.len)
+            .ok_or_else(|| Error::Remote(format!("{DEVICE}: chunk {c} is past the end")))?;
+        s.for_range(shape, from, to, |b| {
+            p.push_slice(&decode::<T>(b)?);
+            Ok(())
+        })?;
+    }
+    Ok(Reply::Partial(p.to_wire()))
+}
+
+fn pick(s: &VecStore, shape: Shape, chunks: &[u64], idx: &[u64]) -> Result<Reply> {
+    let e = shape.elem as usize;
+    if shape.chunk_len == 0 || e == 0 {
+        return Err(Error::Remote(format!("{DEVICE}: bad shape {shape:?}")));
+    }
+    let mine: std::collections::HashSet<u64> = chunks.iter().copied().collect();
+    // Visit each chunk once: the answered positions sorted by source index.
+    let mut order: Vec<(u64, u32)> = Vec::new();
+    for (p, &i) in idx.iter().enumerate() {
+        if i >= shape.len {
+            return Err(Error::Remote(format!(
+                "{OOB}: index {i} out of bounds for length {}",
+                shape.len
+            )));
+        }
+        if mine.contains(&(i / shape.chunk_len)) {
+            let p = u32::try_from(p)
+                .map_err(|_| Error::Remote(format!("{DEVICE}: index list too long")))?;
+            order.push((i, p));
+        }
+    }
+    order.sort_unstable();
+    let mut bytes = Vec::with_capacity(order.len() * e);
+    let mut positions = Vec::with_capacity(order.len());
+    let mut cur: Option<(u64, Arc<[u8]>)> = None;
+    for (i, p) in order {
+        let c = i / shape.chunk_len;
+        let chunk = match &cur {
+            Some((cc, b)) if *cc == c => b.clone(),
+            _ => {
+                let b = s.chunk(c)?;
+                cur = Some((c, b.clone()));
+                b
+            }
+        };
+        let at = (i % shape.chunk_len) as usize * e;
+        let src = chunk
+            .get(at..at + e)
+            .ok_or_else(|| Error::Remote(format!("{DEVICE}: chunk {c} is short")))?;
+        bytes.extend_from_slice(src);
+        positions.push(p);
+    }
+    Ok(Reply::Picked { positions, bytes })
+}
+
+/// Runs a sharded request over the shard's `chunks`.
+fn run_shard(s: &VecStore, chunks: &[u64], req: Request) -> Result<Reply> {
+    match req {
+        Request::Partial { kind, shape } => by_kind!(kind, partial(s, shape, chunks)),
+        Request::Pieces { shape, from, to } => {
+            if to > shape.len || from > to || shape.chunk_len == 0 {
+                return Err(Error::Remote(format!(
+                    "{OOB}: range {from}..{to} of {}",
+                    shape.len
+                )));
+            }
+            let mut out = Vec::with_capacity(chunks.len());
+            for &c in chunks {
+                let Some((a, b)) = chunk_part(&shape, c, from, to) else {
+                    continue;
+                };
+                let mut bytes = Vec::with_capacity(((b - a) * shape.elem as u64) as usize);
+                s.for_range(shape, a, b, |part| {
+                    bytes.extend_from_slice(part);
+                    Ok(())
+                })?;
+                out.push((c, bytes));
+            }
+            Ok(Reply::Pieces(out))
+        }
+        Request::Pick { shape, idx } => pick(s, shape, chunks, &idx),
+        _ => Err(Error::Remote(format!(
+            "{DEVICE}: this request does not run per shard"
+        ))),
+    }
+}
+
 fn run(s: &VecStore, req: Request) -> Result<Reply> {
     match req {
         Request::Aggregate { kind, agg, shape } => by_kind!(kind, aggregate(s, agg, shape)),
@@ -455,5 +600,8 @@ fn run(s: &VecStore, req: Request) -> Result<Reply> {
             })?;
             Ok(Reply::Bytes(out))
         }
+        Request::Partial { .. } | Request::Pieces { .. } | Request::Pick { .. } => Err(
+            Error::Remote(format!("{DEVICE}: a sharded request needs a chunk list")),
+        ),
     }
 }

@@ -49,10 +49,32 @@
 //!   (`ops`), and [`Exec`] chooses: `Auto` offloads when at least a quarter of the chunks are
 //!   remote. Results of gathers and copies arrive as one reply per 256 output chunks and
 //!   become a fresh `RemVec` in the same runtime.
+//!
+//! # Placement over several servers
+//!
+//! On a backend of several servers a vector is placed *whole* by default: all its chunks on one
+//! replica set, where the device sees every one of them. [`RemVec::striped_in`] (or
+//! [`RemVec::with_placement`]) *stripes* it instead: each chunk placed by its index, so a large
+//! vector spreads over every server. The offloads keep working, in one of two ways:
+//!
+//! | offload | kind | striped execution |
+//! |---|---|---|
+//! | [`sum`](RemVec::sum), [`min`](RemVec::min), [`max`](RemVec::max), [`count`](RemVec::count), [`mean`](RemVec::mean) | decomposable | each shard returns (count, sum, min, max) of its chunks; the client merges |
+//! | [`median`](RemVec::median) | gathers | elements fetched per shard, ordered on the client |
+//! | [`group_by`](RemVec::group_by) | gathers | values and keys fetched per shard, grouped on the client (the key vector's chunks are on other servers than the value chunks) |
+//! | [`gather`](RemVec::gather), [`permute`](RemVec::permute) | gathers what it needs | the client reads the index vector; each shard returns the elements of its own chunks; the permutation check runs on the client |
+//! | [`copy_range`](RemVec::copy_range) | gathers what it needs | each shard returns the part of the range in its chunks |
+//!
+//! The same paths run when only the index or key vector of an operation is striped. Integer
+//! results equal the local ones exactly; a striped floating-point sum (and mean) adds
+//! per-shard sums, so it may differ from the index-order sum in the last bits. (`RemHashMap`
+//! always stays whole: its `TAKE` removes the pair it returns, so it must run where the pair
+//! is.)
 
 pub mod device;
 mod iter;
 pub mod ops;
+mod striped;
 
 pub use device::DEVICE;
 pub use iter::{Drain, IntoIter, Iter};
@@ -62,7 +84,7 @@ use crate::common::{chunk_shift, fail, new_token, DEFAULT_CHUNK_BYTES};
 use crate::prefetch::StrideDetector;
 use crate::Exec;
 use aifm_core::codec::{decode_pod, decode_serde, encode_serde};
-use aifm_core::{Error, FarData, Pod, RemBox, Result, Runtime, Scope, Structure};
+use aifm_core::{Error, FarData, Placement, Pod, RemBox, Result, Runtime, Scope, Structure};
 use device::{Other, Reply, Request, Shape, OOB, OP};
 use ops::{Acc, GroupAcc};
 use std::collections::BTreeMap;
@@ -102,15 +124,17 @@ pub(crate) struct Far {
     structure: Option<Structure>,
     token: u128,
     tried: bool,
+    placement: Placement,
 }
 
 impl Far {
-    fn new(rt: &Runtime) -> Self {
+    fn new(rt: &Runtime, placement: Placement) -> Self {
         Far {
             rt: rt.clone(),
             structure: None,
             token: 0,
             tried: false,
+            placement,
         }
     }
 
@@ -121,9 +145,9 @@ impl Far {
         self.tried = true;
         crate::ensure_devices();
         let token = new_token();
-        if let Ok(s) = self
-            .rt
-            .register_structure(DEVICE, &token.to_le_bytes(), None)
+        if let Ok(s) =
+            self.rt
+                .register_structure_placed(DEVICE, &token.to_le_bytes(), None, self.placement)
         {
             self.structure = Some(s);
             self.token = token;
@@ -232,9 +256,66 @@ impl<T: FarData> RemVec<T> {
             chunks: Vec::new(),
             len: 0,
             shift: chunk_shift::<T>(bytes),
-            far: Far::new(runtime),
+            far: Far::new(runtime, Placement::Whole),
             prefetch: StrideDetector::new(),
         }
+    }
+
+    /// An empty vector in `runtime` whose chunks are *striped* over all the servers of a
+    /// backend that has several ([`Placement::Striped`]), instead of living whole on one
+    /// replica set. Aggregates then run on every shard and merge on the client; the other
+    /// offloads gather what they need (see the [module documentation](self)). With one
+    /// server it behaves exactly like [`RemVec::new_in`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_collections::{Exec, RemVec};
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let mut v = RemVec::striped_in(&rt);
+    /// v.extend(0..10_000u64);
+    /// assert_eq!(v.placement(), aifm_core::Placement::Striped);
+    /// assert_eq!(v.try_sum(Exec::Remote).unwrap(), 10_000 * 9_999 / 2);
+    /// ```
+    pub fn striped_in(runtime: &Runtime) -> Self {
+        Self::new_in(runtime).with_placement(Placement::Striped)
+    }
+
+    /// Chooses how the vector's chunks are placed over several servers (whole by default).
+    ///
+    /// # Panics
+    /// If the vector already holds elements (its far-memory structure exists, and placement
+    /// is fixed when it is created).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::Placement;
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let v = aifm_collections::RemVec::<u8>::with_chunk_bytes_in(1024, &rt)
+    ///     .with_placement(Placement::Striped);
+    /// assert_eq!(v.placement(), Placement::Striped);
+    /// ```
+    #[track_caller]
+    pub fn with_placement(mut self, placement: Placement) -> Self {
+        assert!(
+            !self.far.tried,
+            "RemVec::with_placement: the vector's far-memory structure already exists"
+        );
+        self.far.placement = placement;
+        self
+    }
+
+    /// How the vector's chunks are placed over several servers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = aifm_collections::RemVec::<u8>::new();
+    /// assert_eq!(v.placement(), aifm_core::Placement::Whole);
+    /// ```
+    pub fn placement(&self) -> Placement {
+        self.far.placement
     }
 
     /// Elements per chunk.
@@ -1099,7 +1180,8 @@ impl<T: FarData> RemVec<T> {
     /// ```
     #[track_caller]
     pub fn append(&mut self, other: &mut RemVec<T>) {
-        let taken = std::mem::replace(other, RemVec::with_chunk_bytes_in(1, &other.far.rt));
+        let fresh = RemVec::with_chunk_bytes_in(1, &other.far.rt).with_placement(other.placement());
+        let taken = std::mem::replace(other, fresh);
         other.shift = taken.shift;
         self.extend(taken);
     }
@@ -1252,6 +1334,21 @@ impl<T: FarData> RemVec<T> {
     }
 }
 
+/// Whether `perm` holds every index `0..n` exactly once (read here, chunk by chunk).
+fn local_is_permutation(perm: &RemVec<u64>, n: usize) -> bool {
+    if perm.len() != n {
+        return false;
+    }
+    let mut seen = vec![false; n];
+    perm.iter().all(|i| match seen.get_mut(i as usize) {
+        Some(s) if !*s => {
+            *s = true;
+            true
+        }
+        _ => false,
+    })
+}
+
 fn to_range(r: impl RangeBounds<usize>, len: usize) -> Range<usize> {
     let start = match r.start_bound() {
         Bound::Included(&s) => s,
@@ -1333,6 +1430,9 @@ impl<T: Numeric> RemVec<T> {
             self.is_empty(),
             || self.worth_offloading(&[]),
             || {
+                if self.is_striped() {
+                    return self.striped_aggregate(agg);
+                }
                 self.sync_far()?;
                 match self.call(&Request::Aggregate {
                     kind: T::KIND,
@@ -1531,8 +1631,14 @@ impl<T: Numeric> RemVec<T> {
         dispatch(
             exec,
             self.is_empty(),
-            || self.same_far(keys).is_ok() && self.worth_offloading(&[keys.local_chunks()]),
             || {
+                (self.is_striped() || keys.is_striped() || self.same_far(keys).is_ok())
+                    && self.worth_offloading(&[keys.local_chunks()])
+            },
+            || {
+                if self.is_striped() || keys.is_striped() {
+                    return self.gathered_group_by(keys, agg);
+                }
                 self.same_far(keys)?;
                 self.sync_far()?;
                 keys.sync_far()?;
@@ -1622,10 +1728,24 @@ impl<T: FarData + Pod> RemVec<T> {
 
     fn empty_like(&self) -> RemVec<T> {
         RemVec::with_chunk_bytes_in(self.chunk_len() * std::mem::size_of::<T>(), &self.far.rt)
+            .with_placement(self.far.placement)
     }
 
     /// Fetches output `0..n` of a device operation in replies of [`REPLY_CHUNKS`] chunks.
     fn remote_build(&self, n: u64, req: impl Fn(u64, u64) -> Request) -> Result<RemVec<T>> {
+        self.build_from(n, |from, to| match self.call(&req(from, to))? {
+            Reply::Bytes(b) => Ok(b),
+            r => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
+        })
+    }
+
+    /// A new vector of `n` elements whose raw bytes `window(from, to)` returns, asked in
+    /// windows of [`REPLY_CHUNKS`] chunks.
+    fn build_from(
+        &self,
+        n: u64,
+        mut window: impl FnMut(u64, u64) -> Result<Vec<u8>>,
+    ) -> Result<RemVec<T>> {
         if !raw_encoding::<T>() || std::mem::size_of::<T>() == 0 {
             return Err(Error::Remote("elements do not travel as raw bytes".into()));
         }
@@ -1634,10 +1754,7 @@ impl<T: FarData + Pod> RemVec<T> {
         let mut from = 0;
         while from < n {
             let to = (from + step).min(n);
-            match self.call(&req(from, to))? {
-                Reply::Bytes(b) => out.extend_raw(&b)?,
-                r => return Err(Error::Protocol(format!("unexpected reply {r:?}"))),
-            }
+            out.extend_raw(&window(from, to)?)?;
             from = to;
         }
         Ok(out)
@@ -1697,8 +1814,14 @@ impl<T: FarData + Pod> RemVec<T> {
         let r = dispatch(
             exec,
             self.is_empty() || idx.is_empty(),
-            || self.same_far(idx).is_ok() && self.worth_offloading(&[idx.local_chunks()]),
             || {
+                (self.is_striped() || idx.is_striped() || self.same_far(idx).is_ok())
+                    && self.worth_offloading(&[idx.local_chunks()])
+            },
+            || {
+                if self.is_striped() || idx.is_striped() {
+                    return self.picked_gather(idx);
+                }
                 self.same_far(idx)?;
                 self.sync_far()?;
                 idx.sync_far()?;
@@ -1759,8 +1882,15 @@ impl<T: FarData + Pod> RemVec<T> {
         let is_perm = dispatch(
             exec,
             self.is_empty() || perm.is_empty(),
-            || self.same_far(perm).is_ok() && self.worth_offloading(&[perm.local_chunks()]),
             || {
+                (self.is_striped() || perm.is_striped() || self.same_far(perm).is_ok())
+                    && self.worth_offloading(&[perm.local_chunks()])
+            },
+            || {
+                if self.is_striped() || perm.is_striped() {
+                    // No device sees all of both: the permutation check runs here.
+                    return Ok(local_is_permutation(perm, self.len));
+                }
                 self.same_far(perm)?;
                 perm.sync_far()?;
                 match self.call(&Request::IsPermutation {
@@ -1771,19 +1901,7 @@ impl<T: FarData + Pod> RemVec<T> {
                     r => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
                 }
             },
-            || {
-                if perm.len() != self.len {
-                    return Ok(false);
-                }
-                let mut seen = vec![false; self.len];
-                Ok(perm.iter().all(|i| match seen.get_mut(i as usize) {
-                    Some(s) if !*s => {
-                        *s = true;
-                        true
-                    }
-                    _ => false,
-                }))
-            },
+            || Ok(local_is_permutation(perm, self.len)),
         )?;
         assert!(is_perm, "RemVec::permute: not a permutation of 0..{n}");
         self.try_gather(perm, exec)
@@ -1833,6 +1951,9 @@ impl<T: FarData + Pod> RemVec<T> {
             start == end,
             || self.worth_offloading(&[]),
             || {
+                if self.is_striped() {
+                    return self.striped_copy_range(start as u64, end as u64);
+                }
                 self.sync_far()?;
                 let shape = self.shape();
                 self.remote_build((end - start) as u64, |from, to| Request::CopyRange {
@@ -1898,7 +2019,8 @@ impl<T: FarData + fmt::Debug> fmt::Debug for RemVec<T> {
 impl<T: FarData + Clone> Clone for RemVec<T> {
     /// Clones chunk by chunk into a new vector in the same runtime.
     fn clone(&self) -> Self {
-        let mut out = RemVec::with_chunk_bytes_in(1, &self.far.rt);
+        let mut out =
+            RemVec::with_chunk_bytes_in(1, &self.far.rt).with_placement(self.far.placement);
         out.shift = self.shift;
         out.clone_from(self);
         out

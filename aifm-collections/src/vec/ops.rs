@@ -56,6 +56,8 @@ pub trait Numeric: FarData + Pod + PartialOrd + Debug + sealed::Sealed {
     const KIND: NumKind;
     /// Adds `x` to a running sum.
     fn add(sum: Self::Sum, x: Self) -> Self::Sum;
+    /// Adds two partial sums (of different shards of a striped vector).
+    fn merge_sums(a: Self::Sum, b: Self::Sum) -> Self::Sum;
     /// The sum as `f64` (for the mean).
     fn sum_to_f64(sum: Self::Sum) -> f64;
     /// The value as `f64`.
@@ -87,6 +89,7 @@ macro_rules! int_numeric {
             const KIND: NumKind = NumKind::$k;
             #[inline]
             fn add(sum: $sum, x: $t) -> $sum { sum.wrapping_add(x as $sum) }
+            fn merge_sums(a: $sum, b: $sum) -> $sum { a.wrapping_add(b) }
             fn sum_to_f64(sum: $sum) -> f64 { sum as f64 }
             #[inline]
             fn to_f64(self) -> f64 { self as f64 }
@@ -112,6 +115,7 @@ macro_rules! float_numeric {
             const KIND: NumKind = NumKind::$k;
             #[inline]
             fn add(sum: f64, x: $t) -> f64 { sum + x as f64 }
+            fn merge_sums(a: f64, b: f64) -> f64 { a + b }
             fn sum_to_f64(sum: f64) -> f64 { sum }
             #[inline]
             fn to_f64(self) -> f64 { self as f64 }
@@ -335,12 +339,147 @@ impl<T: Numeric> GroupAcc<T> {
     }
 }
 
+/// The decomposable summary of some elements: enough to merge the sum, minimum, maximum,
+/// count and mean of several shards of a striped vector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Partial<T: Numeric> {
+    pub count: u64,
+    pub sum: T::Sum,
+    pub min: Option<T>,
+    pub max: Option<T>,
+}
+
+/// The wire form of a [`Partial`]: count, then the sum, minimum and maximum as raw bytes.
+pub(crate) type WirePartial = (u64, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl<T: Numeric> Partial<T> {
+    pub fn new() -> Self {
+        Partial {
+            count: 0,
+            sum: T::Sum::default(),
+            min: None,
+            max: None,
+        }
+    }
+
+    /// Adds elements (in index order, so a single shard sums exactly like [`Acc`]).
+    pub fn push_slice(&mut self, xs: &[T]) {
+        for &x in xs {
+            self.sum = T::add(self.sum, x);
+            if self.min.is_none_or(|m| x.total_cmp(&m) == Ordering::Less) {
+                self.min = Some(x);
+            }
+            if self
+                .max
+                .is_none_or(|m| x.total_cmp(&m) == Ordering::Greater)
+            {
+                self.max = Some(x);
+            }
+        }
+        self.count += xs.len() as u64;
+    }
+
+    /// Folds in another shard's summary.
+    pub fn merge(&mut self, o: Partial<T>) {
+        self.count += o.count;
+        self.sum = T::merge_sums(self.sum, o.sum);
+        for (mine, theirs, keep) in [
+            (&mut self.min, o.min, Ordering::Less),
+            (&mut self.max, o.max, Ordering::Greater),
+        ] {
+            if let Some(t) = theirs {
+                if mine.is_none_or(|m| t.total_cmp(&m) == keep) {
+                    *mine = Some(t);
+                }
+            }
+        }
+    }
+
+    /// The aggregate `agg` of everything merged; `None` for `Median` (not decomposable) and
+    /// for min, max and mean of nothing.
+    pub fn finish(&self, agg: Aggregate) -> Option<AggValue<T>> {
+        match agg {
+            Aggregate::Sum => Some(AggValue::Sum(self.sum)),
+            Aggregate::Count => Some(AggValue::Count(self.count)),
+            Aggregate::Mean => (self.count > 0)
+                .then(|| AggValue::Mean(T::sum_to_f64(self.sum) / self.count as f64)),
+            Aggregate::Min => self.min.map(AggValue::Min),
+            Aggregate::Max => self.max.map(AggValue::Max),
+            Aggregate::Median => None,
+        }
+    }
+
+    pub fn to_wire(self) -> WirePartial {
+        use aifm_core::codec::encode_pod;
+        let pod = |x: &T| {
+            let mut out = Vec::new();
+            encode_pod(x, &mut out);
+            out
+        };
+        let mut sum = Vec::new();
+        encode_pod(&self.sum, &mut sum);
+        (
+            self.count,
+            sum,
+            self.min.as_ref().map(pod),
+            self.max.as_ref().map(pod),
+        )
+    }
+
+    pub fn from_wire((count, sum, min, max): WirePartial) -> aifm_core::Result<Self> {
+        use aifm_core::codec::decode_pod;
+        Ok(Partial {
+            count,
+            sum: decode_pod(&sum)?,
+            min: min.map(|b| decode_pod(&b)).transpose()?,
+            max: max.map(|b| decode_pod(&b)).transpose()?,
+        })
+    }
+}
+
 /// A wire form of one group-by result row.
 pub(crate) type WireGroup = (i128, u8, Vec<u8>);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Merging the summaries of any split equals the aggregate of the whole (exactly for
+    /// integers).
+    #[test]
+    fn partials_merge_like_the_whole() {
+        fn prop(xs: Vec<i32>, cuts: Vec<u8>) -> bool {
+            let mut parts = Vec::new();
+            let mut rest = &xs[..];
+            for c in cuts {
+                let (a, b) = rest.split_at((c as usize).min(rest.len()));
+                parts.push(a);
+                rest = b;
+            }
+            parts.push(rest);
+            let mut merged = Partial::<i32>::new();
+            for p in parts.iter().rev() {
+                let mut one = Partial::new();
+                one.push_slice(p);
+                let back = Partial::from_wire(one.to_wire()).unwrap();
+                merged.merge(back);
+            }
+            [
+                Aggregate::Sum,
+                Aggregate::Min,
+                Aggregate::Max,
+                Aggregate::Count,
+                Aggregate::Mean,
+            ]
+            .into_iter()
+            .all(|agg| {
+                let mut whole = Acc::<i32>::new(agg);
+                whole.push_slice(&xs);
+                whole.finish() == merged.finish(agg)
+            }) && merged.finish(Aggregate::Median).is_none()
+        }
+        quickcheck::quickcheck(prop as fn(Vec<i32>, Vec<u8>) -> bool);
+    }
 
     #[test]
     fn lower_median_and_total_order() {

@@ -151,6 +151,26 @@ impl<B: Backend> Backend for Faulty<B> {
         self.check()?;
         self.inner.compute(ds, opcode, input)
     }
+    fn construct_placed(
+        &self,
+        ds: u32,
+        device: &str,
+        params: &[u8],
+        placement: super::Placement,
+    ) -> Result<()> {
+        self.check()?;
+        self.inner.construct_placed(ds, device, params, placement)
+    }
+    fn compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        self.check()?;
+        self.inner.compute_sharded(ds, opcode, keys, input)
+    }
     fn stored_bytes(&self) -> u64 {
         self.inner.stored_bytes()
     }

@@ -13,17 +13,22 @@
 //! * [`replicated`]: several servers, each object on `replicas` of them (rendezvous
 //!   placement), surviving the death of servers as long as one replica of each object lives.
 //!
+//! [`sharded`] holds what every flavour shares about structures spread over several servers:
+//! the per-structure [`Placement`] and the key-list wrapping of [`Backend::compute_sharded`].
+//!
 //! Batched forms have default implementations that loop; a networked backend overrides them to
 //! pay one round trip per batch.
 
 pub mod embedded;
 pub mod faulty;
 pub mod replicated;
+pub mod sharded;
 pub mod tcp;
 
 use crate::error::Result;
 
 pub use embedded::EmbeddedBackend;
+pub use sharded::Placement;
 
 /// The structure id of the runtime's plain object store (always present).
 pub const OBJECT_STORE: u32 = 0;
@@ -98,6 +103,33 @@ pub trait Backend: Send + Sync + 'static {
     /// [`crate::Error::UnknownDevice`] when no such device type is registered.
     fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()>;
 
+    /// Creates structure `ds` like [`Backend::construct`], placed as `placement` says on a
+    /// backend that spans several servers (see [`sharded`]). On one server placement means
+    /// nothing: the default ignores it and calls [`Backend::construct`].
+    ///
+    /// # Errors
+    /// As [`Backend::construct`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, Placement, OBJECT_STORE_DEVICE};
+    /// let b = EmbeddedBackend::new();
+    /// b.construct_placed(3, OBJECT_STORE_DEVICE, &[], Placement::Striped).unwrap();
+    /// b.write(3, b"k", b"v").unwrap();
+    /// assert!(b.construct_placed(4, "no.such.device", &[], Placement::Whole).is_err());
+    /// ```
+    fn construct_placed(
+        &self,
+        ds: u32,
+        device: &str,
+        params: &[u8],
+        placement: Placement,
+    ) -> Result<()> {
+        let _ = placement;
+        self.construct(ds, device, params)
+    }
+
     /// Destroys structure `ds` and frees everything it stored.
     ///
     /// # Errors
@@ -109,6 +141,43 @@ pub trait Backend: Send + Sync + 'static {
     /// # Errors
     /// [`crate::Error::UnknownOpcode`], or whatever the device reports.
     fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>>;
+
+    /// Runs the read-only operation `opcode` of structure `ds`'s device over the objects
+    /// `keys`, once per *shard*: each key goes to exactly one server holding it, each server
+    /// gets one request (its own keys, wrapped around `input` by
+    /// [`sharded::encode_shard_input`]), and the answers come back one per shard, in no
+    /// particular order, for the caller to merge. An empty `keys` asks no server and yields
+    /// no answer. The default (one server) sends one request with every key.
+    ///
+    /// The operation must not change the structure: on a replicated backend it runs on one
+    /// replica of each object only.
+    ///
+    /// # Errors
+    /// As [`Backend::compute`]; a backend that spans servers retries a failed server's keys
+    /// on the next live replica and fails only when a key has none left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// assert!(b.compute_sharded(OBJECT_STORE, 1, &[], b"").unwrap().is_empty());
+    /// // The plain object store offers no operations.
+    /// assert!(b.compute_sharded(OBJECT_STORE, 1, &[&b"k"[..]], b"").is_err());
+    /// ```
+    fn compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wrapped = sharded::encode_shard_input(keys, input);
+        Ok(vec![self.compute(ds, opcode, &wrapped)?])
+    }
 
     /// Bytes currently stored (all structures of this client).
     fn stored_bytes(&self) -> u64;
@@ -225,6 +294,24 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
         (**self).compute(ds, opcode, input)
+    }
+    fn construct_placed(
+        &self,
+        ds: u32,
+        device: &str,
+        params: &[u8],
+        placement: Placement,
+    ) -> Result<()> {
+        (**self).construct_placed(ds, device, params, placement)
+    }
+    fn compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        (**self).compute_sharded(ds, opcode, keys, input)
     }
     fn stored_bytes(&self) -> u64 {
         (**self).stored_bytes()

@@ -16,12 +16,15 @@
 //!
 //! * **The plain object store** ([`OBJECT_STORE`], id 0) is *striped*: the key is
 //!   `(ds, key)`, so the runtime's objects spread evenly over all servers.
-//! * **Every other structure** is placed *whole*: the key is `ds` alone, so one replica set
-//!   holds all of the structure's objects and its remote device (see [`crate::engine`]) sees
-//!   every one of them. [`Backend::compute`] therefore behaves exactly as on one server.
-//!   The price is balance: a large structure fills its replica set and leaves the other
-//!   servers idle. (Striped structures with client-side merging of decomposable operations are
-//!   future work; see issue 7.)
+//! * **A structure created [`Placement::Whole`]** (the default, [`Backend::construct`]) is
+//!   placed *whole*: the key is `ds` alone, so one replica set holds all of the structure's
+//!   objects and its remote device (see [`crate::engine`]) sees every one of them.
+//!   [`Backend::compute`] therefore behaves exactly as on one server. The price is balance:
+//!   a large structure fills its replica set and leaves the other servers idle.
+//! * **A structure created [`Placement::Striped`]** ([`Backend::construct_placed`]) is
+//!   striped like the object store: each object by `(ds, key)`. No device sees all of it;
+//!   its read-only operations run per shard with [`Backend::compute_sharded`] and the caller
+//!   merges the answers (see [`super::sharded`]).
 //!
 //! # Replication and failure
 //!
@@ -36,8 +39,11 @@
 //!   and the first member's answer is returned. Device operations may change the structure
 //!   (a hash map's `TAKE` removes the entry it returns), so running them on one replica only
 //!   would let the copies drift apart. Read-only operations pay for this with one extra
-//!   execution per replica. An operation on the object store (id 0), which is striped, sees
-//!   only the objects of the server that runs it.
+//!   execution per replica. An operation on a striped structure (the object store, id 0, or
+//!   one created [`Placement::Striped`]) sees only the objects of the server that runs it.
+//! * **`compute_sharded`** (read-only operations over a key list) sends each key to the first
+//!   live member of its replica set, one request per server with that server's keys, all in
+//!   parallel; a server that fails has its keys asked again of the next live member.
 //!
 //! A server that fails with `Disconnected` or `Timeout` is marked **dead for good**: it has
 //! missed writes from then on, so its copies can no longer be trusted, and it is never asked
@@ -66,11 +72,12 @@
 //! assert_eq!(far.read(OBJECT_STORE, b"k").unwrap().as_deref(), Some(&b"v"[..]));
 //! ```
 
-use super::{Backend, OBJECT_STORE};
+use super::sharded::{run_sharded, ShardTargets};
+use super::{Backend, Placement, OBJECT_STORE};
 use crate::error::{Error, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 /// Counters of a [`ReplicatedBackend`].
 ///
@@ -115,6 +122,9 @@ pub struct ReplicatedBackend {
     reasons: Mutex<Vec<Option<Error>>>,
     degraded_reads: AtomicU64,
     failovers: AtomicU64,
+    /// Structures created [`Placement::Striped`] (absent: whole; the object store is always
+    /// striped).
+    placements: RwLock<HashMap<u32, Placement>>,
 }
 
 impl std::fmt::Debug for ReplicatedBackend {
@@ -159,7 +169,7 @@ fn is_failure(e: &Error) -> bool {
 }
 
 /// Runs `f` on every job, the first on this thread and the rest on scoped threads.
-fn fan_out<T: Sync, R: Send>(jobs: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(super) fn fan_out<T: Sync, R: Send>(jobs: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     match jobs {
         [] => Vec::new(),
         [one] => vec![f(one)],
@@ -207,6 +217,7 @@ impl ReplicatedBackend {
             reasons: Mutex::new(vec![None; n]),
             degraded_reads: AtomicU64::new(0),
             failovers: AtomicU64::new(0),
+            placements: RwLock::new(HashMap::new()),
             servers,
         })
     }
@@ -257,8 +268,8 @@ impl ReplicatedBackend {
     /// The replica set of object `key` of structure `ds`: server indices, best rank first.
     /// Dead servers stay in the set (their copies are simply missing).
     ///
-    /// Structures other than [`OBJECT_STORE`] are placed whole, so the key does not matter
-    /// for them.
+    /// Structures other than [`OBJECT_STORE`] are placed whole unless they were created
+    /// [`Placement::Striped`], so the key does not matter for them.
     ///
     /// # Examples
     ///
@@ -273,12 +284,53 @@ impl ReplicatedBackend {
     /// assert_ne!(set[0], set[1]);
     /// ```
     pub fn placement(&self, ds: u32, key: &[u8]) -> Vec<usize> {
-        let h = if ds == OBJECT_STORE {
+        let h = if self.is_striped(ds) {
             hash_key(ds, Some(key))
         } else {
             hash_key(ds, None)
         };
         self.rank(h)
+    }
+
+    /// How structure `ds` is placed: the object store is always striped; others as they were
+    /// created ([`Backend::construct_placed`]; whole by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::replicated::ReplicatedBackend;
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, Placement, OBJECT_STORE, OBJECT_STORE_DEVICE};
+    /// let three: Vec<Box<dyn Backend>> = (0..3).map(|_| Box::new(EmbeddedBackend::new()) as _).collect();
+    /// let far = ReplicatedBackend::new(three).unwrap();
+    /// far.construct_placed(4, OBJECT_STORE_DEVICE, &[], Placement::Striped).unwrap();
+    /// assert_eq!(far.structure_placement(4), Placement::Striped);
+    /// assert_eq!(far.structure_placement(5), Placement::Whole);
+    /// assert_eq!(far.structure_placement(OBJECT_STORE), Placement::Striped);
+    /// ```
+    pub fn structure_placement(&self, ds: u32) -> Placement {
+        if self.is_striped(ds) {
+            Placement::Striped
+        } else {
+            Placement::Whole
+        }
+    }
+
+    fn is_striped(&self, ds: u32) -> bool {
+        ds == OBJECT_STORE
+            || self
+                .placements
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&ds)
+                .is_some_and(|p| p.is_striped())
+    }
+
+    fn set_placement(&self, ds: u32, placement: Placement) {
+        let mut map = self.placements.write().unwrap_or_else(|p| p.into_inner());
+        match placement {
+            Placement::Striped => map.insert(ds, placement),
+            Placement::Whole => map.remove(&ds),
+        };
     }
 
     /// The replica set of a whole structure (where its device operations run).
@@ -390,7 +442,7 @@ impl ReplicatedBackend {
 
     /// The replica sets of `keys` (computed once when the structure is placed whole).
     fn sets(&self, ds: u32, keys: impl Iterator<Item = impl AsRef<[u8]>>) -> Vec<Vec<usize>> {
-        if ds == OBJECT_STORE {
+        if self.is_striped(ds) {
             keys.map(|k| self.placement(ds, k.as_ref())).collect()
         } else {
             let set = self.structure_set(ds);
@@ -432,6 +484,19 @@ impl ReplicatedBackend {
             }
         }
         first.unwrap_or_else(|| Err(self.lost(set)))
+    }
+}
+
+impl ShardTargets for ReplicatedBackend {
+    fn live(&self, s: usize) -> bool {
+        self.is_live(s)
+    }
+    fn failed(&self, s: usize, e: Error) {
+        self.condemn(s, e);
+        self.failovers.fetch_add(1, Ordering::Relaxed);
+    }
+    fn lost(&self, set: &[usize]) -> Error {
+        ReplicatedBackend::lost(self, set)
     }
 }
 
@@ -594,13 +659,54 @@ impl Backend for ReplicatedBackend {
     }
 
     fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
+        self.construct_placed(ds, device, params, Placement::Whole)
+    }
+
+    /// Records the placement first (so no object of the structure is ever placed otherwise),
+    /// then constructs the structure on every live server.
+    fn construct_placed(
+        &self,
+        ds: u32,
+        device: &str,
+        params: &[u8],
+        placement: Placement,
+    ) -> Result<()> {
+        // The object store is striped whatever is asked (and its servers refuse to make it).
+        let record = ds != OBJECT_STORE;
+        if record {
+            self.set_placement(ds, placement);
+        }
         let all: Vec<usize> = (0..self.servers.len()).collect();
-        self.on_all(&all, |b| b.construct(ds, device, params))
+        let r = self.on_all(&all, |b| b.construct(ds, device, params));
+        if r.is_err() && record {
+            self.set_placement(ds, Placement::Whole);
+        }
+        r
     }
 
     fn destruct(&self, ds: u32) -> Result<()> {
         let all: Vec<usize> = (0..self.servers.len()).collect();
-        self.on_all(&all, |b| b.destruct(ds))
+        let r = self.on_all(&all, |b| b.destruct(ds));
+        if ds != OBJECT_STORE {
+            self.set_placement(ds, Placement::Whole);
+        }
+        r
+    }
+
+    /// One request per server holding some of `keys` (the first live member of each key's
+    /// replica set), in parallel, with failover; see [`super::sharded`].
+    fn compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        let sets = self.sets(ds, keys.iter());
+        run_sharded(self, &sets, |s, ks| {
+            let mine: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
+            self.servers[s].compute_sharded(ds, opcode, &mine, input)
+        })
     }
 
     fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
