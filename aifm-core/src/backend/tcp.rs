@@ -755,7 +755,7 @@ impl Backend for TcpBackend {
         }
     }
 
-    /// Pages of [`KEYS_PAGE`] keys, each starting after the last key of the previous one,
+    /// Pages of 4096 keys, each starting after the last key of the previous one,
     /// until the server returns an empty page.
     fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
         let mut out: Vec<Vec<u8>> = Vec::new();
