@@ -1501,4 +1501,89 @@ mod tests {
         assert_eq!(r.far.stats().dead, 1);
         assert_eq!(r.far.keys(8).unwrap_err(), Error::UnknownStructure(8));
     }
+
+    /// A device with a hash-map-like `TAKE` (opcode 1: remove a key, return its value).
+    struct Taking(crate::engine::ObjectStore);
+
+    impl crate::engine::RemoteDevice for Taking {
+        fn type_name(&self) -> &str {
+            "test.taking"
+        }
+        fn read(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.0.read(k)
+        }
+        fn write(&self, k: &[u8], v: &[u8]) -> Result<()> {
+            self.0.write(k, v)
+        }
+        fn remove(&self, k: &[u8]) -> Result<bool> {
+            self.0.remove(k)
+        }
+        fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+            match opcode {
+                1 => {
+                    let v = self.0.read(input)?;
+                    self.0.remove(input)?;
+                    Ok(v.unwrap_or_default())
+                }
+                op => Err(Error::UnknownOpcode(op)),
+            }
+        }
+        fn keys(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+            self.0.keys(after, limit)
+        }
+        fn clear(&self) {
+            self.0.clear()
+        }
+    }
+
+    #[test]
+    fn a_take_during_the_rebuild_is_not_undone_by_it() {
+        crate::engine::Engine::global()
+            .registry()
+            .register("test.taking", |_, quota| {
+                Ok(Box::new(Taking(crate::engine::ObjectStore::new(quota))))
+            });
+        let r = rig(3, 2);
+        let far = Arc::new(r.far);
+        far.construct(4, "test.taking", &[]).unwrap();
+        for i in 0..300 {
+            far.write(4, &key(i), &key(i + 7)).unwrap();
+        }
+        // The first-ranked member dies: its replacement ranks first too.
+        let victim = far.placement(4, b"")[0];
+        kill(&r.faults, &far, victim);
+        let fresh = Arc::new(EmbeddedBackend::new());
+        let epoch = far.install(victim, Box::new(fresh.clone())).unwrap();
+        let listed = far.keys_placed_on(4, victim).unwrap();
+        assert_eq!(listed.len(), 300);
+        // Copy a first batch, then TAKE objects both copied and not yet copied.
+        let (done, rest) = listed.split_at(rebuild::BATCH);
+        far.copy_batch(4, victim, epoch, done).unwrap();
+        let taken = [
+            done[0].clone(),
+            done[5].clone(),
+            rest[0].clone(),
+            rest[9].clone(),
+        ];
+        for k in &taken {
+            let i = u32::from_le_bytes(k[..].try_into().unwrap());
+            // The answer comes from the live member, not from the first-ranked replacement.
+            assert_eq!(far.compute(4, 1, k).unwrap(), key(i + 7));
+        }
+        for batch in rest.chunks(rebuild::BATCH) {
+            far.copy_batch(4, victim, epoch, batch).unwrap();
+        }
+        far.rebuild_and_finish(victim, epoch);
+        let held = fresh.keys(4).unwrap();
+        assert_eq!(held.len(), 300 - taken.len());
+        assert!(taken.iter().all(|k| !held.contains(k)));
+        // The replacement alone now answers for the structure, consistently.
+        let other = far.placement(4, b"")[1];
+        r.faults[other].set_down(true);
+        for k in &taken {
+            assert_eq!(far.read(4, k).unwrap(), None);
+            assert_eq!(far.compute(4, 1, k).unwrap(), Vec::<u8>::new());
+        }
+        assert_eq!(far.keys(4).unwrap(), held);
+    }
 }
