@@ -59,6 +59,9 @@ pub enum Error {
     Remote(String),
     /// The runtime was configured with an invalid setting.
     Config(String),
+    /// The backend or device does not offer this operation (listing keys of a device that
+    /// cannot enumerate them, say). Nothing was changed.
+    Unsupported(String),
 }
 
 impl Error {
@@ -92,6 +95,16 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound)
     }
+    /// True for [`Error::Unsupported`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(aifm_core::Error::Unsupported("keys".into()).is_unsupported());
+    /// ```
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::Unsupported(_))
+    }
 }
 
 impl fmt::Display for Error {
@@ -124,6 +137,7 @@ impl fmt::Display for Error {
             Error::Detached => f.write_str("object was detached by its data structure"),
             Error::Remote(why) => write!(f, "remote failure: {why}"),
             Error::Config(why) => write!(f, "invalid configuration: {why}"),
+            Error::Unsupported(what) => write!(f, "unsupported operation: {what}"),
         }
     }
 }

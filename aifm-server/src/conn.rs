@@ -451,5 +451,38 @@ fn execute(shared: &Shared, ns: &Namespace, op: &Op<'_>) -> Result<Answer> {
         }
         Op::StoredBytes => Answer::Bytes(ns.stored_bytes()),
         Op::Stats => Answer::Stats(shared.stats()),
+        Op::Keys { ds, after, limit } => Answer::Keys(key_page(shared, ns, ds, after, limit)?),
     })
+}
+
+/// Most keys one listing page returns, whatever the client asks.
+const MAX_KEYS_PAGE: u32 = 1 << 16;
+
+/// One page of a key listing, cut short (never empty unless the listing is over) so that the
+/// reply fits a frame.
+fn key_page(
+    shared: &Shared,
+    ns: &Namespace,
+    ds: u32,
+    after: Option<aifm_core::wire::Blob<'_>>,
+    limit: u32,
+) -> Result<Vec<Vec<u8>>> {
+    if limit == 0 {
+        return Err(Error::Protocol(
+            "a key listing asks for at least one key".into(),
+        ));
+    }
+    let mut page = ns.keys(ds, after.map(|a| a.0), limit.min(MAX_KEYS_PAGE) as usize)?;
+    // Room for the response envelope, then a varint length (at most 5 bytes) per key.
+    let budget = (shared.max_frame as usize).saturating_sub(64);
+    let mut used = 0;
+    let fits = page
+        .iter()
+        .position(|k| {
+            used += k.len() + 5;
+            used > budget
+        })
+        .unwrap_or(page.len());
+    page.truncate(fits.max(1));
+    Ok(page)
 }

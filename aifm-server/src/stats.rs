@@ -35,7 +35,7 @@ impl Counters {
             Op::Construct { .. } => &self.construct,
             Op::Destruct { .. } => &self.destruct,
             Op::Compute { .. } => &self.compute,
-            Op::Ping | Op::StoredBytes | Op::Stats => &self.other,
+            Op::Ping | Op::StoredBytes | Op::Stats | Op::Keys { .. } => &self.other,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }

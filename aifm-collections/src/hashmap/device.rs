@@ -188,6 +188,28 @@ impl RemoteDevice for MapDevice {
         }
     }
 
+    /// Table by table, one lock at a time (see [`RemoteDevice::keys`]).
+    fn keys(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let mut page: Vec<Vec<u8>> = Vec::new();
+        for t in self.tables.iter() {
+            let t = t.lock().unwrap();
+            page.extend(
+                t.keys()
+                    .filter(|k| after.is_none_or(|a| &k[..] > a))
+                    .cloned(),
+            );
+            if page.len() > limit.saturating_mul(2) {
+                page.select_nth_unstable(limit);
+                page.truncate(limit);
+            }
+        }
+        Ok(aifm_core::engine::key_page(
+            page.iter().map(|k| &k[..]),
+            None,
+            limit,
+        ))
+    }
+
     fn clear(&self) {
         for t in self.tables.iter() {
             for (k, v) in t.lock().unwrap().drain() {

@@ -288,6 +288,20 @@ impl RemoteDevice for VecDevice {
         Ok(out)
     }
 
+    /// Chunk indices as their 8-byte little-endian keys (the order is bytewise, as for every
+    /// device, not numeric).
+    fn keys(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let mut all: Vec<[u8; 8]> = Vec::new();
+        for shard in self.store.shards.iter() {
+            all.extend(shard.lock().unwrap().keys().map(|k| k.to_le_bytes()));
+        }
+        Ok(aifm_core::engine::key_page(
+            all.iter().map(|k| &k[..]),
+            after,
+            limit,
+        ))
+    }
+
     fn clear(&self) {
         for shard in self.store.shards.iter() {
             for (_, v) in shard.lock().unwrap().drain() {

@@ -137,6 +137,10 @@ impl Backend for EmbeddedBackend {
         self.delay();
         self.ns.compute(ds, opcode, input)
     }
+    fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
+        self.delay();
+        self.ns.keys(ds, None, usize::MAX)
+    }
     fn stored_bytes(&self) -> u64 {
         self.ns.stored_bytes()
     }

@@ -171,6 +171,10 @@ impl<B: Backend> Backend for Faulty<B> {
         self.check()?;
         self.inner.compute_sharded(ds, opcode, keys, input)
     }
+    fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
+        self.check()?;
+        self.inner.keys(ds)
+    }
     fn stored_bytes(&self) -> u64 {
         self.inner.stored_bytes()
     }

@@ -179,6 +179,30 @@ pub trait Backend: Send + Sync + 'static {
         Ok(vec![self.compute(ds, opcode, &wrapped)?])
     }
 
+    /// Every key structure `ds` holds, in increasing bytewise order. A networked backend
+    /// fetches them in pages (so a huge structure never needs one giant frame); keys written
+    /// or removed during the listing may or may not appear.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unsupported`] by default (and when the structure's device cannot list
+    /// keys); [`crate::Error::UnknownStructure`]; transport errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// b.write(OBJECT_STORE, b"y", b"1").unwrap();
+    /// b.write(OBJECT_STORE, b"x", b"2").unwrap();
+    /// assert_eq!(b.keys(OBJECT_STORE).unwrap(), [b"x".to_vec(), b"y".to_vec()]);
+    /// ```
+    fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
+        Err(crate::Error::Unsupported(format!(
+            "{} cannot list the keys of structure {ds}",
+            self.name()
+        )))
+    }
+
     /// Bytes currently stored (all structures of this client).
     fn stored_bytes(&self) -> u64;
 
@@ -312,6 +336,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         input: &[u8],
     ) -> Result<Vec<Vec<u8>>> {
         (**self).compute_sharded(ds, opcode, keys, input)
+    }
+    fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
+        (**self).keys(ds)
     }
     fn stored_bytes(&self) -> u64 {
         (**self).stored_bytes()

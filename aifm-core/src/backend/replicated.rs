@@ -9,8 +9,8 @@
 //! server's *position* in the list, so the list order is part of the configuration: give every
 //! client the same addresses in the same order. A server appended to the list takes only the
 //! objects it now ranks into the top `replicas` for (about `replicas / N` of them); the other
-//! objects keep their sets. (Moving objects when the list changes, and rebuilding the copies
-//! a dead server held, are not done yet: a dead server's objects stay under-replicated.)
+//! objects keep their sets. (Moving objects when the list grows is not done; a dead server's
+//! copies are rebuilt on a replacement at the same position, see below.)
 //!
 //! The placement key depends on the structure:
 //!
@@ -32,22 +32,24 @@
 //!   parallel) are acknowledged only when every *live* member of each object's replica set
 //!   has them.
 //! * **Reads** go to the first live member of the set in rank order and fall over to the next
-//!   one when a server answers [`Error::Disconnected`] or [`Error::Timeout`].
+//!   one when a server answers [`Error::Disconnected`] or [`Error::Timeout`]. A replacement
+//!   still being rebuilt is skipped.
 //! * **Removes** go to every live member; dead members are skipped.
 //! * **`construct` / `destruct`** go to every live server, so each holds the structure.
 //! * **`compute`** goes to every live member of the structure's replica set, in rank order,
-//!   and the first member's answer is returned. Device operations may change the structure
+//!   and the first member's answer is returned (a replacement still being rebuilt runs it
+//!   too, but its answer is ignored). Device operations may change the structure
 //!   (a hash map's `TAKE` removes the entry it returns), so running them on one replica only
 //!   would let the copies drift apart. Read-only operations pay for this with one extra
 //!   execution per replica. An operation on a striped structure (the object store, id 0, or
 //!   one created [`Placement::Striped`]) sees only the objects of the server that runs it.
 //! * **`compute_sharded`** (read-only operations over a key list) sends each key to the first
-//!   live member of its replica set, one request per server with that server's keys, all in
-//!   parallel; a server that fails has its keys asked again of the next live member.
+//!   readable member of its replica set, one request per server with that server's keys, all
+//!   in parallel; a server that fails has its keys asked again of the next readable member.
 //!
 //! A server that fails with `Disconnected` or `Timeout` is marked **dead for good**: it has
 //! missed writes from then on, so its copies can no longer be trusted, and it is never asked
-//! again. The failure is kept (see [`ReplicatedBackend::dead_servers`]) and counted in
+//! again (until replaced, see below). The failure is kept (see [`ReplicatedBackend::dead_servers`]) and counted in
 //! [`ReplicatedBackend::stats`]. Any other error ([`Error::ServerFull`],
 //! [`Error::UnknownStructure`], ...) is the server's answer, not a failure, and is returned to
 //! the caller as is. When no member of an object's replica set is live, the operation returns
@@ -55,6 +57,27 @@
 //!
 //! A refused write (`ServerFull` on one member) may leave the members disagreeing about that
 //! one object; the caller still holds it and writes it again later, which heals them.
+//!
+//! Condemning a server is logged (`tracing` at level `warn`: the server, the error, how many
+//! servers remain).
+//!
+//! # Rebuilding a dead server's copies
+//!
+//! Until something is done, a dead server's objects have one copy fewer. A new, empty server
+//! can take its place with [`ReplicatedBackend::replace_server`]: it takes the dead server's
+//! *position* (so no object changes its replica set), gets every live structure constructed
+//! (the backend remembers each constructed structure's device type and parameters), takes
+//! every write, remove and compute at once, and serves reads only once a background thread
+//! has copied to it every object whose replica set contains its position, in batches, from
+//! the live servers (found with [`Backend::keys`]). A rebuild batch never overwrites a newer
+//! value or brings back a removed object: mutations and batches exclude each other through
+//! a sharded reader-writer gate, and a listed key the survivors no longer hold is removed on
+//! the replacement. [`ReplicatedBackend::wait_rebuilt`] waits for the end;
+//! [`ReplicatedStats`] counts servers being rebuilt, objects and bytes copied; start, end
+//! and failure are logged (`info`, `info`, `error`). A replacement that fails during its
+//! rebuild is condemned like any server, and may itself be replaced.
+//!
+//! [`Backend::keys`] on this backend is the union of the live servers' listings.
 //!
 //! Statistics are reached through the backend itself, so keep a handle: build the backend,
 //! wrap it in an [`std::sync::Arc`], and give the runtime a clone (see the example on
@@ -75,34 +98,79 @@
 use super::sharded::{run_sharded, ShardTargets};
 use super::{Backend, Placement, OBJECT_STORE};
 use crate::error::{Error, Result};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use crossbeam_utils::sync::{ShardedLockReadGuard, ShardedLockWriteGuard};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+
+mod rebuild;
 
 /// Counters of a [`ReplicatedBackend`].
+///
+/// `live + rebuilding + dead` is the number of servers.
 ///
 /// # Examples
 ///
 /// ```
 /// use aifm_core::backend::replicated::ReplicatedStats;
 /// let s = ReplicatedStats::default();
-/// assert_eq!(s.live + s.dead, 0);
+/// assert_eq!(s.live + s.rebuilding + s.dead, 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplicatedStats {
-    /// Servers still in use.
+    /// Servers in full use (reads and writes).
     pub live: usize,
-    /// Servers marked dead after a `Disconnected` or `Timeout`.
+    /// Replacement servers still being rebuilt: they take writes, not reads.
+    pub rebuilding: usize,
+    /// Servers marked dead after a `Disconnected` or `Timeout` (or a failed rebuild).
     pub dead: usize,
-    /// Reads answered while at least one member of the object's replica set was dead.
+    /// Reads answered while at least one member of the object's replica set was dead or
+    /// still being rebuilt.
     pub degraded_reads: u64,
     /// Requests that failed on one server and were retried on another replica.
     pub failovers: u64,
+    /// Replacement servers installed with [`ReplicatedBackend::replace_server`].
+    pub replaced: u64,
+    /// Objects copied to replacement servers so far.
+    pub rebuilt_objects: u64,
+    /// Bytes (values) copied to replacement servers so far.
+    pub rebuilt_bytes: u64,
+    /// Objects a rebuild could not copy because no live server held them any more.
+    pub unrecoverable_objects: u64,
+}
+
+/// What a server is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reads and writes.
+    Live,
+    /// A replacement being rebuilt: writes, removes and computes, no reads.
+    Rebuilding,
+    /// Never asked again (until replaced).
+    Dead,
+}
+
+/// One position of the server list. A replacement takes the position of a dead server and
+/// a new epoch, so that a late failure report about the old server cannot condemn it.
+struct Slot {
+    server: Arc<dyn Backend>,
+    epoch: u64,
+    state: State,
+}
+
+/// A snapshot of one slot, taken when a request picks its servers.
+#[derive(Clone)]
+struct Member {
+    index: usize,
+    server: Arc<dyn Backend>,
+    epoch: u64,
+    state: State,
 }
 
 /// Far memory on several servers with rendezvous placement and replication.
 ///
-/// See the [module documentation](self) for placement, replication and failure handling.
+/// See the [module documentation](self) for placement, replication, failure handling and
+/// rebuilding.
 ///
 /// # Examples
 ///
@@ -115,13 +183,20 @@ pub struct ReplicatedStats {
 /// assert_eq!(far.placement(0, b"some key").len(), 3);
 /// ```
 pub struct ReplicatedBackend {
-    servers: Vec<Box<dyn Backend>>,
+    slots: Vec<RwLock<Slot>>,
     seeds: Vec<u64>,
     replicas: usize,
-    dead: Vec<AtomicBool>,
+    /// Why each dead server was condemned. Every change of a slot's state happens under
+    /// this lock (taken before the slot's), and is announced on `changed`.
     reasons: Mutex<Vec<Option<Error>>>,
+    changed: Condvar,
     degraded_reads: AtomicU64,
     failovers: AtomicU64,
+    /// The structures constructed and not destructed (id → device type, parameters): a
+    /// replacement server gets each of them before it takes any request.
+    structures: Mutex<BTreeMap<u32, (String, Vec<u8>)>>,
+    /// Rebuild gate and progress counters (see the `rebuild` module).
+    rebuild: rebuild::Progress,
     /// Structures created [`Placement::Striped`] (absent: whole; the object store is always
     /// striped).
     placements: RwLock<HashMap<u32, Placement>>,
@@ -132,7 +207,7 @@ impl std::fmt::Debug for ReplicatedBackend {
         f.debug_struct("ReplicatedBackend")
             .field(
                 "servers",
-                &self.servers.iter().map(|s| s.name()).collect::<Vec<_>>(),
+                &self.servers().iter().map(|s| s.name()).collect::<Vec<_>>(),
             )
             .field("replicas", &self.replicas)
             .field("stats", &self.stats())
@@ -187,6 +262,10 @@ pub(super) fn fan_out<T: Sync, R: Send>(jobs: &[T], f: impl Fn(&T) -> R + Sync) 
     }
 }
 
+/// The outcome of reading a batch from the live servers: per key, `None` when no live
+/// server holds a copy, else what the server answered.
+type LiveReads = Vec<Option<Option<Vec<u8>>>>;
+
 impl ReplicatedBackend {
     /// Spreads far memory over `servers` with the default replication factor: 2 when more
     /// than one server is given, else 1.
@@ -213,12 +292,23 @@ impl ReplicatedBackend {
         Ok(ReplicatedBackend {
             seeds: (0..n as u64).map(|i| mix(i ^ 0x005e_ed0f_a1f3)).collect(),
             replicas: if n > 1 { 2 } else { 1 },
-            dead: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            slots: servers
+                .into_iter()
+                .map(|server| {
+                    RwLock::new(Slot {
+                        server: Arc::from(server),
+                        epoch: 0,
+                        state: State::Live,
+                    })
+                })
+                .collect(),
             reasons: Mutex::new(vec![None; n]),
+            changed: Condvar::new(),
             degraded_reads: AtomicU64::new(0),
             failovers: AtomicU64::new(0),
+            structures: Mutex::new(BTreeMap::new()),
+            rebuild: rebuild::Progress::default(),
             placements: RwLock::new(HashMap::new()),
-            servers,
         })
     }
 
@@ -233,7 +323,7 @@ impl ReplicatedBackend {
     /// assert_eq!(ReplicatedBackend::new(two).unwrap().with_replicas(5).replicas(), 2);
     /// ```
     pub fn with_replicas(mut self, replicas: usize) -> Self {
-        self.replicas = replicas.clamp(1, self.servers.len());
+        self.replicas = replicas.clamp(1, self.slots.len());
         self
     }
 
@@ -251,7 +341,8 @@ impl ReplicatedBackend {
         self.replicas
     }
 
-    /// The servers, in configuration order.
+    /// The servers, in configuration order (a replaced server's position holds its
+    /// replacement).
     ///
     /// # Examples
     ///
@@ -261,15 +352,17 @@ impl ReplicatedBackend {
     /// let two: Vec<Box<dyn Backend>> = (0..2).map(|_| Box::new(EmbeddedBackend::new()) as _).collect();
     /// assert_eq!(ReplicatedBackend::new(two).unwrap().servers().len(), 2);
     /// ```
-    pub fn servers(&self) -> &[Box<dyn Backend>] {
-        &self.servers
+    pub fn servers(&self) -> Vec<Arc<dyn Backend>> {
+        (0..self.slots.len())
+            .map(|i| self.member(i).server)
+            .collect()
     }
 
     /// The replica set of object `key` of structure `ds`: server indices, best rank first.
     /// Dead servers stay in the set (their copies are simply missing).
     ///
-    /// Structures other than [`OBJECT_STORE`] are placed whole unless they were created
-    /// [`Placement::Striped`], so the key does not matter for them.
+    /// Structures other than [`OBJECT_STORE`] are placed whole, so the key does not matter
+    /// for them.
     ///
     /// # Examples
     ///
@@ -320,13 +413,16 @@ impl ReplicatedBackend {
             || self
                 .placements
                 .read()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(PoisonError::into_inner)
                 .get(&ds)
                 .is_some_and(|p| p.is_striped())
     }
 
     fn set_placement(&self, ds: u32, placement: Placement) {
-        let mut map = self.placements.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .placements
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         match placement {
             Placement::Striped => map.insert(ds, placement),
             Placement::Whole => map.remove(&ds),
@@ -353,7 +449,8 @@ impl ReplicatedBackend {
             .collect()
     }
 
-    /// Whether server `i` (configuration order) is still in use.
+    /// Whether server `i` (configuration order) is still in use: serving, or a replacement
+    /// being rebuilt.
     ///
     /// # Panics
     /// When `i` is out of range.
@@ -368,7 +465,25 @@ impl ReplicatedBackend {
     /// ```
     #[track_caller]
     pub fn is_live(&self, i: usize) -> bool {
-        !self.dead[i].load(Ordering::Acquire)
+        self.state(i) != State::Dead
+    }
+
+    /// Whether server `i` is a replacement still being rebuilt (it takes writes, not reads).
+    ///
+    /// # Panics
+    /// When `i` is out of range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::replicated::ReplicatedBackend;
+    /// use aifm_core::backend::{Backend, EmbeddedBackend};
+    /// let two: Vec<Box<dyn Backend>> = (0..2).map(|_| Box::new(EmbeddedBackend::new()) as _).collect();
+    /// assert!(!ReplicatedBackend::new(two).unwrap().is_rebuilding(0));
+    /// ```
+    #[track_caller]
+    pub fn is_rebuilding(&self, i: usize) -> bool {
+        self.state(i) == State::Rebuilding
     }
 
     /// The dead servers: index, name, and the error that condemned each.
@@ -382,15 +497,15 @@ impl ReplicatedBackend {
     /// assert!(ReplicatedBackend::new(two).unwrap().dead_servers().is_empty());
     /// ```
     pub fn dead_servers(&self) -> Vec<(usize, String, Error)> {
-        let reasons = self.reasons.lock().unwrap_or_else(|p| p.into_inner());
+        let reasons = self.reasons();
         reasons
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.clone().map(|e| (i, self.servers[i].name(), e)))
+            .filter_map(|(i, r)| r.clone().map(|e| (i, self.member(i).server.name(), e)))
             .collect()
     }
 
-    /// Live and dead servers, degraded reads and failovers so far.
+    /// Live, rebuilding and dead servers, degraded reads, failovers and rebuild progress.
     ///
     /// # Examples
     ///
@@ -402,42 +517,109 @@ impl ReplicatedBackend {
     /// let far = Arc::new(ReplicatedBackend::new(two).unwrap());
     /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).backend(far.clone()).build().unwrap();
     /// let s = far.stats();
-    /// assert_eq!((s.live, s.dead, s.failovers), (2, 0, 0));
+    /// assert_eq!((s.live, s.dead, s.failovers, s.rebuilding), (2, 0, 0, 0));
     /// # drop(rt);
     /// ```
     pub fn stats(&self) -> ReplicatedStats {
-        let dead = self
-            .dead
-            .iter()
-            .filter(|d| d.load(Ordering::Acquire))
-            .count();
+        let states: Vec<State> = (0..self.slots.len()).map(|i| self.state(i)).collect();
+        let count = |s: State| states.iter().filter(|&&x| x == s).count();
+        let p = &self.rebuild;
         ReplicatedStats {
-            live: self.servers.len() - dead,
-            dead,
+            live: count(State::Live),
+            rebuilding: count(State::Rebuilding),
+            dead: count(State::Dead),
             degraded_reads: self.degraded_reads.load(Ordering::Relaxed),
             failovers: self.failovers.load(Ordering::Relaxed),
+            replaced: p.replaced.load(Ordering::Relaxed),
+            rebuilt_objects: p.objects.load(Ordering::Relaxed),
+            rebuilt_bytes: p.bytes.load(Ordering::Relaxed),
+            unrecoverable_objects: p.unrecoverable.load(Ordering::Relaxed),
         }
     }
 
-    /// Marks server `i` dead, keeping the first error that condemned it.
-    fn condemn(&self, i: usize, e: Error) {
-        if !self.dead[i].swap(true, Ordering::AcqRel) {
-            let mut reasons = self.reasons.lock().unwrap_or_else(|p| p.into_inner());
-            reasons[i] = Some(e);
+    fn reasons(&self) -> MutexGuard<'_, Vec<Option<Error>>> {
+        self.reasons.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A snapshot of server `i`.
+    #[track_caller]
+    fn member(&self, i: usize) -> Member {
+        let slot = self.slots[i].read().unwrap_or_else(PoisonError::into_inner);
+        Member {
+            index: i,
+            server: slot.server.clone(),
+            epoch: slot.epoch,
+            state: slot.state,
         }
+    }
+
+    #[track_caller]
+    fn state(&self, i: usize) -> State {
+        self.slots[i]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .state
+    }
+
+    fn readable(&self, i: usize) -> bool {
+        self.state(i) == State::Live
+    }
+
+    /// Held shared by every operation that changes far memory (writes, removes, computes,
+    /// construct / destruct), exclusively by a rebuild batch (see the `rebuild` module).
+    fn mutation(&self) -> ShardedLockReadGuard<'_, ()> {
+        self.rebuild
+            .gate
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn exclusive(&self) -> ShardedLockWriteGuard<'_, ()> {
+        self.rebuild
+            .gate
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the server `m` was taken from dead, keeping the first error that condemned
+    /// it; nothing happens if its position was replaced since.
+    fn condemn(&self, m: &Member, e: Error) {
+        let mut reasons = self.reasons();
+        {
+            let mut slot = self.slots[m.index]
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if slot.epoch != m.epoch || slot.state == State::Dead {
+                return;
+            }
+            slot.state = State::Dead;
+        }
+        let remaining = (0..self.slots.len()).filter(|&i| self.is_live(i)).count();
+        tracing::warn!(
+            server = %m.server.name(),
+            index = m.index,
+            error = %e,
+            remaining,
+            "far-memory server condemned: it will not be asked again ({remaining} of {} servers remain)",
+            self.slots.len()
+        );
+        reasons[m.index] = Some(e);
+        drop(reasons);
+        self.changed.notify_all();
     }
 
     /// The error for an object none of whose replicas is live.
     fn lost(&self, set: &[usize]) -> Error {
-        let names: Vec<String> = set.iter().map(|&i| self.servers[i].name()).collect();
+        let names: Vec<String> = set.iter().map(|&i| self.member(i).server.name()).collect();
         Error::Disconnected(format!(
             "every replica of the object is on a dead server ({})",
             names.join(", ")
         ))
     }
 
-    fn any_dead(&self, set: &[usize]) -> bool {
-        set.iter().any(|&i| !self.is_live(i))
+    /// Whether some member of `set` cannot serve reads.
+    fn any_unreadable(&self, set: &[usize]) -> bool {
+        set.iter().any(|&i| !self.readable(i))
     }
 
     /// The replica sets of `keys` (computed once when the structure is placed whole).
@@ -450,13 +632,14 @@ impl ReplicatedBackend {
         }
     }
 
-    /// Groups item indices by live server (every live member of each item's set). Fails when
-    /// an item has no live member.
-    fn groups_all(&self, sets: &[Vec<usize>]) -> Result<Vec<(usize, Vec<usize>)>> {
+    /// Groups item indices by server in use (every live or rebuilding member of each item's
+    /// set). Fails when an item has no such member.
+    fn groups_all(&self, sets: &[Vec<usize>]) -> Result<Vec<(Member, Vec<usize>)>> {
+        let members: Vec<Member> = (0..self.slots.len()).map(|i| self.member(i)).collect();
         let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (item, set) in sets.iter().enumerate() {
             let mut any = false;
-            for &s in set.iter().filter(|&&s| self.is_live(s)) {
+            for &s in set.iter().filter(|&&s| members[s].state != State::Dead) {
                 groups.entry(s).or_default().push(item);
                 any = true;
             }
@@ -464,19 +647,23 @@ impl ReplicatedBackend {
                 return Err(self.lost(set));
             }
         }
-        Ok(groups.into_iter().collect())
+        Ok(groups
+            .into_iter()
+            .map(|(s, items)| (members[s].clone(), items))
+            .collect())
     }
 
-    /// Runs `op` on every live server of `set` (rank order); returns the first success, or
+    /// Runs `op` on every server of `set` in use (rank order); returns the first success, or
     /// the first answer that is not a failure, or `lost`.
     fn on_all<T>(&self, set: &[usize], op: impl Fn(&dyn Backend) -> Result<T>) -> Result<T> {
         let mut first: Option<Result<T>> = None;
         for &s in set {
-            if !self.is_live(s) {
+            let m = self.member(s);
+            if m.state == State::Dead {
                 continue;
             }
-            match op(&*self.servers[s]) {
-                Err(e) if is_failure(&e) => self.condemn(s, e),
+            match op(&*m.server) {
+                Err(e) if is_failure(&e) => self.condemn(&m, e),
                 Err(e) => return Err(e),
                 Ok(v) => {
                     first.get_or_insert(Ok(v));
@@ -485,112 +672,57 @@ impl ReplicatedBackend {
         }
         first.unwrap_or_else(|| Err(self.lost(set)))
     }
-}
 
-impl ShardTargets for ReplicatedBackend {
-    fn live(&self, s: usize) -> bool {
-        self.is_live(s)
-    }
-    fn failed(&self, s: usize, e: Error) {
-        self.condemn(s, e);
-        self.failovers.fetch_add(1, Ordering::Relaxed);
-    }
-    fn lost(&self, set: &[usize]) -> Error {
-        ReplicatedBackend::lost(self, set)
-    }
-}
-
-impl Backend for ReplicatedBackend {
-    fn name(&self) -> String {
-        let names: Vec<String> = self.servers.iter().map(|s| s.name()).collect();
-        format!("replicated(x{}: {})", self.replicas, names.join(", "))
-    }
-
-    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let set = self.placement(ds, key);
-        let mut degraded = self.any_dead(&set);
-        for &s in &set {
-            if !self.is_live(s) {
-                continue;
-            }
-            match self.servers[s].read(ds, key) {
-                Ok(v) => {
-                    if degraded {
-                        self.degraded_reads.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return Ok(v);
-                }
-                Err(e) if is_failure(&e) => {
-                    self.condemn(s, e);
-                    self.failovers.fetch_add(1, Ordering::Relaxed);
-                    degraded = true;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(self.lost(&set))
-    }
-
-    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
-        self.on_all(&self.placement(ds, key), |b| b.write(ds, key, value))
-    }
-
-    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
-        let set = self.placement(ds, key);
-        let mut existed = None;
-        for &s in &set {
-            if !self.is_live(s) {
-                continue;
-            }
-            match self.servers[s].remove(ds, key) {
-                Err(e) if is_failure(&e) => self.condemn(s, e),
-                Err(e) => return Err(e),
-                Ok(b) => *existed.get_or_insert(false) |= b,
-            }
-        }
-        existed.ok_or_else(|| self.lost(&set))
-    }
-
-    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        let sets = self.sets(ds, keys.iter());
+    /// Reads `keys` (whose replica sets are `sets`), each from the first live member of its
+    /// set, failing over to the next member when a server fails. Returns the values (`None`
+    /// for a key no live server holds) and which keys failed over.
+    ///
+    /// # Errors
+    /// A server's answer that is not a failure.
+    fn read_live(
+        &self,
+        ds: u32,
+        keys: &[&[u8]],
+        sets: &[Vec<usize>],
+    ) -> Result<(LiveReads, Vec<bool>)> {
         let mut out: Vec<Option<Option<Vec<u8>>>> = vec![None; keys.len()];
         let mut pending: Vec<usize> = (0..keys.len()).collect();
         let mut failed_over = vec![false; keys.len()];
         while !pending.is_empty() {
             // Each pending key goes to the first live member of its set.
+            let members: Vec<Member> = (0..self.slots.len()).map(|i| self.member(i)).collect();
             let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for &k in &pending {
-                match sets[k].iter().find(|&&s| self.is_live(s)) {
-                    Some(&s) => groups.entry(s).or_default().push(k),
-                    None => return Err(self.lost(&sets[k])),
+                if let Some(&s) = sets[k].iter().find(|&&s| members[s].state == State::Live) {
+                    groups.entry(s).or_default().push(k);
                 }
             }
-            let groups: Vec<(usize, Vec<usize>)> = groups.into_iter().collect();
-            let results = fan_out(&groups, |(s, ks)| {
+            let groups: Vec<(Member, Vec<usize>)> = groups
+                .into_iter()
+                .map(|(s, ks)| (members[s].clone(), ks))
+                .collect();
+            let results = fan_out(&groups, |(m, ks)| {
                 let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
-                self.servers[*s].read_many(ds, &ks)
+                m.server.read_many(ds, &ks)
             });
             pending.clear();
-            for ((s, ks), r) in groups.into_iter().zip(results) {
+            for ((m, ks), r) in groups.into_iter().zip(results) {
                 match r {
                     Ok(vs) if vs.len() == ks.len() => {
                         for (k, v) in ks.into_iter().zip(vs) {
-                            if failed_over[k] || self.any_dead(&sets[k]) {
-                                self.degraded_reads.fetch_add(1, Ordering::Relaxed);
-                            }
                             out[k] = Some(v);
                         }
                     }
                     Ok(vs) => {
                         return Err(Error::Protocol(format!(
                             "{} answered {} values for {} keys",
-                            self.servers[s].name(),
+                            m.server.name(),
                             vs.len(),
                             ks.len()
                         )))
                     }
                     Err(e) if is_failure(&e) => {
-                        self.condemn(s, e);
+                        self.condemn(&m, e);
                         self.failovers.fetch_add(1, Ordering::Relaxed);
                         for &k in &ks {
                             failed_over[k] = true;
@@ -601,22 +733,119 @@ impl Backend for ReplicatedBackend {
                 }
             }
         }
-        Ok(out.into_iter().map(|v| v.unwrap_or_default()).collect())
+        Ok((out, failed_over))
+    }
+}
+
+/// The members as one sharded request found them: a failure condemns the server that was
+/// asked, never a replacement installed since.
+struct Snapshot<'a> {
+    far: &'a ReplicatedBackend,
+    members: Vec<Member>,
+}
+
+impl ShardTargets for Snapshot<'_> {
+    fn live(&self, s: usize) -> bool {
+        self.members[s].state == State::Live && self.far.readable(s)
+    }
+    fn failed(&self, s: usize, e: Error) {
+        self.far.condemn(&self.members[s], e);
+        self.far.failovers.fetch_add(1, Ordering::Relaxed);
+    }
+    fn lost(&self, set: &[usize]) -> Error {
+        self.far.lost(set)
+    }
+}
+
+impl Backend for ReplicatedBackend {
+    fn name(&self) -> String {
+        let names: Vec<String> = self.servers().iter().map(|s| s.name()).collect();
+        format!("replicated(x{}: {})", self.replicas, names.join(", "))
+    }
+
+    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let set = self.placement(ds, key);
+        let mut degraded = self.any_unreadable(&set);
+        for &s in &set {
+            let m = self.member(s);
+            if m.state != State::Live {
+                continue;
+            }
+            match m.server.read(ds, key) {
+                Ok(v) => {
+                    if degraded {
+                        self.degraded_reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(v);
+                }
+                Err(e) if is_failure(&e) => {
+                    self.condemn(&m, e);
+                    self.failovers.fetch_add(1, Ordering::Relaxed);
+                    degraded = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(self.lost(&set))
+    }
+
+    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        let _gate = self.mutation();
+        self.on_all(&self.placement(ds, key), |b| b.write(ds, key, value))
+    }
+
+    /// Whether the object existed, as the live members say (a replacement being rebuilt may
+    /// not have its copy yet).
+    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
+        let _gate = self.mutation();
+        let set = self.placement(ds, key);
+        let (mut live, mut rebuilding) = (None, None);
+        for &s in &set {
+            let m = self.member(s);
+            let existed = match m.state {
+                State::Dead => continue,
+                State::Live => &mut live,
+                State::Rebuilding => &mut rebuilding,
+            };
+            match m.server.remove(ds, key) {
+                Err(e) if is_failure(&e) => self.condemn(&m, e),
+                Err(e) => return Err(e),
+                Ok(b) => *existed.get_or_insert(false) |= b,
+            }
+        }
+        live.or(rebuilding).ok_or_else(|| self.lost(&set))
+    }
+
+    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        let sets = self.sets(ds, keys.iter());
+        let (out, failed_over) = self.read_live(ds, keys, &sets)?;
+        let mut values = Vec::with_capacity(keys.len());
+        for (k, v) in out.into_iter().enumerate() {
+            let Some(v) = v else {
+                return Err(self.lost(&sets[k]));
+            };
+            if failed_over[k] || self.any_unreadable(&sets[k]) {
+                self.degraded_reads.fetch_add(1, Ordering::Relaxed);
+            }
+            values.push(v);
+        }
+        Ok(values)
     }
 
     fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
+        let _gate = self.mutation();
         let sets = self.sets(ds, items.iter().map(|(k, _)| k));
         let groups = self.groups_all(&sets)?;
-        let results = fan_out(&groups, |(s, idx)| {
+        let results = fan_out(&groups, |(m, idx)| {
             let batch: Vec<(&[u8], &[u8])> = idx.iter().map(|&i| items[i]).collect();
-            self.servers[*s].write_many(ds, &batch)
+            m.server.write_many(ds, &batch)
         });
         let mut acked = vec![false; items.len()];
         let mut answer = None;
-        for ((s, idx), r) in groups.into_iter().zip(results) {
+        for ((m, idx), r) in groups.into_iter().zip(results) {
             match r {
                 Ok(()) => idx.into_iter().for_each(|i| acked[i] = true),
-                Err(e) if is_failure(&e) => self.condemn(s, e),
+                Err(e) if is_failure(&e) => self.condemn(&m, e),
                 Err(e) => {
                     answer.get_or_insert(e);
                 }
@@ -632,18 +861,19 @@ impl Backend for ReplicatedBackend {
     }
 
     fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
+        let _gate = self.mutation();
         let sets = self.sets(ds, keys.iter());
         let groups = self.groups_all(&sets)?;
-        let results = fan_out(&groups, |(s, idx)| {
+        let results = fan_out(&groups, |(m, idx)| {
             let batch: Vec<&[u8]> = idx.iter().map(|&i| keys[i]).collect();
-            self.servers[*s].remove_many(ds, &batch)
+            m.server.remove_many(ds, &batch)
         });
         let mut done = vec![false; keys.len()];
         let mut answer = None;
-        for ((s, idx), r) in groups.into_iter().zip(results) {
+        for ((m, idx), r) in groups.into_iter().zip(results) {
             match r {
                 Ok(()) => idx.into_iter().for_each(|i| done[i] = true),
-                Err(e) if is_failure(&e) => self.condemn(s, e),
+                Err(e) if is_failure(&e) => self.condemn(&m, e),
                 Err(e) => {
                     answer.get_or_insert(e);
                 }
@@ -671,30 +901,43 @@ impl Backend for ReplicatedBackend {
         params: &[u8],
         placement: Placement,
     ) -> Result<()> {
+        let _gate = self.mutation();
         // The object store is striped whatever is asked (and its servers refuse to make it).
         let record = ds != OBJECT_STORE;
         if record {
             self.set_placement(ds, placement);
         }
-        let all: Vec<usize> = (0..self.servers.len()).collect();
-        let r = self.on_all(&all, |b| b.construct(ds, device, params));
-        if r.is_err() && record {
-            self.set_placement(ds, Placement::Whole);
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        if let Err(e) = self.on_all(&all, |b| b.construct(ds, device, params)) {
+            if record {
+                self.set_placement(ds, Placement::Whole);
+            }
+            return Err(e);
         }
-        r
+        self.structures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(ds, (device.to_string(), params.to_vec()));
+        Ok(())
     }
 
     fn destruct(&self, ds: u32) -> Result<()> {
-        let all: Vec<usize> = (0..self.servers.len()).collect();
+        let _gate = self.mutation();
+        let all: Vec<usize> = (0..self.slots.len()).collect();
         let r = self.on_all(&all, |b| b.destruct(ds));
         if ds != OBJECT_STORE {
             self.set_placement(ds, Placement::Whole);
         }
-        r
+        r?;
+        self.structures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&ds);
+        Ok(())
     }
 
-    /// One request per server holding some of `keys` (the first live member of each key's
-    /// replica set), in parallel, with failover; see [`super::sharded`].
+    /// One request per server holding some of `keys` (the first readable member of each
+    /// key's replica set), in parallel, with failover; see [`super::sharded`].
     fn compute_sharded(
         &self,
         ds: u32,
@@ -703,42 +946,84 @@ impl Backend for ReplicatedBackend {
         input: &[u8],
     ) -> Result<Vec<Vec<u8>>> {
         let sets = self.sets(ds, keys.iter());
-        run_sharded(self, &sets, |s, ks| {
+        let members = Snapshot {
+            far: self,
+            members: (0..self.slots.len()).map(|i| self.member(i)).collect(),
+        };
+        run_sharded(&members, &sets, |s, ks| {
             let mine: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
-            self.servers[s].compute_sharded(ds, opcode, &mine, input)
+            members.members[s]
+                .server
+                .compute_sharded(ds, opcode, &mine, input)
         })
     }
 
+    /// Runs on every member in use; the first *live* member's answer is returned (a
+    /// replacement being rebuilt runs the operation too, so that its copy changes as the
+    /// others do, but its answer may miss objects not yet copied and is ignored).
     fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        let _gate = self.mutation();
         let set = self.structure_set(ds);
         let mut first: Option<Vec<u8>> = None;
+        let mut answered = false;
         for &s in &set {
-            if !self.is_live(s) {
+            let m = self.member(s);
+            if m.state == State::Dead {
                 continue;
             }
-            match self.servers[s].compute(ds, opcode, input) {
+            let counts = m.state == State::Live;
+            match m.server.compute(ds, opcode, input) {
                 Err(e) if is_failure(&e) => {
-                    self.condemn(s, e);
-                    if first.is_none() {
+                    self.condemn(&m, e);
+                    if counts && !answered {
                         self.failovers.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 // The first answer decides; a later replica's refusal cannot undo it.
-                Err(e) if first.is_none() => return Err(e),
+                Err(e) if counts && !answered => return Err(e),
                 Err(_) => {}
-                Ok(v) => {
-                    first.get_or_insert(v);
+                Ok(v) if counts && !answered => {
+                    answered = true;
+                    first = Some(v);
                 }
+                Ok(_) => {}
             }
         }
         first.ok_or_else(|| self.lost(&set))
     }
 
-    /// Bytes stored on the live servers, each replica counted.
+    /// The union over the live servers (a replacement being rebuilt is not asked), sorted
+    /// and without duplicates.
+    fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
+        let mut all: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut any = false;
+        for s in 0..self.slots.len() {
+            let m = self.member(s);
+            if m.state != State::Live {
+                continue;
+            }
+            match m.server.keys(ds) {
+                Ok(ks) => {
+                    any = true;
+                    all.extend(ks);
+                }
+                Err(e) if is_failure(&e) => self.condemn(&m, e),
+                Err(e) => return Err(e),
+            }
+        }
+        if !any {
+            let every: Vec<usize> = (0..self.slots.len()).collect();
+            return Err(self.lost(&every));
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    /// Bytes stored on the servers in use, each replica counted.
     fn stored_bytes(&self) -> u64 {
-        (0..self.servers.len())
-            .filter(|&i| self.is_live(i))
-            .map(|i| self.servers[i].stored_bytes())
+        (0..self.slots.len())
+            .map(|i| self.member(i))
+            .filter(|m| m.state != State::Dead)
+            .map(|m| m.server.stored_bytes())
             .sum()
     }
 
@@ -753,6 +1038,7 @@ mod tests {
     use crate::backend::faulty::Faulty;
     use crate::backend::EmbeddedBackend;
     use std::sync::Arc;
+    use std::time::Duration;
 
     /// The servers (switchable, counting requests) and direct views of each store.
     struct Rig {
@@ -1002,5 +1288,425 @@ mod tests {
         assert_eq!((servers.live, servers.dead), (2, 1));
         assert!(servers.degraded_reads > 0);
         assert!(rt.stats().to_string().contains("2 live, 1 dead"));
+    }
+
+    /// Takes server `i` down and lets a request notice it.
+    fn kill(faults: &[Arc<Faulty<Arc<EmbeddedBackend>>>], far: &ReplicatedBackend, i: usize) {
+        faults[i].set_down(true);
+        far.keys(OBJECT_STORE).unwrap(); // asks every live server
+        assert!(!far.is_live(i));
+    }
+
+    /// What a fresh replacement store holds of structure `ds`, as a map.
+    fn contents(store: &EmbeddedBackend, ds: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        store
+            .keys(ds)
+            .unwrap()
+            .into_iter()
+            .map(|k| {
+                let v = store.read(ds, &k).unwrap().unwrap();
+                (k, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rebuild_copies_exactly_the_objects_placed_on_the_index() {
+        let r = rig(3, 2);
+        let victim = r.far.placement(5, b"")[0]; // holds structure 5 too
+        let far = Arc::new(r.far);
+        far.construct(5, crate::backend::OBJECT_STORE_DEVICE, &[])
+            .unwrap();
+        far.construct(6, crate::backend::OBJECT_STORE_DEVICE, &[])
+            .unwrap();
+        far.destruct(6).unwrap(); // forgotten: not rebuilt
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for i in 0..600 {
+            far.write(OBJECT_STORE, &key(i), &key(i + 1)).unwrap();
+            model.insert(key(i), key(i + 1));
+        }
+        for i in 0..50 {
+            far.write(5, &key(i), b"five").unwrap();
+        }
+        kill(&r.faults, &far, victim);
+        // Changes while the victim is dead: new objects, new values, removals.
+        for i in 600..700 {
+            far.write(OBJECT_STORE, &key(i), &key(i * 2)).unwrap();
+            model.insert(key(i), key(i * 2));
+        }
+        for i in (0..600).step_by(3) {
+            far.write(OBJECT_STORE, &key(i), b"newer").unwrap();
+            model.insert(key(i), b"newer".to_vec());
+        }
+        for i in (1..600).step_by(7) {
+            assert!(far.remove(OBJECT_STORE, &key(i)).unwrap());
+            model.remove(&key(i));
+        }
+        far.remove(5, &key(0)).unwrap();
+        let fresh = Arc::new(EmbeddedBackend::new());
+        far.replace_server(victim, Box::new(fresh.clone())).unwrap();
+        far.wait_rebuilt(victim, Duration::from_secs(30)).unwrap();
+        let expect: BTreeMap<Vec<u8>, Vec<u8>> = model
+            .iter()
+            .filter(|(k, _)| far.placement(OBJECT_STORE, k).contains(&victim))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert!(expect.len() > 300 && expect.len() < model.len());
+        assert_eq!(contents(&fresh, OBJECT_STORE), expect);
+        let five: BTreeMap<Vec<u8>, Vec<u8>> =
+            (1..50).map(|i| (key(i), b"five".to_vec())).collect();
+        assert_eq!(contents(&fresh, 5), five);
+        assert_eq!(fresh.read(6, b"x").unwrap_err(), Error::UnknownStructure(6));
+        let s = far.stats();
+        assert_eq!((s.live, s.rebuilding, s.dead, s.replaced), (3, 0, 0, 1));
+        assert_eq!(s.rebuilt_objects, (expect.len() + five.len()) as u64);
+        let bytes: usize = expect.values().chain(five.values()).map(Vec::len).sum();
+        assert_eq!(s.rebuilt_bytes, bytes as u64);
+        assert_eq!(s.unrecoverable_objects, 0);
+        assert!(far.dead_servers().is_empty());
+        // The replacement now serves reads: another server may die.
+        let other = (0..3).find(|&i| i != victim).unwrap();
+        r.faults[other].set_down(true);
+        for (k, v) in &model {
+            assert_eq!(far.read(OBJECT_STORE, k).unwrap().as_ref(), Some(v));
+        }
+        for i in 1..50 {
+            assert_eq!(far.read(5, &key(i)).unwrap().as_deref(), Some(&b"five"[..]));
+        }
+        assert_eq!(far.keys(OBJECT_STORE).unwrap().len(), model.len());
+    }
+
+    #[test]
+    fn only_a_dead_server_can_be_replaced() {
+        let r = rig(3, 2);
+        let far = Arc::new(r.far);
+        let e = far
+            .replace_server(1, Box::new(EmbeddedBackend::new()))
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Config(ref why) if why.contains("live")),
+            "{e}"
+        );
+        let e = far
+            .replace_server(3, Box::new(EmbeddedBackend::new()))
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+        assert!(far.wait_rebuilt(3, Duration::ZERO).is_err());
+        // A dead server that was never replaced: waiting reports why it died.
+        r.faults[1].set_down(true);
+        let _ = far.keys(OBJECT_STORE).unwrap();
+        assert!(far
+            .wait_rebuilt(1, Duration::ZERO)
+            .unwrap_err()
+            .is_disconnected());
+        // While a replacement is being rebuilt, it cannot be replaced again.
+        let epoch = far.install(1, Box::new(EmbeddedBackend::new())).unwrap();
+        assert!(far.is_rebuilding(1) && far.is_live(1));
+        assert_eq!(far.stats().rebuilding, 1);
+        assert_eq!(
+            far.wait_rebuilt(1, Duration::ZERO).unwrap_err(),
+            Error::Timeout
+        );
+        let e = far
+            .replace_server(1, Box::new(EmbeddedBackend::new()))
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Config(ref why) if why.contains("rebuilt")),
+            "{e}"
+        );
+        far.rebuild_and_finish(1, epoch);
+        far.wait_rebuilt(1, Duration::ZERO).unwrap();
+        // A replacement that cannot take the live structures is refused, and nothing changes.
+        far.construct(9, crate::backend::OBJECT_STORE_DEVICE, &[])
+            .unwrap();
+        r.faults[2].set_down(true);
+        let _ = far.keys(OBJECT_STORE).unwrap();
+        let down = Faulty::new(EmbeddedBackend::new());
+        down.set_down(true);
+        assert!(far
+            .replace_server(2, Box::new(down))
+            .unwrap_err()
+            .is_disconnected());
+        assert!(!far.is_live(2));
+    }
+
+    #[test]
+    fn a_rebuilding_replacement_takes_writes_but_not_reads() {
+        let r = rig(3, 2);
+        let far = Arc::new(r.far);
+        for i in 0..300 {
+            far.write(OBJECT_STORE, &key(i), b"old").unwrap();
+        }
+        kill(&r.faults, &far, 0);
+        let fresh = Arc::new(EmbeddedBackend::new());
+        let epoch = far.install(0, Box::new(fresh.clone())).unwrap();
+        let on_0: Vec<Vec<u8>> = (0..300)
+            .map(key)
+            .filter(|k| far.placement(OBJECT_STORE, k).contains(&0))
+            .collect();
+        // Reads skip it (it holds nothing yet) and count as degraded.
+        let degraded = far.stats().degraded_reads;
+        for k in &on_0 {
+            assert_eq!(
+                far.read(OBJECT_STORE, k).unwrap().as_deref(),
+                Some(&b"old"[..])
+            );
+        }
+        assert_eq!(far.stats().degraded_reads, degraded + on_0.len() as u64);
+        // The listing is taken, then the objects change before the batch copies them.
+        let listed = far.keys_placed_on(OBJECT_STORE, 0).unwrap();
+        assert_eq!(listed, {
+            let mut l = on_0.clone();
+            l.sort();
+            l
+        });
+        let (newer, removed) = (&on_0[0], &on_0[1]);
+        far.write(OBJECT_STORE, newer, b"new").unwrap();
+        assert!(far.remove(OBJECT_STORE, removed).unwrap());
+        let k = (1000..)
+            .map(key)
+            .find(|k| far.placement(OBJECT_STORE, k).contains(&0))
+            .unwrap();
+        far.write(OBJECT_STORE, &k, b"later").unwrap();
+        // Writes reached the replacement at once.
+        assert_eq!(
+            fresh.read(OBJECT_STORE, newer).unwrap().as_deref(),
+            Some(&b"new"[..])
+        );
+        assert_eq!(
+            fresh.read(OBJECT_STORE, &k).unwrap().as_deref(),
+            Some(&b"later"[..])
+        );
+        // A stale copy on the replacement (as if an old batch had run) is fixed by the batch.
+        fresh.write(OBJECT_STORE, removed, b"stale").unwrap();
+        for batch in listed.chunks(rebuild::BATCH) {
+            far.copy_batch(OBJECT_STORE, 0, epoch, batch).unwrap();
+        }
+        assert_eq!(
+            fresh.read(OBJECT_STORE, newer).unwrap().as_deref(),
+            Some(&b"new"[..])
+        );
+        assert_eq!(fresh.read(OBJECT_STORE, removed).unwrap(), None);
+        assert_eq!(
+            fresh.read(OBJECT_STORE, &k).unwrap().as_deref(),
+            Some(&b"later"[..])
+        );
+        far.rebuild_and_finish(0, epoch);
+        assert!(far.is_live(0) && !far.is_rebuilding(0));
+        let mut expect: Vec<Vec<u8>> = on_0.iter().filter(|x| *x != removed).cloned().collect();
+        expect.push(k);
+        expect.sort();
+        assert_eq!(fresh.keys(OBJECT_STORE).unwrap(), expect);
+    }
+
+    #[test]
+    fn a_replacement_that_fails_during_its_rebuild_is_condemned() {
+        let r = rig(3, 2);
+        let far = Arc::new(r.far);
+        for i in 0..300 {
+            far.write(OBJECT_STORE, &key(i), b"v").unwrap();
+        }
+        kill(&r.faults, &far, 2);
+        let replacement = Arc::new(Faulty::new(EmbeddedBackend::new()));
+        let epoch = far.install(2, Box::new(replacement.clone())).unwrap();
+        replacement.set_down(true);
+        far.rebuild_and_finish(2, epoch);
+        assert!(!far.is_live(2));
+        assert!(far
+            .wait_rebuilt(2, Duration::ZERO)
+            .unwrap_err()
+            .is_disconnected());
+        assert_eq!(far.stats().dead, 1);
+        // Reads still work from the survivors, and another replacement can be tried.
+        for i in 0..300 {
+            assert_eq!(
+                far.read(OBJECT_STORE, &key(i)).unwrap().as_deref(),
+                Some(&b"v"[..])
+            );
+        }
+        far.replace_server(2, Box::new(EmbeddedBackend::new()))
+            .unwrap();
+        far.wait_rebuilt(2, Duration::from_secs(30)).unwrap();
+        assert_eq!(far.stats().replaced, 2);
+        // A replacement whose epoch is stale is not condemned by late reports about the old one.
+        let old = Member {
+            index: 2,
+            server: Arc::new(EmbeddedBackend::new()),
+            epoch,
+            state: State::Live,
+        };
+        far.condemn(&old, Error::Timeout);
+        assert!(far.is_live(2));
+    }
+
+    #[test]
+    fn concurrent_writers_during_a_rebuild_lose_nothing_and_never_read_stale_values() {
+        const KEYS: u32 = 3000;
+        const WRITERS: u32 = 3;
+        let r = rig(3, 2);
+        let far = Arc::new(r.far);
+        for i in 0..KEYS {
+            far.write(OBJECT_STORE, &key(i), &0u64.to_le_bytes())
+                .unwrap();
+        }
+        kill(&r.faults, &far, 1);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        // A slow replacement, so that the rebuild takes many batches' worth of time.
+        let fresh = Arc::new(EmbeddedBackend::new().with_latency(Duration::from_micros(50)));
+        let models: Vec<BTreeMap<Vec<u8>, Option<u64>>> = std::thread::scope(|s| {
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let (far, stop) = (&far, &stop);
+                    s.spawn(move || {
+                        // Writer w owns the keys i with i % WRITERS == w.
+                        let mut model: BTreeMap<Vec<u8>, Option<u64>> = BTreeMap::new();
+                        let mut x = 0x9e37_79b9_u64 + u64::from(w);
+                        let mut version = 0u64;
+                        while !stop.load(Ordering::Acquire) || version < 200 {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let i = (x % u64::from(KEYS / WRITERS)) as u32 * WRITERS + w;
+                            let k = key(i);
+                            version += 1;
+                            if x % 5 == 0 {
+                                far.remove(OBJECT_STORE, &k).unwrap();
+                                model.insert(k.clone(), None);
+                            } else {
+                                far.write(OBJECT_STORE, &k, &version.to_le_bytes()).unwrap();
+                                model.insert(k.clone(), Some(version));
+                            }
+                            let want = model[&k].map(|v| v.to_le_bytes().to_vec());
+                            assert_eq!(far.read(OBJECT_STORE, &k).unwrap(), want, "key {i}");
+                        }
+                        model
+                    })
+                })
+                .collect();
+            far.replace_server(1, Box::new(fresh.clone())).unwrap();
+            far.wait_rebuilt(1, Duration::from_secs(60)).unwrap();
+            stop.store(true, Ordering::Release);
+            writers.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        // Every object placed on the replacement holds exactly its latest state there.
+        for i in 0..KEYS {
+            let k = key(i);
+            let latest = models
+                .iter()
+                .find_map(|m| m.get(&k).copied())
+                .unwrap_or(Some(0));
+            let want = latest.map(|v| v.to_le_bytes().to_vec());
+            if far.placement(OBJECT_STORE, &k).contains(&1) {
+                assert_eq!(
+                    fresh.read(OBJECT_STORE, &k).unwrap(),
+                    want,
+                    "key {i} on the replacement"
+                );
+            } else {
+                assert_eq!(fresh.read(OBJECT_STORE, &k).unwrap(), None, "key {i} stray");
+            }
+            assert_eq!(far.read(OBJECT_STORE, &k).unwrap(), want, "key {i}");
+        }
+        assert_eq!(far.stats().unrecoverable_objects, 0);
+    }
+
+    #[test]
+    fn keys_are_the_union_of_the_live_servers() {
+        let r = rig(4, 2);
+        for i in 0..500 {
+            r.far.write(OBJECT_STORE, &key(i), b"v").unwrap();
+        }
+        let mut all: Vec<Vec<u8>> = (0..500).map(key).collect();
+        all.sort();
+        assert_eq!(r.far.keys(OBJECT_STORE).unwrap(), all);
+        r.faults[3].set_down(true);
+        assert_eq!(r.far.keys(OBJECT_STORE).unwrap(), all);
+        assert_eq!(r.far.stats().dead, 1);
+        assert_eq!(r.far.keys(8).unwrap_err(), Error::UnknownStructure(8));
+    }
+
+    /// A device with a hash-map-like `TAKE` (opcode 1: remove a key, return its value).
+    struct Taking(crate::engine::ObjectStore);
+
+    impl crate::engine::RemoteDevice for Taking {
+        fn type_name(&self) -> &str {
+            "test.taking"
+        }
+        fn read(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.0.read(k)
+        }
+        fn write(&self, k: &[u8], v: &[u8]) -> Result<()> {
+            self.0.write(k, v)
+        }
+        fn remove(&self, k: &[u8]) -> Result<bool> {
+            self.0.remove(k)
+        }
+        fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+            match opcode {
+                1 => {
+                    let v = self.0.read(input)?;
+                    self.0.remove(input)?;
+                    Ok(v.unwrap_or_default())
+                }
+                op => Err(Error::UnknownOpcode(op)),
+            }
+        }
+        fn keys(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+            self.0.keys(after, limit)
+        }
+        fn clear(&self) {
+            self.0.clear()
+        }
+    }
+
+    #[test]
+    fn a_take_during_the_rebuild_is_not_undone_by_it() {
+        crate::engine::Engine::global()
+            .registry()
+            .register("test.taking", |_, quota| {
+                Ok(Box::new(Taking(crate::engine::ObjectStore::new(quota))))
+            });
+        let r = rig(3, 2);
+        let far = Arc::new(r.far);
+        far.construct(4, "test.taking", &[]).unwrap();
+        for i in 0..300 {
+            far.write(4, &key(i), &key(i + 7)).unwrap();
+        }
+        // The first-ranked member dies: its replacement ranks first too.
+        let victim = far.placement(4, b"")[0];
+        kill(&r.faults, &far, victim);
+        let fresh = Arc::new(EmbeddedBackend::new());
+        let epoch = far.install(victim, Box::new(fresh.clone())).unwrap();
+        let listed = far.keys_placed_on(4, victim).unwrap();
+        assert_eq!(listed.len(), 300);
+        // Copy a first batch, then TAKE objects both copied and not yet copied.
+        let (done, rest) = listed.split_at(rebuild::BATCH);
+        far.copy_batch(4, victim, epoch, done).unwrap();
+        let taken = [
+            done[0].clone(),
+            done[5].clone(),
+            rest[0].clone(),
+            rest[9].clone(),
+        ];
+        for k in &taken {
+            let i = u32::from_le_bytes(k[..].try_into().unwrap());
+            // The answer comes from the live member, not from the first-ranked replacement.
+            assert_eq!(far.compute(4, 1, k).unwrap(), key(i + 7));
+        }
+        for batch in rest.chunks(rebuild::BATCH) {
+            far.copy_batch(4, victim, epoch, batch).unwrap();
+        }
+        far.rebuild_and_finish(victim, epoch);
+        let held = fresh.keys(4).unwrap();
+        assert_eq!(held.len(), 300 - taken.len());
+        assert!(taken.iter().all(|k| !held.contains(k)));
+        // The replacement alone now answers for the structure, consistently.
+        let other = far.placement(4, b"")[1];
+        r.faults[other].set_down(true);
+        for k in &taken {
+            assert_eq!(far.read(4, k).unwrap(), None);
+            assert_eq!(far.compute(4, 1, k).unwrap(), Vec::<u8>::new());
+        }
+        assert_eq!(far.keys(4).unwrap(), held);
     }
 }

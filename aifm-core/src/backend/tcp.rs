@@ -84,6 +84,9 @@ const LEADER_POLL: Duration = Duration::from_millis(50);
 /// Batches are split into pieces of at most this many keys.
 const MAX_BATCH_KEYS: usize = 4096;
 
+/// Keys asked for per page of a key listing ([`Backend::keys`]).
+const KEYS_PAGE: u32 = 4096;
+
 /// Settings of a TCP backend; [`TcpBuilder::connect`] makes the connection.
 ///
 /// # Examples
@@ -749,6 +752,43 @@ impl Backend for TcpBackend {
         })? {
             Answer::Output(v) => Ok(v),
             other => Err(other.unexpected()),
+        }
+    }
+
+    /// Pages of 4096 keys, each starting after the last key of the previous one,
+    /// until the server returns an empty page.
+    fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let after = out.last().map(|k| Blob(k));
+            let page = match self.call(&Op::Keys {
+                ds,
+                after,
+                limit: KEYS_PAGE,
+            })? {
+                Answer::Keys(page) => page,
+                other => return Err(other.unexpected()),
+            };
+            if page.is_empty() {
+                return Ok(out);
+            }
+            // Each page must continue strictly upwards, or a broken server could loop us.
+            let mut prev = out.last().map(|k| &k[..]);
+            for k in &page {
+                if prev.is_some_and(|p| p >= &k[..]) {
+                    return Err(Error::Protocol(
+                        "key listing page is not in increasing order".into(),
+                    ));
+                }
+                prev = Some(k);
+            }
+            if page.len() > KEYS_PAGE as usize {
+                return Err(Error::Protocol(format!(
+                    "key listing page of {} keys (asked for {KEYS_PAGE})",
+                    page.len()
+                )));
+            }
+            out.extend(page);
         }
     }
 

@@ -60,8 +60,55 @@ pub trait RemoteDevice: Send + Sync + 'static {
         Err(Error::UnknownOpcode(opcode))
     }
 
+    /// One page of the keys this device holds: those greater than `after` (all when `None`),
+    /// in increasing bytewise order, at most `limit` of them. An empty page means there are
+    /// no more. A replicated backend lists keys to rebuild a dead server's copies, so a device
+    /// whose objects should survive that implements it (see [`key_page`]).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] by default.
+    fn keys(&self, _after: Option<&[u8]>, _limit: usize) -> Result<Vec<Vec<u8>>> {
+        Err(Error::Unsupported(format!(
+            "device {} cannot list its keys",
+            self.type_name()
+        )))
+    }
+
     /// Drops everything stored, returning its bytes to the quota.
     fn clear(&self);
+}
+
+/// The page [`RemoteDevice::keys`] returns, chosen from `keys` (in any order): the at most
+/// `limit` smallest keys greater than `after`, sorted. Linear in the number of keys, plus
+/// sorting the page.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::key_page;
+/// let keys: [&[u8]; 4] = [b"d", b"a", b"c", b"b"];
+/// assert_eq!(key_page(keys.iter().copied(), None, 2), [b"a".to_vec(), b"b".to_vec()]);
+/// assert_eq!(key_page(keys.iter().copied(), Some(b"b"), 10), [b"c".to_vec(), b"d".to_vec()]);
+/// assert!(key_page(keys.iter().copied(), Some(b"d"), 10).is_empty());
+/// ```
+pub fn key_page<'a>(
+    keys: impl Iterator<Item = &'a [u8]>,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Vec<Vec<u8>> {
+    let mut page: Vec<&[u8]> = match after {
+        Some(a) => keys.filter(|k| *k > a).collect(),
+        None => keys.collect(),
+    };
+    if limit == 0 {
+        return Vec::new();
+    }
+    if page.len() > limit {
+        page.select_nth_unstable(limit);
+        page.truncate(limit);
+    }
+    page.sort_unstable();
+    page.into_iter().map(<[u8]>::to_vec).collect()
 }
 
 /// Builds a device from its construction parameters and the namespace's quota.

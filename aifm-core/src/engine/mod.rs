@@ -15,7 +15,7 @@
 mod device;
 mod object_store;
 
-pub use device::{DeviceFactory, Quota, RemoteDevice};
+pub use device::{key_page, DeviceFactory, Quota, RemoteDevice};
 pub use object_store::ObjectStore;
 
 use crate::backend::{OBJECT_STORE, OBJECT_STORE_DEVICE};
@@ -321,6 +321,26 @@ impl Namespace {
     /// ```
     pub fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
         self.device(ds)?.compute(opcode, input)
+    }
+
+    /// One page of the keys of structure `ds`: those greater than `after` (all when `None`),
+    /// in increasing bytewise order, at most `limit` (see [`RemoteDevice::keys`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownStructure`]; [`Error::Unsupported`] when the device cannot list keys.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+    /// ns.write(0, b"b", b"2").unwrap();
+    /// ns.write(0, b"a", b"1").unwrap();
+    /// assert_eq!(ns.keys(0, None, 10).unwrap(), [b"a".to_vec(), b"b".to_vec()]);
+    /// assert_eq!(ns.keys(0, Some(b"a"), 10).unwrap(), [b"b".to_vec()]);
+    /// assert!(ns.keys(9, None, 10).unwrap_err() == aifm_core::Error::UnknownStructure(9));
+    /// ```
+    pub fn keys(&self, ds: u32, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        self.device(ds)?.keys(after, limit)
     }
 
     /// Bytes stored by all structures of this namespace.

@@ -2,7 +2,7 @@
 //!
 //! Structure devices embed one for their objects and add `compute` on top.
 
-use super::{Quota, RemoteDevice};
+use super::{key_page, Quota, RemoteDevice};
 use crate::backend::OBJECT_STORE_DEVICE;
 use crate::error::Result;
 use std::collections::HashMap;
@@ -149,6 +149,27 @@ impl RemoteDevice for ObjectStore {
             self.quota.release(cost(key, v));
         }
         Ok(removed.is_some())
+    }
+
+    /// Lists keys shard by shard, holding one shard's lock at a time: a key written or
+    /// removed during the listing may or may not be seen.
+    fn keys(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let mut page: Vec<Vec<u8>> = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap();
+            page.extend(
+                shard
+                    .keys()
+                    .filter(|k| after.is_none_or(|a| &k[..] > a))
+                    .cloned(),
+            );
+            // Keep only the best `limit` so far, so memory stays near twice the page size.
+            if page.len() > limit.saturating_mul(2) {
+                page.select_nth_unstable(limit);
+                page.truncate(limit);
+            }
+        }
+        Ok(key_page(page.iter().map(|k| &k[..]), None, limit))
     }
 
     fn clear(&self) {

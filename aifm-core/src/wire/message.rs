@@ -242,6 +242,18 @@ pub enum Op<'a> {
     StoredBytes,
     /// Server statistics.
     Stats,
+    /// One page of the keys of a structure: the keys greater than `after` (all keys when
+    /// `None`) in bytewise order, at most `limit` of them (the server may return fewer to fit
+    /// a frame; an empty page means there are no more). Answered with [`Reply::Keys`].
+    Keys {
+        /// Structure id.
+        ds: u32,
+        /// The last key of the previous page.
+        #[serde(borrow)]
+        after: Option<Blob<'a>>,
+        /// Most keys wanted (positive).
+        limit: u32,
+    },
 }
 
 impl Op<'_> {
@@ -266,6 +278,7 @@ impl Op<'_> {
             Op::Compute { .. } => "compute",
             Op::StoredBytes => "stored_bytes",
             Op::Stats => "stats",
+            Op::Keys { .. } => "keys",
         }
     }
 }
@@ -297,6 +310,8 @@ pub enum Reply<'a> {
     Bytes(u64),
     /// To [`Op::Stats`].
     Stats(ServerStats),
+    /// To [`Op::Keys`]: one page of keys, in increasing bytewise order.
+    Keys(#[serde(borrow)] Vec<Blob<'a>>),
 }
 
 /// A [`Reply`] that owns its bytes: what the server builds before encoding it, and what the
@@ -328,6 +343,8 @@ pub enum Answer {
     Bytes(u64),
     /// [`Reply::Stats`].
     Stats(ServerStats),
+    /// [`Reply::Keys`].
+    Keys(Vec<Vec<u8>>),
 }
 
 impl From<Reply<'_>> for Answer {
@@ -343,6 +360,7 @@ impl From<Reply<'_>> for Answer {
             Reply::Output(b) => Answer::Output(b.0.to_vec()),
             Reply::Bytes(n) => Answer::Bytes(n),
             Reply::Stats(s) => Answer::Stats(s),
+            Reply::Keys(ks) => Answer::Keys(ks.into_iter().map(|k| k.0.to_vec()).collect()),
         }
     }
 }
@@ -361,6 +379,7 @@ impl Answer {
             Answer::Output(v) => Reply::Output(Blob(v)),
             Answer::Bytes(n) => Reply::Bytes(*n),
             Answer::Stats(s) => Reply::Stats(*s),
+            Answer::Keys(ks) => Reply::Keys(ks.iter().map(|k| Blob(k)).collect()),
         }
     }
 }
@@ -428,6 +447,8 @@ pub enum WireError {
     Shutdown(String),
     /// Anything else; becomes [`Error::Remote`].
     Remote(String),
+    /// [`Error::Unsupported`] (added after `Remote`, so older variants keep their tags).
+    Unsupported(String),
 }
 
 impl From<&Error> for WireError {
@@ -442,6 +463,7 @@ impl From<&Error> for WireError {
             Error::Protocol(s) => WireError::Protocol(s.clone()),
             Error::Codec(s) => WireError::Codec(s.clone()),
             Error::Remote(s) => WireError::Remote(s.clone()),
+            Error::Unsupported(s) => WireError::Unsupported(s.clone()),
             other => WireError::Remote(other.to_string()),
         }
     }
@@ -460,6 +482,7 @@ impl From<WireError> for Error {
             WireError::Codec(s) => Error::Codec(s),
             WireError::Shutdown(s) => Error::Disconnected(s),
             WireError::Remote(s) => Error::Remote(s),
+            WireError::Unsupported(s) => Error::Unsupported(s),
         }
     }
 }
@@ -492,7 +515,7 @@ pub struct RequestCounts {
     pub destruct: u64,
     /// Remote-device computations.
     pub compute: u64,
-    /// Pings, stored-bytes and stats requests.
+    /// Pings, key listings, stored-bytes and stats requests.
     pub other: u64,
 }
 

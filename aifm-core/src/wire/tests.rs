@@ -54,6 +54,16 @@ fn request_round_trip_every_op() {
         },
         Op::StoredBytes,
         Op::Stats,
+        Op::Keys {
+            ds: 10,
+            after: None,
+            limit: 100,
+        },
+        Op::Keys {
+            ds: 0,
+            after: Some(Blob(b"last")),
+            limit: 1,
+        },
     ];
     let mut buf = Vec::new();
     for (i, op) in ops.iter().enumerate() {
@@ -135,10 +145,59 @@ fn wire_errors_map_back_to_typed_errors() {
         Error::Protocol("p".into()),
         Error::Codec("c".into()),
         Error::Remote("r".into()),
+        Error::Unsupported("u".into()),
     ] {
         assert_eq!(Error::from(WireError::from(&e)), e);
     }
     assert!(Error::from(WireError::Shutdown("bye".into())).is_disconnected());
+}
+
+#[test]
+fn keys_reply_round_trips_and_is_zero_copy() {
+    let answer = Answer::Keys(vec![b"a".to_vec(), Vec::new(), vec![7; 300]]);
+    let msg = ServerMsg::Response {
+        id: 5,
+        result: Ok(answer.as_reply()),
+    };
+    let body = postcard::to_allocvec(&msg).unwrap();
+    let back = decode_exact::<ServerMsg<'_>>(&body).unwrap();
+    assert_eq!(back, msg);
+    let ServerMsg::Response {
+        result: Ok(reply), ..
+    } = back
+    else {
+        panic!("not a response");
+    };
+    assert_eq!(Answer::from(reply), answer);
+}
+
+#[test]
+fn malformed_key_listings_are_typed_errors_with_their_id() {
+    let mut good = Vec::new();
+    let op = Op::Keys {
+        ds: 3,
+        after: Some(Blob(b"abc")),
+        limit: 10,
+    };
+    encode_request(77, &op, &mut good, 1 << 20).unwrap();
+    let body = &good[LEN_PREFIX..];
+    // Truncated anywhere after the id: the id is still read, the op is a protocol error.
+    for cut in 2..body.len() {
+        let (id, got) = decode_request(&body[..cut]).unwrap();
+        assert_eq!(id, 77);
+        assert!(
+            matches!(got, Err(crate::Error::Protocol(_))),
+            "cut at {cut}"
+        );
+    }
+    // A key length running past the end of the frame.
+    let mut long = body.to_vec();
+    let at = long.len() - 5; // the length byte of `after`'s blob
+    long[at] = 200;
+    assert!(matches!(
+        decode_request(&long).unwrap().1,
+        Err(crate::Error::Protocol(_))
+    ));
 }
 
 quickcheck! {
