@@ -11,6 +11,7 @@
 //! Every `RemBox` keeps its runtime alive (it holds one count of the shared state), so a
 //! runtime's memory is returned only after its last handle and its last object are gone.
 
+use crate::backend::replicated::ReplicatedBackend;
 use crate::backend::{Backend, EmbeddedBackend, Placement, OBJECT_STORE};
 use crate::error::{Error, Result};
 use crate::evacuator;
@@ -318,10 +319,10 @@ impl RuntimeBuilder {
         }
         let overdraft = self.overdraft.unwrap_or(self.local_memory / 8);
         let overdraft_regions = (overdraft / region_size).max(2);
-        let backend: Box<dyn Backend> = match (self.backend, self.server) {
-            (Some(b), _) => b,
-            (None, Some(addr)) => crate::backend::connect_replicated(&addr, self.replicas)?,
-            (None, None) => Box::new(EmbeddedBackend::new()),
+        let (backend, servers): (Box<dyn Backend>, _) = match (self.backend, self.server) {
+            (Some(b), _) => (b, None),
+            (None, Some(addr)) => crate::backend::connect_servers(&addr, self.replicas)?,
+            (None, None) => (Box::new(EmbeddedBackend::new()), None),
         };
         let lanes = (2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
             .min(budget_regions / 8)
@@ -343,6 +344,7 @@ impl RuntimeBuilder {
             slots: Mutex::new(SlotPool::default()),
             structures: RwLock::new(vec![Some(None)]),
             backend,
+            servers,
             counters: Counters::default(),
             evacuation: Evacuation {
                 signal: Mutex::new(false),
@@ -447,6 +449,9 @@ pub(crate) struct Inner {
     slots: Mutex<SlotPool>,
     pub structures: RwLock<HandlerTable>,
     pub backend: Box<dyn Backend>,
+    /// The several-server backend the builder connected (`None` for a backend given to
+    /// the builder, which its owner administers through its own handle).
+    pub servers: Option<Arc<ReplicatedBackend>>,
     pub counters: Counters,
     pub evacuation: Evacuation,
     /// Work for the prefetch helpers (dropping it stops them).
@@ -877,6 +882,73 @@ impl Runtime {
             prefetch_dropped: get(&c.prefetch_dropped),
             servers: i.backend.replication(),
         }
+    }
+
+    /// The several servers this runtime's far memory lives on, when the builder connected
+    /// them itself ([`RuntimeBuilder::servers`], `AIFM_SERVER=host:port,host:port,...`):
+    /// their state, placement, and replacement of a dead one. `None` for one server, the
+    /// embedded store, or a backend given to [`RuntimeBuilder::backend`] (keep your own
+    /// handle to that one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// assert!(rt.servers().is_none());
+    /// ```
+    pub fn servers(&self) -> Option<&Arc<ReplicatedBackend>> {
+        self.inner.servers.as_ref()
+    }
+
+    /// Replaces dead server `index` (its position in the configured list) with the memory
+    /// server at `addr`, which must be empty; the copies the dead server held are rebuilt on
+    /// it in the background while the program runs (see
+    /// [`crate::backend::replicated`]). Connects with [`crate::backend::tcp::TcpBuilder::from_env`]
+    /// settings. [`Runtime::stats`] shows the progress (`servers.rebuilding`,
+    /// `servers.rebuilt_objects`); [`Runtime::wait_rebuilt`] waits for the end.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the runtime was not built over several servers, when `index`
+    /// is out of range or its server is still live; connection errors for `addr`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let e = rt.replace_server(0, "127.0.0.1:1").unwrap_err();
+    /// assert!(matches!(e, aifm_core::Error::Config(_)));
+    /// ```
+    pub fn replace_server(&self, index: usize, addr: &str) -> Result<()> {
+        let far = self.several_servers()?;
+        let server = crate::backend::tcp::TcpBuilder::from_env(addr)?.connect()?;
+        far.replace_server(index, Box::new(server))
+    }
+
+    /// Waits at most `timeout` until the replacement at `index` is rebuilt (at once when
+    /// `index` is a live server that was never replaced).
+    ///
+    /// # Errors
+    /// [`Error::Config`] as for [`Runtime::replace_server`]; [`Error::Timeout`] when the
+    /// rebuild still runs; the error that condemned the server when it is dead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// assert!(rt.wait_rebuilt(0, Duration::ZERO).is_err());
+    /// ```
+    pub fn wait_rebuilt(&self, index: usize, timeout: std::time::Duration) -> Result<()> {
+        self.several_servers()?.wait_rebuilt(index, timeout)
+    }
+
+    fn several_servers(&self) -> Result<&Arc<ReplicatedBackend>> {
+        self.servers().ok_or_else(|| {
+            Error::Config(format!(
+                "this runtime's far memory is not on several servers it connected itself ({})",
+                self.backend_name()
+            ))
+        })
     }
 
     /// Name of the backend (`"embedded"`, `"tcp://..."`).

@@ -162,9 +162,16 @@ impl std::fmt::Display for Stats {
         if let Some(r) = &self.servers {
             write!(
                 f,
-                "\nservers: {} live, {} dead (degraded: {} reads served, {} failovers)",
-                r.live, r.dead, r.degraded_reads, r.failovers
+                "\nservers: {} live, {} rebuilding, {} dead (degraded: {} reads served, {} failovers)",
+                r.live, r.rebuilding, r.dead, r.degraded_reads, r.failovers
             )?;
+            if r.replaced > 0 {
+                write!(
+                    f,
+                    "\nrebuilds: {} servers replaced, {} objects ({} bytes) copied, {} unrecoverable",
+                    r.replaced, r.rebuilt_objects, r.rebuilt_bytes, r.unrecoverable_objects
+                )?;
+            }
         }
         Ok(())
     }

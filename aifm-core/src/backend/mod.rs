@@ -252,6 +252,18 @@ pub fn connect(addr: &str) -> Result<Box<dyn Backend>> {
 /// assert!(matches!(e, aifm_core::Error::Config(_)));
 /// ```
 pub fn connect_replicated(addr: &str, replicas: Option<usize>) -> Result<Box<dyn Backend>> {
+    Ok(connect_servers(addr, replicas)?.0)
+}
+
+/// [`connect_replicated`], also returning the [`replicated::ReplicatedBackend`] it built for a
+/// several-server list (the runtime keeps it for [`crate::Runtime::replace_server`]).
+pub(crate) fn connect_servers(
+    addr: &str,
+    replicas: Option<usize>,
+) -> Result<(
+    Box<dyn Backend>,
+    Option<std::sync::Arc<replicated::ReplicatedBackend>>,
+)> {
     let addrs: Vec<&str> = addr
         .split(',')
         .map(str::trim)
@@ -261,17 +273,18 @@ pub fn connect_replicated(addr: &str, replicas: Option<usize>) -> Result<Box<dyn
         [] => Err(crate::Error::Config(format!(
             "no server address in {addr:?}"
         ))),
-        [one] => Ok(Box::new(tcp::TcpBackend::connect(one)?)),
+        [one] => Ok((Box::new(tcp::TcpBackend::connect(one)?), None)),
         _ => {
             let servers = addrs
                 .iter()
                 .map(|a| Ok(Box::new(tcp::TcpBackend::connect(a)?) as Box<dyn Backend>))
                 .collect::<Result<Vec<_>>>()?;
             let far = replicated::ReplicatedBackend::new(servers)?;
-            Ok(Box::new(match replicas {
+            let far = std::sync::Arc::new(match replicas {
                 Some(r) => far.with_replicas(r),
                 None => far,
-            }))
+            });
+            Ok((Box::new(far.clone()), Some(far)))
         }
     }
 }

@@ -1287,7 +1287,10 @@ mod tests {
             .expect("a replicated backend reports its servers");
         assert_eq!((servers.live, servers.dead), (2, 1));
         assert!(servers.degraded_reads > 0);
-        assert!(rt.stats().to_string().contains("2 live, 1 dead"));
+        assert!(rt
+            .stats()
+            .to_string()
+            .contains("2 live, 0 rebuilding, 1 dead"));
     }
 
     /// Takes server `i` down and lets a request notice it.
