@@ -255,15 +255,15 @@ pub fn connect_replicated(addr: &str, replicas: Option<usize>) -> Result<Box<dyn
     Ok(connect_servers(addr, replicas)?.0)
 }
 
-/// [`connect_replicated`], also returning the [`replicated::ReplicatedBackend`] it built for a
-/// several-server list (the runtime keeps it for [`crate::Runtime::replace_server`]).
-pub(crate) fn connect_servers(
-    addr: &str,
-    replicas: Option<usize>,
-) -> Result<(
+/// A connected backend, and the several-server backend inside it if there is one.
+pub(crate) type Connected = (
     Box<dyn Backend>,
     Option<std::sync::Arc<replicated::ReplicatedBackend>>,
-)> {
+);
+
+/// [`connect_replicated`], also returning the [`replicated::ReplicatedBackend`] it built for a
+/// several-server list (the runtime keeps it for [`crate::Runtime::replace_server`]).
+pub(crate) fn connect_servers(addr: &str, replicas: Option<usize>) -> Result<Connected> {
     let addrs: Vec<&str> = addr
         .split(',')
         .map(str::trim)
