@@ -97,8 +97,10 @@ impl Default for RuntimeBuilder {
 }
 
 impl RuntimeBuilder {
-    /// Reads `AIFM_LOCAL_MEMORY` and `AIFM_SERVER` over the defaults. `AIFM_SERVER` may list
-    /// several servers separated by commas (as [`RuntimeBuilder::servers`]).
+    /// Reads `AIFM_LOCAL_MEMORY`, `AIFM_SERVER` and `AIFM_REPLICAS` over the defaults.
+    /// `AIFM_SERVER` may list several servers separated by commas (as
+    /// [`RuntimeBuilder::servers`]); `AIFM_REPLICAS` is their replication factor (as
+    /// [`RuntimeBuilder::replicas`]).
     ///
     /// # Errors
     /// [`Error::Config`] when a variable does not parse.
@@ -120,6 +122,12 @@ impl RuntimeBuilder {
             if !v.trim().is_empty() {
                 b.server = Some(v);
             }
+        }
+        if let Ok(v) = std::env::var("AIFM_REPLICAS") {
+            let n = v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+            b.replicas = Some(n.ok_or_else(|| {
+                Error::Config(format!("AIFM_REPLICAS={v:?} is not a positive count"))
+            })?);
         }
         Ok(b)
     }
