@@ -9,6 +9,7 @@
 //! ```text
 //! cargo run --release --example vec_scan -- --local-mib 16
 //! cargo run --release --example vec_scan -- --local-mib 16 --backend HOST:PORT,HOST:PORT
+//! cargo run --release --example vec_scan -- --local-mib 16 --backend HOST:PORT,HOST:PORT --striped
 //! cargo run --release --example vec_scan -- --all-local
 //! ```
 
@@ -30,6 +31,10 @@ struct Args {
     /// Timed passes over the whole vector.
     #[arg(long, default_value_t = 3)]
     passes: u32,
+    /// Stripe the vector's chunks over every server (`RemVec::striped_in`) instead of
+    /// keeping it whole on one replica set.
+    #[arg(long)]
+    striped: bool,
 }
 
 /// The words of the vector: a seeded stream, so every system scans the same data.
@@ -58,7 +63,11 @@ fn main() {
         (t.seconds(), None)
     } else {
         let rt = c.runtime();
-        let mut v: RemVec<u64> = RemVec::new_in(&rt);
+        let mut v: RemVec<u64> = if args.striped {
+            RemVec::striped_in(&rt)
+        } else {
+            RemVec::new_in(&rt)
+        };
         let bar = c.progress(n as u64, "loading");
         v.extend(words(c.seed, n));
         bar.finish_and_clear();
@@ -78,7 +87,10 @@ fn main() {
             ops: data_mib * passes as f64,
             seconds,
             unit: "MiB/s",
-            extra: serde_json::json!({ "passes": passes }),
+            extra: serde_json::json!({
+                "passes": passes,
+                "variant": if args.striped { "striped" } else { "whole" },
+            }),
         },
     );
 }
