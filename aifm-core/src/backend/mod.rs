@@ -72,6 +72,25 @@ pub trait Backend: Send + Sync + 'static {
     /// Transport errors, or [`crate::Error::UnknownStructure`].
     fn remove(&self, ds: u32, key: &[u8]) -> Result<bool>;
 
+    /// Starts reading one object and returns at once; [`ReadInFlight::wait`] gives what
+    /// [`Backend::read`] would have. A networked backend sends the request now, so reads
+    /// started one after the other on different servers overlap without a thread each. The
+    /// default reads at once (blocking) and hands back the finished result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// b.write(OBJECT_STORE, b"k", b"v").unwrap();
+    /// let (one, two) = (b.begin_read(OBJECT_STORE, b"k"), b.begin_read(OBJECT_STORE, b"x"));
+    /// assert_eq!(one.wait().unwrap().as_deref(), Some(&b"v"[..]));
+    /// assert_eq!(two.wait().unwrap(), None);
+    /// ```
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
+        ReadInFlight::done(self.read(ds, key))
+    }
+
     /// Reads many objects of one structure in one request.
     ///
     /// # Errors
@@ -213,6 +232,76 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
+/// A read started with [`Backend::begin_read`]: wait for its value.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::ReadInFlight;
+/// let later = ReadInFlight::later(|| Ok(Some(b"v".to_vec())));
+/// assert_eq!(later.wait().unwrap().as_deref(), Some(&b"v"[..]));
+/// assert!(ReadInFlight::done(Err(aifm_core::Error::Timeout)).wait().is_err());
+/// ```
+pub struct ReadInFlight(InFlight);
+
+enum InFlight {
+    Done(Result<Option<Vec<u8>>>),
+    Later(Box<dyn FnOnce() -> Result<Option<Vec<u8>>> + Send>),
+}
+
+impl ReadInFlight {
+    /// A read that has already finished with `result`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = aifm_core::backend::ReadInFlight::done(Ok(None));
+    /// assert_eq!(r.wait().unwrap(), None);
+    /// ```
+    pub fn done(result: Result<Option<Vec<u8>>>) -> Self {
+        ReadInFlight(InFlight::Done(result))
+    }
+
+    /// A read whose result `wait` will get (a request already sent, typically).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = aifm_core::backend::ReadInFlight::later(|| Ok(None));
+    /// assert_eq!(r.wait().unwrap(), None);
+    /// ```
+    pub fn later(wait: impl FnOnce() -> Result<Option<Vec<u8>>> + Send + 'static) -> Self {
+        ReadInFlight(InFlight::Later(Box::new(wait)))
+    }
+
+    /// Waits for the value (`None`: no such object).
+    ///
+    /// # Errors
+    /// As [`Backend::read`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = aifm_core::backend::ReadInFlight::done(Ok(Some(vec![1])));
+    /// assert_eq!(r.wait().unwrap(), Some(vec![1]));
+    /// ```
+    pub fn wait(self) -> Result<Option<Vec<u8>>> {
+        match self.0 {
+            InFlight::Done(r) => r,
+            InFlight::Later(f) => f(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadInFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            InFlight::Done(_) => "ReadInFlight(done)",
+            InFlight::Later(_) => "ReadInFlight(in flight)",
+        })
+    }
+}
+
 /// Connects to the memory server at `addr` (`host:port`) with [`tcp::TcpBuilder::from_env`]
 /// settings (`AIFM_TOKEN_FILE`, `AIFM_TIMEOUT_MS`, `AIFM_SPIN_US`).
 ///
@@ -300,6 +389,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
         (**self).remove(ds, key)
+    }
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
+        (**self).begin_read(ds, key)
     }
     fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
         (**self).read_many(ds, keys)
