@@ -11,7 +11,9 @@
 //! * [`faulty`]: a wrapper that can be switched off, for testing failure handling.
 //! * [`tcp`]: one `aifm-server`, over a pipelined TCP connection.
 //! * [`replicated`]: several servers, each object on `replicas` of them (rendezvous
-//!   placement), surviving the death of servers as long as one replica of each object lives.
+//!   placement), surviving the death of servers as long as one replica of each object lives;
+//!   optionally with the object store erasure-coded instead (`k` data + `m` parity fragments
+//!   per object, surviving `m` dead servers for `(k + m) / k` times the memory).
 //!
 //! [`sharded`] holds what every flavour shares about structures spread over several servers:
 //! the per-structure [`Placement`] and the key-list wrapping of [`Backend::compute_sharded`].
@@ -341,28 +343,95 @@ pub fn connect(addr: &str) -> Result<Box<dyn Backend>> {
 /// assert!(matches!(e, aifm_core::Error::Config(_)));
 /// ```
 pub fn connect_replicated(addr: &str, replicas: Option<usize>) -> Result<Box<dyn Backend>> {
+    let addrs = split_addresses(addr)?;
+    match addrs[..] {
+        [one] => Ok(Box::new(tcp::TcpBackend::connect(one)?)),
+        _ => Ok(Box::new(several(&addrs, replicas)?)),
+    }
+}
+
+/// Like [`connect_replicated`], with the object store erasure-coded as `data` data and
+/// `parity` parity fragments per object (see
+/// [`replicated::ReplicatedBackend::with_erasure`]); other structures keep `replicas` whole
+/// copies (`None`: 2).
+///
+/// # Errors
+/// As [`connect`]; [`crate::Error::Config`] when `addr` lists fewer than `data + parity`
+/// servers or the code is invalid (checked before connecting).
+///
+/// # Examples
+///
+/// ```
+/// let e = aifm_core::backend::connect_erasure("127.0.0.1:1,127.0.0.1:2", None, 2, 1).err().unwrap();
+/// assert!(matches!(e, aifm_core::Error::Config(_)));
+/// ```
+pub fn connect_erasure(
+    addr: &str,
+    replicas: Option<usize>,
+    data: usize,
+    parity: usize,
+) -> Result<Box<dyn Backend>> {
+    let addrs = split_addresses(addr)?;
+    if addrs.len() < data.saturating_add(parity) || data == 0 || parity == 0 {
+        return Err(crate::Error::Config(format!(
+            "erasure coding {data}+{parity} needs at least {} servers (and 1 data, 1 parity fragment), {addr:?} lists {}",
+            data.saturating_add(parity),
+            addrs.len()
+        )));
+    }
+    Ok(Box::new(
+        several(&addrs, replicas)?.with_erasure(data, parity)?,
+    ))
+}
+
+/// Reads an erasure code written `k+m` (as `AIFM_ERASURE` takes it): `(k, m)`.
+///
+/// # Errors
+/// [`crate::Error::Config`] when `text` is not two positive numbers joined by `+`.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::parse_erasure;
+/// assert_eq!(parse_erasure("2+1").unwrap(), (2, 1));
+/// assert!(parse_erasure("2").is_err());
+/// assert!(parse_erasure("0+1").is_err());
+/// ```
+pub fn parse_erasure(text: &str) -> Result<(usize, usize)> {
+    let bad = || crate::Error::Config(format!("{text:?} is not an erasure code like 2+1"));
+    let (k, m) = text.split_once('+').ok_or_else(bad)?;
+    let k: usize = k.trim().parse().map_err(|_| bad())?;
+    let m: usize = m.trim().parse().map_err(|_| bad())?;
+    if k == 0 || m == 0 {
+        return Err(bad());
+    }
+    Ok((k, m))
+}
+
+fn split_addresses(addr: &str) -> Result<Vec<&str>> {
     let addrs: Vec<&str> = addr
         .split(',')
         .map(str::trim)
         .filter(|a| !a.is_empty())
         .collect();
-    match addrs[..] {
-        [] => Err(crate::Error::Config(format!(
+    if addrs.is_empty() {
+        return Err(crate::Error::Config(format!(
             "no server address in {addr:?}"
-        ))),
-        [one] => Ok(Box::new(tcp::TcpBackend::connect(one)?)),
-        _ => {
-            let servers = addrs
-                .iter()
-                .map(|a| Ok(Box::new(tcp::TcpBackend::connect(a)?) as Box<dyn Backend>))
-                .collect::<Result<Vec<_>>>()?;
-            let far = replicated::ReplicatedBackend::new(servers)?;
-            Ok(Box::new(match replicas {
-                Some(r) => far.with_replicas(r),
-                None => far,
-            }))
-        }
+        )));
     }
+    Ok(addrs)
+}
+
+fn several(addrs: &[&str], replicas: Option<usize>) -> Result<replicated::ReplicatedBackend> {
+    let servers = addrs
+        .iter()
+        .map(|a| Ok(Box::new(tcp::TcpBackend::connect(a)?) as Box<dyn Backend>))
+        .collect::<Result<Vec<_>>>()?;
+    let far = replicated::ReplicatedBackend::new(servers)?;
+    Ok(match replicas {
+        Some(r) => far.with_replicas(r),
+        None => far,
+    })
 }
 
 /// A shared backend is a backend: keep a handle to it (for statistics, or to share one store

@@ -536,11 +536,7 @@ impl ReplicatedBackend {
             .map(|(i, seed)| (mix(h ^ seed), i))
             .collect();
         scored.sort_unstable_by(|a, b| b.cmp(a));
-        scored
-            .into_iter()
-            .take(count)
-            .map(|(_, i)| i)
-            .collect()
+        scored.into_iter().take(count).map(|(_, i)| i).collect()
     }
 
     /// Whether server `i` (configuration order) is still in use: serving, or a replacement
@@ -1062,8 +1058,7 @@ impl Backend for ReplicatedBackend {
     ) -> Result<Vec<Vec<u8>>> {
         if self.code_for(ds).is_some() && !keys.is_empty() {
             return Err(Error::Unsupported(
-                "the object store is erasure-coded: its servers hold fragments, not objects"
-                    .into(),
+                "the object store is erasure-coded: its servers hold fragments, not objects".into(),
             ));
         }
         let sets = self.sets(ds, keys.iter());

@@ -231,7 +231,11 @@ mod tests {
                 }
                 for pick in subsets(k + m, k) {
                     let chosen: Vec<Fragment<'_>> = pick.iter().map(|&i| parsed[i]).collect();
-                    assert_eq!(code.decode(&chosen).unwrap(), v, "{k}+{m}, {len} bytes, {pick:?}");
+                    assert_eq!(
+                        code.decode(&chosen).unwrap(),
+                        v,
+                        "{k}+{m}, {len} bytes, {pick:?}"
+                    );
                 }
                 // Fewer than k fragments do not decode.
                 assert!(code.decode(&parsed[..k - 1]).is_err());
@@ -259,7 +263,10 @@ mod tests {
         let mixed = [code.parse(&old[0]).unwrap(), code.parse(&new[1]).unwrap()];
         assert!(matches!(code.decode(&mixed), Err(Error::Codec(_))));
         let other_len = code.encode(1, &value(300, 1)).unwrap();
-        let mixed = [code.parse(&old[0]).unwrap(), code.parse(&other_len[2]).unwrap()];
+        let mixed = [
+            code.parse(&old[0]).unwrap(),
+            code.parse(&other_len[2]).unwrap(),
+        ];
         assert!(code.decode(&mixed).is_err());
         assert!(code.decode(&[]).is_err());
     }

@@ -426,7 +426,10 @@ impl ReplicatedBackend {
                     .placement(OBJECT_STORE, key)
                     .iter()
                     .position(|&s| s == index)
-                    .map(|at| code.encode(write, &value).map(|mut f| Some(f.swap_remove(at))))
+                    .map(|at| {
+                        code.encode(write, &value)
+                            .map(|mut f| Some(f.swap_remove(at)))
+                    })
                     // Not placed here (never listed so): left alone.
                     .transpose()?,
                 // Fewer than k holders, or fragments that never agree: cannot be rebuilt.
