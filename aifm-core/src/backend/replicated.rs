@@ -399,7 +399,7 @@ impl ReplicatedBackend {
     /// assert_eq!(ReplicatedBackend::new(two).unwrap().erasure(), None);
     /// ```
     pub fn erasure(&self) -> Option<(usize, usize)> {
-        self.erasure.map(|c| (c.data, c.parity))
+        self.erasure.as_ref().map(|c| (c.data, c.parity))
     }
 
     /// Sets the replication factor, clamped to `1 ..= number of servers`.
@@ -850,7 +850,7 @@ impl ShardTargets for Snapshot<'_> {
 impl Backend for ReplicatedBackend {
     fn name(&self) -> String {
         let names: Vec<String> = self.servers().iter().map(|s| s.name()).collect();
-        match self.erasure {
+        match &self.erasure {
             Some(c) => format!(
                 "replicated(x{}, erasure {}+{}: {})",
                 self.replicas,

@@ -76,7 +76,7 @@ impl Answers {
     }
 
     /// The value of the newest write of which `k` distinct fragments were read.
-    fn decodable(&self, code: Code) -> Option<(u64, Vec<u8>)> {
+    fn decodable(&self, code: &Code) -> Option<(u64, Vec<u8>)> {
         let mut by_write: BTreeMap<u64, Vec<Fragment<'_>>> = BTreeMap::new();
         for f in self.some.iter().filter_map(|b| code.parse(b)) {
             let group = by_write.entry(f.write).or_default();
@@ -92,7 +92,7 @@ impl Answers {
     }
 
     /// The size of the largest group of fragments of one write.
-    fn best_group(&self, code: Code) -> usize {
+    fn best_group(&self, code: &Code) -> usize {
         let mut by_write: BTreeMap<u64, usize> = BTreeMap::new();
         for f in self.some.iter().filter_map(|b| code.parse(b)) {
             *by_write.entry(f.write).or_default() += 1;
@@ -103,8 +103,8 @@ impl Answers {
 
 impl ReplicatedBackend {
     /// The erasure code of the object store, if it is erasure-coded.
-    pub(super) fn code_for(&self, ds: u32) -> Option<Code> {
-        self.erasure.filter(|_| ds == OBJECT_STORE)
+    pub(super) fn code_for(&self, ds: u32) -> Option<&Code> {
+        self.erasure.as_ref().filter(|_| ds == OBJECT_STORE)
     }
 
     fn next_write(&self) -> u64 {
@@ -112,7 +112,7 @@ impl ReplicatedBackend {
     }
 
     /// Reads one erasure-coded object (see the module docs).
-    pub(super) fn ec_read(&self, code: Code, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(super) fn ec_read(&self, code: &Code, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut degraded = false;
         let found = self.ec_fetch(code, key, &mut degraded)?;
         if degraded {
@@ -130,7 +130,7 @@ impl ReplicatedBackend {
     /// # Errors
     /// [`Error::Disconnected`] when fewer than `k` holders answer; [`Error::Protocol`] when the
     /// fragments still disagree after a few attempts; a holder's answer that is not a failure.
-    pub(super) fn ec_fetch(&self, code: Code, key: &[u8], degraded: &mut bool) -> Result<Found> {
+    pub(super) fn ec_fetch(&self, code: &Code, key: &[u8], degraded: &mut bool) -> Result<Found> {
         let set = self.placement(OBJECT_STORE, key);
         for _ in 0..READ_ATTEMPTS {
             if let Some(found) = self.ec_gather(code, key, &set, degraded)? {
@@ -148,7 +148,7 @@ impl ReplicatedBackend {
     /// One attempt of [`Self::ec_fetch`]; `None` when the fragments disagree.
     fn ec_gather(
         &self,
-        code: Code,
+        code: &Code,
         key: &[u8],
         set: &[usize],
         degraded: &mut bool,
@@ -210,7 +210,7 @@ impl ReplicatedBackend {
     /// Reads many erasure-coded objects: the first `k` live holders of each, one request
     /// per server, in parallel; an object that does not decode from those is read again on
     /// its own ([`Self::ec_read`], which asks parity holders too).
-    pub(super) fn ec_read_many(&self, code: Code, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+    pub(super) fn ec_read_many(&self, code: &Code, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
         let sets = self.sets(OBJECT_STORE, keys.iter());
         let members: Vec<Member> = (0..self.slots.len()).map(|i| self.member(i)).collect();
         let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -275,7 +275,7 @@ impl ReplicatedBackend {
     }
 
     /// Writes one erasure-coded object: each fragment to its holder, in rank order.
-    pub(super) fn ec_write(&self, code: Code, key: &[u8], value: &[u8]) -> Result<()> {
+    pub(super) fn ec_write(&self, code: &Code, key: &[u8], value: &[u8]) -> Result<()> {
         let _gate = self.mutation();
         let set = self.placement(OBJECT_STORE, key);
         let fragments = code.encode(self.next_write(), value)?;
@@ -299,7 +299,7 @@ impl ReplicatedBackend {
 
     /// Writes many erasure-coded objects: one request per server with its fragments, all
     /// servers in parallel.
-    pub(super) fn ec_write_many(&self, code: Code, items: &[(&[u8], &[u8])]) -> Result<()> {
+    pub(super) fn ec_write_many(&self, code: &Code, items: &[(&[u8], &[u8])]) -> Result<()> {
         let _gate = self.mutation();
         let sets = self.sets(OBJECT_STORE, items.iter().map(|(k, _)| k));
         let fragments: Vec<Vec<Vec<u8>>> = items
@@ -348,7 +348,7 @@ impl ReplicatedBackend {
     }
 
     /// The error of a write that reached fewer than `k` holders.
-    fn too_few(&self, code: Code, set: &[usize], stored: usize) -> Error {
+    fn too_few(&self, code: &Code, set: &[usize], stored: usize) -> Error {
         let names: Vec<String> = set.iter().map(|&i| self.member(i).server.name()).collect();
         Error::Disconnected(format!(
             "only {stored} of the {} fragments of the object could be stored, {} are needed ({})",

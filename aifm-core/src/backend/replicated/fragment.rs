@@ -4,10 +4,12 @@
 //! # Format
 //!
 //! An object of `len` bytes is padded with zeros to `k * shard` bytes, where `shard` is
-//! `ceil(len / k)` rounded up to an even number of at least 2 (the Reed-Solomon code works on
-//! 16-bit symbols), and cut into `k` *data shards*; `m` *parity shards* are computed from
-//! them with the Reed-Solomon code of [`reed_solomon_simd`]. Fragment `i` (data `0..k`, then
-//! parity `k..k + m`) is a [`HEADER`]-byte header followed by shard `i`:
+//! `ceil(len / k)`, at least 1, and cut into `k` *data shards*; `m` *parity shards* are
+//! computed from them with the Reed-Solomon code over GF(2^8) of [`reed_solomon_erasure`]
+//! (a Vandermonde-derived systematic matrix: decoding inverts a `k x k` matrix, cached, and
+//! costs a few multiply-adds per byte, which suits the few, small shards of one object).
+//! Fragment `i` (data `0..k`, then parity `k..k + m`) is a [`HEADER`]-byte header followed
+//! by shard `i`:
 //!
 //! | bytes | field |
 //! |---|---|
@@ -28,6 +30,8 @@
 //! * Nothing here touches a server; the backend does (see `super::erasure`).
 
 use crate::error::{Error, Result};
+use reed_solomon_erasure::galois_8::ReedSolomon;
+use std::sync::Arc;
 
 /// Bytes of a fragment's header.
 pub(crate) const HEADER: usize = 20;
@@ -35,10 +39,17 @@ pub(crate) const HEADER: usize = 20;
 const MAGIC: u8 = 0xEC;
 
 /// A Reed-Solomon code: `data` data shards and `parity` parity shards per object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) struct Code {
     pub(crate) data: usize,
     pub(crate) parity: usize,
+    rs: Arc<ReedSolomon>,
+}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Code({}+{})", self.data, self.parity)
+    }
 }
 
 /// A fragment read back from a server, its header checked.
@@ -65,27 +76,32 @@ impl Code {
                 "erasure coding needs at least 1 data and 1 parity fragment, at most 255 in all (asked {data}+{parity})"
             )));
         }
-        Ok(Code { data, parity })
+        let rs = ReedSolomon::new(data, parity)
+            .map_err(|e| Error::Config(format!("erasure code {data}+{parity}: {e:?}")))?;
+        Ok(Code {
+            data,
+            parity,
+            rs: Arc::new(rs),
+        })
     }
 
     /// Fragments per object.
-    pub(crate) fn total(self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.data + self.parity
     }
 
     /// The bytes of each shard for an object of `len` bytes.
-    fn shard_len(self, len: u64) -> Result<usize> {
+    fn shard_len(&self, len: u64) -> Result<usize> {
         let len = usize::try_from(len)
             .map_err(|_| Error::Codec(format!("an object of {len} bytes does not fit here")))?;
-        let per = len.div_ceil(self.data).max(2);
-        Ok(per + per % 2)
+        Ok(len.div_ceil(self.data).max(1))
     }
 
     /// Cuts `value` into `k + m` fragments (index order) tagged with `write`.
     ///
     /// # Errors
     /// [`Error::Codec`] if the Reed-Solomon encoder refuses (it does not for valid codes).
-    pub(crate) fn encode(self, write: u64, value: &[u8]) -> Result<Vec<Vec<u8>>> {
+    pub(crate) fn encode(&self, write: u64, value: &[u8]) -> Result<Vec<Vec<u8>>> {
         let len = value.len() as u64;
         let shard = self.shard_len(len)?;
         let mut out: Vec<Vec<u8>> = (0..self.total())
@@ -97,27 +113,26 @@ impl Code {
                 f
             })
             .collect();
-        for (i, f) in out.iter_mut().take(self.data).enumerate() {
+        for (i, f) in out.iter_mut().enumerate() {
             let from = (i * shard).min(value.len());
             let to = ((i + 1) * shard).min(value.len());
-            f.extend_from_slice(&value[from..to]);
+            if i < self.data {
+                f.extend_from_slice(&value[from..to]);
+            }
             f.resize(HEADER + shard, 0);
         }
-        let parity = reed_solomon_simd::encode(
-            self.data,
-            self.parity,
-            out[..self.data].iter().map(|f| &f[HEADER..]),
-        )
-        .map_err(|e| Error::Codec(format!("erasure encoding failed: {e}")))?;
-        for (f, p) in out[self.data..].iter_mut().zip(parity) {
-            f.extend_from_slice(&p);
-        }
+        let (data, parity) = out.split_at_mut(self.data);
+        let data: Vec<&[u8]> = data.iter().map(|f| &f[HEADER..]).collect();
+        let mut parity: Vec<&mut [u8]> = parity.iter_mut().map(|f| &mut f[HEADER..]).collect();
+        self.rs
+            .encode_sep(&data, &mut parity)
+            .map_err(|e| Error::Codec(format!("erasure encoding failed: {e:?}")))?;
         Ok(out)
     }
 
     /// Reads a fragment's header; `None` when `bytes` is not a fragment of this code (another
     /// code, a bad index, a shard of the wrong size, or no header at all).
-    pub(crate) fn parse(self, bytes: &[u8]) -> Option<Fragment<'_>> {
+    pub(crate) fn parse<'a>(&self, bytes: &'a [u8]) -> Option<Fragment<'a>> {
         let (head, shard) = bytes.split_at_checked(HEADER)?;
         if head[0] != MAGIC
             || usize::from(head[1]) != self.data
@@ -141,7 +156,7 @@ impl Code {
     /// # Errors
     /// [`Error::Codec`] when the fragments are of different writes or lengths, or fewer than
     /// `k` distinct indices are given.
-    pub(crate) fn decode(self, fragments: &[Fragment<'_>]) -> Result<Vec<u8>> {
+    pub(crate) fn decode(&self, fragments: &[Fragment<'_>]) -> Result<Vec<u8>> {
         let first = fragments
             .first()
             .ok_or_else(|| Error::Codec("no fragment to decode".into()))?;
@@ -153,45 +168,32 @@ impl Code {
                 "fragments of different writes cannot be decoded together".into(),
             ));
         }
-        let mut data: Vec<Option<&[u8]>> = vec![None; self.data];
-        let mut parity: Vec<(usize, &[u8])> = Vec::new();
+        let mut shards: Vec<Option<Vec<u8>>> = vec![None; self.total()];
         for f in fragments {
-            match f.index.checked_sub(self.data) {
-                None => data[f.index] = Some(f.shard),
-                Some(p) if !parity.iter().any(|(q, _)| *q == p) => parity.push((p, f.shard)),
-                Some(_) => {}
+            if f.shard.len() != first.shard.len() {
+                return Err(Error::Codec("fragments of different sizes".into()));
             }
+            shards[f.index].get_or_insert_with(|| f.shard.to_vec());
         }
-        let have = data.iter().flatten().count();
-        if have + parity.len() < self.data {
+        let have = shards.iter().flatten().count();
+        if have < self.data {
             return Err(Error::Codec(format!(
-                "{} distinct fragments cannot rebuild an object of {} data fragments",
-                have + parity.len(),
+                "{have} distinct fragments cannot rebuild an object of {} data fragments",
                 self.data
             )));
         }
-        let restored = if have == self.data {
-            Default::default()
-        } else {
-            reed_solomon_simd::decode(
-                self.data,
-                self.parity,
-                data.iter()
-                    .enumerate()
-                    .filter_map(|(i, d)| d.map(|d| (i, d))),
-                parity.iter().copied(),
-            )
-            .map_err(|e| Error::Codec(format!("erasure decoding failed: {e}")))?
-        };
+        if shards[..self.data].iter().any(Option::is_none) {
+            self.rs
+                .reconstruct_data(&mut shards)
+                .map_err(|e| Error::Codec(format!("erasure decoding failed: {e:?}")))?;
+        }
         let len = first.len as usize; // parse checked that it fits in memory
         let mut value = Vec::with_capacity(self.data * first.shard.len());
-        for (i, d) in data.iter().enumerate() {
-            match d {
-                Some(d) => value.extend_from_slice(d),
-                None => value.extend_from_slice(restored.get(&i).ok_or_else(|| {
-                    Error::Codec(format!("the decoder did not restore fragment {i}"))
-                })?),
-            }
+        for (i, s) in shards[..self.data].iter().enumerate() {
+            let s = s
+                .as_ref()
+                .ok_or_else(|| Error::Codec(format!("the decoder did not restore fragment {i}")))?;
+            value.extend_from_slice(s);
         }
         value.truncate(len);
         Ok(value)
@@ -250,9 +252,9 @@ mod tests {
         let code = Code::new(2, 1).unwrap();
         let frags = code.encode(1, &[7u8; 4096]).unwrap();
         assert!(frags.iter().all(|f| f.len() == HEADER + 2048));
-        // The smallest objects still pay a header and a 2-byte shard each.
+        // The smallest objects still pay a header and a 1-byte shard each.
         let frags = code.encode(1, &[]).unwrap();
-        assert!(frags.iter().all(|f| f.len() == HEADER + 2));
+        assert!(frags.iter().all(|f| f.len() == HEADER + 1));
     }
 
     #[test]

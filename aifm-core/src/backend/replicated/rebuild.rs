@@ -416,7 +416,7 @@ impl ReplicatedBackend {
     ///
     /// # Errors
     /// A holder's answer that is not a failure.
-    fn fragments_for(&self, code: Code, index: usize, keys: &[&[u8]]) -> Result<LiveReads> {
+    fn fragments_for(&self, code: &Code, index: usize, keys: &[&[u8]]) -> Result<LiveReads> {
         let mut out: LiveReads = Vec::with_capacity(keys.len());
         for key in keys {
             let mut degraded = false;
