@@ -91,8 +91,8 @@ fn median(mut xs: Vec<f64>) -> f64 {
 #[test]
 #[ignore = "figures, run by hand"]
 fn erasure_figures() {
-    let modes: [(&str, Option<(usize, usize)>, usize); 3] = [
-        ("replication 1", None, 1),
+    let modes = [
+        ("replication 1", None::<(usize, usize)>, 1),
         ("replication 2", None, 2),
         ("erasure 2+1", Some((2, 1)), 2),
     ];

@@ -207,10 +207,32 @@ impl ReplicatedBackend {
         Ok(None)
     }
 
-    /// Reads many erasure-coded objects: the first `k` live holders of each, one request
-    /// per server, in parallel; an object that does not decode from those is read again on
-    /// its own ([`Self::ec_read`], which asks parity holders too).
+    /// Reads many erasure-coded objects (see [`Self::ec_fetch_many`]).
     pub(super) fn ec_read_many(&self, code: &Code, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.ec_fetch_many(code, keys, true)?
+            .into_iter()
+            .map(|found| {
+                Ok(match found? {
+                    Found::Absent => None,
+                    Found::Value(_, v) => Some(v),
+                })
+            })
+            .collect()
+    }
+
+    /// Fetches many erasure-coded objects: the first `k` live holders of each, one request
+    /// per server, in parallel; an object that does not decode from those is fetched again on
+    /// its own ([`Self::ec_fetch`], which asks parity holders too, and whose error is that
+    /// object's). `count` says whether degraded reads are counted.
+    ///
+    /// # Errors
+    /// A server's answer that is not a failure (the whole batch).
+    pub(super) fn ec_fetch_many(
+        &self,
+        code: &Code,
+        keys: &[&[u8]],
+        count: bool,
+    ) -> Result<Vec<Result<Found>>> {
         let sets = self.sets(OBJECT_STORE, keys.iter());
         let members: Vec<Member> = (0..self.slots.len()).map(|i| self.member(i)).collect();
         let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -260,15 +282,19 @@ impl ReplicatedBackend {
         }
         let mut out = Vec::with_capacity(keys.len());
         for (k, a) in answers.iter().enumerate() {
-            if let Some((_, v)) = a.decodable(code) {
-                if self.any_unreadable(&sets[k]) {
-                    self.degraded_reads.fetch_add(1, Ordering::Relaxed);
-                }
-                out.push(Some(v));
+            let mut degraded = self.any_unreadable(&sets[k]);
+            out.push(if let Some((w, v)) = a.decodable(code) {
+                Ok(Found::Value(w, v))
             } else if a.some.is_empty() && a.none >= code.data {
-                out.push(None);
+                Ok(Found::Absent)
             } else {
-                out.push(self.ec_read(code, keys[k])?);
+                match self.ec_fetch(code, keys[k], &mut degraded) {
+                    Err(e) if !is_failure(&e) && !matches!(e, Error::Protocol(_)) => return Err(e),
+                    found => found,
+                }
+            });
+            if count && degraded && matches!(out.last(), Some(Ok(Found::Value(..)))) {
+                self.degraded_reads.fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(out)
@@ -639,6 +665,77 @@ mod tests {
                 model.get(&key(i)).cloned()
             );
         }
+    }
+
+    #[test]
+    fn writers_during_a_rebuild_leave_matching_fragments() {
+        const KEYS: u32 = 1500;
+        const WRITERS: u32 = 2;
+        let r = rig(3, 2, 1);
+        let code = Code::new(2, 1).unwrap();
+        for i in 0..KEYS {
+            r.far.write(OBJECT_STORE, &key(i), &value(i, 64)).unwrap();
+        }
+        kill(&r, 2);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        // A slow replacement, so that the rebuild takes many batches' worth of time.
+        let fresh = Arc::new(EmbeddedBackend::new().with_latency(Duration::from_micros(50)));
+        let models: Vec<BTreeMap<Vec<u8>, Option<Vec<u8>>>> = std::thread::scope(|s| {
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let (far, stop) = (&r.far, &stop);
+                    s.spawn(move || {
+                        // Writer w owns the keys i with i % WRITERS == w.
+                        let mut model = BTreeMap::new();
+                        let mut x = 0x9e37_79b9_u64 + u64::from(w);
+                        let mut n = 0u32;
+                        while !stop.load(Ordering::Acquire) || n < 200 {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let i = (x % u64::from(KEYS / WRITERS)) as u32 * WRITERS + w;
+                            n += 1;
+                            let want = if x % 5 == 0 {
+                                far.remove(OBJECT_STORE, &key(i)).unwrap();
+                                None
+                            } else {
+                                let v = value(i ^ n, (x % 300) as usize);
+                                far.write(OBJECT_STORE, &key(i), &v).unwrap();
+                                Some(v)
+                            };
+                            assert_eq!(far.read(OBJECT_STORE, &key(i)).unwrap(), want);
+                            model.insert(key(i), want);
+                        }
+                        model
+                    })
+                })
+                .collect();
+            r.far.replace_server(2, Box::new(fresh.clone())).unwrap();
+            r.far.wait_rebuilt(2, Duration::from_secs(60)).unwrap();
+            stop.store(true, Ordering::Release);
+            writers.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for i in 0..KEYS {
+            let k = key(i);
+            let want = models
+                .iter()
+                .find_map(|m| m.get(&k).cloned())
+                .unwrap_or_else(|| Some(value(i, 64)));
+            assert_eq!(r.far.read(OBJECT_STORE, &k).unwrap(), want, "key {i}");
+            let set = r.far.placement(OBJECT_STORE, &k);
+            let at = set.iter().position(|&s| s == 2).unwrap();
+            let mine = fresh.read(OBJECT_STORE, &k).unwrap();
+            let other = r.stores[set[(at + 1) % 3]].read(OBJECT_STORE, &k).unwrap();
+            match (&mine, &other) {
+                (Some(mine), Some(other)) => {
+                    let (mine, other) = (code.parse(mine).unwrap(), code.parse(other).unwrap());
+                    assert_eq!((mine.index, mine.write), (at, other.write), "key {i}");
+                }
+                (None, None) => assert_eq!(want, None, "key {i}"),
+                _ => panic!("key {i}: the replacement and a survivor disagree"),
+            }
+        }
+        assert_eq!(r.far.stats().unrecoverable_objects, 0);
     }
 
     #[test]

@@ -411,16 +411,17 @@ impl ReplicatedBackend {
 
 impl ReplicatedBackend {
     /// The fragments owed to position `index` for erasure-coded `keys`: each object decoded
-    /// from `k` live holders and cut again with its original write id (`None` for an
-    /// object no `k` live holders can give back, `Some(None)` for one that is gone).
+    /// from `k` live holders (a batch read, see `ec_fetch_many`) and cut again with its
+    /// original write id (`None` for an object no `k` live holders can give back,
+    /// `Some(None)` for one that is gone).
     ///
     /// # Errors
     /// A holder's answer that is not a failure.
     fn fragments_for(&self, code: &Code, index: usize, keys: &[&[u8]]) -> Result<LiveReads> {
+        let found = self.ec_fetch_many(code, keys, false)?;
         let mut out: LiveReads = Vec::with_capacity(keys.len());
-        for key in keys {
-            let mut degraded = false;
-            out.push(match self.ec_fetch(code, key, &mut degraded) {
+        for (key, found) in keys.iter().zip(found) {
+            out.push(match found {
                 Ok(Found::Absent) => Some(None),
                 Ok(Found::Value(write, value)) => self
                     .placement(OBJECT_STORE, key)
@@ -433,8 +434,7 @@ impl ReplicatedBackend {
                     // Not placed here (never listed so): left alone.
                     .transpose()?,
                 // Fewer than k holders, or fragments that never agree: cannot be rebuilt.
-                Err(Error::Disconnected(_) | Error::Protocol(_)) => None,
-                Err(e) => return Err(e),
+                Err(_) => None,
             });
         }
         Ok(out)
