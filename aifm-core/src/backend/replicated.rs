@@ -449,7 +449,9 @@ impl ReplicatedBackend {
     }
 
     /// The replica set of object `key` of structure `ds`: server indices, best rank first.
-    /// Dead servers stay in the set (their copies are simply missing).
+    /// Dead servers stay in the set (their copies are simply missing). When the object store
+    /// is erasure-coded ([`ReplicatedBackend::with_erasure`]), its objects' sets are their
+    /// `k + m` fragment holders, fragment `i` on the `i`-th.
     ///
     /// Structures other than [`OBJECT_STORE`] are placed whole, so the key does not matter
     /// for them.
