@@ -138,8 +138,9 @@ pub struct ReplicatedStats {
     pub rebuilding: usize,
     /// Servers marked dead after a `Disconnected` or `Timeout` (or a failed rebuild).
     pub dead: usize,
-    /// Reads answered while at least one member of the object's replica set (or fragment
-    /// holder, when erasure-coded) was dead or still being rebuilt, or failed during the read.
+    /// Reads answered while at least one member of the object's replica set (or, when
+    /// erasure-coded, of its data fragment holders) was dead or still being rebuilt, or
+    /// failed during the read.
     pub degraded_reads: u64,
     /// Requests that failed on one server and were retried on another replica.
     pub failovers: u64,

@@ -30,7 +30,8 @@
 //!   several); a read that finds no such group while fragments of some write exist (a write
 //!   or remove racing with it) starts again, with a growing pause, for up to 2.5 ms, then
 //!   fails with [`Error::Protocol`]. When fewer than `k` holders can answer, the read fails with
-//!   [`Error::Disconnected`]. A read that could not use every holder counts as degraded.
+//!   [`Error::Disconnected`]. A read that could not use every data holder (dead, being
+//!   rebuilt, failed, or holding another write's fragment) counts as degraded.
 //! * **Writes** encode the object with a fresh write id and send each fragment to its
 //!   holder; a write is acknowledged when every holder in use (live or being rebuilt) has its
 //!   fragment, and fails with [`Error::Disconnected`] when fewer than `k` holders are in use.
@@ -285,7 +286,7 @@ impl ReplicatedBackend {
         }
         let mut out = Vec::with_capacity(keys.len());
         for (k, a) in answers.iter().enumerate() {
-            let mut degraded = self.any_unreadable(&sets[k]);
+            let mut degraded = self.any_unreadable(&sets[k][..code.data]);
             out.push(if let Some((w, v)) = a.decodable(code) {
                 Ok(Found::Value(w, v))
             } else if a.some.is_empty() && a.none >= code.data {
