@@ -16,8 +16,8 @@
 //! remove independent, as the runtime's write-backs and fetches are: no group to
 //! read-modify-write when one member changes, no index of groups, no garbage collection of
 //! half-removed groups. The price is per-fragment overhead: a [`super::fragment::HEADER`]-byte
-//! header and the key stored `k + m` times, and a shard of at least 2 bytes, which dominates
-//! for tiny objects (a 0-byte object takes `k + m` fragments of 22 bytes). A read also waits
+//! header and the key stored `k + m` times, and a shard of at least 1 byte, which dominates
+//! for tiny objects (a 0-byte object takes `k + m` fragments of 21 bytes). A read also waits
 //! for `k` servers instead of one.
 //!
 //! # Operations
