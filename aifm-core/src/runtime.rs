@@ -6,7 +6,9 @@
 //!
 //! * `AIFM_LOCAL_MEMORY`: the local budget (`512MiB`, `2GiB`, or bytes; default 256 MiB);
 //! * `AIFM_SERVER`: `host:port` of a memory server, or several separated by commas
-//!   (`host1:port,host2:port,...`: replicated, factor 2; default: the embedded far store).
+//!   (`host1:port,host2:port,...`: replicated, factor 2; default: the embedded far store);
+//! * `AIFM_ERASURE`: `k+m` (`2+1`) to erasure-code the object store over several servers
+//!   ([`RuntimeBuilder::erasure`]).
 //!
 //! Every `RemBox` keeps its runtime alive (it holds one count of the shared state), so a
 //! runtime's memory is returned only after its last handle and its last object are gone.
@@ -58,6 +60,7 @@ pub struct RuntimeBuilder {
     backend: Option<Box<dyn Backend>>,
     server: Option<String>,
     replicas: Option<usize>,
+    erasure: Option<(usize, usize)>,
     evacuator_threads: usize,
     prefetch_threads: usize,
     start: f64,
@@ -73,6 +76,7 @@ impl std::fmt::Debug for RuntimeBuilder {
             .field("region_size", &self.region_size)
             .field("server", &self.server)
             .field("replicas", &self.replicas)
+            .field("erasure", &self.erasure)
             .field("evacuator_threads", &self.evacuator_threads)
             .finish_non_exhaustive()
     }
@@ -86,6 +90,7 @@ impl Default for RuntimeBuilder {
             backend: None,
             server: None,
             replicas: None,
+            erasure: None,
             evacuator_threads: 1,
             prefetch_threads: 1,
             start: 0.12,
@@ -128,6 +133,11 @@ impl RuntimeBuilder {
             b.replicas = Some(n.ok_or_else(|| {
                 Error::Config(format!("AIFM_REPLICAS={v:?} is not a positive count"))
             })?);
+        }
+        if let Ok(v) = std::env::var("AIFM_ERASURE") {
+            if !v.trim().is_empty() {
+                b.erasure = Some(crate::backend::parse_erasure(&v)?);
+            }
         }
         Ok(b)
     }
@@ -220,6 +230,24 @@ impl RuntimeBuilder {
     /// ```
     pub fn replicas(mut self, n: usize) -> Self {
         self.replicas = Some(n);
+        self
+    }
+
+    /// Erasure-codes the object store over the servers given with
+    /// [`RuntimeBuilder::servers`]: `data` data and `parity` parity fragments per object,
+    /// surviving `parity` dead servers for `(data + parity) / data` times the memory (see
+    /// [`crate::backend::replicated::ReplicatedBackend::with_erasure`]). Other structures keep
+    /// [`RuntimeBuilder::replicas`] whole copies. Ignored with [`RuntimeBuilder::backend`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Three fragments need three servers.
+    /// let e = aifm_core::Runtime::builder().servers(["a:1", "b:1"]).erasure(2, 1).build();
+    /// assert!(matches!(e.err().unwrap(), aifm_core::Error::Config(_)));
+    /// ```
+    pub fn erasure(mut self, data: usize, parity: usize) -> Self {
+        self.erasure = Some((data, parity));
         self
     }
 
@@ -329,7 +357,9 @@ impl RuntimeBuilder {
         let overdraft_regions = (overdraft / region_size).max(2);
         let (backend, servers): (Box<dyn Backend>, _) = match (self.backend, self.server) {
             (Some(b), _) => (b, None),
-            (None, Some(addr)) => crate::backend::connect_servers(&addr, self.replicas)?,
+            (None, Some(addr)) => {
+                crate::backend::connect_servers(&addr, self.replicas, self.erasure)?
+            }
             (None, None) => (Box::new(EmbeddedBackend::new()), None),
         };
         let lanes = (2 * std::thread::available_parallelism().map_or(2, |n| n.get()))

@@ -11,7 +11,9 @@
 //! * [`faulty`]: a wrapper that can be switched off, for testing failure handling.
 //! * [`tcp`]: one `aifm-server`, over a pipelined TCP connection.
 //! * [`replicated`]: several servers, each object on `replicas` of them (rendezvous
-//!   placement), surviving the death of servers as long as one replica of each object lives.
+//!   placement), surviving the death of servers as long as one replica of each object lives;
+//!   optionally with the object store erasure-coded instead (`k` data + `m` parity fragments
+//!   per object, surviving `m` dead servers for `(k + m) / k` times the memory).
 //!
 //! [`sharded`] holds what every flavour shares about structures spread over several servers:
 //! the per-structure [`Placement`] and the key-list wrapping of [`Backend::compute_sharded`].
@@ -71,6 +73,25 @@ pub trait Backend: Send + Sync + 'static {
     /// # Errors
     /// Transport errors, or [`crate::Error::UnknownStructure`].
     fn remove(&self, ds: u32, key: &[u8]) -> Result<bool>;
+
+    /// Starts reading one object and returns at once; [`ReadInFlight::wait`] gives what
+    /// [`Backend::read`] would have. A networked backend sends the request now, so reads
+    /// started one after the other on different servers overlap without a thread each. The
+    /// default reads at once (blocking) and hands back the finished result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// b.write(OBJECT_STORE, b"k", b"v").unwrap();
+    /// let (one, two) = (b.begin_read(OBJECT_STORE, b"k"), b.begin_read(OBJECT_STORE, b"x"));
+    /// assert_eq!(one.wait().unwrap().as_deref(), Some(&b"v"[..]));
+    /// assert_eq!(two.wait().unwrap(), None);
+    /// ```
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
+        ReadInFlight::done(self.read(ds, key))
+    }
 
     /// Reads many objects of one structure in one request.
     ///
@@ -213,6 +234,76 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
+/// A read started with [`Backend::begin_read`]: wait for its value.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::ReadInFlight;
+/// let later = ReadInFlight::later(|| Ok(Some(b"v".to_vec())));
+/// assert_eq!(later.wait().unwrap().as_deref(), Some(&b"v"[..]));
+/// assert!(ReadInFlight::done(Err(aifm_core::Error::Timeout)).wait().is_err());
+/// ```
+pub struct ReadInFlight(InFlight);
+
+enum InFlight {
+    Done(Result<Option<Vec<u8>>>),
+    Later(Box<dyn FnOnce() -> Result<Option<Vec<u8>>> + Send>),
+}
+
+impl ReadInFlight {
+    /// A read that has already finished with `result`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = aifm_core::backend::ReadInFlight::done(Ok(None));
+    /// assert_eq!(r.wait().unwrap(), None);
+    /// ```
+    pub fn done(result: Result<Option<Vec<u8>>>) -> Self {
+        ReadInFlight(InFlight::Done(result))
+    }
+
+    /// A read whose result `wait` will get (a request already sent, typically).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = aifm_core::backend::ReadInFlight::later(|| Ok(None));
+    /// assert_eq!(r.wait().unwrap(), None);
+    /// ```
+    pub fn later(wait: impl FnOnce() -> Result<Option<Vec<u8>>> + Send + 'static) -> Self {
+        ReadInFlight(InFlight::Later(Box::new(wait)))
+    }
+
+    /// Waits for the value (`None`: no such object).
+    ///
+    /// # Errors
+    /// As [`Backend::read`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = aifm_core::backend::ReadInFlight::done(Ok(Some(vec![1])));
+    /// assert_eq!(r.wait().unwrap(), Some(vec![1]));
+    /// ```
+    pub fn wait(self) -> Result<Option<Vec<u8>>> {
+        match self.0 {
+            InFlight::Done(r) => r,
+            InFlight::Later(f) => f(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadInFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            InFlight::Done(_) => "ReadInFlight(done)",
+            InFlight::Later(_) => "ReadInFlight(in flight)",
+        })
+    }
+}
+
 /// Connects to the memory server at `addr` (`host:port`) with [`tcp::TcpBuilder::from_env`]
 /// settings (`AIFM_TOKEN_FILE`, `AIFM_TIMEOUT_MS`, `AIFM_SPIN_US`).
 ///
@@ -252,7 +343,31 @@ pub fn connect(addr: &str) -> Result<Box<dyn Backend>> {
 /// assert!(matches!(e, aifm_core::Error::Config(_)));
 /// ```
 pub fn connect_replicated(addr: &str, replicas: Option<usize>) -> Result<Box<dyn Backend>> {
-    Ok(connect_servers(addr, replicas)?.0)
+    Ok(connect_servers(addr, replicas, None)?.0)
+}
+
+/// Like [`connect_replicated`], with the object store erasure-coded as `data` data and
+/// `parity` parity fragments per object (see
+/// [`replicated::ReplicatedBackend::with_erasure`]); other structures keep `replicas` whole
+/// copies (`None`: 2).
+///
+/// # Errors
+/// As [`connect`]; [`crate::Error::Config`] when `addr` lists fewer than `data + parity`
+/// servers or the code is invalid (checked before connecting).
+///
+/// # Examples
+///
+/// ```
+/// let e = aifm_core::backend::connect_erasure("127.0.0.1:1,127.0.0.1:2", None, 2, 1).err().unwrap();
+/// assert!(matches!(e, aifm_core::Error::Config(_)));
+/// ```
+pub fn connect_erasure(
+    addr: &str,
+    replicas: Option<usize>,
+    data: usize,
+    parity: usize,
+) -> Result<Box<dyn Backend>> {
+    Ok(connect_servers(addr, replicas, Some((data, parity)))?.0)
 }
 
 /// A connected backend, and the several-server backend inside it if there is one.
@@ -261,32 +376,84 @@ pub(crate) type Connected = (
     Option<std::sync::Arc<replicated::ReplicatedBackend>>,
 );
 
-/// [`connect_replicated`], also returning the [`replicated::ReplicatedBackend`] it built for a
-/// several-server list (the runtime keeps it for [`crate::Runtime::replace_server`]).
-pub(crate) fn connect_servers(addr: &str, replicas: Option<usize>) -> Result<Connected> {
+/// What [`connect_replicated`] and [`connect_erasure`] build, also returning the
+/// [`replicated::ReplicatedBackend`] built for a several-server list (the runtime keeps it
+/// for [`crate::Runtime::replace_server`]). A single address ignores `replicas` and
+/// `erasure`.
+pub(crate) fn connect_servers(
+    addr: &str,
+    replicas: Option<usize>,
+    erasure: Option<(usize, usize)>,
+) -> Result<Connected> {
+    let addrs = split_addresses(addr)?;
+    if let Some((data, parity)) = erasure {
+        if addrs.len() < data.saturating_add(parity) || data == 0 || parity == 0 {
+            return Err(crate::Error::Config(format!(
+                "erasure coding {data}+{parity} needs at least {} servers (and 1 data, 1 parity fragment), {addr:?} lists {}",
+                data.saturating_add(parity),
+                addrs.len()
+            )));
+        }
+    }
+    if let [one] = addrs[..] {
+        return Ok((Box::new(tcp::TcpBackend::connect(one)?), None));
+    }
+    let far = several(&addrs, replicas)?;
+    let far = std::sync::Arc::new(match erasure {
+        Some((data, parity)) => far.with_erasure(data, parity)?,
+        None => far,
+    });
+    Ok((Box::new(far.clone()), Some(far)))
+}
+
+/// Reads an erasure code written `k+m` (as `AIFM_ERASURE` takes it): `(k, m)`.
+///
+/// # Errors
+/// [`crate::Error::Config`] when `text` is not two positive numbers joined by `+`.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::parse_erasure;
+/// assert_eq!(parse_erasure("2+1").unwrap(), (2, 1));
+/// assert!(parse_erasure("2").is_err());
+/// assert!(parse_erasure("0+1").is_err());
+/// ```
+pub fn parse_erasure(text: &str) -> Result<(usize, usize)> {
+    let bad = || crate::Error::Config(format!("{text:?} is not an erasure code like 2+1"));
+    let (k, m) = text.split_once('+').ok_or_else(bad)?;
+    let k: usize = k.trim().parse().map_err(|_| bad())?;
+    let m: usize = m.trim().parse().map_err(|_| bad())?;
+    if k == 0 || m == 0 {
+        return Err(bad());
+    }
+    Ok((k, m))
+}
+
+fn split_addresses(addr: &str) -> Result<Vec<&str>> {
     let addrs: Vec<&str> = addr
         .split(',')
         .map(str::trim)
         .filter(|a| !a.is_empty())
         .collect();
-    match addrs[..] {
-        [] => Err(crate::Error::Config(format!(
+    if addrs.is_empty() {
+        return Err(crate::Error::Config(format!(
             "no server address in {addr:?}"
-        ))),
-        [one] => Ok((Box::new(tcp::TcpBackend::connect(one)?), None)),
-        _ => {
-            let servers = addrs
-                .iter()
-                .map(|a| Ok(Box::new(tcp::TcpBackend::connect(a)?) as Box<dyn Backend>))
-                .collect::<Result<Vec<_>>>()?;
-            let far = replicated::ReplicatedBackend::new(servers)?;
-            let far = std::sync::Arc::new(match replicas {
-                Some(r) => far.with_replicas(r),
-                None => far,
-            });
-            Ok((Box::new(far.clone()), Some(far)))
-        }
+        )));
     }
+    Ok(addrs)
+}
+
+fn several(addrs: &[&str], replicas: Option<usize>) -> Result<replicated::ReplicatedBackend> {
+    let servers = addrs
+        .iter()
+        .map(|a| Ok(Box::new(tcp::TcpBackend::connect(a)?) as Box<dyn Backend>))
+        .collect::<Result<Vec<_>>>()?;
+    let far = replicated::ReplicatedBackend::new(servers)?;
+    Ok(match replicas {
+        Some(r) => far.with_replicas(r),
+        None => far,
+    })
 }
 
 /// A shared backend is a backend: keep a handle to it (for statistics, or to share one store
@@ -313,6 +480,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
         (**self).remove(ds, key)
+    }
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
+        (**self).begin_read(ds, key)
     }
     fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
         (**self).read_many(ds, keys)

@@ -61,6 +61,18 @@
 //! Condemning a server is logged (`tracing` at level `warn`: the server, the error, how many
 //! servers remain).
 //!
+//! # Erasure coding of the object store
+//!
+//! [`ReplicatedBackend::with_erasure`]`(k, m)` stores the plain object store ([`OBJECT_STORE`])
+//! erasure-coded instead of replicated: each object as `k` data and `m` Reed-Solomon parity
+//! fragments, fragment `i` on the `i`-th of the object's `k + m` top-ranked servers. Any `k`
+//! fragments give the object back, so `m` servers may die, for `(k + m) / k` times the
+//! objects' bytes in far memory (1.5 with `k = 2, m = 1`, against 2 for replication 2). Reads
+//! wait for `k` servers (asked at once, data fragments first); writes are acknowledged when
+//! every holder in use has its fragment. Every other structure, striped or whole, keeps
+//! `replicas` whole copies, since its device computes on whole objects. Details and
+//! trade-offs: the `erasure` and `fragment` modules (private; see docs/TRANSPORT.md).
+//!
 //! # Rebuilding a dead server's copies
 //!
 //! Until something is done, a dead server's objects have one copy fewer. A new, empty server
@@ -103,6 +115,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 
+mod erasure;
+mod fragment;
 mod rebuild;
 
 /// Counters of a [`ReplicatedBackend`].
@@ -124,8 +138,9 @@ pub struct ReplicatedStats {
     pub rebuilding: usize,
     /// Servers marked dead after a `Disconnected` or `Timeout` (or a failed rebuild).
     pub dead: usize,
-    /// Reads answered while at least one member of the object's replica set was dead or
-    /// still being rebuilt.
+    /// Reads answered while at least one member of the object's replica set (or, when
+    /// erasure-coded, of its data fragment holders) was dead or still being rebuilt, or
+    /// failed during the read.
     pub degraded_reads: u64,
     /// Requests that failed on one server and were retried on another replica.
     pub failovers: u64,
@@ -133,7 +148,8 @@ pub struct ReplicatedStats {
     pub replaced: u64,
     /// Objects copied to replacement servers so far.
     pub rebuilt_objects: u64,
-    /// Bytes (values) copied to replacement servers so far.
+    /// Bytes (values, or fragments when the object store is erasure-coded) copied to
+    /// replacement servers so far.
     pub rebuilt_bytes: u64,
     /// Objects a rebuild could not copy because no live server held them any more.
     pub unrecoverable_objects: u64,
@@ -200,6 +216,11 @@ pub struct ReplicatedBackend {
     /// Structures created [`Placement::Striped`] (absent: whole; the object store is always
     /// striped).
     placements: RwLock<HashMap<u32, Placement>>,
+    /// The erasure code of the object store, when it is erasure-coded (see the `erasure`
+    /// module).
+    erasure: Option<fragment::Code>,
+    /// The next write id of an erasure-coded write.
+    writes: AtomicU64,
 }
 
 impl std::fmt::Debug for ReplicatedBackend {
@@ -210,6 +231,7 @@ impl std::fmt::Debug for ReplicatedBackend {
                 &self.servers().iter().map(|s| s.name()).collect::<Vec<_>>(),
             )
             .field("replicas", &self.replicas)
+            .field("erasure", &self.erasure())
             .field("stats", &self.stats())
             .finish()
     }
@@ -236,6 +258,18 @@ fn hash_key(ds: u32, key: Option<&[u8]>) -> u64 {
         key.iter().copied().for_each(&mut eat);
     }
     mix(h)
+}
+
+/// A write id to start from: different for every backend made, so that the fragments of two
+/// clients' writes are not taken for one write's (each backend then counts up from it).
+fn first_write_id() -> u64 {
+    static MADE: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let salt = u64::from(std::process::id()) << 32 ^ MADE.fetch_add(1, Ordering::Relaxed);
+    // Far from wrapping around: 2^62 writes of room.
+    mix(nanos ^ mix(salt)) >> 2
 }
 
 /// Whether an error means the server is gone (as opposed to the server's answer).
@@ -309,7 +343,64 @@ impl ReplicatedBackend {
             structures: Mutex::new(BTreeMap::new()),
             rebuild: rebuild::Progress::default(),
             placements: RwLock::new(HashMap::new()),
+            erasure: None,
+            writes: AtomicU64::new(first_write_id()),
         })
+    }
+
+    /// Erasure-codes the plain object store ([`OBJECT_STORE`]) instead of replicating it:
+    /// each object is cut into `data` fragments plus `parity` Reed-Solomon parity fragments,
+    /// one on each of the `data + parity` top-ranked servers of the object, so that any
+    /// `data` of them give it back and `parity` servers may die. Far memory holds
+    /// `(data + parity) / data` times the objects' bytes (plus a 20-byte header per
+    /// fragment) instead of `replicas` times. Every other structure keeps
+    /// [`ReplicatedBackend::replicas`] whole copies: its device needs whole objects. See
+    /// the [module documentation](self#erasure-coding-of-the-object-store).
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless `data >= 1`, `parity >= 1` and `data + parity` is at most
+    /// the number of servers (and 255).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::replicated::ReplicatedBackend;
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let three = || (0..3).map(|_| Box::new(EmbeddedBackend::new()) as Box<dyn Backend>).collect();
+    /// let far = ReplicatedBackend::new(three()).unwrap().with_erasure(2, 1).unwrap();
+    /// assert_eq!(far.erasure(), Some((2, 1)));
+    /// assert_eq!(far.placement(OBJECT_STORE, b"k").len(), 3);
+    /// far.write(OBJECT_STORE, b"k", &[7u8; 4096]).unwrap();
+    /// assert_eq!(far.read(OBJECT_STORE, b"k").unwrap().unwrap(), vec![7u8; 4096]);
+    /// assert!(far.stored_bytes() < 2 * 4096); // 1.5x, where replication 2 stores 2x
+    /// assert!(ReplicatedBackend::new(three()).unwrap().with_erasure(3, 1).is_err());
+    /// ```
+    pub fn with_erasure(mut self, data: usize, parity: usize) -> Result<Self> {
+        let code = fragment::Code::new(data, parity)?;
+        if code.total() > self.slots.len() {
+            return Err(Error::Config(format!(
+                "erasure coding {data}+{parity} needs {} servers, {} are given",
+                code.total(),
+                self.slots.len()
+            )));
+        }
+        self.erasure = Some(code);
+        Ok(self)
+    }
+
+    /// The erasure code of the object store, `(data, parity)`, when it is erasure-coded
+    /// ([`ReplicatedBackend::with_erasure`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::replicated::ReplicatedBackend;
+    /// use aifm_core::backend::{Backend, EmbeddedBackend};
+    /// let two: Vec<Box<dyn Backend>> = (0..2).map(|_| Box::new(EmbeddedBackend::new()) as _).collect();
+    /// assert_eq!(ReplicatedBackend::new(two).unwrap().erasure(), None);
+    /// ```
+    pub fn erasure(&self) -> Option<(usize, usize)> {
+        self.erasure.as_ref().map(|c| (c.data, c.parity))
     }
 
     /// Sets the replication factor, clamped to `1 ..= number of servers`.
@@ -359,7 +450,9 @@ impl ReplicatedBackend {
     }
 
     /// The replica set of object `key` of structure `ds`: server indices, best rank first.
-    /// Dead servers stay in the set (their copies are simply missing).
+    /// Dead servers stay in the set (their copies are simply missing). When the object store
+    /// is erasure-coded ([`ReplicatedBackend::with_erasure`]), its objects' sets are their
+    /// `k + m` fragment holders, fragment `i` on the `i`-th.
     ///
     /// Structures other than [`OBJECT_STORE`] are placed whole, so the key does not matter
     /// for them.
@@ -382,7 +475,10 @@ impl ReplicatedBackend {
         } else {
             hash_key(ds, None)
         };
-        self.rank(h)
+        match self.code_for(ds) {
+            Some(code) => self.rank(h, code.total()),
+            None => self.rank(h, self.replicas),
+        }
     }
 
     /// How structure `ds` is placed: the object store is always striped; others as they were
@@ -431,10 +527,11 @@ impl ReplicatedBackend {
 
     /// The replica set of a whole structure (where its device operations run).
     fn structure_set(&self, ds: u32) -> Vec<usize> {
-        self.rank(hash_key(ds, None))
+        self.rank(hash_key(ds, None), self.replicas)
     }
 
-    fn rank(&self, h: u64) -> Vec<usize> {
+    /// The `count` servers of highest rendezvous score for hash `h`, best first.
+    fn rank(&self, h: u64, count: usize) -> Vec<usize> {
         let mut scored: Vec<(u64, usize)> = self
             .seeds
             .iter()
@@ -442,11 +539,7 @@ impl ReplicatedBackend {
             .map(|(i, seed)| (mix(h ^ seed), i))
             .collect();
         scored.sort_unstable_by(|a, b| b.cmp(a));
-        scored
-            .into_iter()
-            .take(self.replicas)
-            .map(|(_, i)| i)
-            .collect()
+        scored.into_iter().take(count).map(|(_, i)| i).collect()
     }
 
     /// Whether server `i` (configuration order) is still in use: serving, or a replacement
@@ -760,10 +853,22 @@ impl ShardTargets for Snapshot<'_> {
 impl Backend for ReplicatedBackend {
     fn name(&self) -> String {
         let names: Vec<String> = self.servers().iter().map(|s| s.name()).collect();
-        format!("replicated(x{}: {})", self.replicas, names.join(", "))
+        match &self.erasure {
+            Some(c) => format!(
+                "replicated(x{}, erasure {}+{}: {})",
+                self.replicas,
+                c.data,
+                c.parity,
+                names.join(", ")
+            ),
+            None => format!("replicated(x{}: {})", self.replicas, names.join(", ")),
+        }
     }
 
     fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(code) = self.code_for(ds) {
+            return self.ec_read(code, key);
+        }
         let set = self.placement(ds, key);
         let mut degraded = self.any_unreadable(&set);
         for &s in &set {
@@ -790,6 +895,9 @@ impl Backend for ReplicatedBackend {
     }
 
     fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        if let Some(code) = self.code_for(ds) {
+            return self.ec_write(code, key, value);
+        }
         let _gate = self.mutation();
         self.on_all(&self.placement(ds, key), |b| b.write(ds, key, value))
     }
@@ -817,6 +925,9 @@ impl Backend for ReplicatedBackend {
     }
 
     fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        if let Some(code) = self.code_for(ds) {
+            return self.ec_read_many(code, keys);
+        }
         let sets = self.sets(ds, keys.iter());
         let (out, failed_over) = self.read_live(ds, keys, &sets)?;
         let mut values = Vec::with_capacity(keys.len());
@@ -833,6 +944,9 @@ impl Backend for ReplicatedBackend {
     }
 
     fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
+        if let Some(code) = self.code_for(ds) {
+            return self.ec_write_many(code, items);
+        }
         let _gate = self.mutation();
         let sets = self.sets(ds, items.iter().map(|(k, _)| k));
         let groups = self.groups_all(&sets)?;
@@ -945,6 +1059,11 @@ impl Backend for ReplicatedBackend {
         keys: &[&[u8]],
         input: &[u8],
     ) -> Result<Vec<Vec<u8>>> {
+        if self.code_for(ds).is_some() && !keys.is_empty() {
+            return Err(Error::Unsupported(
+                "the object store is erasure-coded: its servers hold fragments, not objects".into(),
+            ));
+        }
         let sets = self.sets(ds, keys.iter());
         let members = Snapshot {
             far: self,

@@ -652,6 +652,14 @@ impl Backend for TcpBackend {
         format!("tcp://{}", self.opts.addr)
     }
 
+    /// Sends the read now ([`TcpBackend::start_read`]); waiting collects the answer.
+    fn begin_read(&self, ds: u32, key: &[u8]) -> super::ReadInFlight {
+        match self.start_read(ds, key) {
+            Ok(pending) => super::ReadInFlight::later(move || pending.wait()),
+            Err(e) => super::ReadInFlight::done(Err(e)),
+        }
+    }
+
     fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.call(&Op::Read { ds, key: Blob(key) })?.value()
     }

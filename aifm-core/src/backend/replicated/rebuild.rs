@@ -27,6 +27,12 @@
 //! threads touch different cache lines, so it costs mutations next to nothing when no
 //! rebuild runs. Reads never take it.
 //!
+//! An erasure-coded object store (see `super::erasure`) is rebuilt the same way, except
+//! that the replacement is owed a *fragment*, not a copy: each object of the batch is
+//! decoded from `k` live holders and cut again with its original write id (encoding is
+//! deterministic), and the replacement gets the fragment of its position, which therefore
+//! matches the other holders' fragments.
+//!
 //! Device operations (`compute`) run on the replacement as well, and its answer is ignored:
 //! an operation must therefore affect each object on its own (a `TAKE` of an object the
 //! replacement does not hold yet changes nothing there, and the batch that would have copied
@@ -41,7 +47,9 @@
 //! objects no live server holds any more are counted as unrecoverable and left alone.
 //! Progress is reported in [`ReplicatedStats`](super::ReplicatedStats) and in the logs.
 
-use super::{is_failure, ReplicatedBackend, State};
+use super::erasure::Found;
+use super::fragment::Code;
+use super::{is_failure, LiveReads, ReplicatedBackend, State};
 use crate::backend::{Backend, OBJECT_STORE};
 use crate::error::{Error, Result};
 use crossbeam_utils::sync::ShardedLock;
@@ -355,8 +363,10 @@ impl ReplicatedBackend {
                 .unwrap_or_else(|| Error::Disconnected("the replacement was replaced".into())));
         }
         let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-        let sets = self.sets(ds, refs.iter());
-        let (got, _) = self.read_live(ds, &refs, &sets)?;
+        let got = match self.code_for(ds) {
+            Some(code) => self.fragments_for(code, index, &refs)?,
+            None => self.read_live(ds, &refs, &self.sets(ds, refs.iter()))?.0,
+        };
         let mut puts: Vec<(&[u8], &[u8])> = Vec::new();
         let mut gone: Vec<&[u8]> = Vec::new();
         let mut unrecoverable = 0;
@@ -396,6 +406,38 @@ impl ReplicatedBackend {
                 Err(e)
             }
         }
+    }
+}
+
+impl ReplicatedBackend {
+    /// The fragments owed to position `index` for erasure-coded `keys`: each object decoded
+    /// from `k` live holders (a batch read, see `ec_fetch_many`) and cut again with its
+    /// original write id (`None` for an object no `k` live holders can give back,
+    /// `Some(None)` for one that is gone).
+    ///
+    /// # Errors
+    /// A holder's answer that is not a failure.
+    fn fragments_for(&self, code: &Code, index: usize, keys: &[&[u8]]) -> Result<LiveReads> {
+        let found = self.ec_fetch_many(code, keys, false)?;
+        let mut out: LiveReads = Vec::with_capacity(keys.len());
+        for (key, found) in keys.iter().zip(found) {
+            out.push(match found {
+                Ok(Found::Absent) => Some(None),
+                Ok(Found::Value(write, value)) => self
+                    .placement(OBJECT_STORE, key)
+                    .iter()
+                    .position(|&s| s == index)
+                    .map(|at| {
+                        code.encode(write, &value)
+                            .map(|mut f| Some(f.swap_remove(at)))
+                    })
+                    // Not placed here (never listed so): left alone.
+                    .transpose()?,
+                // Fewer than k holders, or fragments that never agree: cannot be rebuilt.
+                Err(_) => None,
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -1,0 +1,834 @@
+//! Erasure coding of the plain object store: each object as `k` data and `m` parity
+//! fragments on `k + m` servers, a cheaper alternative to keeping whole copies.
+//!
+//! # What is coded
+//!
+//! Only the runtime's plain object store ([`OBJECT_STORE`], id 0) is erasure-coded, *per
+//! object*: an object's fragment `i` (see [`super::fragment`] for the format) lives on the
+//! `i`-th server of the object's rendezvous ranking, so its `k + m` fragments are on `k + m`
+//! different servers, and any `k` of them give it back: losing `m` servers loses nothing,
+//! for `(k + m) / k` times the data (1.5 for `k = 2, m = 1`) where replication 2 stores 2.
+//! Every other structure, striped ones included, keeps whole replicas: their remote devices
+//! compute on whole objects (a hash map's `TAKE`, a vector's aggregate per shard), which
+//! fragments cannot serve.
+//!
+//! Per-object coding (rather than coding over groups of objects) keeps every write, read and
+//! remove independent, as the runtime's write-backs and fetches are: no group to
+//! read-modify-write when one member changes, no index of groups, no garbage collection of
+//! half-removed groups. The price is per-fragment overhead: a [`super::fragment::HEADER`]-byte
+//! header and the key stored `k + m` times, and a shard of at least 1 byte, which dominates
+//! for tiny objects (a 0-byte object takes `k + m` fragments of 21 bytes). A read also waits
+//! for `k` servers instead of one.
+//!
+//! # Operations
+//!
+//! * **Reads** ask the first `k` live holders in rank order, so data fragments first (and no
+//!   decoding when all `k` answer), all at once with [`Backend::begin_read`] (pipelined on a
+//!   [`super::super::tcp::TcpBackend`], no thread). Parity holders are asked only when a data
+//!   holder is dead, being rebuilt, fails, or holds a fragment of another write. Fragments
+//!   are grouped by write id and only a group of `k` is decoded (the newest such group, when
+//!   several); a read that finds no such group while fragments of some write exist (a write
+//!   or remove racing with it) starts again, with a growing pause, for up to 2.5 ms, then
+//!   fails with [`Error::Protocol`]. When fewer than `k` holders can answer, the read fails with
+//!   [`Error::Disconnected`]. A read that could not use every data holder (dead, being
+//!   rebuilt, failed, or holding another write's fragment) counts as degraded.
+//! * **Writes** encode the object with a fresh write id and send each fragment to its
+//!   holder; a write is acknowledged when every holder in use (live or being rebuilt) has its
+//!   fragment, and fails with [`Error::Disconnected`] when fewer than `k` holders are in use.
+//!   `write_many` groups fragments per server, one request to each, in parallel.
+//! * **Removes**, listing keys, statistics and the rebuild of a replaced server work as for
+//!   replication, over the `k + m` holders; a rebuild decodes each object from `k` live
+//!   holders and writes the replacement's own fragment, with the original write id.
+//!
+//! This module touches only the object store's objects, through the members of the
+//! backend's slots; dead servers are condemned through the backend, as on every other path.
+
+use super::fragment::{Code, Fragment};
+use super::{fan_out, is_failure, Member, ReplicatedBackend, State};
+use crate::backend::{Backend, ReadInFlight, OBJECT_STORE};
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+/// How many times a read starts again when it finds the fragments of a racing write; it
+/// sleeps 10 µs before the second attempt, twice as long before each next one (2.5 ms in all).
+const READ_ATTEMPTS: u32 = 9;
+
+/// What the holders of one object say.
+#[derive(Debug)]
+pub(super) enum Found {
+    /// No live holder has it.
+    Absent,
+    /// The object and the write id of its fragments.
+    Value(u64, Vec<u8>),
+}
+
+/// The answers gathered for one object so far.
+#[derive(Default)]
+struct Answers {
+    /// Fragments, as read.
+    some: Vec<Vec<u8>>,
+    /// Holders that answered "no such object".
+    none: usize,
+}
+
+impl Answers {
+    fn answered(&self) -> usize {
+        self.some.len() + self.none
+    }
+
+    /// The value of the newest write of which `k` distinct fragments were read.
+    fn decodable(&self, code: &Code) -> Option<(u64, Vec<u8>)> {
+        let mut by_write: BTreeMap<u64, Vec<Fragment<'_>>> = BTreeMap::new();
+        for f in self.some.iter().filter_map(|b| code.parse(b)) {
+            let group = by_write.entry(f.write).or_default();
+            if group.iter().all(|g| g.index != f.index && g.len == f.len) {
+                group.push(f);
+            }
+        }
+        by_write
+            .into_iter()
+            .rev()
+            .filter(|(_, g)| g.len() >= code.data)
+            .find_map(|(w, g)| code.decode(&g).ok().map(|v| (w, v)))
+    }
+
+    /// The size of the largest group of fragments of one write.
+    fn best_group(&self, code: &Code) -> usize {
+        let mut by_write: BTreeMap<u64, usize> = BTreeMap::new();
+        for f in self.some.iter().filter_map(|b| code.parse(b)) {
+            *by_write.entry(f.write).or_default() += 1;
+        }
+        by_write.into_values().max().unwrap_or(0)
+    }
+}
+
+impl ReplicatedBackend {
+    /// The erasure code of the object store, if it is erasure-coded.
+    pub(super) fn code_for(&self, ds: u32) -> Option<&Code> {
+        self.erasure.as_ref().filter(|_| ds == OBJECT_STORE)
+    }
+
+    fn next_write(&self) -> u64 {
+        self.writes.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Reads one erasure-coded object (see the module docs).
+    pub(super) fn ec_read(&self, code: &Code, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut degraded = false;
+        let found = self.ec_fetch(code, key, &mut degraded)?;
+        if degraded {
+            self.degraded_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(match found {
+            Found::Absent => None,
+            Found::Value(_, v) => Some(v),
+        })
+    }
+
+    /// Finds the latest complete write of `key` on the live holders, starting again when a
+    /// racing write or remove left no decodable group.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] when fewer than `k` holders answer; [`Error::Protocol`] when the
+    /// fragments still disagree after a few attempts; a holder's answer that is not a failure.
+    pub(super) fn ec_fetch(&self, code: &Code, key: &[u8], degraded: &mut bool) -> Result<Found> {
+        let set = self.placement(OBJECT_STORE, key);
+        for attempt in 0..READ_ATTEMPTS {
+            if attempt > 0 {
+                // A write or remove overlapped the read: let it finish.
+                std::thread::sleep(std::time::Duration::from_micros(10 << (attempt - 1)));
+            }
+            if let Some(found) = self.ec_gather(code, key, &set, degraded)? {
+                return Ok(found);
+            }
+        }
+        Err(Error::Protocol(format!(
+            "the {} fragments of an object kept disagreeing over {READ_ATTEMPTS} reads",
+            code.total()
+        )))
+    }
+
+    /// One attempt of [`Self::ec_fetch`]; `None` when the fragments disagree.
+    fn ec_gather(
+        &self,
+        code: &Code,
+        key: &[u8],
+        set: &[usize],
+        degraded: &mut bool,
+    ) -> Result<Option<Found>> {
+        let members: Vec<Member> = set.iter().map(|&s| self.member(s)).collect();
+        let mut answers = Answers::default();
+        let mut next = 0;
+        loop {
+            // Ask as many more holders, in rank order, as the best group still lacks (or, when
+            // nothing was found, as "no such object" answers still lack).
+            let progress = if answers.some.is_empty() {
+                answers.none
+            } else {
+                answers.best_group(code)
+            };
+            let lacking = code.data.saturating_sub(progress);
+            let mut asked: Vec<(&Member, ReadInFlight)> = Vec::new();
+            while asked.len() < lacking && next < members.len() {
+                let m = &members[next];
+                next += 1;
+                if m.state == State::Live {
+                    asked.push((m, m.server.begin_read(OBJECT_STORE, key)));
+                } else {
+                    *degraded = true;
+                }
+            }
+            if asked.is_empty() {
+                break;
+            }
+            for (m, read) in asked {
+                match read.wait() {
+                    Ok(Some(f)) => answers.some.push(f),
+                    Ok(None) => answers.none += 1,
+                    Err(e) if is_failure(&e) => {
+                        self.condemn(m, e);
+                        self.failovers.fetch_add(1, Ordering::Relaxed);
+                        *degraded = true;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some((w, v)) = answers.decodable(code) {
+                if next > code.data {
+                    *degraded = true;
+                }
+                return Ok(Some(Found::Value(w, v)));
+            }
+            if answers.some.is_empty() && answers.none >= code.data {
+                return Ok(Some(Found::Absent));
+            }
+        }
+        if answers.answered() < code.data {
+            return Err(self.lost(set));
+        }
+        // Enough answers, but no k fragments of one write.
+        Ok(None)
+    }
+
+    /// Reads many erasure-coded objects (see [`Self::ec_fetch_many`]).
+    pub(super) fn ec_read_many(&self, code: &Code, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.ec_fetch_many(code, keys, true)?
+            .into_iter()
+            .map(|found| {
+                Ok(match found? {
+                    Found::Absent => None,
+                    Found::Value(_, v) => Some(v),
+                })
+            })
+            .collect()
+    }
+
+    /// Fetches many erasure-coded objects: the first `k` live holders of each, one request
+    /// per server, in parallel; an object that does not decode from those is fetched again on
+    /// its own ([`Self::ec_fetch`], which asks parity holders too, and whose error is that
+    /// object's). `count` says whether degraded reads are counted.
+    ///
+    /// # Errors
+    /// A server's answer that is not a failure (the whole batch).
+    pub(super) fn ec_fetch_many(
+        &self,
+        code: &Code,
+        keys: &[&[u8]],
+        count: bool,
+    ) -> Result<Vec<Result<Found>>> {
+        let sets = self.sets(OBJECT_STORE, keys.iter());
+        let members: Vec<Member> = (0..self.slots.len()).map(|i| self.member(i)).collect();
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (k, set) in sets.iter().enumerate() {
+            for &s in set
+                .iter()
+                .filter(|&&s| members[s].state == State::Live)
+                .take(code.data)
+            {
+                groups.entry(s).or_default().push(k);
+            }
+        }
+        let groups: Vec<(Member, Vec<usize>)> = groups
+            .into_iter()
+            .map(|(s, ks)| (members[s].clone(), ks))
+            .collect();
+        let results = fan_out(&groups, |(m, ks)| {
+            let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
+            m.server.read_many(OBJECT_STORE, &ks)
+        });
+        let mut answers: Vec<Answers> = keys.iter().map(|_| Answers::default()).collect();
+        for ((m, ks), r) in groups.into_iter().zip(results) {
+            match r {
+                Ok(vs) if vs.len() == ks.len() => {
+                    for (k, v) in ks.into_iter().zip(vs) {
+                        match v {
+                            Some(f) => answers[k].some.push(f),
+                            None => answers[k].none += 1,
+                        }
+                    }
+                }
+                Ok(vs) => {
+                    return Err(Error::Protocol(format!(
+                        "{} answered {} values for {} keys",
+                        m.server.name(),
+                        vs.len(),
+                        ks.len()
+                    )))
+                }
+                // Its keys lack a fragment and are read again one by one.
+                Err(e) if is_failure(&e) => {
+                    self.condemn(&m, e);
+                    self.failovers.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for (k, a) in answers.iter().enumerate() {
+            let mut degraded = self.any_unreadable(&sets[k][..code.data]);
+            out.push(if let Some((w, v)) = a.decodable(code) {
+                Ok(Found::Value(w, v))
+            } else if a.some.is_empty() && a.none >= code.data {
+                Ok(Found::Absent)
+            } else {
+                match self.ec_fetch(code, keys[k], &mut degraded) {
+                    Err(e) if !is_failure(&e) && !matches!(e, Error::Protocol(_)) => return Err(e),
+                    found => found,
+                }
+            });
+            if count && degraded && matches!(out.last(), Some(Ok(Found::Value(..)))) {
+                self.degraded_reads.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes one erasure-coded object: each fragment to its holder, in rank order.
+    pub(super) fn ec_write(&self, code: &Code, key: &[u8], value: &[u8]) -> Result<()> {
+        let _gate = self.mutation();
+        let set = self.placement(OBJECT_STORE, key);
+        let fragments = code.encode(self.next_write(), value)?;
+        let mut stored = 0;
+        for (&s, f) in set.iter().zip(&fragments) {
+            let m = self.member(s);
+            if m.state == State::Dead {
+                continue;
+            }
+            match m.server.write(OBJECT_STORE, key, f) {
+                Ok(()) => stored += 1,
+                Err(e) if is_failure(&e) => self.condemn(&m, e),
+                Err(e) => return Err(e),
+            }
+        }
+        if stored < code.data {
+            return Err(self.too_few(code, &set, stored));
+        }
+        Ok(())
+    }
+
+    /// Writes many erasure-coded objects: one request per server with its fragments, all
+    /// servers in parallel.
+    pub(super) fn ec_write_many(&self, code: &Code, items: &[(&[u8], &[u8])]) -> Result<()> {
+        let _gate = self.mutation();
+        let sets = self.sets(OBJECT_STORE, items.iter().map(|(k, _)| k));
+        let fragments: Vec<Vec<Vec<u8>>> = items
+            .iter()
+            .map(|(_, v)| code.encode(self.next_write(), v))
+            .collect::<Result<_>>()?;
+        let members: Vec<Member> = (0..self.slots.len()).map(|i| self.member(i)).collect();
+        // Per server in use: (item, fragment index) pairs.
+        let mut groups: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
+        for (item, set) in sets.iter().enumerate() {
+            for (f, &s) in set.iter().enumerate() {
+                if members[s].state != State::Dead {
+                    groups.entry(s).or_default().push((item, f));
+                }
+            }
+        }
+        let groups: Vec<(Member, Vec<(usize, usize)>)> = groups
+            .into_iter()
+            .map(|(s, fs)| (members[s].clone(), fs))
+            .collect();
+        let results = fan_out(&groups, |(m, fs)| {
+            let batch: Vec<(&[u8], &[u8])> = fs
+                .iter()
+                .map(|&(item, f)| (items[item].0, &fragments[item][f][..]))
+                .collect();
+            m.server.write_many(OBJECT_STORE, &batch)
+        });
+        let mut stored = vec![0usize; items.len()];
+        let mut answer = None;
+        for ((m, fs), r) in groups.into_iter().zip(results) {
+            match r {
+                Ok(()) => fs.into_iter().for_each(|(item, _)| stored[item] += 1),
+                Err(e) if is_failure(&e) => self.condemn(&m, e),
+                Err(e) => {
+                    answer.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = answer {
+            return Err(e);
+        }
+        match stored.iter().position(|&n| n < code.data) {
+            Some(i) => Err(self.too_few(code, &sets[i], stored[i])),
+            None => Ok(()),
+        }
+    }
+
+    /// The error of a write that reached fewer than `k` holders.
+    fn too_few(&self, code: &Code, set: &[usize], stored: usize) -> Error {
+        let names: Vec<String> = set.iter().map(|&i| self.member(i).server.name()).collect();
+        Error::Disconnected(format!(
+            "only {stored} of the {} fragments of the object could be stored, {} are needed ({})",
+            code.total(),
+            code.data,
+            names.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fragment::HEADER;
+    use super::*;
+    use crate::backend::faulty::Faulty;
+    use crate::backend::EmbeddedBackend;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    struct Rig {
+        far: Arc<ReplicatedBackend>,
+        faults: Vec<Arc<Faulty<Arc<EmbeddedBackend>>>>,
+        stores: Vec<Arc<EmbeddedBackend>>,
+    }
+
+    fn rig(n: usize, k: usize, m: usize) -> Rig {
+        let stores: Vec<Arc<EmbeddedBackend>> =
+            (0..n).map(|_| Arc::new(EmbeddedBackend::new())).collect();
+        let faults: Vec<_> = stores
+            .iter()
+            .map(|s| Arc::new(Faulty::new(s.clone())))
+            .collect();
+        let servers: Vec<Box<dyn Backend>> = faults
+            .iter()
+            .map(|f| Box::new(f.clone()) as Box<dyn Backend>)
+            .collect();
+        let far = ReplicatedBackend::new(servers)
+            .unwrap()
+            .with_erasure(k, m)
+            .unwrap();
+        Rig {
+            far: Arc::new(far),
+            faults,
+            stores,
+        }
+    }
+
+    fn key(i: u32) -> Vec<u8> {
+        i.to_le_bytes().to_vec()
+    }
+
+    fn value(i: u32, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|j| (j as u32).wrapping_mul(7).wrapping_add(i * 13) as u8)
+            .collect()
+    }
+
+    const SIZES: [usize; 10] = [0, 1, 2, 3, 17, 1000, 4095, 4096, 4097, 100_000];
+
+    /// Takes server `i` down and lets a request notice it.
+    fn kill(r: &Rig, i: usize) {
+        r.faults[i].set_down(true);
+        r.far.keys(OBJECT_STORE).unwrap(); // asks every live server
+        assert!(!r.far.is_live(i));
+    }
+
+    #[test]
+    fn objects_of_every_size_round_trip_as_fragments_on_their_holders() {
+        let r = rig(4, 2, 1);
+        let code = Code::new(2, 1).unwrap();
+        for (i, &len) in SIZES.iter().enumerate() {
+            r.far
+                .write(OBJECT_STORE, &key(i as u32), &value(i as u32, len))
+                .unwrap();
+        }
+        let items: Vec<(Vec<u8>, Vec<u8>)> = SIZES
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| (key(100 + i as u32), value(100 + i as u32, len)))
+            .collect();
+        let refs: Vec<(&[u8], &[u8])> = items.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        r.far.write_many(OBJECT_STORE, &refs).unwrap();
+        let mut all: Vec<(Vec<u8>, Vec<u8>)> = SIZES
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| (key(i as u32), value(i as u32, len)))
+            .collect();
+        all.extend(items);
+        for (k, v) in &all {
+            assert_eq!(r.far.read(OBJECT_STORE, k).unwrap().as_ref(), Some(v));
+            let set = r.far.placement(OBJECT_STORE, k);
+            assert_eq!(set.len(), 3);
+            for (s, store) in r.stores.iter().enumerate() {
+                let held = store.read(OBJECT_STORE, k).unwrap();
+                match set.iter().position(|&x| x == s) {
+                    Some(i) => {
+                        let held = held.expect("a holder has its fragment");
+                        let f = code.parse(&held).expect("a fragment");
+                        assert_eq!((f.index, f.len), (i, v.len() as u64));
+                        assert!(held.len() <= HEADER + v.len().div_ceil(2) + 2);
+                    }
+                    None => assert_eq!(held, None, "stray fragment on server {s}"),
+                }
+            }
+        }
+        let keys: Vec<&[u8]> = all
+            .iter()
+            .map(|(k, _)| &k[..])
+            .chain([&b"none"[..]])
+            .collect();
+        let got = r.far.read_many(OBJECT_STORE, &keys).unwrap();
+        for ((_, v), g) in all.iter().zip(&got) {
+            assert_eq!(g.as_ref(), Some(v));
+        }
+        assert_eq!(got.last().unwrap(), &None);
+        assert_eq!(r.far.read(OBJECT_STORE, b"none").unwrap(), None);
+        assert_eq!(r.far.stats().degraded_reads, 0);
+        // Overwrites replace every fragment; removes remove every fragment.
+        r.far.write(OBJECT_STORE, &key(7), b"short").unwrap();
+        assert_eq!(
+            r.far.read(OBJECT_STORE, &key(7)).unwrap().as_deref(),
+            Some(&b"short"[..])
+        );
+        for (k, _) in &all {
+            assert!(r.far.remove(OBJECT_STORE, k).unwrap());
+            assert_eq!(r.far.read(OBJECT_STORE, k).unwrap(), None);
+        }
+        assert!(!r.far.remove(OBJECT_STORE, &key(0)).unwrap());
+        assert!(r
+            .stores
+            .iter()
+            .all(|s| s.keys(OBJECT_STORE).unwrap().is_empty()));
+    }
+
+    #[test]
+    fn any_m_dead_servers_lose_nothing() {
+        for (n, k, m) in [(3, 2, 1), (5, 3, 2), (4, 1, 2)] {
+            for dead in (0u32..1 << n).filter(|d| d.count_ones() as usize == m) {
+                let r = rig(n, k, m);
+                let objects: Vec<(Vec<u8>, Vec<u8>)> = (0..60)
+                    .map(|i| (key(i), value(i, SIZES[i as usize % 10])))
+                    .collect();
+                for (key, v) in &objects {
+                    r.far.write(OBJECT_STORE, key, v).unwrap();
+                }
+                for s in (0..n).filter(|s| dead & (1 << s) != 0) {
+                    r.faults[s].set_down(true);
+                }
+                for (key, v) in &objects {
+                    assert_eq!(r.far.read(OBJECT_STORE, key).unwrap().as_ref(), Some(v));
+                }
+                let s = r.far.stats();
+                assert_eq!(s.dead, m, "{n} servers, {k}+{m}, dead {dead:b}");
+                assert!(s.degraded_reads > 0);
+                let keys: Vec<&[u8]> = objects.iter().map(|(k, _)| &k[..]).collect();
+                let got = r.far.read_many(OBJECT_STORE, &keys).unwrap();
+                assert!(objects
+                    .iter()
+                    .zip(&got)
+                    .all(|((_, v), g)| g.as_ref() == Some(v)));
+                // Writes go on with the survivors, and read back.
+                r.far.write(OBJECT_STORE, &key(0), b"after").unwrap();
+                assert_eq!(
+                    r.far.read(OBJECT_STORE, &key(0)).unwrap().as_deref(),
+                    Some(&b"after"[..])
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn m_plus_one_dead_holders_is_disconnected() {
+        let r = rig(3, 2, 1);
+        r.far.write(OBJECT_STORE, b"k", b"value").unwrap();
+        kill(&r, 0);
+        kill(&r, 2);
+        let e = r.far.read(OBJECT_STORE, b"k").unwrap_err();
+        assert!(e.is_disconnected(), "{e}");
+        let e = r.far.read_many(OBJECT_STORE, &[&b"k"[..]]).unwrap_err();
+        assert!(e.is_disconnected(), "{e}");
+        let e = r.far.write(OBJECT_STORE, b"k", b"w").unwrap_err();
+        assert!(e.is_disconnected(), "{e}");
+        let e = r
+            .far
+            .write_many(OBJECT_STORE, &[(&b"k"[..], &b"w"[..])])
+            .unwrap_err();
+        assert!(e.is_disconnected(), "{e}");
+        // Even an object that was never written cannot be told absent.
+        assert!(r
+            .far
+            .read(OBJECT_STORE, b"never")
+            .unwrap_err()
+            .is_disconnected());
+    }
+
+    #[test]
+    fn fragments_of_different_writes_are_never_decoded_together() {
+        let r = rig(3, 2, 1);
+        let k = b"obj";
+        let set = r.far.placement(OBJECT_STORE, k);
+        r.far.write(OBJECT_STORE, k, &value(1, 4096)).unwrap();
+        let old0 = r.stores[set[0]].read(OBJECT_STORE, k).unwrap().unwrap();
+        let new = value(2, 4096);
+        r.far.write(OBJECT_STORE, k, &new).unwrap();
+        // A stale data fragment (as if a write had not reached it): the read asks the parity
+        // holder too and decodes the two fragments of the new write.
+        r.stores[set[0]].write(OBJECT_STORE, k, &old0).unwrap();
+        assert_eq!(r.far.read(OBJECT_STORE, k).unwrap(), Some(new.clone()));
+        assert_eq!(
+            r.far.read_many(OBJECT_STORE, &[&k[..]]).unwrap(),
+            [Some(new.clone())]
+        );
+        // With the parity holder gone, one old and one new fragment remain: no value is
+        // made of them, the read fails instead.
+        r.faults[set[2]].set_down(true);
+        let e = r.far.read(OBJECT_STORE, k).unwrap_err();
+        assert!(matches!(e, Error::Protocol(_)), "{e}");
+        // A foreign value where a fragment should be is not a fragment either.
+        r.stores[set[0]]
+            .write(OBJECT_STORE, k, b"not a fragment")
+            .unwrap();
+        assert!(r.far.read(OBJECT_STORE, k).is_err());
+    }
+
+    #[test]
+    fn a_read_racing_with_writes_gets_one_whole_write() {
+        let r = rig(3, 2, 1);
+        // Version n: every byte n % 251, and a length that the byte gives away.
+        let version = |n: u32| {
+            let b = (n % 251) as u8;
+            vec![b; 100 + usize::from(b % 7) * 1000]
+        };
+        r.far.write(OBJECT_STORE, b"hot", &version(0)).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (reads, torn) = std::thread::scope(|s| {
+            s.spawn(|| {
+                for n in 1..3000 {
+                    r.far.write(OBJECT_STORE, b"hot", &version(n)).unwrap();
+                }
+                done.store(true, Ordering::Release);
+            });
+            let (mut reads, mut torn) = (0, 0);
+            while !done.load(Ordering::Acquire) {
+                match r.far.read(OBJECT_STORE, b"hot") {
+                    Ok(Some(v)) => {
+                        // Some version, whole: never bytes of two writes.
+                        assert!(v.iter().all(|&b| b == v[0]), "mixed bytes");
+                        assert_eq!(v.len(), 100 + usize::from(v[0] % 7) * 1000);
+                        reads += 1;
+                    }
+                    // Only "kept disagreeing" may fail a read here, never a wrong value.
+                    Err(Error::Protocol(_)) => torn += 1,
+                    other => panic!("{other:?}"),
+                }
+            }
+            (reads, torn)
+        });
+        assert!(reads + torn > 0);
+        assert_eq!(
+            r.far.read(OBJECT_STORE, b"hot").unwrap(),
+            Some(version(2999))
+        );
+    }
+
+    #[test]
+    fn a_replacement_gets_the_fragments_of_its_position() {
+        let r = rig(3, 2, 1);
+        let code = Code::new(2, 1).unwrap();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for i in 0..400 {
+            let v = value(i, SIZES[i as usize % 10]);
+            r.far.write(OBJECT_STORE, &key(i), &v).unwrap();
+            model.insert(key(i), v);
+        }
+        // Another structure stays replicated, whole.
+        r.far
+            .construct(5, crate::backend::OBJECT_STORE_DEVICE, &[])
+            .unwrap();
+        for i in 0..20 {
+            r.far.write(5, &key(i), b"five").unwrap();
+        }
+        kill(&r, 1);
+        for i in (0..400).step_by(5) {
+            let v = value(i + 1000, 333);
+            r.far.write(OBJECT_STORE, &key(i), &v).unwrap();
+            model.insert(key(i), v);
+        }
+        for i in (1..400).step_by(7) {
+            assert!(r.far.remove(OBJECT_STORE, &key(i)).unwrap());
+            model.remove(&key(i));
+        }
+        let fresh = Arc::new(EmbeddedBackend::new());
+        r.far.replace_server(1, Box::new(fresh.clone())).unwrap();
+        r.far.wait_rebuilt(1, Duration::from_secs(30)).unwrap();
+        let s = r.far.stats();
+        assert_eq!((s.live, s.dead, s.unrecoverable_objects), (3, 0, 0));
+        for k in model.keys() {
+            let set = r.far.placement(OBJECT_STORE, k);
+            let Some(at) = set.iter().position(|&s| s == 1) else {
+                assert_eq!(fresh.read(OBJECT_STORE, k).unwrap(), None);
+                continue;
+            };
+            let mine = fresh.read(OBJECT_STORE, k).unwrap().expect("rebuilt");
+            let mine = code.parse(&mine).unwrap();
+            let other = r.stores[set[(at + 1) % 3]]
+                .read(OBJECT_STORE, k)
+                .unwrap()
+                .unwrap();
+            let other = code.parse(&other).unwrap();
+            assert_eq!(
+                (mine.index, mine.write, mine.len),
+                (at, other.write, other.len)
+            );
+        }
+        assert_eq!(
+            fresh.keys(5).unwrap().len(),
+            if r.far.placement(5, b"").contains(&1) {
+                20
+            } else {
+                0
+            }
+        );
+        // The replacement serves: another server may die, and every object is still whole.
+        kill(&r, 0);
+        for i in 0..400 {
+            assert_eq!(
+                r.far.read(OBJECT_STORE, &key(i)).unwrap(),
+                model.get(&key(i)).cloned()
+            );
+        }
+    }
+
+    #[test]
+    fn writers_during_a_rebuild_leave_matching_fragments() {
+        const KEYS: u32 = 1500;
+        const WRITERS: u32 = 2;
+        let r = rig(3, 2, 1);
+        let code = Code::new(2, 1).unwrap();
+        for i in 0..KEYS {
+            r.far.write(OBJECT_STORE, &key(i), &value(i, 64)).unwrap();
+        }
+        kill(&r, 2);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        // A slow replacement, so that the rebuild takes many batches' worth of time.
+        let fresh = Arc::new(EmbeddedBackend::new().with_latency(Duration::from_micros(50)));
+        let models: Vec<BTreeMap<Vec<u8>, Option<Vec<u8>>>> = std::thread::scope(|s| {
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let (far, stop) = (&r.far, &stop);
+                    s.spawn(move || {
+                        // Writer w owns the keys i with i % WRITERS == w.
+                        let mut model = BTreeMap::new();
+                        let mut x = 0x9e37_79b9_u64 + u64::from(w);
+                        let mut n = 0u32;
+                        while !stop.load(Ordering::Acquire) || n < 200 {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let i = (x % u64::from(KEYS / WRITERS)) as u32 * WRITERS + w;
+                            n += 1;
+                            let want = if x % 5 == 0 {
+                                far.remove(OBJECT_STORE, &key(i)).unwrap();
+                                None
+                            } else {
+                                let v = value(i ^ n, (x % 300) as usize);
+                                far.write(OBJECT_STORE, &key(i), &v).unwrap();
+                                Some(v)
+                            };
+                            assert_eq!(far.read(OBJECT_STORE, &key(i)).unwrap(), want);
+                            model.insert(key(i), want);
+                        }
+                        model
+                    })
+                })
+                .collect();
+            r.far.replace_server(2, Box::new(fresh.clone())).unwrap();
+            r.far.wait_rebuilt(2, Duration::from_secs(60)).unwrap();
+            stop.store(true, Ordering::Release);
+            writers.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for i in 0..KEYS {
+            let k = key(i);
+            let want = models
+                .iter()
+                .find_map(|m| m.get(&k).cloned())
+                .unwrap_or_else(|| Some(value(i, 64)));
+            assert_eq!(r.far.read(OBJECT_STORE, &k).unwrap(), want, "key {i}");
+            let set = r.far.placement(OBJECT_STORE, &k);
+            let at = set.iter().position(|&s| s == 2).unwrap();
+            let mine = fresh.read(OBJECT_STORE, &k).unwrap();
+            let other = r.stores[set[(at + 1) % 3]].read(OBJECT_STORE, &k).unwrap();
+            match (&mine, &other) {
+                (Some(mine), Some(other)) => {
+                    let (mine, other) = (code.parse(mine).unwrap(), code.parse(other).unwrap());
+                    assert_eq!((mine.index, mine.write), (at, other.write), "key {i}");
+                }
+                (None, None) => assert_eq!(want, None, "key {i}"),
+                _ => panic!("key {i}: the replacement and a survivor disagree"),
+            }
+        }
+        assert_eq!(r.far.stats().unrecoverable_objects, 0);
+    }
+
+    #[test]
+    fn other_structures_keep_whole_replicas() {
+        let r = rig(3, 2, 1);
+        r.far
+            .construct_placed(
+                4,
+                crate::backend::OBJECT_STORE_DEVICE,
+                &[],
+                crate::backend::Placement::Striped,
+            )
+            .unwrap();
+        for i in 0..50 {
+            r.far.write(4, &key(i), &value(i, 100)).unwrap();
+            let set = r.far.placement(4, &key(i));
+            assert_eq!(set.len(), 2);
+            for &s in &set {
+                assert_eq!(r.stores[s].read(4, &key(i)).unwrap(), Some(value(i, 100)));
+            }
+        }
+        assert!(matches!(
+            r.far.compute_sharded(OBJECT_STORE, 1, &[&b"k"[..]], b""),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(r.far.name().contains("erasure 2+1"));
+    }
+
+    #[test]
+    fn a_runtime_over_erasure_coding_survives_a_death() {
+        use crate::RemBox;
+        let r = rig(3, 2, 1);
+        let rt = crate::Runtime::builder()
+            .local_memory(2 << 20)
+            .backend(r.far.clone())
+            .build()
+            .unwrap();
+        let boxes: Vec<RemBox<[u64; 64]>> =
+            (0..2000u64).map(|i| RemBox::new_in([i; 64], &rt)).collect();
+        rt.evacuate_now();
+        assert!(rt.stats().write_backs > 0);
+        r.faults[2].set_down(true);
+        let mut scope = crate::Scope::new();
+        for (i, b) in boxes.iter().enumerate() {
+            assert!(b.deref(&scope).iter().all(|&x| x == i as u64), "object {i}");
+            scope.renew();
+        }
+        drop(scope);
+        assert_eq!(r.far.stats().dead, 1);
+        assert!(r.far.stats().degraded_reads > 0);
+    }
+}

@@ -1,0 +1,177 @@
+//! Figures for docs/TRANSPORT.md, "Erasure coding": on three loopback servers, 4 KiB
+//! objects, replication 1, replication 2 and erasure coding 2+1 compared by bytes stored on
+//! the servers per byte of data, fetch latency (median, p99) and write-back throughput;
+//! each figure the median of three runs on fresh servers; then fetch latency again with one
+//! server SIGKILLed (degraded reads: erasure coding decodes from a parity fragment). Not a test: run it by hand.
+//!
+//! ```text
+//! cargo test --release -p aifm-server --test erasure_figures -- --ignored --nocapture --test-threads 1
+//! ```
+
+mod common;
+
+use aifm_core::backend::replicated::ReplicatedBackend;
+use aifm_core::backend::{Backend, OBJECT_STORE};
+use common::ServerProc;
+use std::time::Instant;
+
+const OBJ: usize = 4096;
+const OBJECTS: u64 = 8192; // 32 MiB of objects
+const BATCH: usize = 64;
+const RUNS: usize = 3;
+
+fn key(i: u64) -> [u8; 8] {
+    i.to_le_bytes()
+}
+
+/// One run's figures.
+struct Run {
+    /// Bytes stored on the servers per byte of objects.
+    ratio: f64,
+    /// Write-back throughput, MB/s of objects (batches of 64).
+    write_mbps: f64,
+    /// Fetch latency, µs: median and 99th percentile.
+    median_us: f64,
+    p99_us: f64,
+    /// The same with server 0 SIGKILLed (not for replication 1, which then loses objects).
+    degraded_median_us: f64,
+    degraded_p99_us: f64,
+}
+
+/// Fetch latencies (µs) of `OBJECTS` random objects: median and 99th percentile.
+fn fetch(far: &ReplicatedBackend, value: &[u8]) -> (f64, f64) {
+    let mut lat = Vec::with_capacity(OBJECTS as usize);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..OBJECTS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = key(x % OBJECTS);
+        let t = Instant::now();
+        let v = far.read(OBJECT_STORE, &k).unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(v.as_deref(), Some(value));
+    }
+    lat.sort_by(f64::total_cmp);
+    (lat[lat.len() / 2], lat[lat.len() * 99 / 100])
+}
+
+fn measure(far: &ReplicatedBackend, servers: &mut [ServerProc]) -> Run {
+    let value: Vec<u8> = (0..OBJ).map(|i| (i * 31 % 251) as u8).collect();
+    let keys: Vec<[u8; 8]> = (0..OBJECTS).map(key).collect();
+    let t = Instant::now();
+    for chunk in keys.chunks(BATCH) {
+        let items: Vec<(&[u8], &[u8])> = chunk.iter().map(|k| (&k[..], &value[..])).collect();
+        far.write_many(OBJECT_STORE, &items).unwrap();
+    }
+    let write_mbps = (OBJECTS as usize * OBJ) as f64 / t.elapsed().as_secs_f64() / 1e6;
+    let ratio = far.stored_bytes() as f64 / (OBJECTS as usize * OBJ) as f64;
+    let (median_us, p99_us) = fetch(far, &value);
+    let (mut degraded_median_us, mut degraded_p99_us) = (f64::NAN, f64::NAN);
+    if far.replicas() > 1 || far.erasure().is_some() {
+        servers[0].kill();
+        far.keys(OBJECT_STORE).unwrap(); // notices the death
+        (degraded_median_us, degraded_p99_us) = fetch(far, &value);
+    }
+    Run {
+        ratio,
+        write_mbps,
+        median_us,
+        p99_us,
+        degraded_median_us,
+        degraded_p99_us,
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+#[test]
+#[ignore = "figures, run by hand"]
+fn erasure_figures() {
+    let modes = [
+        ("replication 1", None::<(usize, usize)>, 1),
+        ("replication 2", None, 2),
+        ("erasure 2+1", Some((2, 1)), 2),
+    ];
+    for (name, erasure, replicas) in modes {
+        let runs: Vec<Run> = (0..RUNS)
+            .map(|_| {
+                let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+                let children: Vec<Box<dyn Backend>> = servers
+                    .iter()
+                    .map(|s| Box::new(s.client()) as Box<dyn Backend>)
+                    .collect();
+                let mut far = ReplicatedBackend::new(children)
+                    .unwrap()
+                    .with_replicas(replicas);
+                if let Some((k, m)) = erasure {
+                    far = far.with_erasure(k, m).unwrap();
+                }
+                measure(&far, &mut servers)
+            })
+            .collect();
+        let pick = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        println!(
+            "{name:>14}: stored {:.3} bytes per byte, write-back {:.0} MB/s, fetch median {:.1} us, p99 {:.1} us; one server dead: median {:.1} us, p99 {:.1} us",
+            pick(|r| r.ratio),
+            pick(|r| r.write_mbps),
+            pick(|r| r.median_us),
+            pick(|r| r.p99_us),
+            pick(|r| r.degraded_median_us),
+            pick(|r| r.degraded_p99_us)
+        );
+    }
+}
+
+/// Rebuild of a SIGKILLed server's share, replication 2 against erasure 2+1: 64 MiB of 4 KiB
+/// objects on three servers, the clock from `replace_server` to the end of the rebuild;
+/// the median of three runs.
+#[test]
+#[ignore = "figures, run by hand"]
+fn erasure_rebuild_figures() {
+    const REBUILD_OBJECTS: u64 = 16_384;
+    for (name, erasure) in [("replication 2", None), ("erasure 2+1", Some((2, 1)))] {
+        let mut secs = Vec::new();
+        let mut objects = 0;
+        let mut bytes = 0;
+        for _ in 0..RUNS {
+            let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+            let children: Vec<Box<dyn Backend>> = servers
+                .iter()
+                .map(|s| Box::new(s.client()) as Box<dyn Backend>)
+                .collect();
+            let mut far = ReplicatedBackend::new(children).unwrap();
+            if let Some((k, m)) = erasure {
+                far = far.with_erasure(k, m).unwrap();
+            }
+            let far = std::sync::Arc::new(far);
+            let value = vec![0x5au8; OBJ];
+            let keys: Vec<[u8; 8]> = (0..REBUILD_OBJECTS).map(key).collect();
+            for chunk in keys.chunks(BATCH) {
+                let items: Vec<(&[u8], &[u8])> =
+                    chunk.iter().map(|k| (&k[..], &value[..])).collect();
+                far.write_many(OBJECT_STORE, &items).unwrap();
+            }
+            servers[1].kill();
+            far.keys(OBJECT_STORE).unwrap(); // notices the death
+            let new = ServerProc::start(&[]);
+            let t = Instant::now();
+            far.replace_server(1, Box::new(new.client())).unwrap();
+            far.wait_rebuilt(1, std::time::Duration::from_secs(600))
+                .unwrap();
+            secs.push(t.elapsed().as_secs_f64());
+            let s = far.stats();
+            (objects, bytes) = (s.rebuilt_objects, s.rebuilt_bytes);
+            assert_eq!(s.unrecoverable_objects, 0);
+        }
+        let secs = median(secs);
+        println!(
+            "{name:>14}: rebuilt {objects} objects ({:.1} MiB written to the replacement) in {secs:.2} s = {:.0} objects/s",
+            bytes as f64 / (1 << 20) as f64,
+            objects as f64 / secs
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! Three real `aifm-server` processes with the object store erasure-coded 2+1: a runtime with
+//! a tiny local budget pushes objects through far memory, one server is SIGKILLed half way,
+//! and every object still reads back whole; then the collections (replicated, whole or
+//! striped) against their std twins beside erasure-coded objects, across a kill.
+
+mod common;
+
+use aifm_collections::{RemHashMap, RemVec};
+use aifm_core::backend::replicated::ReplicatedBackend;
+use aifm_core::backend::{Backend, OBJECT_STORE};
+use aifm_core::{RemBox, Runtime, Scope};
+use common::ServerProc;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn value(i: u64) -> [u64; 512] {
+    let mut v = [0u64; 512];
+    for (j, x) in v.iter_mut().enumerate() {
+        *x = i.wrapping_mul(0x9e37_79b9) ^ j as u64;
+    }
+    v
+}
+
+fn erasure_coded(servers: &[ServerProc]) -> Arc<ReplicatedBackend> {
+    let children: Vec<Box<dyn Backend>> = servers
+        .iter()
+        .map(|s| Box::new(s.client()) as Box<dyn Backend>)
+        .collect();
+    Arc::new(
+        ReplicatedBackend::new(children)
+            .unwrap()
+            .with_erasure(2, 1)
+            .unwrap(),
+    )
+}
+
+/// Checks every box against `value`, with the first word of those in `changed` replaced.
+fn check(boxes: &[RemBox<[u64; 512]>], changed: &HashMap<usize, u64>, when: &str) {
+    let mut scope = Scope::new();
+    for (i, b) in boxes.iter().enumerate() {
+        let mut want = value(i as u64);
+        if let Some(&x) = changed.get(&i) {
+            want[0] = x;
+        }
+        assert_eq!(*b.deref(&scope), want, "object {i} {when}");
+        scope.renew();
+    }
+}
+
+#[test]
+fn objects_survive_a_kill_in_the_middle_of_evacuations() {
+    let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+    let far = erasure_coded(&servers);
+    let rt = Runtime::builder()
+        .local_memory(2 << 20)
+        .backend(far.clone())
+        .build()
+        .unwrap();
+    // 8 MiB of 4 KiB objects through 2 MiB of local memory, in two halves.
+    let n = 2048u64;
+    let mut boxes: Vec<RemBox<[u64; 512]>> =
+        (0..n / 2).map(|i| RemBox::new_in(value(i), &rt)).collect();
+    rt.evacuate_now();
+    let before = rt.stats().write_backs;
+    assert!(before > 0);
+    // Each server holds fragments of about a half of an object per object pushed out.
+    let stored: Vec<u64> = far.servers().iter().map(|s| s.stored_bytes()).collect();
+    assert!(stored.iter().all(|&b| b > 0), "{stored:?}");
+
+    servers[1].kill(); // SIGKILL, with half of the objects yet to come
+
+    boxes.extend((n / 2..n).map(|i| RemBox::new_in(value(i), &rt)));
+    rt.evacuate_now();
+    assert!(rt.stats().write_backs > before);
+    check(&boxes, &HashMap::new(), "after the kill");
+    // Rewrites after the death land on the two survivors (a data and a parity fragment, or
+    // two data fragments) and come back too.
+    let mut changed = HashMap::new();
+    let mut scope = Scope::new();
+    for (i, b) in boxes.iter_mut().enumerate().step_by(3) {
+        b.deref_mut(&scope)[0] = u64::MAX - i as u64;
+        changed.insert(i, u64::MAX - i as u64);
+        scope.renew();
+    }
+    drop(scope);
+    rt.evacuate_now();
+    check(&boxes, &changed, "after rewriting");
+    let s = far.stats();
+    assert_eq!((s.live, s.dead), (2, 1));
+    assert!(s.degraded_reads > 0);
+    assert_eq!(rt.stats().backend_errors, 0, "{:?}", rt.stats());
+    // A second death is one more than the code survives: a typed error, no panic.
+    let some_key = far.keys(OBJECT_STORE).unwrap().pop().unwrap();
+    servers[2].kill();
+    let e = far.read(OBJECT_STORE, &some_key).unwrap_err();
+    assert!(e.is_disconnected(), "{e}");
+}
+
+#[test]
+fn the_runtime_builder_connects_erasure_coded() {
+    let servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+    let rt = Runtime::builder()
+        .local_memory(2 << 20)
+        .servers(servers.iter().map(|s| s.addr.clone()))
+        .erasure(2, 1)
+        .build()
+        .unwrap();
+    assert!(
+        rt.backend_name().starts_with("replicated(x2, erasure 2+1:"),
+        "{}",
+        rt.backend_name()
+    );
+    let boxes: Vec<RemBox<[u64; 512]>> = (0..1024).map(|i| RemBox::new_in(value(i), &rt)).collect();
+    rt.evacuate_now();
+    assert!(rt.stats().write_backs > 0);
+    check(&boxes, &HashMap::new(), "over the builder's backend");
+}
+
+/// A deterministic operation stream (xorshift), so a failure is reproducible.
+struct Ops(u64);
+
+impl Ops {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn collections_and_coded_objects_match_their_twins_across_a_kill() {
+    const OPS: usize = 20_000;
+    let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+    let far = erasure_coded(&servers);
+    let rt = Runtime::builder()
+        .local_memory(2 << 20)
+        .backend(far.clone())
+        .build()
+        .unwrap();
+    let mut vec: RemVec<u64> = RemVec::new_in(&rt);
+    let mut vec_model: Vec<u64> = Vec::new();
+    let map: RemHashMap<u64, u64> = RemHashMap::new_in(&rt);
+    let mut map_model: HashMap<u64, u64> = HashMap::new();
+    let mut boxes: Vec<RemBox<[u64; 512]>> = Vec::new();
+    let mut box_model: Vec<u64> = Vec::new();
+    for i in 0..200_000u64 {
+        vec.push(i);
+        vec_model.push(i);
+    }
+    for k in 0..20_000u64 {
+        map.insert(k, k * 3);
+        map_model.insert(k, k * 3);
+    }
+    for i in 0..512u64 {
+        boxes.push(RemBox::new_in([i; 512], &rt));
+        box_model.push(i);
+    }
+    rt.evacuate_now();
+    assert!(rt.stats().write_backs > 0);
+    let mut ops = Ops(0xec21);
+    for n in 0..OPS {
+        if n == OPS / 2 {
+            servers[2].kill(); // SIGKILL, half way through
+        }
+        let (x, arg) = (ops.next(), ops.next());
+        match x % 8 {
+            0 => {
+                vec.push(arg);
+                vec_model.push(arg);
+            }
+            1 => {
+                let i = (arg % vec_model.len() as u64) as usize;
+                assert_eq!(vec.get_cloned(i), Some(vec_model[i]), "vec[{i}] at op {n}");
+            }
+            2 => {
+                let i = (arg % vec_model.len() as u64) as usize;
+                vec.set(i, arg);
+                vec_model[i] = arg;
+            }
+            3 => {
+                let k = arg % 30_000;
+                assert_eq!(
+                    map.get_cloned(&k),
+                    map_model.get(&k).copied(),
+                    "map[{k}] at op {n}"
+                );
+            }
+            4 => {
+                let k = arg % 30_000;
+                assert_eq!(
+                    map.insert(k, arg),
+                    map_model.insert(k, arg),
+                    "insert {k} at op {n}"
+                );
+            }
+            5 => {
+                let k = arg % 30_000;
+                assert_eq!(map.remove(&k), map_model.remove(&k), "remove {k} at op {n}");
+            }
+            6 => {
+                let i = (arg % boxes.len() as u64) as usize;
+                let scope = Scope::new();
+                assert!(
+                    boxes[i].deref(&scope).iter().all(|&w| w == box_model[i]),
+                    "box {i} at op {n}"
+                );
+            }
+            _ => {
+                let i = (arg % boxes.len() as u64) as usize;
+                let scope = Scope::new();
+                *boxes[i].deref_mut(&scope) = [arg; 512];
+                box_model[i] = arg;
+            }
+        }
+        if n % 4_000 == 0 {
+            rt.evacuate_now(); // keep far memory in the game on both sides of the kill
+        }
+    }
+    assert_eq!(vec.iter().collect::<Vec<_>>(), vec_model);
+    let mut pairs: Vec<(u64, u64)> = map.iter().collect();
+    pairs.sort_unstable();
+    let mut model_pairs: Vec<(u64, u64)> = map_model.into_iter().collect();
+    model_pairs.sort_unstable();
+    assert_eq!(pairs, model_pairs);
+    let mut scope = Scope::new();
+    for (i, b) in boxes.iter().enumerate() {
+        assert!(
+            b.deref(&scope).iter().all(|&w| w == box_model[i]),
+            "box {i} at the end"
+        );
+        scope.renew();
+    }
+    drop(scope);
+    let s = far.stats();
+    assert_eq!((s.live, s.dead), (2, 1), "{}", rt.stats());
+}
