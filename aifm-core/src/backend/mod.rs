@@ -12,12 +12,16 @@
 //! * [`tcp`]: one `aifm-server`, over a pipelined TCP connection.
 //! * [`replicated`]: several servers, each object on `replicas` of them (rendezvous
 //!   placement), surviving the death of servers as long as one replica of each object lives.
+//! * `redis` (cargo feature `redis`): a Redis Cluster or Valkey cluster, the structures'
+//!   operations run in the client (`redis::RedisClusterBackend`).
 //!
 //! Batched forms have default implementations that loop; a networked backend overrides them to
 //! pay one round trip per batch.
 
 pub mod embedded;
 pub mod faulty;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod replicated;
 pub mod tcp;
 
@@ -127,6 +131,10 @@ pub trait Backend: Send + Sync + 'static {
 /// the result is then a [`replicated::ReplicatedBackend`] over all of them with the default
 /// replication factor (2); see [`connect_replicated`] to choose another.
 ///
+/// With the `redis` feature, `redis://host:port[,host:port...]` connects to a Redis Cluster
+/// (`redis::RedisClusterBackend`, default settings); without it, such an address is a
+/// [`crate::Error::Config`] error.
+///
 /// # Errors
 /// [`crate::Error::Disconnected`] when a server cannot be reached,
 /// [`crate::Error::AuthFailed`] for a wrong or missing token, [`crate::Error::Config`] for a
@@ -159,6 +167,14 @@ pub fn connect(addr: &str) -> Result<Box<dyn Backend>> {
 /// assert!(matches!(e, aifm_core::Error::Config(_)));
 /// ```
 pub fn connect_replicated(addr: &str, replicas: Option<usize>) -> Result<Box<dyn Backend>> {
+    if addr.trim_start().starts_with("redis://") {
+        #[cfg(feature = "redis")]
+        return Ok(Box::new(redis::RedisClusterBackend::connect(addr)?));
+        #[cfg(not(feature = "redis"))]
+        return Err(crate::Error::Config(format!(
+            "{addr:?} needs aifm built with the `redis` feature"
+        )));
+    }
     let addrs: Vec<&str> = addr
         .split(',')
         .map(str::trim)
