@@ -52,6 +52,7 @@
 
 pub mod device;
 mod iter;
+pub(crate) mod local;
 pub mod ops;
 
 pub use device::DEVICE;
