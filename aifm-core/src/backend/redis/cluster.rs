@@ -133,8 +133,10 @@ impl Cluster {
 
     /// The current slot map and its generation.
     pub fn topology(&self) -> (Arc<Topology>, u64) {
-        let (t, at, generation) = &*self.topo.read().unwrap();
-        let (t, generation) = (t.clone(), *generation);
+        let (t, at, generation) = {
+            let g = self.topo.read().unwrap();
+            (g.0.clone(), g.1, g.2)
+        };
         if at.elapsed() > REFRESH_EVERY {
             if let Ok(_g) = self.refresh_lock.try_lock() {
                 // Best effort: a failed periodic refresh keeps the old map.
