@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 type Objects = BTreeMap<Vec<u8>, Vec<u8>>;
+type Structures = Vec<(String, Vec<u8>, Arc<Mutex<Objects>>)>;
 
 /// Far structures in this process, by (device, params).
 #[derive(Default)]
 struct MemFar {
-    structures: Mutex<Vec<(String, Vec<u8>, Arc<Mutex<Objects>>)>>,
+    structures: Mutex<Structures>,
 }
 
 impl MemFar {

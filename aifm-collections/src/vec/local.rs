@@ -48,14 +48,17 @@ impl LocalDevice for LocalVec {
     }
 }
 
+/// The first chunk index of a window and its chunks (`None`: not in far memory).
+type Window = (u64, Vec<Option<Arc<[u8]>>>);
+
 /// A vector's chunks in far memory, read a window at a time.
 pub(crate) struct FarChunks<'a> {
     /// Where other vectors are looked up.
     root: &'a dyn FarObjects,
     /// This vector's objects when they are not `root`'s.
     own: Option<Box<dyn FarObjects + 'a>>,
-    /// The first chunk index of the window and its chunks.
-    window: RefCell<(u64, Vec<Option<Arc<[u8]>>>)>,
+    /// The chunks read last.
+    window: RefCell<Window>,
     /// Other vectors already found, by token.
     others: RefCell<HashMap<u128, Arc<FarChunks<'a>>>>,
 }
@@ -106,6 +109,9 @@ impl ChunkSource for FarChunks<'_> {
         let objects = root.find(DEVICE, &token.to_le_bytes())?.ok_or_else(|| {
             Error::Remote(format!("{DEVICE}: no vector with the given token here"))
         })?;
+        // An `Arc` only because the device's sources are shared ones; this one stays on the
+        // request's thread.
+        #[allow(clippy::arc_with_non_send_sync)]
         let o = Arc::new(FarChunks::new(root, Some(objects)));
         self.others.borrow_mut().insert(token, o.clone());
         Ok(o)
