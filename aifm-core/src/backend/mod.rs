@@ -132,7 +132,7 @@ pub trait Backend: Send + Sync + 'static {
 /// replication factor (2); see [`connect_replicated`] to choose another.
 ///
 /// With the `redis` feature, `redis://host:port[,host:port...]` connects to a Redis Cluster
-/// (`redis::RedisClusterBackend`, default settings); without it, such an address is a
+/// (`redis::RedisClusterBackend`, settings from `AIFM_REDIS_*` variables); without it, such an address is a
 /// [`crate::Error::Config`] error.
 ///
 /// # Errors

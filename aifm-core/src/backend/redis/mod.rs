@@ -129,6 +129,44 @@ impl RedisClusterBuilder {
         }
     }
 
+    /// [`RedisClusterBuilder::new`] with settings from the environment, for programs that
+    /// pick their backend by address (`backend::connect`): `AIFM_REDIS_NAMESPACE`,
+    /// `AIFM_REDIS_ACKS` (replica acknowledgements) and `AIFM_REDIS_DEADLINE_MS` (failover
+    /// deadline), each optional.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a variable that is not a number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::redis::RedisClusterBuilder;
+    /// assert!(RedisClusterBuilder::from_env("redis://127.0.0.1:7000").is_ok());
+    /// ```
+    pub fn from_env(seeds: &str) -> Result<Self> {
+        let mut b = Self::new(seeds);
+        let num = |var: &str| -> Result<Option<u64>> {
+            match std::env::var(var) {
+                Ok(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| Error::Config(format!("{var}={v:?} is not a number"))),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Ok(ns) = std::env::var("AIFM_REDIS_NAMESPACE") {
+            b = b.namespace(&ns);
+        }
+        if let Some(n) = num("AIFM_REDIS_ACKS")? {
+            b = b.replica_acks(n as usize);
+        }
+        if let Some(ms) = num("AIFM_REDIS_DEADLINE_MS")? {
+            b = b.failover_deadline(Duration::from_millis(ms));
+        }
+        Ok(b)
+    }
+
     /// The key namespace (default: `aifm-` and 16 random hex digits). Letters, digits and
     /// `-_.:` only, at most 64 bytes. Two live backends must not share one.
     ///
@@ -373,10 +411,10 @@ fn int(v: &Value) -> i64 {
 }
 
 impl RedisClusterBackend {
-    /// Connects with the default settings of [`RedisClusterBuilder`].
+    /// Connects with the settings of [`RedisClusterBuilder::from_env`].
     ///
     /// # Errors
-    /// As [`RedisClusterBuilder::build`].
+    /// As [`RedisClusterBuilder::from_env`] and [`RedisClusterBuilder::build`].
     ///
     /// # Examples
     ///
@@ -385,7 +423,7 @@ impl RedisClusterBackend {
     /// assert!(RedisClusterBackend::connect("redis://127.0.0.1:1").unwrap_err().is_disconnected());
     /// ```
     pub fn connect(addr: &str) -> Result<Self> {
-        RedisClusterBuilder::new(addr).build()
+        RedisClusterBuilder::from_env(addr)?.build()
     }
 
     /// The key namespace of this client.
