@@ -84,6 +84,71 @@ fn backend_on_a_cluster() {
     far.construct(9, OBJECT_STORE_DEVICE, &[]).unwrap();
     assert_eq!(far.read(9, &0u32.to_le_bytes()).unwrap(), None);
 
+    // The collections' offloaded operations run in the client, over the cluster, and agree
+    // with their local code.
+    {
+        use aifm_collections::vec::Aggregate;
+        use aifm_collections::{Exec, RemHashMap, RemVec};
+        let rt = aifm_core::Runtime::builder()
+            .local_memory(2 << 20)
+            .backend(RedisClusterBackend::connect(&cluster.addr).unwrap())
+            .build()
+            .unwrap();
+        let n = 200_000u64;
+        let mut v: RemVec<u64> = RemVec::new_in(&rt);
+        v.extend((0..n).map(|i| (i * 7919) % 10_007));
+        let mut keys: RemVec<u16> = RemVec::new_in(&rt);
+        keys.extend((0..n).map(|i| (i % 97) as u16));
+        let mut perm: RemVec<u64> = RemVec::new_in(&rt);
+        perm.extend((0..n).map(|i| (i * 65_537) % n));
+        rt.evacuate_now();
+        assert_eq!(
+            v.try_sum(Exec::Remote).unwrap(),
+            v.try_sum(Exec::Local).unwrap()
+        );
+        assert_eq!(
+            v.try_group_by(&keys, Aggregate::Mean, Exec::Remote)
+                .unwrap(),
+            v.try_group_by(&keys, Aggregate::Mean, Exec::Local).unwrap()
+        );
+        let remote = v.try_permute(&perm, Exec::Remote).unwrap();
+        let local = v.try_permute(&perm, Exec::Local).unwrap();
+        assert_eq!(
+            remote.iter().collect::<Vec<_>>(),
+            local.iter().collect::<Vec<_>>()
+        );
+        let remote = v.try_copy_range(1000..150_000, Exec::Remote).unwrap();
+        assert_eq!(
+            remote.iter().collect::<Vec<_>>(),
+            v.iter().skip(1000).take(149_000).collect::<Vec<_>>()
+        );
+        let map: RemHashMap<u64, u64> = RemHashMap::new_in(&rt);
+        for k in 0..50_000u64 {
+            map.insert(k, k + 1);
+        }
+        rt.evacuate_now();
+        assert!(map.local_len() < 50_000, "pairs went to far memory");
+        map.retain(|k, _| k % 3 != 0);
+        assert_eq!(map.len(), 33_333);
+        let mut pairs: Vec<(u64, u64)> = map.iter().collect();
+        pairs.sort_unstable();
+        assert_eq!(
+            pairs,
+            (0..50_000)
+                .filter(|k| k % 3 != 0)
+                .map(|k| (k, k + 1))
+                .collect::<Vec<_>>()
+        );
+        map.clear();
+        assert_eq!(map.iter().count(), 0);
+        assert_eq!(map.get_cloned(&1), None);
+    }
+    assert_eq!(
+        cluster.keys(),
+        0,
+        "the runtime's backend deleted its keys when dropped"
+    );
+
     // Two clients share the cluster without seeing each other; dropping one deletes its keys.
     let other = RedisClusterBuilder::new(&cluster.addr)
         .namespace("other-client")
