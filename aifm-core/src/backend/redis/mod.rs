@@ -49,7 +49,13 @@
 //! growing pause (2 ms doubling to 250 ms) until [`RedisClusterBuilder::failover_deadline`]
 //! (default 15 s, above a small cluster's failover time); then the call fails with
 //! [`Error::Disconnected`] or [`Error::Timeout`]. Error replies that are the server's answer
-//! fail at once (`OOM` as [`Error::ServerFull`], others as [`Error::Remote`]).
+//! fail at once (`OOM` as [`Error::ServerFull`], others as [`Error::Remote`]). During a
+//! resharding, a key being migrated (`ASK`) is retried the same way until its slot has moved
+//! (the client sends no `ASKING`).
+//!
+//! Limits: one client's changes to one key must not overlap (the runtime never has two in
+//! flight), since a re-sent batch rewrites what it wrote before; TLS and authentication are
+//! not supported.
 //!
 //! # Devices
 //!
