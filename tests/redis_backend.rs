@@ -172,6 +172,23 @@ fn backend_on_a_cluster() {
     drop(far);
     assert_eq!(cluster.keys(), 0);
 
+    // A replica dies: its master's changes are acknowledged by the master alone (counted),
+    // after one short WAIT; nothing fails.
+    let far = RedisClusterBackend::connect(&cluster.addr).unwrap();
+    let replica = (cluster.base..cluster.base + 6)
+        .find(|p| !cluster.masters().contains(p))
+        .unwrap();
+    cluster.kill(replica);
+    let items: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (&k[..], &b"after"[..])).collect();
+    far.write_many(OBJECT_STORE, &items).unwrap();
+    assert_eq!(
+        far.read(OBJECT_STORE, &keys[7]).unwrap().as_deref(),
+        Some(&b"after"[..])
+    );
+    let s = far.stats();
+    assert!(s.unreplicated_batches > 0, "{s:?}");
+    drop(far);
+
     // A dead cluster: calls fail with a typed error once the deadline passes.
     let far = RedisClusterBuilder::new(&cluster.addr)
         .failover_deadline(Duration::from_millis(300))
