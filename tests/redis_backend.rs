@@ -172,6 +172,37 @@ fn backend_on_a_cluster() {
     drop(far);
     assert_eq!(cluster.keys(), 0);
 
+    // A manual failover (a replica takes over its master's slots, gracefully): the client's
+    // slot map is stale, the old master answers MOVED, and the client follows.
+    let far = RedisClusterBackend::connect(&cluster.addr).unwrap();
+    let items: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (&k[..], &b"before"[..])).collect();
+    far.write_many(OBJECT_STORE, &items).unwrap();
+    let old_masters = cluster.masters();
+    let replica = (cluster.base..cluster.base + 6)
+        .find(|p| !old_masters.contains(p))
+        .unwrap();
+    assert_eq!(cluster.cli(replica, &["cluster", "failover"]).trim(), "OK");
+    for _ in 0..200 {
+        if cluster.masters().contains(&replica) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        cluster.masters().contains(&replica),
+        "the manual failover happened"
+    );
+    let got = far.read_many(OBJECT_STORE, &refs[..2000]).unwrap();
+    assert!(got.iter().all(|v| v.as_deref() == Some(&b"before"[..])));
+    assert!(
+        far.stats().retried_rounds > 0,
+        "redirected: {:?}",
+        far.stats()
+    );
+    far.remove_many(OBJECT_STORE, &refs[..2000]).unwrap();
+    assert_eq!(far.stored_bytes(), 0);
+    drop(far);
+
     // A replica dies: its master's changes are acknowledged by the master alone (counted),
     // after one short WAIT; nothing fails.
     let far = RedisClusterBackend::connect(&cluster.addr).unwrap();

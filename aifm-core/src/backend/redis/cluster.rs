@@ -90,8 +90,11 @@ enum Failure {
 }
 
 fn classify(e: &::redis::ServerError) -> Failure {
-    let msg = e.to_string();
-    match e.code() {
+    classify_code(e.code(), &e.to_string())
+}
+
+fn classify_code(code: &str, msg: &str) -> Failure {
+    match code {
         "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "LOADING" | "READONLY" => {
             Failure::Retry(Error::Disconnected(format!("cluster: {msg}")))
         }
@@ -303,11 +306,9 @@ impl Cluster {
                                 replies.push(v);
                                 continue;
                             }
-                            Err(e) => match e.kind() {
-                                ::redis::ErrorKind::Server(_) => {
-                                    Failure::Fatal(Error::Remote(format!("redis: {e}")))
-                                }
-                                _ => {
+                            Err(e) => match e.code() {
+                                Some(code) => classify_code(code, &e.to_string()),
+                                None => {
                                     healthy = false;
                                     last = transport(addr, &e);
                                     retry.extend_from_slice(&idxs[pos..]);
@@ -493,5 +494,49 @@ impl Cluster {
             self.pools.put(&m.addr, conn);
         }
         Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_replies_are_classified() {
+        for code in [
+            "MOVED",
+            "ASK",
+            "TRYAGAIN",
+            "CLUSTERDOWN",
+            "MASTERDOWN",
+            "LOADING",
+            "READONLY",
+        ] {
+            assert!(
+                matches!(
+                    classify_code(code, "x"),
+                    Failure::Retry(Error::Disconnected(_))
+                ),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            classify_code("OOM", "x"),
+            Failure::Fatal(Error::ServerFull { .. })
+        ));
+        assert!(matches!(
+            classify_code("ERR", "x"),
+            Failure::Fatal(Error::Remote(_))
+        ));
+        assert!(matches!(
+            classify_code("WRONGTYPE", "x"),
+            Failure::Fatal(Error::Remote(_))
+        ));
+    }
+
+    #[test]
+    fn wait_is_packed_with_at_least_a_millisecond() {
+        let w = String::from_utf8(wait_cmd(1, Duration::from_micros(10))).unwrap();
+        assert_eq!(w, "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$1\r\n1\r\n");
     }
 }
