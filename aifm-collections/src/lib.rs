@@ -48,6 +48,8 @@
 mod common;
 pub mod hashmap;
 pub mod list;
+#[cfg(test)]
+mod local_tests;
 pub mod prefetch;
 pub mod queue;
 pub mod vec;
@@ -58,6 +60,7 @@ pub use list::RemList;
 pub use queue::RemQueue;
 pub use vec::RemVec;
 
+use aifm_core::engine::local::LocalDeviceRegistry;
 use aifm_core::engine::{DeviceRegistry, Engine};
 
 /// Registers the remote devices of every collection of this crate (`aifm.vec`, …) in
@@ -76,8 +79,29 @@ pub fn register_devices(registry: &DeviceRegistry) {
     registry.register(hashmap::DEVICE, hashmap::device::factory);
 }
 
-/// Registers the devices with the process-wide engine, once.
+/// Registers the client-side halves of the devices (`aifm.vec`, `aifm.hashmap`) in
+/// `registry`: what a backend that runs no aifm code (a Redis Cluster) runs in the client
+/// instead (see `aifm_core::engine::local`). In-process use needs nothing: the collections
+/// register with [`LocalDeviceRegistry::global`] on first use.
+///
+/// # Examples
+///
+/// ```
+/// let registry = aifm_core::engine::local::LocalDeviceRegistry::default();
+/// aifm_collections::register_local_devices(&registry);
+/// assert!(registry.contains(aifm_collections::hashmap::DEVICE));
+/// assert!(registry.contains(aifm_collections::vec::DEVICE));
+/// ```
+pub fn register_local_devices(registry: &LocalDeviceRegistry) {
+    registry.register(vec::DEVICE, vec::local::factory);
+    registry.register(hashmap::DEVICE, hashmap::local::factory);
+}
+
+/// Registers the devices with the process-wide engine and local registry, once.
 pub(crate) fn ensure_devices() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| register_devices(Engine::global().registry()));
+    ONCE.call_once(|| {
+        register_devices(Engine::global().registry());
+        register_local_devices(LocalDeviceRegistry::global());
+    });
 }

@@ -6,7 +6,8 @@
 //!
 //! * `AIFM_LOCAL_MEMORY`: the local budget (`512MiB`, `2GiB`, or bytes; default 256 MiB);
 //! * `AIFM_SERVER`: `host:port` of a memory server, or several separated by commas
-//!   (`host1:port,host2:port,...`: replicated, factor 2; default: the embedded far store);
+//!   (`host1:port,host2:port,...`: replicated, factor 2; default: the embedded far store),
+//!   or `redis://host:port,...` for a Redis Cluster (feature `redis`);
 //! * `AIFM_ERASURE`: `k+m` (`2+1`) to erasure-code the object store over several servers
 //!   ([`RuntimeBuilder::erasure`]).
 //!

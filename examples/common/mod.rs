@@ -17,8 +17,9 @@ pub struct Common {
     /// Local-memory budget for aifm-rs, in MiB.
     #[arg(long, default_value_t = 256)]
     pub local_mib: usize,
-    /// Where far memory lives: `embedded` (in-process), a memory server's `HOST:PORT`, or
-    /// several servers `HOST:PORT,HOST:PORT,...` (objects replicated across them).
+    /// Where far memory lives: `embedded` (in-process), a memory server's `HOST:PORT`,
+    /// several servers `HOST:PORT,HOST:PORT,...` (objects replicated across them), or a Redis
+    /// Cluster `redis://HOST:PORT,...` (built with `--features redis`).
     #[arg(long, default_value = "embedded")]
     pub backend: String,
     /// Replication factor with several servers (default 2).
@@ -144,7 +145,7 @@ pub fn report(args: &Common, rt: Option<&Runtime>, outcome: Outcome<'_>) {
     let mut line = serde_json::json!({
         "workload": workload,
         "system": args.system(),
-        "backend": if args.all_local { "none" } else if args.backend == "embedded" { "embedded" } else { "tcp" },
+        "backend": if args.all_local { "none" } else if args.backend == "embedded" { "embedded" } else if args.backend.starts_with("redis://") { "redis" } else { "tcp" },
         "local_mib": if args.all_local { serde_json::Value::Null } else { args.local_mib.into() },
         "data_mib": data_mib,
         "ops": ops,

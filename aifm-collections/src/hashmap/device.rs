@@ -67,7 +67,7 @@ struct MapDevice {
     quota: Arc<Quota>,
 }
 
-fn shard_of(key: &[u8]) -> Result<u16> {
+pub(crate) fn shard_of(key: &[u8]) -> Result<u16> {
     Ok(u16::from_le_bytes(
         key.get(..2)
             .ok_or_else(|| Error::Remote(format!("{DEVICE}: key without a shard prefix")))?

@@ -39,6 +39,7 @@
 //! offered soundly; [`RemHashMap::get`] returns a [`Ref`] that carries both.
 
 pub mod device;
+pub(crate) mod local;
 
 use crate::common::fail;
 use crate::vec::RemVec;

@@ -125,25 +125,15 @@ pub(crate) enum Reply {
 
 type Shard = Mutex<HashMap<u64, Arc<[u8]>>>;
 
-/// The chunks of one vector.
-pub(crate) struct VecStore {
-    shards: Box<[Shard]>,
-    quota: Arc<Quota>,
-}
+/// Where a request's chunks come from: the device's own tables, or far objects read by the
+/// client when the backend runs no aifm code (see `super::local`). Every computation below
+/// runs over this, so both give the same answers.
+pub(crate) trait ChunkSource {
+    /// The bytes of chunk `i`.
+    fn chunk(&self, i: u64) -> Result<Arc<[u8]>>;
 
-impl VecStore {
-    fn shard(&self, key: u64) -> &Shard {
-        &self.shards[key as usize % SHARDS]
-    }
-
-    fn chunk(&self, i: u64) -> Result<Arc<[u8]>> {
-        self.shard(i)
-            .lock()
-            .unwrap()
-            .get(&i)
-            .cloned()
-            .ok_or_else(|| Error::Remote(format!("{DEVICE}: chunk {i} is not in far memory")))
-    }
+    /// The other vector of a request, by its token.
+    fn other(&self, token: u128) -> Result<Arc<dyn ChunkSource + '_>>;
 
     /// Calls `f` on the raw bytes of elements `from..to`, chunk by chunk, in order.
     fn for_range(
@@ -151,7 +141,7 @@ impl VecStore {
         shape: Shape,
         from: u64,
         to: u64,
-        mut f: impl FnMut(&[u8]) -> Result<()>,
+        f: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
         let e = shape.elem as u64;
         let mut i = from;
@@ -167,6 +157,33 @@ impl VecStore {
             i += n;
         }
         Ok(())
+    }
+}
+
+/// The chunks of one vector.
+pub(crate) struct VecStore {
+    shards: Box<[Shard]>,
+    quota: Arc<Quota>,
+}
+
+impl VecStore {
+    fn shard(&self, key: u64) -> &Shard {
+        &self.shards[key as usize % SHARDS]
+    }
+}
+
+impl ChunkSource for VecStore {
+    fn chunk(&self, i: u64) -> Result<Arc<[u8]>> {
+        self.shard(i)
+            .lock()
+            .unwrap()
+            .get(&i)
+            .cloned()
+            .ok_or_else(|| Error::Remote(format!("{DEVICE}: chunk {i} is not in far memory")))
+    }
+
+    fn other(&self, token: u128) -> Result<Arc<dyn ChunkSource + '_>> {
+        Ok(lookup(token)?)
     }
 }
 
@@ -266,26 +283,7 @@ impl RemoteDevice for VecDevice {
     }
 
     fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        let reply = match opcode {
-            OP => run(&self.store, aifm_core::codec::decode_serde(input)?)?,
-            OP_SHARD => {
-                let shard = aifm_core::backend::sharded::decode_shard_input(input)?;
-                let chunks = shard
-                    .keys
-                    .iter()
-                    .map(|k| key_of(k))
-                    .collect::<Result<Vec<u64>>>()?;
-                run_shard(
-                    &self.store,
-                    &chunks,
-                    aifm_core::codec::decode_serde(shard.input)?,
-                )?
-            }
-            _ => return Err(Error::UnknownOpcode(opcode)),
-        };
-        let mut out = Vec::new();
-        aifm_core::codec::encode_serde(&reply, &mut out)?;
-        Ok(out)
+        execute(&*self.store, opcode, input)
     }
 
     /// Chunk indices as their 8-byte little-endian keys (the order is bytewise, as for every
@@ -340,10 +338,10 @@ fn decode<T: Numeric>(bytes: &[u8]) -> Result<Vec<T>> {
     aifm_core::codec::decode_pod_vec(bytes)
 }
 
-fn aggregate<T: Numeric>(s: &VecStore, agg: Aggregate, shape: Shape) -> Result<Reply> {
+fn aggregate<T: Numeric>(s: &dyn ChunkSource, agg: Aggregate, shape: Shape) -> Result<Reply> {
     check_elem::<T>(&shape)?;
     let mut acc = Acc::<T>::new(agg);
-    s.for_range(shape, 0, shape.len, |b| {
+    s.for_range(shape, 0, shape.len, &mut |b| {
         acc.push_slice(&decode::<T>(b)?);
         Ok(())
     })?;
@@ -351,13 +349,19 @@ fn aggregate<T: Numeric>(s: &VecStore, agg: Aggregate, shape: Shape) -> Result<R
 }
 
 /// Reads a key or index vector as `i128`s over `from..to`.
-fn read_ints(other: &Other, kind: NumKind, from: u64, to: u64) -> Result<Vec<i128>> {
+fn read_ints(
+    s: &dyn ChunkSource,
+    other: &Other,
+    kind: NumKind,
+    from: u64,
+    to: u64,
+) -> Result<Vec<i128>> {
     fn widen<K: super::ops::GroupKey>(b: &[u8], out: &mut Vec<i128>) -> Result<()> {
         out.extend(decode::<K>(b)?.into_iter().map(K::to_i128));
         Ok(())
     }
     fn go<K: Numeric>(
-        s: &VecStore,
+        s: &dyn ChunkSource,
         o: &Other,
         from: u64,
         to: u64,
@@ -365,7 +369,7 @@ fn read_ints(other: &Other, kind: NumKind, from: u64, to: u64) -> Result<Vec<i12
     ) -> Result<Vec<i128>> {
         check_elem::<K>(&o.shape)?;
         let mut out = Vec::with_capacity((to - from) as usize);
-        s.for_range(o.shape, from, to, |b| match kind {
+        s.for_range(o.shape, from, to, &mut |b| match kind {
             NumKind::U8 => widen::<u8>(b, &mut out),
             NumKind::U16 => widen::<u16>(b, &mut out),
             NumKind::U32 => widen::<u32>(b, &mut out),
@@ -380,12 +384,12 @@ fn read_ints(other: &Other, kind: NumKind, from: u64, to: u64) -> Result<Vec<i12
         })?;
         Ok(out)
     }
-    let store = lookup(other.token)?;
-    by_kind!(kind, go(&store, other, from, to, kind))
+    let store = s.other(other.token)?;
+    by_kind!(kind, go(&*store, other, from, to, kind))
 }
 
 fn group_by<T: Numeric>(
-    s: &VecStore,
+    s: &dyn ChunkSource,
     agg: Aggregate,
     shape: Shape,
     key_kind: NumKind,
@@ -402,9 +406,9 @@ fn group_by<T: Numeric>(
     let mut i = 0;
     while i < shape.len {
         let to = (i + shape.chunk_len).min(shape.len);
-        let ks = read_ints(&keys, key_kind, i, to)?;
+        let ks = read_ints(s, &keys, key_kind, i, to)?;
         let mut at = 0;
-        s.for_range(shape, i, to, |b| {
+        s.for_range(shape, i, to, &mut |b| {
             for x in decode::<T>(b)? {
                 acc.push(ks[at], x);
                 at += 1;
@@ -424,9 +428,9 @@ fn group_by<T: Numeric>(
     ))
 }
 
-fn gather(s: &VecStore, shape: Shape, idx: Other, from: u64, to: u64) -> Result<Vec<u8>> {
+fn gather(s: &dyn ChunkSource, shape: Shape, idx: Other, from: u64, to: u64) -> Result<Vec<u8>> {
     let e = shape.elem as usize;
-    let ids = read_ints(&idx, NumKind::U64, from, to)?;
+    let ids = read_ints(s, &idx, NumKind::U64, from, to)?;
     // Visit each needed chunk once: sort output positions by source index.
     let mut order: Vec<(u64, usize)> = Vec::with_capacity(ids.len());
     for (j, &i) in ids.iter().enumerate() {
@@ -460,7 +464,7 @@ fn gather(s: &VecStore, shape: Shape, idx: Other, from: u64, to: u64) -> Result<
 /// Prefix of the error a device reports for an out-of-bounds index (the client panics on it).
 pub(crate) const OOB: &str = "aifm.vec: index out of bounds";
 
-fn is_permutation(idx: Other, n: u64) -> Result<bool> {
+fn is_permutation(s: &dyn ChunkSource, idx: Other, n: u64) -> Result<bool> {
     if idx.shape.len != n {
         return Ok(false);
     }
@@ -469,7 +473,7 @@ fn is_permutation(idx: Other, n: u64) -> Result<bool> {
     let mut i = 0;
     while i < n {
         let to = (i + step).min(n);
-        for x in read_ints(&idx, NumKind::U64, i, to)? {
+        for x in read_ints(s, &idx, NumKind::U64, i, to)? {
             match seen.get_mut(x as usize) {
                 Some(s) if !*s => *s = true,
                 _ => return Ok(false),
@@ -492,13 +496,13 @@ fn chunk_part(shape: &Shape, c: u64, from: u64, to: u64) -> Option<(u64, u64)> {
     (start < end).then_some((start, end))
 }
 
-fn partial<T: Numeric>(s: &VecStore, shape: Shape, chunks: &[u64]) -> Result<Reply> {
+fn partial<T: Numeric>(s: &dyn ChunkSource, shape: Shape, chunks: &[u64]) -> Result<Reply> {
     check_elem::<T>(&shape)?;
     let mut p = Partial::<T>::new();
     for &c in chunks {
         let (from, to) = chunk_part(&shape, c, 0, shape.len)
             .ok_or_else(|| Error::Remote(format!("{DEVICE}: chunk {c} is past the end")))?;
-        s.for_range(shape, from, to, |b| {
+        s.for_range(shape, from, to, &mut |b| {
             p.push_slice(&decode::<T>(b)?);
             Ok(())
         })?;
@@ -506,7 +510,7 @@ fn partial<T: Numeric>(s: &VecStore, shape: Shape, chunks: &[u64]) -> Result<Rep
     Ok(Reply::Partial(p.to_wire()))
 }
 
-fn pick(s: &VecStore, shape: Shape, chunks: &[u64], idx: &[u64]) -> Result<Reply> {
+fn pick(s: &dyn ChunkSource, shape: Shape, chunks: &[u64], idx: &[u64]) -> Result<Reply> {
     let e = shape.elem as usize;
     if shape.chunk_len == 0 || e == 0 {
         return Err(Error::Remote(format!("{DEVICE}: bad shape {shape:?}")));
@@ -552,7 +556,7 @@ fn pick(s: &VecStore, shape: Shape, chunks: &[u64], idx: &[u64]) -> Result<Reply
 }
 
 /// Runs a sharded request over the shard's `chunks`.
-fn run_shard(s: &VecStore, chunks: &[u64], req: Request) -> Result<Reply> {
+fn run_shard(s: &dyn ChunkSource, chunks: &[u64], req: Request) -> Result<Reply> {
     match req {
         Request::Partial { kind, shape } => by_kind!(kind, partial(s, shape, chunks)),
         Request::Pieces { shape, from, to } => {
@@ -568,7 +572,7 @@ fn run_shard(s: &VecStore, chunks: &[u64], req: Request) -> Result<Reply> {
                     continue;
                 };
                 let mut bytes = Vec::with_capacity(((b - a) * shape.elem as u64) as usize);
-                s.for_range(shape, a, b, |part| {
+                s.for_range(shape, a, b, &mut |part| {
                     bytes.extend_from_slice(part);
                     Ok(())
                 })?;
@@ -583,7 +587,29 @@ fn run_shard(s: &VecStore, chunks: &[u64], req: Request) -> Result<Reply> {
     }
 }
 
-fn run(s: &VecStore, req: Request) -> Result<Reply> {
+/// Runs one encoded operation (`opcode` [`OP`] or [`OP_SHARD`]) over `s`'s chunks and
+/// encodes the reply: the whole of the device's `compute`, shared with the client-side
+/// device that runs it over chunks read from a store without aifm code (`local.rs`).
+pub(crate) fn execute(s: &dyn ChunkSource, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+    let reply = match opcode {
+        OP => run(s, aifm_core::codec::decode_serde(input)?)?,
+        OP_SHARD => {
+            let shard = aifm_core::backend::sharded::decode_shard_input(input)?;
+            let chunks = shard
+                .keys
+                .iter()
+                .map(|k| key_of(k))
+                .collect::<Result<Vec<u64>>>()?;
+            run_shard(s, &chunks, aifm_core::codec::decode_serde(shard.input)?)?
+        }
+        _ => return Err(Error::UnknownOpcode(opcode)),
+    };
+    let mut out = Vec::new();
+    aifm_core::codec::encode_serde(&reply, &mut out)?;
+    Ok(out)
+}
+
+pub(crate) fn run(s: &dyn ChunkSource, req: Request) -> Result<Reply> {
     match req {
         Request::Aggregate { kind, agg, shape } => by_kind!(kind, aggregate(s, agg, shape)),
         Request::GroupBy {
@@ -599,7 +625,7 @@ fn run(s: &VecStore, req: Request) -> Result<Reply> {
             from,
             to,
         } => gather(s, shape, idx, from, to).map(Reply::Bytes),
-        Request::IsPermutation { idx, n } => is_permutation(idx, n).map(Reply::Bool),
+        Request::IsPermutation { idx, n } => is_permutation(s, idx, n).map(Reply::Bool),
         Request::CopyRange { shape, from, to } => {
             let mut out = Vec::with_capacity(((to - from) * shape.elem as u64) as usize);
             if to > shape.len || from > to {
@@ -608,7 +634,7 @@ fn run(s: &VecStore, req: Request) -> Result<Reply> {
                     shape.len
                 )));
             }
-            s.for_range(shape, from, to, |b| {
+            s.for_range(shape, from, to, &mut |b| {
                 out.extend_from_slice(b);
                 Ok(())
             })?;

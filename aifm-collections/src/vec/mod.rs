@@ -73,6 +73,7 @@
 
 pub mod device;
 mod iter;
+pub(crate) mod local;
 pub mod ops;
 mod striped;
 

@@ -14,6 +14,8 @@
 //!   placement), surviving the death of servers as long as one replica of each object lives;
 //!   optionally with the object store erasure-coded instead (`k` data + `m` parity fragments
 //!   per object, surviving `m` dead servers for `(k + m) / k` times the memory).
+//! * `redis` (cargo feature `redis`): a Redis Cluster or Valkey cluster, the structures'
+//!   operations run in the client (`redis::RedisClusterBackend`).
 //!
 //! [`sharded`] holds what every flavour shares about structures spread over several servers:
 //! the per-structure [`Placement`] and the key-list wrapping of [`Backend::compute_sharded`].
@@ -23,6 +25,8 @@
 
 pub mod embedded;
 pub mod faulty;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod replicated;
 pub mod sharded;
 pub mod tcp;
@@ -311,6 +315,10 @@ impl std::fmt::Debug for ReadInFlight {
 /// the result is then a [`replicated::ReplicatedBackend`] over all of them with the default
 /// replication factor (2); see [`connect_replicated`] to choose another.
 ///
+/// With the `redis` feature, `redis://host:port[,host:port...]` connects to a Redis Cluster
+/// (`redis::RedisClusterBackend`, settings from `AIFM_REDIS_*` variables); without it, such an address is a
+/// [`crate::Error::Config`] error.
+///
 /// # Errors
 /// [`crate::Error::Disconnected`] when a server cannot be reached,
 /// [`crate::Error::AuthFailed`] for a wrong or missing token, [`crate::Error::Config`] for a
@@ -385,6 +393,14 @@ pub(crate) fn connect_servers(
     replicas: Option<usize>,
     erasure: Option<(usize, usize)>,
 ) -> Result<Connected> {
+    if addr.trim_start().starts_with("redis://") {
+        #[cfg(feature = "redis")]
+        return Ok((Box::new(redis::RedisClusterBackend::connect(addr)?), None));
+        #[cfg(not(feature = "redis"))]
+        return Err(crate::Error::Config(format!(
+            "{addr:?} needs aifm built with the `redis` feature"
+        )));
+    }
     let addrs = split_addresses(addr)?;
     if let Some((data, parity)) = erasure {
         if addrs.len() < data.saturating_add(parity) || data == 0 || parity == 0 {

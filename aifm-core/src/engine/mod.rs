@@ -13,6 +13,7 @@
 //! collections → core ← server.
 
 mod device;
+pub mod local;
 mod object_store;
 
 pub use device::{key_page, DeviceFactory, Quota, RemoteDevice};

@@ -1,0 +1,268 @@
+//! Client-side devices: a structure's operations run next to the client, for stores that run
+//! no aifm code (a Redis Cluster, see `backend::redis`).
+//!
+//! A [`RemoteDevice`](super::RemoteDevice) runs inside the memory server, next to the data. A
+//! plain key-value store cannot host one, so a backend over such a store runs the structure's
+//! operations in the client instead, against a [`FarObjects`] view of the structure: batched
+//! reads, durable take-and-remove, batched removes and key listing, each a few pipelined round
+//! trips. The operation code is the device's own (a collection factors its device's request
+//! execution over an object source, then plugs in either the server's tables or a
+//! `FarObjects`), so both paths give the same answers.
+//!
+//! Device types register a [`LocalDeviceFactory`] in a [`LocalDeviceRegistry`] under the same
+//! name as their remote device; the process-wide registry is [`LocalDeviceRegistry::global`]
+//! (`aifm-collections` fills it on first use, as it fills the engine's). The plain object store
+//! ([`OBJECT_STORE_DEVICE`]) is always present and has no operations.
+//!
+//! Invariants: a local device is built once per structure from its construction parameters
+//! and holds no objects itself; everything it reads or changes goes through the `FarObjects`
+//! it is handed. It touches nothing else.
+
+use crate::backend::OBJECT_STORE_DEVICE;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+/// One structure's objects in far memory, as a client-side device sees them.
+///
+/// Keys are the structure's own keys (as the runtime and the device use them). All methods
+/// are batched: a networked implementation pays one pipelined round trip per call (per node).
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::local::FarObjects;
+/// use aifm_core::Result;
+/// use std::collections::BTreeMap;
+/// use std::sync::Mutex;
+/// /// Far objects in a local map.
+/// struct Mem(Mutex<BTreeMap<Vec<u8>, Vec<u8>>>);
+/// impl FarObjects for Mem {
+///     fn read_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+///         let m = self.0.lock().unwrap();
+///         Ok(keys.iter().map(|k| m.get(*k).cloned()).collect())
+///     }
+///     fn remove_many(&self, keys: &[&[u8]]) -> Result<()> {
+///         let mut m = self.0.lock().unwrap();
+///         keys.iter().for_each(|k| drop(m.remove(*k)));
+///         Ok(())
+///     }
+///     fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+///         let m = self.0.lock().unwrap();
+///         Ok(m.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+///     }
+///     fn find(&self, _device: &str, _params: &[u8]) -> Result<Option<Box<dyn FarObjects + '_>>> {
+///         Ok(None)
+///     }
+/// }
+/// let far = Mem(Mutex::new(BTreeMap::from([(b"a1".to_vec(), b"x".to_vec())])));
+/// assert_eq!(far.take_many(&[b"a1", b"a2"]).unwrap(), vec![Some(b"x".to_vec()), None]);
+/// assert!(far.keys(b"a").unwrap().is_empty());
+/// ```
+pub trait FarObjects {
+    /// Reads many objects (`None` for an absent key), in the order of `keys`.
+    ///
+    /// # Errors
+    /// Transport errors; the batch fails as a whole.
+    fn read_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>>;
+
+    /// Removes many objects (absent keys are skipped). When it returns `Ok`, the removal is
+    /// as durable as the store's acknowledged writes.
+    ///
+    /// # Errors
+    /// Transport errors; a prefix of the batch may have been removed.
+    fn remove_many(&self, keys: &[&[u8]]) -> Result<()>;
+
+    /// Reads and removes many objects: a value returned is gone from far memory, and a value
+    /// not returned (on error) is still there. The default reads first and removes second,
+    /// both retryable, so a reply lost in a failover loses nothing.
+    ///
+    /// # Errors
+    /// As [`FarObjects::read_many`] and [`FarObjects::remove_many`].
+    fn take_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        let values = self.read_many(keys)?;
+        let present: Vec<&[u8]> = keys
+            .iter()
+            .zip(&values)
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        if !present.is_empty() {
+            self.remove_many(&present)?;
+        }
+        Ok(values)
+    }
+
+    /// Every key of the structure that starts with `prefix` (in no particular order).
+    ///
+    /// # Errors
+    /// Transport errors.
+    fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>>;
+
+    /// Another structure of the same client, found by its device type and construction
+    /// parameters (`None` when there is none). Devices name each other this way, e.g. a
+    /// vector by its token.
+    ///
+    /// # Errors
+    /// Transport errors.
+    fn find(&self, device: &str, params: &[u8]) -> Result<Option<Box<dyn FarObjects + '_>>>;
+}
+
+/// The client-side half of one structure: runs its operations against [`FarObjects`].
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::local::{FarObjects, LocalDevice};
+/// use aifm_core::Result;
+/// /// Counts a structure's objects.
+/// struct Count;
+/// impl LocalDevice for Count {
+///     fn type_name(&self) -> &str { "example.count" }
+///     fn compute(&self, far: &dyn FarObjects, _op: u32, _input: &[u8]) -> Result<Vec<u8>> {
+///         Ok((far.keys(&[])?.len() as u64).to_le_bytes().to_vec())
+///     }
+/// }
+/// assert_eq!(Count.placement_prefix(), 0);
+/// ```
+pub trait LocalDevice: Send + Sync + 'static {
+    /// The registered type name (the same as the remote device's).
+    fn type_name(&self) -> &str;
+
+    /// How many leading key bytes choose an object's *group*: objects of one group are
+    /// placed together (one hash slot of a Redis Cluster), so that listing the keys with a
+    /// prefix at least this long reads one place. 0 (the default) keeps the whole structure
+    /// together.
+    fn placement_prefix(&self) -> usize {
+        0
+    }
+
+    /// Runs operation `opcode` on the structure's objects in `far`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownOpcode`] by default; whatever the operation reports.
+    fn compute(&self, far: &dyn FarObjects, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        let _ = (far, input);
+        Err(Error::UnknownOpcode(opcode))
+    }
+}
+
+/// Builds a client-side device from the structure's construction parameters.
+pub type LocalDeviceFactory = fn(&[u8]) -> Result<Box<dyn LocalDevice>>;
+
+/// The plain object store: no operations, objects spread over 256 groups by the key's
+/// first byte (the runtime's keys are little-endian slot keys, so neighbours spread out).
+struct PlainStore;
+
+impl LocalDevice for PlainStore {
+    fn type_name(&self) -> &str {
+        OBJECT_STORE_DEVICE
+    }
+    fn placement_prefix(&self) -> usize {
+        1
+    }
+}
+
+/// Client-side device types by name. Registering a name twice keeps the first.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::local::LocalDeviceRegistry;
+/// let r = LocalDeviceRegistry::default();
+/// assert!(r.contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+/// assert!(r.create("nope", &[]).is_err());
+/// ```
+pub struct LocalDeviceRegistry {
+    factories: Mutex<HashMap<String, LocalDeviceFactory>>,
+}
+
+impl std::fmt::Debug for LocalDeviceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.factories.lock().unwrap().keys().cloned().collect();
+        f.debug_struct("LocalDeviceRegistry")
+            .field("devices", &names)
+            .finish()
+    }
+}
+
+impl Default for LocalDeviceRegistry {
+    fn default() -> Self {
+        let r = LocalDeviceRegistry {
+            factories: Mutex::new(HashMap::new()),
+        };
+        r.register(OBJECT_STORE_DEVICE, |_| Ok(Box::new(PlainStore)));
+        r
+    }
+}
+
+impl LocalDeviceRegistry {
+    /// The process-wide registry (what `backend::redis` uses unless told otherwise).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::engine::local::LocalDeviceRegistry;
+    /// assert!(LocalDeviceRegistry::global().contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+    /// ```
+    pub fn global() -> &'static LocalDeviceRegistry {
+        static GLOBAL: OnceLock<LocalDeviceRegistry> = OnceLock::new();
+        GLOBAL.get_or_init(LocalDeviceRegistry::default)
+    }
+
+    /// Registers device type `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::engine::local::{LocalDevice, LocalDeviceRegistry};
+    /// struct Nothing;
+    /// impl LocalDevice for Nothing { fn type_name(&self) -> &str { "example.nothing" } }
+    /// let r = LocalDeviceRegistry::default();
+    /// r.register("example.nothing", |_| Ok(Box::new(Nothing)));
+    /// assert!(r.contains("example.nothing"));
+    /// ```
+    pub fn register(&self, name: &str, factory: LocalDeviceFactory) {
+        self.factories
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_insert(factory);
+    }
+
+    /// Whether device type `name` is registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!aifm_core::engine::local::LocalDeviceRegistry::default().contains("nope"));
+    /// ```
+    pub fn contains(&self, name: &str) -> bool {
+        self.factories.lock().unwrap().contains_key(name)
+    }
+
+    /// Builds a device of type `name` from `params`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`] when `name` is not registered; the factory's own error for bad
+    /// parameters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::engine::local::LocalDeviceRegistry;
+    /// let r = LocalDeviceRegistry::default();
+    /// let d = r.create(aifm_core::backend::OBJECT_STORE_DEVICE, &[]).unwrap();
+    /// assert_eq!(d.placement_prefix(), 1);
+    /// assert!(matches!(r.create("nope", &[]), Err(aifm_core::Error::UnknownDevice(_))));
+    /// ```
+    pub fn create(&self, name: &str, params: &[u8]) -> Result<Box<dyn LocalDevice>> {
+        let factory = *self
+            .factories
+            .lock()
+            .unwrap()
+            .get(name)
+            .ok_or_else(|| Error::UnknownDevice(name.to_string()))?;
+        factory(params)
+    }
+}

@@ -1,0 +1,3 @@
+//! Shared helpers of the facade's integration tests.
+
+pub mod redis_cluster;
