@@ -130,7 +130,12 @@ fn backend_on_a_cluster() {
         let mut striped: RemVec<u64> = RemVec::striped_in(&rt);
         striped.extend(v.iter());
         rt.evacuate_now();
-        for agg in [Aggregate::Sum, Aggregate::Min, Aggregate::Max, Aggregate::Mean] {
+        for agg in [
+            Aggregate::Sum,
+            Aggregate::Min,
+            Aggregate::Max,
+            Aggregate::Mean,
+        ] {
             assert_eq!(
                 striped.try_aggregate(agg, Exec::Remote).unwrap(),
                 v.try_aggregate(agg, Exec::Local).unwrap(),
