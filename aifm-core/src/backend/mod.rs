@@ -167,6 +167,23 @@ pub trait Backend: Send + Sync + 'static {
     /// [`crate::Error::UnknownOpcode`], or whatever the device reports.
     fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>>;
 
+    /// Starts [`Backend::compute`] and returns at once; [`InFlight::wait`] gives its answer.
+    /// A networked backend sends the request now, so operations started one after the other
+    /// on different servers (a replicated structure's replicas) run at the same time. The
+    /// default runs it at once (blocking) and hands back the finished result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// // The plain object store offers no operations: the error comes back from `wait`.
+    /// assert!(b.begin_compute(OBJECT_STORE, 1, b"").wait().is_err());
+    /// ```
+    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
+        InFlight::done(self.compute(ds, opcode, input))
+    }
+
     /// Runs the read-only operation `opcode` of structure `ds`'s device over the objects
     /// `keys`, once per *shard*: each key goes to exactly one server holding it, each server
     /// gets one request (its own keys, wrapped around `input` by
@@ -238,7 +255,20 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// A read started with [`Backend::begin_read`]: wait for its value.
+/// A request started with [`Backend::begin_read`] or [`Backend::begin_compute`]: wait for
+/// its answer.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::InFlight;
+/// let later: InFlight<u32> = InFlight::later(|| Ok(7));
+/// assert_eq!(later.wait().unwrap(), 7);
+/// assert!(InFlight::<u32>::done(Err(aifm_core::Error::Timeout)).wait().is_err());
+/// ```
+pub struct InFlight<T>(Pending<T>);
+
+/// A read in flight ([`Backend::begin_read`]).
 ///
 /// # Examples
 ///
@@ -246,17 +276,26 @@ pub trait Backend: Send + Sync + 'static {
 /// use aifm_core::backend::ReadInFlight;
 /// let later = ReadInFlight::later(|| Ok(Some(b"v".to_vec())));
 /// assert_eq!(later.wait().unwrap().as_deref(), Some(&b"v"[..]));
-/// assert!(ReadInFlight::done(Err(aifm_core::Error::Timeout)).wait().is_err());
 /// ```
-pub struct ReadInFlight(InFlight);
+pub type ReadInFlight = InFlight<Option<Vec<u8>>>;
 
-enum InFlight {
-    Done(Result<Option<Vec<u8>>>),
-    Later(Box<dyn FnOnce() -> Result<Option<Vec<u8>>> + Send>),
+/// A device operation in flight ([`Backend::begin_compute`]).
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::ComputeInFlight;
+/// assert_eq!(ComputeInFlight::done(Ok(vec![1])).wait().unwrap(), [1]);
+/// ```
+pub type ComputeInFlight = InFlight<Vec<u8>>;
+
+enum Pending<T> {
+    Done(Result<T>),
+    Later(Box<dyn FnOnce() -> Result<T> + Send>),
 }
 
-impl ReadInFlight {
-    /// A read that has already finished with `result`.
+impl<T> InFlight<T> {
+    /// A request that has already finished with `result`.
     ///
     /// # Examples
     ///
@@ -264,11 +303,11 @@ impl ReadInFlight {
     /// let r = aifm_core::backend::ReadInFlight::done(Ok(None));
     /// assert_eq!(r.wait().unwrap(), None);
     /// ```
-    pub fn done(result: Result<Option<Vec<u8>>>) -> Self {
-        ReadInFlight(InFlight::Done(result))
+    pub fn done(result: Result<T>) -> Self {
+        InFlight(Pending::Done(result))
     }
 
-    /// A read whose result `wait` will get (a request already sent, typically).
+    /// A request whose answer `wait` will get (one already sent, typically).
     ///
     /// # Examples
     ///
@@ -276,14 +315,14 @@ impl ReadInFlight {
     /// let r = aifm_core::backend::ReadInFlight::later(|| Ok(None));
     /// assert_eq!(r.wait().unwrap(), None);
     /// ```
-    pub fn later(wait: impl FnOnce() -> Result<Option<Vec<u8>>> + Send + 'static) -> Self {
-        ReadInFlight(InFlight::Later(Box::new(wait)))
+    pub fn later(wait: impl FnOnce() -> Result<T> + Send + 'static) -> Self {
+        InFlight(Pending::Later(Box::new(wait)))
     }
 
-    /// Waits for the value (`None`: no such object).
+    /// Waits for the answer.
     ///
     /// # Errors
-    /// As [`Backend::read`].
+    /// As the blocking form of the request ([`Backend::read`], [`Backend::compute`]).
     ///
     /// # Examples
     ///
@@ -291,19 +330,19 @@ impl ReadInFlight {
     /// let r = aifm_core::backend::ReadInFlight::done(Ok(Some(vec![1])));
     /// assert_eq!(r.wait().unwrap(), Some(vec![1]));
     /// ```
-    pub fn wait(self) -> Result<Option<Vec<u8>>> {
+    pub fn wait(self) -> Result<T> {
         match self.0 {
-            InFlight::Done(r) => r,
-            InFlight::Later(f) => f(),
+            Pending::Done(r) => r,
+            Pending::Later(f) => f(),
         }
     }
 }
 
-impl std::fmt::Debug for ReadInFlight {
+impl<T> std::fmt::Debug for InFlight<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.0 {
-            InFlight::Done(_) => "ReadInFlight(done)",
-            InFlight::Later(_) => "ReadInFlight(in flight)",
+            Pending::Done(_) => "InFlight(done)",
+            Pending::Later(_) => "InFlight(in flight)",
         })
     }
 }
@@ -517,6 +556,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
         (**self).compute(ds, opcode, input)
+    }
+    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
+        (**self).begin_compute(ds, opcode, input)
     }
     fn construct_placed(
         &self,

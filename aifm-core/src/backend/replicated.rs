@@ -108,7 +108,7 @@
 //! ```
 
 use super::sharded::{run_sharded, ShardTargets};
-use super::{Backend, Placement, OBJECT_STORE};
+use super::{Backend, ComputeInFlight, Placement, OBJECT_STORE};
 use crate::error::{Error, Result};
 use crossbeam_utils::sync::{ShardedLockReadGuard, ShardedLockWriteGuard};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -1077,38 +1077,41 @@ impl Backend for ReplicatedBackend {
         })
     }
 
-    /// Runs on every member in use; the first *live* member's answer is returned (a
-    /// replacement being rebuilt runs the operation too, so that its copy changes as the
-    /// others do, but its answer may miss objects not yet copied and is ignored).
+    /// Runs on every member in use, all at once ([`Backend::begin_compute`]: a networked
+    /// server gets its request before the first answer is awaited); the first *live*
+    /// member's answer is returned (a replacement being rebuilt runs the operation too, so
+    /// that its copy changes as the others do, but its answer may miss objects not yet
+    /// copied and is ignored). Every answer is awaited before the mutation gate is let go.
     fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
         let _gate = self.mutation();
         let set = self.structure_set(ds);
-        let mut first: Option<Vec<u8>> = None;
-        let mut answered = false;
-        for &s in &set {
-            let m = self.member(s);
-            if m.state == State::Dead {
-                continue;
-            }
-            let counts = m.state == State::Live;
-            match m.server.compute(ds, opcode, input) {
+        let started: Vec<(Member, ComputeInFlight)> = set
+            .iter()
+            .map(|&s| self.member(s))
+            .filter(|m| m.state != State::Dead)
+            .map(|m| {
+                let call = m.server.begin_compute(ds, opcode, input);
+                (m, call)
+            })
+            .collect();
+        let answers: Vec<(Member, Result<Vec<u8>>)> =
+            started.into_iter().map(|(m, c)| (m, c.wait())).collect();
+        let mut first: Option<Result<Vec<u8>>> = None;
+        for (m, answer) in answers {
+            let counts = m.state == State::Live && first.is_none();
+            match answer {
                 Err(e) if is_failure(&e) => {
                     self.condemn(&m, e);
-                    if counts && !answered {
+                    if counts {
                         self.failovers.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                // The first answer decides; a later replica's refusal cannot undo it.
-                Err(e) if counts && !answered => return Err(e),
-                Err(_) => {}
-                Ok(v) if counts && !answered => {
-                    answered = true;
-                    first = Some(v);
-                }
-                Ok(_) => {}
+                // The first answer decides; a later replica's cannot undo it.
+                answer if counts => first = Some(answer),
+                _ => {}
             }
         }
-        first.ok_or_else(|| self.lost(&set))
+        first.unwrap_or_else(|| Err(self.lost(&set)))
     }
 
     /// The union over the live servers (a replacement being rebuilt is not asked), sorted

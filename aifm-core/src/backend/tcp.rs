@@ -752,6 +752,21 @@ impl Backend for TcpBackend {
         self.call(&Op::Destruct { ds })?.done()
     }
 
+    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> super::ComputeInFlight {
+        let op = Op::Compute {
+            ds,
+            opcode,
+            input: Blob(input),
+        };
+        match self.start(&op) {
+            Ok(call) => super::InFlight::later(move || match call.finish()? {
+                Answer::Output(v) => Ok(v),
+                other => Err(other.unexpected()),
+            }),
+            Err(e) => super::InFlight::done(Err(e)),
+        }
+    }
+
     fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
         match self.call(&Op::Compute {
             ds,
