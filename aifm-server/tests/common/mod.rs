@@ -1,6 +1,8 @@
 //! Helpers for tests that run the real `aifm-server` binary on an ephemeral loopback port.
 #![allow(dead_code)]
 
+pub mod figures;
+
 use aifm_core::backend::tcp::{TcpBackend, TcpBuilder};
 use aifm_core::backend::Backend;
 use aifm_core::wire::{self, ClientHello, FrameReader, Login, ServerMsg};
