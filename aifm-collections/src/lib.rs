@@ -52,6 +52,8 @@ pub mod list;
 mod local_tests;
 pub mod prefetch;
 pub mod queue;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vec;
 
 pub use common::{Exec, Rejected, DEFAULT_CHUNK_BYTES};

@@ -12,17 +12,12 @@ mod common;
 
 use aifm_core::backend::replicated::ReplicatedBackend;
 use aifm_core::backend::{Backend, OBJECT_STORE};
+use common::figures::{fetch_latencies, median, quantile, write_objects, OBJ};
 use common::ServerProc;
 use std::time::Instant;
 
-const OBJ: usize = 4096;
 const OBJECTS: u64 = 8192; // 32 MiB of objects
-const BATCH: usize = 64;
 const RUNS: usize = 3;
-
-fn key(i: u64) -> [u8; 8] {
-    i.to_le_bytes()
-}
 
 /// One run's figures.
 struct Run {
@@ -40,31 +35,13 @@ struct Run {
 
 /// Fetch latencies (µs) of `OBJECTS` random objects: median and 99th percentile.
 fn fetch(far: &ReplicatedBackend, value: &[u8]) -> (f64, f64) {
-    let mut lat = Vec::with_capacity(OBJECTS as usize);
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..OBJECTS {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let k = key(x % OBJECTS);
-        let t = Instant::now();
-        let v = far.read(OBJECT_STORE, &k).unwrap();
-        lat.push(t.elapsed().as_secs_f64() * 1e6);
-        assert_eq!(v.as_deref(), Some(value));
-    }
-    lat.sort_by(f64::total_cmp);
-    (lat[lat.len() / 2], lat[lat.len() * 99 / 100])
+    let lat = fetch_latencies(far, OBJECTS, value);
+    (quantile(&lat, 0.5), quantile(&lat, 0.99))
 }
 
 fn measure(far: &ReplicatedBackend, servers: &mut [ServerProc]) -> Run {
     let value: Vec<u8> = (0..OBJ).map(|i| (i * 31 % 251) as u8).collect();
-    let keys: Vec<[u8; 8]> = (0..OBJECTS).map(key).collect();
-    let t = Instant::now();
-    for chunk in keys.chunks(BATCH) {
-        let items: Vec<(&[u8], &[u8])> = chunk.iter().map(|k| (&k[..], &value[..])).collect();
-        far.write_many(OBJECT_STORE, &items).unwrap();
-    }
-    let write_mbps = (OBJECTS as usize * OBJ) as f64 / t.elapsed().as_secs_f64() / 1e6;
+    let write_mbps = write_objects(far, OBJECTS, &value);
     let ratio = far.stored_bytes() as f64 / (OBJECTS as usize * OBJ) as f64;
     let (median_us, p99_us) = fetch(far, &value);
     let (mut degraded_median_us, mut degraded_p99_us) = (f64::NAN, f64::NAN);
@@ -83,11 +60,6 @@ fn measure(far: &ReplicatedBackend, servers: &mut [ServerProc]) -> Run {
     }
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 #[test]
 #[ignore = "figures, run by hand"]
 fn erasure_figures() {
@@ -99,12 +71,8 @@ fn erasure_figures() {
     for (name, erasure, replicas) in modes {
         let runs: Vec<Run> = (0..RUNS)
             .map(|_| {
-                let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
-                let children: Vec<Box<dyn Backend>> = servers
-                    .iter()
-                    .map(|s| Box::new(s.client()) as Box<dyn Backend>)
-                    .collect();
-                let mut far = ReplicatedBackend::new(children)
+                let mut servers = common::start_servers(3);
+                let mut far = ReplicatedBackend::new(common::clients(&servers))
                     .unwrap()
                     .with_replicas(replicas);
                 if let Some((k, m)) = erasure {
@@ -138,23 +106,13 @@ fn erasure_rebuild_figures() {
         let mut objects = 0;
         let mut bytes = 0;
         for _ in 0..RUNS {
-            let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
-            let children: Vec<Box<dyn Backend>> = servers
-                .iter()
-                .map(|s| Box::new(s.client()) as Box<dyn Backend>)
-                .collect();
-            let mut far = ReplicatedBackend::new(children).unwrap();
+            let mut servers = common::start_servers(3);
+            let mut far = ReplicatedBackend::new(common::clients(&servers)).unwrap();
             if let Some((k, m)) = erasure {
                 far = far.with_erasure(k, m).unwrap();
             }
             let far = std::sync::Arc::new(far);
-            let value = vec![0x5au8; OBJ];
-            let keys: Vec<[u8; 8]> = (0..REBUILD_OBJECTS).map(key).collect();
-            for chunk in keys.chunks(BATCH) {
-                let items: Vec<(&[u8], &[u8])> =
-                    chunk.iter().map(|k| (&k[..], &value[..])).collect();
-                far.write_many(OBJECT_STORE, &items).unwrap();
-            }
+            write_objects(&*far, REBUILD_OBJECTS, &[0x5au8; OBJ]);
             servers[1].kill();
             far.keys(OBJECT_STORE).unwrap(); // notices the death
             let new = ServerProc::start(&[]);

@@ -10,55 +10,30 @@ mod common;
 
 use aifm_core::backend::replicated::ReplicatedBackend;
 use aifm_core::backend::{Backend, OBJECT_STORE};
+use common::figures::{fetch_latencies, key, quantile, write_objects, OBJ};
 use common::ServerProc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const OBJ: usize = 4096;
 const OBJECTS: u64 = 8192; // 32 MiB of objects
-const BATCH: usize = 64;
-
-fn key(i: u64) -> [u8; 8] {
-    i.to_le_bytes()
-}
 
 /// Write-back throughput (MB/s, batches of 64), then median and mean fetch latency (µs).
 fn measure(far: &dyn Backend) -> (f64, f64, f64) {
     let value = vec![0xa5u8; OBJ];
-    let keys: Vec<[u8; 8]> = (0..OBJECTS).map(key).collect();
-    let t = Instant::now();
-    for chunk in keys.chunks(BATCH) {
-        let items: Vec<(&[u8], &[u8])> = chunk.iter().map(|k| (&k[..], &value[..])).collect();
-        far.write_many(OBJECT_STORE, &items).unwrap();
-    }
-    let mbps = (OBJECTS as usize * OBJ) as f64 / t.elapsed().as_secs_f64() / 1e6;
-    let mut lat = Vec::with_capacity(OBJECTS as usize);
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..OBJECTS {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let k = key(x % OBJECTS);
-        let t = Instant::now();
-        let v = far.read(OBJECT_STORE, &k).unwrap();
-        lat.push(t.elapsed().as_secs_f64() * 1e6);
-        assert_eq!(v.map(|v| v.len()), Some(OBJ));
-    }
+    let mbps = write_objects(far, OBJECTS, &value);
+    let lat = fetch_latencies(far, OBJECTS, &value);
     let mean = lat.iter().sum::<f64>() / lat.len() as f64;
-    lat.sort_by(f64::total_cmp);
-    (mbps, lat[lat.len() / 2], mean)
+    (mbps, quantile(&lat, 0.5), mean)
 }
 
 #[test]
 #[ignore = "figures, run by hand"]
 fn replication_figures() {
-    let servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+    let servers = common::start_servers(3);
     let several = |r: usize| {
-        let children: Vec<Box<dyn Backend>> = servers
-            .iter()
-            .map(|s| Box::new(s.client()) as Box<dyn Backend>)
-            .collect();
-        ReplicatedBackend::new(children).unwrap().with_replicas(r)
+        ReplicatedBackend::new(common::clients(&servers))
+            .unwrap()
+            .with_replicas(r)
     };
     for round in 0..2 {
         let one = servers[0].client();
@@ -84,22 +59,10 @@ fn replication_figures() {
 fn rebuild_figures() {
     const REBUILD_OBJECTS: u64 = 16_384; // 64 MiB
     for round in 0..3 {
-        let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
-        let far = Arc::new(
-            ReplicatedBackend::new(
-                servers
-                    .iter()
-                    .map(|s| Box::new(s.client()) as Box<dyn Backend>)
-                    .collect(),
-            )
-            .unwrap(),
-        );
+        let mut servers = common::start_servers(3);
+        let far = Arc::new(ReplicatedBackend::new(common::clients(&servers)).unwrap());
         let value = vec![0x5au8; OBJ];
-        let keys: Vec<[u8; 8]> = (0..REBUILD_OBJECTS).map(key).collect();
-        for chunk in keys.chunks(BATCH) {
-            let items: Vec<(&[u8], &[u8])> = chunk.iter().map(|k| (&k[..], &value[..])).collect();
-            far.write_many(OBJECT_STORE, &items).unwrap();
-        }
+        write_objects(&*far, REBUILD_OBJECTS, &value);
         servers[1].kill();
         far.keys(OBJECT_STORE).unwrap(); // notices the death
         assert!(!far.is_live(1));
@@ -118,11 +81,7 @@ fn rebuild_figures() {
         far.wait_rebuilt(1, Duration::from_secs(600)).unwrap();
         let secs = t.elapsed().as_secs_f64();
         lat.sort_by(f64::total_cmp);
-        let pct = |p: f64| {
-            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(0.0)
-        };
+        let pct = |p: f64| quantile(&lat, p);
         println!(
             "round {round} foreground writes during the rebuild: {}, median {:.1} us, p99 {:.0} us, max {:.0} us",
             lat.len(),
@@ -140,10 +99,10 @@ fn rebuild_figures() {
         );
         // The replacement now serves: the other original servers may go.
         servers[0].kill();
-        for k in keys.iter().step_by(97) {
-            if far.placement(OBJECT_STORE, k).contains(&0) {
+        for k in (0..REBUILD_OBJECTS).step_by(97).map(key) {
+            if far.placement(OBJECT_STORE, &k).contains(&0) {
                 assert_eq!(
-                    far.read(OBJECT_STORE, k).unwrap().map(|v| v.len()),
+                    far.read(OBJECT_STORE, &k).unwrap().map(|v| v.len()),
                     Some(OBJ)
                 );
             }

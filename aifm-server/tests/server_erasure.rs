@@ -5,7 +5,7 @@
 
 mod common;
 
-use aifm_collections::{RemHashMap, RemVec};
+use aifm_collections::testing::{Fill, Twins, XorShift};
 use aifm_core::backend::replicated::ReplicatedBackend;
 use aifm_core::backend::{Backend, OBJECT_STORE};
 use aifm_core::{RemBox, Runtime, Scope};
@@ -22,12 +22,8 @@ fn value(i: u64) -> [u64; 512] {
 }
 
 fn erasure_coded(servers: &[ServerProc]) -> Arc<ReplicatedBackend> {
-    let children: Vec<Box<dyn Backend>> = servers
-        .iter()
-        .map(|s| Box::new(s.client()) as Box<dyn Backend>)
-        .collect();
     Arc::new(
-        ReplicatedBackend::new(children)
+        ReplicatedBackend::new(common::clients(servers))
             .unwrap()
             .with_erasure(2, 1)
             .unwrap(),
@@ -49,13 +45,9 @@ fn check(boxes: &[RemBox<[u64; 512]>], changed: &HashMap<usize, u64>, when: &str
 
 #[test]
 fn objects_survive_a_kill_in_the_middle_of_evacuations() {
-    let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+    let mut servers = common::start_servers(3);
     let far = erasure_coded(&servers);
-    let rt = Runtime::builder()
-        .local_memory(2 << 20)
-        .backend(far.clone())
-        .build()
-        .unwrap();
+    let rt = common::small_runtime(far.clone());
     // 8 MiB of 4 KiB objects through 2 MiB of local memory, in two halves.
     let n = 2048u64;
     let mut boxes: Vec<RemBox<[u64; 512]>> =
@@ -98,7 +90,7 @@ fn objects_survive_a_kill_in_the_middle_of_evacuations() {
 
 #[test]
 fn the_runtime_builder_connects_erasure_coded() {
-    let servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+    let servers = common::start_servers(3);
     let rt = Runtime::builder()
         .local_memory(2 << 20)
         .servers(servers.iter().map(|s| s.addr.clone()))
@@ -116,89 +108,37 @@ fn the_runtime_builder_connects_erasure_coded() {
     check(&boxes, &HashMap::new(), "over the builder's backend");
 }
 
-/// A deterministic operation stream (xorshift), so a failure is reproducible.
-struct Ops(u64);
-
-impl Ops {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn collections_and_coded_objects_match_their_twins_across_a_kill() {
     const OPS: usize = 20_000;
-    let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+    let mut servers = common::start_servers(3);
     let far = erasure_coded(&servers);
-    let rt = Runtime::builder()
-        .local_memory(2 << 20)
-        .backend(far.clone())
-        .build()
-        .unwrap();
-    let mut vec: RemVec<u64> = RemVec::new_in(&rt);
-    let mut vec_model: Vec<u64> = Vec::new();
-    let map: RemHashMap<u64, u64> = RemHashMap::new_in(&rt);
-    let mut map_model: HashMap<u64, u64> = HashMap::new();
+    let rt = common::small_runtime(far.clone());
+    let mut twins = Twins::new_in(
+        &rt,
+        Fill {
+            items: 200_000,
+            keys: 20_000,
+            key_space: 30_000,
+        },
+    );
     let mut boxes: Vec<RemBox<[u64; 512]>> = Vec::new();
     let mut box_model: Vec<u64> = Vec::new();
-    for i in 0..200_000u64 {
-        vec.push(i);
-        vec_model.push(i);
-    }
-    for k in 0..20_000u64 {
-        map.insert(k, k * 3);
-        map_model.insert(k, k * 3);
-    }
     for i in 0..512u64 {
         boxes.push(RemBox::new_in([i; 512], &rt));
         box_model.push(i);
     }
     rt.evacuate_now();
     assert!(rt.stats().write_backs > 0);
-    let mut ops = Ops(0xec21);
+    let mut ops = XorShift::new(0xec21);
     for n in 0..OPS {
         if n == OPS / 2 {
             servers[2].kill(); // SIGKILL, half way through
         }
-        let (x, arg) = (ops.next(), ops.next());
-        match x % 8 {
-            0 => {
-                vec.push(arg);
-                vec_model.push(arg);
-            }
-            1 => {
-                let i = (arg % vec_model.len() as u64) as usize;
-                assert_eq!(vec.get_cloned(i), Some(vec_model[i]), "vec[{i}] at op {n}");
-            }
-            2 => {
-                let i = (arg % vec_model.len() as u64) as usize;
-                vec.set(i, arg);
-                vec_model[i] = arg;
-            }
-            3 => {
-                let k = arg % 30_000;
-                assert_eq!(
-                    map.get_cloned(&k),
-                    map_model.get(&k).copied(),
-                    "map[{k}] at op {n}"
-                );
-            }
-            4 => {
-                let k = arg % 30_000;
-                assert_eq!(
-                    map.insert(k, arg),
-                    map_model.insert(k, arg),
-                    "insert {k} at op {n}"
-                );
-            }
-            5 => {
-                let k = arg % 30_000;
-                assert_eq!(map.remove(&k), map_model.remove(&k), "remove {k} at op {n}");
-            }
-            6 => {
+        let (x, arg) = (ops.next_u64(), ops.next_u64());
+        // Ten parts collection operations, one part box reads, one part box writes.
+        match x % 12 {
+            10 => {
                 let i = (arg % boxes.len() as u64) as usize;
                 let scope = Scope::new();
                 assert!(
@@ -206,23 +146,19 @@ fn collections_and_coded_objects_match_their_twins_across_a_kill() {
                     "box {i} at op {n}"
                 );
             }
-            _ => {
+            11 => {
                 let i = (arg % boxes.len() as u64) as usize;
                 let scope = Scope::new();
                 *boxes[i].deref_mut(&scope) = [arg; 512];
                 box_model[i] = arg;
             }
+            _ => twins.apply(x / 12, arg),
         }
         if n % 4_000 == 0 {
             rt.evacuate_now(); // keep far memory in the game on both sides of the kill
         }
     }
-    assert_eq!(vec.iter().collect::<Vec<_>>(), vec_model);
-    let mut pairs: Vec<(u64, u64)> = map.iter().collect();
-    pairs.sort_unstable();
-    let mut model_pairs: Vec<(u64, u64)> = map_model.into_iter().collect();
-    model_pairs.sort_unstable();
-    assert_eq!(pairs, model_pairs);
+    twins.check();
     let mut scope = Scope::new();
     for (i, b) in boxes.iter().enumerate() {
         assert!(

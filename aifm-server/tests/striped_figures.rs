@@ -12,7 +12,6 @@ use aifm_collections::{Exec, RemVec};
 use aifm_core::backend::replicated::ReplicatedBackend;
 use aifm_core::backend::Backend;
 use aifm_core::{Placement, Runtime};
-use common::ServerProc;
 use std::time::Instant;
 
 /// 64 MiB of `u64`.
@@ -47,13 +46,11 @@ fn sum_ms(far: impl Backend, placement: Placement) -> (f64, f64) {
 #[test]
 #[ignore = "figures, run by hand"]
 fn striped_sum_figures() {
-    let servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+    let servers = common::start_servers(3);
     let several = |r: usize| {
-        let clients: Vec<Box<dyn Backend>> = servers
-            .iter()
-            .map(|s| Box::new(s.client()) as Box<dyn Backend>)
-            .collect();
-        ReplicatedBackend::new(clients).unwrap().with_replicas(r)
+        ReplicatedBackend::new(common::clients(&servers))
+            .unwrap()
+            .with_replicas(r)
     };
     let (ms, local) = sum_ms(servers[0].client(), Placement::Whole);
     println!("1 server:                  sum offload {ms:7.1} ms (local scan {local:7.1} ms)");

@@ -130,6 +130,22 @@ impl std::fmt::Debug for TcpBuilder {
     }
 }
 
+/// The number in environment variable `var` (surrounding blanks ignored), `None` when it is
+/// unset: the builders' `from_env` share this, so every `AIFM_*` number reads the same way.
+///
+/// # Errors
+/// [`Error::Config`] naming the variable when it is set but not a non-negative integer.
+pub(crate) fn env_number(var: &str) -> Result<Option<u64>> {
+    match std::env::var(var) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Config(format!("{var}={v:?} is not a number"))),
+        Err(_) => Ok(None),
+    }
+}
+
 impl TcpBuilder {
     /// Settings for the server at `addr` (`host:port`), with the defaults: no token, 10 s
     /// request timeout, 3 s connect timeout, 100 µs spin, 64 MiB frames, reconnection on.
@@ -173,20 +189,10 @@ impl TcpBuilder {
                 b.token = Some(auth::read_token_file(path.trim())?);
             }
         }
-        let number = |var: &str| -> Result<Option<u64>> {
-            match std::env::var(var) {
-                Ok(v) => v
-                    .trim()
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| Error::Config(format!("{var}={v:?} is not a number"))),
-                Err(_) => Ok(None),
-            }
-        };
-        if let Some(ms) = number("AIFM_TIMEOUT_MS")? {
+        if let Some(ms) = env_number("AIFM_TIMEOUT_MS")? {
             b.timeout = Duration::from_millis(ms);
         }
-        if let Some(us) = number("AIFM_SPIN_US")? {
+        if let Some(us) = env_number("AIFM_SPIN_US")? {
             b.spin = Duration::from_micros(us);
         }
         Ok(b)
@@ -1327,4 +1333,23 @@ fn handshake(opts: &TcpBuilder, resume: Option<SessionId>) -> Result<(Arc<Conn>,
         spin: opts.spin,
     };
     Ok((Arc::new(conn), welcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_number;
+    use crate::Error;
+
+    #[test]
+    fn env_numbers_parse_trimmed_and_name_the_variable_when_bad() {
+        // Variables of this test only: no other test reads them.
+        std::env::set_var("AIFM_TEST_ENV_NUMBER_GOOD", " 250 ");
+        std::env::set_var("AIFM_TEST_ENV_NUMBER_BAD", "12ms");
+        assert_eq!(env_number("AIFM_TEST_ENV_NUMBER_GOOD").unwrap(), Some(250));
+        assert_eq!(env_number("AIFM_TEST_ENV_NUMBER_UNSET").unwrap(), None);
+        match env_number("AIFM_TEST_ENV_NUMBER_BAD") {
+            Err(Error::Config(m)) => assert!(m.contains("AIFM_TEST_ENV_NUMBER_BAD"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -18,10 +18,10 @@
 //! and holds no objects itself; everything it reads or changes goes through the `FarObjects`
 //! it is handed. It touches nothing else.
 
+use super::Factories;
 use crate::backend::OBJECT_STORE_DEVICE;
 use crate::error::{Error, Result};
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// One structure's objects in far memory, as a client-side device sees them.
 ///
@@ -174,14 +174,13 @@ impl LocalDevice for PlainStore {
 /// assert!(r.create("nope", &[]).is_err());
 /// ```
 pub struct LocalDeviceRegistry {
-    factories: Mutex<HashMap<String, LocalDeviceFactory>>,
+    factories: Factories<LocalDeviceFactory>,
 }
 
 impl std::fmt::Debug for LocalDeviceRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<String> = self.factories.lock().unwrap().keys().cloned().collect();
         f.debug_struct("LocalDeviceRegistry")
-            .field("devices", &names)
+            .field("devices", &self.factories.names())
             .finish()
     }
 }
@@ -189,7 +188,7 @@ impl std::fmt::Debug for LocalDeviceRegistry {
 impl Default for LocalDeviceRegistry {
     fn default() -> Self {
         let r = LocalDeviceRegistry {
-            factories: Mutex::new(HashMap::new()),
+            factories: Factories::default(),
         };
         r.register(OBJECT_STORE_DEVICE, |_| Ok(Box::new(PlainStore)));
         r
@@ -223,11 +222,7 @@ impl LocalDeviceRegistry {
     /// assert!(r.contains("example.nothing"));
     /// ```
     pub fn register(&self, name: &str, factory: LocalDeviceFactory) {
-        self.factories
-            .lock()
-            .unwrap()
-            .entry(name.to_string())
-            .or_insert(factory);
+        self.factories.register(name, factory);
     }
 
     /// Whether device type `name` is registered.
@@ -238,7 +233,7 @@ impl LocalDeviceRegistry {
     /// assert!(!aifm_core::engine::local::LocalDeviceRegistry::default().contains("nope"));
     /// ```
     pub fn contains(&self, name: &str) -> bool {
-        self.factories.lock().unwrap().contains_key(name)
+        self.factories.contains(name)
     }
 
     /// Builds a device of type `name` from `params`.
@@ -257,12 +252,6 @@ impl LocalDeviceRegistry {
     /// assert!(matches!(r.create("nope", &[]), Err(aifm_core::Error::UnknownDevice(_))));
     /// ```
     pub fn create(&self, name: &str, params: &[u8]) -> Result<Box<dyn LocalDevice>> {
-        let factory = *self
-            .factories
-            .lock()
-            .unwrap()
-            .get(name)
-            .ok_or_else(|| Error::UnknownDevice(name.to_string()))?;
-        factory(params)
+        self.factories.get(name)?(params)
     }
 }

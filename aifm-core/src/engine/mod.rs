@@ -36,14 +36,13 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 /// assert!(r.contains("my.store"));
 /// ```
 pub struct DeviceRegistry {
-    factories: Mutex<HashMap<String, DeviceFactory>>,
+    factories: Factories<DeviceFactory>,
 }
 
 impl std::fmt::Debug for DeviceRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<String> = self.factories.lock().unwrap().keys().cloned().collect();
         f.debug_struct("DeviceRegistry")
-            .field("devices", &names)
+            .field("devices", &self.factories.names())
             .finish()
     }
 }
@@ -51,7 +50,7 @@ impl std::fmt::Debug for DeviceRegistry {
 impl Default for DeviceRegistry {
     fn default() -> Self {
         let r = DeviceRegistry {
-            factories: Mutex::new(HashMap::new()),
+            factories: Factories::default(),
         };
         r.register(OBJECT_STORE_DEVICE, |_params, quota| {
             Ok(Box::new(ObjectStore::new(quota)))
@@ -72,11 +71,7 @@ impl DeviceRegistry {
     /// assert!(r.contains("store.v2"));
     /// ```
     pub fn register(&self, name: &str, factory: DeviceFactory) {
-        self.factories
-            .lock()
-            .unwrap()
-            .entry(name.to_string())
-            .or_insert(factory);
+        self.factories.register(name, factory);
     }
 
     /// Whether device type `name` is registered.
@@ -87,7 +82,7 @@ impl DeviceRegistry {
     /// assert!(!aifm_core::engine::DeviceRegistry::default().contains("nope"));
     /// ```
     pub fn contains(&self, name: &str) -> bool {
-        self.factories.lock().unwrap().contains_key(name)
+        self.factories.contains(name)
     }
 
     fn create(
@@ -96,13 +91,53 @@ impl DeviceRegistry {
         params: &[u8],
         quota: Arc<Quota>,
     ) -> Result<Box<dyn RemoteDevice>> {
-        let factory = *self
-            .factories
+        self.factories.get(name)?(params, quota)
+    }
+}
+
+/// Factories by device type name, registered once each: the shared core of the engine's
+/// [`DeviceRegistry`] and the client-side [`local::LocalDeviceRegistry`] (which differ only in
+/// what a factory builds). Registering a name twice keeps the first factory.
+pub(crate) struct Factories<F> {
+    by_name: Mutex<HashMap<String, F>>,
+}
+
+impl<F> Default for Factories<F> {
+    fn default() -> Self {
+        Factories {
+            by_name: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<F: Copy> Factories<F> {
+    /// Registers `factory` under `name` unless the name is taken.
+    pub(crate) fn register(&self, name: &str, factory: F) {
+        self.by_name
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_insert(factory);
+    }
+
+    /// Whether `name` is registered.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.by_name.lock().unwrap().contains_key(name)
+    }
+
+    /// The factory of `name`; [`Error::UnknownDevice`] when there is none.
+    pub(crate) fn get(&self, name: &str) -> Result<F> {
+        self.by_name
             .lock()
             .unwrap()
             .get(name)
-            .ok_or_else(|| Error::UnknownDevice(name.to_string()))?;
-        factory(params, quota)
+            .copied()
+            .ok_or_else(|| Error::UnknownDevice(name.to_string()))
+    }
+
+    /// The registered names (in no particular order), for `Debug`.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.by_name.lock().unwrap().keys().cloned().collect()
     }
 }
 

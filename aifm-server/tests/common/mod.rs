@@ -1,8 +1,12 @@
 //! Helpers for tests that run the real `aifm-server` binary on an ephemeral loopback port.
 #![allow(dead_code)]
 
+pub mod figures;
+
 use aifm_core::backend::tcp::{TcpBackend, TcpBuilder};
+use aifm_core::backend::Backend;
 use aifm_core::wire::{self, ClientHello, FrameReader, Login, ServerMsg};
+use aifm_core::Runtime;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -119,6 +123,29 @@ impl ServerProc {
         }
         self.child.wait().unwrap()
     }
+}
+
+/// Starts `n` servers with default arguments.
+pub fn start_servers(n: usize) -> Vec<ServerProc> {
+    (0..n).map(|_| ServerProc::start(&[])).collect()
+}
+
+/// A client of each server, as the children of a composite backend.
+pub fn clients(servers: &[ServerProc]) -> Vec<Box<dyn Backend>> {
+    servers
+        .iter()
+        .map(|s| Box::new(s.client()) as Box<dyn Backend>)
+        .collect()
+}
+
+/// A runtime with a 2 MiB local budget over `far`: model tests put several times that in it,
+/// so most of their data lives in far memory.
+pub fn small_runtime(far: impl Backend + 'static) -> Runtime {
+    Runtime::builder()
+        .local_memory(2 << 20)
+        .backend(far)
+        .build()
+        .unwrap()
 }
 
 impl Drop for ServerProc {

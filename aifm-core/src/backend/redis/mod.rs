@@ -151,23 +151,13 @@ impl RedisClusterBuilder {
     /// ```
     pub fn from_env(seeds: &str) -> Result<Self> {
         let mut b = Self::new(seeds);
-        let num = |var: &str| -> Result<Option<u64>> {
-            match std::env::var(var) {
-                Ok(v) => v
-                    .trim()
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| Error::Config(format!("{var}={v:?} is not a number"))),
-                Err(_) => Ok(None),
-            }
-        };
         if let Ok(ns) = std::env::var("AIFM_REDIS_NAMESPACE") {
             b = b.namespace(&ns);
         }
-        if let Some(n) = num("AIFM_REDIS_ACKS")? {
+        if let Some(n) = super::tcp::env_number("AIFM_REDIS_ACKS")? {
             b = b.replica_acks(n as usize);
         }
-        if let Some(ms) = num("AIFM_REDIS_DEADLINE_MS")? {
+        if let Some(ms) = super::tcp::env_number("AIFM_REDIS_DEADLINE_MS")? {
             b = b.failover_deadline(Duration::from_millis(ms));
         }
         Ok(b)
