@@ -15,7 +15,8 @@ use support::redis_cluster::TestCluster;
 fn backend_on_a_cluster() {
     let cluster = TestCluster::start(17110);
     let far = aifm_core::backend::connect(&cluster.addr).expect("connect");
-    assert!(far.name().starts_with("redis://127.0.0.1:17110"));
+    let first = format!("redis://127.0.0.1:{}", cluster.base);
+    assert!(far.name().starts_with(&first), "{}", far.name());
 
     // One object: write, read, overwrite, remove, with the client's byte count.
     assert_eq!(far.read(OBJECT_STORE, b"k").unwrap(), None);

@@ -16,9 +16,26 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster.sh")
 }
 
+/// Whether nothing listens on `port` of loopback (a bind succeeds).
+fn free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Whether a cluster could use `base..base + 6` and their bus ports (`+ 10000`).
+fn free_block(base: u16) -> bool {
+    (base..base + 6).all(|p| free(p) && free(p + 10_000))
+}
+
 impl TestCluster {
-    /// Starts a cluster on `base..base + 6` (panics with the script's message if it cannot).
+    /// Starts a cluster on six free ports, trying `base..base + 6` first and then blocks
+    /// further up (so that test processes running at the same time on one machine, or
+    /// nodes left over by an interrupted run, do not collide). Panics with the script's
+    /// message if it cannot start one; nodes of a failed start are stopped.
     pub fn start(base: u16) -> TestCluster {
+        let base = (0..40u16)
+            .map(|k| base + 20 * k)
+            .find(|&b| free_block(b))
+            .expect("no six free loopback ports for a Redis Cluster");
         let dir =
             std::env::temp_dir().join(format!("aifm-redis-test-{base}-{}", std::process::id()));
         let out = Command::new("bash")
@@ -27,11 +44,17 @@ impl TestCluster {
             .arg(&dir)
             .output()
             .expect("run scripts/redis-cluster.sh");
-        assert!(
-            out.status.success(),
-            "scripts/redis-cluster.sh start {base} failed (is redis-server installed?): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            let _ = Command::new("bash")
+                .arg(script())
+                .args(["stop", &base.to_string()])
+                .arg(&dir)
+                .output();
+            panic!(
+                "scripts/redis-cluster.sh start {base} failed (is redis-server installed?): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let addr = String::from_utf8(out.stdout).unwrap().trim().to_string();
         TestCluster { base, addr, dir }
     }
