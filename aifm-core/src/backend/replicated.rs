@@ -277,22 +277,38 @@ fn is_failure(e: &Error) -> bool {
     matches!(e, Error::Disconnected(_) | Error::Timeout)
 }
 
-/// Runs `f` on every job, the first on this thread and the rest on scoped threads.
+/// Threads kept for requests that go to several servers at once, so that a batch does not
+/// pay a thread start per server (`None` if they could not be made).
+fn fan_out_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(16)
+            .thread_name(|i| format!("aifm-fan-out-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Runs `f` on every job at once (they block on different servers): on this thread for a
+/// single job, else on the kept fan-out threads (scoped threads if there are none).
 pub(super) fn fan_out<T: Sync, R: Send>(jobs: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use rayon::prelude::*;
     match jobs {
         [] => Vec::new(),
         [one] => vec![f(one)],
-        [first, rest @ ..] => std::thread::scope(|s| {
-            let f = &f;
-            let handles: Vec<_> = rest.iter().map(|j| s.spawn(move || f(j))).collect();
-            let mut out = vec![f(first)];
-            out.extend(
+        _ => match fan_out_pool() {
+            Some(pool) => pool.install(|| jobs.par_iter().with_max_len(1).map(&f).collect()),
+            None => std::thread::scope(|s| {
+                let f = &f;
+                let handles: Vec<_> = jobs.iter().map(|j| s.spawn(move || f(j))).collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().expect("replica worker panicked")),
-            );
-            out
-        }),
+                    .map(|h| h.join().expect("replica worker panicked"))
+                    .collect()
+            }),
+        },
     }
 }
 
