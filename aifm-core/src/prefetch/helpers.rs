@@ -143,7 +143,9 @@ impl<T: FarData> RemBox<T> {
     }
 }
 
-/// A future that resolves when a set of objects is local; yields how many were fetched.
+/// A future that resolves when a set of objects has been fetched; yields how many of them
+/// were local at that moment. Under memory pressure one may already be evacuated again by
+/// the time the caller looks: a dereference then fetches it once more (synchronously).
 ///
 /// # Examples
 ///
@@ -250,11 +252,17 @@ fn helper_loop(weak: &Weak<Inner>, rx: &Mutex<Receiver<Task>>) {
             let scope = Scope::new();
             let r = fetch_batch(&rt, &tickets, kind, Alloc::Mutator, Some(Mode::Read));
             drop(scope);
+            // An object fetched and already evacuated again (or left far for want of room)
+            // is not an error: the caller's dereference fetches it again, waiting for room
+            // as a dereference does. Only far-memory failures are.
             for t in demand {
-                let local = t.tickets.iter().all(|t| FetchTicket(*t).is_local());
+                let local = t
+                    .tickets
+                    .iter()
+                    .filter(|t| FetchTicket(**t).is_local())
+                    .count();
                 t.done.unwrap().complete(match &r {
-                    Ok(_) if local => Ok(t.tickets.len()),
-                    Ok(_) => Err(Error::LocalMemoryExhausted),
+                    Ok(_) => Ok(local),
                     Err(e) => Err(e.clone()),
                 });
             }
@@ -355,7 +363,8 @@ impl Runtime {
         }
     }
 
-    /// A future that resolves once every object among `tickets` is local.
+    /// A future that resolves once every object among `tickets` has been fetched (see
+    /// [`FetchFuture`] for what memory pressure may change afterwards).
     ///
     /// # Examples
     ///
