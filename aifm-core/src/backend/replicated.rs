@@ -108,7 +108,7 @@
 //! ```
 
 use super::sharded::{run_sharded, ShardTargets};
-use super::{Backend, ComputeInFlight, Placement, OBJECT_STORE};
+use super::{Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, OBJECT_STORE};
 use crate::error::{Error, Result};
 use crossbeam_utils::sync::{ShardedLockReadGuard, ShardedLockWriteGuard};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -810,10 +810,15 @@ impl ReplicatedBackend {
                 .into_iter()
                 .map(|(s, ks)| (members[s].clone(), ks))
                 .collect();
-            let results = fan_out(&groups, |(m, ks)| {
-                let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
-                m.server.read_many(ds, &ks)
-            });
+            // Every group's request is sent before the first answer is awaited.
+            let started: Vec<ManyInFlight> = groups
+                .iter()
+                .map(|(m, ks)| {
+                    let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
+                    m.server.begin_read_many(ds, &ks)
+                })
+                .collect();
+            let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
             pending.clear();
             for ((m, ks), r) in groups.into_iter().zip(results) {
                 match r {
@@ -966,10 +971,14 @@ impl Backend for ReplicatedBackend {
         let _gate = self.mutation();
         let sets = self.sets(ds, items.iter().map(|(k, _)| k));
         let groups = self.groups_all(&sets)?;
-        let results = fan_out(&groups, |(m, idx)| {
-            let batch: Vec<(&[u8], &[u8])> = idx.iter().map(|&i| items[i]).collect();
-            m.server.write_many(ds, &batch)
-        });
+        let started: Vec<InFlight<()>> = groups
+            .iter()
+            .map(|(m, idx)| {
+                let batch: Vec<(&[u8], &[u8])> = idx.iter().map(|&i| items[i]).collect();
+                m.server.begin_write_many(ds, &batch)
+            })
+            .collect();
+        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
         let mut acked = vec![false; items.len()];
         let mut answer = None;
         for ((m, idx), r) in groups.into_iter().zip(results) {
@@ -994,10 +1003,14 @@ impl Backend for ReplicatedBackend {
         let _gate = self.mutation();
         let sets = self.sets(ds, keys.iter());
         let groups = self.groups_all(&sets)?;
-        let results = fan_out(&groups, |(m, idx)| {
-            let batch: Vec<&[u8]> = idx.iter().map(|&i| keys[i]).collect();
-            m.server.remove_many(ds, &batch)
-        });
+        let started: Vec<InFlight<()>> = groups
+            .iter()
+            .map(|(m, idx)| {
+                let batch: Vec<&[u8]> = idx.iter().map(|&i| keys[i]).collect();
+                m.server.begin_remove_many(ds, &batch)
+            })
+            .collect();
+        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
         let mut done = vec![false; keys.len()];
         let mut answer = None;
         for ((m, idx), r) in groups.into_iter().zip(results) {

@@ -44,8 +44,8 @@
 //! backend's slots; dead servers are condemned through the backend, as on every other path.
 
 use super::fragment::{Code, Fragment};
-use super::{fan_out, is_failure, Member, ReplicatedBackend, State};
-use crate::backend::{Backend, ReadInFlight, OBJECT_STORE};
+use super::{is_failure, Member, ReplicatedBackend, State};
+use crate::backend::{Backend, InFlight, ManyInFlight, ReadInFlight, OBJECT_STORE};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -253,10 +253,15 @@ impl ReplicatedBackend {
             .into_iter()
             .map(|(s, ks)| (members[s].clone(), ks))
             .collect();
-        let results = fan_out(&groups, |(m, ks)| {
-            let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
-            m.server.read_many(OBJECT_STORE, &ks)
-        });
+        // Every group's request is sent before the first answer is awaited.
+        let started: Vec<ManyInFlight> = groups
+            .iter()
+            .map(|(m, ks)| {
+                let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
+                m.server.begin_read_many(OBJECT_STORE, &ks)
+            })
+            .collect();
+        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
         let mut answers: Vec<Answers> = keys.iter().map(|_| Answers::default()).collect();
         for ((m, ks), r) in groups.into_iter().zip(results) {
             match r {
@@ -350,13 +355,17 @@ impl ReplicatedBackend {
             .into_iter()
             .map(|(s, fs)| (members[s].clone(), fs))
             .collect();
-        let results = fan_out(&groups, |(m, fs)| {
-            let batch: Vec<(&[u8], &[u8])> = fs
-                .iter()
-                .map(|&(item, f)| (items[item].0, &fragments[item][f][..]))
-                .collect();
-            m.server.write_many(OBJECT_STORE, &batch)
-        });
+        let started: Vec<InFlight<()>> = groups
+            .iter()
+            .map(|(m, fs)| {
+                let batch: Vec<(&[u8], &[u8])> = fs
+                    .iter()
+                    .map(|&(item, f)| (items[item].0, &fragments[item][f][..]))
+                    .collect();
+                m.server.begin_write_many(OBJECT_STORE, &batch)
+            })
+            .collect();
+        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
         let mut stored = vec![0usize; items.len()];
         let mut answer = None;
         for ((m, fs), r) in groups.into_iter().zip(results) {
