@@ -189,6 +189,18 @@ impl<B: Backend> Backend for Faulty<B> {
         self.check()?;
         self.inner.compute_sharded(ds, opcode, keys, input)
     }
+    fn begin_compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> super::InFlight<Vec<Vec<u8>>> {
+        match self.check() {
+            Ok(()) => self.inner.begin_compute_sharded(ds, opcode, keys, input),
+            Err(e) => super::InFlight::done(Err(e)),
+        }
+    }
     fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
         self.check()?;
         self.inner.keys(ds)

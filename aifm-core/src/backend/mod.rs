@@ -271,6 +271,28 @@ pub trait Backend: Send + Sync + 'static {
         Ok(vec![self.compute(ds, opcode, &wrapped)?])
     }
 
+    /// Starts [`Backend::compute_sharded`] and returns at once; [`InFlight::wait`] gives its
+    /// answers. A networked backend sends the request now, so the shards of a striped
+    /// structure, each on its own server, work at the same time without a thread each. The
+    /// default runs it at once (blocking) and hands back the finished result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// assert!(b.begin_compute_sharded(OBJECT_STORE, 1, &[], b"").wait().unwrap().is_empty());
+    /// ```
+    fn begin_compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> InFlight<Vec<Vec<u8>>> {
+        InFlight::done(self.compute_sharded(ds, opcode, keys, input))
+    }
+
     /// Every key structure `ds` holds, in increasing bytewise order. A networked backend
     /// fetches them in pages (so a huge structure never needs one giant frame); keys written
     /// or removed during the listing may or may not appear.
@@ -646,6 +668,15 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         input: &[u8],
     ) -> Result<Vec<Vec<u8>>> {
         (**self).compute_sharded(ds, opcode, keys, input)
+    }
+    fn begin_compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> InFlight<Vec<Vec<u8>>> {
+        (**self).begin_compute_sharded(ds, opcode, keys, input)
     }
     fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
         (**self).keys(ds)

@@ -28,9 +28,13 @@
 //!
 //! # Replication and failure
 //!
-//! * **Writes** (and [`Backend::write_many`], grouped per server and sent to the servers in
-//!   parallel) are acknowledged only when every *live* member of each object's replica set
-//!   has them.
+//! * **Writes** (and [`Backend::write_many`], grouped per server) are acknowledged only when
+//!   every *live* member of each object's replica set has them.
+//! * **Batches** (`read_many`, `write_many`, `remove_many`) that span several servers are
+//!   pipelined, not threaded: every server's piece is started with
+//!   [`Backend::begin_read_many`] (and its siblings), which a networked backend sends at
+//!   once, and only then are the answers awaited, in order, on the calling thread. The
+//!   mutation gate is held until every answer is in.
 //! * **Reads** go to the first live member of the set in rank order and fall over to the next
 //!   one when a server answers [`Error::Disconnected`] or [`Error::Timeout`]. A replacement
 //!   still being rebuilt is skipped.
@@ -45,7 +49,7 @@
 //!   one created [`Placement::Striped`]) sees only the objects of the server that runs it.
 //! * **`compute_sharded`** (read-only operations over a key list) sends each key to the first
 //!   readable member of its replica set, one request per server with that server's keys, all
-//!   in parallel; a server that fails has its keys asked again of the next readable member.
+//!   sent before any answer is awaited; a server that fails has its keys asked again of the next readable member.
 //!
 //! A server that fails with `Disconnected` or `Timeout` is marked **dead for good**: it has
 //! missed writes from then on, so its copies can no longer be trusted, and it is never asked
@@ -275,41 +279,6 @@ fn first_write_id() -> u64 {
 /// Whether an error means the server is gone (as opposed to the server's answer).
 fn is_failure(e: &Error) -> bool {
     matches!(e, Error::Disconnected(_) | Error::Timeout)
-}
-
-/// Threads kept for requests that go to several servers at once, so that a batch does not
-/// pay a thread start per server (`None` if they could not be made).
-fn fan_out_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(16)
-            .thread_name(|i| format!("aifm-fan-out-{i}"))
-            .build()
-            .ok()
-    })
-    .as_ref()
-}
-
-/// Runs `f` on every job at once (they block on different servers): on this thread for a
-/// single job, else on the kept fan-out threads (scoped threads if there are none).
-pub(super) fn fan_out<T: Sync, R: Send>(jobs: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    use rayon::prelude::*;
-    match jobs {
-        [] => Vec::new(),
-        [one] => vec![f(one)],
-        _ => match fan_out_pool() {
-            Some(pool) => pool.install(|| jobs.par_iter().with_max_len(1).map(&f).collect()),
-            None => std::thread::scope(|s| {
-                let f = &f;
-                let handles: Vec<_> = jobs.iter().map(|j| s.spawn(move || f(j))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("replica worker panicked"))
-                    .collect()
-            }),
-        },
-    }
 }
 
 /// The outcome of reading a batch from the live servers: per key, `None` when no live
@@ -1080,7 +1049,7 @@ impl Backend for ReplicatedBackend {
     }
 
     /// One request per server holding some of `keys` (the first readable member of each
-    /// key's replica set), in parallel, with failover; see [`super::sharded`].
+    /// key's replica set), all sent before any answer is awaited, with failover; see [`super::sharded`].
     fn compute_sharded(
         &self,
         ds: u32,
@@ -1102,7 +1071,7 @@ impl Backend for ReplicatedBackend {
             let mine: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
             members.members[s]
                 .server
-                .compute_sharded(ds, opcode, &mine, input)
+                .begin_compute_sharded(ds, opcode, &mine, input)
         })
     }
 

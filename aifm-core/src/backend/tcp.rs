@@ -25,7 +25,12 @@
 //!   threads or from one ([`TcpBackend::start_read`]; [`TcpBackend::start_reads`] sends a
 //!   whole window of requests in one write). Batches ([`Backend::read_many`],
 //!   [`Backend::write_many`], [`Backend::remove_many`]) travel as one request each, split only
-//!   to respect the maximum frame size, and the pieces are themselves pipelined.
+//!   to respect the maximum frame size, and the pieces are themselves pipelined. Their
+//!   `begin_*` forms ([`Backend::begin_read_many`], ...) send every piece and return at once,
+//!   so one thread can have batches in flight on several servers. The backend's state lives
+//!   behind an `Arc` that such a batch shares: a batch read whose replies turn out not to fit
+//!   a frame is fetched again one object at a time when it is awaited, from its own copy of
+//!   the keys.
 //! * **Shared writes.** Senders append encoded requests to a queue; one thread at a time
 //!   writes the whole queue, so requests from concurrent callers share system calls.
 //! * **No write deadlock.** The socket is non-blocking; a writer whose send buffer is full
@@ -842,6 +847,21 @@ impl Backend for TcpBackend {
             }),
             Err(e) => super::InFlight::done(Err(e)),
         }
+    }
+
+    /// One request carrying the keys ([`super::sharded::encode_shard_input`]), sent now.
+    fn begin_compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> super::InFlight<Vec<Vec<u8>>> {
+        if keys.is_empty() {
+            return super::InFlight::done(Ok(Vec::new()));
+        }
+        let call = self.begin_compute(ds, opcode, &super::sharded::encode_shard_input(keys, input));
+        super::InFlight::later(move || Ok(vec![call.wait()?]))
     }
 
     fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {

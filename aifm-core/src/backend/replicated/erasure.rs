@@ -35,7 +35,8 @@
 //! * **Writes** encode the object with a fresh write id and send each fragment to its
 //!   holder; a write is acknowledged when every holder in use (live or being rebuilt) has its
 //!   fragment, and fails with [`Error::Disconnected`] when fewer than `k` holders are in use.
-//!   `write_many` groups fragments per server, one request to each, in parallel.
+//!   `write_many` groups fragments per server, one request to each, all sent before any
+//!   answer is awaited ([`Backend::begin_write_many`]).
 //! * **Removes**, listing keys, statistics and the rebuild of a replaced server work as for
 //!   replication, over the `k + m` holders; a rebuild decodes each object from `k` live
 //!   holders and writes the replacement's own fragment, with the original write id.
@@ -225,7 +226,7 @@ impl ReplicatedBackend {
     }
 
     /// Fetches many erasure-coded objects: the first `k` live holders of each, one request
-    /// per server, in parallel; an object that does not decode from those is fetched again on
+    /// per server, all sent before any answer is awaited; an object that does not decode from those is fetched again on
     /// its own ([`Self::ec_fetch`], which asks parity holders too, and whose error is that
     /// object's). `count` says whether degraded reads are counted.
     ///
@@ -333,7 +334,7 @@ impl ReplicatedBackend {
     }
 
     /// Writes many erasure-coded objects: one request per server with its fragments, all
-    /// servers in parallel.
+    /// sent before any answer is awaited.
     pub(super) fn ec_write_many(&self, code: &Code, items: &[(&[u8], &[u8])]) -> Result<()> {
         let _gate = self.mutation();
         let sets = self.sets(OBJECT_STORE, items.iter().map(|(k, _)| k));
