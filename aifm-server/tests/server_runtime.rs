@@ -201,6 +201,41 @@ fn batch_replies_larger_than_a_frame_fall_back_to_single_reads() {
         .unwrap_err();
     assert!(matches!(e, aifm_core::Error::Protocol(_)), "{e:?}");
     far.ping().unwrap();
+
+    // The pipelined form falls back the same way, after `begin_read_many` has returned: the
+    // answer keeps its own copy of the keys and its own handle on the connection, so neither
+    // the caller's keys nor the backend need to outlive it. A small batch started in between
+    // completes on its own.
+    let singles_before = far.server_stats().unwrap().requests.read;
+    let mut asked: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+    asked.push(b"absent".to_vec());
+    let asked_len = asked.len();
+    let big = {
+        let refs: Vec<&[u8]> = asked.iter().map(|k| &k[..]).collect();
+        far.begin_read_many(OBJECT_STORE, &refs)
+    };
+    let small = far.begin_read_many(OBJECT_STORE, &[&[3u8][..], b"absent"]);
+    drop(asked);
+    assert_eq!(
+        small.wait().unwrap(),
+        [Some(vec![3u8; 16 << 10]), None],
+        "a batch that fits a frame"
+    );
+    let stats = server.client();
+    drop(far);
+    let got = big.wait().unwrap();
+    assert_eq!(got.len(), keys.len() + 1);
+    for (i, v) in got[..keys.len()].iter().enumerate() {
+        assert_eq!(v.as_deref(), Some(&[i as u8; 16 << 10][..]));
+    }
+    assert_eq!(got[keys.len()], None);
+    // The big batch was fetched again one object at a time (the server counts single reads;
+    // the small batch and the statistics requests are not single reads).
+    let singles = stats.server_stats().unwrap().requests.read - singles_before;
+    assert_eq!(
+        singles, asked_len as u64,
+        "one single read per key of the big batch"
+    );
 }
 
 #[test]

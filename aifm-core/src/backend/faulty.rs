@@ -139,6 +139,24 @@ impl<B: Backend> Backend for Faulty<B> {
         self.check()?;
         self.inner.remove_many(ds, keys)
     }
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> super::ManyInFlight {
+        match self.check() {
+            Ok(()) => self.inner.begin_read_many(ds, keys),
+            Err(e) => super::InFlight::done(Err(e)),
+        }
+    }
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> super::InFlight<()> {
+        match self.check() {
+            Ok(()) => self.inner.begin_write_many(ds, items),
+            Err(e) => super::InFlight::done(Err(e)),
+        }
+    }
+    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> super::InFlight<()> {
+        match self.check() {
+            Ok(()) => self.inner.begin_remove_many(ds, keys),
+            Err(e) => super::InFlight::done(Err(e)),
+        }
+    }
     fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
         self.check()?;
         self.inner.construct(ds, device, params)
@@ -170,6 +188,18 @@ impl<B: Backend> Backend for Faulty<B> {
     ) -> Result<Vec<Vec<u8>>> {
         self.check()?;
         self.inner.compute_sharded(ds, opcode, keys, input)
+    }
+    fn begin_compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> super::InFlight<Vec<Vec<u8>>> {
+        match self.check() {
+            Ok(()) => self.inner.begin_compute_sharded(ds, opcode, keys, input),
+            Err(e) => super::InFlight::done(Err(e)),
+        }
     }
     fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
         self.check()?;

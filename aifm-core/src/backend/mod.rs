@@ -122,6 +122,56 @@ pub trait Backend: Send + Sync + 'static {
         keys.iter().try_for_each(|k| self.remove(ds, k).map(drop))
     }
 
+    /// Starts [`Backend::read_many`] and returns at once; [`InFlight::wait`] gives its answer.
+    /// A networked backend sends every request of the batch now, so batches started one after
+    /// the other on different servers travel at the same time without a thread each. The
+    /// default reads at once (blocking) and hands back the finished result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// b.write(OBJECT_STORE, b"k", b"v").unwrap();
+    /// let batch = b.begin_read_many(OBJECT_STORE, &[&b"k"[..], &b"x"[..]]);
+    /// assert_eq!(batch.wait().unwrap(), [Some(b"v".to_vec()), None]);
+    /// ```
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
+        InFlight::done(self.read_many(ds, keys))
+    }
+
+    /// Starts [`Backend::write_many`] and returns at once; [`InFlight::wait`] gives its
+    /// outcome (the same as `write_many`'s, prefix rule included). The default writes at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// let items: [(&[u8], &[u8]); 2] = [(b"a", b"1"), (b"b", b"2")];
+    /// b.begin_write_many(OBJECT_STORE, &items).wait().unwrap();
+    /// assert_eq!(b.read(OBJECT_STORE, b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    /// ```
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
+        InFlight::done(self.write_many(ds, items))
+    }
+
+    /// Starts [`Backend::remove_many`] and returns at once; [`InFlight::wait`] gives its
+    /// outcome. The default removes at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// b.write(OBJECT_STORE, b"a", b"1").unwrap();
+    /// b.begin_remove_many(OBJECT_STORE, &[&b"a"[..]]).wait().unwrap();
+    /// assert_eq!(b.read(OBJECT_STORE, b"a").unwrap(), None);
+    /// ```
+    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> InFlight<()> {
+        InFlight::done(self.remove_many(ds, keys))
+    }
+
     /// Creates structure `ds` served by the remote device type `device`.
     ///
     /// # Errors
@@ -221,6 +271,28 @@ pub trait Backend: Send + Sync + 'static {
         Ok(vec![self.compute(ds, opcode, &wrapped)?])
     }
 
+    /// Starts [`Backend::compute_sharded`] and returns at once; [`InFlight::wait`] gives its
+    /// answers. A networked backend sends the request now, so the shards of a striped
+    /// structure, each on its own server, work at the same time without a thread each. The
+    /// default runs it at once (blocking) and hands back the finished result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// assert!(b.begin_compute_sharded(OBJECT_STORE, 1, &[], b"").wait().unwrap().is_empty());
+    /// ```
+    fn begin_compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> InFlight<Vec<Vec<u8>>> {
+        InFlight::done(self.compute_sharded(ds, opcode, keys, input))
+    }
+
     /// Every key structure `ds` holds, in increasing bytewise order. A networked backend
     /// fetches them in pages (so a huge structure never needs one giant frame); keys written
     /// or removed during the listing may or may not appear.
@@ -288,6 +360,16 @@ pub type ReadInFlight = InFlight<Option<Vec<u8>>>;
 /// assert_eq!(ComputeInFlight::done(Ok(vec![1])).wait().unwrap(), [1]);
 /// ```
 pub type ComputeInFlight = InFlight<Vec<u8>>;
+
+/// A batch read in flight ([`Backend::begin_read_many`]): one value per key, in order.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::ManyInFlight;
+/// assert_eq!(ManyInFlight::done(Ok(vec![None])).wait().unwrap(), [None]);
+/// ```
+pub type ManyInFlight = InFlight<Vec<Option<Vec<u8>>>>;
 
 enum Pending<T> {
     Done(Result<T>),
@@ -548,6 +630,15 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
         (**self).remove_many(ds, keys)
     }
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
+        (**self).begin_read_many(ds, keys)
+    }
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
+        (**self).begin_write_many(ds, items)
+    }
+    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> InFlight<()> {
+        (**self).begin_remove_many(ds, keys)
+    }
     fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
         (**self).construct(ds, device, params)
     }
@@ -577,6 +668,15 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         input: &[u8],
     ) -> Result<Vec<Vec<u8>>> {
         (**self).compute_sharded(ds, opcode, keys, input)
+    }
+    fn begin_compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> InFlight<Vec<Vec<u8>>> {
+        (**self).begin_compute_sharded(ds, opcode, keys, input)
     }
     fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
         (**self).keys(ds)

@@ -28,9 +28,13 @@
 //!
 //! # Replication and failure
 //!
-//! * **Writes** (and [`Backend::write_many`], grouped per server and sent to the servers in
-//!   parallel) are acknowledged only when every *live* member of each object's replica set
-//!   has them.
+//! * **Writes** (and [`Backend::write_many`], grouped per server) are acknowledged only when
+//!   every *live* member of each object's replica set has them.
+//! * **Batches** (`read_many`, `write_many`, `remove_many`) that span several servers are
+//!   pipelined, not threaded: every server's piece is started with
+//!   [`Backend::begin_read_many`] (and its siblings), which a networked backend sends at
+//!   once, and only then are the answers awaited, in order, on the calling thread. The
+//!   mutation gate is held until every answer is in.
 //! * **Reads** go to the first live member of the set in rank order and fall over to the next
 //!   one when a server answers [`Error::Disconnected`] or [`Error::Timeout`]. A replacement
 //!   still being rebuilt is skipped.
@@ -45,7 +49,7 @@
 //!   one created [`Placement::Striped`]) sees only the objects of the server that runs it.
 //! * **`compute_sharded`** (read-only operations over a key list) sends each key to the first
 //!   readable member of its replica set, one request per server with that server's keys, all
-//!   in parallel; a server that fails has its keys asked again of the next readable member.
+//!   sent before any answer is awaited; a server that fails has its keys asked again of the next readable member.
 //!
 //! A server that fails with `Disconnected` or `Timeout` is marked **dead for good**: it has
 //! missed writes from then on, so its copies can no longer be trusted, and it is never asked
@@ -108,7 +112,7 @@
 //! ```
 
 use super::sharded::{run_sharded, ShardTargets};
-use super::{Backend, ComputeInFlight, Placement, OBJECT_STORE};
+use super::{Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, OBJECT_STORE};
 use crate::error::{Error, Result};
 use crossbeam_utils::sync::{ShardedLockReadGuard, ShardedLockWriteGuard};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -275,41 +279,6 @@ fn first_write_id() -> u64 {
 /// Whether an error means the server is gone (as opposed to the server's answer).
 fn is_failure(e: &Error) -> bool {
     matches!(e, Error::Disconnected(_) | Error::Timeout)
-}
-
-/// Threads kept for requests that go to several servers at once, so that a batch does not
-/// pay a thread start per server (`None` if they could not be made).
-fn fan_out_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(16)
-            .thread_name(|i| format!("aifm-fan-out-{i}"))
-            .build()
-            .ok()
-    })
-    .as_ref()
-}
-
-/// Runs `f` on every job at once (they block on different servers): on this thread for a
-/// single job, else on the kept fan-out threads (scoped threads if there are none).
-pub(super) fn fan_out<T: Sync, R: Send>(jobs: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    use rayon::prelude::*;
-    match jobs {
-        [] => Vec::new(),
-        [one] => vec![f(one)],
-        _ => match fan_out_pool() {
-            Some(pool) => pool.install(|| jobs.par_iter().with_max_len(1).map(&f).collect()),
-            None => std::thread::scope(|s| {
-                let f = &f;
-                let handles: Vec<_> = jobs.iter().map(|j| s.spawn(move || f(j))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("replica worker panicked"))
-                    .collect()
-            }),
-        },
-    }
 }
 
 /// The outcome of reading a batch from the live servers: per key, `None` when no live
@@ -810,10 +779,15 @@ impl ReplicatedBackend {
                 .into_iter()
                 .map(|(s, ks)| (members[s].clone(), ks))
                 .collect();
-            let results = fan_out(&groups, |(m, ks)| {
-                let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
-                m.server.read_many(ds, &ks)
-            });
+            // Every group's request is sent before the first answer is awaited.
+            let started: Vec<ManyInFlight> = groups
+                .iter()
+                .map(|(m, ks)| {
+                    let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
+                    m.server.begin_read_many(ds, &ks)
+                })
+                .collect();
+            let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
             pending.clear();
             for ((m, ks), r) in groups.into_iter().zip(results) {
                 match r {
@@ -966,10 +940,14 @@ impl Backend for ReplicatedBackend {
         let _gate = self.mutation();
         let sets = self.sets(ds, items.iter().map(|(k, _)| k));
         let groups = self.groups_all(&sets)?;
-        let results = fan_out(&groups, |(m, idx)| {
-            let batch: Vec<(&[u8], &[u8])> = idx.iter().map(|&i| items[i]).collect();
-            m.server.write_many(ds, &batch)
-        });
+        let started: Vec<InFlight<()>> = groups
+            .iter()
+            .map(|(m, idx)| {
+                let batch: Vec<(&[u8], &[u8])> = idx.iter().map(|&i| items[i]).collect();
+                m.server.begin_write_many(ds, &batch)
+            })
+            .collect();
+        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
         let mut acked = vec![false; items.len()];
         let mut answer = None;
         for ((m, idx), r) in groups.into_iter().zip(results) {
@@ -994,10 +972,14 @@ impl Backend for ReplicatedBackend {
         let _gate = self.mutation();
         let sets = self.sets(ds, keys.iter());
         let groups = self.groups_all(&sets)?;
-        let results = fan_out(&groups, |(m, idx)| {
-            let batch: Vec<&[u8]> = idx.iter().map(|&i| keys[i]).collect();
-            m.server.remove_many(ds, &batch)
-        });
+        let started: Vec<InFlight<()>> = groups
+            .iter()
+            .map(|(m, idx)| {
+                let batch: Vec<&[u8]> = idx.iter().map(|&i| keys[i]).collect();
+                m.server.begin_remove_many(ds, &batch)
+            })
+            .collect();
+        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
         let mut done = vec![false; keys.len()];
         let mut answer = None;
         for ((m, idx), r) in groups.into_iter().zip(results) {
@@ -1067,7 +1049,7 @@ impl Backend for ReplicatedBackend {
     }
 
     /// One request per server holding some of `keys` (the first readable member of each
-    /// key's replica set), in parallel, with failover; see [`super::sharded`].
+    /// key's replica set), all sent before any answer is awaited, with failover; see [`super::sharded`].
     fn compute_sharded(
         &self,
         ds: u32,
@@ -1089,7 +1071,7 @@ impl Backend for ReplicatedBackend {
             let mine: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
             members.members[s]
                 .server
-                .compute_sharded(ds, opcode, &mine, input)
+                .begin_compute_sharded(ds, opcode, &mine, input)
         })
     }
 

@@ -33,6 +33,7 @@
 //! * This module touches no backend state: the replicated backend supplies liveness, the
 //!   replica sets and the calls.
 
+use super::InFlight;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -169,7 +170,8 @@ pub(crate) trait ShardTargets: Sync {
 }
 
 /// Groups the keys by the first live server of their set, asks every group's server at once
-/// (`call(server, key indices)`, in parallel), and asks the groups of servers that failed
+/// (`start(server, key indices)` sends the request; all are sent before any answer is
+/// awaited), and asks the groups of servers that failed
 /// again of the next live member, until every key is answered exactly once.
 ///
 /// `sets[i]` is the rank-ordered set of servers that hold key `i`.
@@ -179,7 +181,7 @@ pub(crate) trait ShardTargets: Sync {
 pub(crate) fn run_sharded<T: ShardTargets>(
     targets: &T,
     sets: &[Vec<usize>],
-    call: impl Fn(usize, &[usize]) -> Result<Vec<Vec<u8>>> + Sync,
+    start: impl Fn(usize, &[usize]) -> InFlight<Vec<Vec<u8>>>,
 ) -> Result<Vec<Vec<u8>>> {
     let mut answers = Vec::new();
     let mut pending: Vec<usize> = (0..sets.len()).collect();
@@ -192,7 +194,9 @@ pub(crate) fn run_sharded<T: ShardTargets>(
             }
         }
         let groups: Vec<(usize, Vec<usize>)> = groups.into_iter().collect();
-        let results = super::replicated::fan_out(&groups, |(s, ks)| call(*s, ks));
+        // Every group's request is sent before the first answer is awaited.
+        let started: Vec<_> = groups.iter().map(|(s, ks)| start(*s, ks)).collect();
+        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
         pending.clear();
         for ((s, ks), r) in groups.into_iter().zip(results) {
             match r {

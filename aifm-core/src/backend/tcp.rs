@@ -25,7 +25,12 @@
 //!   threads or from one ([`TcpBackend::start_read`]; [`TcpBackend::start_reads`] sends a
 //!   whole window of requests in one write). Batches ([`Backend::read_many`],
 //!   [`Backend::write_many`], [`Backend::remove_many`]) travel as one request each, split only
-//!   to respect the maximum frame size, and the pieces are themselves pipelined.
+//!   to respect the maximum frame size, and the pieces are themselves pipelined. Their
+//!   `begin_*` forms ([`Backend::begin_read_many`], ...) send every piece and return at once,
+//!   so one thread can have batches in flight on several servers. The backend's state lives
+//!   behind an `Arc` that such a batch shares: a batch read whose replies turn out not to fit
+//!   a frame is fetched again one object at a time when it is awaited, from its own copy of
+//!   the keys.
 //! * **Shared writes.** Senders append encoded requests to a queue; one thread at a time
 //!   writes the whole queue, so requests from concurrent callers share system calls.
 //! * **No write deadlock.** The socket is non-blocking; a writer whose send buffer is full
@@ -66,6 +71,7 @@ use crate::wire::{poll_fd, Answer};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -325,16 +331,18 @@ impl TcpBuilder {
             return Err(session_lost(self.resume.unwrap_or_default()));
         }
         Ok(TcpBackend {
-            state: Mutex::new(Reconnect {
-                session: welcome.session,
-                poisoned: None,
-                last_failure: None,
-                reconnects: 0,
+            c: Arc::new(Client {
+                state: Mutex::new(Reconnect {
+                    session: welcome.session,
+                    poisoned: None,
+                    last_failure: None,
+                    reconnects: 0,
+                }),
+                conn: RwLock::new(conn),
+                next_id: AtomicU64::new(1),
+                last_stored: AtomicU64::new(0),
+                opts: self,
             }),
-            conn: RwLock::new(conn),
-            next_id: AtomicU64::new(1),
-            last_stored: AtomicU64::new(0),
-            opts: self,
         })
     }
 }
@@ -360,6 +368,13 @@ fn session_lost(s: SessionId) -> Error {
 /// }
 /// ```
 pub struct TcpBackend {
+    c: Arc<Client>,
+}
+
+/// A backend's state, shared (behind an [`Arc`]) with the batches it has in flight: a batch
+/// whose replies turn out not to fit a frame falls back to single reads after the call that
+/// started it has returned.
+struct Client {
     opts: TcpBuilder,
     conn: RwLock<Arc<Conn>>,
     state: Mutex<Reconnect>,
@@ -378,8 +393,8 @@ struct Reconnect {
 impl std::fmt::Debug for TcpBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpBackend")
-            .field("opts", &self.opts)
-            .field("state", &self.state)
+            .field("opts", &self.c.opts)
+            .field("state", &self.c.state)
             .finish_non_exhaustive()
     }
 }
@@ -422,7 +437,7 @@ impl TcpBackend {
     /// println!("session {}", far.session());
     /// ```
     pub fn session(&self) -> SessionId {
-        self.state.lock().unwrap().session
+        self.c.state.lock().unwrap().session
     }
 
     /// How many times the connection was re-established.
@@ -434,7 +449,7 @@ impl TcpBackend {
     /// assert_eq!(far.reconnects(), 0);
     /// ```
     pub fn reconnects(&self) -> u64 {
-        self.state.lock().unwrap().reconnects
+        self.c.state.lock().unwrap().reconnects
     }
 
     /// Whether the current connection is up (a hint; the next call may find it gone).
@@ -446,7 +461,7 @@ impl TcpBackend {
     /// assert!(far.is_connected());
     /// ```
     pub fn is_connected(&self) -> bool {
-        !self.conn.read().unwrap().dead.load(Ordering::SeqCst)
+        !self.c.conn.read().unwrap().dead.load(Ordering::SeqCst)
     }
 
     /// One round trip with no work on the server.
@@ -463,7 +478,7 @@ impl TcpBackend {
     /// println!("round trip {:?}", t.elapsed());
     /// ```
     pub fn ping(&self) -> Result<()> {
-        self.call(&Op::Ping).and_then(|a| a.expect_pong())
+        self.c.call(&Op::Ping).and_then(|a| a.expect_pong())
     }
 
     /// The server's statistics.
@@ -479,7 +494,7 @@ impl TcpBackend {
     /// println!("{} of {} bytes used", s.stored_bytes, s.capacity_bytes);
     /// ```
     pub fn server_stats(&self) -> Result<ServerStats> {
-        match self.call(&Op::Stats)? {
+        match self.c.call(&Op::Stats)? {
             Answer::Stats(s) => Ok(s),
             other => Err(other.unexpected()),
         }
@@ -501,7 +516,8 @@ impl TcpBackend {
     /// # let _ = (a, b);
     /// ```
     pub fn start_read(&self, ds: u32, key: &[u8]) -> Result<PendingRead> {
-        self.start(&Op::Read { ds, key: Blob(key) })
+        self.c
+            .start(&Op::Read { ds, key: Blob(key) })
             .map(|call| PendingRead { call })
     }
 
@@ -524,11 +540,65 @@ impl TcpBackend {
     /// }
     /// ```
     pub fn start_reads(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<PendingRead>> {
+        self.c.start_reads(ds, keys)
+    }
+}
+
+impl Client {
+    fn start_reads(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<PendingRead>> {
         let ops: Vec<Op<'_>> = keys.iter().map(|k| Op::Read { ds, key: Blob(k) }).collect();
         let calls = self.start_all(&ops)?;
         Ok(calls.into_iter().map(|call| PendingRead { call }).collect())
     }
 
+    /// Sends every piece of a batch read; returns the calls and the key range of each.
+    fn start_read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<(Call, Range<usize>)>> {
+        self.pieces(keys.iter().map(|k| blob_size(k)))
+            .into_iter()
+            .map(|r| {
+                let piece = keys[r.clone()].iter().map(|k| Blob(k)).collect();
+                Ok((self.start(&Op::ReadMany { ds, keys: piece })?, r))
+            })
+            .collect()
+    }
+
+    /// Collects the answers of [`Client::start_read_many`]'s pieces, in order. A piece whose
+    /// replies did not fit one frame (the server answers [`Error::Protocol`]) is fetched again
+    /// one object at a time, pipelined.
+    fn finish_read_many<K: AsRef<[u8]>>(
+        &self,
+        ds: u32,
+        keys: &[K],
+        calls: Vec<(Call, Range<usize>)>,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (call, range) in calls {
+            match call.finish() {
+                Ok(Answer::Values(vs)) if vs.len() == range.len() => out.extend(vs),
+                Ok(other) => return Err(other.unexpected()),
+                Err(Error::Protocol(_)) => {
+                    let piece: Vec<&[u8]> = keys[range].iter().map(AsRef::as_ref).collect();
+                    for p in self.start_reads(ds, &piece)? {
+                        out.push(p.wait()?);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends `op(piece)` for every piece of `sizes` (encoded element sizes) that fits a frame.
+    fn start_pieces<'a>(
+        &self,
+        sizes: impl Iterator<Item = usize>,
+        op: impl Fn(Range<usize>) -> Op<'a>,
+    ) -> Result<Vec<Call>> {
+        self.pieces(sizes)
+            .into_iter()
+            .map(|r| self.start(&op(r)))
+            .collect()
+    }
     fn connection(&self) -> Result<Arc<Conn>> {
         {
             let c = self.conn.read().unwrap();
@@ -629,7 +699,7 @@ impl TcpBackend {
     }
 
     /// Splits `sizes` (encoded size of each element) into ranges that fit one frame.
-    fn pieces(&self, sizes: impl Iterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
+    fn pieces(&self, sizes: impl Iterator<Item = usize>) -> Vec<Range<usize>> {
         let budget = self.batch_budget();
         let mut out = Vec::new();
         let (mut start, mut bytes, mut n) = (0, 0, 0);
@@ -648,6 +718,22 @@ impl TcpBackend {
     }
 }
 
+/// Waits for every call of a batch (each answers `Done`); the first error wins.
+fn finish_all(calls: Result<Vec<Call>>) -> super::InFlight<()> {
+    match calls {
+        Ok(calls) => super::InFlight::later(move || {
+            let mut first_err = None;
+            for call in calls {
+                if let Err(e) = call.finish().and_then(Answer::done) {
+                    first_err.get_or_insert(e);
+                }
+            }
+            first_err.map_or(Ok(()), Err)
+        }),
+        Err(e) => super::InFlight::done(Err(e)),
+    }
+}
+
 /// Encoded size of a byte string: a varint length (at most 5 bytes here) and the bytes.
 fn blob_size(b: &[u8]) -> usize {
     b.len() + 5
@@ -655,7 +741,7 @@ fn blob_size(b: &[u8]) -> usize {
 
 impl Backend for TcpBackend {
     fn name(&self) -> String {
-        format!("tcp://{}", self.opts.addr)
+        format!("tcp://{}", self.c.opts.addr)
     }
 
     /// Sends the read now ([`TcpBackend::start_read`]); waiting collects the answer.
@@ -667,95 +753,85 @@ impl Backend for TcpBackend {
     }
 
     fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.call(&Op::Read { ds, key: Blob(key) })?.value()
+        self.c.call(&Op::Read { ds, key: Blob(key) })?.value()
     }
 
     fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
-        self.call(&Op::Write {
-            ds,
-            key: Blob(key),
-            value: Blob(value),
-        })?
-        .done()
+        self.c
+            .call(&Op::Write {
+                ds,
+                key: Blob(key),
+                value: Blob(value),
+            })?
+            .done()
     }
 
     fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
-        match self.call(&Op::Remove { ds, key: Blob(key) })? {
+        match self.c.call(&Op::Remove { ds, key: Blob(key) })? {
             Answer::Removed(b) => Ok(b),
             other => Err(other.unexpected()),
         }
     }
 
     fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        let pieces = self.pieces(keys.iter().map(|k| blob_size(k)));
-        let calls: Vec<Call> = pieces
-            .iter()
-            .map(|r| {
-                let keys = keys[r.clone()].iter().map(|k| Blob(k)).collect();
-                self.start(&Op::ReadMany { ds, keys })
-            })
-            .collect::<Result<_>>()?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (call, range) in calls.into_iter().zip(pieces) {
-            match call.finish() {
-                Ok(Answer::Values(vs)) if vs.len() == range.len() => out.extend(vs),
-                Ok(other) => return Err(other.unexpected()),
-                // The replies did not fit one frame: fetch this piece one object at a time,
-                // pipelined.
-                Err(Error::Protocol(_)) => {
-                    for p in self.start_reads(ds, &keys[range])? {
-                        out.push(p.wait()?);
-                    }
-                }
-                Err(e) => return Err(e),
+        let calls = self.c.start_read_many(ds, keys)?;
+        self.c.finish_read_many(ds, keys, calls)
+    }
+
+    /// Sends every piece now; the answer keeps a copy of the keys (and a handle on this
+    /// backend) in case a piece must fall back to single reads.
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> super::ManyInFlight {
+        match self.c.start_read_many(ds, keys) {
+            Ok(calls) => {
+                let (client, keys) = (self.c.clone(), keys.iter().map(|k| k.to_vec()));
+                let keys: Vec<Vec<u8>> = keys.collect();
+                super::InFlight::later(move || client.finish_read_many(ds, &keys, calls))
             }
+            Err(e) => super::InFlight::done(Err(e)),
         }
-        Ok(out)
     }
 
     fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
-        let pieces = self.pieces(items.iter().map(|(k, v)| blob_size(k) + blob_size(v)));
-        let mut calls = Vec::with_capacity(pieces.len());
-        for r in pieces {
-            let items = items[r].iter().map(|(k, v)| (Blob(k), Blob(v))).collect();
-            calls.push(self.start(&Op::WriteMany { ds, items })?);
-        }
-        let mut first_err = None;
-        for call in calls {
-            if let Err(e) = call.finish().and_then(Answer::done) {
-                first_err.get_or_insert(e);
-            }
-        }
-        first_err.map_or(Ok(()), Err)
+        self.begin_write_many(ds, items).wait()
+    }
+
+    /// Sends every piece now; waiting collects the answers.
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> super::InFlight<()> {
+        let sizes = items.iter().map(|(k, v)| blob_size(k) + blob_size(v));
+        let calls = self.c.start_pieces(sizes, |r| Op::WriteMany {
+            ds,
+            items: items[r].iter().map(|(k, v)| (Blob(k), Blob(v))).collect(),
+        });
+        finish_all(calls)
     }
 
     fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
-        let pieces = self.pieces(keys.iter().map(|k| blob_size(k)));
-        let mut calls = Vec::with_capacity(pieces.len());
-        for r in pieces {
-            let keys = keys[r].iter().map(|k| Blob(k)).collect();
-            calls.push(self.start(&Op::RemoveMany { ds, keys })?);
-        }
-        let mut first_err = None;
-        for call in calls {
-            if let Err(e) = call.finish().and_then(Answer::done) {
-                first_err.get_or_insert(e);
-            }
-        }
-        first_err.map_or(Ok(()), Err)
+        self.begin_remove_many(ds, keys).wait()
+    }
+
+    /// Sends every piece now; waiting collects the answers.
+    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> super::InFlight<()> {
+        let calls = self
+            .c
+            .start_pieces(keys.iter().map(|k| blob_size(k)), |r| Op::RemoveMany {
+                ds,
+                keys: keys[r].iter().map(|k| Blob(k)).collect(),
+            });
+        finish_all(calls)
     }
 
     fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
-        self.call(&Op::Construct {
-            ds,
-            device,
-            params: Blob(params),
-        })?
-        .done()
+        self.c
+            .call(&Op::Construct {
+                ds,
+                device,
+                params: Blob(params),
+            })?
+            .done()
     }
 
     fn destruct(&self, ds: u32) -> Result<()> {
-        self.call(&Op::Destruct { ds })?.done()
+        self.c.call(&Op::Destruct { ds })?.done()
     }
 
     fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> super::ComputeInFlight {
@@ -764,7 +840,7 @@ impl Backend for TcpBackend {
             opcode,
             input: Blob(input),
         };
-        match self.start(&op) {
+        match self.c.start(&op) {
             Ok(call) => super::InFlight::later(move || match call.finish()? {
                 Answer::Output(v) => Ok(v),
                 other => Err(other.unexpected()),
@@ -773,8 +849,23 @@ impl Backend for TcpBackend {
         }
     }
 
+    /// One request carrying the keys ([`super::sharded::encode_shard_input`]), sent now.
+    fn begin_compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> super::InFlight<Vec<Vec<u8>>> {
+        if keys.is_empty() {
+            return super::InFlight::done(Ok(Vec::new()));
+        }
+        let call = self.begin_compute(ds, opcode, &super::sharded::encode_shard_input(keys, input));
+        super::InFlight::later(move || Ok(vec![call.wait()?]))
+    }
+
     fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        match self.call(&Op::Compute {
+        match self.c.call(&Op::Compute {
             ds,
             opcode,
             input: Blob(input),
@@ -790,7 +881,7 @@ impl Backend for TcpBackend {
         let mut out: Vec<Vec<u8>> = Vec::new();
         loop {
             let after = out.last().map(|k| Blob(k));
-            let page = match self.call(&Op::Keys {
+            let page = match self.c.call(&Op::Keys {
                 ds,
                 after,
                 limit: KEYS_PAGE,
@@ -823,12 +914,12 @@ impl Backend for TcpBackend {
 
     /// Asks the server; when it cannot be asked, the last known figure.
     fn stored_bytes(&self) -> u64 {
-        match self.call(&Op::StoredBytes) {
+        match self.c.call(&Op::StoredBytes) {
             Ok(Answer::Bytes(n)) => {
-                self.last_stored.store(n, Ordering::Relaxed);
+                self.c.last_stored.store(n, Ordering::Relaxed);
                 n
             }
-            _ => self.last_stored.load(Ordering::Relaxed),
+            _ => self.c.last_stored.load(Ordering::Relaxed),
         }
     }
 }

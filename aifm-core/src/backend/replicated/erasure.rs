@@ -35,7 +35,8 @@
 //! * **Writes** encode the object with a fresh write id and send each fragment to its
 //!   holder; a write is acknowledged when every holder in use (live or being rebuilt) has its
 //!   fragment, and fails with [`Error::Disconnected`] when fewer than `k` holders are in use.
-//!   `write_many` groups fragments per server, one request to each, in parallel.
+//!   `write_many` groups fragments per server, one request to each, all sent before any
+//!   answer is awaited ([`Backend::begin_write_many`]).
 //! * **Removes**, listing keys, statistics and the rebuild of a replaced server work as for
 //!   replication, over the `k + m` holders; a rebuild decodes each object from `k` live
 //!   holders and writes the replacement's own fragment, with the original write id.
@@ -44,8 +45,8 @@
 //! backend's slots; dead servers are condemned through the backend, as on every other path.
 
 use super::fragment::{Code, Fragment};
-use super::{fan_out, is_failure, Member, ReplicatedBackend, State};
-use crate::backend::{Backend, ReadInFlight, OBJECT_STORE};
+use super::{is_failure, Member, ReplicatedBackend, State};
+use crate::backend::{Backend, InFlight, ManyInFlight, ReadInFlight, OBJECT_STORE};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -225,7 +226,7 @@ impl ReplicatedBackend {
     }
 
     /// Fetches many erasure-coded objects: the first `k` live holders of each, one request
-    /// per server, in parallel; an object that does not decode from those is fetched again on
+    /// per server, all sent before any answer is awaited; an object that does not decode from those is fetched again on
     /// its own ([`Self::ec_fetch`], which asks parity holders too, and whose error is that
     /// object's). `count` says whether degraded reads are counted.
     ///
@@ -253,10 +254,15 @@ impl ReplicatedBackend {
             .into_iter()
             .map(|(s, ks)| (members[s].clone(), ks))
             .collect();
-        let results = fan_out(&groups, |(m, ks)| {
-            let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
-            m.server.read_many(OBJECT_STORE, &ks)
-        });
+        // Every group's request is sent before the first answer is awaited.
+        let started: Vec<ManyInFlight> = groups
+            .iter()
+            .map(|(m, ks)| {
+                let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
+                m.server.begin_read_many(OBJECT_STORE, &ks)
+            })
+            .collect();
+        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
         let mut answers: Vec<Answers> = keys.iter().map(|_| Answers::default()).collect();
         for ((m, ks), r) in groups.into_iter().zip(results) {
             match r {
@@ -328,7 +334,7 @@ impl ReplicatedBackend {
     }
 
     /// Writes many erasure-coded objects: one request per server with its fragments, all
-    /// servers in parallel.
+    /// sent before any answer is awaited.
     pub(super) fn ec_write_many(&self, code: &Code, items: &[(&[u8], &[u8])]) -> Result<()> {
         let _gate = self.mutation();
         let sets = self.sets(OBJECT_STORE, items.iter().map(|(k, _)| k));
@@ -350,13 +356,17 @@ impl ReplicatedBackend {
             .into_iter()
             .map(|(s, fs)| (members[s].clone(), fs))
             .collect();
-        let results = fan_out(&groups, |(m, fs)| {
-            let batch: Vec<(&[u8], &[u8])> = fs
-                .iter()
-                .map(|&(item, f)| (items[item].0, &fragments[item][f][..]))
-                .collect();
-            m.server.write_many(OBJECT_STORE, &batch)
-        });
+        let started: Vec<InFlight<()>> = groups
+            .iter()
+            .map(|(m, fs)| {
+                let batch: Vec<(&[u8], &[u8])> = fs
+                    .iter()
+                    .map(|&(item, f)| (items[item].0, &fragments[item][f][..]))
+                    .collect();
+                m.server.begin_write_many(OBJECT_STORE, &batch)
+            })
+            .collect();
+        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
         let mut stored = vec![0usize; items.len()];
         let mut answer = None;
         for ((m, fs), r) in groups.into_iter().zip(results) {
