@@ -212,3 +212,39 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inner.replication()
     }
 }
+
+/// A test fixture: `n` embedded stores, each behind its own switchable [`Faulty`], ready to
+/// hand to a backend that spans servers, with direct views of each store.
+#[cfg(test)]
+pub(crate) struct TestServers {
+    /// The servers as boxed backends, in order.
+    pub servers: Vec<Box<dyn Backend>>,
+    /// Switches (and request counters) of the servers.
+    pub faults: Vec<std::sync::Arc<Faulty<std::sync::Arc<super::EmbeddedBackend>>>>,
+    /// The stores behind the switches.
+    pub stores: Vec<std::sync::Arc<super::EmbeddedBackend>>,
+}
+
+#[cfg(test)]
+impl TestServers {
+    /// `n` fresh servers.
+    pub fn new(n: usize) -> TestServers {
+        use std::sync::Arc;
+        let stores: Vec<Arc<super::EmbeddedBackend>> = (0..n)
+            .map(|_| Arc::new(super::EmbeddedBackend::new()))
+            .collect();
+        let faults: Vec<_> = stores
+            .iter()
+            .map(|s| Arc::new(Faulty::new(s.clone())))
+            .collect();
+        let servers = faults
+            .iter()
+            .map(|f| Box::new(f.clone()) as Box<dyn Backend>)
+            .collect();
+        TestServers {
+            servers,
+            faults,
+            stores,
+        }
+    }
+}

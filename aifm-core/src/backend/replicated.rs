@@ -285,6 +285,9 @@ fn is_failure(e: &Error) -> bool {
 /// server holds a copy, else what the server answered.
 type LiveReads = Vec<Option<Option<Vec<u8>>>>;
 
+/// One server's part of a batched read: the member asked, the key indices, its answer.
+type GroupRead = (Member, Vec<usize>, Result<Vec<Option<Vec<u8>>>>);
+
 impl ReplicatedBackend {
     /// Spreads far memory over `servers` with the default replication factor: 2 when more
     /// than one server is given, else 1.
@@ -439,8 +442,8 @@ impl ReplicatedBackend {
     /// is erasure-coded ([`ReplicatedBackend::with_erasure`]), its objects' sets are their
     /// `k + m` fragment holders, fragment `i` on the `i`-th.
     ///
-    /// Structures other than [`OBJECT_STORE`] are placed whole, so the key does not matter
-    /// for them.
+    /// Structures other than [`OBJECT_STORE`] are placed whole unless they were created
+    /// [`Placement::Striped`], so the key does not matter for them.
     ///
     /// # Examples
     ///
@@ -455,15 +458,20 @@ impl ReplicatedBackend {
     /// assert_ne!(set[0], set[1]);
     /// ```
     pub fn placement(&self, ds: u32, key: &[u8]) -> Vec<usize> {
-        let h = if self.is_striped(ds) {
-            hash_key(ds, Some(key))
+        if self.is_striped(ds) {
+            self.object_set(ds, key)
         } else {
-            hash_key(ds, None)
-        };
-        match self.code_for(ds) {
-            Some(code) => self.rank(h, code.total()),
-            None => self.rank(h, self.replicas),
+            self.structure_set(ds)
         }
+    }
+
+    /// The set of object `key` of a striped structure: its replicas, or its `k + m` fragment
+    /// holders when the structure is erasure-coded.
+    fn object_set(&self, ds: u32, key: &[u8]) -> Vec<usize> {
+        let count = self
+            .code_for(ds)
+            .map_or(self.replicas, fragment::Code::total);
+        self.rank(hash_key(ds, Some(key)), count)
     }
 
     /// How structure `ds` is placed: the object store is always striped; others as they were
@@ -703,7 +711,7 @@ impl ReplicatedBackend {
     /// The replica sets of `keys` (computed once when the structure is placed whole).
     fn sets(&self, ds: u32, keys: impl Iterator<Item = impl AsRef<[u8]>>) -> Vec<Vec<usize>> {
         if self.is_striped(ds) {
-            keys.map(|k| self.placement(ds, k.as_ref())).collect()
+            keys.map(|k| self.object_set(ds, k.as_ref())).collect()
         } else {
             let set = self.structure_set(ds);
             keys.map(|_| set.clone()).collect()
@@ -757,6 +765,43 @@ impl ReplicatedBackend {
     ///
     /// # Errors
     /// A server's answer that is not a failure.
+    /// Reads each group's keys (`groups`: server index → indices into `keys`) from that
+    /// member, every request sent before the first answer is awaited. Each group comes back
+    /// with its answer, whose length matches the group's.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] when a server answers a different number of values than it was
+    /// asked for.
+    fn read_groups(
+        &self,
+        ds: u32,
+        keys: &[&[u8]],
+        groups: BTreeMap<usize, Vec<usize>>,
+        members: &[Member],
+    ) -> Result<Vec<GroupRead>> {
+        let started: Vec<(Member, Vec<usize>, ManyInFlight)> = groups
+            .into_iter()
+            .map(|(s, ks)| {
+                let m = members[s].clone();
+                let asked: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
+                let call = m.server.begin_read_many(ds, &asked);
+                (m, ks, call)
+            })
+            .collect();
+        started
+            .into_iter()
+            .map(|(m, ks, call)| match call.wait() {
+                Ok(vs) if vs.len() != ks.len() => Err(Error::Protocol(format!(
+                    "{} answered {} values for {} keys",
+                    m.server.name(),
+                    vs.len(),
+                    ks.len()
+                ))),
+                r => Ok((m, ks, r)),
+            })
+            .collect()
+    }
+
     fn read_live(
         &self,
         ds: u32,
@@ -775,34 +820,13 @@ impl ReplicatedBackend {
                     groups.entry(s).or_default().push(k);
                 }
             }
-            let groups: Vec<(Member, Vec<usize>)> = groups
-                .into_iter()
-                .map(|(s, ks)| (members[s].clone(), ks))
-                .collect();
-            // Every group's request is sent before the first answer is awaited.
-            let started: Vec<ManyInFlight> = groups
-                .iter()
-                .map(|(m, ks)| {
-                    let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
-                    m.server.begin_read_many(ds, &ks)
-                })
-                .collect();
-            let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
             pending.clear();
-            for ((m, ks), r) in groups.into_iter().zip(results) {
+            for (m, ks, r) in self.read_groups(ds, keys, groups, &members)? {
                 match r {
-                    Ok(vs) if vs.len() == ks.len() => {
+                    Ok(vs) => {
                         for (k, v) in ks.into_iter().zip(vs) {
                             out[k] = Some(v);
                         }
-                    }
-                    Ok(vs) => {
-                        return Err(Error::Protocol(format!(
-                            "{} answered {} values for {} keys",
-                            m.server.name(),
-                            vs.len(),
-                            ks.len()
-                        )))
                     }
                     Err(e) if is_failure(&e) => {
                         self.condemn(&m, e);
@@ -1155,7 +1179,7 @@ impl Backend for ReplicatedBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::faulty::Faulty;
+    use crate::backend::faulty::{Faulty, TestServers};
     use crate::backend::EmbeddedBackend;
     use std::sync::Arc;
     use std::time::Duration;
@@ -1168,16 +1192,11 @@ mod tests {
     }
 
     fn rig(n: usize, replicas: usize) -> Rig {
-        let stores: Vec<Arc<EmbeddedBackend>> =
-            (0..n).map(|_| Arc::new(EmbeddedBackend::new())).collect();
-        let faults: Vec<_> = stores
-            .iter()
-            .map(|s| Arc::new(Faulty::new(s.clone())))
-            .collect();
-        let servers: Vec<Box<dyn Backend>> = faults
-            .iter()
-            .map(|f| Box::new(f.clone()) as Box<dyn Backend>)
-            .collect();
+        let TestServers {
+            servers,
+            faults,
+            stores,
+        } = TestServers::new(n);
         Rig {
             far: ReplicatedBackend::new(servers)
                 .unwrap()

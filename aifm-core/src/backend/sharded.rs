@@ -215,7 +215,7 @@ pub(crate) fn run_sharded<T: ShardTargets>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::faulty::Faulty;
+    use crate::backend::faulty::{Faulty, TestServers};
     use crate::backend::replicated::ReplicatedBackend;
     use crate::backend::{Backend, EmbeddedBackend};
     use crate::engine::{Engine, ObjectStore, Quota, RemoteDevice};
@@ -287,16 +287,11 @@ mod tests {
 
     fn rig(n: usize, replicas: usize, placement: Placement) -> Rig {
         register();
-        let stores: Vec<Arc<EmbeddedBackend>> =
-            (0..n).map(|_| Arc::new(EmbeddedBackend::new())).collect();
-        let faults: Vec<_> = stores
-            .iter()
-            .map(|s| Arc::new(Faulty::new(s.clone())))
-            .collect();
-        let servers: Vec<Box<dyn Backend>> = faults
-            .iter()
-            .map(|f| Box::new(f.clone()) as Box<dyn Backend>)
-            .collect();
+        let TestServers {
+            servers,
+            faults,
+            stores,
+        } = TestServers::new(n);
         let far = ReplicatedBackend::new(servers)
             .unwrap()
             .with_replicas(replicas);

@@ -46,7 +46,7 @@
 
 use super::fragment::{Code, Fragment};
 use super::{is_failure, Member, ReplicatedBackend, State};
-use crate::backend::{Backend, InFlight, ManyInFlight, ReadInFlight, OBJECT_STORE};
+use crate::backend::{Backend, InFlight, ReadInFlight, OBJECT_STORE};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -250,37 +250,16 @@ impl ReplicatedBackend {
                 groups.entry(s).or_default().push(k);
             }
         }
-        let groups: Vec<(Member, Vec<usize>)> = groups
-            .into_iter()
-            .map(|(s, ks)| (members[s].clone(), ks))
-            .collect();
-        // Every group's request is sent before the first answer is awaited.
-        let started: Vec<ManyInFlight> = groups
-            .iter()
-            .map(|(m, ks)| {
-                let ks: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
-                m.server.begin_read_many(OBJECT_STORE, &ks)
-            })
-            .collect();
-        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
         let mut answers: Vec<Answers> = keys.iter().map(|_| Answers::default()).collect();
-        for ((m, ks), r) in groups.into_iter().zip(results) {
+        for (m, ks, r) in self.read_groups(OBJECT_STORE, keys, groups, &members)? {
             match r {
-                Ok(vs) if vs.len() == ks.len() => {
+                Ok(vs) => {
                     for (k, v) in ks.into_iter().zip(vs) {
                         match v {
                             Some(f) => answers[k].some.push(f),
                             None => answers[k].none += 1,
                         }
                     }
-                }
-                Ok(vs) => {
-                    return Err(Error::Protocol(format!(
-                        "{} answered {} values for {} keys",
-                        m.server.name(),
-                        vs.len(),
-                        ks.len()
-                    )))
                 }
                 // Its keys lack a fragment and are read again one by one.
                 Err(e) if is_failure(&e) => {
@@ -403,7 +382,7 @@ impl ReplicatedBackend {
 mod tests {
     use super::super::fragment::HEADER;
     use super::*;
-    use crate::backend::faulty::Faulty;
+    use crate::backend::faulty::{Faulty, TestServers};
     use crate::backend::EmbeddedBackend;
     use std::sync::Arc;
     use std::time::Duration;
@@ -415,16 +394,11 @@ mod tests {
     }
 
     fn rig(n: usize, k: usize, m: usize) -> Rig {
-        let stores: Vec<Arc<EmbeddedBackend>> =
-            (0..n).map(|_| Arc::new(EmbeddedBackend::new())).collect();
-        let faults: Vec<_> = stores
-            .iter()
-            .map(|s| Arc::new(Faulty::new(s.clone())))
-            .collect();
-        let servers: Vec<Box<dyn Backend>> = faults
-            .iter()
-            .map(|f| Box::new(f.clone()) as Box<dyn Backend>)
-            .collect();
+        let TestServers {
+            servers,
+            faults,
+            stores,
+        } = TestServers::new(n);
         let far = ReplicatedBackend::new(servers)
             .unwrap()
             .with_erasure(k, m)
