@@ -57,6 +57,20 @@ pub const CLEAR: u32 = 4;
 /// ```
 pub const TAKE_MANY: u32 = 5;
 
+/// The reply of [`TAKE`]: `[1] ++ value`, or `[0]` when the key was absent (shared with the
+/// client-side device).
+pub(crate) fn taken_reply(value: Option<Vec<u8>>) -> Vec<u8> {
+    match value {
+        Some(v) => {
+            let mut out = Vec::with_capacity(v.len() + 1);
+            out.push(1);
+            out.extend_from_slice(&v);
+            out
+        }
+        None => vec![0],
+    }
+}
+
 /// Server-side tables (a power of two; client shards map onto them by their low bits).
 const TABLES: usize = 64;
 
@@ -136,15 +150,7 @@ impl RemoteDevice for MapDevice {
 
     fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
         match opcode {
-            TAKE => Ok(match self.take(input)? {
-                Some(v) => {
-                    let mut out = Vec::with_capacity(v.len() + 1);
-                    out.push(1);
-                    out.extend_from_slice(&v);
-                    out
-                }
-                None => vec![0],
-            }),
+            TAKE => Ok(taken_reply(self.take(input)?)),
             TAKE_MANY => {
                 let keys: Vec<Vec<u8>> = aifm_core::codec::decode_serde(input)?;
                 let values = keys

@@ -7,7 +7,7 @@
 //! [`TAKE_MANY`] use the durable take of [`FarObjects::take_many`] (read, then remove), and
 //! answer exactly as the device does.
 
-use super::device::{shard_of, CLEAR, CLEAR_SHARD, DEVICE, SCAN, TAKE, TAKE_MANY};
+use super::device::{shard_of, taken_reply, CLEAR, CLEAR_SHARD, DEVICE, SCAN, TAKE, TAKE_MANY};
 use aifm_core::engine::local::{FarObjects, LocalDevice};
 use aifm_core::{Error, Result};
 
@@ -43,15 +43,7 @@ impl LocalDevice for LocalMap {
         match opcode {
             TAKE => {
                 shard_of(input)?;
-                Ok(match far.take_many(&[input])?.pop().flatten() {
-                    Some(v) => {
-                        let mut out = Vec::with_capacity(v.len() + 1);
-                        out.push(1);
-                        out.extend_from_slice(&v);
-                        out
-                    }
-                    None => vec![0],
-                })
+                Ok(taken_reply(far.take_many(&[input])?.pop().flatten()))
             }
             TAKE_MANY => {
                 let keys: Vec<Vec<u8>> = aifm_core::codec::decode_serde(input)?;
