@@ -270,22 +270,25 @@ mod tests {
     use aifm_core::{Placement, Runtime};
     use std::sync::Arc;
 
-    /// One runtime over three embedded servers (replication 2) for every case.
+    /// A runtime with 1 MiB of local memory over three embedded servers, replication 2.
+    fn three_servers() -> (Runtime, Arc<ReplicatedBackend>) {
+        let servers: Vec<Box<dyn Backend>> = (0..3)
+            .map(|_| Box::new(EmbeddedBackend::new()) as _)
+            .collect();
+        let far = Arc::new(ReplicatedBackend::new(servers).unwrap().with_replicas(2));
+        let rt = Runtime::builder()
+            .local_memory(1 << 20)
+            .backend(far.clone())
+            .build()
+            .unwrap();
+        (rt, far)
+    }
+
+    /// One such runtime for every quickcheck case.
     fn striped_runtime() -> &'static (Runtime, Arc<ReplicatedBackend>) {
         static RT: std::sync::OnceLock<(Runtime, Arc<ReplicatedBackend>)> =
             std::sync::OnceLock::new();
-        RT.get_or_init(|| {
-            let servers: Vec<Box<dyn Backend>> = (0..3)
-                .map(|_| Box::new(EmbeddedBackend::new()) as _)
-                .collect();
-            let far = Arc::new(ReplicatedBackend::new(servers).unwrap().with_replicas(2));
-            let rt = Runtime::builder()
-                .local_memory(1 << 20)
-                .backend(far.clone())
-                .build()
-                .unwrap();
-            (rt, far)
-        })
+        RT.get_or_init(three_servers)
     }
 
     fn striped<T: FarData>(chunk_bytes: usize, xs: impl IntoIterator<Item = T>) -> RemVec<T> {
@@ -349,15 +352,7 @@ mod tests {
     #[test]
     fn striped_chunks_spread_over_every_server_and_whole_ones_do_not() {
         for placement in [Placement::Striped, Placement::Whole] {
-            let servers: Vec<Box<dyn Backend>> = (0..3)
-                .map(|_| Box::new(EmbeddedBackend::new()) as _)
-                .collect();
-            let far = Arc::new(ReplicatedBackend::new(servers).unwrap().with_replicas(2));
-            let rt = Runtime::builder()
-                .local_memory(1 << 20)
-                .backend(far.clone())
-                .build()
-                .unwrap();
+            let (rt, far) = three_servers();
             let v: RemVec<u64> = {
                 let mut v = RemVec::new_in(&rt).with_placement(placement);
                 v.extend(0..64 * 512);
