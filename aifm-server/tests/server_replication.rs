@@ -12,7 +12,7 @@ use common::ServerProc;
 use std::sync::Arc;
 
 fn three() -> Vec<ServerProc> {
-    (0..3).map(|_| ServerProc::start(&[])).collect()
+    common::start_servers(3)
 }
 
 fn value(i: u64) -> [u64; 512] {
@@ -78,16 +78,8 @@ fn rembox_objects_survive_the_death_of_a_server() {
 /// and sums it both on the surviving server and locally.
 fn vector_survives(victim: usize) {
     let mut servers = three();
-    let children: Vec<Box<dyn Backend>> = servers
-        .iter()
-        .map(|s| Box::new(s.client()) as Box<dyn Backend>)
-        .collect();
-    let far = Arc::new(ReplicatedBackend::new(children).unwrap());
-    let rt = Runtime::builder()
-        .local_memory(2 << 20)
-        .backend(far.clone())
-        .build()
-        .unwrap();
+    let far = Arc::new(ReplicatedBackend::new(common::clients(&servers)).unwrap());
+    let rt = common::small_runtime(far.clone());
     let len = 512 * 1024u64; // 4 MiB of u64 through 2 MiB of local memory
     let mut v: RemVec<u64> = RemVec::new_in(&rt);
     v.extend((0..len).map(|i| i.wrapping_mul(2_654_435_761) % 1_000_003));
@@ -192,16 +184,8 @@ fn losing_every_replica_is_reported_never_silent() {
 fn hash_map_pairs_survive_the_death_of_a_holder() {
     use aifm_collections::RemHashMap;
     let mut servers = three();
-    let children: Vec<Box<dyn Backend>> = servers
-        .iter()
-        .map(|s| Box::new(s.client()) as Box<dyn Backend>)
-        .collect();
-    let far = Arc::new(ReplicatedBackend::new(children).unwrap());
-    let rt = Runtime::builder()
-        .local_memory(2 << 20)
-        .backend(far.clone())
-        .build()
-        .unwrap();
+    let far = Arc::new(ReplicatedBackend::new(common::clients(&servers)).unwrap());
+    let rt = common::small_runtime(far.clone());
     let map: RemHashMap<u64, String> = RemHashMap::new_in(&rt);
     for i in 0..50_000u64 {
         map.insert(i, format!("value-{i}"));

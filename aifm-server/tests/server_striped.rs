@@ -146,22 +146,9 @@ impl Vectors {
     }
 }
 
-/// A runtime with 2 MiB of local memory over `far`.
-fn runtime(far: impl Backend) -> Runtime {
-    Runtime::builder()
-        .local_memory(2 << 20)
-        .backend(far)
-        .build()
-        .unwrap()
-}
-
 fn replicated(servers: &[ServerProc], replicas: usize) -> Arc<ReplicatedBackend> {
-    let clients: Vec<Box<dyn Backend>> = servers
-        .iter()
-        .map(|s| Box::new(s.client()) as Box<dyn Backend>)
-        .collect();
     Arc::new(
-        ReplicatedBackend::new(clients)
+        ReplicatedBackend::new(common::clients(servers))
             .unwrap()
             .with_replicas(replicas),
     )
@@ -174,7 +161,7 @@ fn striped_offloads_equal_one_server_and_local_and_survive_a_kill() {
     // One server, and the local code.
     let single = ServerProc::start(&[]);
     for placement in [Placement::Whole, Placement::Striped] {
-        let rt1 = runtime(single.client());
+        let rt1 = common::small_runtime(single.client());
         let one = Vectors::new(&rt1, placement, &m);
         assert!(rt1.stats().write_backs > 0);
         one.check(&m, &format!("one server, {placement:?}"));
@@ -190,7 +177,7 @@ fn striped_offloads_equal_one_server_and_local_and_survive_a_kill() {
     let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
     for replicas in [1, 2] {
         let far = replicated(&servers, replicas);
-        let rt = runtime(far.clone());
+        let rt = common::small_runtime(far.clone());
         let striped = Vectors::new(&rt, Placement::Striped, &m);
         assert!(rt.stats().write_backs > 0, "evacuations happened");
         striped.check(&m, &format!("striped, r = {replicas}"));
