@@ -111,6 +111,16 @@ impl<B: Backend> Faulty<B> {
     }
 }
 
+impl<B: Backend> Faulty<B> {
+    /// Starts a request on the inner backend, or hands back the switch's refusal.
+    fn start<T>(&self, begin: impl FnOnce() -> super::InFlight<T>) -> super::InFlight<T> {
+        match self.check() {
+            Ok(()) => begin(),
+            Err(e) => super::InFlight::done(Err(e)),
+        }
+    }
+}
+
 impl<B: Backend> Backend for Faulty<B> {
     fn name(&self) -> String {
         format!("faulty({})", self.inner.name())
@@ -140,22 +150,13 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inner.remove_many(ds, keys)
     }
     fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> super::ManyInFlight {
-        match self.check() {
-            Ok(()) => self.inner.begin_read_many(ds, keys),
-            Err(e) => super::InFlight::done(Err(e)),
-        }
+        self.start(|| self.inner.begin_read_many(ds, keys))
     }
     fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> super::InFlight<()> {
-        match self.check() {
-            Ok(()) => self.inner.begin_write_many(ds, items),
-            Err(e) => super::InFlight::done(Err(e)),
-        }
+        self.start(|| self.inner.begin_write_many(ds, items))
     }
     fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> super::InFlight<()> {
-        match self.check() {
-            Ok(()) => self.inner.begin_remove_many(ds, keys),
-            Err(e) => super::InFlight::done(Err(e)),
-        }
+        self.start(|| self.inner.begin_remove_many(ds, keys))
     }
     fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
         self.check()?;
