@@ -127,6 +127,15 @@ macro_rules! float_numeric {
 float_numeric! { f32 => F32; f64 => F64; }
 
 /// An aggregate over a vector (or over each group of a group-by).
+///
+/// # Examples
+///
+/// ```
+/// use aifm_collections::vec::{AggValue, Aggregate};
+/// use aifm_collections::{Exec, RemVec};
+/// let v: RemVec<u32> = (1..=4).collect();
+/// assert_eq!(v.try_aggregate(Aggregate::Max, Exec::Auto).unwrap(), Some(AggValue::Max(4)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Aggregate {
     /// Sum (integers widened to 128 bits, wrapping; floats summed in index order as `f64`).

@@ -112,6 +112,16 @@ pub fn key_page<'a>(
 }
 
 /// Builds a device from its construction parameters and the namespace's quota.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::{DeviceFactory, DeviceRegistry, ObjectStore};
+/// let factory: DeviceFactory = |_params, quota| Ok(Box::new(ObjectStore::new(quota)));
+/// let registry = DeviceRegistry::default();
+/// registry.register("example.store", factory);
+/// assert!(registry.contains("example.store"));
+/// ```
 pub type DeviceFactory = fn(&[u8], Arc<Quota>) -> Result<Box<dyn RemoteDevice>>;
 
 /// A byte budget shared by every device of one namespace.

@@ -148,6 +148,20 @@ pub trait LocalDevice: Send + Sync + 'static {
 }
 
 /// Builds a client-side device from the structure's construction parameters.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::engine::local::{LocalDevice, LocalDeviceFactory, LocalDeviceRegistry};
+/// struct Nothing;
+/// impl LocalDevice for Nothing {
+///     fn type_name(&self) -> &str { "example.nothing" }
+/// }
+/// let factory: LocalDeviceFactory = |_params| Ok(Box::new(Nothing));
+/// let registry = LocalDeviceRegistry::default();
+/// registry.register("example.nothing", factory);
+/// assert_eq!(registry.create("example.nothing", &[]).unwrap().type_name(), "example.nothing");
+/// ```
 pub type LocalDeviceFactory = fn(&[u8]) -> Result<Box<dyn LocalDevice>>;
 
 /// The plain object store: no operations, objects spread over 256 groups by the key's
