@@ -6,8 +6,10 @@
 //!    oldest.
 //! 2. **Mark** every live object in them `EVACUATING` (a CAS on its word).
 //! 3. **Wait** until every dereference scope that was open during marking has ended
-//!    ([`crate::scope`]). Scopes opened later see the mark and take the slow path, where the
-//!    mutator migrates the object itself instead of waiting for the round.
+//!    ([`crate::scope`]). Scopes opened later see the mark and take the slow path. Until the
+//!    wait is over, a reference from an older scope may still point at the marked copy, so a
+//!    mutator meeting the mark takes it off and uses the object in place (the round then keeps
+//!    it); once every round is past its wait, the mutator migrates the object itself instead.
 //! 4. **Move** each object still marked: claim it (`BUSY`); hot objects in normal regions are
 //!    compacted into the evacuator's own lane and re-colded (CLOCK's second chance); cold ones
 //!    go through their structure's handler, and dirty ones are written back in batches per
@@ -213,6 +215,12 @@ struct Outgoing {
 }
 
 fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
+    // Unsettled from before the first mark until every older scope has ended (SeqCst: a
+    // mutator that claims a marked word and then reads zero here knows the mark's round has
+    // passed its grace period).
+    rt.evacuation
+        .unsettled_rounds
+        .fetch_add(1, Ordering::SeqCst);
     let mut marked = Vec::new();
     for (i, r) in victims.iter().enumerate() {
         r.for_each_header(|h| {
@@ -225,6 +233,9 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
         });
     }
     wait_for_older_scopes();
+    rt.evacuation
+        .unsettled_rounds
+        .fetch_sub(1, Ordering::SeqCst);
 
     let mut retained = vec![false; victims.len()];
     let mut refused = false;

@@ -104,7 +104,16 @@ pub(crate) unsafe fn slow_path(
             {
                 continue;
             }
-            // SAFETY: we hold BUSY on a local word.
+            // A scope older than the mark may still hold a reference to this copy until the
+            // marking round's grace period is over: moving it now would leave two live copies.
+            // Take the mark off instead and use the object where it is (the round keeps it).
+            if rt.evacuation.unsettled_rounds.load(Ordering::SeqCst) != 0 {
+                Counters::add(&rt.counters.unmarked_in_place, 1);
+                word.store(w & !EVACUATING, Ordering::Release);
+                continue;
+            }
+            // SAFETY: we hold BUSY on a local word; every round is past its grace period, so
+            // no reference to the old copy exists (newer scopes took this slow path).
             match unsafe { migrate(rt, slot, w, mode, None) } {
                 Ok(()) => Counters::add(&rt.counters.migrations, 1),
                 // No room to move it: take the mark off and use it where it is. The evacuator

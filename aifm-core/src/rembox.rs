@@ -245,6 +245,16 @@ impl<T: FarData> RemBox<T> {
     /// b.deref_mut(&scope).push(2);
     /// assert_eq!(b.deref(&scope).len(), 2);
     /// ```
+    ///
+    /// Two mutable references to one box cannot coexist, even from one scope:
+    ///
+    /// ```compile_fail
+    /// let mut b = aifm_core::RemBox::new(1u64);
+    /// let scope = aifm_core::Scope::new();
+    /// let x = b.deref_mut(&scope);
+    /// let y = b.deref_mut(&scope);
+    /// *x += *y;
+    /// ```
     #[inline]
     #[track_caller]
     pub fn deref_mut<'a>(&'a mut self, scope: &'a Scope) -> &'a mut T {
@@ -474,6 +484,10 @@ impl<T: FarData + Clone> Clone for RemBox<T> {
 /// Raw access for tests of the runtime itself.
 #[doc(hidden)]
 impl<T: FarData> RemBox<T> {
+    pub fn __is_marked(&self) -> bool {
+        self.word() & (EVACUATING | REMOTE) == EVACUATING
+    }
+
     pub fn __header_len(&self) -> Option<usize> {
         let w = self.word();
         // SAFETY: a local word points at a live object's data.

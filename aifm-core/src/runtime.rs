@@ -390,6 +390,7 @@ impl RuntimeBuilder {
                 wake: Condvar::new(),
                 requested: AtomicBool::new(false),
                 critical: AtomicBool::new(false),
+                unsettled_rounds: AtomicUsize::new(0),
                 start: self.start,
                 block: self.block,
                 target: self.target,
@@ -471,6 +472,11 @@ pub(crate) struct Evacuation {
     pub requested: AtomicBool,
     /// This runtime asked new scopes to wait (counted once in the global pressure).
     pub critical: AtomicBool,
+    /// Rounds that have begun marking and whose grace period (the wait for scopes open
+    /// while they marked) has not ended. While any is unsettled, a mark may belong to a round
+    /// whose older scopes still hold references to the marked copy, so a mutator meeting a
+    /// mark must not move the object (see `object::slow_path`).
+    pub unsettled_rounds: AtomicUsize,
     pub start: f64,
     pub block: f64,
     pub target: f64,
@@ -910,6 +916,8 @@ impl Runtime {
             discarded_clean: get(&c.discarded_clean),
             compacted: get(&c.compacted),
             mutator_migrations: get(&c.migrations),
+            mutator_unmarks: get(&c.unmarked_in_place),
+            evacuation_panics: get(&c.evacuation_panics),
             evacuation_rounds: get(&c.rounds),
             regions_freed: get(&c.regions_freed),
             over_budget_episodes: i.heap.overdrafts.load(Ordering::Relaxed) as u64,

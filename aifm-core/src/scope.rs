@@ -318,6 +318,17 @@ impl Scope {
     ///     }
     /// }
     /// ```
+    ///
+    /// A reference cannot outlive a `renew` of its scope (the evacuator may move the object
+    /// once the scope lets it past):
+    ///
+    /// ```compile_fail
+    /// let b = aifm_core::RemBox::new(1u64);
+    /// let mut scope = aifm_core::Scope::new();
+    /// let r = b.deref(&scope);
+    /// scope.renew();
+    /// assert_eq!(*r, 1);
+    /// ```
     #[inline]
     pub fn renew(&mut self) {
         LOCAL.with(|l| {

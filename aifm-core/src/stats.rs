@@ -12,6 +12,8 @@ pub(crate) struct Counters {
     pub discarded_clean: AtomicU64,
     pub compacted: AtomicU64,
     pub migrations: AtomicU64,
+    pub unmarked_in_place: AtomicU64,
+    pub evacuation_panics: AtomicU64,
     pub rounds: AtomicU64,
     pub regions_freed: AtomicU64,
     pub far_bytes: AtomicU64,
@@ -71,6 +73,12 @@ pub struct Stats {
     pub compacted: u64,
     /// Objects a mutator moved itself because they were under evacuation.
     pub mutator_migrations: u64,
+    /// Objects a mutator met under evacuation before the round's grace period was over: it
+    /// took the mark off and used them in place (moving them could leave two live copies).
+    pub mutator_unmarks: u64,
+    /// Panics in user code (`encode`, `heap_bytes`, an evacuation handler) that the evacuator
+    /// caught on its own thread; each object concerned was kept local, intact.
+    pub evacuation_panics: u64,
     /// Evacuation rounds completed.
     pub evacuation_rounds: u64,
     /// Regions returned to the pool by evacuation.
