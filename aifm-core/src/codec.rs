@@ -23,6 +23,29 @@ use serde::{de::DeserializeOwned, Serialize};
 
 /// A value that can live in far memory.
 ///
+/// # The contract: a far value is its encoding
+///
+/// When the evacuator evicts an object it encodes it (unless far memory already holds an
+/// identical copy), then **drops the local copy**, running `Drop`; a later dereference
+/// **decodes a new value**. So, for a value that travels:
+///
+/// * `Drop` runs once per local lifetime, not once per logical value: an evicted value is
+///   dropped at eviction and its decoded successor is dropped later (at the next eviction or
+///   when its owner frees it). A value freed while in far memory is not decoded to be dropped.
+/// * A collection's `clone` may decode from far memory instead of calling `Clone::clone`.
+/// * Identity (addresses, `Rc`s, handles to outside resources) does not survive; only what
+///   `encode` writes does.
+///
+/// Types whose `Drop` or `Clone` act outside their own memory (counting, closing files,
+/// releasing locks) must tolerate this or stay out of far memory. Interior mutability is fine:
+/// the runtime never keeps two live copies of an object a reference may reach (see
+/// `Runtime::evacuate_now` and the scope protocol).
+///
+/// A panic in `encode`, `decode`, `heap_bytes` or `Drop` never wedges the runtime: the object
+/// is left as it was and the panic reaches the caller (as [`crate::Error::Panicked`] from the
+/// `try_` forms, or as a panic), or, on an evacuator thread, is counted in
+/// `Stats::evacuation_panics`.
+///
 /// # Examples
 ///
 /// ```

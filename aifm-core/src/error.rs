@@ -62,6 +62,10 @@ pub enum Error {
     /// The backend or device does not offer this operation (listing keys of a device that
     /// cannot enumerate them, say). Nothing was changed.
     Unsupported(String),
+    /// User code (`FarData::decode`, `encode` or `heap_bytes`, an evacuation handler)
+    /// panicked while the runtime worked on an object; the object was left as it was before
+    /// (remote objects stay remote, local ones local and intact). Holds the panic's message.
+    Panicked(String),
 }
 
 impl Error {
@@ -138,6 +142,7 @@ impl fmt::Display for Error {
             Error::Remote(why) => write!(f, "remote failure: {why}"),
             Error::Config(why) => write!(f, "invalid configuration: {why}"),
             Error::Unsupported(what) => write!(f, "unsupported operation: {what}"),
+            Error::Panicked(msg) => write!(f, "user code panicked: {msg}"),
         }
     }
 }

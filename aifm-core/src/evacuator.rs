@@ -20,9 +20,11 @@
 //! Nothing stops the world: mutators run throughout, waiting only on the one object that a
 //! thread holds `BUSY` at that moment.
 
+use crate::error::Error;
 use crate::handlers::{ObjectView, WriteBack};
 use crate::heap::{Header, Kind, Sealed};
 use crate::object::{self, Mode};
+use crate::panics::{contain, to_error};
 use crate::runtime::{Inner, LaneState, CONSTRUCTING};
 use crate::scope::{backoff, wait_for_older_scopes};
 use crate::slots::{self, Slot};
@@ -61,6 +63,8 @@ pub(crate) fn spawn(inner: &Arc<Inner>, index: usize) -> crate::Result<()> {
             if rt.heap.free_fraction() < rt.evacuation.start {
                 run_until_target(&rt, Some(&rt.evacuator_lanes[index]));
             }
+            // Panics of user code were counted and logged; nobody here to report them to.
+            let _ = take_caught_panic();
             rt.flush_quarantine();
             rt.relieve_pressure();
         })
@@ -252,7 +256,14 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
             }
         };
         // SAFETY: we hold BUSY, so the object is ours alone.
-        object::charge_heap(rt, h, unsafe { (h.vtable.heap_bytes)(h.data()) });
+        match unsafe { (h.vtable.heap_bytes)(h.data()) } {
+            Ok(n) => object::charge_heap(rt, h, n),
+            Err(e) => {
+                note_panic(rt, &e);
+                stay(slot, w, &mut retained[m.region]);
+                continue;
+            }
+        }
         let hot = victims[m.region].kind == Kind::Normal && w & COLD == 0;
         if hot {
             keep(rt, lane, slot, w, &mut retained[m.region]);
@@ -268,7 +279,8 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
             _life: std::marker::PhantomData,
         };
         let action = match rt.handler(ds) {
-            Some(handler) => handler.write_back(&view, &*rt.backend),
+            Some(handler) => contain(|| handler.write_back(&view, &*rt.backend))
+                .unwrap_or_else(|p| Err(to_error(p))),
             None => Ok(WriteBack::Default),
         };
         match action {
@@ -282,7 +294,10 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
                     bytes,
                     detach: false,
                 }),
-                Err(_) => keep(rt, lane, slot, w, &mut retained[m.region]),
+                Err(e) => {
+                    note_panic(rt, &e);
+                    keep(rt, lane, slot, w, &mut retained[m.region]);
+                }
             },
             Ok(WriteBack::DetachAs { key, value }) => {
                 outgoing.entry(ds).or_default().push(Outgoing {
@@ -310,6 +325,10 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
                     Counters::sub(&rt.counters.far_bytes, old as u64);
                 }
                 evict(rt, h, slot, remote(0, ds) | DETACHED);
+            }
+            Err(e @ Error::Panicked(_)) => {
+                note_panic(rt, &e);
+                stay(slot, w, &mut retained[m.region]);
             }
             Err(_) => {
                 Counters::add(&rt.counters.backend_errors, 1);
@@ -384,8 +403,11 @@ fn evict(rt: &Inner, h: &Header, slot: NonNull<Slot>, remote_word: u64) {
         Counters::add(&rt.counters.prefetch_wasted, 1);
     }
     // SAFETY: the evacuator holds BUSY, so no reference to the object exists; it is dropped
-    // once, here, and its header is then marked dead.
-    unsafe { (h.vtable.drop)(h.data()) };
+    // once, here, and its header is then marked dead. A panicking `Drop` still leaves it
+    // dropped (its far copy is the object now).
+    if let Err(p) = contain(|| unsafe { (h.vtable.drop)(h.data()) }) {
+        note_panic(rt, &to_error(p));
+    }
     object::kill(rt, h);
     slots::word(slot).store(remote_word, Ordering::Release);
 }
@@ -396,9 +418,38 @@ fn keep(rt: &Inner, lane: &Mutex<LaneState>, slot: NonNull<Slot>, w: u64, retain
     // SAFETY: we hold BUSY on the local word `w`.
     match unsafe { object::migrate(rt, slot, w, Mode::Read, Some(lane)) } {
         Ok(()) => Counters::add(&rt.counters.compacted, 1),
-        Err(_) => {
-            *retained = true;
-            slots::word(slot).store(w & !(EVACUATING | BUSY), Ordering::Release);
+        Err(e) => {
+            note_panic(rt, &e);
+            stay(slot, w, retained);
         }
     }
+}
+
+/// Leaves a claimed object where it is, unmarked, and retains its region.
+fn stay(slot: NonNull<Slot>, w: u64, retained: &mut bool) {
+    *retained = true;
+    slots::word(slot).store(w & !(EVACUATING | BUSY), Ordering::Release);
+}
+
+thread_local! {
+    /// The first panic of user code that evacuation work on this thread caught since
+    /// [`take_caught_panic`] last looked (so `evacuate_now` can report it to its caller).
+    static CAUGHT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Counts and remembers `e` if it is a caught panic of user code (other errors are the
+/// caller's to handle).
+fn note_panic(rt: &Inner, e: &Error) {
+    if let Error::Panicked(msg) = e {
+        Counters::add(&rt.counters.evacuation_panics, 1);
+        tracing::warn!("evacuation kept an object whose user code panicked: {msg}");
+        CAUGHT.with(|c| {
+            c.borrow_mut().get_or_insert_with(|| msg.clone());
+        });
+    }
+}
+
+/// The first panic caught by evacuation work on this thread since the last call.
+pub(crate) fn take_caught_panic() -> Option<String> {
+    CAUGHT.with(|c| c.borrow_mut().take())
 }

@@ -44,6 +44,7 @@ mod evacuator;
 pub mod handlers;
 mod heap;
 mod object;
+mod panics;
 pub mod prefetch;
 pub mod rembox;
 pub mod runtime;

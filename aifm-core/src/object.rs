@@ -8,6 +8,7 @@
 use crate::backend::OBJECT_STORE;
 use crate::error::{Error, Result};
 use crate::heap::{Header, Kind, VTable};
+use crate::panics::{contain, to_error, Payload};
 use crate::runtime::{Alloc, Inner, LaneState};
 use crate::scope::backoff;
 use crate::slots::{self, Slot};
@@ -38,9 +39,6 @@ impl Mode {
     }
 }
 
-/// Decodes bytes into uninitialised memory of the object's type.
-pub(crate) type DecodeInto = unsafe fn(&[u8], *mut u8) -> Result<()>;
-
 /// Waits out `BUSY` and sets it; returns the word as it was before.
 pub(crate) fn claim(slot: NonNull<Slot>) -> u64 {
     let word = slots::word(slot);
@@ -63,13 +61,12 @@ pub(crate) fn claim(slot: NonNull<Slot>) -> u64 {
 ///
 /// # Safety
 /// The caller must be inside a scope, own `slot` (through a live handle), and pass the vtable
-/// and decoder of the object's real type.
+/// of the object's real type.
 pub(crate) unsafe fn slow_path(
     rt: &Inner,
     slot: NonNull<Slot>,
     mode: Mode,
     vtable: &'static VTable,
-    decode: DecodeInto,
 ) -> Result<*mut u8> {
     let word = slots::word(slot);
     let mut spins = 0;
@@ -93,7 +90,7 @@ pub(crate) unsafe fn slow_path(
                 continue;
             }
             // SAFETY: we hold BUSY on a remote word of the vtable's type.
-            return unsafe { fetch(rt, slot, w, mode, vtable, decode) }.inspect_err(|_| {
+            return unsafe { fetch(rt, slot, w, mode, vtable) }.inspect_err(|_| {
                 word.store(w, Ordering::Release);
             });
         }
@@ -156,7 +153,6 @@ unsafe fn fetch(
     w: u64,
     mode: Mode,
     vtable: &'static VTable,
-    decode: DecodeInto,
 ) -> Result<*mut u8> {
     let key = slots::key(slot).to_le_bytes();
     let bytes = rt.backend.read(remote_ds(w), &key).inspect_err(|_| {
@@ -167,7 +163,6 @@ unsafe fn fetch(
         slot,
         generation: slots::generation(slot),
         vtable,
-        decode,
     };
     let kind = if mode == Mode::Nontemporal {
         Kind::Nontemporal
@@ -206,11 +201,16 @@ pub(crate) unsafe fn migrate(
     // SAFETY: both areas hold `len` bytes and do not overlap; a Rust value may be moved by
     // copying its bytes, and the old copy is never used again.
     unsafe { std::ptr::copy_nonoverlapping(old_data, h.data(), old.len as usize) };
+    if let Some(handler) = rt.handler(old.ds as u32) {
+        if let Err(p) = contain(|| handler.on_move(old_data, h.data())) {
+            // The handler did not take the move: the old copy stays the object, and the new
+            // bytes (a bitwise copy, never a value of its own) are simply abandoned.
+            kill(rt, h);
+            return Err(to_error(p));
+        }
+    }
     h.heap
         .store(old.heap.load(Ordering::Relaxed), Ordering::Relaxed);
-    if let Some(handler) = rt.handler(old.ds as u32) {
-        handler.on_move(old_data, h.data());
-    }
     old.slot.store(std::ptr::null_mut(), Ordering::Release);
     rt.heap
         .live_bytes
@@ -247,25 +247,37 @@ pub(crate) fn charge_heap(rt: &Inner, h: &Header, bytes: usize) {
 
 /// Frees the object behind `slot` (claimed by the caller: pre-claim word `w`), taking its
 /// value out with `take` if it is local (`take` must drop or move it), and forgets any far
-/// copy. Leaves the slot free (or quarantined until its far copy is removed).
+/// copy. Leaves the slot free (or quarantined until its far copy is removed). A panic in
+/// `take` does not stop any of this: it is caught and returned, for the caller to resume once
+/// its own bookkeeping is done.
 ///
 /// # Safety
 /// The caller holds BUSY on `slot` and owns it through its only handle; `take` must consume
 /// the object of the header's type at the pointer.
-pub(crate) unsafe fn free(rt: &Inner, slot: NonNull<Slot>, w: u64, take: impl FnOnce(*mut u8)) {
+#[must_use = "a panic of the value's `Drop` must be resumed by the caller"]
+pub(crate) unsafe fn free(
+    rt: &Inner,
+    slot: NonNull<Slot>,
+    w: u64,
+    take: impl FnOnce(*mut u8),
+) -> Option<Payload> {
+    let mut unwinding = None;
     let (ds, far_len) = if w & REMOTE != 0 {
         (remote_ds(w), (w & DETACHED == 0).then(|| remote_len(w)))
     } else {
         // SAFETY: a local word points at a live object's data.
         let h = unsafe { Header::of(addr(w)) };
-        take(h.data());
+        // A panic in `take` (the value's `Drop`) still frees the object, like a `Box` whose
+        // value panics in `drop`; it is resumed once the slot is released.
+        unwinding = contain(|| take(h.data())).err();
         kill(rt, h);
         (h.ds as u32, h.far_len())
     };
+
     slots::word(slot).store(NULL, Ordering::Release);
     let Some(len) = far_len else {
         rt.free_slot(slot);
-        return;
+        return unwinding;
     };
     Counters::sub(&rt.counters.far_bytes, len as u64);
     if ds == OBJECT_STORE {
@@ -286,6 +298,7 @@ pub(crate) unsafe fn free(rt: &Inner, slot: NonNull<Slot>, w: u64, take: impl Fn
         }
         rt.free_slot(slot);
     }
+    unwinding
 }
 
 /// A claim on a remote object for a batched fetch, made without a handle: the slot plus the
@@ -295,7 +308,6 @@ pub(crate) struct Ticket {
     pub slot: NonNull<Slot>,
     pub generation: u64,
     pub vtable: &'static VTable,
-    pub decode: DecodeInto,
 }
 
 // SAFETY: a ticket is an address plus a generation; it is only acted on through the claim
@@ -397,13 +409,22 @@ unsafe fn place(
     let header = rt.alloc_object(t.vtable, remote_ds(w), Some(bytes.len()), kind, how)?;
     // SAFETY: fresh header from `alloc_object`.
     let h = unsafe { header.as_ref() };
-    // SAFETY: room for the ticket's type, which `decode` builds.
-    if let Err(e) = unsafe { (t.decode)(bytes, h.data()) } {
+    // SAFETY: room for the ticket's type, which its vtable decodes.
+    if let Err(e) = unsafe { (t.vtable.decode_into)(bytes, h.data()) } {
         kill(rt, h);
         return Err(e);
     }
     // SAFETY: the object is initialised.
-    charge_heap(rt, h, unsafe { (t.vtable.heap_bytes)(h.data()) });
+    match unsafe { (t.vtable.heap_bytes)(h.data()) } {
+        Ok(n) => charge_heap(rt, h, n),
+        Err(e) => {
+            // SAFETY: the value was decoded above and nothing else refers to it. A second
+            // panic (in its `Drop`) only leaks the value's own heap memory.
+            let _ = contain(|| unsafe { (t.vtable.drop)(h.data()) });
+            kill(rt, h);
+            return Err(e);
+        }
+    }
     h.slot.store(t.slot.as_ptr(), Ordering::Release);
     Counters::add(&rt.counters.fetches, 1);
     Counters::add(&rt.counters.fetched_bytes, bytes.len() as u64);

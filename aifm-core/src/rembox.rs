@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::handlers::Structure;
 use crate::heap::{HasVTable, Header, Kind};
 use crate::object::{self, claim, Mode};
+use crate::panics::{contain, to_error};
 use crate::runtime::{Alloc, Inner, Runtime};
 use crate::scope::Scope;
 use crate::slots::{self, Slot};
@@ -50,13 +51,6 @@ pub struct RemBox<T: FarData> {
 unsafe impl<T: FarData + Send> Send for RemBox<T> {}
 // SAFETY: `&RemBox<T>` hands out only `&T`.
 unsafe impl<T: FarData + Sync> Sync for RemBox<T> {}
-
-unsafe fn decode_into<T: FarData>(bytes: &[u8], dst: *mut u8) -> Result<()> {
-    let v = T::decode(bytes)?;
-    // SAFETY: the caller passes uninitialised, aligned room for a T.
-    unsafe { (dst as *mut T).write(v) };
-    Ok(())
-}
 
 impl<T: FarData> RemBox<T> {
     const CHECK: () = assert!(
@@ -139,10 +133,11 @@ impl<T: FarData> RemBox<T> {
 
     fn place(value: T, rt: &Arc<Inner>, ds: u32, key: Option<u64>) -> Result<Self> {
         let () = Self::CHECK;
+        // Measured before the header exists: a panic here leaves nothing half built.
+        let heap = value.heap_bytes();
         let header = rt.alloc_object(&T::VTABLE, ds, None, Kind::Normal, Alloc::Mutator)?;
         // SAFETY: fresh header from `alloc_object`; its data area is room for a T.
         let h = unsafe { header.as_ref() };
-        let heap = value.heap_bytes();
         // SAFETY: as above.
         unsafe { (h.data() as *mut T).write(value) };
         object::charge_heap(rt, h, heap);
@@ -176,9 +171,8 @@ impl<T: FarData> RemBox<T> {
     #[cold]
     fn slow(&self, mode: Mode) -> Result<*mut T> {
         // SAFETY: we own the slot; the scope borrowed by our caller is open on this thread;
-        // vtable and decoder are T's.
-        unsafe { object::slow_path(self.inner(), self.slot, mode, &T::VTABLE, decode_into::<T>) }
-            .map(|p| p as *mut T)
+        // the vtable is T's.
+        unsafe { object::slow_path(self.inner(), self.slot, mode, &T::VTABLE) }.map(|p| p as *mut T)
     }
 
     /// Borrows the value for as long as `scope` lives, fetching it if it is remote.
@@ -408,7 +402,7 @@ impl<T: FarData> RemBox<T> {
                 rt.backend
                     .read(remote_ds(w), &self.key().to_le_bytes())
                     .and_then(|b| b.ok_or(Error::NotFound))
-                    .and_then(|b| T::decode(&b))
+                    .and_then(|b| contain(|| T::decode(&b)).map_err(to_error)?)
             };
             match fetched {
                 Ok(v) => Some(v),
@@ -421,10 +415,9 @@ impl<T: FarData> RemBox<T> {
             None
         };
         let mut out = value;
-        // SAFETY: we hold BUSY and own the slot; `take` moves the local T out exactly once.
-        unsafe {
-            object::free(rt, self.slot, w, |p| out = Some((p as *mut T).read()));
-        }
+        // SAFETY: we hold BUSY and own the slot; `take` moves the local T out exactly once
+        // (a read, which cannot panic, so there is nothing to resume).
+        let _ = unsafe { object::free(rt, self.slot, w, |p| out = Some((p as *mut T).read())) };
         self.release_runtime();
         std::mem::forget(self);
         Ok(out.expect("a local or fetched value"))
@@ -441,12 +434,17 @@ impl<T: FarData> Drop for RemBox<T> {
     fn drop(&mut self) {
         let w = claim(self.slot);
         // SAFETY: we hold BUSY and own the slot through this last handle; `take` drops the T.
-        unsafe {
+        let unwinding = unsafe {
             object::free(self.inner(), self.slot, w, |p| {
                 std::ptr::drop_in_place(p as *mut T)
             })
         };
         self.release_runtime();
+        if let Some(p) = unwinding {
+            // The value's own `Drop` panicked: the object is freed all the same (as a `Box`
+            // does), and the panic continues here.
+            std::panic::resume_unwind(p);
+        }
     }
 }
 

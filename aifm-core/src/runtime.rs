@@ -1026,7 +1026,9 @@ impl Runtime {
     /// thread (which must not be inside a scope). Useful in tests and before measurements.
     ///
     /// # Panics
-    /// When called inside a scope (it would wait for itself).
+    /// When called inside a scope (it would wait for itself); and, after the evacuation is
+    /// done, when user code (`encode`, `heap_bytes`, `Drop`, an evacuation handler) panicked
+    /// during it: every object concerned was kept local and intact, and the runtime works on.
     ///
     /// # Examples
     ///
@@ -1044,6 +1046,11 @@ impl Runtime {
         for lane in self.inner.lanes.iter() {
             lane.lock().unwrap().lane.seal_all(&self.inner.heap);
         }
+        let _ = evacuator::take_caught_panic();
         evacuator::run_until_target(&self.inner, None);
+        if let Some(msg) = evacuator::take_caught_panic() {
+            // Every object concerned was kept local and intact; the runtime works on.
+            panic!("evacuate_now: user code panicked during evacuation: {msg}");
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 use crate::codec::FarData;
 use crate::error::Result;
+use crate::panics::{contain, to_error};
 use crate::slots::Slot;
 use std::any::TypeId;
 use std::ptr::NonNull;
@@ -26,10 +27,15 @@ pub(crate) struct VTable {
     pub size: usize,
     /// Drops the `T` at the pointer.
     pub drop: unsafe fn(*mut u8),
-    /// Encodes the `T` at the pointer.
+    /// Encodes the `T` at the pointer; a panic in `T::encode` is caught and reported as
+    /// [`crate::Error::Panicked`].
     pub encode: unsafe fn(*const u8, &mut Vec<u8>) -> Result<()>,
-    /// Heap bytes owned by the `T` at the pointer.
-    pub heap_bytes: unsafe fn(*const u8) -> usize,
+    /// Heap bytes owned by the `T` at the pointer; a panic in `T::heap_bytes` is caught and
+    /// reported as [`crate::Error::Panicked`].
+    pub heap_bytes: unsafe fn(*const u8) -> Result<usize>,
+    /// Decodes a `T` from far-memory bytes into uninitialised room for one (see
+    /// [`decode_into`]).
+    pub decode_into: unsafe fn(&[u8], *mut u8) -> Result<()>,
     pub type_id: fn() -> TypeId,
 }
 
@@ -43,12 +49,33 @@ impl<T: FarData> HasVTable for T {
         size: std::mem::size_of::<T>(),
         // SAFETY: callers pass a pointer to a live, aligned T they own exclusively.
         drop: |p| unsafe { std::ptr::drop_in_place(p as *mut T) },
-        // SAFETY: callers pass a pointer to a live, aligned T.
-        encode: |p, out| unsafe { (*(p as *const T)).encode(out) },
-        // SAFETY: callers pass a pointer to a live, aligned T.
-        heap_bytes: |p| unsafe { (*(p as *const T)).heap_bytes() },
+        encode: |p, out| {
+            // SAFETY: callers pass a pointer to a live, aligned T.
+            let value = unsafe { &*(p as *const T) };
+            contain(|| value.encode(out)).unwrap_or_else(|p| Err(to_error(p)))
+        },
+        heap_bytes: |p| {
+            // SAFETY: callers pass a pointer to a live, aligned T.
+            let value = unsafe { &*(p as *const T) };
+            contain(|| value.heap_bytes()).map_err(to_error)
+        },
+        decode_into: decode_into::<T>,
         type_id: TypeId::of::<T>,
     };
+}
+
+/// Decodes a `T` from `bytes` and writes it to `dst`. A malformed encoding is an error, and
+/// so is a panic in `T::decode` ([`crate::Error::Panicked`]); either way `dst` stays
+/// uninitialised.
+///
+/// # Safety
+/// `dst` must be valid for writes of a `T` and aligned for it; whatever it held is
+/// overwritten without being dropped.
+unsafe fn decode_into<T: FarData>(bytes: &[u8], dst: *mut u8) -> Result<()> {
+    let value = contain(|| T::decode(bytes)).map_err(to_error)??;
+    // SAFETY: the caller passes writable, aligned room for a T.
+    unsafe { (dst as *mut T).write(value) };
+    Ok(())
 }
 
 /// The header in front of every local object.

@@ -61,13 +61,6 @@ impl FetchTicket {
     }
 }
 
-unsafe fn decode_into<T: FarData>(bytes: &[u8], dst: *mut u8) -> Result<()> {
-    let v = T::decode(bytes)?;
-    // SAFETY: the caller passes uninitialised, aligned room for a T.
-    unsafe { (dst as *mut T).write(v) };
-    Ok(())
-}
-
 impl<T: FarData> RemBox<T> {
     /// A ticket naming this object for [`Runtime::fetch_many`], [`Runtime::prefetch`] or
     /// [`Runtime::fetch_async`].
@@ -89,7 +82,6 @@ impl<T: FarData> RemBox<T> {
             slot,
             generation: slots::generation(slot),
             vtable: &T::VTABLE,
-            decode: decode_into::<T>,
         })
     }
 
