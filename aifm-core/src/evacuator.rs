@@ -145,7 +145,7 @@ struct Marked {
 fn mark(h: &Header) -> bool {
     let mut spins = 0;
     loop {
-        let s = h.slot.load(Ordering::Acquire);
+        let s = h.slot(Ordering::Acquire);
         if s.is_null() {
             return false;
         }
@@ -185,7 +185,7 @@ enum Claim {
 fn claim_marked(h: &Header) -> Claim {
     let mut spins = 0;
     loop {
-        let Some(slot) = NonNull::new(h.slot.load(Ordering::Acquire)) else {
+        let Some(slot) = NonNull::new(h.slot(Ordering::Acquire)) else {
             return Claim::Gone;
         };
         let word = slots::word(slot);
@@ -256,7 +256,7 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
             }
         };
         // SAFETY: we hold BUSY, so the object is ours alone.
-        match unsafe { (h.vtable.heap_bytes)(h.data()) } {
+        match unsafe { (h.vtable().heap_bytes)(h.data()) } {
             Ok(n) => object::charge_heap(rt, h, n),
             Err(e) => {
                 note_panic(rt, &e);
@@ -269,10 +269,10 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
             keep(rt, lane, slot, w, &mut retained[m.region]);
             continue;
         }
-        let ds = h.ds as u32;
+        let ds = h.ds();
         let view = ObjectView {
             data: h.data(),
-            vtable: h.vtable,
+            vtable: h.vtable(),
             key: slots::key(slot),
             ds,
             dirty: w & CLEAN == 0,
@@ -312,7 +312,7 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
             }
             Ok(WriteBack::Default) => {
                 Counters::add(&rt.counters.discarded_clean, 1);
-                let len = h.far_len().unwrap_or(0);
+                let len = slots::far_len(slot).unwrap_or(0);
                 evict(rt, h, slot, remote(len, ds));
             }
             Ok(WriteBack::Written) => {
@@ -321,7 +321,7 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
             }
             Ok(WriteBack::Detached) => {
                 Counters::add(&rt.counters.write_backs, 1);
-                if let Some(old) = h.far_len() {
+                if let Some(old) = slots::far_len(slot) {
                     Counters::sub(&rt.counters.far_bytes, old as u64);
                 }
                 evict(rt, h, slot, remote(0, ds) | DETACHED);
@@ -373,7 +373,7 @@ fn write_back(
             for o in batch {
                 // SAFETY: the header stays valid until its region is released.
                 let h = unsafe { o.header.as_ref() };
-                let old = h.far_len().unwrap_or(0) as u64;
+                let old = slots::far_len(o.slot).unwrap_or(0) as u64;
                 Counters::sub(&rt.counters.far_bytes, old);
                 Counters::add(&rt.counters.write_backs, 1);
                 Counters::add(&rt.counters.written_bytes, o.bytes.len() as u64);
@@ -405,7 +405,7 @@ fn evict(rt: &Inner, h: &Header, slot: NonNull<Slot>, remote_word: u64) {
     // SAFETY: the evacuator holds BUSY, so no reference to the object exists; it is dropped
     // once, here, and its header is then marked dead. A panicking `Drop` still leaves it
     // dropped (its far copy is the object now).
-    if let Err(p) = contain(|| unsafe { (h.vtable.drop)(h.data()) }) {
+    if let Err(p) = contain(|| unsafe { (h.vtable().drop)(h.data()) }) {
         note_panic(rt, &to_error(p));
     }
     object::kill(rt, h);

@@ -195,13 +195,13 @@ pub(crate) unsafe fn migrate(
         Kind::Normal
     };
     let how = lane.map_or(Alloc::Mutator, Alloc::Evacuator);
-    let header = rt.alloc_object(old.vtable, old.ds as u32, old.far_len(), kind, how)?;
+    let header = rt.alloc_object(old.vtable(), old.ds(), kind, how)?;
     // SAFETY: fresh header from `alloc_object`.
     let h = unsafe { header.as_ref() };
     // SAFETY: both areas hold `len` bytes and do not overlap; a Rust value may be moved by
     // copying its bytes, and the old copy is never used again.
-    unsafe { std::ptr::copy_nonoverlapping(old_data, h.data(), old.len as usize) };
-    if let Some(handler) = rt.handler(old.ds as u32) {
+    unsafe { std::ptr::copy_nonoverlapping(old_data, h.data(), old.len()) };
+    if let Some(handler) = rt.handler(old.ds()) {
         if let Err(p) = contain(|| handler.on_move(old_data, h.data())) {
             // The handler did not take the move: the old copy stays the object, and the new
             // bytes (a bitwise copy, never a value of its own) are simply abandoned.
@@ -209,13 +209,12 @@ pub(crate) unsafe fn migrate(
             return Err(to_error(p));
         }
     }
-    h.heap
-        .store(old.heap.load(Ordering::Relaxed), Ordering::Relaxed);
-    old.slot.store(std::ptr::null_mut(), Ordering::Release);
+    h.swap_heap(old.heap());
+    old.set_slot(std::ptr::null_mut(), Ordering::Release);
     rt.heap
         .live_bytes
         .fetch_sub(old.footprint() as i64, Ordering::Relaxed);
-    h.slot.store(slot.as_ptr(), Ordering::Release);
+    h.set_slot(slot.as_ptr(), Ordering::Release);
     let mut new = local(h.data(), w & CLEAN != 0) | (w & FRESH);
     match (lane.is_some(), mode) {
         (true, _) | (false, Mode::Nontemporal) => {}
@@ -227,22 +226,20 @@ pub(crate) unsafe fn migrate(
 
 /// Marks a constructed-or-failed object dead and returns its bytes.
 pub(crate) fn kill(rt: &Inner, h: &Header) {
-    h.slot.store(std::ptr::null_mut(), Ordering::Release);
+    h.set_slot(std::ptr::null_mut(), Ordering::Release);
     rt.heap
         .live_bytes
         .fetch_sub(h.footprint() as i64, Ordering::Relaxed);
-    rt.heap
-        .owned_bytes
-        .fetch_sub(h.heap.swap(0, Ordering::Relaxed) as i64, Ordering::Relaxed);
+    let (_, old) = h.swap_heap(0);
+    rt.heap.owned_bytes.fetch_sub(old as i64, Ordering::Relaxed);
 }
 
 /// Records a new measurement of an object's owned heap bytes.
 pub(crate) fn charge_heap(rt: &Inner, h: &Header, bytes: usize) {
-    let bytes = bytes.min(u32::MAX as usize) as u32;
-    let old = h.heap.swap(bytes, Ordering::Relaxed);
+    let (new, old) = h.swap_heap(bytes);
     rt.heap
         .owned_bytes
-        .fetch_add(bytes as i64 - old as i64, Ordering::Relaxed);
+        .fetch_add(new as i64 - old as i64, Ordering::Relaxed);
 }
 
 /// Frees the object behind `slot` (claimed by the caller: pre-claim word `w`), taking its
@@ -271,7 +268,7 @@ pub(crate) unsafe fn free(
         // value panics in `drop`; it is resumed once the slot is released.
         unwinding = contain(|| take(h.data())).err();
         kill(rt, h);
-        (h.ds as u32, h.far_len())
+        (h.ds(), slots::far_len(slot))
     };
 
     slots::word(slot).store(NULL, Ordering::Release);
@@ -306,7 +303,7 @@ pub(crate) unsafe fn free(
 #[derive(Clone, Copy)]
 pub(crate) struct Ticket {
     pub slot: NonNull<Slot>,
-    pub generation: u64,
+    pub generation: u32,
     pub vtable: &'static VTable,
 }
 
@@ -406,7 +403,7 @@ unsafe fn place(
     how: Alloc<'_>,
     mode: Option<Mode>,
 ) -> Result<*mut u8> {
-    let header = rt.alloc_object(t.vtable, remote_ds(w), Some(bytes.len()), kind, how)?;
+    let header = rt.alloc_object(t.vtable, remote_ds(w), kind, how)?;
     // SAFETY: fresh header from `alloc_object`.
     let h = unsafe { header.as_ref() };
     // SAFETY: room for the ticket's type, which its vtable decodes.
@@ -425,7 +422,8 @@ unsafe fn place(
             return Err(e);
         }
     }
-    h.slot.store(t.slot.as_ptr(), Ordering::Release);
+    slots::set_far_len(t.slot, Some(bytes.len()));
+    h.set_slot(t.slot.as_ptr(), Ordering::Release);
     Counters::add(&rt.counters.fetches, 1);
     Counters::add(&rt.counters.fetched_bytes, bytes.len() as u64);
     let mut new = local(h.data(), mode != Some(Mode::Write));

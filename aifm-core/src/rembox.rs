@@ -135,7 +135,7 @@ impl<T: FarData> RemBox<T> {
         let () = Self::CHECK;
         // Measured before the header exists: a panic here leaves nothing half built.
         let heap = value.heap_bytes();
-        let header = rt.alloc_object(&T::VTABLE, ds, None, Kind::Normal, Alloc::Mutator)?;
+        let header = rt.alloc_object(&T::VTABLE, ds, Kind::Normal, Alloc::Mutator)?;
         // SAFETY: fresh header from `alloc_object`; its data area is room for a T.
         let h = unsafe { header.as_ref() };
         // SAFETY: as above.
@@ -144,7 +144,7 @@ impl<T: FarData> RemBox<T> {
         let slot = rt.alloc_slot();
         slots::set_key(slot, key.unwrap_or_else(|| slots::index_of(slot)));
         slots::next_generation(slot);
-        h.slot.store(slot.as_ptr(), Ordering::Release);
+        h.set_slot(slot.as_ptr(), Ordering::Release);
         slots::word(slot).store(word::local(h.data(), false), Ordering::Release);
         // Every box holds one count of its runtime (released in `drop`).
         std::mem::forget(Arc::clone(rt));

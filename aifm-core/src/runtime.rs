@@ -574,7 +574,6 @@ impl Inner {
         &self,
         vtable: &'static VTable,
         ds: u32,
-        far_len: Option<usize>,
         kind: Kind,
         how: Alloc<'_>,
     ) -> Result<NonNull<Header>> {
@@ -605,15 +604,7 @@ impl Inner {
                     let header = p.cast::<Header>();
                     // SAFETY: `p` is a fresh, 8-aligned reservation of `bytes` >= HEADER bytes.
                     unsafe {
-                        header.as_ptr().write(Header::new(
-                            NonNull::dangling(),
-                            vtable,
-                            ds,
-                            far_len,
-                        ));
-                        (*header.as_ptr())
-                            .slot
-                            .store(CONSTRUCTING, Ordering::Relaxed);
+                        header.as_ptr().write(Header::new(CONSTRUCTING, vtable, ds));
                     }
                     drop(guard);
                     self.heap
@@ -897,7 +888,7 @@ impl Runtime {
     /// ```
     /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
     /// let _b = aifm_core::RemBox::new_in([0u8; 8], &rt);
-    /// assert_eq!(rt.stats().local_bytes, 40);
+    /// assert_eq!(rt.stats().local_bytes, 16 + 8); // header and value
     /// ```
     pub fn stats(&self) -> Stats {
         let i = &self.inner;

@@ -14,7 +14,7 @@
 
 use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Bytes per slot chunk (also its alignment).
 pub(crate) const CHUNK_BYTES: usize = 64 * 1024;
@@ -23,7 +23,8 @@ const HEADER_BYTES: usize = 64;
 pub(crate) const SLOTS_PER_CHUNK: usize =
     (CHUNK_BYTES - HEADER_BYTES) / std::mem::size_of::<Slot>();
 
-/// A pointer word and the object's key within its structure.
+/// A pointer word, the object's key within its structure, and what the slot knows of the
+/// object's far copy. 24 bytes.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Slot {
@@ -32,10 +33,16 @@ pub(crate) struct Slot {
     /// The object's key in far memory; written before the word is published, then immutable
     /// until the slot is freed.
     pub key: AtomicU64,
+    /// Length of the object's far copy plus one; 0 when far memory holds none. Changed only
+    /// by the thread holding the word's `BUSY` bit (or building the object).
+    pub far_len: AtomicU32,
     /// Bumped each time the slot is handed to a new object, so a fetch ticket for an earlier
-    /// owner can tell the slot has changed hands.
-    pub generation: AtomicU64,
+    /// owner can tell the slot has changed hands (it wraps after 2^32 owners of one slot; a
+    /// ticket lives for one batched fetch).
+    pub generation: AtomicU32,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 24);
 
 /// The first bytes of every chunk.
 #[repr(C)]
@@ -138,16 +145,39 @@ pub(crate) fn key(slot: NonNull<Slot>) -> u64 {
 
 /// A slot's generation.
 #[inline]
-pub(crate) fn generation(slot: NonNull<Slot>) -> u64 {
+pub(crate) fn generation(slot: NonNull<Slot>) -> u32 {
     // SAFETY: see `chunk_of`.
     unsafe { (*slot.as_ptr()).generation.load(Ordering::Acquire) }
 }
 
-/// Starts a new generation of a free slot (before its word is published).
+/// Starts a new generation of a free slot (before its word is published): no far copy yet.
 #[inline]
 pub(crate) fn next_generation(slot: NonNull<Slot>) {
     // SAFETY: see `chunk_of`.
-    unsafe { (*slot.as_ptr()).generation.fetch_add(1, Ordering::AcqRel) };
+    unsafe {
+        (*slot.as_ptr()).far_len.store(0, Ordering::Relaxed);
+        (*slot.as_ptr()).generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The length of the object's far copy, if far memory holds one.
+#[inline]
+pub(crate) fn far_len(slot: NonNull<Slot>) -> Option<usize> {
+    // SAFETY: see `chunk_of`.
+    match unsafe { (*slot.as_ptr()).far_len.load(Ordering::Relaxed) } {
+        0 => None,
+        n => Some(n as usize - 1),
+    }
+}
+
+/// Records the length of the object's far copy (`None`: far memory holds none). Lengths
+/// beyond `u32::MAX - 1` are recorded as unknown, so such an object is never discarded as
+/// clean.
+#[inline]
+pub(crate) fn set_far_len(slot: NonNull<Slot>, len: Option<usize>) {
+    let v = len.and_then(|l| u32::try_from(l + 1).ok()).unwrap_or(0);
+    // SAFETY: see `chunk_of`.
+    unsafe { (*slot.as_ptr()).far_len.store(v, Ordering::Relaxed) }
 }
 
 /// Sets a slot's key (before its word is published).

@@ -43,7 +43,7 @@ impl Counters {
 /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
 /// let _b = aifm_core::RemBox::new_in(7u64, &rt);
 /// let s = rt.stats();
-/// assert_eq!(s.local_bytes, 32 + 8);
+/// assert_eq!(s.local_bytes, 16 + 8); // a 16-byte header and the value
 /// assert_eq!(s.fetches, 0);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -126,7 +126,7 @@ impl Stats {
     /// ```
     /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
     /// let _s = aifm_core::RemBox::new_in(String::with_capacity(100), &rt);
-    /// assert_eq!(rt.stats().local_total(), 32 + 24 + 100);
+    /// assert_eq!(rt.stats().local_total(), 16 + 24 + 100);
     /// ```
     pub fn local_total(&self) -> u64 {
         self.local_bytes + self.local_owned_bytes

@@ -3,20 +3,19 @@
 //! # Layout of one object in a region
 //!
 //! ```text
-//! | Header (32 B) | T, padded to 8 B | next Header ...
+//! | Header (16 B) | T, padded to 8 B | next Header ...
 //! ```
 //!
-//! Invariant (the one the evacuator relies on): `header.slot` is non-null **iff** the slot's
-//! word points at this header's data. Both change only while the changing thread holds the
-//! word's `BUSY` bit, and `header.slot` is nulled *before* the word is re-published.
+//! Invariant (the one the evacuator relies on): the header's slot is non-null **iff** the
+//! slot's word points at this header's data. Both change only while the changing thread holds
+//! the word's `BUSY` bit, and the header's slot is nulled *before* the word is re-published.
 
 use crate::codec::FarData;
 use crate::error::Result;
 use crate::panics::{contain, to_error};
 use crate::slots::Slot;
 use std::any::TypeId;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes of header before every object.
 pub(crate) const HEADER: usize = std::mem::size_of::<Header>();
@@ -78,43 +77,111 @@ unsafe fn decode_into<T: FarData>(bytes: &[u8], dst: *mut u8) -> Result<()> {
     Ok(())
 }
 
-/// The header in front of every local object.
+/// The header in front of every local object: two words, 16 bytes.
+///
+/// ```text
+/// owner: | ds (16) | slot address (48) |   the slot whose word points here; 0 once dead
+/// class: | heap (16) | vtable address (48) |   the type, and the owned heap it was charged
+/// ```
+///
+/// Addresses fit in 48 bits on every 64-bit platform this crate builds for (user space is
+/// below 2^47; [`Header::new`] checks the vtable's). The data length is not stored: it is
+/// the vtable's size, padded to 8. The far copy's length lives in the slot
+/// (`slots::far_len`), which outlives local copies. `heap` is a 16-bit float (11-bit
+/// mantissa, 5-bit exponent, rounded up; see [`pack_heap`]): the same rounded figure is
+/// added to and taken from the budget, so the accounting stays exact in its own terms.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Header {
-    /// The slot whose word points here; null once the object is dead or moved.
-    pub slot: AtomicPtr<Slot>,
-    pub vtable: &'static VTable,
-    /// Bytes of data after the header, padded to 8.
-    pub len: u32,
-    /// Length of the far copy plus one; 0 when far memory holds no copy.
-    pub far_len: AtomicU32,
-    /// Heap bytes charged for this object at its last measurement.
-    pub heap: AtomicU32,
-    /// The structure the object belongs to.
-    pub ds: u16,
-    _pad: u16,
+    owner: AtomicU64,
+    class: AtomicU64,
 }
 
-const _: () = assert!(HEADER == 32 && HEADER % 8 == 0);
+const _: () = assert!(HEADER == 16 && HEADER % 8 == 0);
+
+/// Address bits of both header words.
+const ADDR_BITS: u64 = (1 << 48) - 1;
+/// Shift of the structure id (in `owner`) and of the heap charge (in `class`).
+const HIGH_SHIFT: u32 = 48;
+
+/// Packs a byte count into 16 bits, rounding up: `unpack_heap(pack_heap(n)) >= n` (up to
+/// about 4.4e12 bytes, beyond which it saturates).
+pub(crate) fn pack_heap(bytes: usize) -> u16 {
+    let bytes = bytes as u64;
+    let mut exp = 0u32;
+    while exp < 31 && bytes.div_ceil(1 << exp) >= 2048 {
+        exp += 1;
+    }
+    let mantissa = bytes.div_ceil(1 << exp).min(2047);
+    ((exp as u16) << 11) | mantissa as u16
+}
+
+/// The byte count a packed heap charge stands for.
+pub(crate) fn unpack_heap(code: u16) -> usize {
+    ((code as u64 & 2047) << (code >> 11)) as usize
+}
 
 impl Header {
     /// A header for a freshly placed object.
-    pub fn new(
-        slot: NonNull<Slot>,
-        vtable: &'static VTable,
-        ds: u32,
-        far_len: Option<usize>,
-    ) -> Self {
+    ///
+    /// # Panics
+    /// If the vtable's address does not fit in 48 bits (never on the platforms supported).
+    pub fn new(slot: *mut Slot, vtable: &'static VTable, ds: u32) -> Self {
+        let vt = vtable as *const VTable as u64;
+        assert_eq!(vt & !ADDR_BITS, 0, "a vtable address beyond 48 bits");
         Header {
-            slot: AtomicPtr::new(slot.as_ptr()),
-            vtable,
-            len: padded(vtable.size) as u32,
-            far_len: AtomicU32::new(far_len.map_or(0, |l| l as u32 + 1)),
-            heap: AtomicU32::new(0),
-            ds: ds as u16,
-            _pad: 0,
+            owner: AtomicU64::new(pack_owner(slot, ds)),
+            class: AtomicU64::new(vt),
         }
+    }
+
+    /// The slot whose word points here (null once dead or moved; `CONSTRUCTING` while
+    /// being built).
+    #[inline]
+    pub fn slot(&self, order: Ordering) -> *mut Slot {
+        (self.owner.load(order) & ADDR_BITS) as *mut Slot
+    }
+
+    /// Sets the slot. Only the thread that owns the object's transition (`BUSY`, or the
+    /// builder of a `CONSTRUCTING` header) calls it, so the structure id it keeps cannot race.
+    #[inline]
+    pub fn set_slot(&self, slot: *mut Slot, order: Ordering) {
+        self.owner.store(pack_owner(slot, self.ds()), order);
+    }
+
+    /// The structure the object belongs to.
+    #[inline]
+    pub fn ds(&self) -> u32 {
+        (self.owner.load(Ordering::Relaxed) >> HIGH_SHIFT) as u32
+    }
+
+    /// The object's type.
+    #[inline]
+    pub fn vtable(&self) -> &'static VTable {
+        let p = (self.class.load(Ordering::Relaxed) & ADDR_BITS) as *const VTable;
+        // SAFETY: `new` stored the address of a `&'static VTable`, which fits in 48 bits.
+        unsafe { &*p }
+    }
+
+    /// Heap bytes charged for this object at its last measurement (rounded up).
+    #[inline]
+    pub fn heap(&self) -> usize {
+        unpack_heap((self.class.load(Ordering::Relaxed) >> HIGH_SHIFT) as u16)
+    }
+
+    /// Records a new measurement; returns `(new, old)` charges as the budget counts them.
+    pub fn swap_heap(&self, bytes: usize) -> (usize, usize) {
+        let code = pack_heap(bytes) as u64;
+        let old = self
+            .class
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some((c & ADDR_BITS) | (code << HIGH_SHIFT))
+            })
+            .unwrap_or_else(|c| c);
+        (
+            unpack_heap(code as u16),
+            unpack_heap((old >> HIGH_SHIFT) as u16),
+        )
     }
 
     /// The object's data.
@@ -122,17 +189,14 @@ impl Header {
         (self as *const Header as *mut u8).wrapping_add(HEADER)
     }
 
-    /// Bytes this object takes in its region.
-    pub fn footprint(&self) -> usize {
-        HEADER + self.len as usize
+    /// Bytes of data after the header (the type's size, padded to 8).
+    pub fn len(&self) -> usize {
+        padded(self.vtable().size)
     }
 
-    /// The far copy's length, if far memory holds one.
-    pub fn far_len(&self) -> Option<usize> {
-        match self.far_len.load(Ordering::Relaxed) {
-            0 => None,
-            n => Some(n as usize - 1),
-        }
+    /// Bytes this object takes in its region.
+    pub fn footprint(&self) -> usize {
+        HEADER + self.len()
     }
 
     /// The header in front of `data`.
@@ -145,7 +209,40 @@ impl Header {
     }
 }
 
+fn pack_owner(slot: *mut Slot, ds: u32) -> u64 {
+    let s = slot as u64;
+    debug_assert_eq!(s & !ADDR_BITS, 0, "a slot address beyond 48 bits");
+    debug_assert!(ds <= u16::MAX as u32);
+    s | (ds as u64) << HIGH_SHIFT
+}
+
 /// Rounds a data size up to the 8-byte object alignment.
 pub(crate) fn padded(size: usize) -> usize {
     (size + 7) & !7
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heap_charges_round_up_and_round_trip() {
+        for n in [
+            0usize,
+            1,
+            7,
+            2047,
+            2048,
+            2049,
+            4095,
+            1 << 20,
+            (1 << 20) + 1,
+            123_456_789,
+        ] {
+            let u = unpack_heap(pack_heap(n));
+            assert!(u >= n, "{n} -> {u}");
+            assert!(u - n <= n / 1024 + 1, "{n} -> {u}: within 0.1 %");
+            assert_eq!(unpack_heap(pack_heap(u)), u, "a charge packs to itself");
+        }
+    }
 }

@@ -67,8 +67,8 @@ impl Sealed {
     fn weight(&self, region_size: usize) -> usize {
         let mut owned = 0;
         self.for_each_header(|h| {
-            if !h.slot.load(std::sync::atomic::Ordering::Relaxed).is_null() {
-                owned += h.heap.load(std::sync::atomic::Ordering::Relaxed) as usize;
+            if !h.slot(std::sync::atomic::Ordering::Relaxed).is_null() {
+                owned += h.heap();
             }
         });
         region_size + owned
