@@ -30,10 +30,15 @@
 //! | `evacuator` | the background rounds: mark, wait, compact or write back, free |
 //! | [`prefetch`] | latency hiding: stride detector, batched fetches, helper threads, futures |
 //! | [`rembox`] | the typed `RemBox<T>` API |
+//! | [`remarc`] | `RemArc<T>`: shared ownership of one far object |
+//! | `panics` | containing panics of user code the runtime calls while it holds an object |
 //! | [`handlers`] | evacuation handlers and structure ids for data-structure authors |
 //! | [`codec`] | how values are encoded when they leave the process |
 //! | [`backend`], [`engine`] | where far memory lives, and the code a memory server runs |
 //! | [`runtime`] | configuration, the process-wide default, statistics |
+//! | [`wire`] | the memory server's protocol: frames, messages, authentication |
+//! | `error` | [`Error`], the one error type of every fallible call |
+//! | `stats` | counters and the [`Stats`] snapshot |
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -46,6 +51,7 @@ mod heap;
 mod object;
 mod panics;
 pub mod prefetch;
+pub mod remarc;
 pub mod rembox;
 pub mod runtime;
 pub mod scope;
@@ -58,6 +64,7 @@ pub use backend::{Backend, Placement};
 pub use codec::{FarData, Pod, Serde};
 pub use error::{Error, Result};
 pub use handlers::{EvacuationHandler, ObjectView, Structure, WriteBack};
+pub use remarc::{RemArc, RemWeak};
 pub use rembox::RemBox;
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use scope::Scope;
