@@ -127,7 +127,7 @@ fn remarc_matches_arc_under_a_tiny_budget() {
     // with forced evacuations among the ops.
     fn doubled(ops: Vec<Op>) -> bool {
         let mut all = ops.clone();
-        all.extend(ops.iter().cloned().chain(ops));
+        all.extend(ops.iter().cloned().chain(ops.iter().cloned()));
         model(all)
     }
     quickcheck::QuickCheck::new()
