@@ -136,6 +136,7 @@ struct Outcome {
 }
 
 /// One marked object.
+#[derive(Clone, Copy)]
 struct Marked {
     header: NonNull<Header>,
     region: usize,
@@ -218,28 +219,37 @@ struct Outgoing {
     detach: bool,
 }
 
-fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
-    // Unsettled from before the first mark until every older scope has ended (SeqCst: a
-    // mutator that claims a marked word and then reads zero here knows the mark's round has
-    // passed its grace period).
+/// Marks objects (`mark_them` returns those it marked) and waits until every scope open while
+/// it marked has ended. The round counts as unsettled from before the first mark until the
+/// wait is over (SeqCst: a mutator that claims a marked word and then reads zero unsettled
+/// rounds knows the mark's grace period is over; see `object::slow_path`).
+fn mark_and_wait(rt: &Inner, mark_them: impl FnOnce() -> Vec<Marked>) -> Vec<Marked> {
     rt.evacuation
         .unsettled_rounds
         .fetch_add(1, Ordering::SeqCst);
-    let mut marked = Vec::new();
-    for (i, r) in victims.iter().enumerate() {
-        r.for_each_header(|h| {
-            if mark(h) {
-                marked.push(Marked {
-                    header: NonNull::from(h),
-                    region: i,
-                });
-            }
-        });
-    }
+    let marked = mark_them();
     wait_for_older_scopes();
     rt.evacuation
         .unsettled_rounds
         .fetch_sub(1, Ordering::SeqCst);
+    marked
+}
+
+fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
+    let marked = mark_and_wait(rt, || {
+        let mut marked = Vec::new();
+        for (i, r) in victims.iter().enumerate() {
+            r.for_each_header(|h| {
+                if mark(h) {
+                    marked.push(Marked {
+                        header: NonNull::from(h),
+                        region: i,
+                    });
+                }
+            });
+        }
+        marked
+    });
 
     let mut retained = vec![false; victims.len()];
     let mut refused = false;
@@ -250,6 +260,9 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
         let (slot, w) = match claim_marked(h) {
             Claim::Ours(slot, w) => (slot, w),
             Claim::Gone => continue,
+            // A mutator used it in place while the round waited: it stays, and so does
+            // its region, which goes back first in line (`Heap::reseal`): the rest of it
+            // is dead space once this round is done.
             Claim::Unmarked => {
                 retained[m.region] = true;
                 continue;
@@ -347,7 +360,7 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
     let mut freed = 0;
     for (r, keep_it) in victims.into_iter().zip(retained) {
         if keep_it {
-            rt.heap.seal(r);
+            rt.heap.reseal(r);
         } else {
             rt.heap.release(r.base);
             freed += 1;

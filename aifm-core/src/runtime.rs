@@ -64,9 +64,8 @@ pub struct RuntimeBuilder {
     erasure: Option<(usize, usize)>,
     evacuator_threads: usize,
     prefetch_threads: usize,
-    start: f64,
-    block: f64,
-    target: f64,
+    /// `(start, block, target)`, or `None` for defaults sized to the heap (see `thresholds`).
+    thresholds: Option<(f64, f64, f64)>,
     overdraft: Option<usize>,
 }
 
@@ -94,9 +93,7 @@ impl Default for RuntimeBuilder {
             erasure: None,
             evacuator_threads: 1,
             prefetch_threads: 1,
-            start: 0.12,
-            block: 0.03,
-            target: 0.22,
+            thresholds: None,
             overdraft: None,
         }
     }
@@ -280,7 +277,13 @@ impl RuntimeBuilder {
 
     /// Free-memory thresholds as fractions of the budget: evacuation starts below `start`,
     /// new scopes wait below `block`, and evacuation continues until `target` is free.
-    /// Defaults are the original's: 0.12, 0.03, 0.22.
+    ///
+    /// Defaults: `start` 5 % (or, in a heap of few regions, the share of the regions that the
+    /// allocation lanes hold half filled, plus two, if that is more), `block` half of `start`
+    /// (at least 2 %), `target` `start` plus 5 % (or plus `block`). Objects can thus fill about
+    /// 95 % of a large budget before anything leaves; the original's 0.12, 0.03, 0.22 started
+    /// evacuating at 88 % and kept a fifth of the budget empty, so a budget the size of a
+    /// program's std working set still saw far traffic.
     ///
     /// # Examples
     ///
@@ -289,7 +292,7 @@ impl RuntimeBuilder {
     /// assert!(matches!(bad, Err(aifm_core::Error::Config(_))));
     /// ```
     pub fn thresholds(mut self, start: f64, block: f64, target: f64) -> Self {
-        (self.start, self.block, self.target) = (start, block, target);
+        self.thresholds = Some((start, block, target));
         self
     }
 
@@ -335,11 +338,18 @@ impl RuntimeBuilder {
                 self.local_memory
             )));
         }
-        if !(0.0 < self.block
-            && self.block < self.start
-            && self.start < self.target
-            && self.target < 1.0)
-        {
+        let lanes = (2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .min(budget_regions / 8)
+            .max(1);
+        let (start, block, target) = self.thresholds.unwrap_or_else(|| {
+            // Regions the lanes hold while they fill them count as used, so a small heap
+            // needs proportionally more headroom for the evacuator to keep up.
+            let held = (lanes + self.evacuator_threads + 2) as f64 / budget_regions as f64;
+            let start = held.max(0.05);
+            let block = (start / 2.0).max(0.02);
+            (start, block, start + block.max(0.05))
+        });
+        if !(0.0 < block && block < start && start < target && target < 1.0) {
             return Err(Error::Config(
                 "thresholds must satisfy 0 < block < start < target < 1".into(),
             ));
@@ -363,9 +373,6 @@ impl RuntimeBuilder {
             }
             (None, None) => (Box::new(EmbeddedBackend::new()), None),
         };
-        let lanes = (2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .min(budget_regions / 8)
-            .max(1);
         scope::init_barriers();
         let (prefetch_tx, prefetch_rx) = std::sync::mpsc::channel();
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -391,9 +398,9 @@ impl RuntimeBuilder {
                 requested: AtomicBool::new(false),
                 critical: AtomicBool::new(false),
                 unsettled_rounds: AtomicUsize::new(0),
-                start: self.start,
-                block: self.block,
-                target: self.target,
+                start,
+                block,
+                target,
             },
             quarantine: Mutex::new(Vec::new()),
         });

@@ -140,6 +140,9 @@ pub fn report(args: &Common, rt: Option<&Runtime>, outcome: Outcome<'_>) {
             "evacuation_rounds": s.evacuation_rounds, "local_bytes": s.local_bytes,
             "far_bytes": s.far_bytes, "prefetch_issued": s.prefetch_issued,
             "prefetch_useful": s.prefetch_useful, "over_budget_episodes": s.over_budget_episodes,
+            "local_owned_bytes": s.local_owned_bytes, "budget_bytes": s.budget_bytes,
+            // Live objects (headers and owned heap included) over the budget.
+            "local_fill": s.local_total() as f64 / s.budget_bytes.max(1) as f64,
         })
     });
     let mut line = serde_json::json!({

@@ -179,6 +179,16 @@ impl Heap {
         }
     }
 
+    /// Puts back a region an evacuation round had to keep, first in line: what kept it (an
+    /// object a mutator was using) is likely done soon, and the rest of the region is dead.
+    pub fn reseal(&self, region: Sealed) {
+        let mut pool = self.pool.lock().unwrap();
+        match region.kind {
+            Kind::Normal => pool.sealed.push_front(region),
+            Kind::Nontemporal => pool.sealed_nt.push_front(region),
+        }
+    }
+
     /// Number of sealed regions waiting for evacuation.
     pub fn sealed_regions(&self) -> usize {
         let pool = self.pool.lock().unwrap();
