@@ -8,8 +8,9 @@
 //! condemn its replacement. A server is condemned for good on [`Error::Disconnected`] or
 //! [`Error::Timeout`] ([`is_failure`]); any other error is the server's answer.
 //!
-//! Locks here recover from poisoning (`PoisonError::into_inner`): every state change is one
-//! assignment under its lock, so a panicking holder cannot leave a half-made change behind.
+//! Locks here recover from poisoning (`PoisonError::into_inner`), as everywhere in this
+//! backend: what they guard is a slot's state and the reasons, each written in one assignment,
+//! so a holder that panicked leaves values that are still states a reader can act on.
 
 use super::{Member, ReplicatedBackend, ReplicatedStats, State};
 use crate::error::Error;
