@@ -1,5 +1,7 @@
 //! Hot-path costs of the core runtime next to their plain-Rust twins, in one run:
-//! a local `RemBox<u64>` dereference vs a `Box<u64>` dereference, scope enter+exit, and a
+//! a local `RemBox<u64>` dereference vs a `Box<u64>` dereference, scope enter+exit against a
+//! `crossbeam-epoch` pin+unpin (the well-known epoch scheme, whose pin pays a full fence where
+//! a scope pays a compiler fence and leaves the fence to the evacuator's `membarrier`), and a
 //! dereference that must fetch from far memory (embedded store) vs an all-local one.
 
 use aifm::{RemBox, Runtime, Scope};
@@ -33,6 +35,14 @@ fn deref(c: &mut Criterion) {
     g.bench_function("nested enter+exit", |b| {
         let _outer = Scope::new();
         b.iter(|| drop(black_box(Scope::new())))
+    });
+    // The same guard from crossbeam-epoch: a fresh thread-local handle's outermost pin.
+    g.bench_function("crossbeam-epoch pin+unpin", |b| {
+        b.iter(|| drop(black_box(crossbeam_epoch::pin())))
+    });
+    g.bench_function("crossbeam-epoch nested pin+unpin", |b| {
+        let _outer = crossbeam_epoch::pin();
+        b.iter(|| drop(black_box(crossbeam_epoch::pin())))
     });
     g.finish();
 }

@@ -1,6 +1,6 @@
-//! Latency hiding, measured over a loopback `aifm-server` (issue: prefetch engine, batching,
-//! async). Not a criterion benchmark: each figure is a whole scan or a timed window, repeated,
-//! and reported as medians and ratios in one markdown table.
+//! Latency hiding, measured over a loopback `aifm-server` (the prefetch engine, batching and
+//! async reads). Not a criterion benchmark: each figure is a whole scan or a timed window,
+//! repeated, and reported as medians and ratios in one markdown table.
 //!
 //! ```text
 //! cargo bench --bench latency             # all figures (~1 min)

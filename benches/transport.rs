@@ -1,5 +1,6 @@
 //! Transport benchmark: a remote fetch through the TCP backend and through the runtime,
-//! against a raw TCP ping-pong of the same sizes, in the same run (design notes §6).
+//! against a raw TCP ping-pong of the same sizes, in the same run (the ratio to the bare
+//! sockets is the figure; see `docs/TRANSPORT.md`).
 //!
 //! * `fetch/<size>/raw-poll`: a bare socket ping-pong (16-byte request, `<size>` reply),
 //!   both ends busy-polling non-blocking sockets: the wire's floor on this machine.

@@ -6,7 +6,7 @@
 //! order, and checks the sum. Under `--all-local` the chunks live in one `Vec<u64>`; otherwise
 //! each chunk is a `RemBox<[u64; 512]>` on a runtime with `--local-mib` of local memory.
 //!
-//! It follows the harness's example contract (see `src/bin/aifm-eval/main.rs`): the last line
+//! It follows the harness's example contract (see `eval/src/main.rs`): the last line
 //! on stdout is one JSON object with the throughput, in chunk reads per second of the timed
 //! read passes (loading is not timed).
 //!

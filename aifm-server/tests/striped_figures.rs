@@ -1,4 +1,4 @@
-//! Figures for the striped `RemVec` (issue 7): the sum offload over 64 MiB of `u64` on one
+//! Figures for the striped `RemVec`: the sum offload over 64 MiB of `u64` on one
 //! server, whole on three servers, and striped over three servers (replication 1 and 2).
 //! Not a test: run it by hand.
 //!

@@ -4,10 +4,13 @@
 //!
 //! * **Batching** ([`Runtime::fetch_many`](crate::Runtime::fetch_many)): many objects, one request per structure. Used by
 //!   iterators and offload fallbacks; a [`FetchTicket`] names an object without borrowing it.
-//! * **Prefetching** ([`Prefetcher`] + [`Runtime::prefetch`](crate::Runtime::prefetch)): one detector per structure
-//!   instance watches the indices its mutators touch and, once it sees a steady stride, asks
-//!   the runtime's helper threads to fetch a window of objects ahead. A structure can also
-//!   push a static hint ("I will read these") straight to [`Runtime::prefetch`](crate::Runtime::prefetch).
+//! * **Prefetching** ([`Prefetcher`] + [`Runtime::prefetch`](crate::Runtime::prefetch)): a
+//!   structure that uses a [`Prefetcher`] (one per structure instance) has it watch the indices
+//!   its mutators touch and, once it sees a steady stride, asks the runtime's helper threads
+//!   to fetch a window of objects ahead. A structure can also push a window or a static hint
+//!   ("I will read these") straight to [`Runtime::prefetch`](crate::Runtime::prefetch): the
+//!   collections' `RemVec` does so from a stride detector of its own today
+//!   (`aifm_collections::prefetch::StrideDetector`).
 //! * **Async** ([`Runtime::fetch_async`](crate::Runtime::fetch_async), [`RemBox::read_async`](crate::RemBox::read_async)):
 //!   a future that resolves when objects are local, so thousands of tasks on any executor can
 //!   have misses in flight at once; the helpers batch whatever is queued into one request.

@@ -201,15 +201,6 @@ pub fn medians(rows: &[Row]) -> Vec<Median> {
     out
 }
 
-/// Quotes a CSV field when it needs it.
-fn csv(field: &str) -> String {
-    if field.contains([',', '"', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
-}
-
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
@@ -248,10 +239,29 @@ pub struct Context {
 /// # Errors
 /// I/O errors, with the path.
 pub fn write_runs_csv(dir: &Path, ctx: &Context, rows: &[Row]) -> Result<(), String> {
-    let mut s = String::from(
-        "workload,system,fraction,local_mib,cgroup_mib,repeat,status,throughput,unit,seconds,ops,\
-         data_mib,wall_s,maxrss_mib,cgroup_peak_mib,swap_ins,swap_outs,variant,detail,stats\n",
-    );
+    let mut w = CsvFile::create(dir, &format!("{}-runs.csv", ctx.stem))?;
+    w.row([
+        "workload",
+        "system",
+        "fraction",
+        "local_mib",
+        "cgroup_mib",
+        "repeat",
+        "status",
+        "throughput",
+        "unit",
+        "seconds",
+        "ops",
+        "data_mib",
+        "wall_s",
+        "maxrss_mib",
+        "cgroup_peak_mib",
+        "swap_ins",
+        "swap_outs",
+        "variant",
+        "detail",
+        "stats",
+    ])?;
     for r in rows {
         let detail = match &r.outcome.status {
             Status::Failed(why) => why.clone(),
@@ -286,11 +296,9 @@ pub fn write_runs_csv(dir: &Path, ctx: &Context, rows: &[Row]) -> Result<(), Str
             detail,
             stats,
         ];
-        let line: Vec<String> = fields.iter().map(|f| csv(f)).collect();
-        s.push_str(&line.join(","));
-        s.push('\n');
+        w.row(&fields)?;
     }
-    write(dir, &format!("{}-runs.csv", ctx.stem), &s)
+    w.finish()
 }
 
 /// Writes `STEM-medians.csv`.
@@ -299,9 +307,20 @@ pub fn write_runs_csv(dir: &Path, ctx: &Context, rows: &[Row]) -> Result<(), Str
 /// I/O errors, with the path.
 pub fn write_medians_csv(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), String> {
     let base = baseline(meds);
-    let mut s = String::from(
-        "workload,system,fraction,local_mib,runs,ok,median,min,max,unit,vs_all_local\n",
-    );
+    let mut w = CsvFile::create(dir, &format!("{}-medians.csv", ctx.stem))?;
+    w.row([
+        "workload",
+        "system",
+        "fraction",
+        "local_mib",
+        "runs",
+        "ok",
+        "median",
+        "min",
+        "max",
+        "unit",
+        "vs_all_local",
+    ])?;
     for m in meds {
         let (med, lo, hi) = match m.median {
             Some((a, b, c)) => (a.to_string(), b.to_string(), c.to_string()),
@@ -324,11 +343,37 @@ pub fn write_medians_csv(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(
             ctx.unit.clone(),
             ratio,
         ];
-        let line: Vec<String> = fields.iter().map(|f| csv(f)).collect();
-        s.push_str(&line.join(","));
-        s.push('\n');
+        w.row(&fields)?;
     }
-    write(dir, &format!("{}-medians.csv", ctx.stem), &s)
+    w.finish()
+}
+
+/// A CSV file being written (the `csv` crate quotes fields that need it), with every error
+/// carrying the file's path.
+struct CsvFile {
+    path: std::path::PathBuf,
+    writer: csv::Writer<std::fs::File>,
+}
+
+impl CsvFile {
+    fn create(dir: &Path, name: &str) -> Result<Self, String> {
+        let path = dir.join(name);
+        let writer = csv::Writer::from_path(&path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(Self { path, writer })
+    }
+
+    fn row<I: IntoIterator<Item = T>, T: AsRef<[u8]>>(&mut self, fields: I) -> Result<(), String> {
+        self.writer
+            .write_record(fields)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+
+    fn finish(mut self) -> Result<(), String> {
+        self.writer
+            .flush()
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
 }
 
 /// The all-local median, if measured.

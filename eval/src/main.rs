@@ -155,7 +155,9 @@ fn main() {
 
 /// The workspace root: the facade package is at the root of the workspace.
 fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // This package is `WORKSPACE/eval`.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
 /// `$CARGO_TARGET_DIR` (made absolute against the current directory) or `WORKSPACE/target`.
