@@ -144,6 +144,18 @@ impl FrameReader {
         self.tail - self.head
     }
 
+    /// Bytes of receive buffer the reader holds now (what a connection costs in it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// assert_eq!(FrameReader::new(64).allocated(), 0);
+    /// ```
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Length of the body of the frame at the head, if its prefix has arrived.
     fn pending_len(&self) -> Option<usize> {
         if self.tail - self.head < LEN_PREFIX {

@@ -89,6 +89,10 @@ pub const VERSION: u16 = 1;
 /// The default largest frame body either side accepts (64 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 64 << 20;
 
+/// The largest frame body accepted before login (4 KiB): the handshake's messages are a few
+/// dozen bytes, so a connection that has not proved anything costs at most this much buffer.
+pub const HANDSHAKE_MAX_FRAME: u32 = 4 << 10;
+
 /// Decodes a request frame body into its id and op.
 ///
 /// The id is decoded first, so a body whose op is unknown or malformed still yields its id

@@ -227,3 +227,50 @@ quickcheck! {
         TestResult::passed()
     }
 }
+
+/// Issue 15, finding 3: a length prefix alone must not make the reader allocate (and
+/// zero-fill) the announced body; its buffer grows with the bytes that really arrive.
+#[test]
+fn reader_grows_with_the_bytes_that_arrive_not_the_announced_length() {
+    let max = 64 << 20;
+    let mut r = FrameReader::new(max);
+    let mut start = (max - 8).to_le_bytes().to_vec();
+    start.extend_from_slice(&[7; 100]);
+    let mut input = &start[..];
+    r.read_from(&mut input).unwrap();
+    assert_eq!(r.next_frame().unwrap(), None);
+    assert!(
+        r.allocated() <= 64 << 10,
+        "{} bytes held for 104 received",
+        r.allocated()
+    );
+    // The frame still completes when the rest trickles in, and the buffer stays within a
+    // small factor of what arrived.
+    let body: Vec<u8> = (0..max as usize - 8).map(|i| i as u8).collect();
+    let mut rest = &body[100..];
+    let mut received = start.len();
+    while !rest.is_empty() {
+        let piece = &rest[..rest.len().min(1 << 20)];
+        let mut src = piece;
+        while !src.is_empty() {
+            let n = r.read_from(&mut src).unwrap();
+            received += n;
+            assert!(r.allocated() <= 2 * received + (64 << 10));
+        }
+        rest = &rest[piece.len()..];
+    }
+    let got = r.next_frame().unwrap().unwrap();
+    assert_eq!(&got[..100], &[7; 100]);
+    assert_eq!(&got[100..], &body[100..]);
+}
+
+/// Issue 15, finding 3: the handshake's frames are small, so a pre-login reader refuses a
+/// length beyond [`HANDSHAKE_MAX_FRAME`] at once.
+#[test]
+fn handshake_frames_have_a_small_maximum() {
+    const { assert!(HANDSHAKE_MAX_FRAME <= 64 << 10) };
+    let mut r = FrameReader::new(HANDSHAKE_MAX_FRAME);
+    r.push(&(HANDSHAKE_MAX_FRAME + 1).to_le_bytes());
+    assert!(r.next_frame().is_err());
+    assert!(r.allocated() <= HANDSHAKE_MAX_FRAME as usize + LEN_PREFIX);
+}
