@@ -68,7 +68,8 @@ pub(crate) fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id
                 shared: &shared,
                 fd: stream.as_raw_fd(),
                 stream,
-                rd: FrameReader::new(shared.max_frame),
+                // Until the login, frames are the handshake's few dozen bytes.
+                rd: FrameReader::new(wire::HANDSHAKE_MAX_FRAME),
                 out: Vec::new(),
                 spinning: false,
             };
@@ -97,6 +98,7 @@ impl Conn<'_> {
     fn run(&mut self, session: &mut Option<SessionId>) -> Result<(), End> {
         let (id, ns) = self.handshake()?;
         *session = Some(id);
+        self.rd.set_max_frame(self.shared.max_frame);
         loop {
             loop {
                 let more = answer_buffered(self.shared, &ns, &mut self.rd, &mut self.out);

@@ -1377,7 +1377,8 @@ fn handshake(opts: &TcpBuilder, resume: Option<SessionId>) -> Result<(Arc<Conn>,
         s.set_write_timeout(Some(opts.connect_timeout))
     };
     setup(&stream).map_err(|e| unreachable(&e))?;
-    let mut rd = FrameReader::new(opts.max_frame);
+    // The server's handshake messages are small; its replies may be large once logged in.
+    let mut rd = FrameReader::new(wire::HANDSHAKE_MAX_FRAME);
     let mut buf = Vec::new();
     wire::encode_frame(&ClientHello::current(), &mut buf, opts.max_frame)?;
     (&stream).write_all(&buf).map_err(|e| unreachable(&e))?;
@@ -1411,6 +1412,7 @@ fn handshake(opts: &TcpBuilder, resume: Option<SessionId>) -> Result<(Arc<Conn>,
         s.set_nonblocking(true)
     };
     go(&stream).map_err(|e| unreachable(&e))?;
+    rd.set_max_frame(opts.max_frame);
     let conn = Conn {
         fd: stream.as_raw_fd(),
         stream,

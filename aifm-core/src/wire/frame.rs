@@ -64,6 +64,9 @@ impl Extend<u8> for Appender<'_> {
 /// Bytes go in with [`FrameReader::read_from`] (a socket) or [`FrameReader::push`];
 /// complete frame bodies come out of [`FrameReader::next_frame`]. A length beyond the
 /// maximum is reported as soon as the prefix is seen, before any of the body is buffered.
+/// A length within the maximum is not trusted either: the buffer grows with the bytes that
+/// arrive (at most doubling per read), so what a peer costs is bounded by what it has sent,
+/// not by what it announced.
 ///
 /// # Examples
 ///
@@ -189,16 +192,46 @@ impl FrameReader {
         }
     }
 
-    /// How much room the next read should offer: the rest of the pending frame, at least
-    /// [`MIN_READ`].
+    /// How much room the next read should offer.
+    ///
+    /// The rest of the pending frame, but never more than what is already buffered (so the
+    /// buffer at most doubles per read, and a length prefix alone, honest or hostile, costs
+    /// no more than the bytes that really arrived), and at least [`MIN_READ`] so that small
+    /// pipelined frames arrive many per read. Neither bound exceeds one whole frame of the
+    /// maximum size, which keeps a reader with a small maximum (the handshake's) small.
     fn read_hint(&self) -> usize {
+        let whole = LEN_PREFIX + self.max_frame as usize;
+        let floor = MIN_READ.min(whole);
         let missing = match self.pending_len() {
             Some(len) if len <= self.max_frame as usize => {
                 (LEN_PREFIX + len).saturating_sub(self.buffered())
             }
             _ => 0,
         };
-        missing.max(MIN_READ)
+        missing.min(self.buffered()).max(floor)
+    }
+
+    /// Gives back the whole buffer when no bytes are waiting in it, so an idle connection
+    /// holds no receive buffer at all (the next read allocates a small one again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// let mut input: &[u8] = &[1, 0, 0, 0, 7];
+    /// r.read_from(&mut input).unwrap();
+    /// assert!(r.allocated() > 0);
+    /// assert_eq!(r.next_frame().unwrap(), Some(&[7][..]));
+    /// r.release();
+    /// assert_eq!(r.allocated(), 0);
+    /// ```
+    pub fn release(&mut self) {
+        if self.head == self.tail {
+            self.buf = Vec::new();
+            self.head = 0;
+            self.tail = 0;
+        }
     }
 
     /// Reads once from `r` into the buffer; returns the byte count (0 at end of stream).

@@ -5,10 +5,13 @@
 //! Every message travels in one *frame*: a 4-byte little-endian body length, then the body,
 //! encoded with postcard. A frame longer than the receiver's maximum ([`DEFAULT_MAX_FRAME`]
 //! unless configured; the server announces its own in the handshake) is a protocol error:
-//! the receiver answers with a fatal error and closes the connection before reading the body,
-//! so a hostile length costs no memory. [`FrameReader`] is the incremental decoder both sides
-//! use; it never panics on any byte sequence (a quickcheck test and a cargo-fuzz target check
-//! this).
+//! the receiver answers with a fatal error and closes the connection before reading the body.
+//! A length within the maximum is not trusted either: [`FrameReader`], the incremental decoder
+//! both sides use, grows its buffer with the bytes that arrive (at most doubling per read),
+//! never to the announced length up front, so a hostile length costs only what was really
+//! sent. Before login both sides accept only [`HANDSHAKE_MAX_FRAME`]-byte frames, so a
+//! connection that has proved nothing holds at most that much. The reader never panics on
+//! any byte sequence (a quickcheck test and a cargo-fuzz target check this).
 //!
 //! # Handshake
 //!
