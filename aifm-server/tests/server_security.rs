@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::ServerProc;
+use common::{Raw, Said, ServerProc};
 use std::io::Write;
 use std::net::TcpStream;
 use std::thread;
@@ -56,9 +56,7 @@ fn pre_login_connections_cost_at_most_64_kib_each() {
     thread::sleep(Duration::from_millis(500));
     let after = rss_kib(server.pid());
     let per_conn = after.saturating_sub(before) / N as u64;
-    println!(
-        "pre-login: {N} connections, RSS {before} KiB -> {after} KiB, {per_conn} KiB each"
-    );
+    println!("pre-login: {N} connections, RSS {before} KiB -> {after} KiB, {per_conn} KiB each");
     assert!(
         per_conn <= 64,
         "a pre-login connection costs {per_conn} KiB (RSS {before} -> {after} KiB)"
@@ -81,4 +79,58 @@ fn closed_by_server(mut s: TcpStream) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// Finding 5: `resume` attached to a live session by its id alone, and the id was logged at
+/// INFO: a third client read another client's key this way. Here the third client knows the
+/// id (the strongest position short of the owner's secret) and asks to resume with it; it
+/// must not see the owner's objects, and the id must appear in no INFO log line.
+#[test]
+fn a_third_client_with_only_the_session_id_cannot_resume() {
+    use aifm_core::backend::{Backend, OBJECT_STORE};
+    use aifm_core::wire::{ClientHello, Op};
+    let server = ServerProc::start(&[]);
+    let owner = server.client();
+    owner
+        .write(OBJECT_STORE, b"k", b"the owner's data")
+        .unwrap();
+    let id = owner.session();
+    // The login a client would send knowing only the id: no proof, `resume` = the id.
+    let mut login = vec![0u8, 1];
+    login.extend_from_slice(&id.0);
+    let mut thief = Raw::connect(&server.addr);
+    thief.send_msg(&ClientHello::current());
+    assert_eq!(thief.recv(), Said::Challenge);
+    thief.send_frame(&login);
+    match thief.recv() {
+        Said::Welcome => {
+            let mut req = Vec::new();
+            let read = Op::Read {
+                ds: OBJECT_STORE,
+                key: aifm_core::wire::Blob(b"k"),
+            };
+            aifm_core::wire::encode_request(1, &read, &mut req, 1 << 20).unwrap();
+            thief.send_bytes(&req);
+            match thief.recv() {
+                Said::Ok(1, reply) => assert_eq!(reply, "Value(None)", "the thief read the key"),
+                other => panic!("unexpected answer {other:?}"),
+            }
+        }
+        Said::Fatal(_) | Said::Closed => {}
+        other => panic!("unexpected answer to the login {other:?}"),
+    }
+    // The owner is unharmed and the id was never logged at INFO.
+    assert_eq!(
+        owner.read(OBJECT_STORE, b"k").unwrap().unwrap(),
+        b"the owner's data"
+    );
+    drop(thief);
+    drop(owner);
+    // The server writes a log line before it answers; give the test's log reader a moment.
+    thread::sleep(Duration::from_millis(200));
+    assert!(server.log_contains("serving"));
+    assert!(
+        !server.log_text().contains(&id.to_string()),
+        "the session id was logged"
+    );
 }
