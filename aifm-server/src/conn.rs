@@ -1,5 +1,6 @@
 //! One client connection: the handshake, then the request loop.
 
+use crate::sessions::Resume;
 use crate::Shared;
 use aifm_core::engine::Namespace;
 pub(crate) use aifm_core::wire::poll_fd;
@@ -49,6 +50,8 @@ enum End {
 
 struct Conn<'s> {
     shared: &'s Shared,
+    /// The connection's number (in log lines).
+    id: u64,
     stream: TcpStream,
     fd: RawFd,
     rd: FrameReader,
@@ -66,6 +69,7 @@ pub(crate) fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id
         Ok(()) => {
             let mut c = Conn {
                 shared: &shared,
+                id,
                 fd: stream.as_raw_fd(),
                 stream,
                 // Until the login, frames are the handshake's few dozen bytes.
@@ -154,20 +158,34 @@ impl Conn<'_> {
                 return Err(self.fatal(Error::AuthFailed(why.into())));
             }
         }
-        let (id, ns, resumed) =
+        let (ticket, ns, resume) =
             shared
                 .sessions
-                .attach(&shared.engine, login.resume, shared.client_quota);
-        match (login.resume, resumed) {
-            (Some(_), true) => tracing::info!(session = %id, "session resumed"),
-            (Some(old), false) => {
-                tracing::info!(session = %id, old = %old, "session to resume is gone; new session")
+                .attach(&shared.engine, login.resume.as_ref(), shared.client_quota);
+        let id = ticket.session;
+        // Session ids go to debug logs only: the INFO log may be read by more people than
+        // the clients' data.
+        match resume {
+            Resume::Resumed => tracing::info!(conn = self.id, "session resumed"),
+            Resume::Gone => {
+                tracing::info!(conn = self.id, "session to resume is gone; new session")
             }
-            (None, _) => tracing::debug!(session = %id, "new session"),
+            Resume::WrongSecret => {
+                shared
+                    .counters
+                    .auth_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    conn = self.id,
+                    "a resume presented a wrong secret; new session"
+                );
+            }
+            Resume::NotAsked => {}
         }
+        tracing::debug!(conn = self.id, session = %id, ?resume, "logged in");
         if let Err(e) = self.send(&ServerMsg::Welcome(Welcome {
-            session: id,
-            resumed,
+            ticket,
+            resumed: resume == Resume::Resumed,
             quota: shared.client_quota,
         })) {
             shared.sessions.detach(id);

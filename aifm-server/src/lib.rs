@@ -309,11 +309,12 @@ impl Shared {
     fn housekeep(&self, grace: Duration) {
         let reclaimed = self.sessions.reap(grace);
         for (id, ns) in reclaimed {
+            // The id only at debug level (see `conn`).
             tracing::info!(
-                session = %id,
                 bytes = ns.stored_bytes(),
                 "session reclaimed after the grace period"
             );
+            tracing::debug!(session = %id, "session reclaimed");
             self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
             drop(ns); // clears its structures
         }

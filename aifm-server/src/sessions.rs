@@ -1,7 +1,12 @@
 //! Sessions: one namespace per client, kept across reconnections for a grace period.
+//!
+//! A session is created with a random id and a random 32-byte secret; the owner learns both
+//! from its welcome ([`ResumeTicket`]). Resuming takes both: a ticket whose secret does not
+//! match (compared in constant time) is treated exactly like a ticket for a session that is
+//! gone, so the caller cannot tell a wrong guess from an expired session.
 
 use aifm_core::engine::{Engine, Namespace};
-use aifm_core::wire::SessionId;
+use aifm_core::wire::{auth, ResumeTicket, SessionId};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
@@ -9,10 +14,25 @@ use std::time::{Duration, Instant};
 
 struct Entry {
     ns: Arc<Namespace>,
+    /// What a resume must present besides the id.
+    secret: [u8; 32],
     /// Connections using the session now.
     attached: usize,
     /// When the last connection left (`None` while attached).
     detached_at: Option<Instant>,
+}
+
+/// How a login's resume request went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// The login asked for a fresh session.
+    NotAsked,
+    /// The session was resumed.
+    Resumed,
+    /// No such session (never was, or reclaimed): a fresh one was made.
+    Gone,
+    /// The session exists but the secret was wrong: a fresh one was made.
+    WrongSecret,
 }
 
 /// The session table.
@@ -42,37 +62,47 @@ fn new_id() -> SessionId {
 }
 
 impl Sessions {
-    /// Attaches a connection: to session `resume` when it is still held, else to a fresh
-    /// session with a namespace of `quota` bytes. Returns the session, its namespace and
-    /// whether it was resumed.
+    /// Attaches a connection: to the session of `resume` when it is still held and the
+    /// ticket's secret is the session's, else to a fresh session with a namespace of `quota`
+    /// bytes. Returns the session's ticket, its namespace and how the resume went.
     pub fn attach(
         &self,
         engine: &Engine,
-        resume: Option<SessionId>,
+        resume: Option<&ResumeTicket>,
         quota: u64,
-    ) -> (SessionId, Arc<Namespace>, bool) {
+    ) -> (ResumeTicket, Arc<Namespace>, Resume) {
         let mut map = self.map.lock().unwrap();
-        if let Some(id) = resume {
-            if let Some(e) = map.get_mut(&id) {
-                e.attached += 1;
-                e.detached_at = None;
-                return (id, e.ns.clone(), true);
+        let mut outcome = Resume::NotAsked;
+        if let Some(t) = resume {
+            outcome = Resume::Gone;
+            if let Some(e) = map.get_mut(&t.session) {
+                if auth::same_secret(&e.secret, &t.secret) {
+                    e.attached += 1;
+                    e.detached_at = None;
+                    return (*t, e.ns.clone(), Resume::Resumed);
+                }
+                outcome = Resume::WrongSecret;
             }
         }
         let mut id = new_id();
         while map.contains_key(&id) {
             id = new_id();
         }
+        let ticket = ResumeTicket {
+            session: id,
+            secret: random(),
+        };
         let ns = Arc::new(engine.namespace(quota));
         map.insert(
             id,
             Entry {
                 ns: ns.clone(),
+                secret: ticket.secret,
                 attached: 1,
                 detached_at: None,
             },
         );
-        (id, ns, false)
+        (ticket, ns, outcome)
     }
 
     /// A connection of session `id` went away.

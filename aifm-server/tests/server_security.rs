@@ -134,3 +134,27 @@ fn a_third_client_with_only_the_session_id_cannot_resume() {
         "the session id was logged"
     );
 }
+
+/// Finding 5, through the client API: a ticket with the right id and a wrong secret gets a
+/// fresh session (the client reports the session lost) and counts as an authentication
+/// failure; the owner's own ticket still resumes, from another connection too.
+#[test]
+fn resuming_takes_the_secret_and_the_owner_still_can() {
+    use aifm_core::backend::{Backend, OBJECT_STORE};
+    use aifm_core::wire::ResumeTicket;
+    let server = ServerProc::start(&[]);
+    let owner = server.client();
+    owner.write(OBJECT_STORE, b"k", b"mine").unwrap();
+    let mut forged: ResumeTicket = owner.resume_ticket();
+    forged.secret[0] ^= 1;
+    let e = server.builder().resume(forged).connect().unwrap_err();
+    assert!(e.is_disconnected(), "{e:?}");
+    let second = server
+        .builder()
+        .resume(owner.resume_ticket())
+        .connect()
+        .unwrap();
+    assert_eq!(second.session(), owner.session());
+    assert_eq!(second.read(OBJECT_STORE, b"k").unwrap().unwrap(), b"mine");
+    assert_eq!(second.server_stats().unwrap().auth_failures, 1);
+}

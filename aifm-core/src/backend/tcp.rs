@@ -64,8 +64,8 @@
 use super::Backend;
 use crate::error::{Error, Result};
 use crate::wire::{
-    self, auth, Blob, Challenge, ClientHello, FrameReader, Login, Op, ServerMsg, ServerStats,
-    SessionId, Welcome, WireError,
+    self, auth, Blob, Challenge, ClientHello, FrameReader, Login, Op, ResumeTicket, ServerMsg,
+    ServerStats, SessionId, Welcome, WireError,
 };
 use crate::wire::{poll_fd, Answer};
 use std::collections::HashMap;
@@ -118,7 +118,7 @@ pub struct TcpBuilder {
     spin: Duration,
     max_frame: u32,
     reconnect: bool,
-    resume: Option<SessionId>,
+    resume: Option<ResumeTicket>,
 }
 
 impl std::fmt::Debug for TcpBuilder {
@@ -293,20 +293,20 @@ impl TcpBuilder {
         self
     }
 
-    /// Resumes the session of an earlier backend (see [`TcpBackend::session`]).
+    /// Resumes the session of an earlier backend (see [`TcpBackend::resume_ticket`]).
     ///
     /// # Examples
     ///
     /// ```no_run
     /// use aifm_core::backend::tcp::TcpBuilder;
     /// let first = TcpBuilder::new("127.0.0.1:7411").connect().unwrap();
-    /// let session = first.session();
+    /// let ticket = first.resume_ticket();
     /// drop(first); // e.g. the process restarts, within the server's grace period
-    /// let again = TcpBuilder::new("127.0.0.1:7411").resume(session).connect().unwrap();
+    /// let again = TcpBuilder::new("127.0.0.1:7411").resume(ticket).connect().unwrap();
     /// # let _ = again;
     /// ```
-    pub fn resume(mut self, session: SessionId) -> Self {
-        self.resume = Some(session);
+    pub fn resume(mut self, ticket: ResumeTicket) -> Self {
+        self.resume = Some(ticket);
         self
     }
 
@@ -327,13 +327,13 @@ impl TcpBuilder {
     /// ```
     pub fn connect(self) -> Result<TcpBackend> {
         let (conn, welcome) = handshake(&self, self.resume)?;
-        if self.resume.is_some() && !welcome.resumed {
-            return Err(session_lost(self.resume.unwrap_or_default()));
+        if let (Some(asked), false) = (self.resume, welcome.resumed) {
+            return Err(session_lost(asked.session));
         }
         Ok(TcpBackend {
             c: Arc::new(Client {
                 state: Mutex::new(Reconnect {
-                    session: welcome.session,
+                    ticket: welcome.ticket,
                     poisoned: None,
                     last_failure: None,
                     reconnects: 0,
@@ -384,7 +384,7 @@ struct Client {
 
 #[derive(Debug)]
 struct Reconnect {
-    session: SessionId,
+    ticket: ResumeTicket,
     poisoned: Option<Error>,
     last_failure: Option<(Instant, Error)>,
     reconnects: u64,
@@ -428,7 +428,8 @@ impl TcpBackend {
         TcpBuilder::new(addr)
     }
 
-    /// This client's session on the server (quote it in [`TcpBuilder::resume`]).
+    /// This client's session on the server (an id for logs; resuming takes
+    /// [`TcpBackend::resume_ticket`]).
     ///
     /// # Examples
     ///
@@ -437,7 +438,21 @@ impl TcpBackend {
     /// println!("session {}", far.session());
     /// ```
     pub fn session(&self) -> SessionId {
-        self.c.state.lock().unwrap().session
+        self.c.state.lock().unwrap().ticket.session
+    }
+
+    /// What another backend needs to resume this session ([`TcpBuilder::resume`]): the id
+    /// and its secret. Whoever holds it can read and change this session's far objects, so
+    /// keep it as private as the data.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let far = aifm_core::backend::tcp::TcpBackend::connect("127.0.0.1:7411").unwrap();
+    /// assert_eq!(far.resume_ticket().session, far.session());
+    /// ```
+    pub fn resume_ticket(&self) -> ResumeTicket {
+        self.c.state.lock().unwrap().ticket
     }
 
     /// How many times the connection was re-established.
@@ -626,7 +641,7 @@ impl Client {
                 return Err(e.clone());
             }
         }
-        match handshake(&self.opts, Some(st.session)) {
+        match handshake(&self.opts, Some(st.ticket)) {
             Ok((conn, welcome)) if welcome.resumed => {
                 st.last_failure = None;
                 st.reconnects += 1;
@@ -635,7 +650,7 @@ impl Client {
             }
             Ok((conn, _)) => {
                 conn.kill(Error::Disconnected("session lost".into()));
-                let e = session_lost(st.session);
+                let e = session_lost(st.ticket.session);
                 st.poisoned = Some(e.clone());
                 Err(e)
             }
@@ -1351,7 +1366,7 @@ fn read_greeting(mut stream: &TcpStream, rd: &mut FrameReader) -> Result<Greetin
 }
 
 /// Connects to `opts.addr`, shakes hands and logs in (resuming `resume`).
-fn handshake(opts: &TcpBuilder, resume: Option<SessionId>) -> Result<(Arc<Conn>, Welcome)> {
+fn handshake(opts: &TcpBuilder, resume: Option<ResumeTicket>) -> Result<(Arc<Conn>, Welcome)> {
     let unreachable =
         |e: &dyn std::fmt::Display| Error::Disconnected(format!("cannot reach {}: {e}", opts.addr));
     let addrs: Vec<_> = opts
