@@ -158,3 +158,154 @@ fn resuming_takes_the_secret_and_the_owner_still_can() {
     assert_eq!(second.read(OBJECT_STORE, b"k").unwrap().unwrap(), b"mine");
     assert_eq!(second.server_stats().unwrap().auth_failures, 1);
 }
+
+/// `n` raw connections, each logged in (no token) and then silent.
+fn idle_logins(addr: &str, n: usize) -> Vec<Raw> {
+    (0..n).map(|_| Raw::login(addr)).collect()
+}
+
+/// Finding 4: 99 idle logged-in connections filled `--max-connections 100` and the next real
+/// client was refused. At the limit the server now closes the connection that has gone
+/// longest without a request (once it has been quiet for `--evict-idle-after`, 1 s by
+/// default) to make room.
+#[test]
+fn idle_logged_in_connections_at_the_limit_do_not_block_a_real_client() {
+    let server = ServerProc::start(&["--max-connections", "8"]);
+    let _idle = idle_logins(&server.addr, 8);
+    // Longer than the default eviction threshold, by the server's clock too: every login
+    // above was answered before this sleep began.
+    thread::sleep(Duration::from_millis(1200));
+    let real = server.client();
+    real.ping().unwrap();
+    assert!(common::eventually(|| real
+        .server_stats()
+        .is_ok_and(|s| s.connections <= 8)));
+}
+
+/// Finding 4, the slowloris form: connections that each started a frame and trickle a
+/// byte now and then never complete a request, so they count as idle for eviction however
+/// busy their sockets look.
+#[test]
+fn clients_trickling_frames_at_the_limit_do_not_block_a_real_client() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let server = ServerProc::start(&["--max-connections", "4"]);
+    let tricklers: Vec<TcpStream> = idle_logins(&server.addr, 4)
+        .into_iter()
+        .map(|mut r| {
+            r.send_bytes(&1000u32.to_le_bytes());
+            r.stream
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickle = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut tricklers = tricklers;
+            while !stop.load(Ordering::SeqCst) {
+                for s in &mut tricklers {
+                    let _ = s.write_all(&[0]);
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(1200));
+    let real = server.client();
+    real.ping().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    trickle.join().unwrap();
+}
+
+/// Finding 4: after login there was no deadline on a partial frame. A frame that has begun
+/// must now be complete within `--frame-timeout`, however steadily its bytes trickle in.
+#[test]
+fn a_frame_must_complete_within_the_frame_timeout() {
+    let server = ServerProc::start(&["--frame-timeout", "300ms"]);
+    let mut raw = Raw::login(&server.addr);
+    raw.send_bytes(&1000u32.to_le_bytes());
+    let mut trickler = raw.stream.try_clone().unwrap();
+    let t = thread::spawn(move || {
+        // Stops when the server has closed the connection (bounded: 10 s).
+        for _ in 0..200 {
+            if trickler.write_all(&[0]).is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    });
+    match raw.recv() {
+        Said::Fatal(e) => assert!(e.to_string().contains("frame"), "{e}"),
+        other => panic!("expected a fatal error, got {other:?}"),
+    }
+    assert!(raw.closed());
+    t.join().unwrap();
+}
+
+/// Finding 4: a logged-in connection with no request for `--idle-timeout` is closed; a real
+/// client that was idle that long notices before its next call and resumes its session.
+#[test]
+fn idle_connections_close_after_the_idle_timeout_and_clients_resume() {
+    use aifm_core::backend::{Backend, OBJECT_STORE};
+    let server = ServerProc::start(&["--idle-timeout", "300ms"]);
+    let far = server.client();
+    far.write(OBJECT_STORE, b"k", b"kept").unwrap();
+    let mut raw = Raw::login(&server.addr);
+    match raw.recv() {
+        Said::Fatal(e) => assert!(e.to_string().contains("idle"), "{e}"),
+        other => panic!("expected a fatal error, got {other:?}"),
+    }
+    assert!(raw.closed());
+    // `far` was idle at least as long as `raw`.
+    assert_eq!(far.read(OBJECT_STORE, b"k").unwrap().unwrap(), b"kept");
+    assert_eq!(far.reconnects(), 1);
+}
+
+/// Finding 4: one address may hold only `--max-connections-per-ip` connections; past it
+/// (and with nothing idle enough to make room) a new one is refused with a fatal frame.
+#[test]
+fn one_address_holds_at_most_its_share_of_connections() {
+    use aifm_core::wire::ClientHello;
+    let server = ServerProc::start(&["--max-connections-per-ip", "3", "--evict-idle-after", "1h"]);
+    let _three = idle_logins(&server.addr, 3);
+    let mut fourth = Raw::connect(&server.addr);
+    fourth.send_msg(&ClientHello::current());
+    match fourth.recv() {
+        Said::Fatal(e) => assert!(e.to_string().contains("address"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// The figure: 1,000 idle logged-in connections cost at most 64 MiB in all and do
+/// not block a real client. CI runs 200 (64 KiB each is the same bound);
+/// `AIFM_IDLE_CONNECTIONS=1000` runs the full figure.
+#[test]
+fn idle_connections_cost_at_most_64_kib_each_and_leave_room() {
+    let n: usize = std::env::var("AIFM_IDLE_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let limit = (n + 16).to_string();
+    let server = ServerProc::start(&[
+        "--max-connections",
+        &limit,
+        "--max-connections-per-ip",
+        &limit,
+    ]);
+    server.client().ping().unwrap();
+    let before = rss_kib(server.pid());
+    let idle = idle_logins(&server.addr, n);
+    // Each connection gives back its receive buffer after 100 ms without a request.
+    thread::sleep(Duration::from_millis(500));
+    let after = rss_kib(server.pid());
+    let per_conn = after.saturating_sub(before) / n as u64;
+    println!(
+        "idle: {n} logged-in connections, RSS {before} KiB -> {after} KiB, {per_conn} KiB each, {} MiB in all",
+        after.saturating_sub(before) >> 10
+    );
+    assert!(per_conn <= 64, "an idle connection costs {per_conn} KiB");
+    let real = server.client();
+    real.ping().unwrap();
+    assert_eq!(real.server_stats().unwrap().connections, n as u64 + 1);
+    drop(idle);
+}
