@@ -256,7 +256,12 @@ fn idle_connections_close_after_the_idle_timeout_and_clients_resume() {
         other => panic!("expected a fatal error, got {other:?}"),
     }
     assert!(raw.closed());
-    // `far` was idle at least as long as `raw`.
+    // `far` was idle at least as long as `raw`: wait until the server has closed it too
+    // (a connection notices its deadline within one 100 ms nap).
+    let watcher = server.client();
+    assert!(common::eventually(|| watcher
+        .server_stats()
+        .is_ok_and(|s| s.connections == 1)));
     assert_eq!(far.read(OBJECT_STORE, b"k").unwrap().unwrap(), b"kept");
     assert_eq!(far.reconnects(), 1);
 }

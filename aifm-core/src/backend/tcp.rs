@@ -41,8 +41,11 @@
 //!
 //! Every request has a deadline ([`TcpBuilder::timeout`], default 10 s): past it the call
 //! returns [`Error::Timeout`]. When the server closes the connection or the socket fails,
-//! every request in flight completes at once with [`Error::Disconnected`]. The next call
-//! reconnects (at most one attempt per 100 ms; [`TcpBuilder::reconnect`] turns this off) and
+//! every request in flight completes at once with [`Error::Disconnected`]. A connection that
+//! has been quiet for a while (50 ms) is checked with one non-blocking read before a call
+//! uses it, so one the server closed meanwhile (its idle timeout, or eviction to make room
+//! for another client) is noticed before, not after, sending. A call that finds its
+//! connection dead reconnects (at most one attempt per 100 ms; [`TcpBuilder::reconnect`] turns this off) and
 //! asks the server to resume its session: within the server's grace period the namespace and
 //! its objects are intact and work simply goes on. If the server no longer holds the session
 //! (it restarted, or the grace period passed) the far objects are gone: the backend then fails
@@ -86,6 +89,10 @@ const FOLLOWER_NAP: Duration = Duration::from_millis(1);
 
 /// Longest single `poll(2)` of a leader, so deadlines are checked now and then.
 const LEADER_POLL: Duration = Duration::from_millis(50);
+
+/// A connection that has heard nothing from the server for this long is checked (one
+/// non-blocking read) before a call uses it: the server may have closed it meanwhile.
+const QUIET_CHECK: Duration = Duration::from_millis(50);
 
 /// Batches are split into pieces of at most this many keys.
 const MAX_BATCH_KEYS: usize = 4096;
@@ -617,7 +624,7 @@ impl Client {
     fn connection(&self) -> Result<Arc<Conn>> {
         {
             let c = self.conn.read().unwrap();
-            if !c.dead.load(Ordering::SeqCst) {
+            if !c.dead.load(Ordering::SeqCst) && c.alive_after_quiet() {
                 return Ok(c.clone());
             }
         }
@@ -1070,9 +1077,38 @@ struct Conn {
     why: Mutex<Option<Error>>,
     max_frame: u32,
     spin: Duration,
+    /// When the connection was made (the origin of `heard_ms`).
+    born: Instant,
+    /// Milliseconds after `born` when the server was last heard from (or found alive).
+    heard_ms: AtomicU64,
 }
 
 impl Conn {
+    fn age_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// Whether the connection can take a call. One that has been quiet for
+    /// [`QUIET_CHECK`] with nothing in flight may have been closed by the server (its idle
+    /// timeout, or to make room for another client): a non-blocking read finds out, and
+    /// delivers the server's parting frame, which marks it dead so that the call
+    /// reconnects and resumes instead of failing.
+    fn alive_after_quiet(&self) -> bool {
+        let now = self.age_ms();
+        if now.saturating_sub(self.heard_ms.load(Ordering::Relaxed))
+            < QUIET_CHECK.as_millis() as u64
+            || !self.pending.lock().unwrap().is_empty()
+        {
+            return true;
+        }
+        let Ok(mut rd) = self.reader.try_lock() else {
+            return true; // someone is reading it: it is in use
+        };
+        let alive = self.drain(&mut rd).is_ok() && !self.dead.load(Ordering::SeqCst);
+        self.heard_ms.store(now, Ordering::Relaxed);
+        alive
+    }
+
     fn why(&self) -> Error {
         self.why
             .lock()
@@ -1217,6 +1253,7 @@ impl Conn {
 
     /// Hands every complete frame in `rd` to its waiter.
     fn deliver(&self, rd: &mut FrameReader) -> Result<()> {
+        self.heard_ms.store(self.age_ms(), Ordering::Relaxed);
         loop {
             let body = match rd.next_frame() {
                 Ok(Some(body)) => body,
@@ -1439,6 +1476,8 @@ fn handshake(opts: &TcpBuilder, resume: Option<ResumeTicket>) -> Result<(Arc<Con
         why: Mutex::new(None),
         max_frame: opts.max_frame.min(challenge.max_frame),
         spin: opts.spin,
+        born: Instant::now(),
+        heard_ms: AtomicU64::new(0),
     };
     Ok((Arc::new(conn), welcome))
 }

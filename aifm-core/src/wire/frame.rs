@@ -305,6 +305,33 @@ impl FrameReader {
         Ok(Some(&self.buf[start..start + len]))
     }
 
+    /// How many complete frames are buffered, counting no further than `limit`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// r.push(&[1, 0, 0, 0, 42, 0, 0, 0, 0, 9, 0]);
+    /// assert_eq!(r.complete_frames(10), 2); // the third has not fully arrived
+    /// assert_eq!(r.complete_frames(1), 1);
+    /// ```
+    pub fn complete_frames(&self, limit: usize) -> usize {
+        let mut at = self.head;
+        let mut n = 0;
+        while n < limit && self.tail - at >= LEN_PREFIX {
+            let mut prefix = [0; LEN_PREFIX];
+            prefix.copy_from_slice(&self.buf[at..at + LEN_PREFIX]);
+            let len = u32::from_le_bytes(prefix) as usize;
+            if len > self.max_frame as usize || self.tail - at - LEN_PREFIX < len {
+                break;
+            }
+            at += LEN_PREFIX + len;
+            n += 1;
+        }
+        n
+    }
+
     /// Whether a partial frame is buffered (so an end of stream now truncates it).
     ///
     /// # Examples
