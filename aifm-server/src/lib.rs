@@ -42,6 +42,15 @@
 //!   already stored is harmed. Device computations may grow a namespace without a
 //!   reservation; the shared figure is recomputed from the namespaces on every housekeeping
 //!   tick, so it never drifts for long.
+//! * **Limits and deadlines.** Before login a connection accepts only 4 KiB frames and must
+//!   log in within `handshake_timeout`; after it, a frame must arrive within
+//!   `frame_timeout` of its first byte, answers must be read within the same, and a
+//!   connection without requests for `idle_timeout` is closed. At `max_connections` (or
+//!   `max_connections_per_ip` for one address) a newcomer closes the connection that has
+//!   gone longest without completing a request, once that one has been quiet for
+//!   `evict_idle_after`; otherwise it is refused. A session resumes only with the secret of
+//!   its [`ResumeTicket`](aifm_core::wire::ResumeTicket). `docs/SECURITY.md` has the threat
+//!   model and the defaults.
 //! * **Bad input.** A frame that cannot be read (oversized, malformed, wrong version, no
 //!   hello) ends that connection with a fatal error frame and a log line; a request whose op
 //!   is unknown is answered with an error for its id and the connection goes on. Other
