@@ -130,6 +130,7 @@ fn main() {
     }
 }
 
+#[allow(clippy::needless_update)] // `..Config::default()`: see below
 fn run(args: Args) -> Result<(), String> {
     let token = match &args.token_file {
         Some(path) => {
@@ -155,6 +156,7 @@ fn run(args: Args) -> Result<(), String> {
         idle_timeout: args.idle_timeout,
         max_in_flight: args.max_in_flight,
         devices: DEVICES.to_vec(),
+        // Every field has a flag today; settings added later start at their defaults.
         ..Config::default()
     };
     let server = Server::bind(config).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
