@@ -314,3 +314,36 @@ fn idle_connections_cost_at_most_64_kib_each_and_leave_room() {
     assert_eq!(real.server_stats().unwrap().connections, n as u64 + 1);
     drop(idle);
 }
+
+/// Finding 4, the other direction: a client that asks for large answers and never reads
+/// them held its connection thread blocked in `send` for ever. Answers must now be read
+/// within `--frame-timeout`.
+#[test]
+fn a_client_that_does_not_read_its_answers_is_cut_off() {
+    use aifm_core::backend::OBJECT_STORE;
+    use aifm_core::wire::{encode_request, Blob, Op};
+    let server = ServerProc::start(&["--frame-timeout", "300ms"]);
+    let far = server.client();
+    let mut raw = Raw::login(&server.addr);
+    let big = vec![7u8; 4 << 20];
+    let mut reqs = Vec::new();
+    let write = Op::Write {
+        ds: OBJECT_STORE,
+        key: Blob(b"big"),
+        value: Blob(&big),
+    };
+    encode_request(0, &write, &mut reqs, 8 << 20).unwrap();
+    for id in 1..=64 {
+        let op = Op::Read {
+            ds: OBJECT_STORE,
+            key: Blob(b"big"),
+        };
+        encode_request(id, &op, &mut reqs, 8 << 20).unwrap();
+    }
+    // 256 MiB of answers, none of them read: far more than the kernel's socket buffers
+    // hold (tens of MiB on loopback).
+    raw.send_bytes(&reqs);
+    let cut = common::eventually(|| far.server_stats().is_ok_and(|s| s.connections == 1));
+    assert!(cut, "{:?}\n{}", far.server_stats(), server.log_text());
+    drop(raw);
+}
