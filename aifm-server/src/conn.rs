@@ -1,14 +1,13 @@
-//! One client connection: the handshake, then the request loop.
+//! One client connection: the handshake (in [`handshake`]), then the request loop, under the
+//! deadlines of [`Wait`] and the connection table's eviction (see [`crate::limits`]).
+
+mod handshake;
 
 use crate::limits::Slot;
-use crate::sessions::Resume;
 use crate::Shared;
 use aifm_core::engine::Namespace;
 pub(crate) use aifm_core::wire::poll_fd;
-use aifm_core::wire::{
-    self, auth, Answer, Challenge, ClientHello, FrameReader, Login, Op, ServerMsg, SessionId,
-    Welcome, WireError,
-};
+use aifm_core::wire::{self, Answer, FrameReader, Op, ServerMsg, SessionId, WireError};
 use aifm_core::{Error, Result};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -171,97 +170,6 @@ impl Conn<'_> {
                 None => Wait::Idle(self.shared.idle_timeout.map(|d| last_request + d)),
             };
             self.fill(wait)?;
-        }
-    }
-
-    fn handshake(&mut self) -> Result<(SessionId, Arc<Namespace>), End> {
-        let shared = self.shared;
-        let deadline = Wait::Handshake(Instant::now() + shared.handshake_timeout);
-        let hello: ClientHello = self.read_msg(deadline)?;
-        if hello.magic != wire::MAGIC {
-            return Err(self.fatal(Error::Protocol("not an aifm client (bad magic)".into())));
-        }
-        if hello.version != wire::VERSION {
-            return Err(self.fatal(Error::Protocol(format!(
-                "protocol version {} is not supported (this server speaks {})",
-                hello.version,
-                wire::VERSION
-            ))));
-        }
-        let nonce = shared
-            .token
-            .as_ref()
-            .map(|_| crate::sessions::random::<32>());
-        self.send(&ServerMsg::Challenge(Challenge {
-            version: wire::VERSION,
-            nonce,
-            max_frame: shared.max_frame,
-        }))?;
-        let login: Login = self.read_msg(deadline)?;
-        if let (Some(token), Some(nonce)) = (&shared.token, nonce) {
-            let why = match login.proof {
-                Some(p) if auth::verify(token, &nonce, &p) => None,
-                Some(_) => Some("wrong token"),
-                None => Some("this server requires a token"),
-            };
-            if let Some(why) = why {
-                shared
-                    .counters
-                    .auth_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(self.fatal(Error::AuthFailed(why.into())));
-            }
-        }
-        let (ticket, ns, resume) =
-            shared
-                .sessions
-                .attach(&shared.engine, login.resume.as_ref(), shared.client_quota);
-        let id = ticket.session;
-        // Session ids go to debug logs only: the INFO log may be read by more people than
-        // the clients' data.
-        match resume {
-            Resume::Resumed => tracing::info!(conn = self.slot.id, "session resumed"),
-            Resume::Gone => {
-                tracing::info!(
-                    conn = self.slot.id,
-                    "session to resume is gone; new session"
-                )
-            }
-            Resume::WrongSecret => {
-                shared
-                    .counters
-                    .auth_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    conn = self.slot.id,
-                    "a resume presented a wrong secret; new session"
-                );
-            }
-            Resume::NotAsked => {}
-        }
-        tracing::debug!(conn = self.slot.id, session = %id, ?resume, "logged in");
-        if let Err(e) = self.send(&ServerMsg::Welcome(Welcome {
-            ticket,
-            resumed: resume == Resume::Resumed,
-            quota: shared.client_quota,
-        })) {
-            shared.sessions.detach(id);
-            return Err(e);
-        }
-        Ok((id, ns))
-    }
-
-    /// Reads one whole handshake message.
-    fn read_msg<T: serde::de::DeserializeOwned>(&mut self, deadline: Wait) -> Result<T, End> {
-        loop {
-            match self.rd.next_frame() {
-                Ok(Some(body)) => {
-                    let msg = wire::decode_exact::<T>(body);
-                    return msg.map_err(|e| self.fatal(e));
-                }
-                Ok(None) => self.fill(deadline)?,
-                Err(e) => return Err(self.fatal(e)),
-            }
         }
     }
 
