@@ -347,3 +347,49 @@ fn a_client_that_does_not_read_its_answers_is_cut_off() {
     assert!(cut, "{:?}\n{}", far.server_stats(), server.log_text());
     drop(raw);
 }
+
+/// Sessions outlive their connections for the grace period (about 4 KiB each when empty),
+/// so logging in and out in a loop piled up sessions without bound: 10,000 in 6 s cost
+/// 40 MiB. `--max-sessions` caps them; at the cap a new session takes the place of the
+/// one that has waited longest without a connection, and only when every session has a
+/// connection is a login refused.
+#[test]
+fn sessions_are_capped_and_the_longest_detached_makes_room() {
+    use aifm_core::backend::{Backend, OBJECT_STORE};
+    use aifm_core::wire::{ClientHello, Login};
+    let server = ServerProc::start(&["--max-sessions", "3", "--grace", "1h"]);
+    let first = server.client();
+    first.write(OBJECT_STORE, b"k", b"first").unwrap();
+    let first_ticket = first.resume_ticket();
+    drop(first);
+    let second = server.client();
+    // The first session is detached once its connection thread has seen the close.
+    assert!(common::eventually(|| second
+        .server_stats()
+        .is_ok_and(|s| s.connections == 1)));
+    let third = server.client();
+    let fourth = server.client(); // takes the place of the first
+    let stats = fourth.server_stats().unwrap();
+    assert_eq!((stats.sessions, stats.reclaimed_sessions), (3, 1));
+    assert!(server
+        .builder()
+        .resume(first_ticket)
+        .connect()
+        .unwrap_err()
+        .is_disconnected());
+    // All three sessions now have a connection: a fourth login is refused.
+    let mut raw = Raw::connect(&server.addr);
+    raw.send_msg(&ClientHello::current());
+    assert_eq!(raw.recv(), Said::Challenge);
+    raw.send_msg(&Login {
+        proof: None,
+        resume: None,
+    });
+    match raw.recv() {
+        Said::Fatal(e) => assert!(e.to_string().contains("session"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    for c in [&second, &third, &fourth] {
+        c.ping().unwrap();
+    }
+}
