@@ -149,6 +149,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Connections one peer address may hold at once (same rule at the limit).
     pub max_connections_per_ip: usize,
+    /// Sessions held at once, with or without a connection: at the cap a new session takes
+    /// the place of the one detached longest ago; when all have connections, logins are
+    /// refused.
+    pub max_sessions: usize,
     /// How long a connection must have gone without completing a request before it may be
     /// closed to make room for a newcomer at a connection limit.
     pub evict_idle_after: Duration,
@@ -175,6 +179,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(300),
             max_connections: 1024,
             max_connections_per_ip: 256,
+            max_sessions: 16384,
             evict_idle_after: Duration::from_secs(1),
             max_in_flight: 1024,
             devices: Vec::new(),
@@ -198,6 +203,7 @@ impl std::fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("max_sessions", &self.max_sessions)
             .field("evict_idle_after", &self.evict_idle_after)
             .field("max_in_flight", &self.max_in_flight)
             .field("devices", &self.devices.len())
@@ -325,6 +331,7 @@ pub(crate) struct Shared {
     /// `None`: connections may idle for ever.
     pub idle_timeout: Option<Duration>,
     pub max_in_flight: usize,
+    pub max_sessions: usize,
     pub table: ConnTable,
     pub spinners: AtomicUsize,
     pub max_spinners: usize,
@@ -350,18 +357,25 @@ impl Shared {
         }
     }
 
+    /// Logs, counts and frees a session taken out of the table.
+    fn reclaimed(
+        &self,
+        id: aifm_core::wire::SessionId,
+        ns: Arc<aifm_core::engine::Namespace>,
+        why: &str,
+    ) {
+        // The id only at debug level (see `conn`).
+        tracing::info!(bytes = ns.stored_bytes(), "{why}");
+        tracing::debug!(session = %id, "session reclaimed");
+        self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
+        drop(ns); // clears its structures
+    }
+
     /// Reclaims expired sessions and re-derives the shared budget from the namespaces.
     fn housekeep(&self, grace: Duration) {
         let reclaimed = self.sessions.reap(grace);
         for (id, ns) in reclaimed {
-            // The id only at debug level (see `conn`).
-            tracing::info!(
-                bytes = ns.stored_bytes(),
-                "session reclaimed after the grace period"
-            );
-            tracing::debug!(session = %id, "session reclaimed");
-            self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
-            drop(ns); // clears its structures
+            self.reclaimed(id, ns, "session reclaimed after the grace period");
         }
         let (_, _, stored) = self.sessions.totals();
         self.budget.used.store(stored, Ordering::Release);
@@ -442,6 +456,7 @@ impl Server {
             frame_timeout: config.frame_timeout,
             idle_timeout: Some(config.idle_timeout).filter(|d| !d.is_zero()),
             max_in_flight: config.max_in_flight.max(1),
+            max_sessions: config.max_sessions.max(1),
             table: ConnTable::new(Limits {
                 max_connections: config.max_connections.max(1),
                 max_per_ip: config.max_connections_per_ip.max(1),

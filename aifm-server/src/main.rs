@@ -74,6 +74,13 @@ struct Args {
     #[arg(long, default_value_t = 256, value_name = "N")]
     max_connections_per_ip: usize,
 
+    /// Sessions held at once, with or without a connection (an empty one costs about 4 KiB
+    /// and outlives its connection for --grace). At the cap a new session takes the place of
+    /// the one that has waited longest for its client; when all have connections, logins
+    /// are refused.
+    #[arg(long, default_value_t = 16384, value_name = "N")]
+    max_sessions: usize,
+
     /// How long a connection must have gone without a request before it may be closed to
     /// make room at a connection limit (its client resumes its session on its next call).
     #[arg(long, default_value = "1s", value_parser = duration, value_name = "TIME")]
@@ -150,6 +157,7 @@ fn run(args: Args) -> Result<(), String> {
         spin: args.spin,
         max_connections: args.max_connections,
         max_connections_per_ip: args.max_connections_per_ip,
+        max_sessions: args.max_sessions,
         evict_idle_after: args.evict_idle_after,
         handshake_timeout: args.handshake_timeout,
         frame_timeout: args.frame_timeout,

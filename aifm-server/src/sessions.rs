@@ -4,6 +4,12 @@
 //! from its welcome ([`ResumeTicket`]). Resuming takes both: a ticket whose secret does not
 //! match (compared in constant time) is treated exactly like a ticket for a session that is
 //! gone, so the caller cannot tell a wrong guess from an expired session.
+//!
+//! The table holds at most `max_sessions` sessions: a session outlives its connections for
+//! the grace period, so without a cap a client logging in and out in a loop would pile them
+//! up. At the cap a new session takes the place of the one that has waited longest for its
+//! client (its grace period cut short); when every session has a connection, the login is
+//! refused.
 
 use aifm_core::engine::{Engine, Namespace};
 use aifm_core::wire::{auth, ResumeTicket, SessionId};
@@ -35,6 +41,15 @@ pub(crate) enum Resume {
     WrongSecret,
 }
 
+/// A connection's place in a session ([`Sessions::attach`]).
+pub(crate) struct Attached {
+    pub ticket: ResumeTicket,
+    pub ns: Arc<Namespace>,
+    pub resume: Resume,
+    /// The detached session reclaimed (before its grace period ended) to make room.
+    pub reclaimed: Option<(SessionId, Arc<Namespace>)>,
+}
+
 /// The session table.
 #[derive(Default)]
 pub(crate) struct Sessions {
@@ -64,13 +79,18 @@ fn new_id() -> SessionId {
 impl Sessions {
     /// Attaches a connection: to the session of `resume` when it is still held and the
     /// ticket's secret is the session's, else to a fresh session with a namespace of `quota`
-    /// bytes. Returns the session's ticket, its namespace and how the resume went.
+    /// bytes. Returns the session's ticket, its namespace, how the resume went, and the
+    /// session that was reclaimed to make room for the new one (drop it outside any lock).
+    ///
+    /// # Errors
+    /// When `max` sessions exist and every one has a connection.
     pub fn attach(
         &self,
         engine: &Engine,
         resume: Option<&ResumeTicket>,
         quota: u64,
-    ) -> (ResumeTicket, Arc<Namespace>, Resume) {
+        max: usize,
+    ) -> Result<Attached, &'static str> {
         let mut map = self.map.lock().unwrap();
         let mut outcome = Resume::NotAsked;
         if let Some(t) = resume {
@@ -79,10 +99,26 @@ impl Sessions {
                 if auth::same_secret(&e.secret, &t.secret) {
                     e.attached += 1;
                     e.detached_at = None;
-                    return (*t, e.ns.clone(), Resume::Resumed);
+                    return Ok(Attached {
+                        ticket: *t,
+                        ns: e.ns.clone(),
+                        resume: Resume::Resumed,
+                        reclaimed: None,
+                    });
                 }
                 outcome = Resume::WrongSecret;
             }
+        }
+        let mut reclaimed = None;
+        if map.len() >= max {
+            // Make room: the session that has waited longest for its client.
+            let oldest = map
+                .iter()
+                .filter_map(|(id, e)| e.detached_at.map(|t| (t, *id)))
+                .min_by_key(|&(t, _)| t)
+                .map(|(_, id)| id)
+                .ok_or("the server is at its session limit")?;
+            reclaimed = map.remove(&oldest).map(|e| (oldest, e.ns));
         }
         let mut id = new_id();
         while map.contains_key(&id) {
@@ -102,7 +138,12 @@ impl Sessions {
                 detached_at: None,
             },
         );
-        (ticket, ns, outcome)
+        Ok(Attached {
+            ticket,
+            ns,
+            resume: outcome,
+            reclaimed,
+        })
     }
 
     /// A connection of session `id` went away.

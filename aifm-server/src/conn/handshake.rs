@@ -7,7 +7,7 @@
 //! few seconds at most.
 
 use super::{Conn, End, Wait};
-use crate::sessions::Resume;
+use crate::sessions::{Attached, Resume};
 use aifm_core::engine::Namespace;
 use aifm_core::wire::{self, auth, Challenge, ClientHello, Login, ServerMsg, SessionId, Welcome};
 use aifm_core::Error;
@@ -56,10 +56,28 @@ impl Conn<'_> {
                 return Err(self.fatal(Error::AuthFailed(why.into())));
             }
         }
-        let (ticket, ns, resume) =
-            shared
-                .sessions
-                .attach(&shared.engine, login.resume.as_ref(), shared.client_quota);
+        let attached = shared.sessions.attach(
+            &shared.engine,
+            login.resume.as_ref(),
+            shared.client_quota,
+            shared.max_sessions,
+        );
+        let Attached {
+            ticket,
+            ns,
+            resume,
+            reclaimed,
+        } = match attached {
+            Ok(a) => a,
+            Err(why) => return Err(self.limit(why)),
+        };
+        if let Some((old, ns)) = reclaimed {
+            shared.reclaimed(
+                old,
+                ns,
+                "session reclaimed early to make room at the session limit",
+            );
+        }
         let id = ticket.session;
         // Session ids go to debug logs only: the INFO log may be read by more people than
         // the clients' data.
