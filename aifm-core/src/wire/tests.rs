@@ -212,6 +212,38 @@ quickcheck! {
         decode_all(&framed, 1 << 20) == 1
     }
 
+    /// Whatever the bytes (length prefixes included) and however they are cut into reads,
+    /// the reader holds at most twice what it has received plus one minimum read.
+    fn reader_memory_follows_the_bytes_received(
+        data: Vec<u8>,
+        cuts: Vec<u16>,
+        announced_less: u32
+    ) -> bool {
+        // A frame announcing about 1 MiB, then the (random) bytes that really come.
+        let max: u32 = 1 << 20;
+        let announced = max - announced_less % 4096;
+        let mut r = FrameReader::new(max);
+        let mut stream = announced.to_le_bytes().to_vec();
+        stream.extend_from_slice(&data);
+        let mut rest = &stream[..];
+        let mut received = 0;
+        // The prefix arrives on its own, then the rest in random pieces.
+        let mut cuts = std::iter::once(LEN_PREFIX as u16).chain(cuts.into_iter().cycle());
+        while !rest.is_empty() {
+            let take = (cuts.next().unwrap_or(u16::MAX) as usize).clamp(1, rest.len());
+            let mut piece = &rest[..take];
+            while !piece.is_empty() {
+                received += r.read_from(&mut piece).unwrap();
+                if r.allocated() > 2 * received + (16 << 10) {
+                    return false;
+                }
+                while let Ok(Some(_)) = r.next_frame() {}
+            }
+            rest = &rest[take..];
+        }
+        true
+    }
+
     fn corrupted_requests_never_panic(key: Vec<u8>, flips: Vec<(usize, u8)>) -> TestResult {
         let mut buf = Vec::new();
         let op = Op::WriteMany { ds: 1, items: vec![(Blob(&key), Blob(&key))] };
