@@ -1,12 +1,13 @@
-//! One client connection: the handshake, then the request loop.
+//! One client connection: the handshake (in [`handshake`]), then the request loop, under the
+//! deadlines of [`Wait`] and the connection table's eviction (see [`crate::limits`]).
 
+mod handshake;
+
+use crate::limits::Slot;
 use crate::Shared;
 use aifm_core::engine::Namespace;
 pub(crate) use aifm_core::wire::poll_fd;
-use aifm_core::wire::{
-    self, auth, Answer, Challenge, ClientHello, FrameReader, Login, Op, ServerMsg, SessionId,
-    Welcome, WireError,
-};
+use aifm_core::wire::{self, Answer, FrameReader, Op, ServerMsg, SessionId, WireError};
 use aifm_core::{Error, Result};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -45,10 +46,25 @@ enum End {
     Io(io::Error),
     /// The client broke the protocol or failed to log in (a fatal frame was sent).
     Refused(String),
+    /// Closed by a limit: idle too long, or evicted to make room (a fatal frame was sent).
+    Limit(&'static str),
+}
+
+/// What the connection waits for in [`Conn::fill`], and until when.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// A handshake message, until the handshake deadline.
+    Handshake(Instant),
+    /// The rest of a frame that has begun, until the frame deadline.
+    Frame(Instant),
+    /// A next request, until the idle deadline (`None`: for ever).
+    Idle(Option<Instant>),
 }
 
 struct Conn<'s> {
     shared: &'s Shared,
+    /// The connection's entry in the connection table (its number is in log lines).
+    slot: Arc<Slot>,
     stream: TcpStream,
     fd: RawFd,
     rd: FrameReader,
@@ -57,22 +73,48 @@ struct Conn<'s> {
     spinning: bool,
 }
 
+/// Undoes what a connection holds however its thread ends, a panic included: its session's
+/// attachment, its table slot and its count.
+struct Held<'s> {
+    shared: &'s Shared,
+    id: u64,
+    session: Option<SessionId>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            self.shared.sessions.detach(s);
+            tracing::debug!(conn = self.id, session = %s, "session detached");
+        }
+        self.shared.table.remove(self.id);
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Serves one connection to its end.
-pub(crate) fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) {
+pub(crate) fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>) {
+    let id = slot.id;
     shared.connections.fetch_add(1, Ordering::Relaxed);
+    let mut held = Held {
+        shared: &shared,
+        id,
+        session: None,
+    };
     tracing::debug!(conn = id, %peer, "connected");
-    let mut session = None;
     let outcome = match stream.set_nodelay(true).and(stream.set_nonblocking(true)) {
         Ok(()) => {
             let mut c = Conn {
                 shared: &shared,
+                slot,
                 fd: stream.as_raw_fd(),
                 stream,
-                rd: FrameReader::new(shared.max_frame),
+                // Until the login, frames are the handshake's few dozen bytes.
+                rd: FrameReader::new(wire::HANDSHAKE_MAX_FRAME),
                 out: Vec::new(),
                 spinning: false,
             };
-            let r = c.run(&mut session);
+            let r = c.run(&mut held.session);
             c.stop_spinning();
             r
         }
@@ -85,23 +127,27 @@ pub(crate) fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id
         Err(End::Refused(why)) => {
             tracing::warn!(conn = id, %peer, "connection closed: {why}");
         }
+        Err(End::Limit(why)) => tracing::info!(conn = id, %peer, "connection closed: {why}"),
     }
-    if let Some(s) = session {
-        shared.sessions.detach(s);
-        tracing::debug!(conn = id, session = %s, "session detached");
-    }
-    shared.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 impl Conn<'_> {
     fn run(&mut self, session: &mut Option<SessionId>) -> Result<(), End> {
         let (id, ns) = self.handshake()?;
         *session = Some(id);
+        self.shared.table.touch(&self.slot);
+        self.rd.set_max_frame(self.shared.max_frame);
+        let mut last_request = Instant::now();
+        // When the partial frame in the reader (if any) began, as far as we can tell: the
+        // read that brought its first bytes ended no later than this.
+        let mut frame_began: Option<Instant> = None;
         loop {
+            self.slot.set_busy(true);
+            let mut answered = 0;
             loop {
-                let more = answer_buffered(self.shared, &ns, &mut self.rd, &mut self.out);
-                match more {
-                    Ok(more) => {
+                match answer_buffered(self.shared, &ns, &mut self.rd, &mut self.out) {
+                    Ok((n, more)) => {
+                        answered += n;
                         self.flush()?;
                         if !more {
                             break;
@@ -110,84 +156,20 @@ impl Conn<'_> {
                     Err(e) => return Err(self.fatal(e)),
                 }
             }
-            self.fill(None)?;
-        }
-    }
-
-    fn handshake(&mut self) -> Result<(SessionId, Arc<Namespace>), End> {
-        let shared = self.shared;
-        let deadline = Some(Instant::now() + shared.handshake_timeout);
-        let hello: ClientHello = self.read_msg(deadline)?;
-        if hello.magic != wire::MAGIC {
-            return Err(self.fatal(Error::Protocol("not an aifm client (bad magic)".into())));
-        }
-        if hello.version != wire::VERSION {
-            return Err(self.fatal(Error::Protocol(format!(
-                "protocol version {} is not supported (this server speaks {})",
-                hello.version,
-                wire::VERSION
-            ))));
-        }
-        let nonce = shared
-            .token
-            .as_ref()
-            .map(|_| crate::sessions::random::<32>());
-        self.send(&ServerMsg::Challenge(Challenge {
-            version: wire::VERSION,
-            nonce,
-            max_frame: shared.max_frame,
-        }))?;
-        let login: Login = self.read_msg(deadline)?;
-        if let (Some(token), Some(nonce)) = (&shared.token, nonce) {
-            let why = match login.proof {
-                Some(p) if auth::verify(token, &nonce, &p) => None,
-                Some(_) => Some("wrong token"),
-                None => Some("this server requires a token"),
+            let now = Instant::now();
+            if answered > 0 {
+                last_request = now;
+                self.shared.table.touch(&self.slot);
+            }
+            if answered > 0 || frame_began.is_none() || !self.rd.has_partial() {
+                frame_began = self.rd.has_partial().then_some(now);
+            }
+            self.slot.set_busy(false);
+            let wait = match frame_began {
+                Some(t) => Wait::Frame(t + self.shared.frame_timeout),
+                None => Wait::Idle(self.shared.idle_timeout.map(|d| last_request + d)),
             };
-            if let Some(why) = why {
-                shared
-                    .counters
-                    .auth_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(self.fatal(Error::AuthFailed(why.into())));
-            }
-        }
-        let (id, ns, resumed) =
-            shared
-                .sessions
-                .attach(&shared.engine, login.resume, shared.client_quota);
-        match (login.resume, resumed) {
-            (Some(_), true) => tracing::info!(session = %id, "session resumed"),
-            (Some(old), false) => {
-                tracing::info!(session = %id, old = %old, "session to resume is gone; new session")
-            }
-            (None, _) => tracing::debug!(session = %id, "new session"),
-        }
-        if let Err(e) = self.send(&ServerMsg::Welcome(Welcome {
-            session: id,
-            resumed,
-            quota: shared.client_quota,
-        })) {
-            shared.sessions.detach(id);
-            return Err(e);
-        }
-        Ok((id, ns))
-    }
-
-    /// Reads one whole handshake message.
-    fn read_msg<T: serde::de::DeserializeOwned>(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> Result<T, End> {
-        loop {
-            match self.rd.next_frame() {
-                Ok(Some(body)) => {
-                    let msg = wire::decode_exact::<T>(body);
-                    return msg.map_err(|e| self.fatal(e));
-                }
-                Ok(None) => self.fill(deadline)?,
-                Err(e) => return Err(self.fatal(e)),
-            }
+            self.fill(wait)?;
         }
     }
 
@@ -205,12 +187,21 @@ impl Conn<'_> {
                 .protocol_errors
                 .fetch_add(1, Ordering::Relaxed);
         }
+        self.last_word(WireError::from(&e));
+        End::Refused(e.to_string())
+    }
+
+    /// Closes the connection for a limit (idle, evicted), telling the client why.
+    fn limit(&mut self, why: &'static str) -> End {
+        self.last_word(WireError::Shutdown(why.into()));
+        End::Limit(why)
+    }
+
+    /// Sends a fatal frame (best effort, for at most [`FATAL_SEND`]) and shuts the socket's
+    /// sending side.
+    fn last_word(&mut self, e: WireError) {
         self.out.clear();
-        let _ = wire::encode_frame(
-            &ServerMsg::Fatal(WireError::from(&e)),
-            &mut self.out,
-            self.shared.max_frame,
-        );
+        let _ = wire::encode_frame(&ServerMsg::Fatal(e), &mut self.out, self.shared.max_frame);
         let deadline = Instant::now() + FATAL_SEND;
         let mut rest = &self.out[..];
         while !rest.is_empty() && Instant::now() < deadline {
@@ -226,7 +217,6 @@ impl Conn<'_> {
         }
         self.out.clear();
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
-        End::Refused(e.to_string())
     }
 
     fn try_spin(&mut self) -> bool {
@@ -250,9 +240,13 @@ impl Conn<'_> {
         }
     }
 
-    /// Reads at least once: polls for `spin`, then sleeps in `poll(2)`.
-    fn fill(&mut self, deadline: Option<Instant>) -> Result<(), End> {
+    /// Reads at least once: polls for `spin`, then sleeps in `poll(2)` until bytes come,
+    /// the wait's deadline passes, the server shuts down or the connection is evicted. After
+    /// one nap without bytes the connection gives back its receive buffer, so an idle
+    /// connection holds none.
+    fn fill(&mut self, wait: Wait) -> Result<(), End> {
         let spin_until = Instant::now() + self.shared.spin;
+        let mut napped = false;
         loop {
             match self.rd.read_from(&self.stream) {
                 Ok(0) if self.rd.has_partial() => {
@@ -271,12 +265,33 @@ impl Conn<'_> {
                     }
                     self.stop_spinning();
                     self.check_shutdown()?;
-                    if deadline.is_some_and(|d| now >= d) {
-                        return Err(
-                            self.fatal(Error::Protocol("no login within the timeout".into()))
-                        );
+                    if self.slot.evicted() {
+                        return Err(self.limit(
+                            "closed to make room for another connection: this one was idle",
+                        ));
+                    }
+                    match wait {
+                        Wait::Handshake(d) if now >= d => {
+                            return Err(self.fatal(Error::Protocol(
+                                "no login within the handshake timeout".into(),
+                            )))
+                        }
+                        Wait::Frame(d) if now >= d => {
+                            return Err(self.fatal(Error::Protocol(
+                                "a frame did not arrive within the frame timeout".into(),
+                            )))
+                        }
+                        Wait::Idle(Some(d)) if now >= d => {
+                            return Err(self.limit("closed after the idle timeout"))
+                        }
+                        _ => {}
+                    }
+                    if napped {
+                        self.rd.release();
+                        self.out = Vec::new();
                     }
                     poll_fd(self.fd, libc::POLLIN, NAP);
+                    napped = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(End::Io(e)),
@@ -299,16 +314,22 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Sends everything in `out`. While the client's window is full, keeps reading its
-    /// requests (up to a bound) so a pipelining client cannot deadlock against us.
+    /// Sends everything in `out` within the frame timeout. While the client's window is
+    /// full, keeps reading its requests (up to one frame's worth and `max_in_flight`
+    /// requests) so a pipelining client cannot deadlock against us.
     fn flush(&mut self) -> Result<(), End> {
+        let deadline = Instant::now() + self.shared.frame_timeout;
+        let read_ahead = wire::LEN_PREFIX + self.shared.max_frame as usize;
         let mut sent = 0;
         while sent < self.out.len() {
             match (&self.stream).write(&self.out[sent..]) {
                 Ok(0) => return Err(End::Closed),
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.rd.buffered() < 4 * self.shared.max_frame as usize {
+                    if self.rd.buffered() < read_ahead
+                        && self.rd.complete_frames(self.shared.max_in_flight)
+                            < self.shared.max_in_flight
+                    {
                         match self.rd.read_from(&self.stream) {
                             Ok(0) => return Err(End::Closed),
                             Ok(_) => continue,
@@ -318,6 +339,13 @@ impl Conn<'_> {
                         }
                     }
                     self.check_shutdown()?;
+                    if Instant::now() >= deadline {
+                        // The pipe is full: no fatal frame can get through.
+                        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+                        return Err(End::Refused(
+                            "the client did not read its answers within the frame timeout".into(),
+                        ));
+                    }
                     poll_fd(self.fd, libc::POLLOUT, Duration::from_millis(10));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -332,8 +360,9 @@ impl Conn<'_> {
     }
 }
 
-/// Answers the complete requests in `rd` into `out`. Returns whether it stopped early to
-/// let `out` be sent (more requests may be buffered).
+/// Answers the complete requests in `rd` into `out`. Returns how many it answered and
+/// whether it stopped early to let `out` be sent (more requests may be buffered): after
+/// [`FLUSH_AT`] bytes of answers or `max_in_flight` answers.
 ///
 /// # Errors
 /// A frame that cannot be read at all (oversized, or no request id): the connection must end.
@@ -342,8 +371,10 @@ fn answer_buffered(
     ns: &Namespace,
     rd: &mut FrameReader,
     out: &mut Vec<u8>,
-) -> Result<bool> {
+) -> Result<(usize, bool)> {
+    let mut answered = 0;
     while let Some(body) = rd.next_frame()? {
+        answered += 1;
         let (id, op) = wire::decode_request(body)?;
         let result = op.and_then(|op| {
             shared.counters.count(&op);
@@ -354,11 +385,11 @@ fn answer_buffered(
             tracing::debug!(id, "request failed: {e}");
         }
         respond(out, id, result, shared.max_frame);
-        if out.len() >= FLUSH_AT {
-            return Ok(true);
+        if out.len() >= FLUSH_AT || answered >= shared.max_in_flight {
+            return Ok((answered, true));
         }
     }
-    Ok(false)
+    Ok((answered, false))
 }
 
 fn respond(out: &mut Vec<u8>, id: u64, result: Result<Answer>, max_frame: u32) {

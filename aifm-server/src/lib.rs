@@ -42,6 +42,15 @@
 //!   already stored is harmed. Device computations may grow a namespace without a
 //!   reservation; the shared figure is recomputed from the namespaces on every housekeeping
 //!   tick, so it never drifts for long.
+//! * **Limits and deadlines.** Before login a connection accepts only 4 KiB frames and must
+//!   log in within `handshake_timeout`; after it, a frame must arrive within
+//!   `frame_timeout` of its first byte, answers must be read within the same, and a
+//!   connection without requests for `idle_timeout` is closed. At `max_connections` (or
+//!   `max_connections_per_ip` for one address) a newcomer closes the connection that has
+//!   gone longest without completing a request, once that one has been quiet for
+//!   `evict_idle_after`; otherwise it is refused. A session resumes only with the secret of
+//!   its [`ResumeTicket`](aifm_core::wire::ResumeTicket). `docs/SECURITY.md` has the threat
+//!   model and the defaults.
 //! * **Bad input.** A frame that cannot be read (oversized, malformed, wrong version, no
 //!   hello) ends that connection with a fatal error frame and a log line; a request whose op
 //!   is unknown is answered with an error for its id and the connection goes on. Other
@@ -51,14 +60,19 @@
 //!   is where `aifm-collections` plugs in).
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod conn;
+mod limits;
 mod sessions;
 mod stats;
 
 pub use aifm_core::wire::ServerStats;
 
+use aifm_core::wire;
+
 use aifm_core::engine::{DeviceRegistry, Engine};
+use limits::{ConnTable, Limits};
 use sessions::Sessions;
 use stats::Counters;
 use std::io;
@@ -123,8 +137,28 @@ pub struct Config {
     pub spin: Duration,
     /// How long a new connection may take to log in.
     pub handshake_timeout: Duration,
-    /// Connections served at once; more are refused with a fatal frame.
+    /// How long a frame may take to arrive once its first byte has (and a batch of answers
+    /// to be sent): a client that trickles a frame, or reads its answers too slowly, is cut
+    /// off after this.
+    pub frame_timeout: Duration,
+    /// How long a logged-in connection may go without a request before it is closed
+    /// (`Duration::ZERO`: never). Its session stays for the grace period.
+    pub idle_timeout: Duration,
+    /// Connections served at once; at the limit the stalest connection makes room (see
+    /// `evict_idle_after`), else newcomers are refused with a fatal frame.
     pub max_connections: usize,
+    /// Connections one peer address may hold at once (same rule at the limit).
+    pub max_connections_per_ip: usize,
+    /// Sessions held at once, with or without a connection: at the cap a new session takes
+    /// the place of the one detached longest ago; when all have connections, logins are
+    /// refused.
+    pub max_sessions: usize,
+    /// How long a connection must have gone without completing a request before it may be
+    /// closed to make room for a newcomer at a connection limit.
+    pub evict_idle_after: Duration,
+    /// Requests one connection may have read but not yet answered and sent: past it the
+    /// server stops reading that socket until its answers drain.
+    pub max_in_flight: usize,
     /// Device registrations run on the server's engine at start.
     pub devices: Vec<Registration>,
 }
@@ -141,7 +175,13 @@ impl Default for Config {
             max_frame: aifm_core::wire::DEFAULT_MAX_FRAME,
             spin: Duration::from_micros(100),
             handshake_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
             max_connections: 1024,
+            max_connections_per_ip: 256,
+            max_sessions: 16384,
+            evict_idle_after: Duration::from_secs(1),
+            max_in_flight: 1024,
             devices: Vec::new(),
         }
     }
@@ -159,7 +199,13 @@ impl std::fmt::Debug for Config {
             .field("max_frame", &self.max_frame)
             .field("spin", &self.spin)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("frame_timeout", &self.frame_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("max_sessions", &self.max_sessions)
+            .field("evict_idle_after", &self.evict_idle_after)
+            .field("max_in_flight", &self.max_in_flight)
             .field("devices", &self.devices.len())
             .finish()
     }
@@ -281,6 +327,12 @@ pub(crate) struct Shared {
     pub max_frame: u32,
     pub spin: Duration,
     pub handshake_timeout: Duration,
+    pub frame_timeout: Duration,
+    /// `None`: connections may idle for ever.
+    pub idle_timeout: Option<Duration>,
+    pub max_in_flight: usize,
+    pub max_sessions: usize,
+    pub table: ConnTable,
     pub spinners: AtomicUsize,
     pub max_spinners: usize,
     pub connections: AtomicU64,
@@ -305,17 +357,25 @@ impl Shared {
         }
     }
 
+    /// Logs, counts and frees a session taken out of the table.
+    fn reclaimed(
+        &self,
+        id: aifm_core::wire::SessionId,
+        ns: Arc<aifm_core::engine::Namespace>,
+        why: &str,
+    ) {
+        // The id only at debug level (see `conn`).
+        tracing::info!(bytes = ns.stored_bytes(), "{why}");
+        tracing::debug!(session = %id, "session reclaimed");
+        self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
+        drop(ns); // clears its structures
+    }
+
     /// Reclaims expired sessions and re-derives the shared budget from the namespaces.
     fn housekeep(&self, grace: Duration) {
         let reclaimed = self.sessions.reap(grace);
         for (id, ns) in reclaimed {
-            tracing::info!(
-                session = %id,
-                bytes = ns.stored_bytes(),
-                "session reclaimed after the grace period"
-            );
-            self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
-            drop(ns); // clears its structures
+            self.reclaimed(id, ns, "session reclaimed after the grace period");
         }
         let (_, _, stored) = self.sessions.totals();
         self.budget.used.store(stored, Ordering::Release);
@@ -340,7 +400,6 @@ pub struct Server {
     shared: Arc<Shared>,
     grace: Duration,
     stats_interval: Option<Duration>,
-    max_connections: usize,
 }
 
 impl std::fmt::Debug for Server {
@@ -394,6 +453,15 @@ impl Server {
             max_frame: config.max_frame,
             spin: config.spin,
             handshake_timeout: config.handshake_timeout,
+            frame_timeout: config.frame_timeout,
+            idle_timeout: Some(config.idle_timeout).filter(|d| !d.is_zero()),
+            max_in_flight: config.max_in_flight.max(1),
+            max_sessions: config.max_sessions.max(1),
+            table: ConnTable::new(Limits {
+                max_connections: config.max_connections.max(1),
+                max_per_ip: config.max_connections_per_ip.max(1),
+                evict_after: config.evict_idle_after,
+            }),
             spinners: AtomicUsize::new(0),
             max_spinners: (cores - 1).max(1),
             connections: AtomicU64::new(0),
@@ -404,7 +472,6 @@ impl Server {
             shared,
             grace: config.grace,
             stats_interval: config.stats_interval.filter(|d| !d.is_zero()),
-            max_connections: config.max_connections.max(1),
         })
     }
 
@@ -520,24 +587,27 @@ impl Server {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     conns.retain(|h| !h.is_finished());
-                    if conns.len() >= self.max_connections {
-                        tracing::warn!(%peer, limit = self.max_connections, "connection refused: at the limit");
-                        conn::refuse(
-                            stream,
-                            "the server is at its connection limit",
-                            shared.max_frame,
-                        );
-                        continue;
-                    }
                     next_id += 1;
-                    let shared = shared.clone();
                     let id = next_id;
+                    let slot = match shared.table.admit(id, peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(why) => {
+                            tracing::warn!(%peer, "connection refused: {why}");
+                            conn::refuse(stream, why, wire::HANDSHAKE_MAX_FRAME);
+                            continue;
+                        }
+                    };
+                    let shared = shared.clone();
+                    let table = shared.clone();
                     match thread::Builder::new()
                         .name(format!("aifm-conn-{id}"))
-                        .spawn(move || conn::serve(shared, stream, peer, id))
+                        .spawn(move || conn::serve(shared, stream, peer, slot))
                     {
                         Ok(h) => conns.push(h),
-                        Err(e) => tracing::error!(%peer, "cannot start a connection thread: {e}"),
+                        Err(e) => {
+                            table.table.remove(id);
+                            tracing::error!(%peer, "cannot start a connection thread: {e}");
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

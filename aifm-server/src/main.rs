@@ -1,5 +1,7 @@
 //! The `aifm-server` binary: the far-memory server's command line.
 
+#![forbid(unsafe_code)]
+
 use aifm_core::runtime::parse_size;
 use aifm_server::{listen_address, parse_duration, Config, Registration, Server};
 use clap::Parser;
@@ -62,9 +64,46 @@ struct Args {
     #[arg(long, default_value = "100us", value_parser = duration, value_name = "TIME")]
     spin: Duration,
 
-    /// Connections served at once (one thread each); more are refused.
+    /// Connections served at once (one thread each). At the limit the connection that has
+    /// gone longest without a request makes room if it has been quiet for
+    /// --evict-idle-after; otherwise the newcomer is refused.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     max_connections: usize,
+
+    /// Connections one peer address may hold at once (the same rule applies at this limit).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_connections_per_ip: usize,
+
+    /// Sessions held at once, with or without a connection (an empty one costs about 4 KiB
+    /// and outlives its connection for --grace). At the cap a new session takes the place of
+    /// the one that has waited longest for its client; when all have connections, logins
+    /// are refused.
+    #[arg(long, default_value_t = 16384, value_name = "N")]
+    max_sessions: usize,
+
+    /// How long a connection must have gone without a request before it may be closed to
+    /// make room at a connection limit (its client resumes its session on its next call).
+    #[arg(long, default_value = "1s", value_parser = duration, value_name = "TIME")]
+    evict_idle_after: Duration,
+
+    /// How long a new connection may take to log in.
+    #[arg(long, default_value = "5s", value_parser = duration, value_name = "TIME")]
+    handshake_timeout: Duration,
+
+    /// How long a frame may take to arrive once it has begun, and a batch of answers to be
+    /// read by the client: slower clients are cut off.
+    #[arg(long, default_value = "30s", value_parser = duration, value_name = "TIME")]
+    frame_timeout: Duration,
+
+    /// How long a logged-in connection may go without a request before it is closed (`0`
+    /// for never); its session stays for the grace period.
+    #[arg(long, default_value = "5m", value_parser = duration, value_name = "TIME")]
+    idle_timeout: Duration,
+
+    /// Requests one connection may have read but not yet answered: past it the server stops
+    /// reading that connection until its answers drain.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    max_in_flight: usize,
 }
 
 fn size(s: &str) -> Result<u64, String> {
@@ -98,6 +137,7 @@ fn main() {
     }
 }
 
+#[allow(clippy::needless_update)] // `..Config::default()`: see below
 fn run(args: Args) -> Result<(), String> {
     let token = match &args.token_file {
         Some(path) => {
@@ -116,7 +156,15 @@ fn run(args: Args) -> Result<(), String> {
         max_frame: args.max_frame,
         spin: args.spin,
         max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        max_sessions: args.max_sessions,
+        evict_idle_after: args.evict_idle_after,
+        handshake_timeout: args.handshake_timeout,
+        frame_timeout: args.frame_timeout,
+        idle_timeout: args.idle_timeout,
+        max_in_flight: args.max_in_flight,
         devices: DEVICES.to_vec(),
+        // Every field has a flag today; settings added later start at their defaults.
         ..Config::default()
     };
     let server = Server::bind(config).map_err(|e| format!("cannot listen on {listen}: {e}"))?;

@@ -82,7 +82,7 @@ fn explicit_resume_and_reclaim_after_grace() {
     let server = ServerProc::start(&["--grace", "50ms"]);
     let far = server.client();
     far.write(OBJECT_STORE, b"k", &[1; 1000]).unwrap();
-    let session = far.session();
+    let ticket = far.resume_ticket();
     drop(far);
     let watcher = server.client();
     assert!(eventually(|| watcher
@@ -90,7 +90,7 @@ fn explicit_resume_and_reclaim_after_grace() {
         .unwrap()
         .reclaimed_sessions
         >= 1));
-    let e = server.builder().resume(session).connect().unwrap_err();
+    let e = server.builder().resume(ticket).connect().unwrap_err();
     assert!(e.is_disconnected(), "{e:?}");
     assert_eq!(watcher.server_stats().unwrap().stored_bytes, 0);
 
@@ -98,10 +98,10 @@ fn explicit_resume_and_reclaim_after_grace() {
     let server = ServerProc::start(&["--grace", "1h"]);
     let far = server.client();
     far.write(OBJECT_STORE, b"k", b"mine").unwrap();
-    let session = far.session();
+    let ticket = far.resume_ticket();
     drop(far);
-    let back = server.builder().resume(session).connect().unwrap();
-    assert_eq!(back.session(), session);
+    let back = server.builder().resume(ticket).connect().unwrap();
+    assert_eq!(back.session(), ticket.session);
     assert_eq!(back.read(OBJECT_STORE, b"k").unwrap().unwrap(), b"mine");
 }
 

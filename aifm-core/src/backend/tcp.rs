@@ -41,8 +41,11 @@
 //!
 //! Every request has a deadline ([`TcpBuilder::timeout`], default 10 s): past it the call
 //! returns [`Error::Timeout`]. When the server closes the connection or the socket fails,
-//! every request in flight completes at once with [`Error::Disconnected`]. The next call
-//! reconnects (at most one attempt per 100 ms; [`TcpBuilder::reconnect`] turns this off) and
+//! every request in flight completes at once with [`Error::Disconnected`]. A connection that
+//! has been quiet for a while (50 ms) is checked with one non-blocking read before a call
+//! uses it, so one the server closed meanwhile (its idle timeout, or eviction to make room
+//! for another client) is noticed before, not after, sending. A call that finds its
+//! connection dead reconnects (at most one attempt per 100 ms; [`TcpBuilder::reconnect`] turns this off) and
 //! asks the server to resume its session: within the server's grace period the namespace and
 //! its objects are intact and work simply goes on. If the server no longer holds the session
 //! (it restarted, or the grace period passed) the far objects are gone: the backend then fails
@@ -64,8 +67,8 @@
 use super::Backend;
 use crate::error::{Error, Result};
 use crate::wire::{
-    self, auth, Blob, Challenge, ClientHello, FrameReader, Login, Op, ServerMsg, ServerStats,
-    SessionId, Welcome, WireError,
+    self, auth, Blob, Challenge, ClientHello, FrameReader, Login, Op, ResumeTicket, ServerMsg,
+    ServerStats, SessionId, Welcome, WireError,
 };
 use crate::wire::{poll_fd, Answer};
 use std::collections::HashMap;
@@ -86,6 +89,10 @@ const FOLLOWER_NAP: Duration = Duration::from_millis(1);
 
 /// Longest single `poll(2)` of a leader, so deadlines are checked now and then.
 const LEADER_POLL: Duration = Duration::from_millis(50);
+
+/// A connection that has heard nothing from the server for this long is checked (one
+/// non-blocking read) before a call uses it: the server may have closed it meanwhile.
+const QUIET_CHECK: Duration = Duration::from_millis(50);
 
 /// Batches are split into pieces of at most this many keys.
 const MAX_BATCH_KEYS: usize = 4096;
@@ -118,7 +125,7 @@ pub struct TcpBuilder {
     spin: Duration,
     max_frame: u32,
     reconnect: bool,
-    resume: Option<SessionId>,
+    resume: Option<ResumeTicket>,
 }
 
 impl std::fmt::Debug for TcpBuilder {
@@ -293,20 +300,20 @@ impl TcpBuilder {
         self
     }
 
-    /// Resumes the session of an earlier backend (see [`TcpBackend::session`]).
+    /// Resumes the session of an earlier backend (see [`TcpBackend::resume_ticket`]).
     ///
     /// # Examples
     ///
     /// ```no_run
     /// use aifm_core::backend::tcp::TcpBuilder;
     /// let first = TcpBuilder::new("127.0.0.1:7411").connect().unwrap();
-    /// let session = first.session();
+    /// let ticket = first.resume_ticket();
     /// drop(first); // e.g. the process restarts, within the server's grace period
-    /// let again = TcpBuilder::new("127.0.0.1:7411").resume(session).connect().unwrap();
+    /// let again = TcpBuilder::new("127.0.0.1:7411").resume(ticket).connect().unwrap();
     /// # let _ = again;
     /// ```
-    pub fn resume(mut self, session: SessionId) -> Self {
-        self.resume = Some(session);
+    pub fn resume(mut self, ticket: ResumeTicket) -> Self {
+        self.resume = Some(ticket);
         self
     }
 
@@ -327,13 +334,13 @@ impl TcpBuilder {
     /// ```
     pub fn connect(self) -> Result<TcpBackend> {
         let (conn, welcome) = handshake(&self, self.resume)?;
-        if self.resume.is_some() && !welcome.resumed {
-            return Err(session_lost(self.resume.unwrap_or_default()));
+        if let (Some(asked), false) = (self.resume, welcome.resumed) {
+            return Err(session_lost(asked.session));
         }
         Ok(TcpBackend {
             c: Arc::new(Client {
                 state: Mutex::new(Reconnect {
-                    session: welcome.session,
+                    ticket: welcome.ticket,
                     poisoned: None,
                     last_failure: None,
                     reconnects: 0,
@@ -384,7 +391,7 @@ struct Client {
 
 #[derive(Debug)]
 struct Reconnect {
-    session: SessionId,
+    ticket: ResumeTicket,
     poisoned: Option<Error>,
     last_failure: Option<(Instant, Error)>,
     reconnects: u64,
@@ -428,7 +435,8 @@ impl TcpBackend {
         TcpBuilder::new(addr)
     }
 
-    /// This client's session on the server (quote it in [`TcpBuilder::resume`]).
+    /// This client's session on the server (an id for logs; resuming takes
+    /// [`TcpBackend::resume_ticket`]).
     ///
     /// # Examples
     ///
@@ -437,7 +445,21 @@ impl TcpBackend {
     /// println!("session {}", far.session());
     /// ```
     pub fn session(&self) -> SessionId {
-        self.c.state.lock().unwrap().session
+        self.c.state.lock().unwrap().ticket.session
+    }
+
+    /// What another backend needs to resume this session ([`TcpBuilder::resume`]): the id
+    /// and its secret. Whoever holds it can read and change this session's far objects, so
+    /// keep it as private as the data.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let far = aifm_core::backend::tcp::TcpBackend::connect("127.0.0.1:7411").unwrap();
+    /// assert_eq!(far.resume_ticket().session, far.session());
+    /// ```
+    pub fn resume_ticket(&self) -> ResumeTicket {
+        self.c.state.lock().unwrap().ticket
     }
 
     /// How many times the connection was re-established.
@@ -602,7 +624,7 @@ impl Client {
     fn connection(&self) -> Result<Arc<Conn>> {
         {
             let c = self.conn.read().unwrap();
-            if !c.dead.load(Ordering::SeqCst) {
+            if !c.dead.load(Ordering::SeqCst) && c.alive_after_quiet() {
                 return Ok(c.clone());
             }
         }
@@ -626,7 +648,7 @@ impl Client {
                 return Err(e.clone());
             }
         }
-        match handshake(&self.opts, Some(st.session)) {
+        match handshake(&self.opts, Some(st.ticket)) {
             Ok((conn, welcome)) if welcome.resumed => {
                 st.last_failure = None;
                 st.reconnects += 1;
@@ -635,7 +657,7 @@ impl Client {
             }
             Ok((conn, _)) => {
                 conn.kill(Error::Disconnected("session lost".into()));
-                let e = session_lost(st.session);
+                let e = session_lost(st.ticket.session);
                 st.poisoned = Some(e.clone());
                 Err(e)
             }
@@ -1055,9 +1077,38 @@ struct Conn {
     why: Mutex<Option<Error>>,
     max_frame: u32,
     spin: Duration,
+    /// When the connection was made (the origin of `heard_ms`).
+    born: Instant,
+    /// Milliseconds after `born` when the server was last heard from (or found alive).
+    heard_ms: AtomicU64,
 }
 
 impl Conn {
+    fn age_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// Whether the connection can take a call. One that has been quiet for
+    /// [`QUIET_CHECK`] with nothing in flight may have been closed by the server (its idle
+    /// timeout, or to make room for another client): a non-blocking read finds out, and
+    /// delivers the server's parting frame, which marks it dead so that the call
+    /// reconnects and resumes instead of failing.
+    fn alive_after_quiet(&self) -> bool {
+        let now = self.age_ms();
+        if now.saturating_sub(self.heard_ms.load(Ordering::Relaxed))
+            < QUIET_CHECK.as_millis() as u64
+            || !self.pending.lock().unwrap().is_empty()
+        {
+            return true;
+        }
+        let Ok(mut rd) = self.reader.try_lock() else {
+            return true; // someone is reading it: it is in use
+        };
+        let alive = self.drain(&mut rd).is_ok() && !self.dead.load(Ordering::SeqCst);
+        self.heard_ms.store(now, Ordering::Relaxed);
+        alive
+    }
+
     fn why(&self) -> Error {
         self.why
             .lock()
@@ -1202,6 +1253,7 @@ impl Conn {
 
     /// Hands every complete frame in `rd` to its waiter.
     fn deliver(&self, rd: &mut FrameReader) -> Result<()> {
+        self.heard_ms.store(self.age_ms(), Ordering::Relaxed);
         loop {
             let body = match rd.next_frame() {
                 Ok(Some(body)) => body,
@@ -1351,7 +1403,7 @@ fn read_greeting(mut stream: &TcpStream, rd: &mut FrameReader) -> Result<Greetin
 }
 
 /// Connects to `opts.addr`, shakes hands and logs in (resuming `resume`).
-fn handshake(opts: &TcpBuilder, resume: Option<SessionId>) -> Result<(Arc<Conn>, Welcome)> {
+fn handshake(opts: &TcpBuilder, resume: Option<ResumeTicket>) -> Result<(Arc<Conn>, Welcome)> {
     let unreachable =
         |e: &dyn std::fmt::Display| Error::Disconnected(format!("cannot reach {}: {e}", opts.addr));
     let addrs: Vec<_> = opts
@@ -1377,7 +1429,8 @@ fn handshake(opts: &TcpBuilder, resume: Option<SessionId>) -> Result<(Arc<Conn>,
         s.set_write_timeout(Some(opts.connect_timeout))
     };
     setup(&stream).map_err(|e| unreachable(&e))?;
-    let mut rd = FrameReader::new(opts.max_frame);
+    // The server's handshake messages are small; its replies may be large once logged in.
+    let mut rd = FrameReader::new(wire::HANDSHAKE_MAX_FRAME);
     let mut buf = Vec::new();
     wire::encode_frame(&ClientHello::current(), &mut buf, opts.max_frame)?;
     (&stream).write_all(&buf).map_err(|e| unreachable(&e))?;
@@ -1411,6 +1464,7 @@ fn handshake(opts: &TcpBuilder, resume: Option<SessionId>) -> Result<(Arc<Conn>,
         s.set_nonblocking(true)
     };
     go(&stream).map_err(|e| unreachable(&e))?;
+    rd.set_max_frame(opts.max_frame);
     let conn = Conn {
         fd: stream.as_raw_fd(),
         stream,
@@ -1422,6 +1476,8 @@ fn handshake(opts: &TcpBuilder, resume: Option<SessionId>) -> Result<(Arc<Conn>,
         why: Mutex::new(None),
         max_frame: opts.max_frame.min(challenge.max_frame),
         spin: opts.spin,
+        born: Instant::now(),
+        heard_ms: AtomicU64::new(0),
     };
     Ok((Arc::new(conn), welcome))
 }

@@ -53,6 +53,25 @@ pub fn verify(token: &[u8], nonce: &[u8; 32], proof: &[u8; 32]) -> bool {
     mac(token, nonce).verify_slice(proof).is_ok()
 }
 
+/// Whether two 32-byte secrets are equal, in time that does not depend on where they differ
+/// (the comparison of `subtle`, through the `digest` crate's constant-time output type), so
+/// a client cannot find a session's resume secret byte by byte from response times.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::wire::auth::same_secret;
+/// assert!(same_secret(&[3; 32], &[3; 32]));
+/// let mut other = [3; 32];
+/// other[31] = 4;
+/// assert!(!same_secret(&[3; 32], &other));
+/// ```
+pub fn same_secret(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    use hmac::digest::{CtOutput, Output};
+    let ct = |x: &[u8; 32]| CtOutput::<HmacSha256>::new(Output::<HmacSha256>::clone_from_slice(x));
+    ct(a) == ct(b)
+}
+
 /// Reads a token from a file, trimming surrounding whitespace (a trailing newline).
 ///
 /// # Errors

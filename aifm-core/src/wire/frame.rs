@@ -64,6 +64,9 @@ impl Extend<u8> for Appender<'_> {
 /// Bytes go in with [`FrameReader::read_from`] (a socket) or [`FrameReader::push`];
 /// complete frame bodies come out of [`FrameReader::next_frame`]. A length beyond the
 /// maximum is reported as soon as the prefix is seen, before any of the body is buffered.
+/// A length within the maximum is not trusted either: the buffer grows with the bytes that
+/// arrive (at most doubling per read), so what a peer costs is bounded by what it has sent,
+/// not by what it announced.
 ///
 /// # Examples
 ///
@@ -144,6 +147,18 @@ impl FrameReader {
         self.tail - self.head
     }
 
+    /// Bytes of receive buffer the reader holds now (what a connection costs in it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// assert_eq!(FrameReader::new(64).allocated(), 0);
+    /// ```
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Length of the body of the frame at the head, if its prefix has arrived.
     fn pending_len(&self) -> Option<usize> {
         if self.tail - self.head < LEN_PREFIX {
@@ -177,16 +192,46 @@ impl FrameReader {
         }
     }
 
-    /// How much room the next read should offer: the rest of the pending frame, at least
-    /// [`MIN_READ`].
+    /// How much room the next read should offer.
+    ///
+    /// The rest of the pending frame, but never more than what is already buffered (so the
+    /// buffer at most doubles per read, and a length prefix alone, honest or hostile, costs
+    /// no more than the bytes that really arrived), and at least [`MIN_READ`] so that small
+    /// pipelined frames arrive many per read. Neither bound exceeds one whole frame of the
+    /// maximum size, which keeps a reader with a small maximum (the handshake's) small.
     fn read_hint(&self) -> usize {
+        let whole = LEN_PREFIX + self.max_frame as usize;
+        let floor = MIN_READ.min(whole);
         let missing = match self.pending_len() {
             Some(len) if len <= self.max_frame as usize => {
                 (LEN_PREFIX + len).saturating_sub(self.buffered())
             }
             _ => 0,
         };
-        missing.max(MIN_READ)
+        missing.min(self.buffered()).max(floor)
+    }
+
+    /// Gives back the whole buffer when no bytes are waiting in it, so an idle connection
+    /// holds no receive buffer at all (the next read allocates a small one again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// let mut input: &[u8] = &[1, 0, 0, 0, 7];
+    /// r.read_from(&mut input).unwrap();
+    /// assert!(r.allocated() > 0);
+    /// assert_eq!(r.next_frame().unwrap(), Some(&[7][..]));
+    /// r.release();
+    /// assert_eq!(r.allocated(), 0);
+    /// ```
+    pub fn release(&mut self) {
+        if self.head == self.tail {
+            self.buf = Vec::new();
+            self.head = 0;
+            self.tail = 0;
+        }
     }
 
     /// Reads once from `r` into the buffer; returns the byte count (0 at end of stream).
@@ -258,6 +303,33 @@ impl FrameReader {
         let start = self.head + LEN_PREFIX;
         self.head = start + len;
         Ok(Some(&self.buf[start..start + len]))
+    }
+
+    /// How many complete frames are buffered, counting no further than `limit`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// r.push(&[1, 0, 0, 0, 42, 0, 0, 0, 0, 9, 0]);
+    /// assert_eq!(r.complete_frames(10), 2); // the third has not fully arrived
+    /// assert_eq!(r.complete_frames(1), 1);
+    /// ```
+    pub fn complete_frames(&self, limit: usize) -> usize {
+        let mut at = self.head;
+        let mut n = 0;
+        while n < limit && self.tail - at >= LEN_PREFIX {
+            let mut prefix = [0; LEN_PREFIX];
+            prefix.copy_from_slice(&self.buf[at..at + LEN_PREFIX]);
+            let len = u32::from_le_bytes(prefix) as usize;
+            if len > self.max_frame as usize || self.tail - at - LEN_PREFIX < len {
+                break;
+            }
+            at += LEN_PREFIX + len;
+            n += 1;
+        }
+        n
     }
 
     /// Whether a partial frame is buffered (so an end of stream now truncates it).

@@ -61,6 +61,38 @@ impl fmt::Debug for SessionId {
     }
 }
 
+/// What resuming a session takes: its id and a secret that only the session's owner has.
+///
+/// The server draws the secret (32 bytes from the operating system's random source) when it
+/// creates the session and hands it over once, in the [`Welcome`] of an authenticated login;
+/// a [`Login::resume`] is honoured only when the secret matches (compared in constant time).
+/// The id alone names a session in the owner's own logs and error messages and is worth
+/// nothing to anyone else. `Debug` never shows the secret.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::wire::{ResumeTicket, SessionId};
+/// let t = ResumeTicket { session: SessionId([1; 16]), secret: [9; 32] };
+/// assert!(!format!("{t:?}").contains("9, 9"));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeTicket {
+    /// The session to resume.
+    pub session: SessionId,
+    /// The session's secret.
+    pub secret: [u8; 32],
+}
+
+impl fmt::Debug for ResumeTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResumeTicket")
+            .field("session", &self.session)
+            .field("secret", &"<secret>")
+            .finish()
+    }
+}
+
 /// The client's first frame. Its layout (magic, then version) never changes.
 ///
 /// # Examples
@@ -126,8 +158,9 @@ pub struct Challenge {
 pub struct Login {
     /// HMAC-SHA256 of the challenge nonce under the token (see [`super::auth`]).
     pub proof: Option<[u8; 32]>,
-    /// The session of an earlier connection to resume.
-    pub resume: Option<SessionId>,
+    /// The session of an earlier connection to resume, with its secret (from that
+    /// connection's [`Welcome`]).
+    pub resume: Option<ResumeTicket>,
 }
 
 /// The server's acceptance of a login.
@@ -135,14 +168,16 @@ pub struct Login {
 /// # Examples
 ///
 /// ```
-/// use aifm_core::wire::{SessionId, Welcome};
-/// let w = Welcome { session: SessionId([1; 16]), resumed: false, quota: 1 << 30 };
+/// use aifm_core::wire::{ResumeTicket, SessionId, Welcome};
+/// let ticket = ResumeTicket { session: SessionId([1; 16]), secret: [2; 32] };
+/// let w = Welcome { ticket, resumed: false, quota: 1 << 30 };
 /// assert!(!w.resumed);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
-    /// This connection's session (quote it in a later [`Login::resume`]).
-    pub session: SessionId,
+    /// This connection's session and its secret: quote both in a later [`Login::resume`],
+    /// and keep the secret as private as the data.
+    pub ticket: ResumeTicket,
     /// Whether the requested session was resumed (its objects are intact).
     pub resumed: bool,
     /// Bytes this session may store.

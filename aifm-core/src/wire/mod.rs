@@ -5,10 +5,13 @@
 //! Every message travels in one *frame*: a 4-byte little-endian body length, then the body,
 //! encoded with postcard. A frame longer than the receiver's maximum ([`DEFAULT_MAX_FRAME`]
 //! unless configured; the server announces its own in the handshake) is a protocol error:
-//! the receiver answers with a fatal error and closes the connection before reading the body,
-//! so a hostile length costs no memory. [`FrameReader`] is the incremental decoder both sides
-//! use; it never panics on any byte sequence (a quickcheck test and a cargo-fuzz target check
-//! this).
+//! the receiver answers with a fatal error and closes the connection before reading the body.
+//! A length within the maximum is not trusted either: [`FrameReader`], the incremental decoder
+//! both sides use, grows its buffer with the bytes that arrive (at most doubling per read),
+//! never to the announced length up front, so a hostile length costs only what was really
+//! sent. Before login both sides accept only [`HANDSHAKE_MAX_FRAME`]-byte frames, so a
+//! connection that has proved nothing holds at most that much. The reader never panics on
+//! any byte sequence (a quickcheck test and a cargo-fuzz target check this).
 //!
 //! # Handshake
 //!
@@ -17,7 +20,7 @@
 //!   ClientHello { magic, version }   ──▶
 //!                                    ◀──   ServerMsg::Challenge { version, nonce?, max_frame }
 //!   Login { proof?, resume? }        ──▶
-//!                                    ◀──   ServerMsg::Welcome { session, resumed, .. }
+//!                                    ◀──   ServerMsg::Welcome { ticket, resumed, .. }
 //!                                          or ServerMsg::Fatal(..) and close
 //! ```
 //!
@@ -26,8 +29,13 @@
 //! fatal error and closes. When the server has a token, the challenge carries a fresh random
 //! nonce and the client answers with HMAC-SHA256(token, context ‖ nonce) (see [`auth`]): the
 //! token itself never crosses the wire, and a recorded proof is useless against a new nonce.
-//! `resume` names the session of an earlier connection; within the server's grace period the
-//! client gets its namespace (and all its far objects) back.
+//! The welcome carries a [`ResumeTicket`]: the session's id and a 32-byte random secret the
+//! server drew for it. `resume` presents the ticket of an earlier connection; within the
+//! server's grace period, and only when the secret matches (compared in constant time, see
+//! [`auth::same_secret`]), the client gets its namespace (and all its far objects) back. A
+//! ticket with a wrong secret gets the same answer as one for a session that is gone (a fresh
+//! session, `resumed: false`), so guessing learns nothing. Neither end logs the secret, and
+//! the server logs session ids only at debug level.
 //!
 //! # Requests
 //!
@@ -47,8 +55,8 @@ mod message;
 
 pub use frame::{encode_frame, FrameReader, LEN_PREFIX};
 pub use message::{
-    Answer, Blob, Challenge, ClientHello, Login, Op, Reply, RequestCounts, ServerMsg, ServerStats,
-    SessionId, Welcome, WireError,
+    Answer, Blob, Challenge, ClientHello, Login, Op, Reply, RequestCounts, ResumeTicket, ServerMsg,
+    ServerStats, SessionId, Welcome, WireError,
 };
 
 use crate::error::{Error, Result};
@@ -83,11 +91,15 @@ pub fn poll_fd(fd: RawFd, events: libc::c_short, timeout: Duration) {
 /// The first four bytes of every client hello.
 pub const MAGIC: [u8; 4] = *b"AIFM";
 
-/// The protocol version this crate speaks.
-pub const VERSION: u16 = 1;
+/// The protocol version this crate speaks (2: resuming a session takes its secret).
+pub const VERSION: u16 = 2;
 
 /// The default largest frame body either side accepts (64 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 64 << 20;
+
+/// The largest frame body accepted before login (4 KiB): the handshake's messages are a few
+/// dozen bytes, so a connection that has not proved anything costs at most this much buffer.
+pub const HANDSHAKE_MAX_FRAME: u32 = 4 << 10;
 
 /// Decodes a request frame body into its id and op.
 ///

@@ -212,6 +212,38 @@ quickcheck! {
         decode_all(&framed, 1 << 20) == 1
     }
 
+    /// Whatever the bytes (length prefixes included) and however they are cut into reads,
+    /// the reader holds at most twice what it has received plus one minimum read.
+    fn reader_memory_follows_the_bytes_received(
+        data: Vec<u8>,
+        cuts: Vec<u16>,
+        announced_less: u32
+    ) -> bool {
+        // A frame announcing about 1 MiB, then the (random) bytes that really come.
+        let max: u32 = 1 << 20;
+        let announced = max - announced_less % 4096;
+        let mut r = FrameReader::new(max);
+        let mut stream = announced.to_le_bytes().to_vec();
+        stream.extend_from_slice(&data);
+        let mut rest = &stream[..];
+        let mut received = 0;
+        // The prefix arrives on its own, then the rest in random pieces.
+        let mut cuts = std::iter::once(LEN_PREFIX as u16).chain(cuts.into_iter().cycle());
+        while !rest.is_empty() {
+            let take = (cuts.next().unwrap_or(u16::MAX) as usize).clamp(1, rest.len());
+            let mut piece = &rest[..take];
+            while !piece.is_empty() {
+                received += r.read_from(&mut piece).unwrap();
+                if r.allocated() > 2 * received + (16 << 10) {
+                    return false;
+                }
+                while let Ok(Some(_)) = r.next_frame() {}
+            }
+            rest = &rest[take..];
+        }
+        true
+    }
+
     fn corrupted_requests_never_panic(key: Vec<u8>, flips: Vec<(usize, u8)>) -> TestResult {
         let mut buf = Vec::new();
         let op = Op::WriteMany { ds: 1, items: vec![(Blob(&key), Blob(&key))] };
@@ -226,4 +258,51 @@ quickcheck! {
         decode_all(&buf, 1 << 20);
         TestResult::passed()
     }
+}
+
+/// Issue 15, finding 3: a length prefix alone must not make the reader allocate (and
+/// zero-fill) the announced body; its buffer grows with the bytes that really arrive.
+#[test]
+fn reader_grows_with_the_bytes_that_arrive_not_the_announced_length() {
+    let max = 64 << 20;
+    let mut r = FrameReader::new(max);
+    let mut start = (max - 8).to_le_bytes().to_vec();
+    start.extend_from_slice(&[7; 100]);
+    let mut input = &start[..];
+    r.read_from(&mut input).unwrap();
+    assert_eq!(r.next_frame().unwrap(), None);
+    assert!(
+        r.allocated() <= 64 << 10,
+        "{} bytes held for 104 received",
+        r.allocated()
+    );
+    // The frame still completes when the rest trickles in, and the buffer stays within a
+    // small factor of what arrived.
+    let body: Vec<u8> = (0..max as usize - 8).map(|i| i as u8).collect();
+    let mut rest = &body[100..];
+    let mut received = start.len();
+    while !rest.is_empty() {
+        let piece = &rest[..rest.len().min(1 << 20)];
+        let mut src = piece;
+        while !src.is_empty() {
+            let n = r.read_from(&mut src).unwrap();
+            received += n;
+            assert!(r.allocated() <= 2 * received + (64 << 10));
+        }
+        rest = &rest[piece.len()..];
+    }
+    let got = r.next_frame().unwrap().unwrap();
+    assert_eq!(&got[..100], &[7; 100]);
+    assert_eq!(&got[100..], &body[100..]);
+}
+
+/// Issue 15, finding 3: the handshake's frames are small, so a pre-login reader refuses a
+/// length beyond [`HANDSHAKE_MAX_FRAME`] at once.
+#[test]
+fn handshake_frames_have_a_small_maximum() {
+    const { assert!(HANDSHAKE_MAX_FRAME <= 64 << 10) };
+    let mut r = FrameReader::new(HANDSHAKE_MAX_FRAME);
+    r.push(&(HANDSHAKE_MAX_FRAME + 1).to_le_bytes());
+    assert!(r.next_frame().is_err());
+    assert!(r.allocated() <= HANDSHAKE_MAX_FRAME as usize + LEN_PREFIX);
 }

@@ -80,6 +80,11 @@ impl ServerProc {
         TcpBuilder::new(self.addr.clone()).timeout(Duration::from_secs(10))
     }
 
+    /// Everything the server has logged so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
     /// Waits (bounded) until the server's log contains `needle`.
     pub fn log_contains(&self, needle: &str) -> bool {
         let end = Instant::now() + Duration::from_secs(10);
@@ -90,6 +95,11 @@ impl ServerProc {
             thread::sleep(Duration::from_millis(10));
         }
         false
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn kill(&mut self) {
