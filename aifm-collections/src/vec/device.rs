@@ -645,3 +645,7 @@ pub(crate) fn run(s: &dyn ChunkSource, req: Request) -> Result<Reply> {
         ),
     }
 }
+
+#[cfg(test)]
+#[path = "device_tests.rs"]
+mod tests;
