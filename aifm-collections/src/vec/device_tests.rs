@@ -143,9 +143,10 @@ fn sizes_from_the_client_are_checked_before_anything_is_allocated() {
             kind: NumKind::U64,
             shape: shape(n),
         },
+        // Index 2^39 lies in chunk 2^30: one of the shard's, but not held.
         Request::Pick {
             shape: shape(n),
-            idx: vec![n - 1, 0, 1 << 44],
+            idx: vec![n - 1, 0, 1 << 39],
         },
     ];
     for req in &sharded {
