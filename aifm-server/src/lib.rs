@@ -59,6 +59,8 @@
 
 mod conn;
 pub mod dispatch;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod sessions;
 mod stats;
 

@@ -166,3 +166,72 @@ fn constructing_structures_is_charged() {
     );
     assert_eq!(raw.recv(), Said::Ok(1 << 41, "Done".into()));
 }
+
+/// A device with a bug: every computation panics.
+struct Buggy(aifm_core::engine::ObjectStore);
+
+impl aifm_core::engine::RemoteDevice for Buggy {
+    fn type_name(&self) -> &str {
+        "test.buggy"
+    }
+    fn read(&self, k: &[u8]) -> aifm_core::Result<Option<Vec<u8>>> {
+        self.0.read(k)
+    }
+    fn write(&self, k: &[u8], v: &[u8]) -> aifm_core::Result<()> {
+        self.0.write(k, v)
+    }
+    fn remove(&self, k: &[u8]) -> aifm_core::Result<bool> {
+        self.0.remove(k)
+    }
+    fn compute(&self, _op: u32, input: &[u8]) -> aifm_core::Result<Vec<u8>> {
+        panic!("a device bug on {} input bytes", input.len())
+    }
+    fn clear(&self) {
+        self.0.clear()
+    }
+}
+
+fn buggy(r: &aifm_core::engine::DeviceRegistry) {
+    r.register("test.buggy", |_, quota| {
+        Ok(Box::new(Buggy(aifm_core::engine::ObjectStore::new(quota))))
+    });
+}
+
+/// Finding 1: a panic in a device is a typed error for that request; the connection, its
+/// session and the connection count are intact.
+#[test]
+fn a_panicking_device_fails_its_request_not_the_connection() {
+    let server = aifm_server::Server::bind(aifm_server::Config {
+        listen: "127.0.0.1:0".into(),
+        devices: vec![buggy],
+        stats_interval: None,
+        ..Default::default()
+    })
+    .unwrap()
+    .spawn()
+    .unwrap();
+    let addr = server.addr().to_string();
+    let mut raw = Raw::login(&addr);
+    raw.send_op(
+        1,
+        &Op::Construct {
+            ds: 1,
+            device: "test.buggy",
+            params: Blob(b""),
+        },
+    );
+    assert_eq!(raw.recv(), Said::Ok(1, "Done".into()));
+    raw.send_op(
+        2,
+        &Op::Compute {
+            ds: 1,
+            opcode: 0,
+            input: Blob(b"boom"),
+        },
+    );
+    assert!(matches!(raw.recv(), Said::Err(2, Error::Remote(_))));
+    raw.send_op(3, &Op::Ping);
+    assert_eq!(raw.recv(), Said::Ok(3, "Pong".into()));
+    drop(raw);
+    assert!(common::eventually(|| server.stats().connections == 0));
+}
