@@ -210,14 +210,23 @@ fn check(d: &Dispatcher, clients: &[Session; 2]) {
 /// aifm_server::fuzzing::drive(b"any bytes at all make a session");
 /// ```
 pub fn drive(data: &[u8]) {
-    let d = Dispatcher::new(Config {
-        capacity: CAPACITY,
-        client_quota: Some(CLIENT_QUOTA),
-        max_frame: MAX_FRAME,
-        devices: vec![aifm_collections::register_devices],
-        ..Config::default()
-    })
-    .expect("a valid configuration");
+    thread_local! {
+        /// One server per thread, reused by every session on it: its pool must be back at
+        /// zero after each.
+        static SERVER: Dispatcher = Dispatcher::new(Config {
+            capacity: CAPACITY,
+            client_quota: Some(CLIENT_QUOTA),
+            max_frame: MAX_FRAME,
+            devices: vec![aifm_collections::register_devices],
+            ..Config::default()
+        })
+        .expect("a valid configuration");
+    }
+    SERVER.with(|d| session(d, data));
+}
+
+fn session(d: &Dispatcher, data: &[u8]) {
+    assert_eq!(d.charged_bytes(), 0, "charges left by an earlier session");
     let mut u = Unstructured::new(data);
     {
         let clients = [d.session(), d.session()];
@@ -232,12 +241,12 @@ pub fn drive(data: &[u8]) {
             send(who, &Op::Construct { ds: 3, device: map::DEVICE, params: Blob(b"") });
             send(who, &Op::Construct { ds: 4, device: OBJECT_STORE_DEVICE, params: Blob(b"") });
         }
-        check(&d, &clients);
+        check(d, &clients);
         while !u.is_empty() {
             if step(&mut u, &clients, &tokens).is_err() {
                 break;
             }
-            check(&d, &clients);
+            check(d, &clients);
         }
     }
     assert_eq!(d.charged_bytes(), 0, "charges left after every client left");

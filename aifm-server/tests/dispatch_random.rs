@@ -11,7 +11,7 @@ fn random_sessions_never_break_the_server() {
         TestResult::passed()
     }
     QuickCheck::new()
-        .set_rng(quickcheck::Gen::new(4096))
+        .rng(quickcheck::Gen::new(4096))
         .tests(300)
         .quickcheck(prop as fn(Vec<u8>) -> TestResult);
 }
