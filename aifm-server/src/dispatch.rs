@@ -31,7 +31,12 @@ use std::sync::Arc;
 ///
 /// # Errors
 /// Only when the body has no readable request id: the connection must end.
-pub(crate) fn answer(shared: &Shared, ns: &Namespace, body: &[u8], out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn answer(
+    shared: &Shared,
+    ns: &Namespace,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let (id, op) = wire::decode_request(body)?;
     let mut hold = ns.reply_hold();
     let result = op.and_then(|op| {
@@ -76,7 +81,12 @@ fn respond(out: &mut Vec<u8>, id: u64, result: Result<Answer>, max_frame: u32) {
 }
 
 /// Runs `op`, turning a panic into [`Error::Remote`].
-fn execute(shared: &Shared, ns: &Namespace, op: &Op<'_>, hold: &mut ReplyHold<'_>) -> Result<Answer> {
+fn execute(
+    shared: &Shared,
+    ns: &Namespace,
+    op: &Op<'_>,
+    hold: &mut ReplyHold<'_>,
+) -> Result<Answer> {
     match panic::catch_unwind(AssertUnwindSafe(|| run(shared, ns, op, hold))) {
         Ok(r) => r,
         Err(payload) => {
@@ -107,7 +117,9 @@ fn run(shared: &Shared, ns: &Namespace, op: &Op<'_>, hold: &mut ReplyHold<'_>) -
             Answer::Done
         }
         Op::Remove { ds, key } => Answer::Removed(ns.remove(ds, key.0)?),
-        Op::ReadMany { ds, ref keys } => Answer::Values(ns.read_many(ds, keys.iter().map(|k| k.0), hold)?),
+        Op::ReadMany { ds, ref keys } => {
+            Answer::Values(ns.read_many(ds, keys.iter().map(|k| k.0), hold)?)
+        }
         Op::WriteMany { ds, ref items } => {
             ns.write_many(ds, items.iter().map(|(k, v)| (k.0, v.0)))?;
             Answer::Done

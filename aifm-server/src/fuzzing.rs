@@ -67,13 +67,13 @@ fn key(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
 /// A value: mostly small, sometimes large, sometimes a chunk of `u64`s `0..n` (so gathers and
 /// permutation checks have indices to work with).
 fn value(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
-    Ok(match u.int_in_range(0u8..=7)? {
-        0..=3 => bytes(u, 64)?,
-        4 | 5 => {
+    Ok(match u.int_in_range(0u8..=15)? {
+        0..=7 => bytes(u, 64)?,
+        8..=12 => {
             let n = u.int_in_range(0u64..=32)?;
             (0..n).flat_map(u64::to_le_bytes).collect()
         }
-        6 => vec![u.arbitrary::<u8>()?; u.int_in_range(0usize..=(64 << 10))?],
+        13 | 14 => vec![u.arbitrary::<u8>()?; u.int_in_range(0usize..=(64 << 10))?],
         _ => vec![0; u.int_in_range(0usize..=(MAX_FRAME as usize))?],
     })
 }
@@ -106,7 +106,10 @@ fn send(who: &Session, op: &Op<'_>) {
     who.request(&frame[wire::LEN_PREFIX..], &mut out)
         .expect("a request with an id is answered");
     let body = &out[wire::LEN_PREFIX..];
-    assert!(body.len() <= MAX_FRAME as usize, "a reply larger than a frame");
+    assert!(
+        body.len() <= MAX_FRAME as usize,
+        "a reply larger than a frame"
+    );
     match wire::decode_exact::<ServerMsg<'_>>(body) {
         Ok(ServerMsg::Response { id: 1, .. }) => {}
         other => panic!("not a response: {other:?}"),
@@ -117,19 +120,40 @@ fn send(who: &Session, op: &Op<'_>) {
 fn step(u: &mut Unstructured<'_>, clients: &[Session; 2], tokens: &[u128]) -> Result<()> {
     let who = &clients[usize::from(u.arbitrary::<bool>()?)];
     match u.int_in_range(0u8..=12)? {
-        0 => send(who, &Op::Read { ds: ds(u)?, key: Blob(&key(u)?) }),
+        0 => send(
+            who,
+            &Op::Read {
+                ds: ds(u)?,
+                key: Blob(&key(u)?),
+            },
+        ),
         1 | 2 => {
             let (k, v) = (key(u)?, value(u)?);
-            send(who, &Op::Write { ds: ds(u)?, key: Blob(&k), value: Blob(&v) })
+            send(
+                who,
+                &Op::Write {
+                    ds: ds(u)?,
+                    key: Blob(&k),
+                    value: Blob(&v),
+                },
+            )
         }
-        3 => send(who, &Op::Remove { ds: ds(u)?, key: Blob(&key(u)?) }),
+        3 => send(
+            who,
+            &Op::Remove {
+                ds: ds(u)?,
+                key: Blob(&key(u)?),
+            },
+        ),
         4 => {
             // Repeated keys (reply amplification) and sometimes very many.
             let distinct: Vec<Vec<u8>> = (0..u.int_in_range(1usize..=4)?)
                 .map(|_| key(u))
                 .collect::<Result<_>>()?;
             let n = *u.choose(&[1usize, 8, 300, 5000, 70_000])?;
-            let keys = (0..n).map(|i| Blob(&distinct[i % distinct.len()])).collect();
+            let keys = (0..n)
+                .map(|i| Blob(&distinct[i % distinct.len()]))
+                .collect();
             send(who, &Op::ReadMany { ds: ds(u)?, keys })
         }
         5 => {
@@ -156,7 +180,14 @@ fn step(u: &mut Unstructured<'_>, clients: &[Session; 2], tokens: &[u128]) -> Re
             } else {
                 map_input(u)?
             };
-            send(who, &Op::Compute { ds, opcode, input: Blob(&input) })
+            send(
+                who,
+                &Op::Compute {
+                    ds,
+                    opcode,
+                    input: Blob(&input),
+                },
+            )
         }
         11 => {
             let after = if u.arbitrary()? { Some(key(u)?) } else { None };
@@ -194,11 +225,21 @@ fn construct(u: &mut Unstructured<'_>, who: &Session, tokens: &[u128]) -> Result
 fn check(d: &Dispatcher, clients: &[Session; 2]) {
     let mut total = 0;
     for c in clients {
-        assert!(c.charged_bytes() <= CLIENT_QUOTA, "a client beyond its quota");
-        assert!(c.stored_bytes() <= c.charged_bytes(), "stored beyond charged");
+        assert!(
+            c.charged_bytes() <= CLIENT_QUOTA,
+            "a client beyond its quota"
+        );
+        assert!(
+            c.stored_bytes() <= c.charged_bytes(),
+            "stored beyond charged"
+        );
         total += c.charged_bytes();
     }
-    assert_eq!(d.charged_bytes(), total, "the pool disagrees with the clients");
+    assert_eq!(
+        d.charged_bytes(),
+        total,
+        "the pool disagrees with the clients"
+    );
     assert!(total <= CAPACITY, "the server beyond its capacity");
 }
 
@@ -236,10 +277,31 @@ fn session(d: &Dispatcher, data: &[u8]) {
         for (c, who) in clients.iter().enumerate() {
             let ds_tokens = [(1u32, tokens[0]), (2, tokens[c + 1])];
             for (ds, token) in ds_tokens {
-                send(who, &Op::Construct { ds, device: vec::DEVICE, params: Blob(&token.to_le_bytes()) });
+                send(
+                    who,
+                    &Op::Construct {
+                        ds,
+                        device: vec::DEVICE,
+                        params: Blob(&token.to_le_bytes()),
+                    },
+                );
             }
-            send(who, &Op::Construct { ds: 3, device: map::DEVICE, params: Blob(b"") });
-            send(who, &Op::Construct { ds: 4, device: OBJECT_STORE_DEVICE, params: Blob(b"") });
+            send(
+                who,
+                &Op::Construct {
+                    ds: 3,
+                    device: map::DEVICE,
+                    params: Blob(b""),
+                },
+            );
+            send(
+                who,
+                &Op::Construct {
+                    ds: 4,
+                    device: OBJECT_STORE_DEVICE,
+                    params: Blob(b""),
+                },
+            );
         }
         check(d, &clients);
         while !u.is_empty() {

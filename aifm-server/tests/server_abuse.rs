@@ -98,7 +98,13 @@ fn a_refused_write_many_stores_nothing() {
     );
     assert!(matches!(raw.recv(), Said::Err(1, Error::ServerFull { .. })));
     assert_eq!(stored(&mut raw, 2), 0);
-    raw.send_op(3, &Op::Read { ds: OBJECT_STORE, key: Blob(&keys[0]) });
+    raw.send_op(
+        3,
+        &Op::Read {
+            ds: OBJECT_STORE,
+            key: Blob(&keys[0]),
+        },
+    );
     assert_eq!(raw.recv(), Said::Ok(3, "Value(None)".into()));
 }
 
@@ -110,7 +116,9 @@ fn empty_objects_are_charged_their_overhead() {
     let mut raw = Raw::login(&server.addr);
     let mut accepted = 0u64;
     for batch in 0..300u64 {
-        let keys: Vec<[u8; 8]> = (0..1000).map(|i| (batch * 1000 + i).to_le_bytes()).collect();
+        let keys: Vec<[u8; 8]> = (0..1000)
+            .map(|i| (batch * 1000 + i).to_le_bytes())
+            .collect();
         let items = keys.iter().map(|k| (Blob(&k[..]), Blob(b""))).collect();
         raw.send_op(
             batch,

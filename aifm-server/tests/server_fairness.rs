@@ -45,7 +45,10 @@ fn abuse(addr: String, kind: u8, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
             let keys = vec![Blob(b"big"); 4000];
             let value = vec![1u8; 200 << 10];
             let wkeys: Vec<[u8; 8]> = (0..4).map(|j| (id * 4 + j).to_le_bytes()).collect();
-            let items = wkeys.iter().map(|k| (Blob(&k[..]), Blob(&value[..]))).collect();
+            let items = wkeys
+                .iter()
+                .map(|k| (Blob(&k[..]), Blob(&value[..])))
+                .collect();
             let op = match kind {
                 0 => Op::ReadMany {
                     ds: OBJECT_STORE,

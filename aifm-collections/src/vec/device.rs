@@ -264,7 +264,9 @@ impl ChunkSource for VecStore {
             .quota
             .peers()
             .find::<VecStore>(DEVICE, token)
-            .ok_or_else(|| Error::Remote(format!("{DEVICE}: no vector with the given token here")))?)
+            .ok_or_else(|| {
+                Error::Remote(format!("{DEVICE}: no vector with the given token here"))
+            })?)
     }
 
     fn held(&self) -> Option<u64> {

@@ -169,7 +169,6 @@ fn gather(s: &dyn ChunkSource, shape: Shape, idx: Other, from: u64, to: u64) -> 
     Ok(out)
 }
 
-
 fn is_permutation(s: &dyn ChunkSource, idx: Other, n: u64) -> Result<bool> {
     check_elem::<u64>(&idx.shape)?;
     if idx.shape.len != n {

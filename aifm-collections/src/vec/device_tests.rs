@@ -14,7 +14,9 @@ fn namespace(engine: &Engine) -> Namespace {
     let ns = engine.namespace(64 << 20);
     ns.construct(VEC, DEVICE, &TOKEN.to_le_bytes()).unwrap();
     for c in 0..4u64 {
-        let chunk: Vec<u8> = (c * 512..(c + 1) * 512).flat_map(u64::to_le_bytes).collect();
+        let chunk: Vec<u8> = (c * 512..(c + 1) * 512)
+            .flat_map(u64::to_le_bytes)
+            .collect();
         ns.write(VEC, &c.to_le_bytes(), &chunk).unwrap();
     }
     ns
@@ -169,7 +171,15 @@ fn sizes_from_the_client_are_checked_before_anything_is_allocated() {
         Reply::Bytes(b) => assert_eq!(b, [510u64, 511, 512, 513].map(u64::to_le_bytes).concat()),
         r => panic!("{r:?}"),
     }
-    match call(&ns, &Request::IsPermutation { idx: own(2048), n: 2048 }).unwrap() {
+    match call(
+        &ns,
+        &Request::IsPermutation {
+            idx: own(2048),
+            n: 2048,
+        },
+    )
+    .unwrap()
+    {
         Reply::Bool(b) => assert!(b),
         r => panic!("{r:?}"),
     }
@@ -283,7 +293,15 @@ fn tokens_name_vectors_of_the_callers_namespace_only() {
     b.write(VEC + 1, &0u64.to_le_bytes(), &[0xffu8; 4096])
         .unwrap();
     // A's token still names A's own index vector.
-    match call(&a, &Request::IsPermutation { idx: own(2048), n: 2048 }).unwrap() {
+    match call(
+        &a,
+        &Request::IsPermutation {
+            idx: own(2048),
+            n: 2048,
+        },
+    )
+    .unwrap()
+    {
         Reply::Bool(b) => assert!(b, "A's index vector was replaced by B's"),
         r => panic!("{r:?}"),
     }

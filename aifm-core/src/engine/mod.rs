@@ -526,8 +526,9 @@ impl Namespace {
             dev.check_key(k)?;
             worst = worst.saturating_add((k.len() + v.len()) as u64 + overhead);
         }
-        self.quota
-            .reserved(worst, || items.clone().try_for_each(|(k, v)| dev.write(k, v)))
+        self.quota.reserved(worst, || {
+            items.clone().try_for_each(|(k, v)| dev.write(k, v))
+        })
     }
 
     /// Removes objects `keys` of structure `ds`, all or none (every key is checked first).
