@@ -1,6 +1,6 @@
 //! One request of a logged-in client, answered against its namespace.
 //!
-//! The connection layer hands [`answer`] each complete request frame; it decodes it, runs
+//! The connection layer hands `answer` each complete request frame; it decodes it, runs
 //! it, and appends the response frame. What holds for every request:
 //!
 //! * **A panic is a typed error.** A device that panics (a bug) fails that request with
@@ -181,7 +181,7 @@ fn key_page(
 }
 
 /// A server's request handling without its sockets: the same engine, devices, limits and
-/// [`answer`] path as a running server, driven by request frame bodies. For tests and
+/// `answer` path as a running server, driven by request frame bodies. For tests and
 /// fuzzing; a connection's handshake, deadlines and flow control are not part of it.
 ///
 /// # Examples
