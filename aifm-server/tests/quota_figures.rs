@@ -13,7 +13,12 @@ use aifm_server::{Config, Dispatcher};
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() << 10
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        << 10
 }
 
 #[test]
@@ -28,7 +33,9 @@ fn figure_object_and_structure_cost() {
     const OBJECTS: u64 = 300_000;
     let before = rss();
     for batch in 0..OBJECTS / 1000 {
-        let keys: Vec<[u8; 8]> = (0..1000).map(|i| (batch * 1000 + i).to_le_bytes()).collect();
+        let keys: Vec<[u8; 8]> = (0..1000)
+            .map(|i| (batch * 1000 + i).to_le_bytes())
+            .collect();
         let items = keys.iter().map(|k| (Blob(&k[..]), Blob(b""))).collect();
         s.call(&Op::WriteMany {
             ds: OBJECT_STORE,
