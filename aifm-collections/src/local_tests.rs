@@ -82,9 +82,14 @@ mod vec {
         shape: Shape,
     }
 
+    thread_local! {
+        /// One namespace's quota per test: its vectors find each other by token in it.
+        static QUOTA: Arc<Quota> = Arc::new(Quota::new(u64::MAX));
+    }
+
     /// A vector of `values` stored both in a server device and in `far`.
     fn vector(far: &MemFar, token: u128, values: &[u64], chunk_len: u64) -> Pair {
-        let device = device::factory(&token.to_le_bytes(), Arc::new(Quota::new(u64::MAX))).unwrap();
+        let device = device::factory(&token.to_le_bytes(), QUOTA.with(Arc::clone)).unwrap();
         let objects = far.add(device::DEVICE, &token.to_le_bytes());
         for (i, chunk) in values.chunks(chunk_len as usize).enumerate() {
             let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();

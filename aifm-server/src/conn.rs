@@ -7,7 +7,7 @@ use crate::limits::Slot;
 use crate::Shared;
 use aifm_core::engine::Namespace;
 pub(crate) use aifm_core::wire::poll_fd;
-use aifm_core::wire::{self, Answer, FrameReader, Op, ServerMsg, SessionId, WireError};
+use aifm_core::wire::{self, FrameReader, ServerMsg, SessionId, WireError};
 use aifm_core::{Error, Result};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -375,145 +375,10 @@ fn answer_buffered(
     let mut answered = 0;
     while let Some(body) = rd.next_frame()? {
         answered += 1;
-        let (id, op) = wire::decode_request(body)?;
-        let result = op.and_then(|op| {
-            shared.counters.count(&op);
-            execute(shared, ns, &op)
-        });
-        if let Err(e) = &result {
-            shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(id, "request failed: {e}");
-        }
-        respond(out, id, result, shared.max_frame);
+        crate::dispatch::answer(shared, ns, body, out)?;
         if out.len() >= FLUSH_AT || answered >= shared.max_in_flight {
             return Ok((answered, true));
         }
     }
     Ok((answered, false))
-}
-
-fn respond(out: &mut Vec<u8>, id: u64, result: Result<Answer>, max_frame: u32) {
-    let encoded = match &result {
-        Ok(a) => wire::encode_frame(
-            &ServerMsg::Response {
-                id,
-                result: Ok(a.as_reply()),
-            },
-            out,
-            max_frame,
-        ),
-        Err(e) => wire::encode_frame(
-            &ServerMsg::Response {
-                id,
-                result: Err(WireError::from(e)),
-            },
-            out,
-            max_frame,
-        ),
-    };
-    if let Err(e) = encoded {
-        // The answer is larger than a frame: say so instead.
-        let msg = ServerMsg::Response {
-            id,
-            result: Err(WireError::Protocol(format!("the reply does not fit: {e}"))),
-        };
-        let _ = wire::encode_frame(&msg, out, max_frame);
-    }
-}
-
-/// Runs a mutating operation against the shared capacity: reserves `need` bytes first
-/// (refusing with `ServerFull` when they are not there), then settles to the namespace's
-/// actual growth.
-fn charged<T>(
-    shared: &Shared,
-    ns: &Namespace,
-    need: u64,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    shared.budget.reserve(need)?;
-    let before = ns.stored_bytes();
-    let r = f();
-    let grew = ns.stored_bytes() as i128 - before as i128;
-    shared.budget.settle(need, grew);
-    r
-}
-
-fn execute(shared: &Shared, ns: &Namespace, op: &Op<'_>) -> Result<Answer> {
-    Ok(match *op {
-        Op::Ping => Answer::Pong,
-        Op::Read { ds, key } => Answer::Value(ns.read(ds, key.0)?),
-        Op::Write { ds, key, value } => {
-            let need = (key.0.len() + value.0.len()) as u64;
-            charged(shared, ns, need, || ns.write(ds, key.0, value.0))?;
-            Answer::Done
-        }
-        Op::Remove { ds, key } => Answer::Removed(charged(shared, ns, 0, || ns.remove(ds, key.0))?),
-        Op::ReadMany { ds, ref keys } => Answer::Values(
-            keys.iter()
-                .map(|k| ns.read(ds, k.0))
-                .collect::<Result<_>>()?,
-        ),
-        Op::WriteMany { ds, ref items } => {
-            let need = items
-                .iter()
-                .map(|(k, v)| (k.0.len() + v.0.len()) as u64)
-                .sum();
-            charged(shared, ns, need, || {
-                items.iter().try_for_each(|(k, v)| ns.write(ds, k.0, v.0))
-            })?;
-            Answer::Done
-        }
-        Op::RemoveMany { ds, ref keys } => {
-            charged(shared, ns, 0, || {
-                keys.iter().try_for_each(|k| ns.remove(ds, k.0).map(drop))
-            })?;
-            Answer::Done
-        }
-        Op::Construct { ds, device, params } => {
-            charged(shared, ns, 0, || ns.construct(ds, device, params.0))?;
-            Answer::Done
-        }
-        Op::Destruct { ds } => {
-            charged(shared, ns, 0, || ns.destruct(ds))?;
-            Answer::Done
-        }
-        Op::Compute { ds, opcode, input } => {
-            Answer::Output(charged(shared, ns, 0, || ns.compute(ds, opcode, input.0))?)
-        }
-        Op::StoredBytes => Answer::Bytes(ns.stored_bytes()),
-        Op::Stats => Answer::Stats(shared.stats()),
-        Op::Keys { ds, after, limit } => Answer::Keys(key_page(shared, ns, ds, after, limit)?),
-    })
-}
-
-/// Most keys one listing page returns, whatever the client asks.
-const MAX_KEYS_PAGE: u32 = 1 << 16;
-
-/// One page of a key listing, cut short (never empty unless the listing is over) so that the
-/// reply fits a frame.
-fn key_page(
-    shared: &Shared,
-    ns: &Namespace,
-    ds: u32,
-    after: Option<aifm_core::wire::Blob<'_>>,
-    limit: u32,
-) -> Result<Vec<Vec<u8>>> {
-    if limit == 0 {
-        return Err(Error::Protocol(
-            "a key listing asks for at least one key".into(),
-        ));
-    }
-    let mut page = ns.keys(ds, after.map(|a| a.0), limit.min(MAX_KEYS_PAGE) as usize)?;
-    // Room for the response envelope, then a varint length (at most 5 bytes) per key.
-    let budget = (shared.max_frame as usize).saturating_sub(64);
-    let mut used = 0;
-    let fits = page
-        .iter()
-        .position(|k| {
-            used += k.len() + 5;
-            used > budget
-        })
-        .unwrap_or(page.len());
-    page.truncate(fits.max(1));
-    Ok(page)
 }

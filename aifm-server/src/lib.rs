@@ -37,11 +37,16 @@
 //!   session whose last connection closed is kept for the grace period, then reclaimed: its
 //!   structures are cleared and its bytes return to the capacity.
 //! * **Capacity.** Each namespace has its own quota (`client_quota`, default: the whole
-//!   capacity); on top, the server's capacity is shared by all: a write reserves its bytes
-//!   before it runs and is refused with `ServerFull` when they are not there, so nothing
-//!   already stored is harmed. Device computations may grow a namespace without a
-//!   reservation; the shared figure is recomputed from the namespaces on every housekeeping
-//!   tick, so it never drifts for long.
+//!   capacity); on top, the server's capacity is a pool shared by all (the engine's
+//!   [`Pool`](aifm_core::engine::Pool)): every charge takes from both or from neither, so a
+//!   write beyond either is refused with `ServerFull` and nothing already stored is harmed.
+//!   A charge is what the client costs: key and value bytes plus a per-object overhead, a
+//!   fixed cost per constructed structure; a batch is admitted or refused as a whole (see
+//!   [`aifm_core::engine::quota`]). The limits are [`Limits::server`] of the frame size.
+//! * **Requests.** Each is run by [`dispatch`]: panics in a device become a typed error for
+//!   that request, replies are sized before they are built (at most one frame), batches
+//!   name at most [`MAX_BATCH_KEYS`](aifm_core::engine::MAX_BATCH_KEYS) keys.
+//!   [`Dispatcher`] runs the same code without sockets (tests, fuzzing).
 //! * **Limits and deadlines.** Before login a connection accepts only 4 KiB frames and must
 //!   log in within `handshake_timeout`; after it, a frame must arrive within
 //!   `frame_timeout` of its first byte, answers must be read within the same, and a
@@ -63,16 +68,20 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+pub mod dispatch;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod limits;
 mod sessions;
 mod stats;
 
 pub use aifm_core::wire::ServerStats;
+pub use dispatch::{Dispatcher, Session};
 
 use aifm_core::wire;
 
-use aifm_core::engine::{DeviceRegistry, Engine};
-use limits::{ConnTable, Limits};
+use aifm_core::engine::{DeviceRegistry, Engine, Limits};
+use limits::{ConnLimits, ConnTable};
 use sessions::Sessions;
 use stats::Counters;
 use std::io;
@@ -286,40 +295,21 @@ impl ShutdownHandle {
     }
 }
 
-/// The bytes shared by all namespaces.
-#[derive(Debug)]
-pub(crate) struct Budget {
-    capacity: u64,
-    used: AtomicU64,
-}
-
-impl Budget {
-    /// Takes `n` bytes or refuses.
-    fn reserve(&self, n: u64) -> aifm_core::Result<()> {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                u.checked_add(n).filter(|&t| t <= self.capacity)
-            })
-            .map(drop)
-            .map_err(|_| aifm_core::Error::ServerFull { needed: n })
+/// Refuses settings no server can run with.
+fn check(config: &Config) -> io::Result<()> {
+    if config.capacity == 0 || config.max_frame < 64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "capacity must be positive and max_frame at least 64 bytes",
+        ));
     }
-
-    /// Corrects a reservation of `reserved` bytes after the namespace grew by `grew`.
-    fn settle(&self, reserved: u64, grew: i128) {
-        let delta = grew - reserved as i128;
-        let _ = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                Some((u as i128 + delta).clamp(0, u64::MAX as i128) as u64)
-            });
-    }
+    Ok(())
 }
 
 /// State shared by the accept loop, the connections and the housekeeper.
 pub(crate) struct Shared {
     pub engine: Engine,
     pub sessions: Sessions,
-    pub budget: Budget,
     pub counters: Counters,
     pub shutdown: ShutdownHandle,
     pub token: Option<Vec<u8>>,
@@ -340,6 +330,45 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The server's state for `config`: its engine (with `config.devices` registered), one
+    /// pool of `config.capacity` bytes for all namespaces, the server's [`Limits`].
+    fn new(config: Config) -> Shared {
+        let engine = Engine::with_limits(config.capacity, Limits::server(config.max_frame));
+        for register in &config.devices {
+            register(engine.registry());
+        }
+        let cores = thread::available_parallelism().map_or(2, |n| n.get());
+        Shared {
+            engine,
+            sessions: Sessions::default(),
+            counters: Counters::default(),
+            shutdown: ShutdownHandle(Arc::new(AtomicBool::new(false))),
+            token: config.token,
+            client_quota: config.client_quota.unwrap_or(config.capacity),
+            max_frame: config.max_frame,
+            spin: config.spin,
+            handshake_timeout: config.handshake_timeout,
+            frame_timeout: config.frame_timeout,
+            idle_timeout: Some(config.idle_timeout).filter(|d| !d.is_zero()),
+            max_in_flight: config.max_in_flight.max(1),
+            max_sessions: config.max_sessions.max(1),
+            table: ConnTable::new(ConnLimits {
+                max_connections: config.max_connections.max(1),
+                max_per_ip: config.max_connections_per_ip.max(1),
+                evict_after: config.evict_idle_after,
+            }),
+            spinners: AtomicUsize::new(0),
+            max_spinners: (cores - 1).max(1),
+            connections: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// The capacity shared by all namespaces.
+    fn capacity(&self) -> u64 {
+        self.engine.pool().map_or(u64::MAX, |p| p.capacity())
+    }
+
     pub fn stats(&self) -> ServerStats {
         let (sessions, structures, stored) = self.sessions.totals();
         ServerStats {
@@ -347,7 +376,7 @@ impl Shared {
             sessions,
             structures,
             stored_bytes: stored,
-            capacity_bytes: self.budget.capacity,
+            capacity_bytes: self.capacity(),
             requests: self.counters.requests(),
             errors: self.counters.errors.load(Ordering::Relaxed),
             protocol_errors: self.counters.protocol_errors.load(Ordering::Relaxed),
@@ -371,14 +400,12 @@ impl Shared {
         drop(ns); // clears its structures
     }
 
-    /// Reclaims expired sessions and re-derives the shared budget from the namespaces.
+    /// Reclaims expired sessions (dropping a namespace gives all its charges back).
     fn housekeep(&self, grace: Duration) {
         let reclaimed = self.sessions.reap(grace);
         for (id, ns) in reclaimed {
             self.reclaimed(id, ns, "session reclaimed after the grace period");
         }
-        let (_, _, stored) = self.sessions.totals();
-        self.budget.used.store(stored, Ordering::Release);
     }
 }
 
@@ -426,52 +453,16 @@ impl Server {
     /// assert!(e.is_err());
     /// ```
     pub fn bind(config: Config) -> io::Result<Server> {
-        if config.capacity == 0 || config.max_frame < 64 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "capacity must be positive and max_frame at least 64 bytes",
-            ));
-        }
+        check(&config)?;
         let addrs: Vec<SocketAddr> = config.listen.to_socket_addrs()?.collect();
         let listener = TcpListener::bind(&addrs[..])?;
-        let engine = Engine::default();
-        for register in &config.devices {
-            register(engine.registry());
-        }
-        let cores = thread::available_parallelism().map_or(2, |n| n.get());
-        let shared = Arc::new(Shared {
-            engine,
-            sessions: Sessions::default(),
-            budget: Budget {
-                capacity: config.capacity,
-                used: AtomicU64::new(0),
-            },
-            counters: Counters::default(),
-            shutdown: ShutdownHandle(Arc::new(AtomicBool::new(false))),
-            token: config.token,
-            client_quota: config.client_quota.unwrap_or(config.capacity),
-            max_frame: config.max_frame,
-            spin: config.spin,
-            handshake_timeout: config.handshake_timeout,
-            frame_timeout: config.frame_timeout,
-            idle_timeout: Some(config.idle_timeout).filter(|d| !d.is_zero()),
-            max_in_flight: config.max_in_flight.max(1),
-            max_sessions: config.max_sessions.max(1),
-            table: ConnTable::new(Limits {
-                max_connections: config.max_connections.max(1),
-                max_per_ip: config.max_connections_per_ip.max(1),
-                evict_after: config.evict_idle_after,
-            }),
-            spinners: AtomicUsize::new(0),
-            max_spinners: (cores - 1).max(1),
-            connections: AtomicU64::new(0),
-            started: Instant::now(),
-        });
+        let (grace, stats_interval) = (config.grace, config.stats_interval);
+        let shared = Arc::new(Shared::new(config));
         Ok(Server {
             listener,
             shared,
-            grace: config.grace,
-            stats_interval: config.stats_interval.filter(|d| !d.is_zero()),
+            grace,
+            stats_interval: stats_interval.filter(|d| !d.is_zero()),
         })
     }
 
@@ -569,7 +560,7 @@ impl Server {
         let shared = self.shared.clone();
         tracing::info!(
             addr = %self.local_addr(),
-            capacity = shared.budget.capacity,
+            capacity = shared.capacity(),
             client_quota = shared.client_quota,
             auth = shared.token.is_some(),
             "aifm-server serving"

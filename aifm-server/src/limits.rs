@@ -57,7 +57,7 @@ impl Slot {
 
 /// Connection limits (see the module docs).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub(crate) struct ConnLimits {
     pub max_connections: usize,
     pub max_per_ip: usize,
     pub evict_after: Duration,
@@ -68,11 +68,11 @@ pub(crate) struct Limits {
 pub(crate) struct ConnTable {
     epoch: Instant,
     slots: Mutex<HashMap<u64, Arc<Slot>>>,
-    limits: Limits,
+    limits: ConnLimits,
 }
 
 impl ConnTable {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: ConnLimits) -> Self {
         ConnTable {
             epoch: Instant::now(),
             slots: Mutex::new(HashMap::new()),
@@ -154,7 +154,7 @@ mod tests {
     use super::*;
 
     fn table(max: usize, per_ip: usize, evict_after: Duration) -> ConnTable {
-        ConnTable::new(Limits {
+        ConnTable::new(ConnLimits {
             max_connections: max,
             max_per_ip: per_ip,
             evict_after,

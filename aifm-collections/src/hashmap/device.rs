@@ -11,6 +11,11 @@
 //! * [`TAKE_MANY`]: [`TAKE`] for a batch of keys, one round trip for many misses;
 //! * [`SCAN`]: every pair of one shard (postcard `Vec<(key, value)>`), for iteration;
 //! * [`CLEAR_SHARD`] / [`CLEAR`]: drop one shard's pairs, or all.
+//!
+//! Each pair is charged as one object (its bytes and the quota's per-object overhead). A
+//! key without its 2-byte shard prefix is refused, also in a batch before anything of it is
+//! done; a [`SCAN`] reply is sized before it is built and refused beyond the reply limit;
+//! a [`TAKE_MANY`] names at most the quota's batch limit of keys.
 
 use aifm_core::engine::{Quota, RemoteDevice};
 use aifm_core::{Error, Result};
@@ -112,7 +117,7 @@ impl MapDevice {
     fn take(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let old = self.table(shard_of(key)?).lock().unwrap().remove(key);
         if let Some(v) = &old {
-            self.quota.release(Self::cost(key, v));
+            self.quota.remove_object(Self::cost(key, v));
         }
         Ok(old)
     }
@@ -127,14 +132,16 @@ impl RemoteDevice for MapDevice {
         Ok(self.table(shard_of(key)?).lock().unwrap().get(key).cloned())
     }
 
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        shard_of(key).map(drop)
+    }
+
     fn write(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let mut t = self.table(shard_of(key)?).lock().unwrap();
-        let old = t.get(key).map_or(0, |v| Self::cost(key, v));
         let new = Self::cost(key, value);
-        if new > old {
-            self.quota.charge(new - old)?;
-        } else {
-            self.quota.release(old - new);
+        match t.get(key) {
+            Some(v) => self.quota.replace_object(Self::cost(key, v), new)?,
+            None => self.quota.add_object(new)?,
         }
         t.insert(key.to_vec(), value.to_vec());
         Ok(())
@@ -143,7 +150,7 @@ impl RemoteDevice for MapDevice {
     fn remove(&self, key: &[u8]) -> Result<bool> {
         let old = self.table(shard_of(key)?).lock().unwrap().remove(key);
         if let Some(v) = &old {
-            self.quota.release(Self::cost(key, v));
+            self.quota.remove_object(Self::cost(key, v));
         }
         Ok(old.is_some())
     }
@@ -153,6 +160,13 @@ impl RemoteDevice for MapDevice {
             TAKE => Ok(taken_reply(self.take(input)?)),
             TAKE_MANY => {
                 let keys: Vec<Vec<u8>> = aifm_core::codec::decode_serde(input)?;
+                let max = self.quota.limits().batch_keys;
+                if keys.len() > max {
+                    return Err(Error::Protocol(format!(
+                        "{DEVICE}: {} keys in one TAKE_MANY, at most {max}",
+                        keys.len()
+                    )));
+                }
                 let values = keys
                     .iter()
                     .map(|k| self.take(k))
@@ -164,6 +178,13 @@ impl RemoteDevice for MapDevice {
             SCAN => {
                 let shard = shard_of(input)?;
                 let t = self.table(shard).lock().unwrap();
+                // Sized before it is built: each pair and its two lengths (at most 10 bytes).
+                let size = t
+                    .iter()
+                    .filter(|(k, _)| shard_of(k).ok() == Some(shard))
+                    .map(|(k, v)| (k.len() + v.len() + 20) as u64)
+                    .fold(0u64, u64::saturating_add);
+                self.quota.check_reply(size)?;
                 let pairs: Vec<(&[u8], &[u8])> = t
                     .iter()
                     .filter(|(k, _)| shard_of(k).ok() == Some(shard))
@@ -180,7 +201,7 @@ impl RemoteDevice for MapDevice {
                 t.retain(|k, v| {
                     let drop_it = shard_of(k).ok() == Some(shard);
                     if drop_it {
-                        quota.release(Self::cost(k, v));
+                        quota.remove_object(Self::cost(k, v));
                     }
                     !drop_it
                 });
@@ -219,7 +240,7 @@ impl RemoteDevice for MapDevice {
     fn clear(&self) {
         for t in self.tables.iter() {
             for (k, v) in t.lock().unwrap().drain() {
-                self.quota.release(Self::cost(&k, &v));
+                self.quota.remove_object(Self::cost(&k, &v));
             }
         }
     }

@@ -1,7 +1,7 @@
-//! The remote-device contract and the byte quota devices charge.
+//! The remote-device contract.
 
+use super::Quota;
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Server-side code of one data-structure type: its store and its offloaded operations.
@@ -45,6 +45,16 @@ pub trait RemoteDevice: Send + Sync + 'static {
     /// # Errors
     /// [`Error::ServerFull`] beyond the quota (the old value stays).
     fn write(&self, key: &[u8], value: &[u8]) -> Result<()>;
+
+    /// Checks that `key` could be written or removed, without doing it: a batch checks every
+    /// key first, so that it fails before anything is stored. After a key passed, `write`
+    /// may fail only for the quota and `remove` not at all. Any key by default.
+    ///
+    /// # Errors
+    /// Device-specific (a key of the wrong form).
+    fn check_key(&self, _key: &[u8]) -> Result<()> {
+        Ok(())
+    }
 
     /// Removes object `key`; returns whether it existed.
     ///
@@ -123,96 +133,3 @@ pub fn key_page<'a>(
 /// assert!(registry.contains("example.store"));
 /// ```
 pub type DeviceFactory = fn(&[u8], Arc<Quota>) -> Result<Box<dyn RemoteDevice>>;
-
-/// A byte budget shared by every device of one namespace.
-///
-/// # Examples
-///
-/// ```
-/// use aifm_core::engine::Quota;
-/// let q = Quota::new(100);
-/// q.charge(60).unwrap();
-/// assert!(q.charge(60).unwrap_err().is_server_full());
-/// q.release(60);
-/// assert_eq!(q.used(), 0);
-/// ```
-#[derive(Debug)]
-pub struct Quota {
-    limit: u64,
-    used: AtomicU64,
-}
-
-impl Quota {
-    /// A quota of `limit` bytes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(aifm_core::engine::Quota::new(10).limit(), 10);
-    /// ```
-    pub fn new(limit: u64) -> Self {
-        Quota {
-            limit,
-            used: AtomicU64::new(0),
-        }
-    }
-
-    /// Takes `bytes` from the quota, or refuses without taking anything.
-    ///
-    /// # Errors
-    /// [`Error::ServerFull`] when fewer than `bytes` remain.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = aifm_core::engine::Quota::new(10);
-    /// assert!(q.charge(10).is_ok());
-    /// assert!(q.charge(1).is_err());
-    /// ```
-    pub fn charge(&self, bytes: u64) -> Result<()> {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                u.checked_add(bytes).filter(|&n| n <= self.limit)
-            })
-            .map(drop)
-            .map_err(|_| Error::ServerFull { needed: bytes })
-    }
-
-    /// Gives `bytes` back.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = aifm_core::engine::Quota::new(10);
-    /// q.charge(4).unwrap();
-    /// q.release(4);
-    /// assert_eq!(q.used(), 0);
-    /// ```
-    pub fn release(&self, bytes: u64) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
-    }
-
-    /// Bytes in use.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = aifm_core::engine::Quota::new(10);
-    /// q.charge(3).unwrap();
-    /// assert_eq!(q.used(), 3);
-    /// ```
-    pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Acquire)
-    }
-
-    /// The limit in bytes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(aifm_core::engine::Quota::new(u64::MAX).limit(), u64::MAX);
-    /// ```
-    pub fn limit(&self) -> u64 {
-        self.limit
-    }
-}

@@ -13,7 +13,8 @@ const SHARDS: usize = 64;
 
 type Shard = Mutex<HashMap<Vec<u8>, Vec<u8>>>;
 
-/// A key → bytes map in 64 locked shards, every byte charged to the namespace's quota.
+/// A key → bytes map in 64 locked shards, every object charged to the namespace's quota
+/// (its key and value bytes and the quota's per-object overhead).
 ///
 /// # Examples
 ///
@@ -124,19 +125,15 @@ impl RemoteDevice for ObjectStore {
 
     fn write(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let mut shard = self.shard(key).lock().unwrap();
-        let old = shard.get(key).map_or(0, |v| cost(key, v));
         let new = cost(key, value);
-        if new > old {
-            self.quota.charge(new - old)?;
-        } else {
-            self.quota.release(old - new);
-        }
         match shard.get_mut(key) {
             Some(v) => {
+                self.quota.replace_object(cost(key, v), new)?;
                 v.clear();
                 v.extend_from_slice(value);
             }
             None => {
+                self.quota.add_object(new)?;
                 shard.insert(key.to_vec(), value.to_vec());
             }
         }
@@ -146,7 +143,7 @@ impl RemoteDevice for ObjectStore {
     fn remove(&self, key: &[u8]) -> Result<bool> {
         let removed = self.shard(key).lock().unwrap().remove(key);
         if let Some(v) = &removed {
-            self.quota.release(cost(key, v));
+            self.quota.remove_object(cost(key, v));
         }
         Ok(removed.is_some())
     }
@@ -175,7 +172,7 @@ impl RemoteDevice for ObjectStore {
     fn clear(&self) {
         for shard in self.shards.iter() {
             for (k, v) in shard.lock().unwrap().drain() {
-                self.quota.release(cost(&k, &v));
+                self.quota.remove_object(cost(&k, &v));
             }
         }
     }

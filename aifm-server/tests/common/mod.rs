@@ -102,6 +102,14 @@ impl ServerProc {
         self.child.id()
     }
 
+    /// The server's peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib << 10
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -231,6 +239,13 @@ impl Raw {
     pub fn send_msg<T: serde::Serialize>(&mut self, msg: &T) {
         let mut buf = Vec::new();
         wire::encode_frame(msg, &mut buf, wire::DEFAULT_MAX_FRAME).unwrap();
+        self.send_bytes(&buf);
+    }
+
+    /// Sends request `id` carrying `op`.
+    pub fn send_op(&mut self, id: u64, op: &aifm_core::wire::Op<'_>) {
+        let mut buf = Vec::new();
+        wire::encode_request(id, op, &mut buf, wire::DEFAULT_MAX_FRAME).unwrap();
         self.send_bytes(&buf);
     }
 
