@@ -1,28 +1,86 @@
-//! `RemQueue<T>`: a FIFO queue in far memory, chunk by chunk.
+//! `RemQueue<T>`: a double-ended queue in far memory, chunk by chunk (`VecDeque`'s twin).
 //!
 //! # Layout
 //!
-//! Elements live in chunks of `2^k` elements (about [`DEFAULT_CHUNK_BYTES`]), each one remote
-//! object (`RemBox<Vec<T>>`, buffer allocated once at chunk capacity), kept in a local
-//! `VecDeque` of handles. The producer appends to the back chunk; when it is full a new chunk
-//! starts. Chunks never split. The consumer's chunk is reversed in place the first time it
-//! pops from it, so that every pop is a `Vec::pop`; a reversed chunk takes no more pushes.
-//! A consumed chunk is dropped at once (its far copy, if any, goes with it).
+//! Elements live in chunks of at most `2^k` elements (about [`DEFAULT_CHUNK_BYTES`]), each one
+//! remote object: a ring buffer (`VecDeque`, allocated once at chunk capacity) kept in a local
+//! `VecDeque` of handles. Every chunk is non-empty. A push at either end goes into that end's
+//! chunk while it has room and starts a new chunk otherwise; a pop at either end takes from
+//! that end's chunk and drops the chunk as soon as it is empty (its far copy goes with it).
+//! Both ends cost O(1) whatever the mix of operations: a ring never shifts its elements, so a
+//! queue used as a stack, a FIFO or both at once behaves like `VecDeque`. Chunks never split
+//! or merge, so inner chunks may be partly full after pushes at the front.
 //!
 //! # Semantics the structure tells the runtime
 //!
 //! * Chunks are plain objects of the runtime's object store, written back whole by the default
-//!   handler; there is no offloaded operation, so no device of its own.
-//! * **Consumer-side prefetch.** When the consumer moves to a new chunk, the chunk after it is
-//!   handed to the runtime's prefetch helpers (nontemporally) if it is remote, so the next move
-//!   finds it local, and a producer far ahead does not heat chunks that will be read once.
+//!   handler (as two length-framed slices, the ring in order); there is no offloaded operation, so
+//!   no device of its own.
+//! * **Consumer-side prefetch.** When a pop empties an end's chunk, the next chunk inward is
+//!   handed to the runtime's prefetch helpers (nontemporally) if it is remote, so the next
+//!   pop finds it local, and a producer far ahead does not heat chunks that will be read once.
+//!
+//! # Default runtime
+//!
+//! [`RemQueue::new`], `Default`, `FromIterator` (`collect()`) and `From<Vec<T>>` build in the
+//! process-wide default runtime (`Runtime::global()`, 256 MiB of local memory unless
+//! configured); [`RemQueue::new_in`] and [`RemQueue::from_iter_in`] choose the runtime.
 
 use crate::common::{chunk_shift, fail, DEFAULT_CHUNK_BYTES};
-use aifm_core::{FarData, RemBox, Result, Runtime, Scope};
+use crate::vec::cloned::{Cloned, Source};
+use aifm_core::{Error, FarData, RemBox, Result, Runtime, Scope};
 use std::collections::VecDeque;
 use std::fmt;
+use std::iter::FusedIterator;
 
-/// A FIFO queue whose chunks may be in local or far memory.
+/// One chunk of a [`RemQueue`]: a ring of elements.
+///
+/// Far encoding: the byte length of the first slice's encoding (u64 LE), then
+/// `T::encode_slice` of the ring's first slice, then of its second.
+pub(crate) struct Ring<T>(VecDeque<T>);
+
+impl<T: FarData> FarData for Ring<T> {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        let (a, b) = self.0.as_slices();
+        let at = out.len();
+        out.extend_from_slice(&[0; 8]);
+        T::encode_slice(a, out)?;
+        let n = (out.len() - at - 8) as u64;
+        out[at..at + 8].copy_from_slice(&n.to_le_bytes());
+        T::encode_slice(b, out)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let short = || Error::Codec("truncated ring chunk".into());
+        let n: [u8; 8] = bytes.get(..8).ok_or_else(short)?.try_into().expect("8 bytes");
+        let n = usize::try_from(u64::from_le_bytes(n)).map_err(|_| short())?;
+        let rest = &bytes[8..];
+        let first = rest.get(..n).ok_or_else(short)?;
+        let mut ring = VecDeque::from(T::decode_vec(first)?);
+        ring.extend(T::decode_vec(&rest[n..])?);
+        Ok(Ring(ring))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<T>()
+            + self.0.iter().map(T::heap_bytes).sum::<usize>()
+    }
+}
+
+impl<T> Ring<T> {
+    /// Makes room for `cl` elements (a fetched chunk comes back with room for its own only).
+    fn room(&mut self, cl: usize) -> &mut VecDeque<T> {
+        if self.0.capacity() < cl {
+            self.0.reserve_exact(cl - self.0.len());
+        }
+        &mut self.0
+    }
+}
+
+/// A double-ended queue whose chunks may be in local or far memory.
+///
+/// [`push`](RemQueue::push) and [`pop`](RemQueue::pop) are the FIFO pair (`push_back` and
+/// `pop_front`); `push_back` with `pop_back` make a stack.
 ///
 /// # Examples
 ///
@@ -31,20 +89,27 @@ use std::fmt;
 /// q.extend(0..10_000u32);
 /// assert_eq!(q.pop(), Some(0));
 /// q.push(10_000);
+/// assert_eq!(q.pop_back(), Some(10_000));
+/// q.push_front(0);
 /// assert_eq!(q.len(), 10_000);
-/// assert_eq!(q.iter().last(), Some(10_000));
+/// assert_eq!(q.iter().last(), Some(9_999));
 /// ```
 pub struct RemQueue<T: FarData> {
-    chunks: VecDeque<RemBox<Vec<T>>>,
-    /// The front chunk has been reversed for popping.
-    front_reversed: bool,
+    chunks: VecDeque<RemBox<Ring<T>>>,
     len: usize,
     shift: u32,
     rt: Runtime,
 }
 
+/// Which end of the queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Front,
+    Back,
+}
+
 impl<T: FarData> RemQueue<T> {
-    /// An empty queue in the default runtime.
+    /// An empty queue in the default runtime (see the [module documentation](self)).
     ///
     /// # Examples
     ///
@@ -68,6 +133,26 @@ impl<T: FarData> RemQueue<T> {
         Self::with_chunk_bytes_in(DEFAULT_CHUNK_BYTES, runtime)
     }
 
+    /// A queue in `runtime` holding the elements of `iter` in order (what `collect()` does in
+    /// the default runtime).
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let q = aifm_collections::RemQueue::from_iter_in(0..5u8, &rt);
+    /// assert_eq!(q.len(), 5);
+    /// ```
+    #[track_caller]
+    pub fn from_iter_in(iter: impl IntoIterator<Item = T>, runtime: &Runtime) -> Self {
+        let mut q = Self::new_in(runtime);
+        q.extend(iter);
+        q
+    }
+
     /// An empty queue in `runtime` whose chunks hold about `bytes` of elements.
     ///
     /// # Examples
@@ -80,14 +165,13 @@ impl<T: FarData> RemQueue<T> {
     pub fn with_chunk_bytes_in(bytes: usize, runtime: &Runtime) -> Self {
         RemQueue {
             chunks: VecDeque::new(),
-            front_reversed: false,
             len: 0,
             shift: chunk_shift::<T>(bytes),
             rt: runtime.clone(),
         }
     }
 
-    /// Elements per chunk.
+    /// Elements per chunk (at most).
     ///
     /// # Examples
     ///
@@ -121,7 +205,19 @@ impl<T: FarData> RemQueue<T> {
         self.len == 0
     }
 
-    /// Appends `value` at the back.
+    /// The runtime the queue lives in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = aifm_collections::RemQueue::<u8>::new();
+    /// assert_eq!(q.runtime().backend_name(), "embedded");
+    /// ```
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// Appends `value` at the back (FIFO order: [`RemQueue::push_back`]).
     ///
     /// # Panics
     /// If far memory fails (see [`RemQueue::try_push`]).
@@ -135,12 +231,50 @@ impl<T: FarData> RemQueue<T> {
     /// ```
     #[track_caller]
     pub fn push(&mut self, value: T) {
-        if let Err(e) = self.try_push(value) {
-            fail("RemQueue::push", e)
+        self.push_back(value)
+    }
+
+    /// Appends `value` at the back.
+    ///
+    /// # Panics
+    /// If far memory fails (see [`RemQueue::try_push_back`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q = aifm_collections::RemQueue::new();
+    /// q.push_back(1u8);
+    /// q.push_back(2);
+    /// assert_eq!(q.pop_back(), Some(2));
+    /// ```
+    #[track_caller]
+    pub fn push_back(&mut self, value: T) {
+        if let Err(e) = self.push_at(End::Back, value) {
+            fail("RemQueue::push_back", e)
         }
     }
 
-    /// Appends `value`, reporting far-memory failures (the value is dropped then).
+    /// Prepends `value` at the front.
+    ///
+    /// # Panics
+    /// If far memory fails (see [`RemQueue::try_push_front`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q = aifm_collections::RemQueue::new();
+    /// q.push_front(1u8);
+    /// q.push_front(2);
+    /// assert_eq!(q.pop(), Some(2));
+    /// ```
+    #[track_caller]
+    pub fn push_front(&mut self, value: T) {
+        if let Err(e) = self.push_at(End::Front, value) {
+            fail("RemQueue::push_front", e)
+        }
+    }
+
+    /// [`RemQueue::push`], reporting far-memory failures (the value is dropped then).
     ///
     /// # Errors
     /// As `RemBox::try_deref_mut` and `RemBox::try_new_in`.
@@ -152,36 +286,70 @@ impl<T: FarData> RemQueue<T> {
     /// q.try_push(1u8).unwrap();
     /// ```
     pub fn try_push(&mut self, value: T) -> Result<()> {
+        self.push_at(End::Back, value)
+    }
+
+    /// [`RemQueue::push_back`], reporting far-memory failures (the value is dropped then).
+    ///
+    /// # Errors
+    /// As `RemBox::try_deref_mut` and `RemBox::try_new_in`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q = aifm_collections::RemQueue::new();
+    /// q.try_push_back(1u8).unwrap();
+    /// ```
+    pub fn try_push_back(&mut self, value: T) -> Result<()> {
+        self.push_at(End::Back, value)
+    }
+
+    /// [`RemQueue::push_front`], reporting far-memory failures (the value is dropped then).
+    ///
+    /// # Errors
+    /// As `RemBox::try_deref_mut` and `RemBox::try_new_in`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q = aifm_collections::RemQueue::new();
+    /// q.try_push_front(1u8).unwrap();
+    /// ```
+    pub fn try_push_front(&mut self, value: T) -> Result<()> {
+        self.push_at(End::Front, value)
+    }
+
+    fn push_at(&mut self, end: End, value: T) -> Result<()> {
         let cl = self.chunk_len();
-        let back_open = match self.chunks.len() {
-            0 => false,
-            1 => !self.front_reversed,
-            _ => true,
+        let chunk = match end {
+            End::Front => self.chunks.front_mut(),
+            End::Back => self.chunks.back_mut(),
         };
-        if back_open {
+        if let Some(chunk) = chunk {
             let scope = Scope::new();
-            let back = self
-                .chunks
-                .back_mut()
-                .expect("open")
-                .try_deref_mut(&scope)?;
-            if back.len() < cl {
-                if back.capacity() < cl {
-                    back.reserve_exact(cl - back.len());
+            let ring = chunk.try_deref_mut(&scope)?;
+            if ring.0.len() < cl {
+                let ring = ring.room(cl);
+                match end {
+                    End::Front => ring.push_front(value),
+                    End::Back => ring.push_back(value),
                 }
-                back.push(value);
                 self.len += 1;
                 return Ok(());
             }
         }
-        let mut v = Vec::with_capacity(cl);
-        v.push(value);
-        self.chunks.push_back(RemBox::try_new_in(v, &self.rt)?);
+        let mut ring = VecDeque::with_capacity(cl);
+        ring.push_back(value);
+        let chunk = RemBox::try_new_in(Ring(ring), &self.rt)?;
+        match end {
+            End::Front => self.chunks.push_front(chunk),
+            End::Back => self.chunks.push_back(chunk),
+        }
         self.len += 1;
         Ok(())
     }
 
-    /// Removes the front element.
+    /// Removes the front element (FIFO order: [`RemQueue::pop_front`]).
     ///
     /// # Panics
     /// If far memory fails.
@@ -194,9 +362,44 @@ impl<T: FarData> RemQueue<T> {
     /// ```
     #[track_caller]
     pub fn pop(&mut self) -> Option<T> {
-        match self.try_pop() {
+        self.pop_front()
+    }
+
+    /// Removes the front element.
+    ///
+    /// # Panics
+    /// If far memory fails (see [`RemQueue::try_pop_front`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q: aifm_collections::RemQueue<u8> = (1..3).collect();
+    /// assert_eq!(q.pop_front(), Some(1));
+    /// ```
+    #[track_caller]
+    pub fn pop_front(&mut self) -> Option<T> {
+        match self.pop_at(End::Front) {
             Ok(v) => v,
-            Err(e) => fail("RemQueue::pop", e),
+            Err(e) => fail("RemQueue::pop_front", e),
+        }
+    }
+
+    /// Removes the back element.
+    ///
+    /// # Panics
+    /// If far memory fails (see [`RemQueue::try_pop_back`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q: aifm_collections::RemQueue<u8> = (1..3).collect();
+    /// assert_eq!((q.pop_back(), q.pop_back(), q.pop_back()), (Some(2), Some(1), None));
+    /// ```
+    #[track_caller]
+    pub fn pop_back(&mut self) -> Option<T> {
+        match self.pop_at(End::Back) {
+            Ok(v) => v,
+            Err(e) => fail("RemQueue::pop_back", e),
         }
     }
 
@@ -212,42 +415,74 @@ impl<T: FarData> RemQueue<T> {
     /// assert_eq!(q.try_pop().unwrap(), None);
     /// ```
     pub fn try_pop(&mut self) -> Result<Option<T>> {
-        if self.len == 0 {
-            return Ok(None);
-        }
-        let x = {
-            let scope = Scope::new();
-            let front = self
-                .chunks
-                .front_mut()
-                .expect("non-empty")
-                .try_deref_mut(&scope)?;
-            if !self.front_reversed {
-                front.reverse();
-                self.front_reversed = true;
-            }
-            front.pop()
-        };
-        self.len -= 1;
-        let emptied = {
-            let scope = Scope::new();
-            self.chunks
-                .front()
-                .is_some_and(|c| c.try_deref(&scope).is_ok_and(|v| v.is_empty()))
-        };
-        if emptied {
-            self.chunks.pop_front();
-            self.front_reversed = false;
-            self.prefetch_next();
-        }
-        Ok(x)
+        self.pop_at(End::Front)
     }
 
-    /// The consumer moved to a new chunk: bring the one after it in, nontemporally.
-    fn prefetch_next(&self) {
-        if let Some(next) = self.chunks.get(1) {
-            self.rt.prefetch([next.ticket()], true);
+    /// [`RemQueue::pop_front`], reporting far-memory failures (the queue is unchanged then).
+    ///
+    /// # Errors
+    /// As `RemBox::try_deref_mut`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q: aifm_collections::RemQueue<u8> = (0..2).collect();
+    /// assert_eq!(q.try_pop_front().unwrap(), Some(0));
+    /// ```
+    pub fn try_pop_front(&mut self) -> Result<Option<T>> {
+        self.pop_at(End::Front)
+    }
+
+    /// [`RemQueue::pop_back`], reporting far-memory failures (the queue is unchanged then).
+    ///
+    /// # Errors
+    /// As `RemBox::try_deref_mut`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q: aifm_collections::RemQueue<u8> = (0..2).collect();
+    /// assert_eq!(q.try_pop_back().unwrap(), Some(1));
+    /// ```
+    pub fn try_pop_back(&mut self) -> Result<Option<T>> {
+        self.pop_at(End::Back)
+    }
+
+    fn pop_at(&mut self, end: End) -> Result<Option<T>> {
+        let chunk = match end {
+            End::Front => self.chunks.front_mut(),
+            End::Back => self.chunks.back_mut(),
+        };
+        let Some(chunk) = chunk else {
+            return Ok(None);
+        };
+        let (x, emptied) = {
+            let scope = Scope::new();
+            let ring = &mut chunk.try_deref_mut(&scope)?.0;
+            let x = match end {
+                End::Front => ring.pop_front(),
+                End::Back => ring.pop_back(),
+            };
+            (x, ring.is_empty())
+        };
+        self.len -= x.is_some() as usize;
+        if emptied {
+            // The end moved to a new chunk: bring the one after it in, nontemporally.
+            let next = match end {
+                End::Front => {
+                    self.chunks.pop_front();
+                    self.chunks.get(1)
+                }
+                End::Back => {
+                    self.chunks.pop_back();
+                    self.chunks.len().checked_sub(2).and_then(|i| self.chunks.get(i))
+                }
+            };
+            if let Some(next) = next {
+                self.rt.prefetch([next.ticket()], true);
+            }
         }
+        Ok(x)
     }
 
     /// The front element, valid while `scope` lives.
@@ -261,13 +496,61 @@ impl<T: FarData> RemQueue<T> {
     /// let q: aifm_collections::RemQueue<u8> = (5..9).collect();
     /// assert_eq!(q.front(&aifm_core::Scope::new()), Some(&5));
     /// ```
+    #[track_caller]
     pub fn front<'a>(&'a self, scope: &'a Scope) -> Option<&'a T> {
-        let v = self.chunks.front()?.deref(scope);
-        if self.front_reversed {
-            v.last()
-        } else {
-            v.first()
-        }
+        self.chunks.front()?.deref(scope).0.front()
+    }
+
+    /// The back element, valid while `scope` lives.
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: aifm_collections::RemQueue<u8> = (5..9).collect();
+    /// assert_eq!(q.back(&aifm_core::Scope::new()), Some(&8));
+    /// ```
+    #[track_caller]
+    pub fn back<'a>(&'a self, scope: &'a Scope) -> Option<&'a T> {
+        self.chunks.back()?.deref(scope).0.back()
+    }
+
+    /// The front element, mutably, valid while `scope` lives.
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q: aifm_collections::RemQueue<u8> = (5..9).collect();
+    /// let scope = aifm_core::Scope::new();
+    /// *q.front_mut(&scope).unwrap() = 1;
+    /// assert_eq!(q.front(&scope), Some(&1));
+    /// ```
+    #[track_caller]
+    pub fn front_mut<'a>(&'a mut self, scope: &'a Scope) -> Option<&'a mut T> {
+        self.chunks.front_mut()?.deref_mut(scope).0.front_mut()
+    }
+
+    /// The back element, mutably, valid while `scope` lives.
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q: aifm_collections::RemQueue<u8> = (5..9).collect();
+    /// let scope = aifm_core::Scope::new();
+    /// *q.back_mut(&scope).unwrap() += 1;
+    /// assert_eq!(q.back(&scope), Some(&9));
+    /// ```
+    #[track_caller]
+    pub fn back_mut<'a>(&'a mut self, scope: &'a Scope) -> Option<&'a mut T> {
+        self.chunks.back_mut()?.deref_mut(scope).0.back_mut()
     }
 
     /// Removes every element.
@@ -281,11 +564,11 @@ impl<T: FarData> RemQueue<T> {
     /// ```
     pub fn clear(&mut self) {
         self.chunks.clear();
-        self.front_reversed = false;
         self.len = 0;
     }
 
-    /// Clones of the elements, front to back (one dereference per chunk).
+    /// Clones of the elements, front to back or back to front (one dereference per chunk;
+    /// see `Iter` for when a scope is open).
     ///
     /// # Panics
     /// The iterator panics if far memory fails.
@@ -296,16 +579,13 @@ impl<T: FarData> RemQueue<T> {
     /// let mut q: aifm_collections::RemQueue<u8> = (0..5).collect();
     /// q.pop();
     /// assert_eq!(q.iter().collect::<Vec<_>>(), [1, 2, 3, 4]);
+    /// assert_eq!(q.iter().rev().next(), Some(4));
     /// ```
     pub fn iter(&self) -> Iter<'_, T>
     where
         T: Clone,
     {
-        Iter {
-            q: self,
-            next_chunk: 0,
-            buf: Vec::new().into_iter(),
-        }
+        Iter(Cloned::new(Chunks(&self.chunks), self.chunks.len(), self.len))
     }
 
     /// Removes and yields every element, front to back.
@@ -320,7 +600,6 @@ impl<T: FarData> RemQueue<T> {
     pub fn drain(&mut self) -> IntoIter<T> {
         let taken = RemQueue {
             chunks: std::mem::take(&mut self.chunks),
-            front_reversed: std::mem::take(&mut self.front_reversed),
             len: std::mem::take(&mut self.len),
             shift: self.shift,
             rt: self.rt.clone(),
@@ -342,56 +621,76 @@ impl<T: FarData> RemQueue<T> {
     /// ```
     #[track_caller]
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        let mut all = crate::RemVec::new_in(&self.rt);
-        all.extend(self.drain());
-        for x in all {
+        // Popping from the front while pushing at the back would meet the kept elements
+        // again: count the elements once and cycle through them exactly once.
+        for _ in 0..self.len {
+            let x = self.pop_front().expect("counted");
             if keep(&x) {
-                self.push(x);
+                self.push_back(x);
             }
         }
     }
 }
 
-/// Iterator over clones of a [`RemQueue`]'s elements; see [`RemQueue::iter`].
+/// The chunks of a queue as an iterator source.
+struct Chunks<'a, T: FarData>(&'a VecDeque<RemBox<Ring<T>>>);
+
+impl<T: FarData> Source<T> for Chunks<'_, T> {
+    #[track_caller]
+    fn visit(&self, i: usize, f: &mut dyn FnMut(&[T], &[T])) {
+        let scope = Scope::new();
+        let (a, b) = self.0[i].deref(&scope).0.as_slices();
+        f(a, b)
+    }
+}
+
+/// Iterator over clones of a [`RemQueue`]'s elements, from either end; see
+/// [`RemQueue::iter`]. No scope is open between calls to `next`; `fold` and its kin run on
+/// each chunk in place.
 ///
 /// ```
 /// let q: aifm_collections::RemQueue<u8> = (0..2).collect();
 /// assert_eq!(q.iter().collect::<Vec<_>>(), [0, 1]);
 /// ```
-pub struct Iter<'a, T: FarData> {
-    q: &'a RemQueue<T>,
-    next_chunk: usize,
-    buf: std::vec::IntoIter<T>,
-}
+pub struct Iter<'a, T: FarData>(Cloned<T, Chunks<'a, T>>);
 
 impl<T: FarData + Clone> Iterator for Iter<'_, T> {
     type Item = T;
+    #[inline]
     fn next(&mut self) -> Option<T> {
-        loop {
-            if let Some(x) = self.buf.next() {
-                return Some(x);
-            }
-            let c = self.q.chunks.get(self.next_chunk)?;
-            let scope = Scope::new();
-            let mut v = c.deref(&scope).clone();
-            if self.next_chunk == 0 && self.q.front_reversed {
-                v.reverse();
-            }
-            self.next_chunk += 1;
-            self.buf = v.into_iter();
-        }
+        self.0.next()
+    }
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+    fn fold<B, F: FnMut(B, T) -> B>(self, init: B, f: F) -> B {
+        self.0.fold(init, f)
     }
 }
+
+impl<T: FarData + Clone> DoubleEndedIterator for Iter<'_, T> {
+    #[inline]
+    fn next_back(&mut self) -> Option<T> {
+        self.0.next_back()
+    }
+    fn rfold<B, F: FnMut(B, T) -> B>(self, init: B, f: F) -> B {
+        self.0.rfold(init, f)
+    }
+}
+
+impl<T: FarData + Clone> ExactSizeIterator for Iter<'_, T> {}
+impl<T: FarData + Clone> FusedIterator for Iter<'_, T> {}
 
 impl<T: FarData> fmt::Debug for Iter<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter")
-            .field("chunk", &self.next_chunk)
+            .field("remaining", &self.0.remaining())
             .finish()
     }
 }
 
-/// Owning iterator of a [`RemQueue`] (pops from the front).
+/// Owning iterator of a [`RemQueue`] (pops from the front, or from the back when reversed).
 ///
 /// ```
 /// let q: aifm_collections::RemQueue<u8> = (0..2).collect();
@@ -402,14 +701,21 @@ pub struct IntoIter<T: FarData>(RemQueue<T>);
 impl<T: FarData> Iterator for IntoIter<T> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
-        self.0.pop()
+        self.0.pop_front()
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.0.len, Some(self.0.len))
     }
 }
 
+impl<T: FarData> DoubleEndedIterator for IntoIter<T> {
+    fn next_back(&mut self) -> Option<T> {
+        self.0.pop_back()
+    }
+}
+
 impl<T: FarData> ExactSizeIterator for IntoIter<T> {}
+impl<T: FarData> FusedIterator for IntoIter<T> {}
 
 impl<T: FarData> fmt::Debug for IntoIter<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
