@@ -48,16 +48,6 @@ impl<T: Clone, S: Source<T>> Cloned<T, S> {
         }
     }
 
-    /// The source (for its own bookkeeping, such as prefetch windows).
-    pub(crate) fn source(&self) -> &S {
-        &self.src
-    }
-
-    /// The chunk the front end loads next (`None` when none is left to load).
-    pub(crate) fn next_front_chunk(&self) -> Option<usize> {
-        (self.front < self.back).then_some(self.front)
-    }
-
     fn load(&self, i: usize) -> std::vec::IntoIter<T> {
         let mut buf = Vec::new();
         self.src.visit(i, &mut |a, b| {
@@ -162,5 +152,10 @@ impl<T: Clone, S: Source<T>> FusedIterator for Cloned<T, S> {}
 impl<T, S> Cloned<T, S> {
     pub(crate) fn remaining(&self) -> usize {
         self.remaining
+    }
+
+    /// The source (for `Debug` impls).
+    pub(crate) fn source(&self) -> &S {
+        &self.src
     }
 }

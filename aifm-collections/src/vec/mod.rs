@@ -50,6 +50,13 @@
 //!   remote. Results of gathers and copies arrive as one reply per 256 output chunks and
 //!   become a fresh `RemVec` in the same runtime.
 //!
+//! # Default runtime
+//!
+//! [`RemVec::new`], `Default`, `FromIterator` (`collect()`) and `From<Vec<T>>` build in the
+//! process-wide default runtime (`Runtime::global()`, 256 MiB of local memory unless
+//! configured), not in a runtime you built; [`RemVec::new_in`], [`RemVec::from_iter_in`] and
+//! [`RemVec::from_vec_in`] choose the runtime.
+//!
 //! # Placement over several servers
 //!
 //! On a backend of several servers a vector is placed *whole* by default: all its chunks on one
@@ -72,26 +79,29 @@
 //! is.)
 
 pub mod device;
+mod chunk;
+pub(crate) mod cloned;
 mod iter;
 pub(crate) mod local;
 pub mod ops;
 mod striped;
 
 pub use device::DEVICE;
-pub use iter::{Drain, IntoIter, Iter};
+pub use iter::{Drain, IntoIter, Iter, IterIn};
 pub use ops::{AggValue, Aggregate, GroupKey, NumKind, Numeric};
 
+use chunk::{Chunk, Home};
 use crate::common::{chunk_shift, fail, new_token, DEFAULT_CHUNK_BYTES};
 use crate::prefetch::StrideDetector;
 use crate::Exec;
 use aifm_core::codec::{decode_pod, decode_serde, encode_serde};
-use aifm_core::{Error, FarData, Placement, Pod, RemBox, Result, Runtime, Scope, Structure};
+use aifm_core::{Error, FarData, Placement, Pod, Result, Runtime, Scope, Structure};
 use device::{Other, Reply, Request, Shape, OOB, OP};
 use ops::{Acc, GroupAcc};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Bound, Range, RangeBounds};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Far memory holds this chunk's current contents (as far as the vector knows).
 const SYNCED: u8 = 1;
@@ -113,11 +123,6 @@ const REPLY_CHUNKS: u64 = 256;
 
 /// Chunks written per batch when syncing before an offload.
 const SYNC_BATCH: usize = 64;
-
-pub(crate) struct Chunk<T: FarData> {
-    pub(crate) rem: RemBox<Vec<T>>,
-    flags: AtomicU8,
-}
 
 /// The runtime and the (lazily registered) far-memory structure of a vector.
 pub(crate) struct Far {
@@ -214,6 +219,45 @@ impl<T: FarData> RemVec<T> {
     /// ```
     pub fn new_in(runtime: &Runtime) -> Self {
         Self::with_chunk_bytes_in(DEFAULT_CHUNK_BYTES, runtime)
+    }
+
+    /// A vector in `runtime` holding the elements of `iter` in order: `collect()` in a runtime
+    /// of your choice (`collect()` itself builds in the default runtime).
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let v = aifm_collections::RemVec::from_iter_in((0..10u32).map(|i| i * i), &rt);
+    /// assert_eq!(v.get_cloned(3), Some(9));
+    /// assert_eq!(v.runtime().stats().budget_bytes, 4 << 20);
+    /// ```
+    #[track_caller]
+    pub fn from_iter_in(iter: impl IntoIterator<Item = T>, runtime: &Runtime) -> Self {
+        let mut v = Self::new_in(runtime);
+        v.extend(iter);
+        v
+    }
+
+    /// A vector in `runtime` holding the elements of `vec` (`RemVec::from(vec)` builds in the
+    /// default runtime).
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let v = aifm_collections::RemVec::from_vec_in(vec![1u8, 2, 3], &rt);
+    /// assert_eq!(v, vec![1, 2, 3]);
+    /// ```
+    #[track_caller]
+    pub fn from_vec_in(vec: Vec<T>, runtime: &Runtime) -> Self {
+        Self::from_iter_in(vec, runtime)
     }
 
     /// An empty vector with room for `capacity` elements' chunk handles.
@@ -383,7 +427,7 @@ impl<T: FarData> RemVec<T> {
     /// assert_eq!(v.local_chunks(), (4, 4));
     /// ```
     pub fn local_chunks(&self) -> (usize, usize) {
-        let local = self.chunks.iter().filter(|c| c.rem.is_local()).count();
+        let local = self.chunks.iter().filter(|c| c.is_local()).count();
         (local, self.chunks.len())
     }
 
@@ -418,8 +462,8 @@ impl<T: FarData> RemVec<T> {
         let end = range.end.min(self.chunks.len());
         let tickets = self.chunks[range.start.min(end)..end]
             .iter()
-            .filter(|c| !c.rem.is_local())
-            .map(|c| c.rem.ticket());
+            .filter(|c| !c.is_local())
+            .map(|c| c.ticket());
         self.far.rt.prefetch(tickets, true);
     }
 
@@ -443,12 +487,12 @@ impl<T: FarData> RemVec<T> {
             return None;
         }
         let c = index >> self.shift;
-        let rem = &self.chunks[c].rem;
-        if !rem.is_local() {
+        let chunk = &self.chunks[c];
+        if !chunk.is_local() {
             // The detector only watches accesses that miss: hits cost nothing extra.
             self.observe(c);
         }
-        rem.deref(scope).get(index & self.mask())
+        chunk.deref(scope).get(index & self.mask())
     }
 
     /// [`RemVec::get`], reporting far-memory failures.
@@ -467,13 +511,10 @@ impl<T: FarData> RemVec<T> {
             return Ok(None);
         }
         let c = index >> self.shift;
-        if !self.chunks[c].rem.is_local() {
+        if !self.chunks[c].is_local() {
             self.observe(c);
         }
-        Ok(self.chunks[c]
-            .rem
-            .try_deref(scope)?
-            .get(index & self.mask()))
+        Ok(self.chunks[c].slice(scope)?.get(index & self.mask()))
     }
 
     /// Element `index` for a one-time read: its chunk is not heated and, if it must be
@@ -495,10 +536,10 @@ impl<T: FarData> RemVec<T> {
             return Ok(None);
         }
         let c = index >> self.shift;
-        if !self.chunks[c].rem.is_local() {
+        if !self.chunks[c].is_local() {
             self.observe(c);
         }
-        Ok(self.chunks[c].rem.deref_nt(scope)?.get(index & self.mask()))
+        Ok(self.chunks[c].slice_nt(scope)?.get(index & self.mask()))
     }
 
     /// A mutable reference to element `index`, valid while `scope` lives.
@@ -546,12 +587,12 @@ impl<T: FarData> RemVec<T> {
         }
         let off = index & self.mask();
         let c = index >> self.shift;
-        if !self.chunks[c].rem.is_local() {
+        if !self.chunks[c].is_local() {
             self.observe(c);
         }
         let chunk = &mut self.chunks[c];
         *chunk.flags.get_mut() &= !SYNCED;
-        Ok(chunk.rem.try_deref_mut(scope)?.get_mut(off))
+        Ok(chunk.slice_mut(scope)?.get_mut(off))
     }
 
     /// A clone of element `index` (the scope is managed for you).
@@ -619,7 +660,13 @@ impl<T: FarData> RemVec<T> {
         if index >= self.len {
             return Ok(None);
         }
-        self.chunks[index >> self.shift].rem.fetch_async().await?;
+        match self.chunks[index >> self.shift].fetch_async().await {
+            // The helpers fetch every demand in flight as one batch inside one scope; a batch
+            // larger than the overdraft fails whole. The dereference below fetches this chunk
+            // alone, as any `get` does.
+            Ok(_) | Err(Error::LocalMemoryExhausted) => {}
+            Err(e) => return Err(e),
+        }
         self.try_get_cloned(index)
     }
 
@@ -699,20 +746,13 @@ impl<T: FarData> RemVec<T> {
     /// ```
     pub fn try_push(&mut self, value: T) -> Result<()> {
         if self.len & self.mask() == 0 {
-            let mut v = Vec::with_capacity(self.chunk_len());
-            v.push(value);
-            self.push_chunk(v)?;
+            self.push_chunk(vec![value])?;
         } else {
             let cl = self.chunk_len();
             let chunk = self.chunks.last_mut().expect("a partial chunk");
             *chunk.flags.get_mut() &= !SYNCED;
             let scope = Scope::new();
-            let tail = chunk.rem.try_deref_mut(&scope)?;
-            if tail.capacity() < cl {
-                // A fetched chunk comes back with room for its elements only.
-                tail.reserve_exact(cl - tail.len());
-            }
-            tail.push(value);
+            chunk.edit(&scope)?.push(value, cl);
         }
         self.len += 1;
         Ok(())
@@ -722,22 +762,18 @@ impl<T: FarData> RemVec<T> {
     fn push_chunk(&mut self, v: Vec<T>) -> Result<()> {
         self.far.ensure();
         let key = self.chunks.len() as u64;
-        let rem = match &self.far.structure {
-            Some(s) => RemBox::new_in_structure(v, s, key)?,
-            None => RemBox::try_new_in(v, &self.far.rt)?,
+        let home = match &self.far.structure {
+            Some(s) => Home::Structure(s, key),
+            None => Home::Runtime(&self.far.rt),
         };
-        self.chunks.push(Chunk {
-            rem,
-            flags: AtomicU8::new(0),
-        });
+        self.chunks.push(Chunk::new(v, self.chunk_len(), home)?);
         Ok(())
     }
 
-    fn pop_chunk(&mut self) -> Option<RemBox<Vec<T>>> {
+    fn pop_chunk(&mut self) -> Option<Chunk<T>> {
         let c = self.chunks.pop()?;
-        let key = c.rem.key();
-        self.far.forget(key, c.flags.into_inner());
-        Some(c.rem)
+        self.far.forget(c.key(), c.flags.load(Ordering::Relaxed));
+        Some(c)
     }
 
     /// Removes and returns the last element.
@@ -779,7 +815,7 @@ impl<T: FarData> RemVec<T> {
             let chunk = self.chunks.last_mut().expect("non-empty");
             *chunk.flags.get_mut() &= !SYNCED;
             let scope = Scope::new();
-            chunk.rem.try_deref_mut(&scope)?.pop()
+            chunk.edit(&scope)?.pop()
         };
         self.len -= 1;
         if self.len & self.mask() == 0 {
@@ -815,7 +851,7 @@ impl<T: FarData> RemVec<T> {
             let chunk = self.chunks.last_mut().expect("a partial chunk");
             *chunk.flags.get_mut() &= !SYNCED;
             let scope = Scope::new();
-            chunk.rem.deref_mut(&scope).truncate(tail);
+            chunk.edit_now(&scope).truncate(tail);
         }
     }
 
@@ -864,13 +900,10 @@ impl<T: FarData> RemVec<T> {
         for c in first..self.chunks.len() {
             let chunk = &mut self.chunks[c];
             *chunk.flags.get_mut() &= !SYNCED;
-            let v = chunk.rem.deref_mut(&scope);
+            let mut v = chunk.edit_now(&scope);
             let out = if v.len() == cl { v.pop() } else { None };
             let at = if c == first { index & (cl - 1) } else { 0 };
-            if v.capacity() < cl {
-                v.reserve_exact(cl - v.len());
-            }
-            v.insert(at, carry.take().expect("carried"));
+            v.insert(at, carry.take().expect("carried"), cl);
             carry = out;
             if carry.is_none() {
                 break;
@@ -881,9 +914,7 @@ impl<T: FarData> RemVec<T> {
         drop(scope);
         self.len += 1;
         if let Some(x) = carry {
-            let mut v = Vec::with_capacity(cl);
-            v.push(x);
-            if let Err(e) = self.push_chunk(v) {
+            if let Err(e) = self.push_chunk(vec![x]) {
                 self.len -= 1;
                 fail("RemVec::insert", e);
             }
@@ -910,20 +941,21 @@ impl<T: FarData> RemVec<T> {
             self.len
         );
         let first = index >> self.shift;
+        let cl = self.chunk_len();
         let mut scope = Scope::new();
         let off = index & self.mask();
         let out = {
             let chunk = &mut self.chunks[first];
             *chunk.flags.get_mut() &= !SYNCED;
-            chunk.rem.deref_mut(&scope).remove(off)
+            chunk.edit_now(&scope).remove(off)
         };
         for c in first + 1..self.chunks.len() {
             let (a, b) = self.chunks.split_at_mut(c);
             let (prev, next) = (&mut a[c - 1], &mut b[0]);
             *prev.flags.get_mut() &= !SYNCED;
             *next.flags.get_mut() &= !SYNCED;
-            let moved = next.rem.deref_mut(&scope).remove(0);
-            prev.rem.deref_mut(&scope).push(moved);
+            let moved = next.edit_now(&scope).remove(0);
+            prev.edit_now(&scope).push(moved, cl);
             drop(scope);
             scope = Scope::new();
         }
@@ -959,7 +991,7 @@ impl<T: FarData> RemVec<T> {
         if ca == cb {
             let chunk = &mut self.chunks[ca];
             *chunk.flags.get_mut() &= !SYNCED;
-            chunk.rem.deref_mut(&scope).swap(oa, ob);
+            chunk.edit_now(&scope).into_slice().swap(oa, ob);
             return;
         }
         let (lo, hi, olo, ohi) = if ca < cb {
@@ -972,8 +1004,8 @@ impl<T: FarData> RemVec<T> {
         *p.flags.get_mut() &= !SYNCED;
         *q.flags.get_mut() &= !SYNCED;
         std::mem::swap(
-            &mut p.rem.deref_mut(&scope)[olo],
-            &mut q.rem.deref_mut(&scope)[ohi],
+            &mut p.edit_now(&scope).into_slice()[olo],
+            &mut q.edit_now(&scope).into_slice()[ohi],
         );
     }
 
@@ -996,7 +1028,7 @@ impl<T: FarData> RemVec<T> {
         let mut scope = Scope::new();
         for (i, c) in self.chunks.iter_mut().enumerate() {
             *c.flags.get_mut() &= !SYNCED;
-            c.rem.deref_mut(&scope).iter_mut().for_each(&mut f);
+            c.edit_now(&scope).into_slice().iter_mut().for_each(&mut f);
             if i % RENEW_CHUNKS == RENEW_CHUNKS - 1 {
                 drop(scope);
                 scope = Scope::new();
@@ -1026,30 +1058,13 @@ impl<T: FarData> RemVec<T> {
     pub fn try_for_each_chunk(&self, mut f: impl FnMut(&[T]) -> Result<()>) -> Result<()> {
         let mut scope = Scope::new();
         for (i, c) in self.chunks.iter().enumerate() {
-            f(c.rem.try_deref(&scope)?)?;
+            f(c.slice(&scope)?)?;
             if i % RENEW_CHUNKS == RENEW_CHUNKS - 1 {
                 drop(scope);
                 scope = Scope::new();
             }
         }
         Ok(())
-    }
-
-    /// Borrowing iteration from a scope you hold: yields `&T` for as long as `scope` lives.
-    /// The scope is never renewed, so keep such loops short (or use [`RemVec::iter`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let v: aifm_collections::RemVec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
-    /// let scope = aifm_core::Scope::new();
-    /// let all: Vec<&str> = v.iter_in(&scope).map(|s| s.as_str()).collect();
-    /// assert_eq!(all, ["a", "b"]);
-    /// ```
-    pub fn iter_in<'a>(&'a self, scope: &'a Scope) -> impl Iterator<Item = &'a T> + 'a {
-        self.chunks
-            .iter()
-            .flat_map(move |c| c.rem.deref(scope).iter())
     }
 
     /// Keeps the elements for which `keep` is true, in order. Chunks are consumed and rebuilt
@@ -1144,9 +1159,9 @@ impl<T: FarData> RemVec<T> {
         let mut buf = Vec::with_capacity(cl);
         let mut i = 0;
         for c in old {
-            let key = c.rem.key();
-            let flags = c.flags.into_inner();
-            let items = c.rem.into_inner();
+            let key = c.key();
+            let flags = c.flags.load(Ordering::Relaxed);
+            let items = c.into_vec();
             self.far.forget(key, flags);
             for x in items {
                 match decide(i, x) {
@@ -1207,14 +1222,11 @@ impl<T: FarData> RemVec<T> {
             let chunk = self.chunks.last_mut().expect("a partial chunk");
             *chunk.flags.get_mut() &= !SYNCED;
             let scope = Scope::new();
-            let tail = chunk.rem.try_deref_mut(&scope)?;
-            if tail.capacity() < cl {
-                tail.reserve_exact(cl - tail.len());
-            }
+            let mut tail = chunk.edit(&scope)?;
             while tail.len() < cl {
                 match iter.next() {
                     Some(x) => {
-                        tail.push(x);
+                        tail.push(x, cl);
                         self.len += 1;
                     }
                     None => return Ok(()),
@@ -1264,14 +1276,14 @@ impl<T: FarData> RemVec<T> {
             if c.flags.load(Ordering::Relaxed) & SYNCED != 0 {
                 continue;
             }
-            if !c.rem.is_local() {
+            if !c.is_local() {
                 // Only the runtime moves chunks out, and it writes what changed.
                 c.flags.fetch_or(SYNCED, Ordering::Relaxed);
                 continue;
             }
             let mut bytes = Vec::new();
-            c.rem.deref_nt(&scope)?.encode(&mut bytes)?;
-            batch.push((c.rem.key().to_le_bytes(), bytes));
+            c.encode_nt(&scope, &mut bytes)?;
+            batch.push((c.key().to_le_bytes(), bytes));
             marks.push(i);
             if batch.len() == SYNC_BATCH {
                 flush(&mut batch, &mut marks)?;
@@ -1350,14 +1362,25 @@ fn local_is_permutation(perm: &RemVec<u64>, n: usize) -> bool {
     })
 }
 
-fn to_range(r: impl RangeBounds<usize>, len: usize) -> Range<usize> {
+/// The index range `r` names in a sequence of `len` elements.
+///
+/// # Panics
+/// Like std's slice methods: when a bound is past `usize::MAX` (`Excluded(usize::MAX)` as a
+/// start, `Included(usize::MAX)` as an end: these must not wrap to 0), when the start is
+/// after the end, or when the end is past `len`.
+#[track_caller]
+pub(crate) fn to_range(r: impl RangeBounds<usize>, len: usize) -> Range<usize> {
     let start = match r.start_bound() {
         Bound::Included(&s) => s,
-        Bound::Excluded(&s) => s + 1,
+        Bound::Excluded(&s) => s
+            .checked_add(1)
+            .expect("attempted to index slice from after maximum usize"),
         Bound::Unbounded => 0,
     };
     let end = match r.end_bound() {
-        Bound::Included(&e) => e + 1,
+        Bound::Included(&e) => e
+            .checked_add(1)
+            .expect("attempted to index slice up to maximum usize"),
         Bound::Excluded(&e) => e,
         Bound::Unbounded => len,
     };
@@ -1991,6 +2014,8 @@ impl<T: FarData + Pod> RemVec<T> {
     }
 }
 
+/// An empty vector in the process-wide default runtime (`Runtime::global()`: 256 MiB of
+/// local memory unless configured); [`RemVec::new_in`] chooses the runtime.
 impl<T: FarData> Default for RemVec<T> {
     fn default() -> Self {
         Self::new()
@@ -2003,7 +2028,7 @@ impl<T: FarData + fmt::Debug> fmt::Debug for RemVec<T> {
         let mut list = f.debug_list();
         let mut scope = Scope::new();
         for c in &self.chunks {
-            match c.rem.try_deref(&scope) {
+            match c.slice(&scope) {
                 Ok(xs) => {
                     list.entries(xs.iter());
                 }
@@ -2034,7 +2059,7 @@ impl<T: FarData + Clone> Clone for RemVec<T> {
         let mut scope = Scope::new();
         for c in &source.chunks {
             let mut v = Vec::with_capacity(cl);
-            v.extend_from_slice(c.rem.deref(&scope));
+            v.extend_from_slice(c.deref(&scope));
             scope.renew();
             self.push_full(v);
         }
@@ -2049,7 +2074,7 @@ impl<T: FarData + PartialEq> PartialEq for RemVec<T> {
         let mut scope = Scope::new();
         if self.shift == other.shift {
             for (a, b) in self.chunks.iter().zip(&other.chunks) {
-                if a.rem.deref(&scope) != b.rem.deref(&scope) {
+                if a.deref(&scope) != b.deref(&scope) {
                     return false;
                 }
                 scope.renew();
@@ -2078,7 +2103,7 @@ impl<T: FarData + PartialEq> PartialEq<[T]> for RemVec<T> {
         let cl = self.chunk_len();
         let mut scope = Scope::new();
         for (c, b) in self.chunks.iter().zip(other.chunks(cl)) {
-            if c.rem.deref(&scope).as_slice() != b {
+            if c.deref(&scope) != b {
                 return false;
             }
             scope.renew();
@@ -2109,6 +2134,9 @@ impl<'a, T: FarData + Copy> Extend<&'a T> for RemVec<T> {
     }
 }
 
+/// `collect()` builds in the process-wide default runtime (`Runtime::global()`: 256 MiB of
+/// local memory unless configured), not in a runtime you built: use
+/// [`RemVec::from_iter_in`] for that.
 impl<T: FarData> FromIterator<T> for RemVec<T> {
     #[track_caller]
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
@@ -2118,6 +2146,8 @@ impl<T: FarData> FromIterator<T> for RemVec<T> {
     }
 }
 
+/// Builds in the process-wide default runtime (`Runtime::global()`); use
+/// [`RemVec::from_vec_in`] to choose one.
 impl<T: FarData> From<Vec<T>> for RemVec<T> {
     #[track_caller]
     fn from(v: Vec<T>) -> Self {
