@@ -3,11 +3,17 @@
 //! # Layout
 //!
 //! Elements live in *chunks* of `2^k` elements (about [`DEFAULT_CHUNK_BYTES`] by default,
-//! [`RemVec::with_chunk_bytes`] to choose). Each chunk is one remote object, a
-//! `RemBox<Vec<T>>` whose buffer is allocated once with room for exactly one chunk and never
-//! grows past it, so the runtime's accounting of its heap bytes stays exact. Chunk `i` holds
-//! elements `i·2^k .. (i+1)·2^k`; every chunk but the last is full, and the last is never
-//! empty. An index splits into chunk and offset with a shift and a mask.
+//! [`RemVec::with_chunk_bytes`] to choose). Each chunk is one remote object. For plain data
+//! whose chunk fills more than half of a 4 KiB page (the default for every primitive) the
+//! elements live *inline* in that object; any other element type gets a `RemBox<Vec<T>>`
+//! whose buffer is allocated once with room for exactly one chunk (see `chunk`). Chunk `i`
+//! holds elements `i·2^k .. (i+1)·2^k`; every chunk but the last is full, and the last is
+//! never empty. An index splits into chunk and offset with a shift and a mask.
+//!
+//! A scope pins every chunk it reached, and a chunk is 4 KiB: inside one scope, touching
+//! many far chunks draws on the runtime's overdraft (a fetch inside an open scope cannot wait
+//! for the evacuator), so loops over far data should renew their scope every few chunks, as
+//! the iterators do.
 //!
 //! The local part of a `RemVec` is small: per chunk, one pointer-sized handle plus a byte of
 //! flags (about 1/256 of the data with 4 KiB chunks). Chunks are allocated in the vector's own
@@ -21,13 +27,14 @@
 //! * `Index` is not offered: `Index::index(&self, i) -> &T` has no place to put the scope that
 //!   keeps the chunk from being evacuated while the reference lives, and a reference that
 //!   outlives its scope could dangle.
-//! * [`RemVec::iter`] yields clones, dereferencing once per chunk in a scope of its own that
-//!   ends before the chunk's elements are handed out, so a scan (or several zipped) never
-//!   holds the evacuator back while your code runs. It cannot yield
-//!   references for the same reason `Index` cannot. [`RemVec::iter_in`] borrows from a scope
-//!   you hold (and never renews it); [`RemVec::iter_nt`] is the nontemporal scan: chunks it
-//!   brings in go to regions evicted first and are not heated, so a one-off scan does not push
-//!   out the hot set.
+//! * [`RemVec::iter`] yields clones, from either end. Between calls to `next` it holds no
+//!   scope (each chunk is cloned into a buffer inside a scope of its own), so a scan (or
+//!   several zipped) never holds the evacuator back while your code runs; `fold` and the
+//!   consumers built on it (`sum`, `for_each`, `max`, …) read each chunk in place, one scope
+//!   per chunk. It cannot yield references for the same reason `Index` cannot.
+//!   [`RemVec::iter_in`] yields references, borrowing a scope you hold (and never renewing
+//!   it); [`RemVec::iter_nt`] is the nontemporal scan: chunks it brings in go to regions
+//!   evicted first and are not heated, so a one-off scan does not push out the hot set.
 //!
 //! # Semantics the structure tells the runtime
 //!
