@@ -86,6 +86,21 @@ impl Page {
         unsafe { std::slice::from_raw_parts(self.words.as_ptr() as *const T, n) }
     }
 
+    /// Element `off` (`None` past the page). Reads the page's words directly without
+    /// consulting the byte count: the vector's own length already bounds `off`, and every
+    /// word of a page is initialised plain data, so even a page a corrupt far copy shortened
+    /// yields a valid `T`.
+    #[inline]
+    fn elem<T>(&self, off: usize, _pod: PodWitness<T>) -> Option<&T> {
+        if off < PAGE_BYTES / std::mem::size_of::<T>() {
+            // SAFETY: `off` is within the page's `PAGE_BYTES` (checked); `T: Pod` (the
+            // witness), 8-aligned words, alignment <= 8 and `size > 0` as in `elems`.
+            Some(unsafe { &*(self.words.as_ptr() as *const T).add(off) })
+        } else {
+            None
+        }
+    }
+
     /// The elements, mutably.
     #[inline]
     fn elems_mut<T>(&mut self, _pod: PodWitness<T>) -> &mut [T] {
@@ -185,6 +200,17 @@ impl<T: FarData> Chunk<T> {
         match &self.rem {
             Store::Inline(b) => b.deref(scope).elems(pod()),
             Store::Boxed(b) => b.deref(scope),
+        }
+    }
+
+    /// Element `off` of a chunk the caller knows holds more than `off` elements (the hot
+    /// path of `RemVec::get`; panics on a far-memory failure).
+    #[inline]
+    #[track_caller]
+    pub(crate) fn elem<'a>(&'a self, off: usize, scope: &'a Scope) -> Option<&'a T> {
+        match &self.rem {
+            Store::Inline(b) => b.deref(scope).elem(off, pod()),
+            Store::Boxed(b) => b.deref(scope).get(off),
         }
     }
 
