@@ -32,6 +32,7 @@ use aifm_core::{Error, FarData, RemBox, Result, Runtime, Scope};
 use std::collections::VecDeque;
 use std::fmt;
 use std::iter::FusedIterator;
+use std::ops::{Range, RangeBounds};
 
 /// One chunk of a [`RemQueue`]: a ring of elements.
 ///
@@ -588,23 +589,44 @@ impl<T: FarData> RemQueue<T> {
         Iter(Cloned::new(Chunks(&self.chunks), self.chunks.len(), self.len))
     }
 
-    /// Removes and yields every element, front to back.
+    /// Removes the elements in `range` (positions from the front) and yields them, front to
+    /// back (or back to front: the iterator is double-ended).
+    ///
+    /// # Panics
+    /// If the range is out of bounds (as `VecDeque::drain`), or far memory fails.
     ///
     /// # Examples
     ///
     /// ```
-    /// let mut q: aifm_collections::RemQueue<u8> = (0..3).collect();
-    /// assert_eq!(q.drain().collect::<Vec<_>>(), [0, 1, 2]);
+    /// let mut q: aifm_collections::RemQueue<u8> = (0..5).collect();
+    /// assert_eq!(q.drain(1..3).collect::<Vec<_>>(), [1, 2]);
+    /// assert_eq!(q.drain(..).collect::<Vec<_>>(), [0, 3, 4]);
     /// assert!(q.is_empty());
     /// ```
-    pub fn drain(&mut self) -> IntoIter<T> {
-        let taken = RemQueue {
-            chunks: std::mem::take(&mut self.chunks),
-            len: std::mem::take(&mut self.len),
+    #[track_caller]
+    pub fn drain(&mut self, range: impl RangeBounds<usize>) -> IntoIter<T> {
+        let Range { start, end } = crate::vec::to_range(range, self.len);
+        let mut out = RemQueue {
+            chunks: VecDeque::new(),
+            len: 0,
             shift: self.shift,
             rt: self.rt.clone(),
         };
-        IntoIter(taken)
+        if start == 0 && end == self.len {
+            std::mem::swap(&mut out.chunks, &mut self.chunks);
+            std::mem::swap(&mut out.len, &mut self.len);
+        } else {
+            // One turn through the queue: what stays goes back in at the back, in order.
+            for i in 0..self.len {
+                let x = self.pop_front().expect("counted");
+                if (start..end).contains(&i) {
+                    out.push_back(x);
+                } else {
+                    self.push_back(x);
+                }
+            }
+        }
+        IntoIter(out)
     }
 
     /// Keeps the elements for which `keep` is true, in order.

@@ -74,6 +74,41 @@ impl<T: FarData> RemVec<T> {
         chunk.elem(index & self.mask(), scope)
     }
 
+    /// The first element, valid while `scope` lives (`None` when empty).
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<u32> = (5..100).collect();
+    /// let scope = aifm_core::Scope::new();
+    /// assert_eq!((v.first(&scope), v.last(&scope)), (Some(&5), Some(&99)));
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn first<'a>(&'a self, scope: &'a Scope) -> Option<&'a T> {
+        self.get(0, scope)
+    }
+
+    /// The last element, valid while `scope` lives (`None` when empty).
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = aifm_collections::RemVec::<u8>::new();
+    /// assert_eq!(v.last(&aifm_core::Scope::new()), None);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn last<'a>(&'a self, scope: &'a Scope) -> Option<&'a T> {
+        self.len.checked_sub(1).and_then(|i| self.get(i, scope))
+    }
+
     /// [`RemVec::get`], reporting far-memory failures.
     ///
     /// # Errors

@@ -406,11 +406,162 @@ impl<T: FarData> RemVec<T> {
     /// ```
     #[track_caller]
     pub fn drain(&mut self, range: impl RangeBounds<usize>) -> Drain<T> {
-        let Range { start, end } = to_range(range, self.len);
-        let mut out = RemVec::with_chunk_bytes_in(
-            self.chunk_len() * std::mem::size_of::<T>().max(1),
-            &self.far.rt,
+        Drain::new(self.take_range(range).into_iter())
+    }
+
+    /// Splits the vector at `at`: `self` keeps `0..at`, the returned vector (same runtime,
+    /// chunk size and placement) holds the rest.
+    ///
+    /// # Panics
+    /// If `at > len` (as `Vec::split_off`), or far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut v: aifm_collections::RemVec<u32> = (0..5).collect();
+    /// let tail = v.split_off(3);
+    /// assert_eq!((v, tail), (vec![0, 1, 2].into(), vec![3, 4].into()));
+    /// ```
+    #[track_caller]
+    pub fn split_off(&mut self, at: usize) -> RemVec<T> {
+        assert!(
+            at <= self.len,
+            "`at` split index (is {at}) should be <= len (is {})",
+            self.len
         );
+        if at & self.mask() == 0 {
+            // Whole chunks move: only the tail's chunks are touched (taken out and stored
+            // again under the new vector's keys); the head is not rebuilt.
+            let mut out = self.empty_twin();
+            let tail: Vec<Chunk<T>> = self.chunks.drain(at >> self.shift..).collect();
+            self.len = at;
+            for c in tail {
+                let flags = c.flags.load(Ordering::Relaxed);
+                let key = c.key();
+                let items = c.into_vec();
+                self.far.forget(key, flags);
+                let n = items.len();
+                if let Err(e) = out.push_chunk(items) {
+                    fail("RemVec::split_off", e);
+                }
+                out.len += n;
+            }
+            return out;
+        }
+        self.take_range(at..)
+    }
+
+    /// Removes and returns element `index`, replacing it with the last element (O(1), does
+    /// not preserve order).
+    ///
+    /// # Panics
+    /// If `index >= len` (as `Vec::swap_remove`), or far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut v: aifm_collections::RemVec<u8> = (0..4).collect();
+    /// assert_eq!(v.swap_remove(1), 1);
+    /// assert_eq!(v, vec![0, 3, 2]);
+    /// ```
+    #[track_caller]
+    pub fn swap_remove(&mut self, index: usize) -> T {
+        assert!(
+            index < self.len,
+            "swap_remove index (is {index}) should be < len (is {})",
+            self.len
+        );
+        self.swap(index, self.len - 1);
+        self.pop().expect("non-empty")
+    }
+
+    /// Resizes the vector to `new_len`, appending clones of `value` or truncating.
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut v: aifm_collections::RemVec<u8> = (0..2).collect();
+    /// v.resize(4, 7);
+    /// assert_eq!(v, vec![0, 1, 7, 7]);
+    /// v.resize(1, 0);
+    /// assert_eq!(v, vec![0]);
+    /// ```
+    #[track_caller]
+    pub fn resize(&mut self, new_len: usize, value: T)
+    where
+        T: Clone,
+    {
+        if new_len <= self.len {
+            self.truncate(new_len);
+        } else {
+            let n = new_len - self.len;
+            self.extend(std::iter::repeat_n(value, n));
+        }
+    }
+
+    /// Appends clones of the elements of `other`.
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut v = aifm_collections::RemVec::new();
+    /// v.extend_from_slice(&["a".to_string()]);
+    /// assert_eq!(v.len(), 1);
+    /// ```
+    #[track_caller]
+    pub fn extend_from_slice(&mut self, other: &[T])
+    where
+        T: Clone,
+    {
+        self.extend(other.iter().cloned())
+    }
+
+    /// Whether some element equals `x` (reads chunk by chunk).
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<u32> = (0..5000).collect();
+    /// assert!(v.contains(&4321) && !v.contains(&5000));
+    /// ```
+    #[track_caller]
+    pub fn contains(&self, x: &T) -> bool
+    where
+        T: PartialEq,
+    {
+        let mut scope = Scope::new();
+        for (i, c) in self.chunks.iter().enumerate() {
+            if c.deref(&scope).contains(x) {
+                return true;
+            }
+            if i % RENEW_CHUNKS == RENEW_CHUNKS - 1 {
+                scope.renew();
+            }
+        }
+        false
+    }
+
+    /// An empty vector in the same runtime, with the same chunk length and placement.
+    pub(super) fn empty_twin(&self) -> RemVec<T> {
+        let mut out = RemVec::with_chunk_bytes_in(1, &self.far.rt).with_placement(self.placement());
+        out.shift = self.shift;
+        out
+    }
+
+    /// Moves the elements in `range` into a new vector in the same runtime.
+    #[track_caller]
+    fn take_range(&mut self, range: impl RangeBounds<usize>) -> RemVec<T> {
+        let Range { start, end } = to_range(range, self.len);
+        let mut out = self.empty_twin();
         let mut buf = Vec::new();
         self.rebuild(
             |i, x| {
@@ -433,7 +584,7 @@ impl<T: FarData> RemVec<T> {
         if !buf.is_empty() {
             out.push_full(buf);
         }
-        Drain::new(out.into_iter())
+        out
     }
 
     /// Appends a chunk-capacity buffer of elements as a new chunk (the tail must be full).
