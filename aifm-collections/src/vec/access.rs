@@ -65,13 +65,13 @@ impl<T: FarData> RemVec<T> {
         if index >= self.len {
             return None;
         }
-        let c = index >> self.shift;
+        let (c, off) = (index >> self.shift, index & self.mask());
         let chunk = &self.chunks[c];
         if !chunk.is_local() {
             // The detector only watches accesses that miss: hits cost nothing extra.
             self.observe(c);
         }
-        chunk.elem(index & self.mask(), scope)
+        chunk.elem(off, scope)
     }
 
     /// The first element, valid while `scope` lives (`None` when empty).

@@ -5,8 +5,8 @@
 //! scope of its own and shows its elements as (at most) two slices, in order. [`Cloned`]
 //! walks the run from both ends:
 //!
-//! * `next` / `next_back` clone one chunk's elements into a buffer the first time they enter
-//!   it, so **no scope is open between calls**: a scan, several zipped scans, or a scan whose
+//! * `next` / `next_back` clone one chunk's elements into a buffer (one per end, reused
+//!   chunk after chunk) the first time they enter it, so **no scope is open between calls**: a scan, several zipped scans, or a scan whose
 //!   body calls `evacuate_now` or blocks never keep the evacuator waiting;
 //! * `fold` / `rfold` (and so `sum`, `for_each`, `count`, `max`, … and `for` loops that the
 //!   compiler turns into them) run directly on each chunk's slices, one scope per chunk,
@@ -15,6 +15,7 @@
 //! The two ends never load the same chunk: when they meet, the end that arrives second takes
 //! what is left from the other end's buffer.
 
+use std::collections::VecDeque;
 use std::iter::FusedIterator;
 
 /// A run of chunks an iterator can visit one at a time.
@@ -30,8 +31,9 @@ pub(crate) struct Cloned<T, S> {
     /// Chunks not yet loaded: `front..back`.
     front: usize,
     back: usize,
-    fbuf: std::vec::IntoIter<T>,
-    bbuf: std::vec::IntoIter<T>,
+    /// Elements the front end loaded and has not yielded (the back end's, once they meet).
+    fbuf: VecDeque<T>,
+    bbuf: VecDeque<T>,
     remaining: usize,
 }
 
@@ -42,20 +44,20 @@ impl<T: Clone, S: Source<T>> Cloned<T, S> {
             src,
             front: 0,
             back: chunks,
-            fbuf: Vec::new().into_iter(),
-            bbuf: Vec::new().into_iter(),
+            fbuf: VecDeque::new(),
+            bbuf: VecDeque::new(),
             remaining: len,
         }
     }
 
-    fn load(&self, i: usize) -> std::vec::IntoIter<T> {
-        let mut buf = Vec::new();
-        self.src.visit(i, &mut |a, b| {
-            buf.reserve_exact(a.len() + b.len());
-            buf.extend_from_slice(a);
-            buf.extend_from_slice(b);
+    /// Clones chunk `i` into `buf` (emptied first; its allocation is reused chunk after
+    /// chunk).
+    fn load(src: &S, i: usize, buf: &mut VecDeque<T>) {
+        buf.clear();
+        src.visit(i, &mut |a, b| {
+            buf.extend(a.iter().cloned());
+            buf.extend(b.iter().cloned());
         });
-        buf.into_iter()
     }
 }
 
@@ -65,16 +67,16 @@ impl<T: Clone, S: Source<T>> Iterator for Cloned<T, S> {
     #[inline]
     fn next(&mut self) -> Option<T> {
         loop {
-            if let Some(x) = self.fbuf.next() {
+            if let Some(x) = self.fbuf.pop_front() {
                 self.remaining -= 1;
                 return Some(x);
             }
             if self.front == self.back {
-                let x = self.bbuf.next();
+                let x = self.bbuf.pop_front();
                 self.remaining -= x.is_some() as usize;
                 return x;
             }
-            self.fbuf = self.load(self.front);
+            Self::load(&self.src, self.front, &mut self.fbuf);
             self.front += 1;
         }
     }
@@ -93,7 +95,7 @@ impl<T: Clone, S: Source<T>> Iterator for Cloned<T, S> {
             bbuf,
             ..
         } = self;
-        let mut acc = Some(fbuf.fold(init, &mut f));
+        let mut acc = Some(fbuf.into_iter().fold(init, &mut f));
         for i in front..back {
             // Only chunk i's own scope is open while `f` runs on its elements.
             src.visit(i, &mut |a, b| {
@@ -102,7 +104,7 @@ impl<T: Clone, S: Source<T>> Iterator for Cloned<T, S> {
                 acc = Some(b.iter().cloned().fold(x, &mut f));
             });
         }
-        bbuf.fold(acc.expect("folded"), f)
+        bbuf.into_iter().fold(acc.expect("folded"), f)
     }
 }
 
@@ -110,17 +112,17 @@ impl<T: Clone, S: Source<T>> DoubleEndedIterator for Cloned<T, S> {
     #[inline]
     fn next_back(&mut self) -> Option<T> {
         loop {
-            if let Some(x) = self.bbuf.next_back() {
+            if let Some(x) = self.bbuf.pop_back() {
                 self.remaining -= 1;
                 return Some(x);
             }
             if self.front == self.back {
-                let x = self.fbuf.next_back();
+                let x = self.fbuf.pop_back();
                 self.remaining -= x.is_some() as usize;
                 return x;
             }
             self.back -= 1;
-            self.bbuf = self.load(self.back);
+            Self::load(&self.src, self.back, &mut self.bbuf);
         }
     }
 
@@ -133,7 +135,7 @@ impl<T: Clone, S: Source<T>> DoubleEndedIterator for Cloned<T, S> {
             bbuf,
             ..
         } = self;
-        let mut acc = Some(bbuf.rfold(init, &mut f));
+        let mut acc = Some(bbuf.into_iter().rfold(init, &mut f));
         for i in (front..back).rev() {
             src.visit(i, &mut |a, b| {
                 let x = acc.take().expect("folding");
@@ -141,7 +143,7 @@ impl<T: Clone, S: Source<T>> DoubleEndedIterator for Cloned<T, S> {
                 acc = Some(a.iter().rev().cloned().fold(x, &mut f));
             });
         }
-        fbuf.rfold(acc.expect("folded"), f)
+        fbuf.into_iter().rfold(acc.expect("folded"), f)
     }
 }
 
