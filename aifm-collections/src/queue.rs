@@ -53,7 +53,11 @@ impl<T: FarData> FarData for Ring<T> {
 
     fn decode(bytes: &[u8]) -> Result<Self> {
         let short = || Error::Codec("truncated ring chunk".into());
-        let n: [u8; 8] = bytes.get(..8).ok_or_else(short)?.try_into().expect("8 bytes");
+        let n: [u8; 8] = bytes
+            .get(..8)
+            .ok_or_else(short)?
+            .try_into()
+            .expect("8 bytes");
         let n = usize::try_from(u64::from_le_bytes(n)).map_err(|_| short())?;
         let rest = &bytes[8..];
         let first = rest.get(..n).ok_or_else(short)?;
@@ -476,7 +480,10 @@ impl<T: FarData> RemQueue<T> {
                 }
                 End::Back => {
                     self.chunks.pop_back();
-                    self.chunks.len().checked_sub(2).and_then(|i| self.chunks.get(i))
+                    self.chunks
+                        .len()
+                        .checked_sub(2)
+                        .and_then(|i| self.chunks.get(i))
                 }
             };
             if let Some(next) = next {
@@ -586,7 +593,11 @@ impl<T: FarData> RemQueue<T> {
     where
         T: Clone,
     {
-        Iter(Cloned::new(Chunks(&self.chunks), self.chunks.len(), self.len))
+        Iter(Cloned::new(
+            Chunks(&self.chunks),
+            self.chunks.len(),
+            self.len,
+        ))
     }
 
     /// Removes the elements in `range` (positions from the front) and yields them, front to

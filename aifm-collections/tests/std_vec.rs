@@ -185,7 +185,10 @@ fn iter_adapters() {
         // pinned, so it is for short runs (the whole vector does not fit a 1 MiB budget).
         let scope = Scope::new();
         assert_eq!(v.iter_in(&scope).rev().next(), Some(&(n - 1)));
-        assert_eq!(v.iter_in(&scope).take(1000).copied().sum::<u64>(), 999 * 1000 / 2);
+        assert_eq!(
+            v.iter_in(&scope).take(1000).copied().sum::<u64>(),
+            999 * 1000 / 2
+        );
     });
 }
 
@@ -284,10 +287,20 @@ fn drain_bounds_panic_like_std() {
         let r = 2..1;
         assert!(panics(|| drop(v.drain(r))));
         // std's drain_max_vec_size / drain_start_overflow / drain_end_overflow.
-        assert!(panics(|| drop(v.drain((Excluded(usize::MAX), Included(0))))));
-        assert!(panics(|| drop(v.drain((Included(0), Included(usize::MAX))))));
-        assert!(panics(|| drop(v.drain((Included(usize::MAX), Included(usize::MAX))))));
-        assert_eq!(v, vec![1, 2, 3], "a drain that panics on its bounds removes nothing");
+        assert!(panics(|| drop(
+            v.drain((Excluded(usize::MAX), Included(0)))
+        )));
+        assert!(panics(|| drop(
+            v.drain((Included(0), Included(usize::MAX)))
+        )));
+        assert!(panics(|| drop(
+            v.drain((Included(usize::MAX), Included(usize::MAX)))
+        )));
+        assert_eq!(
+            v,
+            vec![1, 2, 3],
+            "a drain that panics on its bounds removes nothing"
+        );
     });
 }
 

@@ -18,18 +18,28 @@ fn panics(f: impl FnOnce()) -> bool {
 
 #[test]
 fn drain_start_bound_past_usize_max_panics_like_std() {
-    assert!(panics(|| drop(vec![1, 2, 3].drain((Excluded(usize::MAX), Included(0))))));
+    assert!(panics(|| drop(
+        vec![1, 2, 3].drain((Excluded(usize::MAX), Included(0)))
+    )));
     let mut v = three();
-    assert!(panics(|| drop(v.drain((Excluded(usize::MAX), Included(0))))));
+    assert!(panics(|| drop(
+        v.drain((Excluded(usize::MAX), Included(0)))
+    )));
 }
 
 #[test]
 fn drain_end_bound_past_usize_max_panics_like_std() {
-    assert!(panics(|| drop(vec![1, 2, 3].drain((Included(0), Included(usize::MAX))))));
+    assert!(panics(|| drop(
+        vec![1, 2, 3].drain((Included(0), Included(usize::MAX)))
+    )));
     let mut v = three();
-    assert!(panics(|| drop(v.drain((Included(0), Included(usize::MAX))))));
+    assert!(panics(|| drop(
+        v.drain((Included(0), Included(usize::MAX)))
+    )));
     let v = three();
-    assert!(panics(|| drop(v.copy_range((Included(0), Included(usize::MAX))))));
+    assert!(panics(|| drop(
+        v.copy_range((Included(0), Included(usize::MAX)))
+    )));
 }
 
 #[test]

@@ -11,7 +11,6 @@ use aifm_core::{Error, FarData, Result, Scope};
 use std::ops::Range;
 
 impl<T: FarData> RemVec<T> {
-
     #[inline]
     pub(super) fn observe(&self, chunk: usize) {
         if self.prefetch.last() != chunk as u64 {

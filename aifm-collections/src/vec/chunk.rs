@@ -129,7 +129,9 @@ pub(crate) fn inline_for<T: FarData>(chunk_len: usize) -> bool {
     T::POD.is_some()
         && size > 0
         && std::mem::align_of::<T>() <= 8
-        && chunk_len.checked_mul(size).is_some_and(|b| b <= PAGE_BYTES && 2 * b > PAGE_BYTES)
+        && chunk_len
+            .checked_mul(size)
+            .is_some_and(|b| b <= PAGE_BYTES && 2 * b > PAGE_BYTES)
 }
 
 /// The pod witness of an inline chunk's element type.

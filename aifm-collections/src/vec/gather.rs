@@ -56,7 +56,11 @@ impl<T: FarData + Pod> RemVec<T> {
     }
 
     /// Fetches output `0..n` of a device operation in replies of `REPLY_CHUNKS` chunks.
-    pub(super) fn remote_build(&self, n: u64, req: impl Fn(u64, u64) -> Request) -> Result<RemVec<T>> {
+    pub(super) fn remote_build(
+        &self,
+        n: u64,
+        req: impl Fn(u64, u64) -> Request,
+    ) -> Result<RemVec<T>> {
         self.build_from(n, |from, to| match self.call(&req(from, to))? {
             Reply::Bytes(b) => Ok(b),
             r => Err(Error::Protocol(format!("unexpected reply {r:?}"))),

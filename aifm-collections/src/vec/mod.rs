@@ -87,17 +87,17 @@
 
 mod access;
 mod aggregates;
-pub mod device;
 mod chunk;
+pub(crate) mod cloned;
+pub mod device;
 mod edit;
 mod gather;
-mod offload;
-mod traits;
-pub(crate) mod cloned;
 mod iter;
 pub(crate) mod local;
+mod offload;
 pub mod ops;
 mod striped;
+mod traits;
 
 pub use device::DEVICE;
 pub use iter::{Drain, IntoIter, Iter, IterIn};
