@@ -133,3 +133,74 @@ fn plain_data_chunks_are_inline() {
     assert!(rt.stats().local_owned_bytes > 0);
     assert_eq!(w.get_cloned(42).as_deref(), Some("42"));
 }
+
+/// Live `Counted` values: clones and decodes add one, drops take one away.
+static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+struct Counted(u64);
+
+impl Counted {
+    fn new(x: u64) -> Self {
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted(x)
+    }
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Counted::new(self.0)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl aifm_core::FarData for Counted {
+    fn encode(&self, out: &mut Vec<u8>) -> aifm_core::Result<()> {
+        self.0.encode(out)
+    }
+    fn decode(bytes: &[u8]) -> aifm_core::Result<Self> {
+        u64::decode(bytes).map(Counted::new)
+    }
+}
+
+/// The iterators' buffers hand each clone out exactly once and drop what was not taken:
+/// partly consumed, from both ends, after meeting, and through `fold`.
+#[test]
+fn iterator_buffers_neither_leak_nor_double_drop() {
+    let live = || LIVE.load(std::sync::atomic::Ordering::SeqCst);
+    let v: RemVec<Counted> = (0..5000).map(Counted::new).collect();
+    let base = live();
+    assert_eq!(base, 5000);
+    {
+        let mut it = v.iter();
+        assert_eq!(it.next().map(|c| c.0), Some(0));
+        assert_eq!(it.next_back().map(|c| c.0), Some(4999));
+        assert!(live() > base);
+    }
+    assert_eq!(live(), base);
+    {
+        let mut it = v.iter();
+        let taken: Vec<Counted> = it.by_ref().take(2500).collect();
+        assert_eq!(it.next_back().map(|c| c.0), Some(4999));
+        assert_eq!(it.map(|c| c.0).sum::<u64>(), (2500..4999).sum::<u64>());
+        assert_eq!(taken.len(), 2500);
+    }
+    assert_eq!(live(), base);
+    let small: RemVec<Counted> = (0..10).map(Counted::new).collect();
+    {
+        let mut it = small.iter();
+        // One chunk: the ends meet in it.
+        assert_eq!(it.next_back().map(|c| c.0), Some(9));
+        assert!(it.by_ref().map(|c| c.0).eq(0..9));
+        assert!(it.next().is_none() && it.next_back().is_none());
+    }
+    assert_eq!(v.iter().rfold(0, |a, c| a + c.0), (0..5000).sum::<u64>());
+    drop(small);
+    assert_eq!(live(), base);
+    drop(v);
+    assert_eq!(live(), 0);
+}

@@ -15,7 +15,6 @@
 //! The two ends never load the same chunk: when they meet, the end that arrives second takes
 //! what is left from the other end's buffer.
 
-use std::collections::VecDeque;
 use std::iter::FusedIterator;
 
 /// A run of chunks an iterator can visit one at a time.
@@ -32,10 +31,102 @@ pub(crate) struct Cloned<T, S> {
     front: usize,
     back: usize,
     /// Elements the front end loaded and has not yielded (the back end's, once they meet).
-    fbuf: VecDeque<T>,
-    bbuf: VecDeque<T>,
+    fbuf: Buf<T>,
+    bbuf: Buf<T>,
     remaining: usize,
 }
+
+/// A chunk's clones, taken from either end; its allocation is reused chunk after chunk.
+///
+/// Invariant: `items` has length 0 (so it never drops anything itself) and its first `hi`
+/// slots were initialised by the last `fill`; slots `lo..hi` still hold values this buffer
+/// owns, the others were moved out.
+struct Buf<T> {
+    items: Vec<T>,
+    lo: usize,
+    hi: usize,
+}
+
+impl<T> Buf<T> {
+    fn new() -> Self {
+        Buf {
+            items: Vec::new(),
+            lo: 0,
+            hi: 0,
+        }
+    }
+
+    /// Drops what is left and refills the buffer with clones of `a` then `b`.
+    fn fill(&mut self, a: &[T], b: &[T])
+    where
+        T: Clone,
+    {
+        self.clear();
+        self.items.reserve(a.len() + b.len());
+        // If a clone panics, `items` owns (and drops) the clones made so far; `lo == hi`.
+        self.items.extend_from_slice(a);
+        self.items.extend_from_slice(b);
+        self.hi = self.items.len();
+        // SAFETY: the `hi` initialised values now belong to the buffer (see the invariant);
+        // length 0 is always valid.
+        unsafe { self.items.set_len(0) };
+    }
+
+    fn clear(&mut self) {
+        let (lo, hi) = (self.lo, self.hi);
+        self.lo = 0;
+        self.hi = 0;
+        // SAFETY: slots `lo..hi` hold initialised values the buffer owns (the invariant);
+        // `lo` and `hi` are reset first, so a panicking destructor cannot lead to a second
+        // drop.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                self.items.as_mut_ptr().add(lo),
+                hi - lo,
+            ))
+        };
+    }
+
+    #[inline]
+    fn pop_front(&mut self) -> Option<T> {
+        if self.lo == self.hi {
+            return None;
+        }
+        self.lo += 1;
+        // SAFETY: slot `lo - 1` was in `lo..hi`, so it holds an owned value, and moving the
+        // bound past it hands that value out exactly once.
+        Some(unsafe { std::ptr::read(self.items.as_ptr().add(self.lo - 1)) })
+    }
+
+    #[inline]
+    fn pop_back(&mut self) -> Option<T> {
+        if self.lo == self.hi {
+            return None;
+        }
+        self.hi -= 1;
+        // SAFETY: as in `pop_front`, for slot `hi`.
+        Some(unsafe { std::ptr::read(self.items.as_ptr().add(self.hi)) })
+    }
+
+    fn fold<B>(mut self, init: B, f: impl FnMut(B, T) -> B) -> B {
+        std::iter::from_fn(|| self.pop_front()).fold(init, f)
+    }
+
+    fn rfold<B>(mut self, init: B, f: impl FnMut(B, T) -> B) -> B {
+        std::iter::from_fn(|| self.pop_back()).fold(init, f)
+    }
+}
+
+impl<T> Drop for Buf<T> {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+// SAFETY: a `Buf<T>` owns `T`s like a `Vec<T>` does.
+unsafe impl<T: Send> Send for Buf<T> {}
+// SAFETY: `&Buf<T>` gives no access to the values.
+unsafe impl<T: Sync> Sync for Buf<T> {}
 
 impl<T: Clone, S: Source<T>> Cloned<T, S> {
     /// Iterates over chunks `0..chunks` of `src`, which hold `len` elements in all.
@@ -44,20 +135,16 @@ impl<T: Clone, S: Source<T>> Cloned<T, S> {
             src,
             front: 0,
             back: chunks,
-            fbuf: VecDeque::new(),
-            bbuf: VecDeque::new(),
+            fbuf: Buf::new(),
+            bbuf: Buf::new(),
             remaining: len,
         }
     }
 
     /// Clones chunk `i` into `buf` (emptied first; its allocation is reused chunk after
     /// chunk).
-    fn load(src: &S, i: usize, buf: &mut VecDeque<T>) {
-        buf.clear();
-        src.visit(i, &mut |a, b| {
-            buf.extend(a.iter().cloned());
-            buf.extend(b.iter().cloned());
-        });
+    fn load(src: &S, i: usize, buf: &mut Buf<T>) {
+        src.visit(i, &mut |a, b| buf.fill(a, b));
     }
 }
 
@@ -95,7 +182,7 @@ impl<T: Clone, S: Source<T>> Iterator for Cloned<T, S> {
             bbuf,
             ..
         } = self;
-        let mut acc = Some(fbuf.into_iter().fold(init, &mut f));
+        let mut acc = Some(fbuf.fold(init, &mut f));
         for i in front..back {
             // Only chunk i's own scope is open while `f` runs on its elements.
             src.visit(i, &mut |a, b| {
@@ -104,7 +191,7 @@ impl<T: Clone, S: Source<T>> Iterator for Cloned<T, S> {
                 acc = Some(b.iter().cloned().fold(x, &mut f));
             });
         }
-        bbuf.into_iter().fold(acc.expect("folded"), f)
+        bbuf.fold(acc.expect("folded"), f)
     }
 }
 
@@ -135,7 +222,7 @@ impl<T: Clone, S: Source<T>> DoubleEndedIterator for Cloned<T, S> {
             bbuf,
             ..
         } = self;
-        let mut acc = Some(bbuf.into_iter().rfold(init, &mut f));
+        let mut acc = Some(bbuf.rfold(init, &mut f));
         for i in (front..back).rev() {
             src.visit(i, &mut |a, b| {
                 let x = acc.take().expect("folding");
@@ -143,7 +230,7 @@ impl<T: Clone, S: Source<T>> DoubleEndedIterator for Cloned<T, S> {
                 acc = Some(a.iter().rev().cloned().fold(x, &mut f));
             });
         }
-        fbuf.into_iter().rfold(acc.expect("folded"), f)
+        fbuf.rfold(acc.expect("folded"), f)
     }
 }
 
