@@ -33,7 +33,9 @@ pub(crate) struct Cloned<T, S> {
     /// Elements the front end loaded and has not yielded (the back end's, once they meet).
     fbuf: Buf<T>,
     bbuf: Buf<T>,
-    remaining: usize,
+    /// Elements in chunks `front..back` (not loaded yet). Counted per chunk, not per element:
+    /// a per-element counter in memory would chain every `next` to the one before.
+    unloaded: usize,
 }
 
 /// A chunk's clones, taken from either end; its allocation is reused chunk after chunk.
@@ -87,6 +89,12 @@ impl<T> Buf<T> {
         };
     }
 
+    /// Values not yet taken.
+    #[inline]
+    fn len(&self) -> usize {
+        self.hi - self.lo
+    }
+
     #[inline]
     fn pop_front(&mut self) -> Option<T> {
         if self.lo == self.hi {
@@ -137,14 +145,15 @@ impl<T: Clone, S: Source<T>> Cloned<T, S> {
             back: chunks,
             fbuf: Buf::new(),
             bbuf: Buf::new(),
-            remaining: len,
+            unloaded: len,
         }
     }
 
     /// Clones chunk `i` into `buf` (emptied first; its allocation is reused chunk after
     /// chunk).
-    fn load(src: &S, i: usize, buf: &mut Buf<T>) {
+    fn load(src: &S, i: usize, buf: &mut Buf<T>, unloaded: &mut usize) {
         src.visit(i, &mut |a, b| buf.fill(a, b));
+        *unloaded -= buf.len();
     }
 }
 
@@ -155,22 +164,20 @@ impl<T: Clone, S: Source<T>> Iterator for Cloned<T, S> {
     fn next(&mut self) -> Option<T> {
         loop {
             if let Some(x) = self.fbuf.pop_front() {
-                self.remaining -= 1;
                 return Some(x);
             }
             if self.front == self.back {
-                let x = self.bbuf.pop_front();
-                self.remaining -= x.is_some() as usize;
-                return x;
+                return self.bbuf.pop_front();
             }
-            Self::load(&self.src, self.front, &mut self.fbuf);
+            Self::load(&self.src, self.front, &mut self.fbuf, &mut self.unloaded);
             self.front += 1;
         }
     }
 
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
+        let n = self.remaining();
+        (n, Some(n))
     }
 
     fn fold<B, F: FnMut(B, T) -> B>(self, init: B, mut f: F) -> B {
@@ -200,16 +207,13 @@ impl<T: Clone, S: Source<T>> DoubleEndedIterator for Cloned<T, S> {
     fn next_back(&mut self) -> Option<T> {
         loop {
             if let Some(x) = self.bbuf.pop_back() {
-                self.remaining -= 1;
                 return Some(x);
             }
             if self.front == self.back {
-                let x = self.fbuf.pop_back();
-                self.remaining -= x.is_some() as usize;
-                return x;
+                return self.fbuf.pop_back();
             }
             self.back -= 1;
-            Self::load(&self.src, self.back, &mut self.bbuf);
+            Self::load(&self.src, self.back, &mut self.bbuf, &mut self.unloaded);
         }
     }
 
@@ -240,7 +244,7 @@ impl<T: Clone, S: Source<T>> FusedIterator for Cloned<T, S> {}
 /// `remaining` of a [`Cloned`] (for `Debug` impls).
 impl<T, S> Cloned<T, S> {
     pub(crate) fn remaining(&self) -> usize {
-        self.remaining
+        self.unloaded + self.fbuf.len() + self.bbuf.len()
     }
 
     /// The source (for `Debug` impls).
