@@ -40,21 +40,33 @@ pub(crate) struct Cloned<T, S> {
 
 /// A chunk's clones, taken from either end; its allocation is reused chunk after chunk.
 ///
-/// Invariant: `items` has length 0 (so it never drops anything itself) and its first `hi`
-/// slots were initialised by the last `fill`; slots `lo..hi` still hold values this buffer
-/// owns, the others were moved out.
+/// Invariant: `items` has length 0 (so it never drops anything itself); `lo..hi` (pointers
+/// into its buffer, like a slice iterator's) are the values the buffer still owns, the
+/// slots outside were moved out. For zero-sized `T` the two pointers only count: they
+/// advance by one byte per value and are never read through.
 struct Buf<T> {
     items: Vec<T>,
-    lo: usize,
-    hi: usize,
+    lo: *mut T,
+    hi: *mut T,
 }
 
 impl<T> Buf<T> {
+    const ZST: bool = std::mem::size_of::<T>() == 0;
+
     fn new() -> Self {
-        Buf {
-            items: Vec::new(),
-            lo: 0,
-            hi: 0,
+        let mut items = Vec::new();
+        let p = items.as_mut_ptr();
+        Buf { items, lo: p, hi: p }
+    }
+
+    /// Values not yet taken.
+    #[inline]
+    fn len(&self) -> usize {
+        if Self::ZST {
+            self.hi as usize - self.lo as usize
+        } else {
+            // SAFETY: both point into (or one past) the same allocation, `lo <= hi`.
+            unsafe { self.hi.offset_from(self.lo) as usize }
         }
     }
 
@@ -68,31 +80,33 @@ impl<T> Buf<T> {
         // If a clone panics, `items` owns (and drops) the clones made so far; `lo == hi`.
         self.items.extend_from_slice(a);
         self.items.extend_from_slice(b);
-        self.hi = self.items.len();
-        // SAFETY: the `hi` initialised values now belong to the buffer (see the invariant);
+        let n = self.items.len();
+        let base = self.items.as_mut_ptr();
+        // SAFETY: the `n` initialised values now belong to the buffer (the invariant);
         // length 0 is always valid.
         unsafe { self.items.set_len(0) };
-    }
-
-    fn clear(&mut self) {
-        let (lo, hi) = (self.lo, self.hi);
-        self.lo = 0;
-        self.hi = 0;
-        // SAFETY: slots `lo..hi` hold initialised values the buffer owns (the invariant);
-        // `lo` and `hi` are reset first, so a panicking destructor cannot lead to a second
-        // drop.
-        unsafe {
-            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
-                self.items.as_mut_ptr().add(lo),
-                hi - lo,
-            ))
+        self.lo = base;
+        self.hi = if Self::ZST {
+            base.wrapping_byte_add(n)
+        } else {
+            // SAFETY: `n` values fit the buffer: one past its end at most.
+            unsafe { base.add(n) }
         };
     }
 
-    /// Values not yet taken.
-    #[inline]
-    fn len(&self) -> usize {
-        self.hi - self.lo
+    fn clear(&mut self) {
+        let n = self.len();
+        let first = if Self::ZST {
+            self.items.as_mut_ptr()
+        } else {
+            self.lo
+        };
+        self.lo = self.items.as_mut_ptr();
+        self.hi = self.lo;
+        // SAFETY: `first..first + n` are the values the buffer owns (for zero-sized `T`, `n`
+        // values at the vector's aligned dangling pointer); `lo` and `hi` are reset first,
+        // so a panicking destructor cannot lead to a second drop.
+        unsafe { std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(first, n)) };
     }
 
     #[inline]
@@ -100,10 +114,19 @@ impl<T> Buf<T> {
         if self.lo == self.hi {
             return None;
         }
-        self.lo += 1;
-        // SAFETY: slot `lo - 1` was in `lo..hi`, so it holds an owned value, and moving the
-        // bound past it hands that value out exactly once.
-        Some(unsafe { std::ptr::read(self.items.as_ptr().add(self.lo - 1)) })
+        let p = self.lo;
+        if Self::ZST {
+            self.lo = p.wrapping_byte_add(1);
+            // SAFETY: a zero-sized value is read from an aligned, non-null pointer; the count
+            // moved past it, so it is handed out once.
+            return Some(unsafe { std::ptr::read(std::ptr::NonNull::<T>::dangling().as_ptr()) });
+        }
+        // SAFETY: `p` is in `lo..hi`, so it holds an owned value, and moving `lo` past it
+        // hands that value out exactly once.
+        unsafe {
+            self.lo = p.add(1);
+            Some(std::ptr::read(p))
+        }
     }
 
     #[inline]
@@ -111,9 +134,16 @@ impl<T> Buf<T> {
         if self.lo == self.hi {
             return None;
         }
-        self.hi -= 1;
-        // SAFETY: as in `pop_front`, for slot `hi`.
-        Some(unsafe { std::ptr::read(self.items.as_ptr().add(self.hi)) })
+        if Self::ZST {
+            self.hi = self.hi.wrapping_byte_sub(1);
+            // SAFETY: as in `pop_front`.
+            return Some(unsafe { std::ptr::read(std::ptr::NonNull::<T>::dangling().as_ptr()) });
+        }
+        // SAFETY: `lo < hi`, so `hi - 1` is in `lo..hi`: an owned value, handed out once.
+        unsafe {
+            self.hi = self.hi.sub(1);
+            Some(std::ptr::read(self.hi))
+        }
     }
 
     fn fold<B>(mut self, init: B, f: impl FnMut(B, T) -> B) -> B {
