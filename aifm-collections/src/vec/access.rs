@@ -65,12 +65,8 @@ impl<T: FarData> RemVec<T> {
             return None;
         }
         let (c, off) = (index >> self.shift, index & self.mask());
-        let chunk = &self.chunks[c];
-        if !chunk.is_local() {
-            // The detector only watches accesses that miss: hits cost nothing extra.
-            self.observe(c);
-        }
-        chunk.elem(off, scope)
+        // The detector only watches accesses that miss: hits cost nothing extra.
+        self.chunks[c].elem(off, scope, || self.observe(c))
     }
 
     /// The first element, valid while `scope` lives (`None` when empty).

@@ -207,12 +207,28 @@ impl<T: FarData> Chunk<T> {
 
     /// Element `off` of a chunk the caller knows holds more than `off` elements (the hot
     /// path of `RemVec::get`; panics on a far-memory failure).
+    /// `miss` runs first when the chunk is not local (the vector's stride detector).
     #[inline]
     #[track_caller]
-    pub(crate) fn elem<'a>(&'a self, off: usize, scope: &'a Scope) -> Option<&'a T> {
+    pub(crate) fn elem<'a>(
+        &'a self,
+        off: usize,
+        scope: &'a Scope,
+        miss: impl FnOnce(),
+    ) -> Option<&'a T> {
         match &self.rem {
-            Store::Inline(b) => b.deref(scope).elem(off, pod()),
-            Store::Boxed(b) => b.deref(scope).get(off),
+            Store::Inline(b) => {
+                if !b.is_local() {
+                    miss();
+                }
+                b.deref(scope).elem(off, pod())
+            }
+            Store::Boxed(b) => {
+                if !b.is_local() {
+                    miss();
+                }
+                b.deref(scope).get(off)
+            }
         }
     }
 
