@@ -1,6 +1,10 @@
 //! The collections next to their std twins, all-local and with 10 % of the data in local
-//! memory: `RemVec` chunk iteration vs `Vec` iteration, random `get` vs `Vec` indexing, and
-//! `RemHashMap::get` vs `HashMap::get`. Seeded xorshift indices; data is non-trivial.
+//! memory: `RemVec` chunk iteration vs `Vec` iteration (by `fold` and by `next`), random
+//! `get` vs `Vec` indexing, and `RemHashMap::get` vs `HashMap::get`. Seeded xorshift indices;
+//! data is non-trivial. `vec_memory` and `vec_best_of` print (untimed by criterion) the bytes
+//! per element from the resident set and best-of-N ratios; the vector rows below are from
+//! the 2026-12-01 run described in `docs/PERFORMANCE.md` (load average 6 to 14), the map row
+//! from the earlier one.
 //!
 //! ```text
 //! cargo bench --bench collections
@@ -12,8 +16,8 @@
 //!
 //! | benchmark | std twin | all-local | ratio | 10 % local |
 //! |---|---|---|---|---|
-//! | iterate 2 Mi `u64` (sum) | 211 µs | 253 µs | 0.84x the speed | 1.95 ms |
-//! | 1024 random `get`s of 2 Mi `u64` | 0.66 µs | 3.87 µs | 5.9x the time | 3.87 µs |
+//! | iterate 2 Mi `u64` (sum) | 1.00 ms | 1.19 ms | 0.85x the speed | 16.8 ms |
+//! | 1024 random `get`s of 2 Mi `u64` | 1.35 µs | 7.74 µs | 5.7x the time | 2.41 ms |
 //! | 1024 `get`s of 400 K pairs | 16.4 µs | 81 µs | 5.0x the time | 54 µs |
 //!
 //! The random-get gap is the pointer chain (chunk handle → pointer word → chunk `Vec` →
