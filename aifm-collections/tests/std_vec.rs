@@ -184,7 +184,7 @@ fn iter_adapters() {
         // `iter_in` borrows from one scope and never renews it: every chunk it reaches stays
         // pinned, so it is for short runs (the whole vector does not fit a 1 MiB budget).
         let scope = Scope::new();
-        assert_eq!(v.iter_in(&scope).rev().next(), Some(&(n - 1)));
+        assert_eq!(v.iter_in(&scope).next_back(), Some(&(n - 1)));
         assert_eq!(
             v.iter_in(&scope).take(1000).copied().sum::<u64>(),
             999 * 1000 / 2

@@ -87,7 +87,7 @@ fn iter_in_yields_references_and_is_sized_both_ways() {
     assert_eq!(last, "999");
     assert_eq!(it.next().map(String::as_str), Some("0"));
     assert_eq!(it.size_hint(), (998, Some(998)));
-    assert_eq!(it.rev().next().map(String::as_str), Some("998"));
+    assert_eq!(it.next_back().map(String::as_str), Some("998"));
 }
 
 #[test]

@@ -112,6 +112,12 @@ impl<T: Pod> PodWitness<T> {
     }
 }
 
+impl<T: Pod> Default for PodWitness<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T> Clone for PodWitness<T> {
     fn clone(&self) -> Self {
         *self

@@ -56,7 +56,11 @@ impl<T> Buf<T> {
     fn new() -> Self {
         let mut items = Vec::new();
         let p = items.as_mut_ptr();
-        Buf { items, lo: p, hi: p }
+        Buf {
+            items,
+            lo: p,
+            hi: p,
+        }
     }
 
     /// Values not yet taken.
