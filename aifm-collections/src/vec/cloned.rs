@@ -6,11 +6,12 @@
 //! walks the run from both ends:
 //!
 //! * `next` / `next_back` clone one chunk's elements into a buffer (one per end, reused
-//!   chunk after chunk) the first time they enter it, so **no scope is open between calls**: a scan, several zipped scans, or a scan whose
-//!   body calls `evacuate_now` or blocks never keep the evacuator waiting;
-//! * `fold` / `rfold` (and so `sum`, `for_each`, `count`, `max`, … and `for` loops that the
-//!   compiler turns into them) run directly on each chunk's slices, one scope per chunk,
-//!   renewed between chunks: no buffer, no copy of a local chunk.
+//!   chunk after chunk) the first time they enter it, so **no scope is open between calls**:
+//!   a scan, several zipped scans, or a scan whose body calls `evacuate_now` or blocks never
+//!   keep the evacuator waiting;
+//! * `fold` / `rfold` (and so `sum`, `for_each`, `count`, `max`, …) run directly on each
+//!   chunk's slices, one scope per chunk, renewed between chunks: no buffer, no copy of a
+//!   local chunk.
 //!
 //! The two ends never load the same chunk: when they meet, the end that arrives second takes
 //! what is left from the other end's buffer.

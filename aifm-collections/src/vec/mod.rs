@@ -22,8 +22,8 @@
 //!
 //! # Access
 //!
-//! * [`RemVec::get`] / [`RemVec::get_mut`] take a [`Scope`] and return references that borrow
-//!   it, like `RemBox::deref`. [`RemVec::get_cloned`] manages a scope itself.
+//! * [`RemVec::get`] / [`RemVec::get_mut`] take a [`Scope`](aifm_core::Scope) and return
+//!   references that borrow it, like `RemBox::deref`. [`RemVec::get_cloned`] manages a scope itself.
 //! * `Index` is not offered: `Index::index(&self, i) -> &T` has no place to put the scope that
 //!   keeps the chunk from being evacuated while the reference lives, and a reference that
 //!   outlives its scope could dangle.
@@ -53,9 +53,9 @@
 //!   the data. Before an offloaded operation, chunks that are only local (or changed since they
 //!   were last sent) are written to far memory in batches; chunks already remote are current
 //!   there by construction. Each operation has a local fallback built on the same code
-//!   (`ops`), and [`Exec`] chooses: `Auto` offloads when at least a quarter of the chunks are
-//!   remote. Results of gathers and copies arrive as one reply per 256 output chunks and
-//!   become a fresh `RemVec` in the same runtime.
+//!   (`ops`), and [`Exec`](crate::Exec) chooses: `Auto` offloads when at least a quarter of
+//!   the chunks are remote. Results of gathers and copies arrive as one reply per 256 output
+//!   chunks and become a fresh `RemVec` in the same runtime.
 //!
 //! # Default runtime
 //!
