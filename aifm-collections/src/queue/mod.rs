@@ -26,61 +26,19 @@
 //! process-wide default runtime (`Runtime::global()`, 256 MiB of local memory unless
 //! configured); [`RemQueue::new_in`] and [`RemQueue::from_iter_in`] choose the runtime.
 
+mod iter;
+mod ring;
+
+pub use iter::{IntoIter, Iter};
+
 use crate::common::{chunk_shift, fail, DEFAULT_CHUNK_BYTES};
-use crate::vec::cloned::{Cloned, Source};
-use aifm_core::{Error, FarData, RemBox, Result, Runtime, Scope};
+use crate::vec::cloned::Cloned;
+use aifm_core::{FarData, RemBox, Result, Runtime, Scope};
+use iter::Chunks;
+use ring::Ring;
 use std::collections::VecDeque;
 use std::fmt;
-use std::iter::FusedIterator;
 use std::ops::{Range, RangeBounds};
-
-/// One chunk of a [`RemQueue`]: a ring of elements.
-///
-/// Far encoding: the byte length of the first slice's encoding (u64 LE), then
-/// `T::encode_slice` of the ring's first slice, then of its second.
-pub(crate) struct Ring<T>(VecDeque<T>);
-
-impl<T: FarData> FarData for Ring<T> {
-    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
-        let (a, b) = self.0.as_slices();
-        let at = out.len();
-        out.extend_from_slice(&[0; 8]);
-        T::encode_slice(a, out)?;
-        let n = (out.len() - at - 8) as u64;
-        out[at..at + 8].copy_from_slice(&n.to_le_bytes());
-        T::encode_slice(b, out)
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        let short = || Error::Codec("truncated ring chunk".into());
-        let n: [u8; 8] = bytes
-            .get(..8)
-            .ok_or_else(short)?
-            .try_into()
-            .expect("8 bytes");
-        let n = usize::try_from(u64::from_le_bytes(n)).map_err(|_| short())?;
-        let rest = &bytes[8..];
-        let first = rest.get(..n).ok_or_else(short)?;
-        let mut ring = VecDeque::from(T::decode_vec(first)?);
-        ring.extend(T::decode_vec(&rest[n..])?);
-        Ok(Ring(ring))
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.0.capacity() * std::mem::size_of::<T>()
-            + self.0.iter().map(T::heap_bytes).sum::<usize>()
-    }
-}
-
-impl<T> Ring<T> {
-    /// Makes room for `cl` elements (a fetched chunk comes back with room for its own only).
-    fn room(&mut self, cl: usize) -> &mut VecDeque<T> {
-        if self.0.capacity() < cl {
-            self.0.reserve_exact(cl - self.0.len());
-        }
-        &mut self.0
-    }
-}
 
 /// A double-ended queue whose chunks may be in local or far memory.
 ///
@@ -662,115 +620,6 @@ impl<T: FarData> RemQueue<T> {
                 self.push_back(x);
             }
         }
-    }
-}
-
-/// The chunks of a queue as an iterator source.
-struct Chunks<'a, T: FarData>(&'a VecDeque<RemBox<Ring<T>>>);
-
-impl<T: FarData> Source<T> for Chunks<'_, T> {
-    #[track_caller]
-    fn visit(&self, i: usize, f: &mut dyn FnMut(&[T], &[T])) {
-        let scope = Scope::new();
-        let (a, b) = self.0[i].deref(&scope).0.as_slices();
-        f(a, b)
-    }
-}
-
-/// Iterator over clones of a [`RemQueue`]'s elements, from either end; see
-/// [`RemQueue::iter`]. No scope is open between calls to `next`; `fold` and its kin run on
-/// each chunk in place.
-///
-/// ```
-/// let q: aifm_collections::RemQueue<u8> = (0..2).collect();
-/// assert_eq!(q.iter().collect::<Vec<_>>(), [0, 1]);
-/// ```
-pub struct Iter<'a, T: FarData>(Cloned<T, Chunks<'a, T>>);
-
-impl<T: FarData + Clone> Iterator for Iter<'_, T> {
-    type Item = T;
-    #[inline]
-    fn next(&mut self) -> Option<T> {
-        self.0.next()
-    }
-    #[inline]
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-    fn fold<B, F: FnMut(B, T) -> B>(self, init: B, f: F) -> B {
-        self.0.fold(init, f)
-    }
-}
-
-impl<T: FarData + Clone> DoubleEndedIterator for Iter<'_, T> {
-    #[inline]
-    fn next_back(&mut self) -> Option<T> {
-        self.0.next_back()
-    }
-    fn rfold<B, F: FnMut(B, T) -> B>(self, init: B, f: F) -> B {
-        self.0.rfold(init, f)
-    }
-}
-
-impl<T: FarData + Clone> ExactSizeIterator for Iter<'_, T> {}
-impl<T: FarData + Clone> FusedIterator for Iter<'_, T> {}
-
-impl<T: FarData> fmt::Debug for Iter<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter")
-            .field("remaining", &self.0.remaining())
-            .finish()
-    }
-}
-
-/// Owning iterator of a [`RemQueue`] (pops from the front, or from the back when reversed).
-///
-/// ```
-/// let q: aifm_collections::RemQueue<u8> = (0..2).collect();
-/// assert_eq!(q.into_iter().len(), 2);
-/// ```
-pub struct IntoIter<T: FarData>(RemQueue<T>);
-
-impl<T: FarData> Iterator for IntoIter<T> {
-    type Item = T;
-    fn next(&mut self) -> Option<T> {
-        self.0.pop_front()
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.0.len, Some(self.0.len))
-    }
-}
-
-impl<T: FarData> DoubleEndedIterator for IntoIter<T> {
-    fn next_back(&mut self) -> Option<T> {
-        self.0.pop_back()
-    }
-}
-
-impl<T: FarData> ExactSizeIterator for IntoIter<T> {}
-impl<T: FarData> FusedIterator for IntoIter<T> {}
-
-impl<T: FarData> fmt::Debug for IntoIter<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IntoIter")
-            .field("len", &self.0.len)
-            .finish()
-    }
-}
-
-impl<T: FarData> IntoIterator for RemQueue<T> {
-    type Item = T;
-    type IntoIter = IntoIter<T>;
-    fn into_iter(self) -> IntoIter<T> {
-        IntoIter(self)
-    }
-}
-
-impl<'a, T: FarData + Clone> IntoIterator for &'a RemQueue<T> {
-    type Item = T;
-    type IntoIter = Iter<'a, T>;
-    fn into_iter(self) -> Iter<'a, T> {
-        self.iter()
     }
 }
 
