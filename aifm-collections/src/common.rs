@@ -109,13 +109,16 @@ pub(crate) fn fail(what: &str, e: Error) -> ! {
 }
 
 /// The std trait family of a chunked sequence (`Default`, `Debug`, `Clone` (same chunk size),
-/// `PartialEq`, `Extend` by `$push`, `FromIterator` into the default runtime) and, with the
+/// `PartialEq`, `Extend` by `$push`, `FromIterator` and `From<Vec<T>>` into the default
+/// runtime) and, with the
 /// `serde` feature, `Serialize`/`Deserialize` as its std twin's sequence encoding.
 ///
 /// The type needs `new`, `with_chunk_bytes_in`, `iter`, `len` and the fields `rt`, `shift`
 /// and `len`.
 macro_rules! sequence_traits {
     ($ty:ident, $push:ident) => {
+        /// An empty sequence in the process-wide default runtime (`Runtime::global()`: 256
+        /// MiB of local memory unless configured); `new_in` chooses the runtime.
         impl<T: FarData> Default for $ty<T> {
             fn default() -> Self {
                 Self::new()
@@ -150,12 +153,24 @@ macro_rules! sequence_traits {
             }
         }
 
+        /// `collect()` builds in the process-wide default runtime (`Runtime::global()`: 256
+        /// MiB of local memory unless configured), not in a runtime you built: use
+        /// `from_iter_in` for that.
         impl<T: FarData> FromIterator<T> for $ty<T> {
             #[track_caller]
             fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
                 let mut c = $ty::new();
                 c.extend(iter);
                 c
+            }
+        }
+
+        /// Builds in the process-wide default runtime (`Runtime::global()`); use
+        /// `from_iter_in` to choose one.
+        impl<T: FarData> From<Vec<T>> for $ty<T> {
+            #[track_caller]
+            fn from(v: Vec<T>) -> Self {
+                v.into_iter().collect()
             }
         }
 

@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | [`RemVec`] | `Vec` | a chunk of ~4 KiB of elements | stride prefetch over chunks, nontemporal scans, offloaded gather / permute / copy / aggregates on the `aifm.vec` device |
 //! | [`RemHashMap`] | `HashMap` | one key-value pair | the local index is a cache: evicted pairs are detached to the `aifm.hashmap` device and looked up there by key on a miss; sharded locks for sharing |
-//! | [`RemQueue`] | `VecDeque` (as a FIFO) | a chunk of ~4 KiB of elements | chunks never split; consumed chunks dropped at once; the consumer's next chunk prefetched nontemporally |
+//! | [`RemQueue`] | `VecDeque` | a ring chunk of ~4 KiB of elements | both ends O(1); chunks never split; emptied chunks dropped at once; the next chunk inward prefetched nontemporally |
 //! | [`RemList`] | `LinkedList` | a chunk of up to ~4 KiB of elements | chunks split when full and merge when sparse; cursors; prefetch in the direction of travel |
 //!
 //! Every collection keeps its client side and its server-side device in one module, so this
@@ -31,11 +31,12 @@
 //!
 //! # Known limits
 //!
-//! * **Chunks own heap memory.** A chunk is a `RemBox<Vec<T>>`: 56 bytes in a heap region plus
-//!   a 4 KiB buffer the runtime charges as "owned heap". Evacuation works region by region, so
+//! * **Chunks of non-plain data own heap memory.** A `RemVec` of plain data keeps its
+//!   elements inline in 4 KiB chunk objects; any other element type (and `RemQueue`,
+//!   `RemList`) uses a `RemBox` of a `Vec` or ring: a small header in a heap region plus a
+//!   4 KiB buffer the runtime charges as "owned heap". Evacuation works region by region, so
 //!   a region of chunk headers can stand for megabytes of buffers: evacuation is coarser than
-//!   for inline objects (the core sizes its rounds by owned bytes and seals active regions when
-//!   memory is short), and `get` follows one more pointer than an inline chunk would need.
+//!   for inline objects, and `get` follows one more pointer.
 //! * **Offloaded results come home.** The core cannot adopt an object that already lives in
 //!   far memory (a `RemBox` born remote), so a gather's or copy's output is sent back and
 //!   becomes a fresh, local `RemVec` (in batches of 256 chunks per reply).

@@ -12,6 +12,12 @@
 //! * **Merge when sparse.** After a removal leaves a chunk under a quarter full, it absorbs its
 //!   successor if both fit in one chunk; an empty chunk is unlinked and dropped at once.
 //!
+//! # Default runtime
+//!
+//! [`RemList::new`], `Default`, `FromIterator` (`collect()`) and `From<Vec<T>>` build in the
+//! process-wide default runtime (`Runtime::global()`, 256 MiB of local memory unless
+//! configured); [`RemList::new_in`] and [`RemList::from_iter_in`] choose the runtime.
+//!
 //! # Semantics the structure tells the runtime
 //!
 //! Chunks are plain objects of the runtime's object store (default write-back). **Prefetch in
@@ -79,6 +85,26 @@ impl<T: FarData> RemList<T> {
     /// ```
     pub fn new_in(runtime: &Runtime) -> Self {
         Self::with_chunk_bytes_in(DEFAULT_CHUNK_BYTES, runtime)
+    }
+
+    /// A list in `runtime` holding the elements of `iter` in order (what `collect()` does in
+    /// the default runtime).
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let l = aifm_collections::RemList::from_iter_in(0..5u8, &rt);
+    /// assert_eq!(l.back(), Some(4));
+    /// ```
+    #[track_caller]
+    pub fn from_iter_in(iter: impl IntoIterator<Item = T>, runtime: &Runtime) -> Self {
+        let mut l = Self::new_in(runtime);
+        l.extend(iter);
+        l
     }
 
     /// An empty list in `runtime` whose chunks hold about `bytes` of elements.

@@ -1,4 +1,4 @@
-//! RemQueue against `VecDeque`, with far less local memory than data.
+//! RemQueue against `VecDeque` (both ends), with far less local memory than data.
 
 use aifm_collections::RemQueue;
 use aifm_core::Runtime;
@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 enum Op {
     Push(u64, u16),
     Pop(u16),
+    PushFront(u64, u16),
+    PopBack(u16),
     Evacuate,
     Retain(u8),
     Compare,
@@ -17,11 +19,13 @@ enum Op {
 
 impl Arbitrary for Op {
     fn arbitrary(g: &mut Gen) -> Self {
-        match u8::arbitrary(g) % 10 {
+        match u8::arbitrary(g) % 14 {
             0..=3 => Op::Push(u64::arbitrary(g), u16::arbitrary(g)),
             4..=6 => Op::Pop(u16::arbitrary(g)),
             7 => Op::Evacuate,
             8 => Op::Retain(u8::arbitrary(g) % 4 + 2),
+            9 | 10 => Op::PushFront(u64::arbitrary(g), u16::arbitrary(g)),
+            11 | 12 => Op::PopBack(u16::arbitrary(g)),
             _ => Op::Compare,
         }
     }
@@ -48,6 +52,17 @@ fn run_model(ops: Vec<Op>) -> bool {
             Op::Pop(n) => {
                 for _ in 0..n {
                     assert_eq!(q.pop(), m.pop_front());
+                }
+            }
+            Op::PushFront(x, n) => {
+                for j in 0..n as u64 {
+                    q.push_front(x ^ j);
+                    m.push_front(x ^ j);
+                }
+            }
+            Op::PopBack(n) => {
+                for _ in 0..n {
+                    assert_eq!(q.pop_back(), m.pop_back());
                 }
             }
             Op::Evacuate => rt.evacuate_now(),

@@ -102,6 +102,57 @@ pub trait FarData: Sized + Send + 'static {
         fields.finish()?;
         Ok(v)
     }
+
+    /// `Some` exactly when `Self` is plain data ([`Pod`]): the proof a generic container
+    /// needs to store `Self` as raw bytes (a chunk reinterpreted as `[Self]`) without a
+    /// `Self: Pod` bound. [`far_data_pod!`](crate::far_data_pod) sets it; nothing else can,
+    /// since only [`PodWitness::new`] makes a witness and it requires `Self: Pod`.
+    const POD: Option<PodWitness<Self>> = None;
+}
+
+/// Proof that `T` is plain data: the only constructor, [`PodWitness::new`], requires
+/// `T: Pod`. See [`FarData::POD`].
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::FarData;
+/// assert!(u64::POD.is_some());
+/// assert!(String::POD.is_none());
+/// ```
+pub struct PodWitness<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T: Pod> PodWitness<T> {
+    /// The witness for a plain-data type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _w = aifm_core::codec::PodWitness::<[u8; 4]>::new();
+    /// ```
+    pub const fn new() -> Self {
+        PodWitness(std::marker::PhantomData)
+    }
+}
+
+impl<T: Pod> Default for PodWitness<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for PodWitness<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for PodWitness<T> {}
+
+impl<T> std::fmt::Debug for PodWitness<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PodWitness")
+    }
 }
 
 /// Types whose every bit pattern is a valid value and which hold no pointers or padding, so
@@ -125,6 +176,7 @@ pod_primitives!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, 
 unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
 
 impl<T: Pod, const N: usize> FarData for [T; N] {
+    const POD: Option<PodWitness<Self>> = Some(PodWitness::new());
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         encode_pod(self, out);
         Ok(())
@@ -249,6 +301,8 @@ pub fn decode_pod<T: Pod>(bytes: &[u8]) -> Result<T> {
 macro_rules! far_data_pod {
     (@impl $t:ty) => {
         impl $crate::FarData for $t {
+            const POD: ::std::option::Option<$crate::codec::PodWitness<Self>> =
+                ::std::option::Option::Some($crate::codec::PodWitness::new());
             fn encode(&self, out: &mut ::std::vec::Vec<u8>) -> $crate::Result<()> {
                 $crate::codec::encode_pod(self, out);
                 Ok(())

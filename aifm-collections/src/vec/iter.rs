@@ -1,31 +1,82 @@
 //! The iterators of `RemVec`.
+//!
+//! * [`Iter`] ([`RemVec::iter`], [`RemVec::iter_nt`]) yields clones from either end; no scope
+//!   is open between calls to `next`, and `fold` and its kin (`sum`, `for_each`, `max`, …) run
+//!   on each chunk in place, one scope per chunk, renewed between chunks (see `cloned`).
+//!   Sequential scans keep [`PREFETCH_AHEAD`] chunks requested ahead of the front end.
+//! * [`IterIn`] ([`RemVec::iter_in`]) yields references into the chunks, which stay valid as
+//!   long as the scope you lend it: nothing is cloned or copied, and nothing is renewed.
+//! * [`IntoIter`] and [`Drain`] take chunks out whole, from either end.
+//!
+//! All of them are `ExactSizeIterator`, `DoubleEndedIterator` and `FusedIterator`, as std's
+//! are.
 
-use super::{Chunk, Far, RemVec, PREFETCH_AHEAD};
-use aifm_core::{FarData, Scope};
+use super::chunk::Chunk;
+use super::cloned::{Cloned, Source};
+use super::{Far, RemVec, PREFETCH_AHEAD};
+use aifm_core::{FarData, Runtime, Scope};
+use std::cell::Cell;
 use std::fmt;
 use std::iter::FusedIterator;
+use std::sync::atomic::Ordering;
 
-/// Iterator over clones of a [`RemVec`]'s elements; see [`RemVec::iter`].
-///
-/// It dereferences each chunk once, inside a scope of its own that ends before the first
-/// element is yielded: the chunk's elements are cloned into a buffer first. So the iterator
-/// never holds a scope while your code runs, and any number of iterators (zipped scans, a scan
-/// feeding a `push`) never keep the evacuator waiting. `fold` (and so `sum`, `for_each`,
-/// `count`, …) runs chunk by chunk over plain slices.
-pub struct Iter<'a, T: FarData> {
+/// The chunks of a vector as an iterator source, with the scan's prefetch window.
+pub(crate) struct Chunks<'a, T: FarData> {
     chunks: &'a [Chunk<T>],
-    rt: &'a aifm_core::Runtime,
+    rt: &'a Runtime,
     nt: bool,
-    next_chunk: usize,
     /// First chunk not yet handed to the prefetcher (`usize::MAX`: prefetching is off).
-    prefetched: usize,
-    /// The current chunk's remaining elements, last first.
-    buf: Vec<T>,
-    remaining: usize,
+    prefetched: Cell<usize>,
 }
 
+impl<T: FarData> Source<T> for Chunks<'_, T> {
+    #[track_caller]
+    fn visit(&self, c: usize, f: &mut dyn FnMut(&[T], &[T])) {
+        // Keep a window of chunks in flight ahead of a forward scan (one batch per half
+        // window).
+        let p = self.prefetched.get();
+        if p < self.chunks.len() && c + PREFETCH_AHEAD / 2 >= p {
+            let from = p.max(c + 1);
+            let to = (c + 1 + PREFETCH_AHEAD).min(self.chunks.len());
+            if from < to {
+                let tickets = self.chunks[from..to]
+                    .iter()
+                    .filter(|ch| !ch.is_local())
+                    .map(|ch| ch.ticket());
+                self.rt.prefetch(tickets, true);
+            }
+            self.prefetched.set(to);
+        }
+        let chunk = &self.chunks[c];
+        if !chunk.is_local() && !aifm_core::scope::in_scope() {
+            // Fetch before the scope opens: outside one, the fetch may wait for the evacuator
+            // to make room; inside, it could only draw on the overdraft. (If the chunk leaves
+            // again before the scope opens, the dereference below fetches it once more.)
+            let _ = self.rt.fetch_many(&[chunk.ticket()], self.nt);
+        }
+        let scope = Scope::new();
+        let elements = if self.nt {
+            match chunk.slice_nt(&scope) {
+                Ok(v) => v,
+                Err(e) => crate::common::fail("RemVec::iter_nt", e),
+            }
+        } else {
+            chunk.deref(&scope)
+        };
+        f(elements, &[])
+    }
+}
+
+/// Iterator over clones of a [`RemVec`]'s elements, from either end; see [`RemVec::iter`].
+pub struct Iter<'a, T: FarData>(Cloned<T, Chunks<'a, T>>);
+
 impl<T: FarData> RemVec<T> {
-    /// Iterates over clones of the elements, one dereference per chunk.
+    /// Iterates over clones of the elements, from either end, one dereference per chunk.
+    ///
+    /// No scope is open between calls to `next`, so a scan never holds the evacuator back
+    /// while your code runs; `fold`-based consumers (`sum`, `for_each`, `count`, `max`, …)
+    /// read each chunk in place. To borrow elements instead of cloning them, use
+    /// [`RemVec::iter_in`].
     ///
     /// # Panics
     /// The iterator panics if far memory fails (use [`RemVec::try_for_each_chunk`] to handle
@@ -36,12 +87,14 @@ impl<T: FarData> RemVec<T> {
     /// ```
     /// let v: aifm_collections::RemVec<u64> = (0..10_000).collect();
     /// assert_eq!(v.iter().filter(|x| x % 2 == 0).count(), 5000);
+    /// assert_eq!(v.iter().rev().next(), Some(9_999));
+    /// assert_eq!(v.iter().len(), 10_000);
     /// ```
     pub fn iter(&self) -> Iter<'_, T>
     where
         T: Clone,
     {
-        Iter::new(self, false)
+        self.cloned(false)
     }
 
     /// Nontemporal iteration: like [`RemVec::iter`], but chunks are not heated, and those
@@ -58,58 +111,52 @@ impl<T: FarData> RemVec<T> {
     where
         T: Clone,
     {
-        Iter::new(self, true)
+        self.cloned(true)
     }
-}
 
-impl<'a, T: FarData + Clone> Iter<'a, T> {
-    fn new(v: &'a RemVec<T>, nt: bool) -> Self {
-        Iter {
-            chunks: &v.chunks,
-            rt: &v.far.rt,
+    fn cloned(&self, nt: bool) -> Iter<'_, T>
+    where
+        T: Clone,
+    {
+        let src = Chunks {
+            chunks: &self.chunks,
+            rt: &self.far.rt,
             nt,
-            next_chunk: 0,
             // In-process far memory has no latency to hide: a prefetch there only moves the
             // same copying onto helper threads that compete for the same cores.
-            prefetched: if v.far.rt.backend_name() == "embedded" {
+            prefetched: Cell::new(if self.far.rt.backend_name() == "embedded" {
                 usize::MAX
             } else {
                 0
-            },
-            buf: Vec::new(),
-            remaining: v.len,
-        }
+            }),
+        };
+        Iter(Cloned::new(src, self.chunks.len(), self.len))
     }
 
-    /// Runs `f` on chunk `next_chunk`'s elements, inside a scope of its own, and moves on.
-    #[track_caller]
-    fn with_next_chunk<R>(&mut self, f: impl FnOnce(&[T]) -> R) -> R {
-        let c = self.next_chunk;
-        self.next_chunk += 1;
-        // Keep a window of chunks in flight ahead of the scan (one batch per half window).
-        if self.prefetched < self.chunks.len() && c + PREFETCH_AHEAD / 2 >= self.prefetched {
-            let from = self.prefetched.max(c + 1);
-            let to = (c + 1 + PREFETCH_AHEAD).min(self.chunks.len());
-            if from < to {
-                let tickets = self.chunks[from..to]
-                    .iter()
-                    .filter(|ch| !ch.rem.is_local())
-                    .map(|ch| ch.rem.ticket());
-                self.rt.prefetch(tickets, true);
-            }
-            self.prefetched = to;
+    /// Borrowing iteration from a scope you hold: yields `&T` into the chunks for as long as
+    /// `scope` lives (no clone, no copy), from either end. The scope is never renewed, so
+    /// keep such loops short (or use [`RemVec::iter`]).
+    ///
+    /// # Panics
+    /// The iterator panics if far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+    /// let scope = aifm_core::Scope::new();
+    /// let all: Vec<&str> = v.iter_in(&scope).map(|s| s.as_str()).collect();
+    /// assert_eq!(all, ["a", "b"]);
+    /// assert_eq!(v.iter_in(&scope).rev().next().map(|s| s.as_str()), Some("b"));
+    /// ```
+    pub fn iter_in<'a>(&'a self, scope: &'a Scope) -> IterIn<'a, T> {
+        IterIn {
+            chunks: self.chunks.iter(),
+            scope,
+            front: [].iter(),
+            back: [].iter(),
+            remaining: self.len,
         }
-        let scope = Scope::new();
-        let rem = &self.chunks[c].rem;
-        let elements = if self.nt {
-            match rem.deref_nt(&scope) {
-                Ok(v) => v,
-                Err(e) => crate::common::fail("RemVec::iter_nt", e),
-            }
-        } else {
-            rem.deref(&scope)
-        };
-        f(elements)
     }
 }
 
@@ -118,30 +165,27 @@ impl<T: FarData + Clone> Iterator for Iter<'_, T> {
 
     #[inline]
     fn next(&mut self) -> Option<T> {
-        if self.buf.is_empty() {
-            if self.remaining == 0 {
-                return None;
-            }
-            let mut buf = std::mem::take(&mut self.buf);
-            self.with_next_chunk(|xs| buf.extend(xs.iter().rev().cloned()));
-            self.buf = buf;
-        }
-        self.remaining -= 1;
-        self.buf.pop()
+        self.0.next()
     }
 
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
+        self.0.size_hint()
     }
 
-    fn fold<B, F: FnMut(B, T) -> B>(mut self, init: B, mut f: F) -> B {
-        let mut acc = self.buf.drain(..).rev().fold(init, &mut f);
-        while self.next_chunk < self.chunks.len() {
-            // Only the chunk's own scope is open while `f` runs on its elements.
-            acc = self.with_next_chunk(|xs| xs.iter().cloned().fold(acc, &mut f));
-        }
-        acc
+    fn fold<B, F: FnMut(B, T) -> B>(self, init: B, f: F) -> B {
+        self.0.fold(init, f)
+    }
+}
+
+impl<T: FarData + Clone> DoubleEndedIterator for Iter<'_, T> {
+    #[inline]
+    fn next_back(&mut self) -> Option<T> {
+        self.0.next_back()
+    }
+
+    fn rfold<B, F: FnMut(B, T) -> B>(self, init: B, f: F) -> B {
+        self.0.rfold(init, f)
     }
 }
 
@@ -151,8 +195,8 @@ impl<T: FarData + Clone> FusedIterator for Iter<'_, T> {}
 impl<T: FarData> fmt::Debug for Iter<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter")
-            .field("remaining", &self.remaining)
-            .field("nontemporal", &self.nt)
+            .field("remaining", &self.0.remaining())
+            .field("nontemporal", &self.0.source().nt)
             .finish()
     }
 }
@@ -165,8 +209,85 @@ impl<'a, T: FarData + Clone> IntoIterator for &'a RemVec<T> {
     }
 }
 
+/// Iterator over references to a [`RemVec`]'s elements, valid while a scope you hold lives;
+/// see [`RemVec::iter_in`].
+pub struct IterIn<'a, T: FarData> {
+    chunks: std::slice::Iter<'a, Chunk<T>>,
+    scope: &'a Scope,
+    front: std::slice::Iter<'a, T>,
+    back: std::slice::Iter<'a, T>,
+    remaining: usize,
+}
+
+impl<'a, T: FarData> Iterator for IterIn<'a, T> {
+    type Item = &'a T;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a T> {
+        loop {
+            if let Some(x) = self.front.next() {
+                self.remaining -= 1;
+                return Some(x);
+            }
+            match self.chunks.next() {
+                Some(c) => self.front = c.deref(self.scope).iter(),
+                None => {
+                    let x = self.back.next();
+                    self.remaining -= x.is_some() as usize;
+                    return x;
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+
+    fn fold<B, F: FnMut(B, &'a T) -> B>(self, init: B, mut f: F) -> B {
+        let scope = self.scope;
+        let acc = self.front.fold(init, &mut f);
+        let acc = self
+            .chunks
+            .fold(acc, |acc, c| c.deref(scope).iter().fold(acc, &mut f));
+        self.back.fold(acc, f)
+    }
+}
+
+impl<'a, T: FarData> DoubleEndedIterator for IterIn<'a, T> {
+    #[inline]
+    fn next_back(&mut self) -> Option<&'a T> {
+        loop {
+            if let Some(x) = self.back.next_back() {
+                self.remaining -= 1;
+                return Some(x);
+            }
+            match self.chunks.next_back() {
+                Some(c) => self.back = c.deref(self.scope).iter(),
+                None => {
+                    let x = self.front.next_back();
+                    self.remaining -= x.is_some() as usize;
+                    return x;
+                }
+            }
+        }
+    }
+}
+
+impl<T: FarData> ExactSizeIterator for IterIn<'_, T> {}
+impl<T: FarData> FusedIterator for IterIn<'_, T> {}
+
+impl<T: FarData> fmt::Debug for IterIn<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IterIn")
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
+
 /// Owning iterator over a [`RemVec`]: each chunk is taken out of far or local memory whole,
-/// then yielded element by element.
+/// then yielded element by element, from either end.
 ///
 /// # Examples
 ///
@@ -174,14 +295,28 @@ impl<'a, T: FarData + Clone> IntoIterator for &'a RemVec<T> {
 /// let v: aifm_collections::RemVec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
 /// let mut it = v.into_iter();
 /// assert_eq!(it.len(), 2);
+/// assert_eq!(it.next_back().as_deref(), Some("b"));
 /// assert_eq!(it.next().as_deref(), Some("a"));
 /// ```
 pub struct IntoIter<T: FarData> {
     // Field order is drop order: chunks before their structure.
-    current: std::vec::IntoIter<T>,
+    front: std::vec::IntoIter<T>,
+    back: std::vec::IntoIter<T>,
     rest: std::vec::IntoIter<Chunk<T>>,
     remaining: usize,
     far: Far,
+}
+
+impl<T: FarData> IntoIter<T> {
+    /// Takes chunk `c`'s elements out (removing the far copy the vector wrote, if any).
+    #[track_caller]
+    fn take_chunk(&self, c: Chunk<T>) -> std::vec::IntoIter<T> {
+        let key = c.key();
+        let flags = c.flags.load(Ordering::Relaxed);
+        let items = c.into_vec().into_iter();
+        self.far.forget(key, flags);
+        items
+    }
 }
 
 impl<T: FarData> Iterator for IntoIter<T> {
@@ -190,20 +325,43 @@ impl<T: FarData> Iterator for IntoIter<T> {
     #[track_caller]
     fn next(&mut self) -> Option<T> {
         loop {
-            if let Some(x) = self.current.next() {
+            if let Some(x) = self.front.next() {
                 self.remaining -= 1;
                 return Some(x);
             }
-            let c = self.rest.next()?;
-            let key = c.rem.key();
-            let flags = c.flags.into_inner();
-            self.current = c.rem.into_inner().into_iter();
-            self.far.forget(key, flags);
+            match self.rest.next() {
+                Some(c) => self.front = self.take_chunk(c),
+                None => {
+                    let x = self.back.next();
+                    self.remaining -= x.is_some() as usize;
+                    return x;
+                }
+            }
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<T: FarData> DoubleEndedIterator for IntoIter<T> {
+    #[track_caller]
+    fn next_back(&mut self) -> Option<T> {
+        loop {
+            if let Some(x) = self.back.next_back() {
+                self.remaining -= 1;
+                return Some(x);
+            }
+            match self.rest.next_back() {
+                Some(c) => self.back = self.take_chunk(c),
+                None => {
+                    let x = self.front.next_back();
+                    self.remaining -= x.is_some() as usize;
+                    return x;
+                }
+            }
+        }
     }
 }
 
@@ -226,7 +384,8 @@ impl<T: FarData> IntoIterator for RemVec<T> {
             chunks, len, far, ..
         } = self;
         IntoIter {
-            current: Vec::new().into_iter(),
+            front: Vec::new().into_iter(),
+            back: Vec::new().into_iter(),
             rest: chunks.into_iter(),
             remaining: len,
             far,
@@ -234,14 +393,15 @@ impl<T: FarData> IntoIterator for RemVec<T> {
     }
 }
 
-/// The elements removed by [`RemVec::drain`].
+/// The elements removed by [`RemVec::drain`], from either end.
 ///
 /// # Examples
 ///
 /// ```
 /// let mut v: aifm_collections::RemVec<u8> = (0..4).collect();
-/// let d = v.drain(..2);
+/// let mut d = v.drain(..2);
 /// assert_eq!(d.len(), 2);
+/// assert_eq!(d.next_back(), Some(1));
 /// ```
 pub struct Drain<T: FarData> {
     inner: IntoIter<T>,
@@ -260,6 +420,12 @@ impl<T: FarData> Iterator for Drain<T> {
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.inner.size_hint()
+    }
+}
+
+impl<T: FarData> DoubleEndedIterator for Drain<T> {
+    fn next_back(&mut self) -> Option<T> {
+        self.inner.next_back()
     }
 }
 

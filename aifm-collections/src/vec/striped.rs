@@ -263,8 +263,8 @@ impl<T: Numeric> RemVec<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Exec;
     use super::*;
+    use crate::Exec;
     use aifm_core::backend::replicated::ReplicatedBackend;
     use aifm_core::backend::{Backend, EmbeddedBackend};
     use aifm_core::{Placement, Runtime};

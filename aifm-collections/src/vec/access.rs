@@ -1,0 +1,322 @@
+//! Element access of `RemVec`: bounds check, the chunk's word, one flag test, the element.
+//!
+//! `get` and friends split an index into chunk and offset with a shift and a mask and
+//! dereference the chunk in the caller's scope. Misses (a chunk that is not local) feed the
+//! vector's stride detector, which hands the next chunks of a confirmed stride to the
+//! runtime's prefetch helpers; hits cost nothing extra.
+
+use super::{RemVec, SYNCED};
+use crate::common::fail;
+use aifm_core::{Error, FarData, Result, Scope};
+use std::ops::Range;
+
+impl<T: FarData> RemVec<T> {
+    #[inline]
+    pub(super) fn observe(&self, chunk: usize) {
+        if self.prefetch.last() != chunk as u64 {
+            self.observe_slow(chunk);
+        }
+    }
+
+    #[cold]
+    pub(super) fn observe_slow(&self, chunk: usize) {
+        if let Some(w) = self.prefetch.observe(chunk as u64) {
+            self.prefetch_chunks(w.start as usize..w.end as usize);
+        }
+    }
+
+    /// Asks the runtime's prefetch helpers to bring the chunks in `range` in ahead of use, as
+    /// one batch, nontemporally (not heated; placed in regions evicted first), skipping those
+    /// already local. Never blocks. This is the action of the vector's stride prefetcher and
+    /// of its iterators; call it yourself before a known access pattern.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<u64> = (0..10_000).collect();
+    /// v.prefetch_chunks(0..4);
+    /// ```
+    pub fn prefetch_chunks(&self, range: Range<usize>) {
+        let end = range.end.min(self.chunks.len());
+        let tickets = self.chunks[range.start.min(end)..end]
+            .iter()
+            .filter(|c| !c.is_local())
+            .map(|c| c.ticket());
+        self.far.rt.prefetch(tickets, true);
+    }
+
+    /// A reference to element `index`, valid while `scope` lives; `None` out of bounds.
+    ///
+    /// # Panics
+    /// If far memory fails (see [`RemVec::try_get`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<u32> = (0..100).collect();
+    /// let scope = aifm_core::Scope::new();
+    /// assert_eq!(v.get(42, &scope), Some(&42));
+    /// assert_eq!(v.get(100, &scope), None);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn get<'a>(&'a self, index: usize, scope: &'a Scope) -> Option<&'a T> {
+        if index >= self.len {
+            return None;
+        }
+        let (c, off) = (index >> self.shift, index & self.mask());
+        // The detector only watches accesses that miss: hits cost nothing extra.
+        self.chunks[c].elem(off, scope, || self.observe(c))
+    }
+
+    /// The first element, valid while `scope` lives (`None` when empty).
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<u32> = (5..100).collect();
+    /// let scope = aifm_core::Scope::new();
+    /// assert_eq!((v.first(&scope), v.last(&scope)), (Some(&5), Some(&99)));
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn first<'a>(&'a self, scope: &'a Scope) -> Option<&'a T> {
+        self.get(0, scope)
+    }
+
+    /// The last element, valid while `scope` lives (`None` when empty).
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = aifm_collections::RemVec::<u8>::new();
+    /// assert_eq!(v.last(&aifm_core::Scope::new()), None);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn last<'a>(&'a self, scope: &'a Scope) -> Option<&'a T> {
+        self.len.checked_sub(1).and_then(|i| self.get(i, scope))
+    }
+
+    /// [`RemVec::get`], reporting far-memory failures.
+    ///
+    /// # Errors
+    /// As `RemBox::try_deref`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<u32> = (0..100).collect();
+    /// assert_eq!(v.try_get(7, &aifm_core::Scope::new()).unwrap(), Some(&7));
+    /// ```
+    pub fn try_get<'a>(&'a self, index: usize, scope: &'a Scope) -> Result<Option<&'a T>> {
+        if index >= self.len {
+            return Ok(None);
+        }
+        let c = index >> self.shift;
+        if !self.chunks[c].is_local() {
+            self.observe(c);
+        }
+        Ok(self.chunks[c].slice(scope)?.get(index & self.mask()))
+    }
+
+    /// Element `index` for a one-time read: its chunk is not heated and, if it must be
+    /// fetched, lands in a region the evacuator empties first, so reads that will not be
+    /// repeated do not push the hot set out.
+    ///
+    /// # Errors
+    /// Far-memory errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<u32> = (0..100).collect();
+    /// let scope = aifm_core::Scope::new();
+    /// assert_eq!(v.get_nt(42, &scope).unwrap(), Some(&42));
+    /// ```
+    pub fn get_nt<'a>(&'a self, index: usize, scope: &'a Scope) -> Result<Option<&'a T>> {
+        if index >= self.len {
+            return Ok(None);
+        }
+        let c = index >> self.shift;
+        if !self.chunks[c].is_local() {
+            self.observe(c);
+        }
+        Ok(self.chunks[c].slice_nt(scope)?.get(index & self.mask()))
+    }
+
+    /// A mutable reference to element `index`, valid while `scope` lives.
+    ///
+    /// # Panics
+    /// If far memory fails (see [`RemVec::try_get_mut`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut v: aifm_collections::RemVec<u32> = (0..100).collect();
+    /// let scope = aifm_core::Scope::new();
+    /// *v.get_mut(3, &scope).unwrap() = 7;
+    /// assert_eq!(v.get(3, &scope), Some(&7));
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn get_mut<'a>(&'a mut self, index: usize, scope: &'a Scope) -> Option<&'a mut T> {
+        match self.try_get_mut(index, scope) {
+            Ok(r) => r,
+            Err(e) => fail("RemVec::get_mut", e),
+        }
+    }
+
+    /// [`RemVec::get_mut`], reporting far-memory failures.
+    ///
+    /// # Errors
+    /// As `RemBox::try_deref_mut`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut v: aifm_collections::RemVec<u32> = (0..10).collect();
+    /// let scope = aifm_core::Scope::new();
+    /// *v.try_get_mut(9, &scope).unwrap().unwrap() += 1;
+    /// assert_eq!(v.get_cloned(9), Some(10));
+    /// ```
+    pub fn try_get_mut<'a>(
+        &'a mut self,
+        index: usize,
+        scope: &'a Scope,
+    ) -> Result<Option<&'a mut T>> {
+        if index >= self.len {
+            return Ok(None);
+        }
+        let off = index & self.mask();
+        let c = index >> self.shift;
+        if !self.chunks[c].is_local() {
+            self.observe(c);
+        }
+        let chunk = &mut self.chunks[c];
+        *chunk.flags.get_mut() &= !SYNCED;
+        Ok(chunk.slice_mut(scope)?.get_mut(off))
+    }
+
+    /// A clone of element `index` (the scope is managed for you).
+    ///
+    /// # Panics
+    /// If far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+    /// assert_eq!(v.get_cloned(1).as_deref(), Some("b"));
+    /// ```
+    #[track_caller]
+    pub fn get_cloned(&self, index: usize) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.get(index, &Scope::new()).cloned()
+    }
+
+    /// [`RemVec::get_cloned`], reporting far-memory failures.
+    ///
+    /// # Errors
+    /// As `RemBox::try_deref`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: aifm_collections::RemVec<u8> = (0..3).collect();
+    /// assert_eq!(v.try_get_cloned(2).unwrap(), Some(2));
+    /// ```
+    pub fn try_get_cloned(&self, index: usize) -> Result<Option<T>>
+    where
+        T: Clone,
+    {
+        Ok(self.try_get(index, &Scope::new())?.cloned())
+    }
+
+    /// A clone of element `index`, without blocking the executor while its chunk is fetched:
+    /// the runtime's helper threads bring the chunk in (batched with every other miss in
+    /// flight), and the future resolves once it is local. Thousands of such lookups can be in
+    /// flight at once from any executor.
+    ///
+    /// # Errors
+    /// Far-memory errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// let v: aifm_collections::RemVec<u32> = (0..10_000).collect();
+    /// let mut fut = std::pin::pin!(v.get_async(1234));
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// let got = loop {
+    ///     if let std::task::Poll::Ready(r) = fut.as_mut().poll(&mut cx) { break r.unwrap() }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!(got, Some(1234));
+    /// ```
+    pub async fn get_async(&self, index: usize) -> Result<Option<T>>
+    where
+        T: Clone,
+    {
+        if index >= self.len {
+            return Ok(None);
+        }
+        match self.chunks[index >> self.shift].fetch_async().await {
+            // The helpers fetch every demand in flight as one batch inside one scope; a batch
+            // larger than the overdraft fails whole. The dereference below fetches this chunk
+            // alone, as any `get` does.
+            Ok(_) | Err(Error::LocalMemoryExhausted) => {}
+            Err(e) => return Err(e),
+        }
+        self.try_get_cloned(index)
+    }
+
+    /// Replaces element `index`, returning the old value.
+    ///
+    /// # Panics
+    /// If `index >= len`, or far memory fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut v: aifm_collections::RemVec<u8> = (0..3).collect();
+    /// assert_eq!(v.set(1, 9), 1);
+    /// assert_eq!(v.get_cloned(1), Some(9));
+    /// ```
+    #[track_caller]
+    pub fn set(&mut self, index: usize, value: T) -> T {
+        let len = self.len;
+        match self.try_set(index, value) {
+            Ok(Some(old)) => old,
+            Ok(None) => panic!("RemVec::set: index {index} out of bounds for length {len}"),
+            Err(e) => fail("RemVec::set", e),
+        }
+    }
+
+    /// Replaces element `index`; `Ok(None)` (and `value` dropped) out of bounds.
+    ///
+    /// # Errors
+    /// As `RemBox::try_deref_mut`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut v: aifm_collections::RemVec<u8> = (0..3).collect();
+    /// assert_eq!(v.try_set(0, 5).unwrap(), Some(0));
+    /// assert_eq!(v.try_set(3, 5).unwrap(), None);
+    /// ```
+    pub fn try_set(&mut self, index: usize, value: T) -> Result<Option<T>> {
+        let scope = Scope::new();
+        Ok(self
+            .try_get_mut(index, &scope)?
+            .map(|slot| std::mem::replace(slot, value)))
+    }
+}
