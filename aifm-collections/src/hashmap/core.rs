@@ -26,6 +26,9 @@ use std::borrow::Borrow;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::RwLockWriteGuard;
 
+/// What [`Core::put`] returns: the old value, and the new pair's writer guard if asked for.
+pub(crate) type Put<'a, K, V> = (Option<V>, Option<RefMut<'a, K, V>>);
+
 /// The shards and the structure (field order is drop order: pairs before their structure).
 pub(crate) struct Core<K: FarData, V: FarData> {
     pub(crate) shards: Box<[Shard<K, V>]>,
@@ -133,8 +136,9 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                 t.retire(old, &scope);
                 p
             };
-            // SAFETY: we own WRITER on `cell` under the write lock.
+            // SAFETY: the cell is in the index under our write lock.
             let cell = unsafe { &*cell };
+            // SAFETY: we own WRITER on `cell` under the write lock.
             return match unsafe { cell.pair_mut() }.try_deref_mut(&scope) {
                 Ok(node) => {
                     let node: *mut Node<K, V> = node;
@@ -160,7 +164,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         h: u64,
         node: RemBox<Node<K, V>>,
         guard: bool,
-    ) -> Result<(Option<V>, Option<RefMut<'_, K, V>>)> {
+    ) -> Result<Put<'_, K, V>> {
         let state = if guard { WRITER | 1 } else { 0 };
         let mut spins = 0;
         loop {
@@ -246,8 +250,9 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                 return Ok((old, None));
             }
             let scope = Scope::new();
-            // SAFETY: the new cell is ours (WRITER set at creation) and we hold the write lock.
+            // SAFETY: the new cell is in the index under our write lock.
             let cell = unsafe { &*cell };
+            // SAFETY: the new cell is ours (WRITER set at creation) and we hold the write lock.
             let node: *mut Node<K, V> = unsafe { cell.pair_mut() }.try_deref_mut(&scope)?;
             drop(t);
             // SAFETY: WRITER is ours; `node` came from `scope`.

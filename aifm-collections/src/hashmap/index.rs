@@ -161,7 +161,9 @@ pub(crate) struct Bucket<K: FarData, V: FarData> {
 /// One shard's index.
 pub(crate) struct Table<K: FarData, V: FarData> {
     pub(crate) live: HashTable<Bucket<K, V>>,
-    /// Cells taken out of `live` while guards held them; freed once unguarded.
+    /// Cells taken out of `live` while guards held them; freed once unguarded. Boxed because
+    /// guards point at them: they must not move.
+    #[allow(clippy::vec_box)]
     retired: Vec<Box<Cell<K, V>>>,
 }
 
