@@ -13,8 +13,8 @@
 //! pair, plus [`WRITER`] while a `RefMut` has it. The rules, all of which keep the runtime's
 //! one assumption (no dereference of a box while a `&mut` from it lives):
 //!
-//! * readers pin (count + 1) **under the shard's read lock**, before dereferencing; a cell
-//!   with `WRITER` set is not dereferenced at all (the reader backs off and retries);
+//! * readers pin (count + 1) **under the shard's read lock**; a cell with `WRITER` set is not
+//!   dereferenced at all (the reader backs off and retries);
 //! * `WRITER` is set only **under the write lock**, and only on a cell with no guards, so no
 //!   reader can be between its pin and its dereference then;
 //! * a writer that finds guards does not wait: it copies the pair (through its codec) into
@@ -186,7 +186,9 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
         }
     }
 
-    /// Finds `q` and pins its cell as a reader. Call under the read lock.
+    /// Finds `q` and pins its cell as a reader. Call under the read lock: no writer can take
+    /// a cell while it is held, so the cell is dereferenced first and pinned only if it is
+    /// the key's (one atomic add per lookup).
     pub(crate) fn find_read<Q>(&self, h: u64, q: &Q, scope: &Scope) -> Result<Probe<K, V>>
     where
         K: Borrow<Q>,
@@ -201,21 +203,16 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
             if c.state.load(Ordering::Acquire) & WRITER != 0 {
                 return Ok(Probe::Busy);
             }
-            // Pinned before the dereference; no writer can appear while we hold the read lock.
-            c.state.fetch_add(1, Ordering::AcqRel);
             // SAFETY: no `WRITER`, and we hold the read lock: only shared uses of the box.
             match unsafe { c.pair() }.try_deref(scope) {
                 Ok(n) if n.key.borrow() == q => {
-                    return Ok(Probe::Hit(c, n as *const Node<K, V> as *mut Node<K, V>))
+                    c.state.fetch_add(1, Ordering::AcqRel);
+                    return Ok(Probe::Hit(c, n as *const Node<K, V> as *mut Node<K, V>));
                 }
                 Ok(_) => {}
                 Err(Error::Detached) => dead = true,
-                Err(e) => {
-                    c.state.fetch_sub(1, Ordering::AcqRel);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
-            c.state.fetch_sub(1, Ordering::AcqRel);
         }
         Ok(Probe::Miss { dead })
     }
