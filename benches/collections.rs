@@ -243,7 +243,10 @@ fn map_ratios(_c: &mut Criterion) {
         },
         || {
             let m = black_box(&rem);
-            black_box(keys.iter().fold(0u64, |a, k| a.wrapping_add(*m.get(k).unwrap())));
+            black_box(
+                keys.iter()
+                    .fold(0u64, |a, k| a.wrapping_add(*m.get(k).unwrap())),
+            );
         },
     );
     let fresh = xorshift(11, 16 << 10, u64::MAX);
@@ -274,9 +277,10 @@ fn map_ratios(_c: &mut Criterion) {
                 for ks in &per_thread {
                     let locked = &locked;
                     s.spawn(move || {
-                        black_box(ks.iter().fold(0u64, |a, k| {
-                            a.wrapping_add(locked.read().unwrap()[k])
-                        }))
+                        black_box(
+                            ks.iter()
+                                .fold(0u64, |a, k| a.wrapping_add(locked.read().unwrap()[k])),
+                        )
                     });
                 }
             })
@@ -286,7 +290,10 @@ fn map_ratios(_c: &mut Criterion) {
                 for ks in &per_thread {
                     let rem = &rem;
                     s.spawn(move || {
-                        black_box(ks.iter().fold(0u64, |a, k| a.wrapping_add(*rem.get(k).unwrap())))
+                        black_box(
+                            ks.iter()
+                                .fold(0u64, |a, k| a.wrapping_add(*rem.get(k).unwrap())),
+                        )
                     });
                 }
             })

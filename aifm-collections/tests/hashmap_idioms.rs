@@ -100,7 +100,9 @@ fn a_guard_held_by_a_sleeping_thread_does_not_stop_evacuation() {
     });
     held_rx.recv().unwrap();
     let rt2 = rt.clone();
-    no_hang("evacuate_now with a guard held elsewhere", move || rt2.evacuate_now());
+    no_hang("evacuate_now with a guard held elsewhere", move || {
+        rt2.evacuate_now()
+    });
     release_tx.send(()).unwrap();
     assert_eq!(holder.join().unwrap(), 1);
     assert!(m.local_len() < m.len());

@@ -61,7 +61,9 @@ impl Backend for Lossy {
         let n = self.accept.load(Ordering::SeqCst);
         for (i, (k, v)) in items.iter().enumerate() {
             if i >= n {
-                return Err(Error::ServerFull { needed: v.len() as u64 });
+                return Err(Error::ServerFull {
+                    needed: v.len() as u64,
+                });
             }
             self.inner.write(ds, k, v)?;
         }

@@ -285,11 +285,15 @@ where
                 .structure
                 .compute(super::device::CLEAR_SHARD, &(si as u16).to_le_bytes())?;
             // Far pairs, less the stale copies of local pairs counted above.
-            n += counts.remote[si].swap(0, Ordering::AcqRel).saturating_sub(far_copies);
+            n += counts.remote[si]
+                .swap(0, Ordering::AcqRel)
+                .saturating_sub(far_copies);
         }
         let _ = counts
             .len
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| Some(l.saturating_sub(n)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| {
+                Some(l.saturating_sub(n))
+            });
         Ok(())
     }
 
@@ -368,7 +372,9 @@ where
         }
         let _ = counts
             .len
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| Some(l.saturating_sub(n)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| {
+                Some(l.saturating_sub(n))
+            });
         Ok(())
     }
 }

@@ -338,8 +338,10 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         shards.sort_unstable();
         shards.dedup();
         // Ascending order; nothing else holds two shard locks, so this cannot deadlock.
-        let mut locks: Vec<(usize, RwLockWriteGuard<'_, Table<K, V>>)> =
-            shards.iter().map(|&si| (si, self.shards[si].write())).collect();
+        let mut locks: Vec<(usize, RwLockWriteGuard<'_, Table<K, V>>)> = shards
+            .iter()
+            .map(|&si| (si, self.shards[si].write()))
+            .collect();
         let lock_of = |si: usize| shards.binary_search(&si).expect("locked");
         // Keys still missing locally, under the locks.
         let mut ask: Vec<usize> = Vec::new();
@@ -408,7 +410,13 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
 
     /// Removes `q`'s pair, local or far. On error the map is unchanged (and a far pair stays
     /// in far memory).
-    pub(crate) fn remove<Q>(&self, counts: &Counts, si: usize, h: u64, q: &Q) -> Result<Option<(K, V)>>
+    pub(crate) fn remove<Q>(
+        &self,
+        counts: &Counts,
+        si: usize,
+        h: u64,
+        q: &Q,
+    ) -> Result<Option<(K, V)>>
     where
         K: Borrow<Q>,
         Q: Eq + ToOwned<Owned = K> + ?Sized,

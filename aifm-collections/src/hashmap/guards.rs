@@ -94,9 +94,7 @@ impl<K: FarData, V: FarData> std::ops::Deref for Ref<'_, K, V> {
 impl<K: FarData, V: FarData> Drop for Ref<'_, K, V> {
     fn drop(&mut self) {
         // SAFETY: pinned, so the cell is alive until this decrement.
-        unsafe { &*self.cell }
-            .state
-            .fetch_sub(1, Ordering::AcqRel);
+        unsafe { &*self.cell }.state.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

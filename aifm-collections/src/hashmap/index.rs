@@ -247,10 +247,7 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
 
     /// Takes `cell`'s bucket out of the table and returns the cell.
     pub(crate) fn unlink(&mut self, h: u64, cell: *const Cell<K, V>) -> Box<Cell<K, V>> {
-        match self
-            .live
-            .find_entry(h, |b| std::ptr::eq(&*b.cell, cell))
-        {
+        match self.live.find_entry(h, |b| std::ptr::eq(&*b.cell, cell)) {
             Ok(e) => e.remove().0.cell,
             Err(_) => unreachable!("the cell was found under this lock"),
         }

@@ -749,11 +749,7 @@ where
             }
             if !self.core.fetch(counts, si, h, &k)? {
                 return Ok(Entry::Vacant(VacantEntry::new(
-                    k,
-                    si,
-                    h,
-                    &self.core,
-                    counts,
+                    k, si, h, &self.core, counts,
                 )));
             }
         }

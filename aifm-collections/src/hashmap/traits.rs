@@ -168,7 +168,11 @@ where
     where
         V: Clone,
     {
-        Iter(Walk::new(self, |k, v| (k.clone(), v.clone()), |k, v| (k, v)))
+        Iter(Walk::new(
+            self,
+            |k, v| (k.clone(), v.clone()),
+            |k, v| (k, v),
+        ))
     }
 
     /// Every key, cloned (as [`RemHashMap::iter`]).
