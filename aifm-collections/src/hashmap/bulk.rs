@@ -8,7 +8,7 @@
 //! pair that can be in both halves is a local pair flagged `FAR_COPY` (a stale server copy);
 //! the local pair wins.
 
-use super::index::{backoff, codec_copy, Cell, Table, FAR_COPY};
+use super::index::{backoff, codec_copy, Bucket, Table, FAR_COPY};
 use super::{RemHashMap, SHARDS};
 use crate::common::fail;
 use crate::vec::RemVec;
@@ -74,7 +74,7 @@ where
         let mut stale = HashSet::new();
         for b in t.live.iter() {
             // SAFETY: write lock held and no WRITER in the shard.
-            match unsafe { b.cell.pair() }.try_deref(&scope) {
+            match unsafe { b.pair() }.try_deref(&scope) {
                 Ok(n) => {
                     if n.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
                         stale.insert(self.far_key(si, &n.key)?);
@@ -133,7 +133,7 @@ where
                 Ok(false) => dropped += 1,
                 Err(e) => {
                     for b in rest {
-                        t.insert(b.hash, b.cell);
+                        t.insert(b);
                     }
                     counts.len.fetch_sub(dropped, Ordering::Relaxed);
                     return Err(e);
@@ -164,7 +164,7 @@ where
         &self,
         t: &mut Table<K, V>,
         si: usize,
-        b: super::index::Bucket<K, V>,
+        b: Bucket<K, V>,
         keep: &mut impl FnMut(&K, &mut V) -> bool,
         scope: &Scope,
         stale: &mut HashSet<Vec<u8>>,
@@ -173,11 +173,11 @@ where
         let ds = self.core.structure.id();
         let h = b.hash;
         // SAFETY: write lock held, no WRITER in the shard.
-        let node = match unsafe { b.cell.pair() }.try_deref(scope) {
+        let node = match unsafe { b.pair() }.try_deref(scope) {
             Ok(n) => n,
             Err(Error::Detached) => return Ok(true),
             Err(e) => {
-                t.insert(h, b.cell);
+                t.insert(b);
                 return Err(e);
             }
         };
@@ -193,13 +193,13 @@ where
             }
             Ok(())
         };
-        if b.cell.guarded() {
+        if self.core.shards[si].guarded() {
             // Readers hold the pair: judge a copy; they keep the old one.
             let k = node.key.clone();
             let mut v = match codec_copy(&node.value) {
                 Ok(v) => v,
                 Err(e) => {
-                    t.insert(h, b.cell);
+                    t.insert(b);
                     return Err(e);
                 }
             };
@@ -207,33 +207,33 @@ where
                 let new = match self.core.node(counts, k, v, far) {
                     Ok(n) => n,
                     Err(e) => {
-                        t.insert(h, b.cell);
+                        t.insert(b);
                         return Err(e);
                     }
                 };
-                let new = Cell::new(new, 0);
+                let new = Bucket::new(h, new, 0);
                 new.publish(scope);
-                t.insert(h, new);
-                t.retire(b.cell, scope);
+                t.insert(new);
+                t.retire(b, scope);
                 stale.extend(far_key);
                 return Ok(true);
             }
             if let Err(e) = drop_far(&far_key) {
-                t.insert(h, b.cell);
+                t.insert(b);
                 return Err(e);
             }
-            t.retire(b.cell, scope);
+            t.retire(b, scope);
             return Ok(false);
         }
         // SAFETY: write lock held and no guard on the cell: ours alone.
-        let node = unsafe { b.cell.pair_mut() }.try_deref_mut(scope)?;
+        let node = unsafe { b.pair_mut() }.try_deref_mut(scope)?;
         if keep(&node.key, &mut node.value) {
-            t.insert(h, b.cell);
+            t.insert(b);
             stale.extend(far_key);
             return Ok(true);
         }
         if let Err(e) = drop_far(&far_key) {
-            t.insert(h, b.cell);
+            t.insert(b);
             return Err(e);
         }
         Ok(false)
@@ -269,13 +269,13 @@ where
         for b in t.live.drain().collect::<Vec<_>>() {
             n += 1;
             // SAFETY: write lock held and no WRITER in the shard.
-            if let Ok(node) = unsafe { b.cell.pair() }.try_deref(&scope) {
+            if let Ok(node) = unsafe { b.pair() }.try_deref(&scope) {
                 if node.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
                     far_copies += 1;
                 }
             }
-            if b.cell.guarded() {
-                t.retire(b.cell, &scope);
+            if self.core.shards[si].guarded() {
+                t.retire(b, &scope);
             }
             // Unguarded cells drop here.
         }
@@ -332,7 +332,7 @@ where
         let buckets: Vec<_> = t.live.drain().collect();
         for b in buckets {
             // SAFETY: write lock held and no WRITER in the shard.
-            let node = match unsafe { b.cell.pair() }.try_deref(&scope) {
+            let node = match unsafe { b.pair() }.try_deref(&scope) {
                 Ok(n) => n,
                 Err(Error::Detached) => continue,
                 Err(e) => return Err(e),
@@ -340,16 +340,16 @@ where
             if node.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
                 stale.insert(self.far_key(si, &node.key)?);
             }
-            let pair = if b.cell.guarded() {
+            let pair = if self.core.shards[si].guarded() {
                 let p = (node.key.clone(), codec_copy(&node.value)?);
-                t.retire(b.cell, &scope);
+                t.retire(b, &scope);
                 p
             } else {
                 let h = b.hash;
-                match b.cell.into_pair().try_into_inner() {
+                match b.into_pair().try_into_inner() {
                     Ok(n) => (n.key, n.value),
                     Err((e, pair)) => {
-                        t.insert(h, Cell::new(pair, 0));
+                        t.insert(Bucket::new(h, pair, 0));
                         return Err(e);
                     }
                 }

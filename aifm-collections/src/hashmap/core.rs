@@ -19,7 +19,7 @@
 use super::far::{far_key, Counts};
 use super::guards::{Ref, RefMut};
 use super::index::{
-    backoff, codec_copy, Cell, Node, Probe, Shard, Table, FAR_COPY, PENDING, WRITER,
+    backoff, codec_copy, Bucket, Node, Probe, Shard, Table, FAR_COPY, PENDING, WRITER,
 };
 use aifm_core::{FarData, RemBox, Result, Scope, Structure};
 use std::borrow::Borrow;
@@ -66,16 +66,17 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        let shard = &self.shards[si];
         let mut spins = 0;
         loop {
-            let t = self.shards[si].read();
+            let t = shard.read();
             let scope = Scope::new();
-            match t.find_read(h, q, &scope)? {
-                Probe::Hit(c, n) => {
+            match t.find_read(h, q, &scope, &shard.guards)? {
+                Probe::Hit(_, n) => {
                     drop(t);
-                    // SAFETY: `find_read` pinned the cell for us and dereferenced `n` through
-                    // `scope`; the pinned cell outlives the table guard.
-                    return Ok(Some(unsafe { Ref::new(scope, &*c, n) }));
+                    // SAFETY: `find_read` counted us in the shard and dereferenced `n` through
+                    // `scope`.
+                    return Ok(Some(unsafe { Ref::new(scope, shard, n) }));
                 }
                 Probe::Miss { .. } => return Ok(None),
                 Probe::Busy => {}
@@ -85,7 +86,40 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         }
     }
 
-    /// The writer guard on `q` if it is in local memory (copying the pair if readers hold it).
+    /// Takes `WRITER` on bucket `b` (under the write lock `t`, through `scope`) and makes the
+    /// writer guard.
+    fn writer<'a>(
+        &'a self,
+        si: usize,
+        t: RwLockWriteGuard<'a, Table<K, V>>,
+        b: *const Bucket<K, V>,
+        scope: Scope,
+    ) -> Result<RefMut<'a, K, V>> {
+        let shard = &self.shards[si];
+        // SAFETY: the bucket is in the table under the write lock `t`.
+        let b = unsafe { &*b };
+        b.state.fetch_or(WRITER, Ordering::AcqRel);
+        // SAFETY: WRITER is ours and the write lock is held: no other use of the box.
+        let pair = unsafe { b.pair_mut() };
+        let id = pair.key();
+        match pair.try_deref_mut(&scope) {
+            Ok(node) => {
+                let node: *mut Node<K, V> = node;
+                shard.guards.fetch_add(1, Ordering::AcqRel);
+                let h = b.hash;
+                drop(t);
+                // SAFETY: WRITER is ours, we are counted, `node` came from `scope`.
+                Ok(unsafe { RefMut::new(scope, shard, h, id, node) })
+            }
+            Err(e) => {
+                b.state.fetch_and(!WRITER, Ordering::AcqRel);
+                Err(e)
+            }
+        }
+    }
+
+    /// The writer guard on `q` if it is in local memory (copying the pair if the shard has
+    /// guards).
     pub(crate) fn write_local<Q>(
         &self,
         counts: &Counts,
@@ -97,12 +131,13 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        let shard = &self.shards[si];
         let mut spins = 0;
         loop {
-            let mut t = self.shards[si].write();
+            let mut t = shard.write();
             let scope = Scope::new();
-            let (c, n) = match t.find_write(h, q, &scope)? {
-                Probe::Hit(c, n) => (c, n),
+            let (b, n) = match t.find_write(h, q, &scope)? {
+                Probe::Hit(b, n) => (b, n),
                 Probe::Miss { dead } => {
                     if dead {
                         t.sweep();
@@ -115,42 +150,19 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                     continue;
                 }
             };
-            // SAFETY: found under this write lock; alive while we hold it.
-            let cell = unsafe { &*c };
-            let cell: *const Cell<K, V> = if cell
-                .state
-                .compare_exchange(0, WRITER | 1, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                c
-            } else {
-                // Readers hold it: they keep the old pair; we write a copy.
-                // SAFETY: `n` was dereferenced through `scope`, still open.
-                let n = unsafe { &*n };
-                let flags = n.flags.load(Ordering::Acquire) & FAR_COPY;
-                let copy = self.node(counts, n.key.clone(), codec_copy(&n.value)?, flags)?;
-                let new = Cell::new(copy, WRITER | 1);
-                new.publish(&scope);
-                let p: *const Cell<K, V> = &*new;
-                let old = t.replace(h, c, new);
-                t.retire(old, &scope);
-                p
-            };
-            // SAFETY: the cell is in the index under our write lock.
-            let cell = unsafe { &*cell };
-            // SAFETY: we own WRITER on `cell` under the write lock.
-            return match unsafe { cell.pair_mut() }.try_deref_mut(&scope) {
-                Ok(node) => {
-                    let node: *mut Node<K, V> = node;
-                    drop(t);
-                    // SAFETY: WRITER is ours; `node` came from `scope`.
-                    Ok(Some(unsafe { RefMut::new(scope, cell, node) }))
-                }
-                Err(e) => {
-                    cell.state.fetch_sub(WRITER | 1, Ordering::AcqRel);
-                    Err(e)
-                }
-            };
+            if !shard.guarded() {
+                return self.writer(si, t, b, scope).map(Some);
+            }
+            // Guards may hold this pair: they keep the old one; we write a copy.
+            // SAFETY: `n` was dereferenced through `scope`, still open.
+            let n = unsafe { &*n };
+            let flags = n.flags.load(Ordering::Acquire) & FAR_COPY;
+            let copy = self.node(counts, n.key.clone(), codec_copy(&n.value)?, flags)?;
+            let new = Bucket::new(h, copy, 0);
+            new.publish(&scope);
+            let old = t.replace(h, b, new);
+            t.retire(old, &scope);
+            return self.writer(si, t, b, scope).map(Some);
         }
     }
 
@@ -165,34 +177,32 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         node: RemBox<Node<K, V>>,
         guard: bool,
     ) -> Result<Put<'_, K, V>> {
-        let state = if guard { WRITER | 1 } else { 0 };
+        let shard = &self.shards[si];
         let mut spins = 0;
         loop {
-            let mut t = self.shards[si].write();
+            let mut t = shard.write();
             let scope = Scope::new();
             // A pending node stays local (see `Core::node`).
-            let new_node: *mut Node<K, V> = node.try_deref(&scope)? as *const _ as *mut _;
+            let new_node: *const Node<K, V> = node.try_deref(&scope)?;
             // SAFETY: our own box, dereferenced through `scope`, which is open.
             let new_ref = unsafe { &*new_node };
-            let (old, cell) = match t.find_write(h, &new_ref.key, &scope)? {
+            let (old, at) = match t.find_write(h, &new_ref.key, &scope)? {
                 Probe::Busy => {
                     drop((scope, t));
                     backoff(&mut spins);
                     continue;
                 }
-                Probe::Hit(c, n) => {
-                    // SAFETY: found under this lock, dereferenced through `scope`.
-                    let (cell, n) = unsafe { (&*c, &*n) };
-                    let copy = if cell.guarded() {
-                        Some(codec_copy(&n.value)?)
-                    } else {
-                        None
+                Probe::Hit(b, n) => {
+                    // SAFETY: dereferenced through `scope`.
+                    let n = unsafe { &*n };
+                    let guarded = shard.guarded();
+                    let copy = match guarded {
+                        true => Some(codec_copy(&n.value)?),
+                        false => None,
                     };
                     let far = n.flags.load(Ordering::Acquire) & FAR_COPY;
                     new_ref.flags.fetch_or(far, Ordering::AcqRel);
-                    let new = Cell::new(node, state);
-                    let p: *const Cell<K, V> = &*new;
-                    let old = t.replace(h, c, new);
+                    let old = t.replace(h, b, Bucket::new(h, node, 0));
                     let old = match copy {
                         Some(v) => {
                             t.retire(old, &scope);
@@ -200,14 +210,14 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                         }
                         None => match old.into_pair().try_into_inner() {
                             Ok(n) => n.value,
-                            Err((e, b)) => {
-                                drop(t.replace(h, p, Cell::new(b, 0)));
+                            Err((e, pair)) => {
+                                drop(t.replace(h, b, Bucket::new(h, pair, 0)));
                                 return Err(e);
                             }
                         },
                     };
                     new_ref.flags.fetch_and(!PENDING, Ordering::AcqRel);
-                    (Some(old), p)
+                    (Some(old), b)
                 }
                 Probe::Miss { dead } => {
                     if dead {
@@ -234,36 +244,28 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                     }
                     new_ref.flags.fetch_and(!PENDING, Ordering::AcqRel);
                     drop(scope);
-                    let new = Cell::new(node, state);
-                    let p: *const Cell<K, V> = &*new;
-                    t.insert(h, new);
+                    let at = t.insert(Bucket::new(h, node, 0));
                     if old.is_none() {
                         counts.len.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Some(k) = fk {
-                        self.settle(&mut t, counts, si, p, &k);
+                        self.settle(&mut t, counts, si, at, &k);
                     }
-                    (old, p)
+                    (old, at)
                 }
             };
             if !guard {
                 return Ok((old, None));
             }
-            let scope = Scope::new();
-            // SAFETY: the new cell is in the index under our write lock.
-            let cell = unsafe { &*cell };
-            // SAFETY: the new cell is ours (WRITER set at creation) and we hold the write lock.
-            let node: *mut Node<K, V> = unsafe { cell.pair_mut() }.try_deref_mut(&scope)?;
-            drop(t);
-            // SAFETY: WRITER is ours; `node` came from `scope`.
-            return Ok((old, Some(unsafe { RefMut::new(scope, cell, node) })));
+            let r = self.writer(si, t, at, Scope::new())?;
+            return Ok((old, Some(r)));
         }
     }
 
     /// Phase two of bringing a pair home: removes the server's copy `fk` of the pair in
-    /// `cell` (in the index, under the write lock `_locked`) and clears its `FAR_COPY` flag,
-    /// all in one scope, so the pair cannot be evicted meanwhile (its eviction would write
-    /// the copy this removes). If the pair was evicted already, the server's copy is the
+    /// bucket `b` (in the index, under the write lock `_locked`) and clears its `FAR_COPY`
+    /// flag, all in one scope, so the pair cannot be evicted meanwhile (its eviction would
+    /// write the copy this removes). If the pair was evicted already, the server's copy is the
     /// current one and stays; if the removal fails the flag stays, and a later removal or
     /// eviction settles the copy.
     fn settle(
@@ -271,13 +273,13 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         _locked: &mut Table<K, V>,
         counts: &Counts,
         si: usize,
-        cell: *const Cell<K, V>,
+        b: *const Bucket<K, V>,
         fk: &[u8],
     ) {
         let scope = Scope::new();
-        // SAFETY: the cell is in the index under our write lock; a WRITER holder does not
-        // dereference the box again, and we only touch the atomic flags.
-        let Ok(n) = unsafe { (*cell).pair() }.try_deref(&scope) else {
+        // SAFETY: the bucket is in the index under our write lock; we only touch the node's
+        // atomic flags.
+        let Ok(n) = unsafe { (*b).pair() }.try_deref(&scope) else {
             return;
         };
         if self.backend().remove(self.structure.id(), fk).is_ok() {
@@ -314,13 +316,11 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         };
         let v = V::decode(&bytes)?;
         let node = self.node(counts, key, v, FAR_COPY)?;
-        let cell = Cell::new(node, 0);
-        let p: *const Cell<K, V> = &*cell;
-        t.insert(h, cell);
+        let at = t.insert(Bucket::new(h, node, 0));
         // SAFETY: just inserted under our write lock.
-        unsafe { (*p).publish(&Scope::new()) };
+        unsafe { (*at).publish(&Scope::new()) };
         self.structure.note_fetches(1, bytes.len() as u64);
-        self.settle(&mut t, counts, si, p, &fk);
+        self.settle(&mut t, counts, si, at, &fk);
         Ok(true)
     }
 
@@ -338,17 +338,15 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         shards.sort_unstable();
         shards.dedup();
         // Ascending order; nothing else holds two shard locks, so this cannot deadlock.
-        let mut locks: Vec<(usize, RwLockWriteGuard<'_, Table<K, V>>)> = shards
-            .iter()
-            .map(|&si| (si, self.shards[si].write()))
-            .collect();
+        let mut locks: Vec<RwLockWriteGuard<'_, Table<K, V>>> =
+            shards.iter().map(|&si| self.shards[si].write()).collect();
         let lock_of = |si: usize| shards.binary_search(&si).expect("locked");
         // Keys still missing locally, under the locks.
         let mut ask: Vec<usize> = Vec::new();
         {
             let scope = Scope::new();
             for (i, (si, h, k)) in misses.iter().enumerate() {
-                let t = &mut locks[lock_of(*si)].1;
+                let t = &mut locks[lock_of(*si)];
                 if let Probe::Miss { dead } = t.find_write(*h, k, &scope)? {
                     if dead {
                         t.sweep();
@@ -374,15 +372,16 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
             .map(|b| b.as_deref().map(V::decode).transpose())
             .collect::<Result<Vec<Option<V>>>>()?;
         let mut out: Vec<Option<V>> = misses.iter().map(|_| None).collect();
-        let mut placed: Vec<(usize, *const Cell<K, V>, usize)> = Vec::new();
+        let mut placed: Vec<(usize, u64, u64, usize)> = Vec::new();
         for (j, (&i, v)) in ask.iter().zip(values).enumerate() {
             let Some(v) = v else { continue };
             let (si, h, k) = &misses[i];
             let node = self.node(counts, k.clone(), v.clone(), FAR_COPY)?;
-            let cell = Cell::new(node, 0);
-            cell.publish(&Scope::new());
-            placed.push((*si, &*cell, j));
-            locks[lock_of(*si)].1.insert(*h, cell);
+            let id = node.key();
+            let b = Bucket::new(*h, node, 0);
+            b.publish(&Scope::new());
+            locks[lock_of(*si)].insert(b);
+            placed.push((*si, *h, id, j));
             out[i] = Some(v);
         }
         let total: u64 = found.iter().flatten().map(|b| b.len() as u64).sum();
@@ -390,10 +389,16 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         // Phase two in one scope, as in `settle`: pairs evicted again keep their server copy.
         let scope = Scope::new();
         let mut home: Vec<(usize, &Node<K, V>, usize)> = Vec::new();
-        for (si, cell, j) in placed {
-            // SAFETY: inserted above under the write lock we still hold.
-            if let Ok(n) = unsafe { (*cell).pair() }.try_deref(&scope) {
-                home.push((si, n, j));
+        for (si, h, id, j) in placed {
+            let t = &locks[lock_of(si)];
+            for b in t.live.iter_hash(h) {
+                // SAFETY: write lock held; the new pairs have no writer.
+                let pair = unsafe { b.pair() };
+                if b.hash == h && pair.key() == id {
+                    if let Ok(n) = pair.try_deref(&scope) {
+                        home.push((si, n, j));
+                    }
+                }
             }
         }
         let done: Vec<&[u8]> = home.iter().map(|p| refs[p.2]).collect();
@@ -422,18 +427,19 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         Q: Eq + ToOwned<Owned = K> + ?Sized,
     {
         let ds = self.structure.id();
+        let shard = &self.shards[si];
         let mut spins = 0;
         loop {
-            let mut t = self.shards[si].write();
+            let mut t = shard.write();
             let scope = Scope::new();
             match t.find_write(h, q, &scope)? {
                 Probe::Busy => {
                     drop((scope, t));
                     backoff(&mut spins);
                 }
-                Probe::Hit(c, n) => {
-                    // SAFETY: found under this lock, dereferenced through `scope`.
-                    let (cell, n) = unsafe { (&*c, &*n) };
+                Probe::Hit(b, n) => {
+                    // SAFETY: dereferenced through `scope`.
+                    let n = unsafe { &*n };
                     if n.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
                         // A copy may be on the server (a partly accepted write-back, or a
                         // pair brought home whose server copy could not be removed): it
@@ -442,12 +448,11 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                         n.flags.fetch_and(!FAR_COPY, Ordering::AcqRel);
                         counts.settled(si);
                     }
-                    let copy = if cell.guarded() {
-                        Some((n.key.clone(), codec_copy(&n.value)?))
-                    } else {
-                        None
+                    let copy = match shard.guarded() {
+                        true => Some((n.key.clone(), codec_copy(&n.value)?)),
+                        false => None,
                     };
-                    let old = t.unlink(h, c);
+                    let old = t.unlink(h, b);
                     counts.len.fetch_sub(1, Ordering::Relaxed);
                     if let Some(pair) = copy {
                         t.retire(old, &scope);
@@ -455,8 +460,8 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                     }
                     return match old.into_pair().try_into_inner() {
                         Ok(n) => Ok(Some((n.key, n.value))),
-                        Err((e, b)) => {
-                            t.insert(h, Cell::new(b, 0));
+                        Err((e, pair)) => {
+                            t.insert(Bucket::new(h, pair, 0));
                             counts.len.fetch_add(1, Ordering::Relaxed);
                             Err(e)
                         }

@@ -1,6 +1,6 @@
 //! The map's guards: [`Ref`] and [`RefMut`].
 //!
-//! A guard holds a dereference scope and a pin on its pair's cell (see the `index` essay),
+//! A guard holds a dereference scope and counts itself in its shard (see the `index` essay),
 //! never a lock: other guards, inserts, removals and writers of other keys go ahead while it
 //! lives, on this thread or any other. A `RefMut` is exclusive like `&mut`: a reader or
 //! writer of the *same* key waits until it is dropped (std rejects such code at compile time;
@@ -8,7 +8,7 @@
 //! forever). The scope keeps the evacuator from moving the pair while the guard lives, so a
 //! guard also holds up evacuation rounds: keep guards short, as scopes.
 
-use super::index::{Cell, Node, WRITER};
+use super::index::{Node, Shard};
 use aifm_core::{FarData, Scope};
 use std::fmt;
 use std::marker::PhantomData;
@@ -28,9 +28,9 @@ use std::sync::atomic::Ordering;
 /// assert_eq!(*r, 2);
 /// ```
 pub struct Ref<'a, K: FarData, V: FarData> {
-    cell: *const Cell<K, V>,
+    shard: *const Shard<K, V>,
     node: *const Node<K, V>,
-    // Dropped after `Drop::drop` unpins the cell.
+    // Dropped after `Drop::drop` uncounts the guard.
     _scope: Scope,
     _map: PhantomData<&'a (K, V)>,
 }
@@ -47,7 +47,10 @@ pub struct Ref<'a, K: FarData, V: FarData> {
 /// assert_eq!(m.get_cloned(&1), Some(5));
 /// ```
 pub struct RefMut<'a, K: FarData, V: FarData> {
-    cell: *const Cell<K, V>,
+    shard: *const Shard<K, V>,
+    /// The pair's hash and box key, to find its bucket and clear `WRITER` on drop.
+    hash: u64,
+    id: u64,
     node: *mut Node<K, V>,
     _scope: Scope,
     _map: PhantomData<&'a mut (K, V)>,
@@ -55,11 +58,11 @@ pub struct RefMut<'a, K: FarData, V: FarData> {
 
 impl<'a, K: FarData, V: FarData> Ref<'a, K, V> {
     /// # Safety
-    /// `cell` is pinned once for this guard (its count includes us) and `node` was
-    /// dereferenced from it through `scope`.
-    pub(crate) unsafe fn new(scope: Scope, cell: &Cell<K, V>, node: *mut Node<K, V>) -> Self {
+    /// This guard is counted once in `shard.guards`, and `node` was dereferenced from a pair
+    /// of the shard through `scope`.
+    pub(crate) unsafe fn new(scope: Scope, shard: &Shard<K, V>, node: *mut Node<K, V>) -> Self {
         Ref {
-            cell,
+            shard,
             node,
             _scope: scope,
             _map: PhantomData,
@@ -85,26 +88,38 @@ impl<K: FarData, V: FarData> std::ops::Deref for Ref<'_, K, V> {
     type Target = V;
     fn deref(&self) -> &V {
         // SAFETY: the node was dereferenced through `_scope`, still open, so the evacuator
-        // cannot move or free it; the pin keeps its cell (and so the box that owns the node)
-        // alive, and keeps writers from taking it (a writer copies it instead).
+        // cannot move or free it; our count in the shard keeps its box alive (a removed or
+        // replaced box is retired until the shard has no guard) and writers off it (they copy
+        // it instead).
         unsafe { &(*self.node).value }
     }
 }
 
 impl<K: FarData, V: FarData> Drop for Ref<'_, K, V> {
     fn drop(&mut self) {
-        // SAFETY: pinned, so the cell is alive until this decrement.
-        unsafe { &*self.cell }.state.fetch_sub(1, Ordering::AcqRel);
+        // SAFETY: the shard lives as long as the map, which this guard borrows.
+        unsafe { &*self.shard }
+            .guards
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl<'a, K: FarData, V: FarData> RefMut<'a, K, V> {
     /// # Safety
-    /// This guard owns `WRITER` on `cell` (count 1), and `node` was dereferenced mutably
-    /// from it through `scope`.
-    pub(crate) unsafe fn new(scope: Scope, cell: &Cell<K, V>, node: *mut Node<K, V>) -> Self {
+    /// This guard owns `WRITER` on the bucket of hash `hash` whose box has key `id`, is
+    /// counted once in `shard.guards`, and `node` was dereferenced mutably from that box
+    /// through `scope`.
+    pub(crate) unsafe fn new(
+        scope: Scope,
+        shard: &Shard<K, V>,
+        hash: u64,
+        id: u64,
+        node: *mut Node<K, V>,
+    ) -> Self {
         RefMut {
-            cell,
+            shard,
+            hash,
+            id,
             node,
             _scope: scope,
             _map: PhantomData,
@@ -144,10 +159,11 @@ impl<K: FarData, V: FarData> std::ops::DerefMut for RefMut<'_, K, V> {
 
 impl<K: FarData, V: FarData> Drop for RefMut<'_, K, V> {
     fn drop(&mut self) {
-        // SAFETY: the writer bit keeps the cell alive until this decrement.
-        unsafe { &*self.cell }
-            .state
-            .fetch_sub(WRITER | 1, Ordering::AcqRel);
+        // SAFETY: the shard lives as long as the map, which this guard borrows.
+        let shard = unsafe { &*self.shard };
+        // While `WRITER` is set nobody moves the pair out of the table, so it is there.
+        shard.read().clear_writer(self.hash, self.id);
+        shard.guards.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -2,25 +2,27 @@
 //!
 //! # What a bucket holds
 //!
-//! A bucket is the pair's full 64-bit hash (the table's tag and rehash key, so a probe
-//! compares hashes before it touches a pair) and a boxed [`Cell`]. The cell is the pair's
-//! stable home outside the heap: the pair's `RemBox` (one pointer to its slot) and a guard
-//! word. Buckets move when the table grows; cells never do, so guards point at cells.
+//! A bucket is 24 bytes, inline in the table: the pair's full 64-bit hash (compared before
+//! the pair is touched, and the rehash key), the pair's `RemBox` (one pointer to its slot) and
+//! a writer word. A probe reads the bucket, the slot's pointer word and the pair: three
+//! dependent loads.
 //!
-//! # The guard word
+//! # Guards
 //!
-//! `state` counts the guards ([`crate::hashmap::Ref`], [`crate::hashmap::RefMut`]) on the
-//! pair, plus [`WRITER`] while a `RefMut` has it. The rules, all of which keep the runtime's
-//! one assumption (no dereference of a box while a `&mut` from it lives):
+//! Buckets move when the table grows, so a guard does not point at its bucket: it counts
+//! itself in its shard's `guards` (one counter per shard, on the lock's cache line) and keeps
+//! the pair's address (stable while its scope lives). The rules, which also keep the
+//! runtime's one assumption (no dereference of a box while a `&mut` from it lives):
 //!
-//! * readers pin (count + 1) **under the shard's read lock**; a cell with `WRITER` set is not
-//!   dereferenced at all (the reader backs off and retries);
-//! * `WRITER` is set only **under the write lock**, and only on a cell with no guards, so no
-//!   reader can be between its pin and its dereference then;
-//! * a writer that finds guards does not wait: it copies the pair (through its codec) into
-//!   a new cell and *retires* the old one ([`Table::retire`]);
-//! * retired cells are freed under the write lock once their count is zero (no new pins can
-//!   reach them: they are out of the table, and pins need the table).
+//! * readers count themselves **under the shard's read lock**; a bucket whose writer word is
+//!   set ([`WRITER`]) is not dereferenced at all (the reader backs off and retries);
+//! * `WRITER` is set only **under the write lock**, and only when the shard has no guard;
+//!   a `RefMut` clears it when dropped (under the read lock, finding its bucket by the pair's
+//!   key);
+//! * a writer that finds guards in the shard does not wait: it copies the pair (through its
+//!   codec) into a new bucket and *retires* the old box ([`Table::retire`]);
+//! * retired boxes are freed under the write lock once the shard has no guard (none can reach
+//!   them any more: they are out of the table, and guards are counted under its lock).
 //!
 //! So no guard holds a lock, and no writer waits for a reader; a reader (or a second writer)
 //! waits only for a `RefMut` on the same pair.
@@ -39,7 +41,7 @@ use aifm_core::{Error, FarData, RemBox, Result, Scope};
 use hashbrown::HashTable;
 use std::borrow::Borrow;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The node flag: far memory may hold a copy of this pair.
@@ -94,30 +96,32 @@ pub(crate) fn codec_copy<T: FarData>(v: &T) -> Result<T> {
     T::decode(&bytes)
 }
 
-/// A pair's stable home: its box and its guard word (see the module essay).
-pub(crate) struct Cell<K: FarData, V: FarData> {
+/// A slot of the table: hash, writer word, the pair's box (see the module essay).
+pub(crate) struct Bucket<K: FarData, V: FarData> {
+    pub(crate) hash: u64,
     pub(crate) state: AtomicU32,
     pair: UnsafeCell<RemBox<Node<K, V>>>,
 }
 
-// SAFETY: the box is reached through `&Cell` only as the guard-word protocol allows: shared
+// SAFETY: the box is reached through `&Bucket` only as the module's rules allow: shared
 // dereferences while no `WRITER` is set, the one mutable dereference under the write lock
 // with `WRITER` held; `K` and `V` are shared between threads through guards, hence `Sync`.
-unsafe impl<K: FarData + Sync, V: FarData + Sync> Sync for Cell<K, V> {}
+unsafe impl<K: FarData + Sync, V: FarData + Sync> Sync for Bucket<K, V> {}
 
-impl<K: FarData, V: FarData> Cell<K, V> {
-    pub(crate) fn new(pair: RemBox<Node<K, V>>, state: u32) -> Box<Self> {
-        Box::new(Cell {
+impl<K: FarData, V: FarData> Bucket<K, V> {
+    pub(crate) fn new(hash: u64, pair: RemBox<Node<K, V>>, state: u32) -> Self {
+        Bucket {
+            hash,
             state: AtomicU32::new(state),
             pair: UnsafeCell::new(pair),
-        })
+        }
     }
 
     /// The box, for shared use.
     ///
     /// # Safety
-    /// No `&mut` to the box may exist: the caller holds the shard lock (read or write) and
-    /// the cell is not mid-acquisition by a writer (which happens only under the write lock).
+    /// No `&mut` to the box may exist: the caller holds the shard lock (read or write), and
+    /// mutable dereferences happen only under the write lock.
     pub(crate) unsafe fn pair(&self) -> &RemBox<Node<K, V>> {
         // SAFETY: per the contract, only shared references exist now.
         unsafe { &*self.pair.get() }
@@ -126,18 +130,18 @@ impl<K: FarData, V: FarData> Cell<K, V> {
     /// The box, for a mutable dereference.
     ///
     /// # Safety
-    /// The caller holds the shard's write lock (so no reader dereferences the cell) and either
-    /// owns `WRITER` on it or knows no guard refers to it.
+    /// The caller holds the shard's write lock (so no reader dereferences the bucket) and
+    /// either owns `WRITER` on it or knows no guard refers to its pair.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn pair_mut(&self) -> &mut RemBox<Node<K, V>> {
         // SAFETY: per the contract, this is the only reference to the box.
         unsafe { &mut *self.pair.get() }
     }
 
-    /// Clears `PENDING` on the node now that the cell is in the index. Call under the write
-    /// lock, before any `RefMut` on the cell takes its pointer.
+    /// Clears `PENDING` on the node now that the bucket is in the index. Call under the write
+    /// lock, before any `RefMut` takes the node's address.
     pub(crate) fn publish(&self, scope: &Scope) {
-        // SAFETY: write lock held, and no guard has dereferenced the new cell yet.
+        // SAFETY: write lock held, and no guard has dereferenced the new bucket yet.
         if let Ok(n) = unsafe { self.pair() }.try_deref(scope) {
             n.flags.fetch_and(!PENDING, Ordering::AcqRel);
         }
@@ -146,32 +150,20 @@ impl<K: FarData, V: FarData> Cell<K, V> {
     pub(crate) fn into_pair(self) -> RemBox<Node<K, V>> {
         self.pair.into_inner()
     }
-
-    pub(crate) fn guarded(&self) -> bool {
-        self.state.load(Ordering::Acquire) != 0
-    }
-}
-
-/// A slot of the table.
-pub(crate) struct Bucket<K: FarData, V: FarData> {
-    pub(crate) hash: u64,
-    pub(crate) cell: Box<Cell<K, V>>,
 }
 
 /// One shard's index.
 pub(crate) struct Table<K: FarData, V: FarData> {
     pub(crate) live: HashTable<Bucket<K, V>>,
-    /// Cells taken out of `live` while guards held them; freed once unguarded. Boxed because
-    /// guards point at them: they must not move.
-    #[allow(clippy::vec_box)]
-    retired: Vec<Box<Cell<K, V>>>,
+    /// Boxes taken out of `live` while the shard had guards; freed once it has none.
+    retired: Vec<RemBox<Node<K, V>>>,
 }
 
 /// What a probe found.
 pub(crate) enum Probe<K: FarData, V: FarData> {
-    /// The key's live cell (pinned as a reader if the probe was a read probe), and its node
-    /// as dereferenced through the probe's scope.
-    Hit(*const Cell<K, V>, *mut Node<K, V>),
+    /// The key's bucket (valid while the lock is held) and its node as dereferenced through
+    /// the probe's scope; a read probe has counted a guard in the shard.
+    Hit(*const Bucket<K, V>, *mut Node<K, V>),
     /// Not here; `dead` if buckets of the same hash were tombstones (pairs evicted away).
     Miss { dead: bool },
     /// A `RefMut` holds a bucket of this hash: back off and retry.
@@ -186,10 +178,15 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
         }
     }
 
-    /// Finds `q` and pins its cell as a reader. Call under the read lock: no writer can take
-    /// a cell while it is held, so the cell is dereferenced first and pinned only if it is
-    /// the key's (one atomic add per lookup).
-    pub(crate) fn find_read<Q>(&self, h: u64, q: &Q, scope: &Scope) -> Result<Probe<K, V>>
+    /// Finds `q` and counts a guard in `guards` for it. Call under the read lock: no writer
+    /// can take a bucket while it is held.
+    pub(crate) fn find_read<Q>(
+        &self,
+        h: u64,
+        q: &Q,
+        scope: &Scope,
+        guards: &AtomicUsize,
+    ) -> Result<Probe<K, V>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -199,15 +196,14 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
             if b.hash != h {
                 continue;
             }
-            let c = &*b.cell;
-            if c.state.load(Ordering::Acquire) & WRITER != 0 {
+            if b.state.load(Ordering::Acquire) & WRITER != 0 {
                 return Ok(Probe::Busy);
             }
             // SAFETY: no `WRITER`, and we hold the read lock: only shared uses of the box.
-            match unsafe { c.pair() }.try_deref(scope) {
+            match unsafe { b.pair() }.try_deref(scope) {
                 Ok(n) if n.key.borrow() == q => {
-                    c.state.fetch_add(1, Ordering::AcqRel);
-                    return Ok(Probe::Hit(c, n as *const Node<K, V> as *mut Node<K, V>));
+                    guards.fetch_add(1, Ordering::AcqRel);
+                    return Ok(Probe::Hit(b, n as *const Node<K, V> as *mut Node<K, V>));
                 }
                 Ok(_) => {}
                 Err(Error::Detached) => dead = true,
@@ -217,7 +213,7 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
         Ok(Probe::Miss { dead })
     }
 
-    /// Finds `q` without pinning. Call under the write lock.
+    /// Finds `q` without counting a guard. Call under the write lock.
     pub(crate) fn find_write<Q>(&self, h: u64, q: &Q, scope: &Scope) -> Result<Probe<K, V>>
     where
         K: Borrow<Q>,
@@ -228,14 +224,13 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
             if b.hash != h {
                 continue;
             }
-            let c = &*b.cell;
-            if c.state.load(Ordering::Acquire) & WRITER != 0 {
+            if b.state.load(Ordering::Acquire) & WRITER != 0 {
                 return Ok(Probe::Busy);
             }
             // SAFETY: write lock held and no `WRITER`: only shared uses of the box.
-            match unsafe { c.pair() }.try_deref(scope) {
+            match unsafe { b.pair() }.try_deref(scope) {
                 Ok(n) if n.key.borrow() == q => {
-                    return Ok(Probe::Hit(c, n as *const Node<K, V> as *mut Node<K, V>))
+                    return Ok(Probe::Hit(b, n as *const Node<K, V> as *mut Node<K, V>))
                 }
                 Ok(_) => {}
                 Err(Error::Detached) => dead = true,
@@ -245,61 +240,63 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
         Ok(Probe::Miss { dead })
     }
 
-    /// Takes `cell`'s bucket out of the table and returns the cell.
-    pub(crate) fn unlink(&mut self, h: u64, cell: *const Cell<K, V>) -> Box<Cell<K, V>> {
-        match self.live.find_entry(h, |b| std::ptr::eq(&*b.cell, cell)) {
-            Ok(e) => e.remove().0.cell,
-            Err(_) => unreachable!("the cell was found under this lock"),
+    /// Takes bucket `b` (found under this lock) out of the table.
+    pub(crate) fn unlink(&mut self, h: u64, b: *const Bucket<K, V>) -> Bucket<K, V> {
+        match self.live.find_entry(h, |x| std::ptr::eq(x, b)) {
+            Ok(e) => e.remove().0,
+            Err(_) => unreachable!("the bucket was found under this lock"),
         }
     }
 
-    /// Puts `new` in place of `old`'s bucket and returns the old cell.
+    /// Puts `new` in place of bucket `old` (found under this lock) and returns the old one.
     pub(crate) fn replace(
         &mut self,
         h: u64,
-        old: *const Cell<K, V>,
-        new: Box<Cell<K, V>>,
-    ) -> Box<Cell<K, V>> {
-        match self.live.find_mut(h, |b| std::ptr::eq(&*b.cell, old)) {
-            Some(b) => std::mem::replace(&mut b.cell, new),
-            None => unreachable!("the cell was found under this lock"),
+        old: *const Bucket<K, V>,
+        new: Bucket<K, V>,
+    ) -> Bucket<K, V> {
+        match self.live.find_mut(h, |x| std::ptr::eq(x, old)) {
+            Some(b) => std::mem::replace(b, new),
+            None => unreachable!("the bucket was found under this lock"),
         }
     }
 
-    pub(crate) fn insert(&mut self, h: u64, cell: Box<Cell<K, V>>) {
-        self.live
-            .insert_unique(h, Bucket { hash: h, cell }, |b| b.hash);
+    /// Inserts `b` and returns where it is (valid while the lock is held).
+    pub(crate) fn insert(&mut self, b: Bucket<K, V>) -> *const Bucket<K, V> {
+        let h = b.hash;
+        &*self.live.insert_unique(h, b, |x| x.hash).into_mut()
     }
 
-    /// Parks a cell that guards still hold until they let go; marks its node so that the
-    /// evacuator drops it instead of writing it back.
-    pub(crate) fn retire(&mut self, cell: Box<Cell<K, V>>, scope: &Scope) {
-        // SAFETY: write lock held; the cell is out of the table and not `WRITER`-held.
-        if let Ok(n) = unsafe { cell.pair() }.try_deref(scope) {
+    /// Parks a pair that guards may still hold until the shard has none; marks its node so
+    /// that the evacuator drops it instead of writing it back.
+    pub(crate) fn retire(&mut self, b: Bucket<K, V>, scope: &Scope) {
+        // SAFETY: write lock held; the bucket is out of the table and not `WRITER`-held.
+        if let Ok(n) = unsafe { b.pair() }.try_deref(scope) {
             n.flags.fetch_or(RETIRED, Ordering::AcqRel);
         }
-        self.retired.push(cell);
+        self.retired.push(b.into_pair());
     }
 
-    /// Frees retired cells no guard holds any more.
-    pub(crate) fn reap(&mut self) {
-        if !self.retired.is_empty() {
-            self.retired.retain(|c| c.guarded());
+    /// Frees the retired pairs if the shard has no guard.
+    fn reap(&mut self, guards: &AtomicUsize) {
+        if !self.retired.is_empty() && guards.load(Ordering::Acquire) == 0 {
+            self.retired.clear();
         }
     }
 
-    /// Drops the buckets of pairs evicted to far memory (unguarded tombstones).
+    /// Drops the buckets of pairs evicted to far memory (tombstones).
     pub(crate) fn sweep(&mut self) {
-        // SAFETY: write lock held; unguarded cells have no references at all.
-        self.live
-            .retain(|b| b.cell.guarded() || unsafe { b.cell.pair() }.is_local());
+        // SAFETY: write lock held; `is_local` only reads the slot word.
+        self.live.retain(|b| {
+            b.state.load(Ordering::Acquire) & WRITER != 0 || unsafe { b.pair() }.is_local()
+        });
     }
 
-    /// Whether a `RefMut` holds any cell of the table.
+    /// Whether a `RefMut` holds any pair of the table.
     pub(crate) fn has_writer(&self) -> bool {
         self.live
             .iter()
-            .any(|b| b.cell.state.load(Ordering::Acquire) & WRITER != 0)
+            .any(|b| b.state.load(Ordering::Acquire) & WRITER != 0)
     }
 
     /// Pairs in local memory.
@@ -307,33 +304,56 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
         // SAFETY: read lock held by the caller; `is_local` only reads the slot word.
         self.live
             .iter()
-            .filter(|b| unsafe { b.cell.pair() }.is_local())
+            .filter(|b| unsafe { b.pair() }.is_local())
             .count()
     }
 }
 
-/// One shard: its table behind a reader-writer lock, on its own cache line.
+impl<K: FarData, V: FarData> Table<K, V> {
+    /// Ends the `RefMut` on the pair whose box has key `id`. Call under the read lock.
+    pub(crate) fn clear_writer(&self, h: u64, id: u64) {
+        for b in self.live.iter_hash(h) {
+            // SAFETY: the lock is held; `key` reads the slot's key only.
+            if b.hash == h && unsafe { b.pair() }.key() == id {
+                b.state.fetch_and(!WRITER, Ordering::AcqRel);
+                return;
+            }
+        }
+    }
+}
+
+/// One shard: its table behind a reader-writer lock and its guard count, on one cache line.
 #[repr(align(64))]
 pub(crate) struct Shard<K: FarData, V: FarData> {
     table: RwLock<Table<K, V>>,
+    /// Live guards (`Ref`, `RefMut`) on pairs of this shard.
+    pub(crate) guards: AtomicUsize,
+}
+
+impl<K: FarData, V: FarData> Shard<K, V> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Table<K, V>> {
+        self.table.read().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl<K: FarData + Eq, V: FarData> Shard<K, V> {
     pub(crate) fn new(capacity: usize) -> Self {
         Shard {
             table: RwLock::new(Table::new(capacity)),
+            guards: AtomicUsize::new(0),
         }
     }
 
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Table<K, V>> {
-        self.table.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The write lock, with the retired cells reaped.
+    /// The write lock, with the retired pairs freed if no guard is left.
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Table<K, V>> {
         let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
-        t.reap();
+        t.reap(&self.guards);
         t
+    }
+
+    /// Whether any guard holds a pair of the shard (a writer then copies instead).
+    pub(crate) fn guarded(&self) -> bool {
+        self.guards.load(Ordering::Acquire) != 0
     }
 }
 
