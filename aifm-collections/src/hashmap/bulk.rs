@@ -26,7 +26,7 @@ where
     S: BuildHasher + Send + Sync + 'static,
 {
     /// Shard `si`'s write lock, taken when no `RefMut` holds any of its pairs; tombstones and
-    /// unguarded retired cells are dropped.
+    /// retired pairs no guard can hold any more are dropped.
     fn lock_quiet(&self, si: usize) -> RwLockWriteGuard<'_, Table<K, V>> {
         let mut spins = 0;
         loop {
@@ -225,7 +225,7 @@ where
             t.retire(b, scope);
             return Ok(false);
         }
-        // SAFETY: write lock held and no guard on the cell: ours alone.
+        // SAFETY: write lock held and no guard in the shard: the pair is ours alone.
         let node = unsafe { b.pair_mut() }.try_deref_mut(scope)?;
         if keep(&node.key, &mut node.value) {
             t.insert(b);
@@ -277,7 +277,7 @@ where
             if self.core.shards[si].guarded() {
                 t.retire(b, &scope);
             }
-            // Unguarded cells drop here.
+            // Unguarded pairs drop here.
         }
         drop(scope);
         if counts.maybe_far(si) {
