@@ -286,9 +286,10 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
 
     /// Drops the buckets of pairs evicted to far memory (tombstones).
     pub(crate) fn sweep(&mut self) {
-        // SAFETY: write lock held; `is_local` only reads the slot word.
         self.live.retain(|b| {
-            b.state.load(Ordering::Acquire) & WRITER != 0 || unsafe { b.pair() }.is_local()
+            // SAFETY: write lock held; `is_local` only reads the slot word.
+            let local = || unsafe { b.pair() }.is_local();
+            b.state.load(Ordering::Acquire) & WRITER != 0 || local()
         });
     }
 
