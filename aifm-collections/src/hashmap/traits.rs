@@ -148,8 +148,10 @@ where
     V: FarData,
     S: BuildHasher + Send + Sync + 'static,
 {
-    /// Every pair, cloned, shard by shard (see the [`traits`](self) notes on what a
-    /// concurrent change does). A thread holding a [`RefMut`](super::RefMut) of this map must
+    /// Every pair, cloned, shard by shard. Each shard's view is consistent; the iterator
+    /// promises the map's length when it was made and stops there, so pairs inserted into
+    /// shards not yet visited may or may not be seen, and if another thread removes pairs
+    /// meanwhile it ends early. A thread holding a [`RefMut`](super::RefMut) of this map must
     /// not iterate it (it would wait for itself).
     ///
     /// # Panics
