@@ -135,3 +135,92 @@ fn std_extras() {
     let w = RemHashMap::<u64, u64>::with_capacity(1000);
     assert!(w.is_empty());
 }
+
+/// Readers holding guards, writers (in place and by copy), removals and forced evacuation, all
+/// at once: no torn value, no lost pair, no hang.
+#[test]
+fn guards_writers_and_evacuation_across_threads() {
+    const KEYS: u64 = 20_000;
+    let done = no_hang("guards, writers and evacuation", || {
+        let rt = Runtime::builder().local_memory(1 << 20).build().unwrap();
+        let m = std::sync::Arc::new(RemHashMap::new_in(&rt));
+        for k in 0..KEYS {
+            m.insert(k, [k, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ev = {
+            let (rt, stop) = (rt.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    rt.evacuate_now();
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let workers: Vec<_> = (0..4u64)
+            .map(|t| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0x9e37_79b9u64 + t;
+                    for round in 1..3000u64 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let k = x % KEYS;
+                        // Everyone reads every key, holding two guards at once.
+                        let a = m.get(&k);
+                        let b = m.get(&((k + 1) % KEYS));
+                        for g in [&a, &b].into_iter().flatten() {
+                            assert_eq!(g[1], g[2], "torn value of {}", g[0]);
+                            assert!(g[1..].iter().all(|&w| w == g[1]));
+                        }
+                        drop((a, b));
+                        // Thread t writes only its own keys.
+                        let own = k - k % 4 + t;
+                        if own >= KEYS {
+                            continue;
+                        }
+                        match round % 4 {
+                            0 => {
+                                if let Some(mut g) = m.get_mut(&own) {
+                                    for w in &mut g[1..] {
+                                        *w = round;
+                                    }
+                                }
+                            }
+                            1 => {
+                                m.insert(
+                                    own,
+                                    [own, round, round, round, round, round, round, round],
+                                );
+                            }
+                            2 => {
+                                if let Some(v) = m.remove(&own) {
+                                    assert_eq!(v[0], own);
+                                    m.insert(own, v);
+                                }
+                            }
+                            _ => {
+                                *m.entry(own).or_insert([own, 0, 0, 0, 0, 0, 0, 0]) =
+                                    [own, round, round, round, round, round, round, round];
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        ev.join().unwrap();
+        assert_eq!(m.len(), KEYS as usize);
+        for k in 0..KEYS {
+            let v = m.get_cloned(&k).expect("no pair lost");
+            assert_eq!(v[0], k);
+            assert!(v[1..].iter().all(|&w| w == v[1]));
+        }
+        true
+    });
+    assert!(done);
+}
