@@ -17,8 +17,9 @@
 //! | 1024 `get`s of 400 K pairs | 16.4 µs | 81 µs | 5.0x the time | 54 µs |
 //!
 //! The random-get gap is the pointer chain (chunk handle → pointer word → chunk `Vec` →
-//! element, against one load) on a working set that fits in cache; the map's is a shard lock,
-//! a scope and a guard around each lookup. At 10 % the 1024 probed elements and pairs stay hot
+//! element, against one load) on a working set that fits in cache. The map's figures (get,
+//! insert, four threads reading, bytes per entry) are printed as interleaved median ratios
+//! first; `docs/PERFORMANCE.md` (RemHashMap) has them with a profile. At 10 % the 1024 probed elements and pairs stay hot
 //! locally after the first pass, so those rows measure the local path again.
 
 use aifm::Runtime;
