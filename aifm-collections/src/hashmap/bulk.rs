@@ -8,6 +8,7 @@
 //! pair that can be in both halves is a local pair flagged `FAR_COPY` (a stale server copy);
 //! the local pair wins.
 
+use super::far::far_key;
 use super::index::{backoff, codec_copy, Bucket, Table, FAR_COPY};
 use super::{RemHashMap, SHARDS};
 use crate::common::fail;
@@ -77,7 +78,7 @@ where
             match unsafe { b.pair() }.try_deref(&scope) {
                 Ok(n) => {
                     if n.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
-                        stale.insert(self.far_key(si, &n.key)?);
+                        stale.insert(far_key(si, &n.key)?);
                     }
                     out.push(local(&n.key, &n.value));
                 }
@@ -183,7 +184,7 @@ where
         };
         let far = node.flags.load(Ordering::Acquire) & FAR_COPY;
         let far_key = match far != 0 {
-            true => Some(self.far_key(si, &node.key)?),
+            true => Some(far_key(si, &node.key)?),
             false => None,
         };
         let drop_far = |fk: &Option<Vec<u8>>| -> Result<()> {
@@ -338,7 +339,7 @@ where
                 Err(e) => return Err(e),
             };
             if node.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
-                stale.insert(self.far_key(si, &node.key)?);
+                stale.insert(far_key(si, &node.key)?);
             }
             let pair = if self.core.shards[si].guarded() {
                 let p = (node.key.clone(), codec_copy(&node.value)?);
