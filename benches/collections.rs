@@ -21,15 +21,17 @@
 //! | 1024 `get`s of 400 K pairs | 16.4 µs | 81 µs | 5.0x the time | 54 µs |
 //!
 //! The random-get gap is the pointer chain (chunk handle → pointer word → chunk `Vec` →
-//! element, against one load) on a working set that fits in cache; the map's is a shard lock,
-//! a scope and a guard around each lookup. At 10 % the 1024 probed elements and pairs stay hot
+//! element, against one load) on a working set that fits in cache. The map's figures (get,
+//! insert, four threads reading, bytes per entry) are printed as interleaved median ratios
+//! first; `docs/PERFORMANCE.md` (RemHashMap) has them with a profile. At 10 % the 1024 probed elements and pairs stay hot
 //! locally after the first pass, so those rows measure the local path again.
 
 use aifm::Runtime;
 use aifm_collections::{RemHashMap, RemVec};
 use aifm_core::Scope;
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::Duration;
 
 /// 2 Mi u64 = 16 MiB of elements.
@@ -322,6 +324,200 @@ fn map_benches(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // Building a map of 16 Ki fresh keys (no capacity given), all local; the map's drop is
+    // not timed.
+    let fresh = xorshift(11, 16 << 10, u64::MAX);
+    // A runtime of its own: the maps built and dropped here churn its heap.
+    let rt = Runtime::builder().local_memory(256 << 20).build().unwrap();
+    let mut g = c.benchmark_group("hashmap_insert_x16k");
+    g.bench_function("HashMap", |b| {
+        b.iter_batched(
+            HashMap::new,
+            |mut m| {
+                for &k in &fresh {
+                    m.insert(k, k);
+                }
+                m
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("RemHashMap all-local", |b| {
+        b.iter_batched(
+            || RemHashMap::new_in(&rt),
+            |m| {
+                for &k in &fresh {
+                    m.insert(k, k);
+                }
+                m
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    // Four threads reading one shared map, 16 Ki lookups each per iteration.
+    let per_thread: Vec<Vec<u64>> = (0..4).map(|t| xorshift(100 + t, 16 << 10, PAIRS)).collect();
+    let locked = RwLock::new(plain);
+    let rt = Runtime::builder().local_memory(256 << 20).build().unwrap();
+    let shared = RemHashMap::new_in(&rt);
+    for k in 0..PAIRS {
+        shared.insert(k, value(k));
+    }
+    let mut g = c.benchmark_group("hashmap_4_threads_get_x16k");
+    g.bench_function("RwLock<HashMap>", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for ks in &per_thread {
+                    let locked = &locked;
+                    s.spawn(move || {
+                        ks.iter().fold(0u64, |a, k| {
+                            a.wrapping_add(black_box(locked).read().unwrap()[k])
+                        })
+                    });
+                }
+            })
+        })
+    });
+    g.bench_function("RemHashMap all-local", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for ks in &per_thread {
+                    let shared = &shared;
+                    s.spawn(move || {
+                        ks.iter().fold(0u64, |a, k| {
+                            a.wrapping_add(*black_box(shared).get(k).unwrap())
+                        })
+                    });
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+/// The median over rounds of `rem` / `std` wall time, the two run back to back in each round
+/// (on a loaded machine this is steadier than two criterion groups run minutes apart).
+fn median_ratio(rounds: usize, mut std: impl FnMut(), mut rem: impl FnMut()) -> f64 {
+    let mut ratios: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            std();
+            let s = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            rem();
+            t.elapsed().as_secs_f64() / s
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[rounds / 2]
+}
+
+/// Interleaved ratios of the map figures (printed; see `median_ratio`).
+fn map_ratios(_c: &mut Criterion) {
+    let keys = xorshift(7, BATCH, PAIRS);
+    let plain: HashMap<u64, u64> = (0..PAIRS).map(|k| (k, value(k))).collect();
+    let rt = Runtime::builder().local_memory(256 << 20).build().unwrap();
+    let rem = RemHashMap::new_in(&rt);
+    for k in 0..PAIRS {
+        rem.insert(k, value(k));
+    }
+    let get = median_ratio(
+        200,
+        || {
+            let m = black_box(&plain);
+            black_box(keys.iter().fold(0u64, |a, k| a.wrapping_add(m[k])));
+        },
+        || {
+            let m = black_box(&rem);
+            black_box(
+                keys.iter()
+                    .fold(0u64, |a, k| a.wrapping_add(*m.get(k).unwrap())),
+            );
+        },
+    );
+    let fresh = xorshift(11, 16 << 10, u64::MAX);
+    let churn = Runtime::builder().local_memory(256 << 20).build().unwrap();
+    let insert = median_ratio(
+        30,
+        || {
+            let mut m = HashMap::new();
+            for &k in &fresh {
+                m.insert(k, k);
+            }
+            black_box(m);
+        },
+        || {
+            let m = RemHashMap::new_in(&churn);
+            for &k in &fresh {
+                m.insert(k, k);
+            }
+            black_box(m);
+        },
+    );
+    let per_thread: Vec<Vec<u64>> = (0..4).map(|t| xorshift(100 + t, 16 << 10, PAIRS)).collect();
+    let locked = RwLock::new(plain);
+    let threads = median_ratio(
+        30,
+        || {
+            std::thread::scope(|s| {
+                for ks in &per_thread {
+                    let locked = &locked;
+                    s.spawn(move || {
+                        black_box(
+                            ks.iter()
+                                .fold(0u64, |a, k| a.wrapping_add(locked.read().unwrap()[k])),
+                        )
+                    });
+                }
+            })
+        },
+        || {
+            std::thread::scope(|s| {
+                for ks in &per_thread {
+                    let rem = &rem;
+                    s.spawn(move || {
+                        black_box(
+                            ks.iter()
+                                .fold(0u64, |a, k| a.wrapping_add(*rem.get(k).unwrap())),
+                        )
+                    });
+                }
+            })
+        },
+    );
+    println!(
+        "hashmap_ratios (median of interleaved rounds, time RemHashMap / std): get {get:.2}x, \
+         insert {insert:.2}x, 4 threads reading {threads:.2}x (throughput {:.2}x of RwLock<HashMap>)",
+        1.0 / threads
+    );
+}
+
+/// Bytes per entry of 1 Mi `u64 -> u64` pairs, everything local, from the growth of the
+/// resident set (printed; not a timing). Each map stays alive while the next is measured, so
+/// no freed page is reused.
+fn map_bytes_per_entry(_c: &mut Criterion) {
+    const N: u64 = 1 << 20;
+    let rt = Runtime::builder().local_memory(1 << 30).build().unwrap();
+    let before = rss();
+    let rem = RemHashMap::new_in(&rt);
+    for k in 0..N {
+        rem.insert(k, value(k));
+    }
+    let rem_bytes = rss() - before;
+    let before = rss();
+    let plain: HashMap<u64, u64> = (0..N).map(|k| (k, value(k))).collect();
+    let std_bytes = rss() - before;
+    println!(
+        "hashmap_bytes_per_entry: HashMap<u64, u64> {:.1} B, RemHashMap<u64, u64> {:.1} B \
+         ({:.2}x; runtime local_bytes {:.1} B per pair)",
+        std_bytes as f64 / N as f64,
+        rem_bytes as f64 / N as f64,
+        rem_bytes as f64 / std_bytes as f64,
+        rt.stats().local_bytes as f64 / N as f64,
+    );
+    black_box((&rem, &plain));
 }
 
 criterion_group! {
@@ -330,6 +526,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = vec_memory, vec_best_of, vec_benches, map_benches
+    targets = vec_memory, vec_best_of, map_bytes_per_entry, map_ratios, vec_benches, map_benches
 }
 criterion_main!(benches);

@@ -159,8 +159,8 @@ fn strings_and_traits() {
     assert_eq!(format!("{small:?}"), "{1: 2}");
     assert!(rt.stats().write_backs > 0);
     assert!(
-        rt.stats().fetches == 0,
-        "pairs come home through the device, not the runtime"
+        rt.stats().fetches > 0,
+        "a map miss brings a pair home: it counts as a fetch"
     );
 }
 

@@ -199,6 +199,24 @@ impl Structure {
         self.runtime.inner.backend.compute(self.id, opcode, input)
     }
 
+    /// Counts `objects` objects (`bytes` encoded bytes) that the structure brought home from
+    /// far memory itself (a hash map's misses), in [`crate::Stats::fetches`] and
+    /// [`crate::Stats::fetched_bytes`] like the runtime's own fetches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// s.note_fetches(2, 100);
+    /// assert_eq!((rt.stats().fetches, rt.stats().fetched_bytes), (2, 100));
+    /// ```
+    pub fn note_fetches(&self, objects: u64, bytes: u64) {
+        let c = &self.runtime.inner.counters;
+        crate::stats::Counters::add(&c.fetches, objects);
+        crate::stats::Counters::add(&c.fetched_bytes, bytes);
+    }
+
     /// Runs the read-only `opcode` of the structure's device over the objects `keys`, once
     /// per shard, and returns the shards' answers for the caller to merge (see
     /// [`Backend::compute_sharded`]).

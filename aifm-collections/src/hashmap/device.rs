@@ -5,10 +5,14 @@
 //! pairs can be listed without touching the others. Besides plain read / write / remove it
 //! offers, as `compute` opcodes:
 //!
-//! * [`TAKE`]: remove a key and return its value (`[1] ++ value`, or `[0]` if absent): a
-//!   client miss brings a pair home in one round trip, and the pair then lives in exactly one
-//!   place;
-//! * [`TAKE_MANY`]: [`TAKE`] for a batch of keys, one round trip for many misses;
+//! * [`TAKE`]: remove a key and return its value (`[1] ++ value`, or `[0]` if absent);
+//! * [`TAKE_MANY`]: [`TAKE`] for a batch of keys.
+//!
+//! `RemHashMap` itself no longer takes: a take removes the pair before the client holds it,
+//! so a lost or oversized reply, or a value the client cannot decode, lost the pair. A miss
+//! now reads the pair (plain `read` / `read_many`), adopts it, and only then removes it here
+//! (`remove` / `remove_many`); see the map's `core` module. The take opcodes stay for other
+//! clients.
 //! * [`SCAN`]: every pair of one shard (postcard `Vec<(key, value)>`), for iteration;
 //! * [`CLEAR_SHARD`] / [`CLEAR`]: drop one shard's pairs, or all.
 //!
