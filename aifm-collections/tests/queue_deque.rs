@@ -1,4 +1,4 @@
-//! `RemQueue` as a double-ended queue (issue 12: it had no `push_front`, `pop_back` or `back`,
+//! `RemQueue` as a double-ended queue (it had no `push_front`, `pop_back` or `back`,
 //! so it could not serve as a stack).
 
 use aifm_collections::RemQueue;

@@ -1,4 +1,4 @@
-//! Defects reported in issue 12 against `RemVec` (each test failed on the code it was
+//! Defects found in `RemVec` (each test failed on the code it was
 //! written against): range bounds that wrapped instead of panicking, and iterators that did
 //! not say how long they are or could not run backwards.
 

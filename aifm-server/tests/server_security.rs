@@ -1,4 +1,4 @@
-//! Issue 15, the connection layer: what a client costs before it logs in, deadlines on slow
+//! Hostile clients at the connection layer: what a client costs before it logs in, deadlines on slow
 //! and idle clients, and resuming a session only with its secret. Each test runs the real
 //! `aifm-server` binary and speaks the wire format with raw sockets where a real client would
 //! not misbehave.

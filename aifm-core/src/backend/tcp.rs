@@ -3,9 +3,9 @@
 //! # The latency problem, and the shape of the answer
 //!
 //! On these machines a loopback round trip costs ~7 µs when both ends poll their sockets and
-//! ~62 µs when each message wakes a sleeping thread (`../shared/docs/design.md`, §6). A
-//! backend that hands each reply from a reader thread to the waiting caller pays that wake-up
-//! on every fetch. So there is no reader thread:
+//! ~62 µs when each message wakes a sleeping thread (measured on a quiet machine, see
+//! `docs/TRANSPORT.md`). A backend that hands each reply from a reader thread to the waiting
+//! caller pays that wake-up on every fetch. So there is no reader thread:
 //!
 //! * **Leader/follower reading.** A caller that waits for a reply tries to take the
 //!   connection's reader lock. The holder (the *leader*) reads the socket itself, delivers

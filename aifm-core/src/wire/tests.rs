@@ -260,7 +260,7 @@ quickcheck! {
     }
 }
 
-/// Issue 15, finding 3: a length prefix alone must not make the reader allocate (and
+/// Memory before login: a length prefix alone must not make the reader allocate (and
 /// zero-fill) the announced body; its buffer grows with the bytes that really arrive.
 #[test]
 fn reader_grows_with_the_bytes_that_arrive_not_the_announced_length() {
@@ -296,7 +296,7 @@ fn reader_grows_with_the_bytes_that_arrive_not_the_announced_length() {
     assert_eq!(&got[100..], &body[100..]);
 }
 
-/// Issue 15, finding 3: the handshake's frames are small, so a pre-login reader refuses a
+/// Memory before login: the handshake's frames are small, so a pre-login reader refuses a
 /// length beyond [`HANDSHAKE_MAX_FRAME`] at once.
 #[test]
 fn handshake_frames_have_a_small_maximum() {
