@@ -95,7 +95,10 @@ impl<T: FarData + Pod> RemVec<T> {
         let mut n = 0usize;
         out.try_extend(idx.iter().map_while(|i| {
             n += 1;
-            if n % 1024 == 0 {
+            // Random indices pin a different chunk each (4 KiB, counted against the budget):
+            // renew often enough that one scope never holds more than a few dozen of them,
+            // even under a budget smaller than either vector.
+            if n % 16 == 0 {
                 scope.renew();
             }
             match self.try_get(i as usize, &scope) {
