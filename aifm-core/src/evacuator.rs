@@ -433,7 +433,10 @@ fn keep(rt: &Inner, lane: &Mutex<LaneState>, slot: NonNull<Slot>, w: u64, retain
         Ok(()) => Counters::add(&rt.counters.compacted, 1),
         Err(e) => {
             note_panic(rt, &e);
-            stay(slot, w, retained);
+            // No room to compact it: it stays, turned cold (its second chance is used up),
+            // so the next round evicts it. Staying hot would let a heap full of hot objects
+            // and no room to move them keep every round from freeing anything.
+            stay(slot, (w | COLD) & !HOTNESS_MASK, retained);
         }
     }
 }

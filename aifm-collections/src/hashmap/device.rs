@@ -171,12 +171,29 @@ impl RemoteDevice for MapDevice {
                         keys.len()
                     )));
                 }
+                keys.iter().try_for_each(|k| shard_of(k).map(drop))?;
+                // Sized before anything leaves: each value and its length prefixes.
+                let size = keys
+                    .iter()
+                    .map(|k| self.read(k).map(|v| v.map_or(1, |v| v.len() as u64 + 11)))
+                    .sum::<Result<u64>>()?;
+                self.quota.check_reply(size)?;
                 let values = keys
                     .iter()
                     .map(|k| self.take(k))
                     .collect::<Result<Vec<_>>>()?;
                 let mut out = Vec::new();
-                aifm_core::codec::encode_serde(&values, &mut out)?;
+                let encoded = aifm_core::codec::encode_serde(&values, &mut out);
+                let size = out.len() as u64;
+                if let Err(e) = encoded.and_then(|()| self.quota.check_reply(size)) {
+                    // A value grew since it was sized: put every pair back, lose none.
+                    for (k, v) in keys.iter().zip(values) {
+                        if let Some(v) = v {
+                            self.write(k, &v)?;
+                        }
+                    }
+                    return Err(e);
+                }
                 Ok(out)
             }
             SCAN => {
@@ -247,5 +264,37 @@ impl RemoteDevice for MapDevice {
                 self.quota.remove_object(Self::cost(&k, &v));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aifm_core::engine::quota::Limits;
+
+    /// Three 400 KiB pairs taken in one call against a 1 MiB frame: the reply cannot fit, so
+    /// the call fails and every pair is still there (before, all three were gone).
+    #[test]
+    fn an_oversized_take_many_loses_no_pair() {
+        let quota = Arc::new(Quota::with_limits(u64::MAX, None, Limits::server(1 << 20)));
+        let dev = factory(&[], quota).unwrap();
+        let keys: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i, 0, 7]).collect();
+        for k in &keys {
+            dev.write(k, &vec![9u8; 400 << 10]).unwrap();
+        }
+        let mut input = Vec::new();
+        aifm_core::codec::encode_serde(&keys, &mut input).unwrap();
+        assert!(dev.compute(TAKE_MANY, &input).is_err());
+        for k in &keys {
+            assert_eq!(dev.read(k).unwrap().map(|v| v.len()), Some(400 << 10));
+        }
+        // Two fit: taken, and gone.
+        let mut input = Vec::new();
+        aifm_core::codec::encode_serde(&keys[..2].to_vec(), &mut input).unwrap();
+        let out = dev.compute(TAKE_MANY, &input).unwrap();
+        let values: Vec<Option<Vec<u8>>> = aifm_core::codec::decode_serde(&out).unwrap();
+        assert_eq!(values.iter().flatten().count(), 2);
+        assert!(dev.read(&keys[0]).unwrap().is_none());
+        assert!(dev.read(&keys[2]).unwrap().is_some());
     }
 }
