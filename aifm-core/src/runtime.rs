@@ -8,8 +8,13 @@
 //! * `AIFM_SERVER`: `host:port` of a memory server, or several separated by commas
 //!   (`host1:port,host2:port,...`: replicated, factor 2; default: the embedded far store),
 //!   or `redis://host:port,...` for a Redis Cluster (feature `redis`);
+//! * `AIFM_REPLICAS`: the replication factor over several servers
+//!   ([`RuntimeBuilder::replicas`]);
 //! * `AIFM_ERASURE`: `k+m` (`2+1`) to erasure-code the object store over several servers
-//!   ([`RuntimeBuilder::erasure`]).
+//!   ([`RuntimeBuilder::erasure`]);
+//! * `AIFM_TOKEN_FILE`, `AIFM_TIMEOUT_MS`, `AIFM_SPIN_US`: the connection's token file,
+//!   request timeout and spin before parking, read by the TCP backend
+//!   ([`crate::backend::tcp::TcpBuilder::from_env`]).
 //!
 //! Every `RemBox` keeps its runtime alive (it holds one count of the shared state), so a
 //! runtime's memory is returned only after its last handle and its last object are gone.

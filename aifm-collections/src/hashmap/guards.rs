@@ -27,6 +27,17 @@ use std::sync::atomic::Ordering;
 /// m.insert(1, 3); // no deadlock: the guard keeps reading the value it pinned
 /// assert_eq!(*r, 2);
 /// ```
+///
+/// A guard holds its thread's dereference scope, so it cannot move to another thread:
+///
+/// ```compile_fail
+/// let m = aifm_collections::RemHashMap::new();
+/// m.insert(1u64, 2u64);
+/// let r = m.get(&1).unwrap();
+/// std::thread::scope(|s| {
+///     s.spawn(move || assert_eq!(*r, 2));
+/// });
+/// ```
 pub struct Ref<'a, K: FarData, V: FarData> {
     shard: *const Shard<K, V>,
     node: *const Node<K, V>,
