@@ -2,11 +2,14 @@
 //! reaches the caller where there is one and leaves the runtime working: no thread spins on a
 //! `BUSY` word or a half-built header, the evacuator keeps running, other objects are intact.
 
+mod common;
+use common::within;
+
 use aifm_core::backend::{Backend, OBJECT_STORE_DEVICE};
 use aifm_core::{EvacuationHandler, FarData, ObjectView, RemBox, Runtime, Scope, WriteBack};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which of its methods a [`Bomb`] panics in.
@@ -67,20 +70,6 @@ impl FarData for Bomb {
             panic!("Bomb::heap_bytes");
         }
         0
-    }
-}
-
-/// Runs `f` on a thread and fails the test if it does not finish in time (a wedged runtime).
-fn within(limit: Duration, f: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        f();
-        tx.send(()).unwrap();
-    });
-    match rx.recv_timeout(limit) {
-        Ok(()) => t.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => t.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no progress within {limit:?}: wedged"),
     }
 }
 

@@ -6,25 +6,14 @@
 //! older reference can still point at it. These tests open a scope, take a reference, let an
 //! evacuation mark the object (it then blocks on the open scope), and dereference again.
 
+mod common;
+use common::within;
+
 use aifm_core::{RemBox, Runtime, Scope, Serde};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Runs `f` on a thread and fails the test if it does not finish in time (a deadlock).
-fn within(limit: Duration, f: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        f();
-        tx.send(()).unwrap();
-    });
-    match rx.recv_timeout(limit) {
-        Ok(()) => t.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => t.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no progress within {limit:?}: deadlock?"),
-    }
-}
 
 /// Waits until the evacuator has marked `b` (it then waits for our open scope).
 fn wait_marked<T: aifm_core::FarData>(b: &RemBox<T>) {

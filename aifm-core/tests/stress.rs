@@ -1,23 +1,12 @@
 //! Several threads dereferencing and mutating while the evacuator runs.
 
+mod common;
+use common::within;
+
 use aifm_core::{RemBox, Runtime, Scope};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Runs `f` on a thread and fails the test if it does not finish in time (a deadlock).
-fn within(limit: Duration, f: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        f();
-        tx.send(()).unwrap();
-    });
-    match rx.recv_timeout(limit) {
-        Ok(()) => t.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => t.join().unwrap(), // re-raise its panic
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no progress within {limit:?}: deadlock?"),
-    }
-}
 
 #[test]
 fn threads_mutate_while_evacuating() {

@@ -191,30 +191,27 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let mut dead = false;
-        for b in self.live.iter_hash(h) {
-            if b.hash != h {
-                continue;
-            }
-            if b.state.load(Ordering::Acquire) & WRITER != 0 {
-                return Ok(Probe::Busy);
-            }
-            // SAFETY: no `WRITER`, and we hold the read lock: only shared uses of the box.
-            match unsafe { b.pair() }.try_deref(scope) {
-                Ok(n) if n.key.borrow() == q => {
-                    guards.fetch_add(1, Ordering::AcqRel);
-                    return Ok(Probe::Hit(b, n as *const Node<K, V> as *mut Node<K, V>));
-                }
-                Ok(_) => {}
-                Err(Error::Detached) => dead = true,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(Probe::Miss { dead })
+        self.find(h, q, scope, Some(guards))
     }
 
     /// Finds `q` without counting a guard. Call under the write lock.
     pub(crate) fn find_write<Q>(&self, h: u64, q: &Q, scope: &Scope) -> Result<Probe<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.find(h, q, scope, None)
+    }
+
+    /// The probe behind both: the shard's lock (read or write) is held by the caller; a hit
+    /// counts a guard in `guards` if given.
+    fn find<Q>(
+        &self,
+        h: u64,
+        q: &Q,
+        scope: &Scope,
+        guards: Option<&AtomicUsize>,
+    ) -> Result<Probe<K, V>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -227,10 +224,14 @@ impl<K: FarData + Eq, V: FarData> Table<K, V> {
             if b.state.load(Ordering::Acquire) & WRITER != 0 {
                 return Ok(Probe::Busy);
             }
-            // SAFETY: write lock held and no `WRITER`: only shared uses of the box.
+            // SAFETY: no `WRITER`, and the caller holds the shard's lock (read or write): only
+            // shared uses of the box.
             match unsafe { b.pair() }.try_deref(scope) {
                 Ok(n) if n.key.borrow() == q => {
-                    return Ok(Probe::Hit(b, n as *const Node<K, V> as *mut Node<K, V>))
+                    if let Some(g) = guards {
+                        g.fetch_add(1, Ordering::AcqRel);
+                    }
+                    return Ok(Probe::Hit(b, n as *const Node<K, V> as *mut Node<K, V>));
                 }
                 Ok(_) => {}
                 Err(Error::Detached) => dead = true,
