@@ -4,7 +4,8 @@
 //! device type that serves it in far memory and, optionally, an [`EvacuationHandler`]. It gets
 //! back a [`Structure`] handle carrying its id; objects allocated with that id
 //! ([`RemBox::new_in_structure`](crate::RemBox::new_in_structure)) are evacuated through the
-//! handler. Dropping the handle destroys the structure in far memory and releases the id.
+//! handler. Dropping the handle (and the
+//! last arena of the structure, if any) destroys the structure in far memory and releases the id.
 
 use crate::backend::Backend;
 use crate::error::Result;
@@ -145,13 +146,30 @@ pub trait EvacuationHandler: Send + Sync + 'static {
 /// assert_eq!(b.deref(&Scope::new())[0], 1);
 /// ```
 pub struct Structure {
-    pub(crate) runtime: Runtime,
-    pub(crate) id: u32,
+    pub(crate) shared: Arc<Registered>,
+}
+
+/// What a [`Structure`] handle and its arenas ([`crate::arena::SlotArena`]) share: the id
+/// stays registered, and the far store alive, until the last of them is dropped, so an
+/// arena's objects can never be evacuated under an id that was released (and perhaps given
+/// to another structure).
+pub(crate) struct Registered {
+    pub runtime: Runtime,
+    pub id: u32,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let _ = self.runtime.inner.backend.destruct(self.id);
+        self.runtime.inner.release_structure(self.id);
+    }
 }
 
 impl std::fmt::Debug for Structure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Structure").field("id", &self.id).finish()
+        f.debug_struct("Structure")
+            .field("id", &self.shared.id)
+            .finish()
     }
 }
 
@@ -166,7 +184,7 @@ impl Structure {
     /// assert!(s.id() > 0);
     /// ```
     pub fn id(&self) -> u32 {
-        self.id
+        self.shared.id
     }
 
     /// The runtime the structure belongs to.
@@ -179,7 +197,7 @@ impl Structure {
     /// assert_eq!(s.runtime().backend_name(), "embedded");
     /// ```
     pub fn runtime(&self) -> &Runtime {
-        &self.runtime
+        &self.shared.runtime
     }
 
     /// Runs `opcode` of the structure's remote device next to its data.
@@ -196,7 +214,11 @@ impl Structure {
     /// assert_eq!(s.compute(7, &[]).unwrap_err(), aifm_core::Error::UnknownOpcode(7));
     /// ```
     pub fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        self.runtime.inner.backend.compute(self.id, opcode, input)
+        self.shared
+            .runtime
+            .inner
+            .backend
+            .compute(self.shared.id, opcode, input)
     }
 
     /// Counts `objects` objects (`bytes` encoded bytes) that the structure brought home from
@@ -212,7 +234,7 @@ impl Structure {
     /// assert_eq!((rt.stats().fetches, rt.stats().fetched_bytes), (2, 100));
     /// ```
     pub fn note_fetches(&self, objects: u64, bytes: u64) {
-        let c = &self.runtime.inner.counters;
+        let c = &self.shared.runtime.inner.counters;
         crate::stats::Counters::add(&c.fetches, objects);
         crate::stats::Counters::add(&c.fetched_bytes, bytes);
     }
@@ -238,10 +260,11 @@ impl Structure {
         keys: &[&[u8]],
         input: &[u8],
     ) -> Result<Vec<Vec<u8>>> {
-        self.runtime
+        self.shared
+            .runtime
             .inner
             .backend
-            .compute_sharded(self.id, opcode, keys, input)
+            .compute_sharded(self.shared.id, opcode, keys, input)
     }
 
     /// The backend holding the structure's far objects (for structure code that reads or
@@ -256,14 +279,7 @@ impl Structure {
     /// assert_eq!(s.backend().read(s.id(), b"own-key").unwrap().unwrap(), b"v");
     /// ```
     pub fn backend(&self) -> &dyn Backend {
-        &*self.runtime.inner.backend
-    }
-}
-
-impl Drop for Structure {
-    fn drop(&mut self) {
-        let _ = self.runtime.inner.backend.destruct(self.id);
-        self.runtime.inner.release_structure(self.id);
+        &*self.shared.runtime.inner.backend
     }
 }
 

@@ -24,7 +24,8 @@
 //! |---|---|
 //! | [`word`] | the bits of a pointer word |
 //! | [`scope`] | dereference scopes (epoch guards) and the grace-period wait |
-//! | `slots` | never-moving storage for pointer words |
+//! | `slots` | never-moving storage for pointer words: runtime slots and arena slots |
+//! | [`arena`] | `SlotArena<T>`: pointer words a structure keeps for its own objects, by index |
 //! | `heap` | regions, object headers, bump-allocation lanes, the budget |
 //! | `object` | the dereference slow path: fetch, migrate, free |
 //! | `evacuator` | the background rounds: mark, wait, compact or write back, free |
@@ -41,6 +42,7 @@
 //! | `stats` | counters and the [`Stats`] snapshot |
 #![warn(missing_docs)]
 
+pub mod arena;
 pub mod backend;
 pub mod codec;
 pub mod engine;

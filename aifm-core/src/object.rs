@@ -6,8 +6,9 @@
 //! that one object only.
 
 use crate::backend::OBJECT_STORE;
+use crate::codec::FarData;
 use crate::error::{Error, Result};
-use crate::heap::{Header, Kind, VTable};
+use crate::heap::{HasVTable, Header, Kind, VTable};
 use crate::panics::{contain, to_error, Payload};
 use crate::runtime::{Alloc, Inner, LaneState};
 use crate::scope::backoff;
@@ -242,20 +243,32 @@ pub(crate) fn charge_heap(rt: &Inner, h: &Header, bytes: usize) {
         .fetch_add(new as i64 - old as i64, Ordering::Relaxed);
 }
 
+/// What happens to an object's far copy when the object is freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FarCopy {
+    /// Remove it (batched through the quarantine for object-store slots).
+    Remove,
+    /// Leave it: the whole structure's far store is about to be destroyed (an arena dropped
+    /// with its structure), so one request per object would be wasted.
+    Forget,
+}
+
 /// Frees the object behind `slot` (claimed by the caller: pre-claim word `w`), taking its
-/// value out with `take` if it is local (`take` must drop or move it), and forgets any far
-/// copy. Leaves the slot free (or quarantined until its far copy is removed). A panic in
-/// `take` does not stop any of this: it is caught and returned, for the caller to resume once
-/// its own bookkeeping is done.
+/// value out with `take` if it is local (`take` must drop or move it), and deals with any far
+/// copy as `far` says. A runtime slot goes back to the pool (or to the quarantine until its
+/// far copy is removed); an arena slot stays with its arena, NULL. A panic in `take` does not
+/// stop any of this: it is caught and returned, for the caller to resume once its own
+/// bookkeeping is done.
 ///
 /// # Safety
-/// The caller holds BUSY on `slot` and owns it through its only handle; `take` must consume
-/// the object of the header's type at the pointer.
+/// The caller holds BUSY on `slot` and owns it (through its only handle, or as the arena
+/// that holds it); `take` must consume the object of the header's type at the pointer.
 #[must_use = "a panic of the value's `Drop` must be resumed by the caller"]
 pub(crate) unsafe fn free(
     rt: &Inner,
     slot: NonNull<Slot>,
     w: u64,
+    far: FarCopy,
     take: impl FnOnce(*mut u8),
 ) -> Option<Payload> {
     let mut unwinding = None;
@@ -272,12 +285,20 @@ pub(crate) unsafe fn free(
     };
 
     slots::word(slot).store(NULL, Ordering::Release);
+    let runtime_slot = slots::is_runtime_slot(slot);
+    let release = |slot| {
+        if runtime_slot {
+            rt.free_slot(slot)
+        }
+    };
     let Some(len) = far_len else {
-        rt.free_slot(slot);
+        release(slot);
         return unwinding;
     };
     Counters::sub(&rt.counters.far_bytes, len as u64);
-    if ds == OBJECT_STORE {
+    if far == FarCopy::Forget {
+        release(slot);
+    } else if ds == OBJECT_STORE && runtime_slot {
         let mut q = rt.quarantine.lock().unwrap();
         q.push(slot);
         let full = q.len() >= 256;
@@ -286,6 +307,8 @@ pub(crate) unsafe fn free(
             rt.flush_quarantine();
         }
     } else {
+        // Removed before the slot can be reused: its key (for an arena slot, its index) may
+        // be handed to a new object right after.
         if rt
             .backend
             .remove(ds, &slots::key(slot).to_le_bytes())
@@ -293,9 +316,92 @@ pub(crate) unsafe fn free(
         {
             Counters::add(&rt.counters.backend_errors, 1);
         }
-        rt.free_slot(slot);
+        release(slot);
     }
     unwinding
+}
+
+/// Builds `value` as a new local object of structure `ds` whose pointer word is `slot`, and
+/// publishes the word. The slot's key (for a runtime slot) must be set already.
+///
+/// # Errors
+/// As [`Inner::alloc_object`]; `value` is dropped.
+///
+/// # Safety
+/// `slot` must be a free slot (NULL word) that the caller owns and that no other thread can
+/// publish to.
+pub(crate) unsafe fn construct<T: FarData>(
+    rt: &Inner,
+    value: T,
+    ds: u32,
+    slot: NonNull<Slot>,
+) -> Result<()> {
+    // Measured before the header exists: a panic here leaves nothing half built.
+    let heap = value.heap_bytes();
+    let header = rt.alloc_object(&T::VTABLE, ds, Kind::Normal, Alloc::Mutator)?;
+    // SAFETY: fresh header from `alloc_object`; its data area is room for a T.
+    let h = unsafe { header.as_ref() };
+    // SAFETY: as above.
+    unsafe { (h.data() as *mut T).write(value) };
+    charge_heap(rt, h, heap);
+    slots::next_generation(slot);
+    h.set_slot(slot.as_ptr(), Ordering::Release);
+    slots::word(slot).store(local(h.data(), false), Ordering::Release);
+    Ok(())
+}
+
+/// Takes the value of the object behind `slot` out (fetching it if it is remote) and frees
+/// the object, dealing with its far copy as `far` says. On an error the object is left as it
+/// was.
+///
+/// # Safety
+/// The caller owns `slot` (through its only handle, or as its arena), whose object is a `T`;
+/// no reference to the object may be live.
+pub(crate) unsafe fn take_out<T: FarData>(
+    rt: &Inner,
+    slot: NonNull<Slot>,
+    far: FarCopy,
+) -> Result<T> {
+    let w = claim(slot);
+    let mut out = None;
+    if w & REMOTE != 0 {
+        let fetched = if w & DETACHED != 0 {
+            Err(Error::Detached)
+        } else {
+            rt.backend
+                .read(remote_ds(w), &slots::key(slot).to_le_bytes())
+                .and_then(|b| b.ok_or(Error::NotFound))
+                .and_then(|b| contain(|| T::decode(&b)).map_err(to_error)?)
+        };
+        match fetched {
+            Ok(v) => out = Some(v),
+            Err(e) => {
+                slots::word(slot).store(w, Ordering::Release);
+                return Err(e);
+            }
+        }
+    }
+    // SAFETY: we hold BUSY and own the slot; `take` moves the local T out exactly once (a
+    // read, which cannot panic, so there is nothing to resume).
+    let _ = unsafe { free(rt, slot, w, far, |p| out = Some((p as *mut T).read())) };
+    Ok(out.expect("a local or fetched value"))
+}
+
+/// Drops the object behind `slot` and frees it, dealing with its far copy as `far` says.
+/// Returns the panic of the value's `Drop`, if it panicked, for the caller to resume once its
+/// own bookkeeping is done (the object is freed either way).
+///
+/// # Safety
+/// As [`take_out`].
+#[must_use = "a panic of the value's `Drop` must be resumed by the caller"]
+pub(crate) unsafe fn destroy<T: FarData>(
+    rt: &Inner,
+    slot: NonNull<Slot>,
+    far: FarCopy,
+) -> Option<Payload> {
+    let w = claim(slot);
+    // SAFETY: we hold BUSY and own the slot; `take` drops the T in place once.
+    unsafe { free(rt, slot, w, far, |p| std::ptr::drop_in_place(p as *mut T)) }
 }
 
 /// A claim on a remote object for a batched fetch, made without a handle: the slot plus the

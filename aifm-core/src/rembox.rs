@@ -16,13 +16,12 @@ use crate::backend::OBJECT_STORE;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
 use crate::handlers::Structure;
-use crate::heap::{HasVTable, Header, Kind};
-use crate::object::{self, claim, Mode};
-use crate::panics::{contain, to_error};
-use crate::runtime::{Alloc, Inner, Runtime};
+use crate::heap::{HasVTable, Header};
+use crate::object::{self, FarCopy, Mode};
+use crate::runtime::{Inner, Runtime};
 use crate::scope::Scope;
 use crate::slots::{self, Slot};
-use crate::word::{self, *};
+use crate::word::*;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
@@ -128,24 +127,23 @@ impl<T: FarData> RemBox<T> {
     /// assert_eq!(b.key(), 99);
     /// ```
     pub fn new_in_structure(value: T, structure: &Structure, key: u64) -> Result<Self> {
-        Self::place(value, &structure.runtime.inner, structure.id, Some(key))
+        Self::place(
+            value,
+            &structure.shared.runtime.inner,
+            structure.shared.id,
+            Some(key),
+        )
     }
 
     fn place(value: T, rt: &Arc<Inner>, ds: u32, key: Option<u64>) -> Result<Self> {
         let () = Self::CHECK;
-        // Measured before the header exists: a panic here leaves nothing half built.
-        let heap = value.heap_bytes();
-        let header = rt.alloc_object(&T::VTABLE, ds, Kind::Normal, Alloc::Mutator)?;
-        // SAFETY: fresh header from `alloc_object`; its data area is room for a T.
-        let h = unsafe { header.as_ref() };
-        // SAFETY: as above.
-        unsafe { (h.data() as *mut T).write(value) };
-        object::charge_heap(rt, h, heap);
         let slot = rt.alloc_slot();
         slots::set_key(slot, key.unwrap_or_else(|| slots::index_of(slot)));
-        slots::next_generation(slot);
-        h.set_slot(slot.as_ptr(), Ordering::Release);
-        slots::word(slot).store(word::local(h.data(), false), Ordering::Release);
+        // SAFETY: a free slot from the pool, ours alone.
+        if let Err(e) = unsafe { object::construct(rt, value, ds, slot) } {
+            rt.free_slot(slot);
+            return Err(e);
+        }
         // Every box holds one count of its runtime (released in `drop`).
         std::mem::forget(Arc::clone(rt));
         Ok(RemBox {
@@ -393,34 +391,15 @@ impl<T: FarData> RemBox<T> {
     /// assert_eq!(b.try_into_inner().map_err(|(e, _)| e).unwrap()[0], 9);
     /// ```
     pub fn try_into_inner(self) -> std::result::Result<T, (Error, Self)> {
-        let rt = self.inner();
-        let w = claim(self.slot);
-        let value = if w & REMOTE != 0 {
-            let fetched = if w & DETACHED != 0 {
-                Err(Error::Detached)
-            } else {
-                rt.backend
-                    .read(remote_ds(w), &self.key().to_le_bytes())
-                    .and_then(|b| b.ok_or(Error::NotFound))
-                    .and_then(|b| contain(|| T::decode(&b)).map_err(to_error)?)
-            };
-            match fetched {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    slots::word(self.slot).store(w, Ordering::Release);
-                    return Err((e, self));
-                }
+        // SAFETY: we own the slot through this handle, consumed here; no reference lives.
+        match unsafe { object::take_out::<T>(self.inner(), self.slot, FarCopy::Remove) } {
+            Ok(v) => {
+                self.release_runtime();
+                std::mem::forget(self);
+                Ok(v)
             }
-        } else {
-            None
-        };
-        let mut out = value;
-        // SAFETY: we hold BUSY and own the slot; `take` moves the local T out exactly once
-        // (a read, which cannot panic, so there is nothing to resume).
-        let _ = unsafe { object::free(rt, self.slot, w, |p| out = Some((p as *mut T).read())) };
-        self.release_runtime();
-        std::mem::forget(self);
-        Ok(out.expect("a local or fetched value"))
+            Err(e) => Err((e, self)),
+        }
     }
 
     fn release_runtime(&self) {
@@ -432,13 +411,8 @@ impl<T: FarData> RemBox<T> {
 
 impl<T: FarData> Drop for RemBox<T> {
     fn drop(&mut self) {
-        let w = claim(self.slot);
-        // SAFETY: we hold BUSY and own the slot through this last handle; `take` drops the T.
-        let unwinding = unsafe {
-            object::free(self.inner(), self.slot, w, |p| {
-                std::ptr::drop_in_place(p as *mut T)
-            })
-        };
+        // SAFETY: we own the slot through this last handle; no reference outlives it.
+        let unwinding = unsafe { object::destroy::<T>(self.inner(), self.slot, FarCopy::Remove) };
         self.release_runtime();
         if let Some(p) = unwinding {
             // The value's own `Drop` panicked: the object is freed all the same (as a `Box`

@@ -573,6 +573,20 @@ impl Inner {
         }
     }
 
+    /// An arena segment for slots `first .. first + ARENA_SLOTS` of an arena (every word NULL).
+    pub fn arena_segment(&self, first: u64) -> NonNull<u8> {
+        let owner = self as *const Inner as *const ();
+        self.slots.lock().unwrap().table.arena_segment(owner, first)
+    }
+
+    /// Takes back the segments of a dropped arena (every word NULL).
+    pub fn release_arena_segments(&self, segments: &[NonNull<u8>]) {
+        let mut pool = self.slots.lock().unwrap();
+        for s in segments {
+            pool.table.release_arena_segment(*s);
+        }
+    }
+
     /// Reserves room for an object of `size` data bytes and writes its header (marked
     /// `CONSTRUCTING`) under the lane lock, so an evacuator never sees a half-written header.
     /// Returns the header.
@@ -888,8 +902,10 @@ impl Runtime {
             return Err(e);
         }
         Ok(Structure {
-            runtime: self.clone(),
-            id,
+            shared: Arc::new(crate::handlers::Registered {
+                runtime: self.clone(),
+                id,
+            }),
         })
     }
 

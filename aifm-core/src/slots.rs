@@ -1,30 +1,56 @@
-//! Stable storage for pointer words ("slots").
+//! Stable storage for pointer words: runtime slots and structure-owned arena slots.
 //!
-//! # Why slots
+//! # Why stable storage
 //!
 //! Rust moves are plain copies, so a pointer word stored inside a movable `RemBox` could never
-//! be found again by the evacuator. Instead the runtime owns never-moving chunks of [`Slot`]s;
-//! a `RemBox` is a thin handle to its slot, free to move, and each object header points back to
-//! its slot. Invariant: **a slot's address never changes while its runtime lives**, and a slot
-//! is handed to at most one `RemBox` at a time.
+//! be found again by the evacuator. Pointer words therefore live in never-moving *segments*,
+//! and each object header points back at its word. Invariant: **a segment's address never
+//! changes, and its memory is not returned until its runtime is dropped**, so a stale
+//! back-reference (read by the evacuator or a prefetch ticket just before the object was
+//! freed) always lands on a live atomic word; the claim protocol then sees that the word no
+//! longer points at that object.
 //!
-//! Each chunk is [`CHUNK_BYTES`] long and aligned to its size; its first bytes hold a
-//! [`ChunkHeader`] naming the runtime, so a handle finds its runtime by masking its own
-//! address: `RemBox` stays one pointer wide.
+//! # Two kinds of segment
+//!
+//! Every segment is [`SEGMENT_BYTES`] long and aligned to its size; its first
+//! [`SEGMENT_HEADER`] bytes are a [`SegmentHeader`] naming the runtime and the segment's kind
+//! and first index, so any word's segment is found by masking the word's address.
+//!
+//! * **Runtime segments** hold 24-byte [`Slot`]s (word, key, far length, generation), handed
+//!   to `RemBox`es one at a time through the runtime's slot pool. A `RemBox` is one pointer
+//!   wide (the address of its slot).
+//! * **Arena segments** hold 16-byte arena slots (word, far length, generation): the pointer
+//!   words a structure keeps for its own objects in a [`crate::arena::SlotArena`]. The far key
+//!   is not stored: it is the slot's index within its arena (segment's first index plus the
+//!   offset), and the structure id is in the object header and the remote word.
+//!
+//! Both layouts start with the word and keep the far length and generation as one pair, so
+//! the accessors below ([`word`], [`key`], [`far_len`], [`generation`], ...) work on either,
+//! dispatching on the kind in the segment header; the evacuator, the dereference slow path
+//! and prefetch tickets never need to know which kind of word they hold.
+//!
+//! Segments are carved from [`BLOCK_BYTES`] blocks. Runtime segments are never released
+//! (their slots are recycled one by one); arena segments go back to the runtime's pool when
+//! their arena drops and are reused only by other arenas, so a stale pointer into one always
+//! finds the same slot layout, and generations are never reset (a stale ticket cannot match).
 
 use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// Bytes per slot chunk (also its alignment).
-pub(crate) const CHUNK_BYTES: usize = 64 * 1024;
-const HEADER_BYTES: usize = 64;
-/// Slots per chunk.
-pub(crate) const SLOTS_PER_CHUNK: usize =
-    (CHUNK_BYTES - HEADER_BYTES) / std::mem::size_of::<Slot>();
+/// Bytes per segment (also its alignment).
+pub(crate) const SEGMENT_BYTES: usize = 4096;
+/// Bytes of segment header before the first slot.
+pub(crate) const SEGMENT_HEADER: usize = 16;
+/// Bytes per allocation from which segments are carved.
+const BLOCK_BYTES: usize = 16 * SEGMENT_BYTES;
+/// Slots per runtime segment.
+pub(crate) const SLOTS_PER_CHUNK: usize = (SEGMENT_BYTES - SEGMENT_HEADER) / size_of::<Slot>();
+/// Slots per arena segment.
+pub(crate) const ARENA_SLOTS: usize = (SEGMENT_BYTES - SEGMENT_HEADER) / size_of::<ArenaSlot>();
 
-/// A pointer word, the object's key within its structure, and what the slot knows of the
-/// object's far copy. 24 bytes.
+/// A runtime slot: a pointer word, the object's key within its structure, and what the slot
+/// knows of the object's far copy. 24 bytes.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Slot {
@@ -33,6 +59,25 @@ pub(crate) struct Slot {
     /// The object's key in far memory; written before the word is published, then immutable
     /// until the slot is freed.
     pub key: AtomicU64,
+    /// The far copy's length and the slot's generation.
+    pub meta: Meta,
+}
+
+/// An arena slot: a pointer word and what it knows of the far copy; the key is the index.
+/// 16 bytes.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct ArenaSlot {
+    /// The remoteable pointer word.
+    pub word: AtomicU64,
+    /// The far copy's length and the slot's generation.
+    pub meta: Meta,
+}
+
+/// What both kinds of slot know besides the word.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct Meta {
     /// Length of the object's far copy plus one; 0 when far memory holds none. Changed only
     /// by the thread holding the word's `BUSY` bit (or building the object).
     pub far_len: AtomicU32,
@@ -42,129 +87,230 @@ pub(crate) struct Slot {
     pub generation: AtomicU32,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 24);
+const _: () = assert!(size_of::<Slot>() == 24 && size_of::<ArenaSlot>() == 16);
+const _: () = assert!(std::mem::offset_of!(Slot, word) == 0);
+const _: () = assert!(std::mem::offset_of!(ArenaSlot, word) == 0);
+const _: () = assert!(size_of::<SegmentHeader>() == SEGMENT_HEADER);
+const _: () = assert!(SEGMENT_BYTES.is_power_of_two() && BLOCK_BYTES % SEGMENT_BYTES == 0);
 
-/// The first bytes of every chunk.
+/// The first bytes of every segment.
 #[repr(C)]
-pub(crate) struct ChunkHeader {
-    /// The runtime that owns the chunk (`*const runtime::Inner`).
+pub(crate) struct SegmentHeader {
+    /// The runtime that owns the segment (`*const runtime::Inner`); written once, before the
+    /// segment is first used, and never changed (segments stay with their runtime).
     pub owner: *const (),
-    /// Index of the chunk's first slot.
-    pub first_index: u64,
+    /// [`ARENA`] for an arena segment, plus the index of the segment's first slot (within the
+    /// runtime for runtime segments, within the arena for arena segments). Rewritten when an
+    /// arena segment is reused, while every word in it is NULL.
+    meta: AtomicU64,
 }
 
-const _: () = assert!(std::mem::size_of::<ChunkHeader>() <= HEADER_BYTES);
-const _: () = assert!(CHUNK_BYTES.is_power_of_two());
+/// The kind bit of [`SegmentHeader::meta`].
+const ARENA: u64 = 1 << 63;
 
-fn chunk_layout() -> Layout {
-    Layout::from_size_align(CHUNK_BYTES, CHUNK_BYTES).unwrap()
+fn block_layout() -> Layout {
+    Layout::from_size_align(BLOCK_BYTES, SEGMENT_BYTES).unwrap()
 }
 
-/// The header of the chunk holding `slot`.
+/// The header of the segment holding `slot`.
 #[inline]
-pub(crate) fn chunk_of(slot: NonNull<Slot>) -> &'static ChunkHeader {
-    let base = slot.as_ptr() as usize & !(CHUNK_BYTES - 1);
-    // SAFETY: every slot lives in a chunk aligned to CHUNK_BYTES whose first bytes are an
-    // initialised ChunkHeader; chunks are freed only with their runtime, after the last handle.
-    unsafe { &*(base as *const ChunkHeader) }
+pub(crate) fn chunk_of(slot: NonNull<Slot>) -> &'static SegmentHeader {
+    let base = slot.as_ptr() as usize & !(SEGMENT_BYTES - 1);
+    // SAFETY: every slot lives in a segment aligned to SEGMENT_BYTES whose first bytes are an
+    // initialised SegmentHeader; segments are freed only with their runtime, after the last
+    // handle and arena.
+    unsafe { &*(base as *const SegmentHeader) }
 }
 
-/// The runtime-wide index of `slot` (its default far-memory key).
+/// Whether `slot` is an arena slot.
+#[inline]
+fn is_arena(slot: NonNull<Slot>) -> bool {
+    chunk_of(slot).meta.load(Ordering::Relaxed) & ARENA != 0
+}
+
+/// Whether `slot` is a runtime slot (one that goes back to the runtime's pool when freed).
+#[inline]
+pub(crate) fn is_runtime_slot(slot: NonNull<Slot>) -> bool {
+    !is_arena(slot)
+}
+
+/// The index of `slot`: runtime-wide for a runtime slot (its default far-memory key), within
+/// its arena for an arena slot (its far-memory key).
 pub(crate) fn index_of(slot: NonNull<Slot>) -> u64 {
-    let base = slot.as_ptr() as usize & !(CHUNK_BYTES - 1);
-    let offset = (slot.as_ptr() as usize - base - HEADER_BYTES) / std::mem::size_of::<Slot>();
-    chunk_of(slot).first_index + offset as u64
+    let base = slot.as_ptr() as usize & !(SEGMENT_BYTES - 1);
+    let meta = chunk_of(slot).meta.load(Ordering::Relaxed);
+    let size = if meta & ARENA != 0 {
+        size_of::<ArenaSlot>()
+    } else {
+        size_of::<Slot>()
+    };
+    let offset = (slot.as_ptr() as usize - base - SEGMENT_HEADER) / size;
+    (meta & !ARENA) + offset as u64
 }
 
-/// All chunks of one runtime plus the never-used tail of the newest.
+/// The segments of one runtime: runtime segments carved into slots, arena segments lent to
+/// arenas, and the blocks they came from.
 #[derive(Debug, Default)]
 pub(crate) struct SlotTable {
-    chunks: Vec<NonNull<u8>>,
+    blocks: Vec<NonNull<u8>>,
+    /// Never-used segments of the newest block.
+    fresh: Vec<NonNull<u8>>,
+    /// Arena segments given back by dropped arenas.
+    spare_arena: Vec<NonNull<u8>>,
+    /// Runtime segments carved so far, and slots used in the newest.
+    runtime_segments: usize,
     next_in_last: usize,
+    last: Option<NonNull<u8>>,
 }
 
-// SAFETY: the table only hands out addresses; chunk memory is shared through atomics.
+// SAFETY: the table only hands out addresses; segment memory is shared through atomics.
 unsafe impl Send for SlotTable {}
 
 impl SlotTable {
-    /// Carves up to `n` never-used slots, making a new chunk when needed.
+    /// A never-used segment with its header written.
+    fn segment(&mut self, owner: *const (), meta: u64) -> NonNull<u8> {
+        if self.fresh.is_empty() {
+            // SAFETY: the layout has non-zero size.
+            let block = unsafe { alloc_zeroed(block_layout()) };
+            let Some(block) = NonNull::new(block) else {
+                handle_alloc_error(block_layout())
+            };
+            self.blocks.push(block);
+            // SAFETY: every offset is within the block.
+            self.fresh.extend(
+                (0..BLOCK_BYTES / SEGMENT_BYTES)
+                    .rev()
+                    .map(|i| unsafe { block.add(i * SEGMENT_BYTES) }),
+            );
+        }
+        let base = self.fresh.pop().unwrap();
+        let header = SegmentHeader {
+            owner,
+            meta: AtomicU64::new(meta),
+        };
+        // SAFETY: the segment is fresh (no other thread has its address), aligned, and large
+        // enough for its header.
+        unsafe { (base.as_ptr() as *mut SegmentHeader).write(header) };
+        base
+    }
+
+    /// Carves `n` never-used runtime slots, making a new segment when needed.
     pub fn carve(&mut self, owner: *const (), n: usize, out: &mut Vec<NonNull<Slot>>) {
         for _ in 0..n {
-            if self.chunks.is_empty() || self.next_in_last == SLOTS_PER_CHUNK {
-                // SAFETY: the layout has non-zero size.
-                let base = unsafe { alloc_zeroed(chunk_layout()) };
-                let Some(base) = NonNull::new(base) else {
-                    handle_alloc_error(chunk_layout())
-                };
-                let header = ChunkHeader {
-                    owner,
-                    first_index: (self.chunks.len() * SLOTS_PER_CHUNK) as u64,
-                };
-                // SAFETY: the chunk is fresh, aligned, and large enough for its header.
-                unsafe { (base.as_ptr() as *mut ChunkHeader).write(header) };
-                self.chunks.push(base);
-                self.next_in_last = 0;
-            }
-            let base = *self.chunks.last().unwrap();
-            let offset = HEADER_BYTES + self.next_in_last * std::mem::size_of::<Slot>();
+            let base = match self.last {
+                Some(b) if self.next_in_last < SLOTS_PER_CHUNK => b,
+                _ => {
+                    let first = (self.runtime_segments * SLOTS_PER_CHUNK) as u64;
+                    let b = self.segment(owner, first);
+                    self.runtime_segments += 1;
+                    self.last = Some(b);
+                    self.next_in_last = 0;
+                    b
+                }
+            };
+            let offset = SEGMENT_HEADER + self.next_in_last * size_of::<Slot>();
             self.next_in_last += 1;
-            // SAFETY: offset is within the chunk; zeroed memory is a valid (NULL) slot.
+            // SAFETY: offset is within the segment; zeroed memory is a valid (NULL) slot.
             out.push(unsafe { NonNull::new_unchecked(base.as_ptr().add(offset) as *mut Slot) });
         }
     }
 
-    /// Number of slots ever carved.
+    /// An arena segment whose slots are indexes `first ..  first + ARENA_SLOTS` of its arena.
+    /// Every word in it is NULL.
+    pub fn arena_segment(&mut self, owner: *const (), first: u64) -> NonNull<u8> {
+        debug_assert_eq!(first & ARENA, 0);
+        match self.spare_arena.pop() {
+            Some(base) => {
+                // SAFETY: a spare arena segment is a segment of this runtime with a header.
+                let header = unsafe { &*(base.as_ptr() as *const SegmentHeader) };
+                // Stale readers only read the header after claiming a word that points at
+                // their object, and every word here is NULL, so they never read this value.
+                header.meta.store(ARENA | first, Ordering::Relaxed);
+                base
+            }
+            None => self.segment(owner, ARENA | first),
+        }
+    }
+
+    /// Takes back an arena segment whose every word is NULL.
+    pub fn release_arena_segment(&mut self, base: NonNull<u8>) {
+        self.spare_arena.push(base);
+    }
+
+    /// Number of runtime slots ever carved.
     #[cfg(test)]
     pub fn carved(&self) -> usize {
-        self.chunks.len().saturating_sub(1) * SLOTS_PER_CHUNK + self.next_in_last
+        self.runtime_segments.saturating_sub(1) * SLOTS_PER_CHUNK + self.next_in_last
     }
 }
 
 impl Drop for SlotTable {
     fn drop(&mut self) {
-        for c in &self.chunks {
-            // SAFETY: allocated in `carve` with this layout; no handle outlives the runtime.
-            unsafe { dealloc(c.as_ptr(), chunk_layout()) };
+        for b in &self.blocks {
+            // SAFETY: allocated in `segment` with this layout; no handle, arena or ticket in
+            // use outlives the runtime.
+            unsafe { dealloc(b.as_ptr(), block_layout()) };
         }
     }
 }
 
-/// Reads a slot's word.
+/// The address of slot `i` of an arena segment.
 #[inline]
-pub(crate) fn word(slot: NonNull<Slot>) -> &'static AtomicU64 {
-    // SAFETY: see `chunk_of`: slot memory outlives every handle.
-    unsafe { &(*slot.as_ptr()).word }
+pub(crate) fn arena_slot(segment: NonNull<u8>, i: usize) -> NonNull<Slot> {
+    debug_assert!(i < ARENA_SLOTS);
+    // SAFETY: `i < ARENA_SLOTS`, so the slot lies within the segment.
+    unsafe { segment.add(SEGMENT_HEADER + i * size_of::<ArenaSlot>()) }.cast()
 }
 
-/// Reads a slot's key.
+/// A slot's word (the first field of either kind).
+#[inline]
+pub(crate) fn word(slot: NonNull<Slot>) -> &'static AtomicU64 {
+    // SAFETY: see `chunk_of`: segment memory outlives every handle; the word is at offset 0
+    // of both slot layouts.
+    unsafe { &*(slot.as_ptr() as *const AtomicU64) }
+}
+
+/// A slot's far length and generation.
+#[inline]
+fn meta(slot: NonNull<Slot>) -> &'static Meta {
+    let offset = if is_arena(slot) {
+        std::mem::offset_of!(ArenaSlot, meta)
+    } else {
+        std::mem::offset_of!(Slot, meta)
+    };
+    // SAFETY: see `chunk_of`; the offset is that of `meta` in the segment's slot layout.
+    unsafe { &*((slot.as_ptr() as *const u8).add(offset) as *const Meta) }
+}
+
+/// A slot's far key: the stored key of a runtime slot, the index of an arena slot.
 #[inline]
 pub(crate) fn key(slot: NonNull<Slot>) -> u64 {
-    // SAFETY: see `chunk_of`.
-    unsafe { (*slot.as_ptr()).key.load(Ordering::Relaxed) }
+    if is_arena(slot) {
+        index_of(slot)
+    } else {
+        // SAFETY: see `chunk_of`; a runtime segment holds `Slot`s.
+        unsafe { (*slot.as_ptr()).key.load(Ordering::Relaxed) }
+    }
 }
 
 /// A slot's generation.
 #[inline]
 pub(crate) fn generation(slot: NonNull<Slot>) -> u32 {
-    // SAFETY: see `chunk_of`.
-    unsafe { (*slot.as_ptr()).generation.load(Ordering::Acquire) }
+    meta(slot).generation.load(Ordering::Acquire)
 }
 
 /// Starts a new generation of a free slot (before its word is published): no far copy yet.
 #[inline]
 pub(crate) fn next_generation(slot: NonNull<Slot>) {
-    // SAFETY: see `chunk_of`.
-    unsafe {
-        (*slot.as_ptr()).far_len.store(0, Ordering::Relaxed);
-        (*slot.as_ptr()).generation.fetch_add(1, Ordering::AcqRel);
-    }
+    let m = meta(slot);
+    m.far_len.store(0, Ordering::Relaxed);
+    m.generation.fetch_add(1, Ordering::AcqRel);
 }
 
 /// The length of the object's far copy, if far memory holds one.
 #[inline]
 pub(crate) fn far_len(slot: NonNull<Slot>) -> Option<usize> {
-    // SAFETY: see `chunk_of`.
-    match unsafe { (*slot.as_ptr()).far_len.load(Ordering::Relaxed) } {
+    match meta(slot).far_len.load(Ordering::Relaxed) {
         0 => None,
         n => Some(n as usize - 1),
     }
@@ -176,14 +322,14 @@ pub(crate) fn far_len(slot: NonNull<Slot>) -> Option<usize> {
 #[inline]
 pub(crate) fn set_far_len(slot: NonNull<Slot>, len: Option<usize>) {
     let v = len.and_then(|l| u32::try_from(l + 1).ok()).unwrap_or(0);
-    // SAFETY: see `chunk_of`.
-    unsafe { (*slot.as_ptr()).far_len.store(v, Ordering::Relaxed) }
+    meta(slot).far_len.store(v, Ordering::Relaxed)
 }
 
-/// Sets a slot's key (before its word is published).
+/// Sets a runtime slot's key (before its word is published).
 #[inline]
 pub(crate) fn set_key(slot: NonNull<Slot>, key: u64) {
-    // SAFETY: see `chunk_of`.
+    debug_assert!(is_runtime_slot(slot));
+    // SAFETY: see `chunk_of`; only runtime slots (which hold `Slot`s) have a key field.
     unsafe { (*slot.as_ptr()).key.store(key, Ordering::Relaxed) }
 }
 
@@ -195,11 +341,42 @@ mod tests {
     fn indices_and_owner_survive_masking() {
         let mut t = SlotTable::default();
         let mut out = Vec::new();
-        t.carve(0x1234 as *const (), SLOTS_PER_CHUNK + 5, &mut out);
-        assert_eq!(t.carved(), SLOTS_PER_CHUNK + 5);
+        t.carve(0x1234 as *const (), 3 * SLOTS_PER_CHUNK + 5, &mut out);
+        assert_eq!(t.carved(), 3 * SLOTS_PER_CHUNK + 5);
         for (i, s) in out.iter().enumerate() {
             assert_eq!(index_of(*s), i as u64);
+            assert!(is_runtime_slot(*s));
             assert_eq!(chunk_of(*s).owner as usize, 0x1234);
         }
+    }
+
+    #[test]
+    fn arena_slots_derive_their_key_and_keep_generations_on_reuse() {
+        let mut t = SlotTable::default();
+        let seg = t.arena_segment(0x1234 as *const (), 2 * ARENA_SLOTS as u64);
+        for i in 0..ARENA_SLOTS {
+            let s = arena_slot(seg, i);
+            assert!(!is_runtime_slot(s));
+            assert_eq!(key(s), (2 * ARENA_SLOTS + i) as u64);
+            assert_eq!(far_len(s), None);
+        }
+        let s = arena_slot(seg, 7);
+        next_generation(s);
+        set_far_len(s, Some(100));
+        assert_eq!((generation(s), far_len(s)), (1, Some(100)));
+        t.release_arena_segment(seg);
+        let again = t.arena_segment(0x1234 as *const (), 0);
+        assert_eq!(again, seg, "spare segments are reused");
+        assert_eq!(key(s), 7, "the key follows the new first index");
+        assert_eq!(generation(s), 1, "generations survive reuse");
+        // Runtime slots carved after arena segments still mask to their own headers.
+        let mut out = Vec::new();
+        t.carve(0x1234 as *const (), 2, &mut out);
+        assert_eq!(
+            key(out[1]),
+            0,
+            "keys of runtime slots are stored, not derived"
+        );
+        assert_eq!(index_of(out[1]), 1);
     }
 }

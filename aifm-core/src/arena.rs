@@ -1,0 +1,681 @@
+//! `SlotArena<T>`: pointer words that a data structure keeps for its own objects.
+//!
+//! # Why
+//!
+//! A `RemBox` costs a 24-byte runtime slot (word, key, far length, generation) plus its
+//! 8-byte handle, and reaching the object goes handle → slot → object. A structure that owns
+//! many objects (a vector's chunks, a map's pairs) knows each object by an index already, so
+//! the arena gives it the pointer words themselves, by index, in never-moving 16-byte arena
+//! slots (word, far length, generation): no handle, no key field (the far key *is* the index,
+//! within the structure's own far namespace), and `get(i)` goes segment table → word →
+//! object.
+//!
+//! # Layout and the evacuator
+//!
+//! Slots live in 4 KiB arena segments (module `slots`), 255 to a segment, found from an
+//! index by a division by a constant. Each object's header points back at its arena slot,
+//! exactly as at a runtime slot, and the segment header says which kind of slot it is, so the
+//! evacuator (mark, write back, free), the dereference slow path and prefetch tickets work on
+//! arena objects unchanged. The runtime keeps arena segments for as long as it lives: a
+//! dropped arena's segments go back to the runtime's pool for other arenas, so a stale
+//! back-reference never reaches freed memory.
+//!
+//! # Ownership
+//!
+//! The arena owns the objects in its slots (it drops them when it is dropped or cleared)
+//! and shares the [`Structure`] registration: the structure id and its far store stay alive
+//! until both the `Structure` handle and the arena are gone. Dropping the arena drops the
+//! local values and does not remove far copies one by one (the structure's far store is
+//! destroyed with the structure); [`SlotArena::clear`], [`SlotArena::remove`] and
+//! [`SlotArena::take`] do remove them, so an arena can be emptied and refilled.
+//!
+//! # Contract
+//!
+//! Like `RemBox`: references borrow the arena and a [`Scope`]; `&mut self` methods give
+//! exclusive access; a panic in a value's `Drop` frees the object anyway and resumes after
+//! the arena's bookkeeping is done. Values must be at most 8-aligned.
+
+use crate::codec::FarData;
+use crate::error::{Error, Result};
+use crate::handlers::{Registered, Structure};
+use crate::heap::HasVTable;
+use crate::object::{self, FarCopy, Mode};
+use crate::prefetch::{FetchFuture, FetchTicket};
+use crate::runtime::{Inner, Runtime};
+use crate::scope::Scope;
+use crate::slots::{self, Slot, ARENA_SLOTS};
+use crate::word::*;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Stable, index-addressed pointer words for the objects of one structure.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::{arena::SlotArena, backend::OBJECT_STORE_DEVICE, Runtime, Scope};
+/// let rt = Runtime::builder().local_memory(4 << 20).build().unwrap();
+/// let s = rt.register_structure(OBJECT_STORE_DEVICE, &[], None).unwrap();
+/// let mut a = SlotArena::new(&s);
+/// a.put(3, [7u64; 64]).unwrap();
+/// let i = a.insert([1u64; 64]).unwrap();
+/// rt.evacuate_now();                       // both leave local memory...
+/// let scope = Scope::new();
+/// assert_eq!(a.get(3, &scope).unwrap()[0], 7); // ...and come back on use
+/// assert_eq!(a.get(i, &scope).unwrap()[0], 1);
+/// assert!(a.get(2, &scope).is_none());
+/// ```
+pub struct SlotArena<T: FarData> {
+    /// Segment base addresses; slot `i` is slot `i % ARENA_SLOTS` of segment `i / ARENA_SLOTS`.
+    segments: Vec<NonNull<u8>>,
+    /// The runtime (through the registration), kept here for the slow path.
+    rt: NonNull<Inner>,
+    ds: u32,
+    /// Indexes freed by `take`/`remove` below `high`, for `insert` to reuse.
+    free: Vec<usize>,
+    /// One past the highest index ever filled.
+    high: usize,
+    /// Occupied slots.
+    count: usize,
+    registration: Arc<Registered>,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: the arena owns its `T`s like a `Vec<Box<T>>` does; the runtime moves them between
+// threads only while no reference exists. Segment addresses are plain data.
+unsafe impl<T: FarData + Send> Send for SlotArena<T> {}
+// SAFETY: `&SlotArena<T>` hands out only `&T` (and `get_mut_unchecked`, whose caller
+// guarantees exclusivity); slow paths on shared references synchronise through the words.
+unsafe impl<T: FarData + Sync> Sync for SlotArena<T> {}
+
+impl<T: FarData> SlotArena<T> {
+    const CHECK: () = assert!(
+        std::mem::align_of::<T>() <= 8,
+        "far objects are 8-byte aligned; types with larger alignment cannot live in an arena"
+    );
+
+    /// An empty arena for objects of `structure` (no memory until the first `put`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let a = aifm_core::arena::SlotArena::<u64>::new(&s);
+    /// assert!(a.is_empty());
+    /// ```
+    pub fn new(structure: &Structure) -> Self {
+        let () = Self::CHECK;
+        let registration = structure.shared.clone();
+        SlotArena {
+            segments: Vec::new(),
+            rt: NonNull::from(&*registration.runtime.inner),
+            ds: registration.id,
+            free: Vec::new(),
+            high: 0,
+            count: 0,
+            registration,
+            _owns: PhantomData,
+        }
+    }
+
+    #[inline]
+    fn rt(&self) -> &Inner {
+        // SAFETY: `registration` holds a `Runtime`, which keeps its `Inner` alive.
+        unsafe { self.rt.as_ref() }
+    }
+
+    /// The slot of index `i`, if its segment exists.
+    #[inline]
+    fn slot(&self, i: usize) -> Option<NonNull<Slot>> {
+        let seg = *self.segments.get(i / ARENA_SLOTS)?;
+        Some(slots::arena_slot(seg, i % ARENA_SLOTS))
+    }
+
+    /// The slot of index `i`, making its segment (and those before it) if needed.
+    fn slot_or_grow(&mut self, i: usize) -> NonNull<Slot> {
+        while self.segments.len() <= i / ARENA_SLOTS {
+            let first = (self.segments.len() * ARENA_SLOTS) as u64;
+            let seg = self.rt().arena_segment(first);
+            self.segments.push(seg);
+        }
+        slots::arena_slot(self.segments[i / ARENA_SLOTS], i % ARENA_SLOTS)
+    }
+
+    /// The word of index `i` (NULL for an empty or never-made slot).
+    #[inline]
+    fn word(&self, i: usize) -> u64 {
+        self.slot(i)
+            .map_or(NULL, |s| slots::word(s).load(Ordering::Acquire))
+    }
+
+    /// The structure the objects belong to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// assert_eq!(aifm_core::arena::SlotArena::<u8>::new(&s).structure_id(), s.id());
+    /// ```
+    pub fn structure_id(&self) -> u32 {
+        self.ds
+    }
+
+    /// The runtime the arena belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let a = aifm_core::arena::SlotArena::<u8>::new(&s);
+    /// assert_eq!(a.runtime().stats().budget_bytes, 4 << 20);
+    /// ```
+    pub fn runtime(&self) -> &Runtime {
+        &self.registration.runtime
+    }
+
+    /// Number of occupied slots.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(10, 1u8).unwrap();
+    /// assert_eq!((a.len(), a.high()), (1, 11));
+    /// ```
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no slot is occupied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// assert!(aifm_core::arena::SlotArena::<u8>::new(&s).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// One past the highest index ever filled (every occupied index is below it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(4, 1u8).unwrap();
+    /// assert_eq!(a.high(), 5);
+    /// ```
+    pub fn high(&self) -> usize {
+        self.high
+    }
+
+    /// Whether index `i` holds an object.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(1, 1u8).unwrap();
+    /// assert!(a.contains(1) && !a.contains(0) && !a.contains(1 << 40));
+    /// ```
+    #[inline]
+    pub fn contains(&self, i: usize) -> bool {
+        self.word(i) != NULL
+    }
+
+    /// Whether index `i` holds an object in local memory right now (a hint: the evacuator may
+    /// change it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, [0u64; 64]).unwrap();
+    /// assert!(a.is_local(0));
+    /// rt.evacuate_now();
+    /// assert!(!a.is_local(0));
+    /// ```
+    #[inline]
+    pub fn is_local(&self, i: usize) -> bool {
+        let w = self.word(i);
+        w != NULL && w & REMOTE == 0
+    }
+
+    /// Puts `value` at index `i` as a new local object, first dropping (and removing from
+    /// far memory) whatever `i` held. Its far key is `i`.
+    ///
+    /// # Errors
+    /// [`Error::ObjectTooLarge`]; [`Error::LocalMemoryExhausted`] inside a scope when the
+    /// budget and its overdraft are used up. `value` is dropped, and `i` is left empty.
+    ///
+    /// # Panics
+    /// If the value `i` held panics in `Drop` (after it was freed; `value` is dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, String::from("a")).unwrap();
+    /// a.put(0, String::from("b")).unwrap();
+    /// assert_eq!(a.get(0, &aifm_core::Scope::new()).unwrap(), "b");
+    /// ```
+    pub fn put(&mut self, i: usize, value: T) -> Result<()> {
+        if i >= (isize::MAX as usize) / 16 {
+            return Err(Error::Config(format!("arena index {i} is out of range")));
+        }
+        self.remove(i);
+        let slot = self.slot_or_grow(i);
+        // SAFETY: the slot is empty (just removed) and ours: `&mut self` excludes every other
+        // user of the arena, and nothing else publishes to an arena's words.
+        unsafe { object::construct(self.rt(), value, self.ds, slot) }?;
+        self.count += 1;
+        self.high = self.high.max(i + 1);
+        Ok(())
+    }
+
+    /// Puts `value` at a free index (one freed earlier, or `high()`) and returns the index.
+    ///
+    /// # Errors
+    /// As [`SlotArena::put`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// let x = a.insert(1u32).unwrap();
+    /// let y = a.insert(2u32).unwrap();
+    /// a.remove(x);
+    /// assert_eq!(a.insert(3u32).unwrap(), x, "freed indexes are reused");
+    /// assert_ne!(x, y);
+    /// ```
+    pub fn insert(&mut self, value: T) -> Result<usize> {
+        let i = loop {
+            match self.free.pop() {
+                // `put` may have filled a freed index since; skip those.
+                Some(i) if self.contains(i) => continue,
+                Some(i) => break i,
+                None => break self.high,
+            }
+        };
+        match self.put(i, value) {
+            Ok(()) => Ok(i),
+            Err(e) => {
+                if i < self.high {
+                    self.free.push(i);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Borrows the object at `i` for as long as `scope` lives, fetching it if it is remote;
+    /// `None` for an empty index.
+    ///
+    /// # Panics
+    /// If far memory fails (see [`SlotArena::try_get`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(2, 5u8).unwrap();
+    /// assert_eq!(a.get(2, &aifm_core::Scope::new()), Some(&5));
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn get<'a>(&'a self, i: usize, scope: &'a Scope) -> Option<&'a T> {
+        if let Some(slot) = self.slot(i) {
+            let w = slots::word(slot).load(Ordering::Acquire);
+            if w & READ_SLOW == 0 && w != NULL {
+                // SAFETY: a fast-path word is the address of a live local T (the arena holds
+                // only `T`s); the open scope keeps the evacuator from moving or freeing it
+                // while the borrow (of the arena, so no `remove` either) lasts.
+                return Some(unsafe { &*(addr(w) as *const T) });
+            }
+        }
+        match self.try_get(i, scope) {
+            Ok(r) => r,
+            Err(e) => panic!("SlotArena::get: {e}"),
+        }
+    }
+
+    /// Borrows the object at `i`, or reports why far memory could not provide it.
+    ///
+    /// # Errors
+    /// Backend errors ([`Error::Disconnected`], [`Error::Timeout`], ...),
+    /// [`Error::LocalMemoryExhausted`], [`Error::Detached`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, 5u8).unwrap();
+    /// assert_eq!(a.try_get(0, &aifm_core::Scope::new()).unwrap(), Some(&5));
+    /// ```
+    #[inline]
+    pub fn try_get<'a>(&'a self, i: usize, _scope: &'a Scope) -> Result<Option<&'a T>> {
+        // SAFETY: shared access (the borrow of `self`), scope open on this thread.
+        Ok(unsafe { self.access(i, Mode::Read) }?.map(|p| unsafe { &*p }))
+    }
+
+    /// Borrows the object at `i` for a one-time read: not heated, and fetched into a region
+    /// the evacuator empties first (see `RemBox::deref_nt`).
+    ///
+    /// # Errors
+    /// As [`SlotArena::try_get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, 5u8).unwrap();
+    /// assert_eq!(a.get_nt(0, &aifm_core::Scope::new()).unwrap(), Some(&5));
+    /// ```
+    #[inline]
+    pub fn get_nt<'a>(&'a self, i: usize, _scope: &'a Scope) -> Result<Option<&'a T>> {
+        // SAFETY: as in `try_get`.
+        Ok(unsafe { self.access(i, Mode::Nontemporal) }?.map(|p| unsafe { &*p }))
+    }
+
+    /// Borrows the object at `i` mutably for as long as `scope` lives (it becomes dirty).
+    ///
+    /// # Panics
+    /// If far memory fails (see [`SlotArena::try_get_mut`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, vec![1u8]).unwrap();
+    /// let scope = aifm_core::Scope::new();
+    /// a.get_mut(0, &scope).unwrap().push(2);
+    /// assert_eq!(a.get(0, &scope).unwrap(), &[1, 2]);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn get_mut<'a>(&'a mut self, i: usize, scope: &'a Scope) -> Option<&'a mut T> {
+        match self.try_get_mut(i, scope) {
+            Ok(r) => r,
+            Err(e) => panic!("SlotArena::get_mut: {e}"),
+        }
+    }
+
+    /// Borrows the object at `i` mutably, or reports why far memory could not provide it.
+    ///
+    /// # Errors
+    /// As [`SlotArena::try_get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, 1u64).unwrap();
+    /// *a.try_get_mut(0, &aifm_core::Scope::new()).unwrap().unwrap() += 1;
+    /// assert_eq!(a.get(0, &aifm_core::Scope::new()), Some(&2));
+    /// ```
+    #[inline]
+    pub fn try_get_mut<'a>(&'a mut self, i: usize, scope: &'a Scope) -> Result<Option<&'a mut T>> {
+        // SAFETY: `&mut self` makes this the only reference to any of the arena's objects.
+        unsafe { self.get_mut_unchecked(i, scope) }
+    }
+
+    /// Borrows the object at `i` mutably through a shared arena, for structures that keep
+    /// their own per-object exclusion (a map's per-entry writer flag).
+    ///
+    /// # Errors
+    /// As [`SlotArena::try_get`].
+    ///
+    /// # Safety
+    /// No other reference to the object at `i` may exist or be created while the returned
+    /// one lives (references to other indexes are fine).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, 1u64).unwrap();
+    /// a.put(1, 1u64).unwrap();
+    /// let scope = aifm_core::Scope::new();
+    /// let x = a.get(0, &scope).unwrap();
+    /// // SAFETY: nothing else refers to object 1.
+    /// *unsafe { a.get_mut_unchecked(1, &scope) }.unwrap().unwrap() += *x;
+    /// assert_eq!(a.get(1, &scope), Some(&2));
+    /// ```
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get_mut_unchecked<'a>(
+        &'a self,
+        i: usize,
+        _scope: &'a Scope,
+    ) -> Result<Option<&'a mut T>> {
+        // SAFETY: the caller guarantees exclusivity for index `i`; the scope is open.
+        Ok(unsafe { self.access(i, Mode::Write) }?.map(|p| unsafe { &mut *p }))
+    }
+
+    /// The address of the object at `i`, made local, heated and dirtied as `mode` asks.
+    ///
+    /// # Safety
+    /// A scope must be open on this thread for as long as the address is used; for
+    /// [`Mode::Write`], the caller must hold the only reference to object `i`.
+    #[inline]
+    unsafe fn access(&self, i: usize, mode: Mode) -> Result<Option<*mut T>> {
+        let Some(slot) = self.slot(i) else {
+            return Ok(None);
+        };
+        let w = slots::word(slot).load(Ordering::Acquire);
+        if w == NULL {
+            return Ok(None);
+        }
+        let slow = match mode {
+            Mode::Read => READ_SLOW,
+            Mode::Write => WRITE_SLOW,
+            Mode::Nontemporal => NT_SLOW,
+        };
+        if w & slow == 0 {
+            return Ok(Some(addr(w) as *mut T));
+        }
+        // SAFETY: we own the slot (its word is not NULL, and only `&mut self` methods empty
+        // it, which cannot run while `&self` is borrowed); the scope is open; T's vtable.
+        unsafe { object::slow_path(self.rt(), slot, mode, &T::VTABLE) }.map(|p| Some(p as *mut T))
+    }
+
+    /// Takes the object at `i` out (fetching it if it is remote), leaving `i` empty and its
+    /// far copy removed; `Ok(None)` for an empty index.
+    ///
+    /// # Errors
+    /// As [`SlotArena::try_get`]; the object then stays at `i`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, [9u64; 64]).unwrap();
+    /// rt.evacuate_now();
+    /// assert_eq!(a.take(0).unwrap().unwrap()[0], 9);
+    /// assert!(a.take(0).unwrap().is_none());
+    /// ```
+    pub fn take(&mut self, i: usize) -> Result<Option<T>> {
+        let Some(slot) = self.slot(i).filter(|_| self.contains(i)) else {
+            return Ok(None);
+        };
+        // SAFETY: the slot holds a `T` owned by this arena; `&mut self` excludes references.
+        let v = unsafe { object::take_out::<T>(self.rt(), slot, FarCopy::Remove) }?;
+        self.emptied(i);
+        Ok(Some(v))
+    }
+
+    /// Drops the object at `i` (and removes its far copy); returns whether there was one.
+    ///
+    /// # Panics
+    /// If the value's `Drop` panics: the object is freed first, as with `Box`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, 1u8).unwrap();
+    /// assert!(a.remove(0));
+    /// assert!(!a.remove(0));
+    /// ```
+    pub fn remove(&mut self, i: usize) -> bool {
+        let Some(slot) = self.slot(i).filter(|_| self.contains(i)) else {
+            return false;
+        };
+        // SAFETY: as in `take`.
+        let unwinding = unsafe { object::destroy::<T>(self.rt(), slot, FarCopy::Remove) };
+        self.emptied(i);
+        if let Some(p) = unwinding {
+            std::panic::resume_unwind(p);
+        }
+        true
+    }
+
+    fn emptied(&mut self, i: usize) {
+        self.count -= 1;
+        self.free.push(i);
+    }
+
+    /// Drops every object (removing far copies); keeps the segments for reuse. A panic of a
+    /// value's `Drop` is resumed once every object is freed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// (0..1000).for_each(|i| a.put(i, i).unwrap());
+    /// a.clear();
+    /// assert!(a.is_empty() && !a.contains(5));
+    /// ```
+    pub fn clear(&mut self) {
+        let first = self.free_all(FarCopy::Remove);
+        if let Some(p) = first {
+            std::panic::resume_unwind(p);
+        }
+    }
+
+    /// Frees every object; returns the first panic of a value's `Drop`.
+    fn free_all(&mut self, far: FarCopy) -> Option<crate::panics::Payload> {
+        let mut first = None;
+        for i in 0..self.high {
+            if let Some(slot) = self.slot(i).filter(|_| self.contains(i)) {
+                // SAFETY: as in `take`.
+                let p = unsafe { object::destroy::<T>(self.rt(), slot, far) };
+                first = first.or(p);
+            }
+        }
+        self.free.clear();
+        self.high = 0;
+        self.count = 0;
+        first
+    }
+
+    /// A ticket naming the object at `i` for [`Runtime::fetch_many`], [`Runtime::prefetch`]
+    /// or [`Runtime::fetch_async`] (`None` for an empty index).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, [0u64; 64]).unwrap();
+    /// rt.evacuate_now();
+    /// let _scope = aifm_core::Scope::new();
+    /// assert_eq!(rt.fetch_many(&[a.ticket(0).unwrap()], false).unwrap(), 1);
+    /// assert!(a.is_local(0));
+    /// ```
+    pub fn ticket(&self, i: usize) -> Option<FetchTicket> {
+        let slot = self.slot(i).filter(|_| self.contains(i))?;
+        Some(FetchTicket(object::Ticket {
+            slot,
+            generation: slots::generation(slot),
+            vtable: &T::VTABLE,
+        }))
+    }
+
+    /// A future that resolves once the object at `i` is local (see `RemBox::fetch_async`);
+    /// an empty index resolves at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, [0u64; 64]).unwrap();
+    /// rt.evacuate_now();
+    /// let mut fut = std::pin::pin!(a.fetch_async(0));
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// while fut.as_mut().poll(&mut cx).is_pending() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert!(a.is_local(0));
+    /// ```
+    pub fn fetch_async(&self, i: usize) -> FetchFuture {
+        self.runtime()
+            .fetch_async(self.ticket(i).into_iter().collect())
+    }
+}
+
+impl<T: FarData> Drop for SlotArena<T> {
+    fn drop(&mut self) {
+        // Far copies are not removed one by one: the far store goes with the structure.
+        let unwinding = self.free_all(FarCopy::Forget);
+        // Every word is NULL now: the segments can serve other arenas.
+        self.rt().release_arena_segments(&self.segments);
+        if let Some(p) = unwinding {
+            if !std::thread::panicking() {
+                std::panic::resume_unwind(p);
+            }
+        }
+    }
+}
+
+impl<T: FarData> std::fmt::Debug for SlotArena<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotArena")
+            .field("structure", &self.ds)
+            .field("len", &self.count)
+            .field("high", &self.high)
+            .finish()
+    }
+}
