@@ -38,8 +38,9 @@ impl<T: FarData> RemVec<T> {
     /// ```
     pub fn prefetch_chunks(&self, range: Range<usize>) {
         let end = range.end.min(self.chunks.len());
-        let tickets = self.chunks[range.start.min(end)..end]
-            .iter()
+        let tickets = self
+            .chunks
+            .range(range.start.min(end)..end)
             .filter(|c| !c.is_local())
             .map(|c| c.ticket());
         self.far.rt.prefetch(tickets, true);
@@ -66,7 +67,7 @@ impl<T: FarData> RemVec<T> {
         }
         let (c, off) = (index >> self.shift, index & self.mask());
         // The detector only watches accesses that miss: hits cost nothing extra.
-        self.chunks[c].elem(off, scope, || self.observe(c))
+        self.chunks.at(c).elem(off, scope, || self.observe(c))
     }
 
     /// The first element, valid while `scope` lives (`None` when empty).
@@ -120,10 +121,10 @@ impl<T: FarData> RemVec<T> {
             return Ok(None);
         }
         let c = index >> self.shift;
-        if !self.chunks[c].is_local() {
+        if !self.chunks.at(c).is_local() {
             self.observe(c);
         }
-        Ok(self.chunks[c].slice(scope)?.get(index & self.mask()))
+        Ok(self.chunks.at(c).slice(scope)?.get(index & self.mask()))
     }
 
     /// Element `index` for a one-time read: its chunk is not heated and, if it must be
@@ -145,10 +146,10 @@ impl<T: FarData> RemVec<T> {
             return Ok(None);
         }
         let c = index >> self.shift;
-        if !self.chunks[c].is_local() {
+        if !self.chunks.at(c).is_local() {
             self.observe(c);
         }
-        Ok(self.chunks[c].slice_nt(scope)?.get(index & self.mask()))
+        Ok(self.chunks.at(c).slice_nt(scope)?.get(index & self.mask()))
     }
 
     /// A mutable reference to element `index`, valid while `scope` lives.
@@ -196,12 +197,11 @@ impl<T: FarData> RemVec<T> {
         }
         let off = index & self.mask();
         let c = index >> self.shift;
-        if !self.chunks[c].is_local() {
+        if !self.chunks.at(c).is_local() {
             self.observe(c);
         }
-        let chunk = &mut self.chunks[c];
-        *chunk.flags.get_mut() &= !SYNCED;
-        Ok(chunk.slice_mut(scope)?.get_mut(off))
+        *self.chunks.flags_mut(c) &= !SYNCED;
+        Ok(self.chunks.edit(c, scope)?.into_slice().get_mut(off))
     }
 
     /// A clone of element `index` (the scope is managed for you).
@@ -269,7 +269,7 @@ impl<T: FarData> RemVec<T> {
         if index >= self.len {
             return Ok(None);
         }
-        match self.chunks[index >> self.shift].fetch_async().await {
+        match self.chunks.at(index >> self.shift).fetch_async().await {
             // The helpers fetch every demand in flight as one batch inside one scope; a batch
             // larger than the overdraft fails whole. The dereference below fetches this chunk
             // alone, as any `get` does.

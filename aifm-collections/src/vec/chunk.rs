@@ -8,7 +8,14 @@
 //!   is then: the chunk's pointer word, its slow-path flag test, the element (no inner `Vec`
 //!   header to chase), and the object's bytes are all the runtime moves or charges.
 //! * **Boxed**: every other element type (and plain data with chunks far from a page) keeps a
-//!   `RemBox<Vec<T>>` whose buffer is allocated once at chunk capacity.
+//!   `Vec<T>` object whose buffer is allocated once at chunk capacity.
+//!
+//! # The chunk table
+//!
+//! The chunks' pointer words live in the vector's own [`SlotArena`] (one per vector, of one
+//! representation): chunk `c` is arena index `c`, and its far key is `c`, under the vector's
+//! structure. There is no `RemBox` and no runtime slot per chunk: a chunk costs its 16-byte
+//! arena slot and a byte of flags, and a `get` goes arena segment → word → element.
 //!
 //! Both encode for far memory exactly as `Vec<T>` of plain data does (the elements' raw
 //! bytes), so the `aifm.vec` device reads either the same way; a non-plain element type's
@@ -16,12 +23,15 @@
 //!
 //! A vector's chunks all share one representation ([`inline_for`] depends only on the
 //! element type and the chunk length), so the match in each accessor always takes the same
-//! arm: a well-predicted branch on a byte next to the pointer.
+//! arm: a well-predicted branch on the table's tag.
 
+use super::Far;
+use aifm_core::arena::SlotArena;
+use aifm_core::backend::OBJECT_STORE_DEVICE;
 use aifm_core::codec::PodWitness;
 use aifm_core::prefetch::{FetchFuture, FetchTicket};
-use aifm_core::{Error, FarData, RemBox, Result, Runtime, Scope, Structure};
-use std::sync::atomic::AtomicU8;
+use aifm_core::{Error, FarData, Result, Scope};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Bytes of elements an inline chunk holds at most.
 pub(crate) const PAGE_BYTES: usize = crate::DEFAULT_CHUNK_BYTES;
@@ -143,140 +153,136 @@ fn pod<T: FarData>() -> PodWitness<T> {
     }
 }
 
-/// The remote object of a chunk.
-pub(crate) enum Store<T: FarData> {
-    Inline(RemBox<Page>),
-    Boxed(RemBox<Vec<T>>),
+/// The chunks' objects, in the vector's own arena: chunk `c` is arena index `c` (and far key
+/// `c`). One arena per vector, of one representation.
+enum Table<T: FarData> {
+    /// No chunk was ever made (no structure, no arena yet).
+    Empty,
+    Inline(SlotArena<Page>),
+    Boxed(SlotArena<Vec<T>>),
 }
 
-/// One chunk: its object and the vector's flags for it (`SYNCED`, `WROTE`).
-pub(crate) struct Chunk<T: FarData> {
-    pub(crate) rem: Store<T>,
-    pub(crate) flags: AtomicU8,
+/// The chunk table of a vector: its chunks' pointer words (in a [`SlotArena`], 16 bytes per
+/// chunk, no handle) and a byte of flags per chunk (`SYNCED`, `WROTE`). Chunks `0..len()`
+/// exist; edits happen at the end (`push`, `pop`, `truncate`) or in place.
+pub(crate) struct ChunkTable<T: FarData> {
+    table: Table<T>,
+    flags: Vec<AtomicU8>,
 }
 
-/// Where a new chunk goes.
-pub(crate) enum Home<'a> {
-    Structure(&'a Structure, u64),
-    Runtime(&'a Runtime),
-}
-
-fn place<X: FarData>(x: X, home: &Home<'_>) -> Result<RemBox<X>> {
-    match home {
-        Home::Structure(s, key) => RemBox::new_in_structure(x, s, *key),
-        Home::Runtime(rt) => RemBox::try_new_in(x, rt),
+impl<T: FarData> Default for ChunkTable<T> {
+    fn default() -> Self {
+        ChunkTable {
+            table: Table::Empty,
+            flags: Vec::new(),
+        }
     }
 }
 
-impl<T: FarData> Chunk<T> {
-    /// A chunk holding `items` (at most `chunk_len`, which fixes the representation).
-    pub(crate) fn new(items: Vec<T>, chunk_len: usize, home: Home<'_>) -> Result<Self> {
-        let rem = if inline_for::<T>(chunk_len) {
-            Store::Inline(place(Page::of(&items, pod()), &home)?)
-        } else {
-            let mut items = items;
-            if items.capacity() < chunk_len {
-                items.reserve_exact(chunk_len - items.len());
-            }
-            Store::Boxed(place(items, &home)?)
+impl<T: FarData> ChunkTable<T> {
+    /// Number of chunks.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.flags.len()
+    }
+
+    pub(crate) fn reserve(&mut self, chunks: usize) {
+        self.flags.reserve(chunks);
+    }
+
+    /// Chunk `c` (which must exist).
+    #[inline]
+    #[track_caller]
+    pub(crate) fn at(&self, c: usize) -> ChunkRef<'_, T> {
+        ChunkRef {
+            table: &self.table,
+            c,
+            flags: &self.flags[c],
+        }
+    }
+
+    /// The chunks in order.
+    pub(crate) fn iter(&self) -> ChunkIter<'_, T> {
+        self.range(0..self.len())
+    }
+
+    /// Chunks `r` in order (`r` within `0..len()`).
+    pub(crate) fn range(&self, r: std::ops::Range<usize>) -> ChunkIter<'_, T> {
+        assert!(r.end <= self.len(), "chunk range past the end");
+        ChunkIter { table: self, r }
+    }
+
+    /// Chunk `c`'s flags, for an edit.
+    #[inline]
+    pub(crate) fn flags_mut(&mut self, c: usize) -> &mut u8 {
+        self.flags[c].get_mut()
+    }
+
+    /// Index of the last chunk.
+    #[track_caller]
+    pub(crate) fn last(&self) -> usize {
+        self.len().checked_sub(1).expect("a chunk")
+    }
+
+    /// Appends a chunk holding `items` (at most `chunk_len`, which fixes the representation
+    /// when the table makes its arena), in `far`'s structure (or, if the vector has none, in
+    /// a plain object-store structure of its own).
+    pub(crate) fn push(&mut self, items: Vec<T>, chunk_len: usize, far: &Far) -> Result<()> {
+        let inline = inline_for::<T>(chunk_len);
+        let fits = match self.table {
+            Table::Empty => false,
+            Table::Inline(_) => inline,
+            Table::Boxed(_) => !inline,
         };
-        Ok(Chunk {
-            rem,
-            flags: AtomicU8::new(0),
-        })
-    }
-
-    /// The elements, valid while `scope` lives.
-    #[inline]
-    pub(crate) fn slice<'a>(&'a self, scope: &'a Scope) -> Result<&'a [T]> {
-        Ok(match &self.rem {
-            Store::Inline(b) => b.try_deref(scope)?.elems(pod()),
-            Store::Boxed(b) => b.try_deref(scope)?,
-        })
-    }
-
-    /// The elements (panicking on a far-memory failure).
-    #[inline]
-    #[track_caller]
-    pub(crate) fn deref<'a>(&'a self, scope: &'a Scope) -> &'a [T] {
-        match &self.rem {
-            Store::Inline(b) => b.deref(scope).elems(pod()),
-            Store::Boxed(b) => b.deref(scope),
+        if !fits {
+            // A new table, or an empty one whose vector changed its chunk length (`clone_from`)
+            // so that the other representation applies.
+            assert_eq!(self.len(), 0, "one representation per vector");
+            let own;
+            let s = match &far.structure {
+                Some(s) => s,
+                None => {
+                    own = far.rt.register_structure(OBJECT_STORE_DEVICE, &[], None)?;
+                    &own
+                }
+            };
+            self.table = if inline {
+                Table::Inline(SlotArena::new(s))
+            } else {
+                Table::Boxed(SlotArena::new(s))
+            };
         }
+        let c = self.len();
+        match &mut self.table {
+            Table::Inline(a) => a.put(c, Page::of(&items, pod()))?,
+            Table::Boxed(a) => {
+                let mut items = items;
+                if items.capacity() < chunk_len {
+                    items.reserve_exact(chunk_len - items.len());
+                }
+                a.put(c, items)?
+            }
+            Table::Empty => unreachable!("made above"),
+        }
+        self.flags.push(AtomicU8::new(0));
+        Ok(())
     }
 
-    /// Element `off` of a chunk the caller knows holds more than `off` elements (the hot
-    /// path of `RemVec::get`; panics on a far-memory failure).
-    /// `miss` runs first when the chunk is not local (the vector's stride detector).
-    #[inline]
+    /// Takes chunk `c`'s elements out (fetching them if they are remote), leaving a hole that
+    /// only `truncate` or `pop` may follow; returns them with the chunk's key and flags.
     #[track_caller]
-    pub(crate) fn elem<'a>(
-        &'a self,
-        off: usize,
-        scope: &'a Scope,
-        miss: impl FnOnce(),
-    ) -> Option<&'a T> {
-        match &self.rem {
-            Store::Inline(b) => {
-                if !b.is_local() {
-                    miss();
-                }
-                b.deref(scope).elem(off, pod())
-            }
-            Store::Boxed(b) => {
-                if !b.is_local() {
-                    miss();
-                }
-                b.deref(scope).get(off)
+    pub(crate) fn take(&mut self, c: usize) -> Taken<T> {
+        #[track_caller]
+        fn taken<X>(r: Result<Option<X>>, c: usize) -> X {
+            match r {
+                Ok(Some(x)) => x,
+                Ok(None) => panic!("RemVec: chunk {c} was taken twice"),
+                Err(e) => crate::common::fail("RemVec", e),
             }
         }
-    }
-
-    /// The elements for a one-time read (see `RemBox::deref_nt`).
-    pub(crate) fn slice_nt<'a>(&'a self, scope: &'a Scope) -> Result<&'a [T]> {
-        Ok(match &self.rem {
-            Store::Inline(b) => b.deref_nt(scope)?.elems(pod()),
-            Store::Boxed(b) => b.deref_nt(scope)?,
-        })
-    }
-
-    /// The elements, mutably (the chunk becomes dirty).
-    #[inline]
-    pub(crate) fn slice_mut<'a>(&'a mut self, scope: &'a Scope) -> Result<&'a mut [T]> {
-        Ok(self.edit(scope)?.into_slice())
-    }
-
-    /// The chunk opened for edits that change its length.
-    pub(crate) fn edit<'a>(&'a mut self, scope: &'a Scope) -> Result<Edit<'a, T>> {
-        Ok(match &mut self.rem {
-            Store::Inline(b) => Edit::Inline(b.try_deref_mut(scope)?, pod()),
-            Store::Boxed(b) => Edit::Boxed(b.try_deref_mut(scope)?),
-        })
-    }
-
-    /// [`Chunk::edit`], panicking on a far-memory failure (like `RemBox::deref_mut`).
-    #[track_caller]
-    pub(crate) fn edit_now<'a>(&'a mut self, scope: &'a Scope) -> Edit<'a, T> {
-        match self.edit(scope) {
-            Ok(e) => e,
-            Err(e) => crate::common::fail("RemVec", e),
-        }
-    }
-
-    /// The chunk's far encoding (what evacuation would write), read nontemporally.
-    pub(crate) fn encode_nt(&self, scope: &Scope, out: &mut Vec<u8>) -> Result<()> {
-        match &self.rem {
-            Store::Inline(b) => b.deref_nt(scope)?.encode(out),
-            Store::Boxed(b) => b.deref_nt(scope)?.encode(out),
-        }
-    }
-
-    /// The elements, taken out of the chunk (fetching them if they are remote).
-    #[track_caller]
-    pub(crate) fn into_vec(self) -> Vec<T> {
-        match self.rem {
-            Store::Inline(b) => {
-                let page = b.into_inner();
+        let items = match &mut self.table {
+            Table::Inline(a) => {
+                let page: Page = taken(a.take(c), c);
                 let w = pod::<T>();
                 let xs = page.elems(w);
                 let mut v = Vec::with_capacity(xs.len());
@@ -288,42 +294,297 @@ impl<T: FarData> Chunk<T> {
                 }
                 v
             }
-            Store::Boxed(b) => b.into_inner(),
+            Table::Boxed(a) => taken(a.take(c), c),
+            Table::Empty => panic!("RemVec: no chunk {c}"),
+        };
+        Taken {
+            key: c as u64,
+            flags: AtomicU8::new(self.flags[c].load(Ordering::Relaxed)),
+            items,
+        }
+    }
+
+    /// Drops the chunks from `n` on (those not taken yet).
+    pub(crate) fn truncate(&mut self, n: usize) {
+        while self.len() > n {
+            self.pop();
+        }
+    }
+
+    /// Drops the last chunk; returns its key and flags.
+    pub(crate) fn pop(&mut self) -> Option<(u64, u8)> {
+        let flags = self.flags.pop()?.into_inner();
+        let c = self.len();
+        match &mut self.table {
+            Table::Inline(a) => drop(a.remove(c)),
+            Table::Boxed(a) => drop(a.remove(c)),
+            Table::Empty => {}
+        }
+        Some((c as u64, flags))
+    }
+
+    /// Chunk `c` opened for edits that change its length (it becomes dirty).
+    pub(crate) fn edit<'a>(&'a mut self, c: usize, scope: &'a Scope) -> Result<Edit<'a, T>> {
+        let missing = || Error::NotFound;
+        Ok(match &mut self.table {
+            Table::Inline(a) => Edit::Inline(a.try_get_mut(c, scope)?.ok_or_else(missing)?, pod()),
+            Table::Boxed(a) => Edit::Boxed(a.try_get_mut(c, scope)?.ok_or_else(missing)?),
+            Table::Empty => return Err(missing()),
+        })
+    }
+
+    /// [`ChunkTable::edit`], panicking on a far-memory failure (like `RemBox::deref_mut`).
+    #[track_caller]
+    pub(crate) fn edit_now<'a>(&'a mut self, c: usize, scope: &'a Scope) -> Edit<'a, T> {
+        match self.edit(c, scope) {
+            Ok(e) => e,
+            Err(e) => crate::common::fail("RemVec", e),
+        }
+    }
+
+    /// Chunks `a` and `b` (distinct) opened for edits at once.
+    #[track_caller]
+    pub(crate) fn edit_two<'a>(
+        &'a mut self,
+        a: usize,
+        b: usize,
+        scope: &'a Scope,
+    ) -> (Edit<'a, T>, Edit<'a, T>) {
+        assert_ne!(a, b, "two edits of one chunk");
+        fn both<'a, X: FarData>(
+            arena: &'a SlotArena<X>,
+            a: usize,
+            b: usize,
+            scope: &'a Scope,
+        ) -> (&'a mut X, &'a mut X) {
+            let one = |i| {
+                // SAFETY: `a != b`, and `&mut self` of the table excludes every other
+                // reference into the arena, so each object has exactly one reference.
+                match unsafe { arena.get_mut_unchecked(i, scope) } {
+                    Ok(Some(x)) => x,
+                    Ok(None) => crate::common::fail("RemVec", Error::NotFound),
+                    Err(e) => crate::common::fail("RemVec", e),
+                }
+            };
+            (one(a), one(b))
+        }
+        match &mut self.table {
+            Table::Inline(arena) => {
+                let (x, y) = both(arena, a, b, scope);
+                (Edit::Inline(x, pod()), Edit::Inline(y, pod()))
+            }
+            Table::Boxed(arena) => {
+                let (x, y) = both(arena, a, b, scope);
+                (Edit::Boxed(x), Edit::Boxed(y))
+            }
+            Table::Empty => crate::common::fail("RemVec", Error::NotFound),
+        }
+    }
+
+    /// The table as an owning iterator that takes each chunk out as it is reached.
+    pub(crate) fn into_taken(self) -> IntoChunks<T> {
+        let r = 0..self.len();
+        IntoChunks { table: self, r }
+    }
+}
+
+/// A chunk taken out of its table: its elements, key and flags.
+pub(crate) struct Taken<T> {
+    key: u64,
+    pub(crate) flags: AtomicU8,
+    items: Vec<T>,
+}
+
+impl<T> Taken<T> {
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        self.items
+    }
+}
+
+/// Owning iteration over a table's chunks, from either end; each chunk is taken out (fetched
+/// if remote) only when reached. The rest are dropped with the iterator.
+pub(crate) struct IntoChunks<T: FarData> {
+    table: ChunkTable<T>,
+    r: std::ops::Range<usize>,
+}
+
+impl<T: FarData> Iterator for IntoChunks<T> {
+    type Item = Taken<T>;
+    #[track_caller]
+    fn next(&mut self) -> Option<Taken<T>> {
+        let c = self.r.next()?;
+        Some(self.table.take(c))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.r.size_hint()
+    }
+}
+
+impl<T: FarData> DoubleEndedIterator for IntoChunks<T> {
+    #[track_caller]
+    fn next_back(&mut self) -> Option<Taken<T>> {
+        let c = self.r.next_back()?;
+        Some(self.table.take(c))
+    }
+}
+
+impl<T: FarData> ExactSizeIterator for IntoChunks<T> {}
+
+/// Chunks of a table in order, from either end.
+pub(crate) struct ChunkIter<'a, T: FarData> {
+    table: &'a ChunkTable<T>,
+    r: std::ops::Range<usize>,
+}
+
+impl<'a, T: FarData> Iterator for ChunkIter<'a, T> {
+    type Item = ChunkRef<'a, T>;
+    #[inline]
+    fn next(&mut self) -> Option<ChunkRef<'a, T>> {
+        self.r.next().map(|c| self.table.at(c))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.r.size_hint()
+    }
+}
+
+impl<T: FarData> DoubleEndedIterator for ChunkIter<'_, T> {
+    #[inline]
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.r.next_back().map(|c| self.table.at(c))
+    }
+}
+
+impl<T: FarData> ExactSizeIterator for ChunkIter<'_, T> {}
+
+impl<'a, T: FarData> IntoIterator for &'a ChunkTable<T> {
+    type Item = ChunkRef<'a, T>;
+    type IntoIter = ChunkIter<'a, T>;
+    fn into_iter(self) -> ChunkIter<'a, T> {
+        self.iter()
+    }
+}
+
+/// One chunk of a table, for reading: its object and flags.
+pub(crate) struct ChunkRef<'a, T: FarData> {
+    table: &'a Table<T>,
+    c: usize,
+    pub(crate) flags: &'a AtomicU8,
+}
+
+impl<T: FarData> Clone for ChunkRef<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: FarData> Copy for ChunkRef<'_, T> {}
+
+impl<'a, T: FarData> ChunkRef<'a, T> {
+    /// The elements, valid while `scope` lives.
+    #[inline]
+    pub(crate) fn slice(self, scope: &'a Scope) -> Result<&'a [T]> {
+        Ok(match self.table {
+            Table::Inline(a) => a
+                .try_get(self.c, scope)?
+                .ok_or(Error::NotFound)?
+                .elems(pod()),
+            Table::Boxed(a) => a.try_get(self.c, scope)?.ok_or(Error::NotFound)?,
+            Table::Empty => return Err(Error::NotFound),
+        })
+    }
+
+    /// The elements (panicking on a far-memory failure).
+    #[inline]
+    #[track_caller]
+    pub(crate) fn deref(self, scope: &'a Scope) -> &'a [T] {
+        match self.slice(scope) {
+            Ok(xs) => xs,
+            Err(e) => crate::common::fail("RemVec", e),
+        }
+    }
+
+    /// Element `off` of a chunk the caller knows holds more than `off` elements (the hot
+    /// path of `RemVec::get`; panics on a far-memory failure).
+    /// `miss` runs first when the chunk is not local (the vector's stride detector).
+    #[inline]
+    #[track_caller]
+    pub(crate) fn elem(self, off: usize, scope: &'a Scope, miss: impl FnOnce()) -> Option<&'a T> {
+        match self.table {
+            Table::Inline(a) => {
+                if !a.is_local(self.c) {
+                    miss();
+                }
+                a.get(self.c, scope)?.elem(off, pod())
+            }
+            Table::Boxed(a) => {
+                if !a.is_local(self.c) {
+                    miss();
+                }
+                a.get(self.c, scope)?.get(off)
+            }
+            Table::Empty => None,
+        }
+    }
+
+    /// The elements for a one-time read (see `RemBox::deref_nt`).
+    pub(crate) fn slice_nt(self, scope: &'a Scope) -> Result<&'a [T]> {
+        Ok(match self.table {
+            Table::Inline(a) => a
+                .get_nt(self.c, scope)?
+                .ok_or(Error::NotFound)?
+                .elems(pod()),
+            Table::Boxed(a) => a.get_nt(self.c, scope)?.ok_or(Error::NotFound)?,
+            Table::Empty => return Err(Error::NotFound),
+        })
+    }
+
+    /// The chunk's far encoding (what evacuation would write), read nontemporally.
+    pub(crate) fn encode_nt(self, scope: &Scope, out: &mut Vec<u8>) -> Result<()> {
+        match self.table {
+            Table::Inline(a) => a.get_nt(self.c, scope)?.ok_or(Error::NotFound)?.encode(out),
+            Table::Boxed(a) => a.get_nt(self.c, scope)?.ok_or(Error::NotFound)?.encode(out),
+            Table::Empty => Err(Error::NotFound),
         }
     }
 
     #[inline]
-    pub(crate) fn is_local(&self) -> bool {
-        match &self.rem {
-            Store::Inline(b) => b.is_local(),
-            Store::Boxed(b) => b.is_local(),
+    pub(crate) fn is_local(self) -> bool {
+        match self.table {
+            Table::Inline(a) => a.is_local(self.c),
+            Table::Boxed(a) => a.is_local(self.c),
+            Table::Empty => false,
         }
     }
 
-    pub(crate) fn key(&self) -> u64 {
-        match &self.rem {
-            Store::Inline(b) => b.key(),
-            Store::Boxed(b) => b.key(),
-        }
+    /// The chunk's far key (its index).
+    pub(crate) fn key(self) -> u64 {
+        self.c as u64
     }
 
-    pub(crate) fn ticket(&self) -> FetchTicket {
-        match &self.rem {
-            Store::Inline(b) => b.ticket(),
-            Store::Boxed(b) => b.ticket(),
+    pub(crate) fn ticket(self) -> FetchTicket {
+        match self.table {
+            Table::Inline(a) => a.ticket(self.c),
+            Table::Boxed(a) => a.ticket(self.c),
+            Table::Empty => None,
         }
+        .expect("an existing chunk")
     }
 
     /// Resolves once the chunk is local.
-    pub(crate) fn fetch_async(&self) -> FetchFuture {
-        match &self.rem {
-            Store::Inline(b) => b.fetch_async(),
-            Store::Boxed(b) => b.fetch_async(),
+    pub(crate) fn fetch_async(self) -> FetchFuture {
+        match self.table {
+            Table::Inline(a) => a.fetch_async(self.c),
+            Table::Boxed(a) => a.fetch_async(self.c),
+            Table::Empty => unreachable!("no chunk in an empty table"),
         }
     }
 }
 
-/// A chunk opened for edits (see [`Chunk::edit`]). The vector never grows a chunk past its
+/// A chunk opened for edits (see [`ChunkTable::edit`]). The vector never grows a chunk past its
 /// chunk length, which fits the page of an inline chunk and the capacity of a boxed one.
 pub(crate) enum Edit<'a, T: FarData> {
     Inline(&'a mut Page, PodWitness<T>),

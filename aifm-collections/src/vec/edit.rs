@@ -7,7 +7,6 @@
 //! chunk. `rebuild` streams a whole vector through a decision (retain, drain): old chunk `i`
 //! is consumed before new chunk `i` exists, so the far keys never collide.
 
-use super::chunk::{Chunk, Home};
 use super::{to_range, Drain, RemVec, RENEW_CHUNKS, SYNCED};
 use crate::common::fail;
 use aifm_core::{FarData, Result, Scope};
@@ -53,10 +52,10 @@ impl<T: FarData> RemVec<T> {
             self.push_chunk(vec![value])?;
         } else {
             let cl = self.chunk_len();
-            let chunk = self.chunks.last_mut().expect("a partial chunk");
-            *chunk.flags.get_mut() &= !SYNCED;
+            let last = self.chunks.last();
+            *self.chunks.flags_mut(last) &= !SYNCED;
             let scope = Scope::new();
-            chunk.edit(&scope)?.push(value, cl);
+            self.chunks.edit(last, &scope)?.push(value, cl);
         }
         self.len += 1;
         Ok(())
@@ -65,19 +64,17 @@ impl<T: FarData> RemVec<T> {
     /// Adds a chunk (not counted in `len` yet).
     pub(super) fn push_chunk(&mut self, v: Vec<T>) -> Result<()> {
         self.far.ensure();
-        let key = self.chunks.len() as u64;
-        let home = match &self.far.structure {
-            Some(s) => Home::Structure(s, key),
-            None => Home::Runtime(&self.far.rt),
-        };
-        self.chunks.push(Chunk::new(v, self.chunk_len(), home)?);
-        Ok(())
+        let cl = self.chunk_len();
+        self.chunks.push(v, cl, &self.far)
     }
 
-    pub(super) fn pop_chunk(&mut self) -> Option<Chunk<T>> {
-        let c = self.chunks.pop()?;
-        self.far.forget(c.key(), c.flags.load(Ordering::Relaxed));
-        Some(c)
+    /// Drops the last chunk (and the far copy the vector wrote of it, if any).
+    pub(super) fn pop_chunk(&mut self) -> bool {
+        let Some((key, flags)) = self.chunks.pop() else {
+            return false;
+        };
+        self.far.forget(key, flags);
+        true
     }
 
     /// Removes and returns the last element.
@@ -116,14 +113,14 @@ impl<T: FarData> RemVec<T> {
             return Ok(None);
         }
         let x = {
-            let chunk = self.chunks.last_mut().expect("non-empty");
-            *chunk.flags.get_mut() &= !SYNCED;
+            let last = self.chunks.last();
+            *self.chunks.flags_mut(last) &= !SYNCED;
             let scope = Scope::new();
-            chunk.edit(&scope)?.pop()
+            self.chunks.edit(last, &scope)?.pop()
         };
         self.len -= 1;
         if self.len & self.mask() == 0 {
-            drop(self.pop_chunk());
+            self.pop_chunk();
         }
         Ok(x)
     }
@@ -147,15 +144,15 @@ impl<T: FarData> RemVec<T> {
         }
         let keep_chunks = len.div_ceil(self.chunk_len());
         while self.chunks.len() > keep_chunks {
-            drop(self.pop_chunk());
+            self.pop_chunk();
         }
         self.len = len;
         let tail = len & self.mask();
         if tail != 0 {
-            let chunk = self.chunks.last_mut().expect("a partial chunk");
-            *chunk.flags.get_mut() &= !SYNCED;
+            let last = self.chunks.last();
+            *self.chunks.flags_mut(last) &= !SYNCED;
             let scope = Scope::new();
-            chunk.edit_now(&scope).truncate(tail);
+            self.chunks.edit_now(last, &scope).truncate(tail);
         }
     }
 
@@ -169,7 +166,7 @@ impl<T: FarData> RemVec<T> {
     /// assert!(v.is_empty());
     /// ```
     pub fn clear(&mut self) {
-        while self.pop_chunk().is_some() {}
+        while self.pop_chunk() {}
         self.len = 0;
         self.prefetch.reset();
     }
@@ -202,9 +199,8 @@ impl<T: FarData> RemVec<T> {
         let mut scope = Scope::new();
         let first = index >> self.shift;
         for c in first..self.chunks.len() {
-            let chunk = &mut self.chunks[c];
-            *chunk.flags.get_mut() &= !SYNCED;
-            let mut v = chunk.edit_now(&scope);
+            *self.chunks.flags_mut(c) &= !SYNCED;
+            let mut v = self.chunks.edit_now(c, &scope);
             let out = if v.len() == cl { v.pop() } else { None };
             let at = if c == first { index & (cl - 1) } else { 0 };
             v.insert(at, carry.take().expect("carried"), cl);
@@ -249,24 +245,22 @@ impl<T: FarData> RemVec<T> {
         let mut scope = Scope::new();
         let off = index & self.mask();
         let out = {
-            let chunk = &mut self.chunks[first];
-            *chunk.flags.get_mut() &= !SYNCED;
-            chunk.edit_now(&scope).remove(off)
+            *self.chunks.flags_mut(first) &= !SYNCED;
+            self.chunks.edit_now(first, &scope).remove(off)
         };
         for c in first + 1..self.chunks.len() {
-            let (a, b) = self.chunks.split_at_mut(c);
-            let (prev, next) = (&mut a[c - 1], &mut b[0]);
-            *prev.flags.get_mut() &= !SYNCED;
-            *next.flags.get_mut() &= !SYNCED;
-            let moved = next.edit_now(&scope).remove(0);
-            prev.edit_now(&scope).push(moved, cl);
+            *self.chunks.flags_mut(c - 1) &= !SYNCED;
+            *self.chunks.flags_mut(c) &= !SYNCED;
+            let (mut prev, mut next) = self.chunks.edit_two(c - 1, c, &scope);
+            let moved = next.remove(0);
+            prev.push(moved, cl);
             drop(scope);
             scope = Scope::new();
         }
         drop(scope);
         self.len -= 1;
         if self.len & self.mask() == 0 {
-            drop(self.pop_chunk());
+            self.pop_chunk();
         }
         out
     }
@@ -293,9 +287,8 @@ impl<T: FarData> RemVec<T> {
         let (oa, ob) = (a & self.mask(), b & self.mask());
         let scope = Scope::new();
         if ca == cb {
-            let chunk = &mut self.chunks[ca];
-            *chunk.flags.get_mut() &= !SYNCED;
-            chunk.edit_now(&scope).into_slice().swap(oa, ob);
+            *self.chunks.flags_mut(ca) &= !SYNCED;
+            self.chunks.edit_now(ca, &scope).into_slice().swap(oa, ob);
             return;
         }
         let (lo, hi, olo, ohi) = if ca < cb {
@@ -303,14 +296,10 @@ impl<T: FarData> RemVec<T> {
         } else {
             (cb, ca, ob, oa)
         };
-        let (x, y) = self.chunks.split_at_mut(hi);
-        let (p, q) = (&mut x[lo], &mut y[0]);
-        *p.flags.get_mut() &= !SYNCED;
-        *q.flags.get_mut() &= !SYNCED;
-        std::mem::swap(
-            &mut p.edit_now(&scope).into_slice()[olo],
-            &mut q.edit_now(&scope).into_slice()[ohi],
-        );
+        *self.chunks.flags_mut(lo) &= !SYNCED;
+        *self.chunks.flags_mut(hi) &= !SYNCED;
+        let (p, q) = self.chunks.edit_two(lo, hi, &scope);
+        std::mem::swap(&mut p.into_slice()[olo], &mut q.into_slice()[ohi]);
     }
 
     /// Calls `f` on every element, mutably, one chunk (and one dereference) at a time.
@@ -330,9 +319,13 @@ impl<T: FarData> RemVec<T> {
     #[track_caller]
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut T)) {
         let mut scope = Scope::new();
-        for (i, c) in self.chunks.iter_mut().enumerate() {
-            *c.flags.get_mut() &= !SYNCED;
-            c.edit_now(&scope).into_slice().iter_mut().for_each(&mut f);
+        for i in 0..self.chunks.len() {
+            *self.chunks.flags_mut(i) &= !SYNCED;
+            self.chunks
+                .edit_now(i, &scope)
+                .into_slice()
+                .iter_mut()
+                .for_each(&mut f);
             if i % RENEW_CHUNKS == RENEW_CHUNKS - 1 {
                 drop(scope);
                 scope = Scope::new();
@@ -433,12 +426,13 @@ impl<T: FarData> RemVec<T> {
             // Whole chunks move: only the tail's chunks are touched (taken out and stored
             // again under the new vector's keys); the head is not rebuilt.
             let mut out = self.empty_twin();
-            let tail: Vec<Chunk<T>> = self.chunks.drain(at >> self.shift..).collect();
+            let first = at >> self.shift;
             self.len = at;
-            for c in tail {
-                let flags = c.flags.load(Ordering::Relaxed);
-                let key = c.key();
-                let items = c.into_vec();
+            for c in first..self.chunks.len() {
+                let taken = self.chunks.take(c);
+                let flags = taken.flags.load(Ordering::Relaxed);
+                let key = taken.key();
+                let items = taken.into_vec();
                 self.far.forget(key, flags);
                 let n = items.len();
                 if let Err(e) = out.push_chunk(items) {
@@ -446,6 +440,7 @@ impl<T: FarData> RemVec<T> {
                 }
                 out.len += n;
             }
+            self.chunks.truncate(first);
             return out;
         }
         self.take_range(at..)
@@ -613,7 +608,7 @@ impl<T: FarData> RemVec<T> {
         let cl = self.chunk_len();
         let mut buf = Vec::with_capacity(cl);
         let mut i = 0;
-        for c in old {
+        for c in old.into_taken() {
             let key = c.key();
             let flags = c.flags.load(Ordering::Relaxed);
             let items = c.into_vec();
@@ -674,10 +669,10 @@ impl<T: FarData> RemVec<T> {
         let mut iter = iter.into_iter();
         let cl = self.chunk_len();
         if self.len & self.mask() != 0 {
-            let chunk = self.chunks.last_mut().expect("a partial chunk");
-            *chunk.flags.get_mut() &= !SYNCED;
+            let last = self.chunks.last();
+            *self.chunks.flags_mut(last) &= !SYNCED;
             let scope = Scope::new();
-            let mut tail = chunk.edit(&scope)?;
+            let mut tail = self.chunks.edit(last, &scope)?;
             while tail.len() < cl {
                 match iter.next() {
                     Some(x) => {

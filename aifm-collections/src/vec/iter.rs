@@ -11,7 +11,7 @@
 //! All of them are `ExactSizeIterator`, `DoubleEndedIterator` and `FusedIterator`, as std's
 //! are.
 
-use super::chunk::Chunk;
+use super::chunk::{ChunkIter, ChunkTable, IntoChunks, Taken};
 use super::cloned::{Cloned, Source};
 use super::{Far, RemVec, PREFETCH_AHEAD};
 use aifm_core::{FarData, Runtime, Scope};
@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 
 /// The chunks of a vector as an iterator source, with the scan's prefetch window.
 pub(crate) struct Chunks<'a, T: FarData> {
-    chunks: &'a [Chunk<T>],
+    chunks: &'a ChunkTable<T>,
     rt: &'a Runtime,
     nt: bool,
     /// First chunk not yet handed to the prefetcher (`usize::MAX`: prefetching is off).
@@ -39,15 +39,16 @@ impl<T: FarData> Source<T> for Chunks<'_, T> {
             let from = p.max(c + 1);
             let to = (c + 1 + PREFETCH_AHEAD).min(self.chunks.len());
             if from < to {
-                let tickets = self.chunks[from..to]
-                    .iter()
+                let tickets = self
+                    .chunks
+                    .range(from..to)
                     .filter(|ch| !ch.is_local())
                     .map(|ch| ch.ticket());
                 self.rt.prefetch(tickets, true);
             }
             self.prefetched.set(to);
         }
-        let chunk = &self.chunks[c];
+        let chunk = self.chunks.at(c);
         if !chunk.is_local() && !aifm_core::scope::in_scope() {
             // Fetch before the scope opens: outside one, the fetch may wait for the evacuator
             // to make room; inside, it could only draw on the overdraft. (If the chunk leaves
@@ -212,7 +213,7 @@ impl<'a, T: FarData + Clone> IntoIterator for &'a RemVec<T> {
 /// Iterator over references to a [`RemVec`]'s elements, valid while a scope you hold lives;
 /// see [`RemVec::iter_in`].
 pub struct IterIn<'a, T: FarData> {
-    chunks: std::slice::Iter<'a, Chunk<T>>,
+    chunks: ChunkIter<'a, T>,
     scope: &'a Scope,
     front: std::slice::Iter<'a, T>,
     back: std::slice::Iter<'a, T>,
@@ -302,7 +303,7 @@ pub struct IntoIter<T: FarData> {
     // Field order is drop order: chunks before their structure.
     front: std::vec::IntoIter<T>,
     back: std::vec::IntoIter<T>,
-    rest: std::vec::IntoIter<Chunk<T>>,
+    rest: IntoChunks<T>,
     remaining: usize,
     far: Far,
 }
@@ -310,7 +311,7 @@ pub struct IntoIter<T: FarData> {
 impl<T: FarData> IntoIter<T> {
     /// Takes chunk `c`'s elements out (removing the far copy the vector wrote, if any).
     #[track_caller]
-    fn take_chunk(&self, c: Chunk<T>) -> std::vec::IntoIter<T> {
+    fn take_chunk(&self, c: Taken<T>) -> std::vec::IntoIter<T> {
         let key = c.key();
         let flags = c.flags.load(Ordering::Relaxed);
         let items = c.into_vec().into_iter();
@@ -386,7 +387,7 @@ impl<T: FarData> IntoIterator for RemVec<T> {
         IntoIter {
             front: Vec::new().into_iter(),
             back: Vec::new().into_iter(),
-            rest: chunks.into_iter(),
+            rest: chunks.into_taken(),
             remaining: len,
             far,
         }

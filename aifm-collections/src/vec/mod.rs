@@ -15,8 +15,9 @@
 //! for the evacuator), so loops over far data should renew their scope every few chunks, as
 //! the iterators do.
 //!
-//! The local part of a `RemVec` is small: per chunk, one pointer-sized handle plus a byte of
-//! flags (about 1/256 of the data with 4 KiB chunks). Chunks are allocated in the vector's own
+//! The local part of a `RemVec` is small: per chunk, a 16-byte pointer word in the vector's
+//! own arena (`aifm_core::arena::SlotArena`; no `RemBox`, no runtime slot) plus a byte of
+//! flags (about 1/240 of the data with 4 KiB chunks). Chunks are allocated in the vector's own
 //! registered structure (device type [`DEVICE`]), keyed by chunk index, so the far side sees
 //! them under keys it understands.
 //!
@@ -106,7 +107,7 @@ pub use ops::{AggValue, Aggregate, GroupKey, NumKind, Numeric};
 use crate::common::{chunk_shift, new_token, DEFAULT_CHUNK_BYTES};
 use crate::prefetch::StrideDetector;
 use aifm_core::{FarData, Placement, Runtime, Structure};
-use chunk::Chunk;
+use chunk::ChunkTable;
 use std::ops::{Bound, Range, RangeBounds};
 
 /// Far memory holds this chunk's current contents (as far as the vector knows).
@@ -193,7 +194,7 @@ impl Far {
 /// ```
 pub struct RemVec<T: FarData> {
     // Field order is drop order: chunks before their structure.
-    pub(crate) chunks: Vec<Chunk<T>>,
+    pub(crate) chunks: ChunkTable<T>,
     pub(crate) len: usize,
     pub(crate) shift: u32,
     pub(crate) far: Far,
@@ -304,7 +305,7 @@ impl<T: FarData> RemVec<T> {
     /// ```
     pub fn with_chunk_bytes_in(bytes: usize, runtime: &Runtime) -> Self {
         RemVec {
-            chunks: Vec::new(),
+            chunks: ChunkTable::default(),
             len: 0,
             shift: chunk_shift::<T>(bytes),
             far: Far::new(runtime, Placement::Whole),

@@ -31,7 +31,8 @@ impl<T: FarData> RemVec<T> {
             let items: Vec<(&[u8], &[u8])> = batch.iter().map(|(k, v)| (&k[..], &v[..])).collect();
             s.backend().write_many(s.id(), &items)?;
             for &i in marks.iter() {
-                self.chunks[i]
+                self.chunks
+                    .at(i)
                     .flags
                     .fetch_or(SYNCED | WROTE, Ordering::Relaxed);
             }
