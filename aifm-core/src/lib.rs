@@ -36,7 +36,7 @@
 //! | [`handlers`] | evacuation handlers and structure ids for data-structure authors |
 //! | [`codec`] | how values are encoded when they leave the process |
 //! | [`backend`], [`engine`] | where far memory lives, and the code a memory server runs |
-//! | [`runtime`] | configuration, the process-wide default, statistics |
+//! | [`runtime`] | the public handle and the process-wide default (`mod.rs`), the builder and environment (`builder.rs`), the shared state: allocation lanes, slot pool, pressure (`inner.rs`) |
 //! | [`wire`] | the memory server's protocol: frames, messages, authentication |
 //! | `error` | [`Error`], the one error type of every fallible call |
 //! | `stats` | counters and the [`Stats`] snapshot |

@@ -300,7 +300,7 @@ pub(crate) unsafe fn free(
         release(slot);
     } else if ds == OBJECT_STORE && runtime_slot {
         let mut q = rt.quarantine.lock().unwrap();
-        q.push(slot);
+        q.push(slots::SlotPtr(slot));
         let full = q.len() >= 256;
         drop(q);
         if full {

@@ -74,6 +74,17 @@ pub(crate) struct ArenaSlot {
     pub meta: Meta,
 }
 
+/// The address of a runtime slot, as the runtime's pools hold it (free lists, quarantine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotPtr(pub NonNull<Slot>);
+
+// SAFETY: a `SlotPtr` is the address of a slot in segment memory that lives as long as its
+// runtime (which every holder of a `SlotPtr` keeps alive: the pools are inside it), and
+// every access through it goes through atomics (`word`, `meta`, `key`), so moving one to
+// another thread hands over nothing but the right to do such accesses there. Ownership of
+// the slot itself is the pools' protocol (a free slot is in exactly one list).
+unsafe impl Send for SlotPtr {}
+
 /// What both kinds of slot know besides the word.
 #[derive(Debug)]
 #[repr(C)]
@@ -195,7 +206,7 @@ impl SlotTable {
     }
 
     /// Carves `n` never-used runtime slots, making a new segment when needed.
-    pub fn carve(&mut self, owner: *const (), n: usize, out: &mut Vec<NonNull<Slot>>) {
+    pub fn carve(&mut self, owner: *const (), n: usize, out: &mut Vec<SlotPtr>) {
         for _ in 0..n {
             let base = match self.last {
                 Some(b) if self.next_in_last < SLOTS_PER_CHUNK => b,
@@ -211,7 +222,9 @@ impl SlotTable {
             let offset = SEGMENT_HEADER + self.next_in_last * size_of::<Slot>();
             self.next_in_last += 1;
             // SAFETY: offset is within the segment; zeroed memory is a valid (NULL) slot.
-            out.push(unsafe { NonNull::new_unchecked(base.as_ptr().add(offset) as *mut Slot) });
+            out.push(SlotPtr(unsafe {
+                NonNull::new_unchecked(base.as_ptr().add(offset) as *mut Slot)
+            }));
         }
     }
 
@@ -343,7 +356,7 @@ mod tests {
         let mut out = Vec::new();
         t.carve(0x1234 as *const (), 3 * SLOTS_PER_CHUNK + 5, &mut out);
         assert_eq!(t.carved(), 3 * SLOTS_PER_CHUNK + 5);
-        for (i, s) in out.iter().enumerate() {
+        for (i, SlotPtr(s)) in out.iter().enumerate() {
             assert_eq!(index_of(*s), i as u64);
             assert!(is_runtime_slot(*s));
             assert_eq!(chunk_of(*s).owner as usize, 0x1234);
@@ -373,10 +386,10 @@ mod tests {
         let mut out = Vec::new();
         t.carve(0x1234 as *const (), 2, &mut out);
         assert_eq!(
-            key(out[1]),
+            key(out[1].0),
             0,
             "keys of runtime slots are stored, not derived"
         );
-        assert_eq!(index_of(out[1]), 1);
+        assert_eq!(index_of(out[1].0), 1);
     }
 }
