@@ -5,10 +5,16 @@
 //!   values, from the heap's own accounting (header + value, what the budget is charged) and
 //!   from the growth of the resident set (header, value, slot, the handle in a `Vec`, region
 //!   slack), against `Box` (value, malloc's header, the pointer in a `Vec`);
+//! * `object_bytes` also places the same values in a `SlotArena` (a structure's own pointer
+//!   words: 16 B per object, no handle, no runtime slot), as collections do;
+//! * `hot_deref` (printed): medians over interleaved rounds of summing 1024 hot `u64`s
+//!   through `Box`, `RemBox` and `SlotArena::get`, as ratios to `Box`;
 //! * `pauses` (printed): p50/p99/p99.9/max of single hot dereferences on one thread while two
 //!   others keep the evacuator running rounds under pressure.
 
 use aifm::{RemBox, Runtime, Scope};
+use aifm_core::arena::SlotArena;
+use aifm_core::backend::OBJECT_STORE_DEVICE;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,9 +55,27 @@ fn bytes_for<const S: usize>(n: usize) {
     let rems: Vec<RemBox<[u8; S]>> = (0..n).map(|_| RemBox::new_in([1u8; S], &rt)).collect();
     let rem_rss = rss().saturating_sub(before) as f64 / n as f64;
     let accounted = rt.stats().local_bytes as f64 / n as f64;
+    let rt2 = Runtime::builder().local_memory(1 << 30).build().unwrap();
+    let s = rt2
+        .register_structure(OBJECT_STORE_DEVICE, &[], None)
+        .unwrap();
+    let before = rss();
+    let mut arena = SlotArena::new(&s);
+    for i in 0..n {
+        arena.put(i, [1u8; S]).unwrap();
+    }
+    let arena_rss = rss().saturating_sub(before) as f64 / n as f64;
+    let arena_accounted = rt2.stats().local_bytes as f64 / n as f64;
     let before = rss();
     let boxes: Vec<Box<[u8; S]>> = (0..n).map(|_| Box::new([1u8; S])).collect();
     let box_rss = rss().saturating_sub(before) as f64 / n as f64;
+    println!(
+        "object_bytes {S:>5} B: SlotArena charged {arena_accounted:.1} B, RSS {arena_rss:.1} B; \
+         RSS ratio to Box {:.3}x, to RemBox {:.3}x; metadata beyond the value: {:.1} B",
+        arena_rss / box_rss,
+        arena_rss / rem_rss,
+        arena_rss - S as f64
+    );
     println!(
         "object_bytes {S:>5} B: RemBox charged {accounted:.1} B (value {S}), RSS {rem_rss:.1} B; \
          Box RSS {box_rss:.1} B; RSS ratio {:.3}x; metadata beyond the value: RemBox {:.1} B, Box {:.1} B",
@@ -60,13 +84,71 @@ fn bytes_for<const S: usize>(n: usize) {
         box_rss - S as f64
     );
     // Kept (leaked) so that no later measurement reuses their pages.
-    std::mem::forget((rt, rems, boxes));
+    std::mem::forget((rt, rems, boxes, arena, s, rt2));
 }
 
 fn object_bytes(_c: &mut Criterion) {
     bytes_for::<16>(1 << 20);
     bytes_for::<64>(1 << 20);
     bytes_for::<4096>(32 << 10);
+}
+
+/// Medians over interleaved rounds: each round sums 1024 hot `u64`s 200 times through each
+/// of `Box`, `RemBox` and `SlotArena::get`.
+fn hot_deref(_c: &mut Criterion) {
+    let rt = Runtime::builder().local_memory(64 << 20).build().unwrap();
+    let s = rt
+        .register_structure(OBJECT_STORE_DEVICE, &[], None)
+        .unwrap();
+    let boxes: Vec<Box<u64>> = (0..1024).map(Box::new).collect();
+    let rems: Vec<RemBox<u64>> = (0..1024).map(|i| RemBox::new_in(i, &rt)).collect();
+    let mut arena = SlotArena::new(&s);
+    for i in 0..1024 {
+        arena.put(i, i as u64).unwrap();
+    }
+    let scope = Scope::new();
+    for _ in 0..2 {
+        // Heat them: the fast path serves hot objects.
+        rems.iter().for_each(|r| drop(black_box(r.deref(&scope))));
+        (0..1024).for_each(|i| drop(black_box(arena.get(i, &scope))));
+    }
+    let time = |f: &mut dyn FnMut() -> u64| {
+        let t = Instant::now();
+        for _ in 0..200 {
+            black_box(f());
+        }
+        t.elapsed().as_secs_f64() / 200.0
+    };
+    let (mut tb, mut tr, mut ta) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..301 {
+        tb.push(time(&mut || {
+            black_box(&boxes).iter().map(|b| **b).sum::<u64>()
+        }));
+        tr.push(time(&mut || {
+            black_box(&rems)
+                .iter()
+                .map(|r| *r.deref(&scope))
+                .sum::<u64>()
+        }));
+        ta.push(time(&mut || {
+            let a = black_box(&arena);
+            (0..1024).map(|i| *a.get(i, &scope).unwrap()).sum::<u64>()
+        }));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (b, r, a) = (median(&mut tb), median(&mut tr), median(&mut ta));
+    println!(
+        "hot_deref: 1024 hot u64 (medians of 301 interleaved rounds): Box {:.2} us, RemBox {:.2} us \
+         ({:.2}x), SlotArena::get {:.2} us ({:.2}x)",
+        b * 1e6,
+        r * 1e6,
+        r / b,
+        a * 1e6,
+        a / b
+    );
 }
 
 fn pauses(_c: &mut Criterion) {
@@ -132,6 +214,6 @@ criterion_group! {
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
     // object_bytes first, in a process whose heap has not yet freed anything.
-    targets = object_bytes, alloc, pauses
+    targets = object_bytes, hot_deref, alloc, pauses
 }
 criterion_main!(benches);

@@ -12,8 +12,8 @@
 //!
 //! # Layout and the evacuator
 //!
-//! Slots live in 4 KiB arena segments (module `slots`), 255 to a segment, found from an
-//! index by a division by a constant. Each object's header points back at its arena slot,
+//! Slots live in 4 KiB arena segments (module `slots`), 256 to a segment, found from an
+//! index with a shift and a mask. Each object's header points back at its arena slot,
 //! exactly as at a runtime slot, and the segment header says which kind of slot it is, so the
 //! evacuator (mark, write back, free), the dereference slow path and prefetch tickets work on
 //! arena objects unchanged. The runtime keeps arena segments for as long as it lives: a
@@ -43,7 +43,7 @@ use crate::object::{self, FarCopy, Mode};
 use crate::prefetch::{FetchFuture, FetchTicket};
 use crate::runtime::{Inner, Runtime};
 use crate::scope::Scope;
-use crate::slots::{self, Slot, ARENA_SLOTS};
+use crate::slots::{self, Slot, ARENA_SHIFT, ARENA_SLOTS};
 use crate::word::*;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -130,8 +130,8 @@ impl<T: FarData> SlotArena<T> {
     /// The slot of index `i`, if its segment exists.
     #[inline]
     fn slot(&self, i: usize) -> Option<NonNull<Slot>> {
-        let seg = *self.segments.get(i / ARENA_SLOTS)?;
-        Some(slots::arena_slot(seg, i % ARENA_SLOTS))
+        let seg = *self.segments.get(i >> ARENA_SHIFT)?;
+        Some(slots::arena_slot(seg, i & (ARENA_SLOTS - 1)))
     }
 
     /// The slot of index `i`, making its segment (and those before it) if needed.
@@ -355,9 +355,44 @@ impl<T: FarData> SlotArena<T> {
                 return Some(unsafe { &*(addr(w) as *const T) });
             }
         }
+        self.get_slow(i, scope)
+    }
+
+    #[cold]
+    #[track_caller]
+    fn get_slow<'a>(&'a self, i: usize, scope: &'a Scope) -> Option<&'a T> {
         match self.try_get(i, scope) {
             Ok(r) => r,
             Err(e) => panic!("SlotArena::get: {e}"),
+        }
+    }
+
+    /// The object at `i` if it is local and hot: the dereference fast path alone (one load of
+    /// the word), without fetching, heating or waiting. `None` means "ask [`SlotArena::get`]",
+    /// not "empty". For structures that want to do something only on a miss (a stride
+    /// detector) without a second look at the word on a hit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, 5u8).unwrap();
+    /// let scope = aifm_core::Scope::new();
+    /// assert_eq!(a.get_hot(0, &scope), None); // new objects start cold
+    /// a.get(0, &scope);
+    /// a.get(0, &scope);
+    /// assert_eq!(a.get_hot(0, &scope), Some(&5));
+    /// ```
+    #[inline]
+    pub fn get_hot<'a>(&'a self, i: usize, _scope: &'a Scope) -> Option<&'a T> {
+        let w = slots::word(self.slot(i)?).load(Ordering::Acquire);
+        if w & READ_SLOW == 0 && w != NULL {
+            // SAFETY: as in `get`.
+            Some(unsafe { &*(addr(w) as *const T) })
+        } else {
+            None
         }
     }
 

@@ -12,9 +12,12 @@
 //!
 //! # Two kinds of segment
 //!
-//! Every segment is [`SEGMENT_BYTES`] long and aligned to its size; its first
-//! [`SEGMENT_HEADER`] bytes are a [`SegmentHeader`] naming the runtime and the segment's kind
-//! and first index, so any word's segment is found by masking the word's address.
+//! Every segment is one [`SEGMENT_BYTES`] page, aligned to its size, entirely slots. Segments
+//! come in [`BLOCK_BYTES`] blocks aligned to the block size; the block's first page holds a
+//! [`SegmentHeader`] per segment naming the runtime and the segment's kind and first index.
+//! So any word's segment header is found from the word's address alone (mask to the block,
+//! index by the page number within it), and an arena finds slot `i` with a shift and a mask
+//! (256 arena slots to a page), not a division. The header page costs 1/16 of slot memory.
 //!
 //! * **Runtime segments** hold 24-byte [`Slot`]s (word, key, far length, generation), handed
 //!   to `RemBox`es one at a time through the runtime's slot pool. A `RemBox` is one pointer
@@ -29,7 +32,7 @@
 //! dispatching on the kind in the segment header; the evacuator, the dereference slow path
 //! and prefetch tickets never need to know which kind of word they hold.
 //!
-//! Segments are carved from [`BLOCK_BYTES`] blocks. Runtime segments are never released
+//! Runtime segments are never released
 //! (their slots are recycled one by one); arena segments go back to the runtime's pool when
 //! their arena drops and are reused only by other arenas, so a stale pointer into one always
 //! finds the same slot layout, and generations are never reset (a stale ticket cannot match).
@@ -40,14 +43,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Bytes per segment (also its alignment).
 pub(crate) const SEGMENT_BYTES: usize = 4096;
-/// Bytes of segment header before the first slot.
-pub(crate) const SEGMENT_HEADER: usize = 16;
-/// Bytes per allocation from which segments are carved.
-const BLOCK_BYTES: usize = 16 * SEGMENT_BYTES;
+/// Bytes per block (also its alignment): a header page, then segments.
+pub(crate) const BLOCK_BYTES: usize = 16 * SEGMENT_BYTES;
 /// Slots per runtime segment.
-pub(crate) const SLOTS_PER_CHUNK: usize = (SEGMENT_BYTES - SEGMENT_HEADER) / size_of::<Slot>();
-/// Slots per arena segment.
-pub(crate) const ARENA_SLOTS: usize = (SEGMENT_BYTES - SEGMENT_HEADER) / size_of::<ArenaSlot>();
+pub(crate) const SLOTS_PER_CHUNK: usize = SEGMENT_BYTES / size_of::<Slot>();
+/// Slots per arena segment (a power of two).
+pub(crate) const ARENA_SLOTS: usize = SEGMENT_BYTES / size_of::<ArenaSlot>();
+/// `log2(ARENA_SLOTS)`.
+pub(crate) const ARENA_SHIFT: u32 = ARENA_SLOTS.trailing_zeros();
 
 /// A runtime slot: a pointer word, the object's key within its structure, and what the slot
 /// knows of the object's far copy. 24 bytes.
@@ -101,10 +104,12 @@ pub(crate) struct Meta {
 const _: () = assert!(size_of::<Slot>() == 24 && size_of::<ArenaSlot>() == 16);
 const _: () = assert!(std::mem::offset_of!(Slot, word) == 0);
 const _: () = assert!(std::mem::offset_of!(ArenaSlot, word) == 0);
-const _: () = assert!(size_of::<SegmentHeader>() == SEGMENT_HEADER);
-const _: () = assert!(SEGMENT_BYTES.is_power_of_two() && BLOCK_BYTES % SEGMENT_BYTES == 0);
+const _: () = assert!(SEGMENT_BYTES.is_power_of_two() && BLOCK_BYTES.is_power_of_two());
+// The block's first page has room for every segment's header.
+const _: () = assert!(BLOCK_BYTES / SEGMENT_BYTES * size_of::<SegmentHeader>() <= SEGMENT_BYTES);
+const _: () = assert!(ARENA_SLOTS == 1 << ARENA_SHIFT);
 
-/// The first bytes of every segment.
+/// What the runtime knows of a segment; in the first page of the segment's block.
 #[repr(C)]
 pub(crate) struct SegmentHeader {
     /// The runtime that owns the segment (`*const runtime::Inner`); written once, before the
@@ -120,17 +125,24 @@ pub(crate) struct SegmentHeader {
 const ARENA: u64 = 1 << 63;
 
 fn block_layout() -> Layout {
-    Layout::from_size_align(BLOCK_BYTES, SEGMENT_BYTES).unwrap()
+    Layout::from_size_align(BLOCK_BYTES, BLOCK_BYTES).unwrap()
+}
+
+/// Where the header of the segment at or containing `addr` is.
+#[inline]
+fn header_addr(addr: usize) -> *mut SegmentHeader {
+    let block = addr & !(BLOCK_BYTES - 1);
+    let page = (addr & (BLOCK_BYTES - 1)) / SEGMENT_BYTES;
+    (block + page * size_of::<SegmentHeader>()) as *mut SegmentHeader
 }
 
 /// The header of the segment holding `slot`.
 #[inline]
 pub(crate) fn chunk_of(slot: NonNull<Slot>) -> &'static SegmentHeader {
-    let base = slot.as_ptr() as usize & !(SEGMENT_BYTES - 1);
-    // SAFETY: every slot lives in a segment aligned to SEGMENT_BYTES whose first bytes are an
-    // initialised SegmentHeader; segments are freed only with their runtime, after the last
-    // handle and arena.
-    unsafe { &*(base as *const SegmentHeader) }
+    // SAFETY: every slot lives in a segment of a block aligned to BLOCK_BYTES whose first
+    // page holds an initialised SegmentHeader for each segment handed out; blocks are freed
+    // only with their runtime, after the last handle and arena.
+    unsafe { &*header_addr(slot.as_ptr() as usize) }
 }
 
 /// Whether `slot` is an arena slot.
@@ -148,14 +160,13 @@ pub(crate) fn is_runtime_slot(slot: NonNull<Slot>) -> bool {
 /// The index of `slot`: runtime-wide for a runtime slot (its default far-memory key), within
 /// its arena for an arena slot (its far-memory key).
 pub(crate) fn index_of(slot: NonNull<Slot>) -> u64 {
-    let base = slot.as_ptr() as usize & !(SEGMENT_BYTES - 1);
     let meta = chunk_of(slot).meta.load(Ordering::Relaxed);
     let size = if meta & ARENA != 0 {
         size_of::<ArenaSlot>()
     } else {
         size_of::<Slot>()
     };
-    let offset = (slot.as_ptr() as usize - base - SEGMENT_HEADER) / size;
+    let offset = (slot.as_ptr() as usize & (SEGMENT_BYTES - 1)) / size;
     (meta & !ARENA) + offset as u64
 }
 
@@ -187,9 +198,9 @@ impl SlotTable {
                 handle_alloc_error(block_layout())
             };
             self.blocks.push(block);
-            // SAFETY: every offset is within the block.
+            // SAFETY: every offset is within the block. Page 0 is the header page.
             self.fresh.extend(
-                (0..BLOCK_BYTES / SEGMENT_BYTES)
+                (1..BLOCK_BYTES / SEGMENT_BYTES)
                     .rev()
                     .map(|i| unsafe { block.add(i * SEGMENT_BYTES) }),
             );
@@ -199,9 +210,9 @@ impl SlotTable {
             owner,
             meta: AtomicU64::new(meta),
         };
-        // SAFETY: the segment is fresh (no other thread has its address), aligned, and large
-        // enough for its header.
-        unsafe { (base.as_ptr() as *mut SegmentHeader).write(header) };
+        // SAFETY: the segment is fresh, so no other thread has the address of its header (in
+        // its block's header page, which the block's allocation covers).
+        unsafe { header_addr(base.as_ptr() as usize).write(header) };
         base
     }
 
@@ -219,7 +230,7 @@ impl SlotTable {
                     b
                 }
             };
-            let offset = SEGMENT_HEADER + self.next_in_last * size_of::<Slot>();
+            let offset = self.next_in_last * size_of::<Slot>();
             self.next_in_last += 1;
             // SAFETY: offset is within the segment; zeroed memory is a valid (NULL) slot.
             out.push(SlotPtr(unsafe {
@@ -235,7 +246,7 @@ impl SlotTable {
         match self.spare_arena.pop() {
             Some(base) => {
                 // SAFETY: a spare arena segment is a segment of this runtime with a header.
-                let header = unsafe { &*(base.as_ptr() as *const SegmentHeader) };
+                let header = unsafe { &*header_addr(base.as_ptr() as usize) };
                 // Stale readers only read the header after claiming a word that points at
                 // their object, and every word here is NULL, so they never read this value.
                 header.meta.store(ARENA | first, Ordering::Relaxed);
@@ -272,7 +283,7 @@ impl Drop for SlotTable {
 pub(crate) fn arena_slot(segment: NonNull<u8>, i: usize) -> NonNull<Slot> {
     debug_assert!(i < ARENA_SLOTS);
     // SAFETY: `i < ARENA_SLOTS`, so the slot lies within the segment.
-    unsafe { segment.add(SEGMENT_HEADER + i * size_of::<ArenaSlot>()) }.cast()
+    unsafe { segment.add(i * size_of::<ArenaSlot>()) }.cast()
 }
 
 /// A slot's word (the first field of either kind).

@@ -513,19 +513,28 @@ impl<'a, T: FarData> ChunkRef<'a, T> {
     #[inline]
     #[track_caller]
     pub(crate) fn elem(self, off: usize, scope: &'a Scope, miss: impl FnOnce()) -> Option<&'a T> {
+        #[cold]
+        #[track_caller]
+        fn slow<'a, X: FarData>(
+            a: &'a SlotArena<X>,
+            c: usize,
+            scope: &'a Scope,
+            miss: impl FnOnce(),
+        ) -> Option<&'a X> {
+            if !a.is_local(c) {
+                miss();
+            }
+            a.get(c, scope)
+        }
         match self.table {
-            Table::Inline(a) => {
-                if !a.is_local(self.c) {
-                    miss();
-                }
-                a.get(self.c, scope)?.elem(off, pod())
-            }
-            Table::Boxed(a) => {
-                if !a.is_local(self.c) {
-                    miss();
-                }
-                a.get(self.c, scope)?.get(off)
-            }
+            Table::Inline(a) => match a.get_hot(self.c, scope) {
+                Some(p) => p.elem(off, pod()),
+                None => slow(a, self.c, scope, miss)?.elem(off, pod()),
+            },
+            Table::Boxed(a) => match a.get_hot(self.c, scope) {
+                Some(v) => v.get(off),
+                None => slow(a, self.c, scope, miss)?.get(off),
+            },
             Table::Empty => None,
         }
     }
