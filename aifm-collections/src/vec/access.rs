@@ -67,7 +67,7 @@ impl<T: FarData> RemVec<T> {
         }
         let (c, off) = (index >> self.shift, index & self.mask());
         // The detector only watches accesses that miss: hits cost nothing extra.
-        self.chunks.at(c).elem(off, scope, || self.observe(c))
+        self.chunks.elem(c, off, scope, || self.observe(c))
     }
 
     /// The first element, valid while `scope` lives (`None` when empty).

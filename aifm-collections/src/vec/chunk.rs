@@ -212,6 +212,44 @@ impl<T: FarData> ChunkTable<T> {
         ChunkIter { table: self, r }
     }
 
+    /// Element `off` of chunk `c`, which the caller knows holds more than `off` elements (the hot
+    /// path of `RemVec::get`; panics on a far-memory failure).
+    /// `miss` runs first when the chunk is not local (the vector's stride detector).
+    #[inline]
+    #[track_caller]
+    pub(crate) fn elem<'a>(
+        &'a self,
+        c: usize,
+        off: usize,
+        scope: &'a Scope,
+        miss: impl FnOnce(),
+    ) -> Option<&'a T> {
+        #[cold]
+        #[track_caller]
+        fn slow<'a, X: FarData>(
+            a: &'a SlotArena<X>,
+            c: usize,
+            scope: &'a Scope,
+            miss: impl FnOnce(),
+        ) -> Option<&'a X> {
+            if !a.is_local(c) {
+                miss();
+            }
+            a.get(c, scope)
+        }
+        match &self.table {
+            Table::Inline(a) => match a.get_hot(c, scope) {
+                Some(p) => p.elem(off, pod()),
+                None => slow(a, c, scope, miss)?.elem(off, pod()),
+            },
+            Table::Boxed(a) => match a.get_hot(c, scope) {
+                Some(v) => v.get(off),
+                None => slow(a, c, scope, miss)?.get(off),
+            },
+            Table::Empty => None,
+        }
+    }
+
     /// Chunk `c`'s flags, for an edit.
     #[inline]
     pub(crate) fn flags_mut(&mut self, c: usize) -> &mut u8 {
@@ -504,38 +542,6 @@ impl<'a, T: FarData> ChunkRef<'a, T> {
         match self.slice(scope) {
             Ok(xs) => xs,
             Err(e) => crate::common::fail("RemVec", e),
-        }
-    }
-
-    /// Element `off` of a chunk the caller knows holds more than `off` elements (the hot
-    /// path of `RemVec::get`; panics on a far-memory failure).
-    /// `miss` runs first when the chunk is not local (the vector's stride detector).
-    #[inline]
-    #[track_caller]
-    pub(crate) fn elem(self, off: usize, scope: &'a Scope, miss: impl FnOnce()) -> Option<&'a T> {
-        #[cold]
-        #[track_caller]
-        fn slow<'a, X: FarData>(
-            a: &'a SlotArena<X>,
-            c: usize,
-            scope: &'a Scope,
-            miss: impl FnOnce(),
-        ) -> Option<&'a X> {
-            if !a.is_local(c) {
-                miss();
-            }
-            a.get(c, scope)
-        }
-        match self.table {
-            Table::Inline(a) => match a.get_hot(self.c, scope) {
-                Some(p) => p.elem(off, pod()),
-                None => slow(a, self.c, scope, miss)?.elem(off, pod()),
-            },
-            Table::Boxed(a) => match a.get_hot(self.c, scope) {
-                Some(v) => v.get(off),
-                None => slow(a, self.c, scope, miss)?.get(off),
-            },
-            Table::Empty => None,
         }
     }
 
