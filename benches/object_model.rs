@@ -109,8 +109,12 @@ fn hot_deref(_c: &mut Criterion) {
     let scope = Scope::new();
     for _ in 0..2 {
         // Heat them: the fast path serves hot objects.
-        rems.iter().for_each(|r| drop(black_box(r.deref(&scope))));
-        (0..1024).for_each(|i| drop(black_box(arena.get(i, &scope))));
+        rems.iter().for_each(|r| {
+            black_box(r.deref(&scope));
+        });
+        (0..1024).for_each(|i| {
+            black_box(arena.get(i, &scope));
+        });
     }
     let time = |f: &mut dyn FnMut() -> u64| {
         let t = Instant::now();

@@ -69,18 +69,23 @@ use std::sync::Arc;
 /// ```
 pub struct SlotArena<T: FarData> {
     /// Segment base addresses; slot `i` is slot `i % ARENA_SLOTS` of segment `i / ARENA_SLOTS`.
+    /// The only field the fast path reads; the rest is boxed so that a structure holding an
+    /// arena stays small.
     segments: Vec<NonNull<u8>>,
-    /// The runtime (through the registration), kept here for the slow path.
-    rt: NonNull<Inner>,
-    ds: u32,
+    book: Box<Book>,
+    _owns: PhantomData<T>,
+}
+
+/// An arena's bookkeeping, off the fast path.
+struct Book {
     /// Indexes freed by `take`/`remove` below `high`, for `insert` to reuse.
     free: Vec<usize>,
     /// One past the highest index ever filled.
     high: usize,
     /// Occupied slots.
     count: usize,
+    /// The structure (and through it the runtime) the objects belong to.
     registration: Arc<Registered>,
-    _owns: PhantomData<T>,
 }
 
 // SAFETY: the arena owns its `T`s like a `Vec<Box<T>>` does; the runtime moves them between
@@ -111,20 +116,19 @@ impl<T: FarData> SlotArena<T> {
         let registration = structure.shared.clone();
         SlotArena {
             segments: Vec::new(),
-            rt: NonNull::from(&*registration.runtime.inner),
-            ds: registration.id,
-            free: Vec::new(),
-            high: 0,
-            count: 0,
-            registration,
+            book: Box::new(Book {
+                free: Vec::new(),
+                high: 0,
+                count: 0,
+                registration,
+            }),
             _owns: PhantomData,
         }
     }
 
     #[inline]
     fn rt(&self) -> &Inner {
-        // SAFETY: `registration` holds a `Runtime`, which keeps its `Inner` alive.
-        unsafe { self.rt.as_ref() }
+        &self.book.registration.runtime.inner
     }
 
     /// The slot of index `i`, if its segment exists.
@@ -161,7 +165,7 @@ impl<T: FarData> SlotArena<T> {
     /// assert_eq!(aifm_core::arena::SlotArena::<u8>::new(&s).structure_id(), s.id());
     /// ```
     pub fn structure_id(&self) -> u32 {
-        self.ds
+        self.book.registration.id
     }
 
     /// The runtime the arena belongs to.
@@ -175,7 +179,7 @@ impl<T: FarData> SlotArena<T> {
     /// assert_eq!(a.runtime().stats().budget_bytes, 4 << 20);
     /// ```
     pub fn runtime(&self) -> &Runtime {
-        &self.registration.runtime
+        &self.book.registration.runtime
     }
 
     /// Number of occupied slots.
@@ -190,7 +194,7 @@ impl<T: FarData> SlotArena<T> {
     /// assert_eq!((a.len(), a.high()), (1, 11));
     /// ```
     pub fn len(&self) -> usize {
-        self.count
+        self.book.count
     }
 
     /// Whether no slot is occupied.
@@ -203,7 +207,7 @@ impl<T: FarData> SlotArena<T> {
     /// assert!(aifm_core::arena::SlotArena::<u8>::new(&s).is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.book.count == 0
     }
 
     /// One past the highest index ever filled (every occupied index is below it).
@@ -218,7 +222,7 @@ impl<T: FarData> SlotArena<T> {
     /// assert_eq!(a.high(), 5);
     /// ```
     pub fn high(&self) -> usize {
-        self.high
+        self.book.high
     }
 
     /// Whether index `i` holds an object.
@@ -285,9 +289,9 @@ impl<T: FarData> SlotArena<T> {
         let slot = self.slot_or_grow(i);
         // SAFETY: the slot is empty (just removed) and ours: `&mut self` excludes every other
         // user of the arena, and nothing else publishes to an arena's words.
-        unsafe { object::construct(self.rt(), value, self.ds, slot) }?;
-        self.count += 1;
-        self.high = self.high.max(i + 1);
+        unsafe { object::construct(self.rt(), value, self.book.registration.id, slot) }?;
+        self.book.count += 1;
+        self.book.high = self.book.high.max(i + 1);
         Ok(())
     }
 
@@ -310,18 +314,18 @@ impl<T: FarData> SlotArena<T> {
     /// ```
     pub fn insert(&mut self, value: T) -> Result<usize> {
         let i = loop {
-            match self.free.pop() {
+            match self.book.free.pop() {
                 // `put` may have filled a freed index since; skip those.
                 Some(i) if self.contains(i) => continue,
                 Some(i) => break i,
-                None => break self.high,
+                None => break self.book.high,
             }
         };
         match self.put(i, value) {
             Ok(()) => Ok(i),
             Err(e) => {
-                if i < self.high {
-                    self.free.push(i);
+                if i < self.book.high {
+                    self.book.free.push(i);
                 }
                 Err(e)
             }
@@ -602,8 +606,8 @@ impl<T: FarData> SlotArena<T> {
     }
 
     fn emptied(&mut self, i: usize) {
-        self.count -= 1;
-        self.free.push(i);
+        self.book.count -= 1;
+        self.book.free.push(i);
     }
 
     /// Drops every object (removing far copies); keeps the segments for reuse. A panic of a
@@ -629,16 +633,16 @@ impl<T: FarData> SlotArena<T> {
     /// Frees every object; returns the first panic of a value's `Drop`.
     fn free_all(&mut self, far: FarCopy) -> Option<crate::panics::Payload> {
         let mut first = None;
-        for i in 0..self.high {
+        for i in 0..self.book.high {
             if let Some(slot) = self.slot(i).filter(|_| self.contains(i)) {
                 // SAFETY: as in `take`.
                 let p = unsafe { object::destroy::<T>(self.rt(), slot, far) };
                 first = first.or(p);
             }
         }
-        self.free.clear();
-        self.high = 0;
-        self.count = 0;
+        self.book.free.clear();
+        self.book.high = 0;
+        self.book.count = 0;
         first
     }
 
@@ -708,9 +712,9 @@ impl<T: FarData> Drop for SlotArena<T> {
 impl<T: FarData> std::fmt::Debug for SlotArena<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlotArena")
-            .field("structure", &self.ds)
-            .field("len", &self.count)
-            .field("high", &self.high)
+            .field("structure", &self.book.registration.id)
+            .field("len", &self.book.count)
+            .field("high", &self.book.high)
             .finish()
     }
 }

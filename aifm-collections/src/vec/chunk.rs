@@ -390,11 +390,12 @@ impl<T: FarData> ChunkTable<T> {
     ) -> (Edit<'a, T>, Edit<'a, T>) {
         assert_ne!(a, b, "two edits of one chunk");
         fn both<'a, X: FarData>(
-            arena: &'a SlotArena<X>,
+            arena: &'a mut SlotArena<X>,
             a: usize,
             b: usize,
             scope: &'a Scope,
         ) -> (&'a mut X, &'a mut X) {
+            let arena: &'a SlotArena<X> = arena;
             let one = |i| {
                 // SAFETY: `a != b`, and `&mut self` of the table excludes every other
                 // reference into the arena, so each object has exactly one reference.
