@@ -209,7 +209,7 @@ impl<B: Backend> Backend for Faulty<B> {
     fn stored_bytes(&self) -> u64 {
         self.inner.stored_bytes()
     }
-    fn replication(&self) -> Option<super::replicated::ReplicatedStats> {
+    fn replication(&self) -> Option<super::ReplicatedStats> {
         self.inner.replication()
     }
 }

@@ -5,7 +5,8 @@
 //! plain object store, present from the start; every other id is created with
 //! [`Backend::construct`] by the data structure that owns it.
 //!
-//! Flavours, one module each (a flavour of several files is a folder with a `mod.rs`):
+//! Flavours; a flavour of several files (a *family*) is a folder with a `mod.rs` whose essay
+//! lists its files:
 //! * [`embedded`]: the in-process far store (the default), optionally with an injected
 //!   per-request latency so tests and examples behave like a network.
 //! * [`faulty`]: a wrapper that can be switched off, for testing failure handling.
@@ -18,11 +19,22 @@
 //!   operations run in the client (`redis::RedisClusterBackend`).
 //!
 //! Shared by the flavours:
-//! * [`sharded`]: what every flavour shares about structures spread over several servers:
-//!   the per-structure [`Placement`] and the key-list wrapping of [`Backend::compute_sharded`];
+//! * [`sharded`]: the per-structure [`Placement`] and the key-list wrapping of
+//!   [`Backend::compute_sharded`];
 //! * `inflight`: [`InFlight`], what the pipelined `begin_*` forms return;
+//! * `env`: how the builders read numbers from `AIFM_*` variables;
 //! * `connect`: [`connect`] and its variants, from an address string (`AIFM_SERVER`) to the
 //!   flavour it names.
+//!
+//! # Which module may use which
+//!
+//! The engine ([`crate::engine`]) uses nothing here: the plain object store's id and device
+//! name are the engine's ([`OBJECT_STORE`], re-exported here). This file (the trait and
+//! [`ReplicatedStats`]), `inflight`, `sharded` and `env` use no flavour. A flavour uses those
+//! and the engine, never another flavour (a wrapper such as `replicated` holds its servers as
+//! `dyn Backend`; tests wrap embedded stores in `faulty`); only `connect` names the
+//! flavours, to build the one an address asks for.
+//! The `pub use` lines below re-export, they are not uses.
 //!
 //! This file holds the [`Backend`] trait itself and its forwarding impl for `Arc<B>`.
 //! Batched forms have default implementations that loop; a networked backend overrides them to
@@ -30,6 +42,7 @@
 
 mod connect;
 pub mod embedded;
+mod env;
 pub mod faulty;
 mod inflight;
 #[cfg(feature = "redis")]
@@ -40,17 +53,14 @@ pub mod tcp;
 
 use crate::error::Result;
 
+/// Defined by the engine, which creates the store in every namespace; re-exported here
+/// because every backend user names it.
+pub use crate::engine::{OBJECT_STORE, OBJECT_STORE_DEVICE};
 pub(crate) use connect::connect_servers;
 pub use connect::{connect, connect_erasure, connect_replicated, parse_erasure};
 pub use embedded::EmbeddedBackend;
 pub use inflight::{ComputeInFlight, InFlight, ManyInFlight, ReadInFlight};
 pub use sharded::Placement;
-
-/// The structure id of the runtime's plain object store (always present).
-pub const OBJECT_STORE: u32 = 0;
-
-/// The device type name of the plain object store.
-pub const OBJECT_STORE_DEVICE: &str = "aifm.object-store";
 
 /// A far-memory store: objects by `(structure, key)`, plus remote-device calls.
 ///
@@ -332,7 +342,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The state of the servers behind a backend that spans several (`None` for one).
     /// [`crate::Runtime::stats`] reports it.
-    fn replication(&self) -> Option<replicated::ReplicatedStats> {
+    fn replication(&self) -> Option<ReplicatedStats> {
         None
     }
 }
@@ -428,7 +438,44 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     fn stored_bytes(&self) -> u64 {
         (**self).stored_bytes()
     }
-    fn replication(&self) -> Option<replicated::ReplicatedStats> {
+    fn replication(&self) -> Option<ReplicatedStats> {
         (**self).replication()
     }
+}
+
+/// Counters of a backend that spans several servers ([`replicated::ReplicatedBackend`]),
+/// as [`Backend::replication`] reports them.
+///
+/// `live + rebuilding + dead` is the number of servers.
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::backend::ReplicatedStats;
+/// let s = ReplicatedStats::default();
+/// assert_eq!(s.live + s.rebuilding + s.dead, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicatedStats {
+    /// Servers in full use (reads and writes).
+    pub live: usize,
+    /// Replacement servers still being rebuilt: they take writes, not reads.
+    pub rebuilding: usize,
+    /// Servers marked dead after a `Disconnected` or `Timeout` (or a failed rebuild).
+    pub dead: usize,
+    /// Reads answered while at least one member of the object's replica set (or, when
+    /// erasure-coded, of its data fragment holders) was dead or still being rebuilt, or
+    /// failed during the read.
+    pub degraded_reads: u64,
+    /// Requests that failed on one server and were retried on another replica.
+    pub failovers: u64,
+    /// Replacement servers installed with [`replicated::ReplicatedBackend::replace_server`].
+    pub replaced: u64,
+    /// Objects copied to replacement servers so far.
+    pub rebuilt_objects: u64,
+    /// Bytes (values, or fragments when the object store is erasure-coded) copied to
+    /// replacement servers so far.
+    pub rebuilt_bytes: u64,
+    /// Objects a rebuild could not copy because no live server held them any more.
+    pub unrecoverable_objects: u64,
 }

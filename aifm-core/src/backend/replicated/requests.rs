@@ -7,8 +7,8 @@
 //! awaited (pipelined on the calling thread, no helper threads). Mutations hold the rebuild
 //! gate shared, so a replacement's rebuild batch never interleaves with them.
 
+use super::shards::{run_sharded, ShardTargets};
 use super::{is_failure, Member, ReplicatedBackend, ReplicatedStats, State};
-use crate::backend::sharded::{run_sharded, ShardTargets};
 use crate::backend::{Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, OBJECT_STORE};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
