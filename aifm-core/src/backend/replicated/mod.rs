@@ -142,6 +142,7 @@ mod shards;
 mod tests;
 
 use membership::is_failure;
+pub use placement::ReplicaSet;
 use placement::mix;
 use requests::LiveReads;
 

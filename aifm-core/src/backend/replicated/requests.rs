@@ -8,7 +8,7 @@
 //! gate shared, so a replacement's rebuild batch never interleaves with them.
 
 use super::shards::{run_sharded, ShardTargets};
-use super::{is_failure, Member, ReplicatedBackend, ReplicatedStats, State};
+use super::{is_failure, Member, ReplicaSet, ReplicatedBackend, ReplicatedStats, State};
 use crate::backend::{
     Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, ReadInFlight, OBJECT_STORE,
 };
@@ -27,7 +27,7 @@ pub(super) type GroupRead = (Member, Vec<usize>, Result<Vec<Option<Vec<u8>>>>);
 impl ReplicatedBackend {
     /// Groups item indices by server in use (every live or rebuilding member of each item's
     /// set). Fails when an item has no such member.
-    pub(super) fn groups_all(&self, sets: &[Vec<usize>]) -> Result<Vec<(Member, Vec<usize>)>> {
+    pub(super) fn groups_all(&self, sets: &[ReplicaSet]) -> Result<Vec<(Member, Vec<usize>)>> {
         let members: Vec<Member> = (0..self.slots.len()).map(|i| self.member(i)).collect();
         let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (item, set) in sets.iter().enumerate() {
@@ -117,7 +117,7 @@ impl ReplicatedBackend {
         &self,
         ds: u32,
         keys: &[&[u8]],
-        sets: &[Vec<usize>],
+        sets: &[ReplicaSet],
     ) -> Result<(LiveReads, Vec<bool>)> {
         let mut out: Vec<Option<Option<Vec<u8>>>> = vec![None; keys.len()];
         let mut pending: Vec<usize> = (0..keys.len()).collect();

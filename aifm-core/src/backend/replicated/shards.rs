@@ -5,6 +5,7 @@
 //! [`crate::backend::sharded`]).
 
 use super::membership::is_failure;
+use super::ReplicaSet;
 use crate::backend::InFlight;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ pub(super) trait ShardTargets: Sync {
 /// The first answer that is not a failure; `lost` when a key has no live server left.
 pub(super) fn run_sharded<T: ShardTargets>(
     targets: &T,
-    sets: &[Vec<usize>],
+    sets: &[ReplicaSet],
     start: impl Fn(usize, &[usize]) -> InFlight<Vec<Vec<u8>>>,
 ) -> Result<Vec<Vec<u8>>> {
     let mut answers = Vec::new();
