@@ -142,8 +142,8 @@ mod shards;
 mod tests;
 
 use membership::is_failure;
-pub use placement::ReplicaSet;
 use placement::mix;
+pub use placement::ReplicaSet;
 use requests::LiveReads;
 
 /// What a server is used for.
