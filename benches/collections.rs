@@ -410,8 +410,7 @@ fn median_ratio(rounds: usize, mut std: impl FnMut(), mut rem: impl FnMut()) -> 
             t.elapsed().as_secs_f64() / s
         })
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    ratios[rounds / 2]
+    aifm_collections::testing::median(&mut ratios)
 }
 
 /// Interleaved ratios of the map figures (printed; see `median_ratio`).
