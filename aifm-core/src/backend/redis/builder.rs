@@ -254,8 +254,6 @@ fn parse_seeds(addr: &str) -> Result<Vec<String>> {
 /// A random namespace name, from the operating system's random source: two runtimes sharing a
 /// cluster must not pick the same one.
 fn random_namespace() -> Result<String> {
-    let mut bytes = [0u8; 8];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|e| Error::Config(format!("no random namespace for redis: {e}")))?;
+    let bytes = crate::wire::auth::random_bytes();
     Ok(format!("aifm-{:016x}", u64::from_le_bytes(bytes)))
 }
