@@ -1,8 +1,7 @@
 //! Sharded compute on a replicated backend: each key answered once, failover to the next
 //! replica, whole structures on one server.
 
-use crate::backend::faulty::{Faulty, TestServers};
-use crate::backend::replicated::ReplicatedBackend;
+use super::Rig;
 use crate::backend::sharded::decode_shard_input;
 use crate::backend::{Backend, EmbeddedBackend, Placement};
 use crate::engine::{Engine, ObjectStore, Quota, RemoteDevice};
@@ -67,31 +66,14 @@ fn merged(answers: &[Vec<u8>]) -> (u64, u64) {
     })
 }
 
-struct Rig {
-    far: ReplicatedBackend,
-    faults: Vec<Arc<Faulty<Arc<EmbeddedBackend>>>>,
-    stores: Vec<Arc<EmbeddedBackend>>,
-}
-
 fn rig(n: usize, replicas: usize, placement: Placement) -> Rig {
     register();
-    let TestServers {
-        servers,
-        faults,
-        stores,
-    } = TestServers::new(n);
-    let far = ReplicatedBackend::new(servers)
-        .unwrap()
-        .with_replicas(replicas);
-    far.construct_placed(3, DEVICE, &[], placement).unwrap();
+    let r = Rig::new(n, |far| far.with_replicas(replicas));
+    r.far.construct_placed(3, DEVICE, &[], placement).unwrap();
     for i in 0..KEYS {
-        far.write(3, &i.to_le_bytes(), &i.to_le_bytes()).unwrap();
+        r.far.write(3, &i.to_le_bytes(), &i.to_le_bytes()).unwrap();
     }
-    Rig {
-        far,
-        faults,
-        stores,
-    }
+    r
 }
 
 const KEYS: u64 = 300;
