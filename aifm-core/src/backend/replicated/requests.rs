@@ -262,16 +262,34 @@ impl ReplicatedBackend {
         }
         let _gate = self.mutation();
         let sets = self.sets(ds, items.iter().map(|(k, _)| k));
-        let groups = self.groups_all(&sets)?;
-        let started: Vec<InFlight<()>> = groups
-            .iter()
-            .map(|(m, idx)| {
-                let batch: Vec<(&[u8], &[u8])> = idx.iter().map(|&i| items[i]).collect();
-                m.server.begin_write_many(ds, &batch)
-            })
-            .collect();
+        self.on_every_set(&sets, |m, idx| {
+            let batch: Vec<(&[u8], &[u8])> = idx.iter().map(|&i| items[i]).collect();
+            m.server.begin_write_many(ds, &batch)
+        })
+    }
+
+    fn remove_many_now(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
+        let _gate = self.mutation();
+        let sets = self.sets(ds, keys.iter());
+        self.on_every_set(&sets, |m, idx| {
+            let batch: Vec<&[u8]> = idx.iter().map(|&i| keys[i]).collect();
+            m.server.begin_remove_many(ds, &batch)
+        })
+    }
+
+    /// A batched mutation: `start(member, key indices)` sends each live member the keys whose
+    /// sets hold it, every request before the first answer is awaited. A failed member is
+    /// condemned; the batch succeeds when every key was acknowledged by at least one member
+    /// (otherwise: the first device answer that is an error, or the key's loss).
+    fn on_every_set(
+        &self,
+        sets: &[ReplicaSet],
+        start: impl Fn(&Member, &[usize]) -> InFlight<()>,
+    ) -> Result<()> {
+        let groups = self.groups_all(sets)?;
+        let started: Vec<InFlight<()>> = groups.iter().map(|(m, idx)| start(m, idx)).collect();
         let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
-        let mut acked = vec![false; items.len()];
+        let mut acked = vec![false; sets.len()];
         let mut answer = None;
         for ((m, idx), r) in groups.into_iter().zip(results) {
             match r {
@@ -286,38 +304,6 @@ impl ReplicatedBackend {
             return Err(e);
         }
         match acked.iter().position(|a| !a) {
-            Some(i) => Err(self.lost(&sets[i])),
-            None => Ok(()),
-        }
-    }
-
-    fn remove_many_now(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
-        let _gate = self.mutation();
-        let sets = self.sets(ds, keys.iter());
-        let groups = self.groups_all(&sets)?;
-        let started: Vec<InFlight<()>> = groups
-            .iter()
-            .map(|(m, idx)| {
-                let batch: Vec<&[u8]> = idx.iter().map(|&i| keys[i]).collect();
-                m.server.begin_remove_many(ds, &batch)
-            })
-            .collect();
-        let results: Vec<_> = started.into_iter().map(InFlight::wait).collect();
-        let mut done = vec![false; keys.len()];
-        let mut answer = None;
-        for ((m, idx), r) in groups.into_iter().zip(results) {
-            match r {
-                Ok(()) => idx.into_iter().for_each(|i| done[i] = true),
-                Err(e) if is_failure(&e) => self.condemn(&m, e),
-                Err(e) => {
-                    answer.get_or_insert(e);
-                }
-            }
-        }
-        if let Some(e) = answer {
-            return Err(e);
-        }
-        match done.iter().position(|d| !d) {
             Some(i) => Err(self.lost(&sets[i])),
             None => Ok(()),
         }
