@@ -41,16 +41,10 @@ const PAIRS: u64 = 400_000;
 /// Lookups per iteration.
 const BATCH: usize = 1024;
 
+/// `n` numbers below `modulo` from the project's seeded stream.
 fn xorshift(seed: u64, n: usize, modulo: u64) -> Vec<u64> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % modulo
-        })
-        .collect()
+    let mut x = aifm_collections::testing::XorShift::new(seed | 1);
+    (0..n).map(|_| x.next_u64() % modulo).collect()
 }
 
 fn runtimes() -> [(&'static str, Runtime); 2] {
@@ -410,8 +404,7 @@ fn median_ratio(rounds: usize, mut std: impl FnMut(), mut rem: impl FnMut()) -> 
             t.elapsed().as_secs_f64() / s
         })
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    ratios[rounds / 2]
+    aifm_collections::testing::median(&mut ratios)
 }
 
 /// Interleaved ratios of the map figures (printed; see `median_ratio`).

@@ -17,6 +17,7 @@
 use aifm::collections::RemVec;
 use aifm::prefetch::Prefetcher;
 use aifm::{RemBox, Runtime, Scope};
+use aifm_collections::testing::median;
 use aifm_server::{Config, RunningServer, Server};
 use std::future::Future;
 use std::hint::black_box;
@@ -38,11 +39,6 @@ fn runtime(server: &RunningServer, local: usize) -> Runtime {
         .server(server.addr().to_string())
         .build()
         .unwrap()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 fn xorshift(x: &mut u64) -> u64 {
@@ -73,7 +69,7 @@ fn scan(server: &RunningServer, mib: usize, repeats: usize) -> (f64, f64, aifm::
         black_box(far.iter_nt().fold(0u64, |a, x| a.wrapping_add(x)));
         t_far.push(n as f64 / t.elapsed().as_secs_f64());
     }
-    (median(t_local), median(t_far), rt.stats())
+    (median(&mut t_local), median(&mut t_far), rt.stats())
 }
 
 fn first(v: &[u64; 8]) -> u64 {
@@ -209,9 +205,9 @@ fn main() {
     let mut base = 0.0;
     for inflight in [1, 8, 64] {
         let r = median(
-            (0..repeats)
+            &mut (0..repeats)
                 .map(|_| random_reads(&server, objects, inflight, secs))
-                .collect(),
+                .collect::<Vec<_>>(),
         );
         if inflight == 1 {
             base = r;

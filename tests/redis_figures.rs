@@ -21,9 +21,9 @@ const OBJECTS: u64 = 4096;
 const SIZE: usize = 4096;
 const BATCH: usize = 64;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort_unstable();
-    v[v.len() / 2]
+fn median(v: Vec<Duration>) -> Duration {
+    let mut secs: Vec<f64> = v.iter().map(Duration::as_secs_f64).collect();
+    Duration::from_secs_f64(aifm_collections::testing::median(&mut secs))
 }
 
 /// (median fetch latency, write-back MiB/s, median single-write latency)

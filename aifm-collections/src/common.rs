@@ -3,8 +3,6 @@
 
 use aifm_core::Error;
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Default bytes of elements in one chunk (one remote object).
 ///
@@ -91,14 +89,9 @@ impl<T> fmt::Display for Rejected<T> {
 
 impl<T> std::error::Error for Rejected<T> {}
 
-/// A fresh 128-bit capability token: a per-process random seed mixed with a counter.
+/// A fresh 128-bit capability token, from the operating system's random source.
 pub(crate) fn new_token() -> u128 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let s = RandomState::new();
-    let hi = s.hash_one((n, 0x5eed_u32, std::process::id()));
-    let lo = s.hash_one((n, 0xface_u32, &COUNTER as *const _ as usize));
-    ((hi as u128) << 64) | lo as u128
+    u128::from_le_bytes(aifm_core::wire::auth::random_bytes())
 }
 
 /// Panics with a core error (the panicking twin of a `try_*` method).

@@ -155,25 +155,23 @@ impl<T> std::fmt::Debug for PodWitness<T> {
     }
 }
 
+/// The crate behind [`Pod`], re-exported so a program can derive it without a dependency of
+/// its own (`#[bytemuck(crate = "aifm_core::codec::bytemuck")]`, see
+/// [`far_data_pod!`](crate::far_data_pod)).
+pub use bytemuck;
+
 /// Types whose every bit pattern is a valid value and which hold no pointers or padding, so
-/// their raw bytes are their encoding.
-///
-/// # Safety
-/// Implementors must be `Copy`, contain no padding bytes, no pointers or references, and accept
-/// any bit pattern of their size as a valid value (as `bytemuck::Pod` demands).
-pub unsafe trait Pod: Copy + Send + Sync + 'static {}
+/// their raw bytes are their encoding: `bytemuck`'s [`Pod`](bytemuck::Pod) (whose derive
+/// checks the layout at compile time) for types that may cross threads. Implemented for every
+/// such type; there is nothing to implement by hand.
+pub trait Pod: bytemuck::Pod + Send + Sync {}
+
+impl<T: bytemuck::Pod + Send + Sync> Pod for T {}
 
 macro_rules! pod_primitives {
-    ($($t:ty),*) => { $(
-        // SAFETY: primitive integers and floats are padding-free and accept any bit pattern.
-        unsafe impl Pod for $t {}
-        $crate::far_data_pod!(@impl $t);
-    )* };
+    ($($t:ty),*) => { $( $crate::far_data_pod!(@impl $t); )* };
 }
 pod_primitives!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
-
-// SAFETY: an array of padding-free, any-bit-pattern elements is padding-free and any-bit-pattern.
-unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
 
 impl<T: Pod, const N: usize> FarData for [T; N] {
     const POD: Option<PodWitness<Self>> = Some(PodWitness::new());
@@ -196,11 +194,7 @@ impl<T: Pod, const N: usize> FarData for [T; N] {
 /// assert_eq!(b, 7u32.to_ne_bytes());
 /// ```
 pub fn encode_pod<T: Pod>(value: &T, out: &mut Vec<u8>) {
-    // SAFETY: `T: Pod` has no padding, so all `size_of::<T>()` bytes are initialised.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(value as *const T as *const u8, std::mem::size_of::<T>())
-    };
-    out.extend_from_slice(bytes);
+    out.extend_from_slice(bytemuck::bytes_of(value));
 }
 
 /// Appends the raw bytes of a slice of plain data.
@@ -213,14 +207,10 @@ pub fn encode_pod<T: Pod>(value: &T, out: &mut Vec<u8>) {
 /// assert_eq!(b.len(), 4);
 /// ```
 pub fn encode_pod_slice<T: Pod>(items: &[T], out: &mut Vec<u8>) {
-    // SAFETY: `T: Pod` has no padding, so every byte of the slice is initialised.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(items.as_ptr() as *const u8, std::mem::size_of_val(items))
-    };
-    out.extend_from_slice(bytes);
+    out.extend_from_slice(bytemuck::cast_slice(items));
 }
 
-/// Reads a vector of plain data back from its raw bytes.
+/// Reads a vector of plain data back from its raw bytes (whatever their alignment).
 ///
 /// # Errors
 /// [`Error::Codec`] when the length is not a multiple of the element size.
@@ -240,17 +230,9 @@ pub fn decode_pod_vec<T: Pod>(bytes: &[u8]) -> Result<Vec<T>> {
             bytes.len()
         )));
     }
-    let n = bytes.len() / size;
-    let mut v = Vec::<T>::with_capacity(n);
-    // SAFETY: the vector has room for n items, which `T: Pod` lets us fill from any bytes;
-    // the copy is bytewise, so alignment of `bytes` does not matter.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            bytes.as_ptr(),
-            v.as_mut_ptr() as *mut u8,
-            n * std::mem::size_of::<T>(),
-        );
-        v.set_len(n);
+    let mut v = vec![<T as bytemuck::Zeroable>::zeroed(); bytes.len() / size];
+    if std::mem::size_of::<T>() > 0 {
+        bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(bytes);
     }
     Ok(v)
 }
@@ -275,20 +257,20 @@ pub fn decode_pod<T: Pod>(bytes: &[u8]) -> Result<T> {
             bytes.len()
         )));
     }
-    // SAFETY: the length matches and `T: Pod` accepts any bit pattern; the read is unaligned.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+    Ok(bytemuck::pod_read_unaligned(bytes))
 }
 
-/// Declares `FarData` for plain-data types by raw bytes, after an `unsafe impl Pod`.
+/// Declares `FarData` for plain-data types by raw bytes; the type must be [`Pod`], which
+/// `bytemuck`'s derive gives a `#[repr(C)]` struct after checking it has no padding.
 ///
 /// # Examples
 ///
 /// ```
-/// #[derive(Clone, Copy, Debug, PartialEq)]
+/// use aifm_core::codec::bytemuck;
+/// #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[bytemuck(crate = "aifm_core::codec::bytemuck")]
 /// #[repr(C)]
 /// struct Point { x: f64, y: f64 }
-/// // SAFETY: two f64s, no padding, any bit pattern is a valid Point.
-/// unsafe impl aifm_core::Pod for Point {}
 /// aifm_core::far_data_pod!(Point);
 ///
 /// use aifm_core::FarData;

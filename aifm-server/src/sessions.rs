@@ -14,7 +14,6 @@
 use aifm_core::engine::{Engine, Namespace};
 use aifm_core::wire::{auth, ResumeTicket, SessionId};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,24 +55,9 @@ pub(crate) struct Sessions {
     map: Mutex<HashMap<SessionId, Entry>>,
 }
 
-/// `N` random bytes from the operating system.
-pub(crate) fn random<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    if getrandom::getrandom(&mut out).is_err() {
-        // No OS randomness (never on Linux): fall back to std's randomly keyed hasher.
-        let s = RandomState::new();
-        let t = Instant::now();
-        for (i, chunk) in out.chunks_mut(8).enumerate() {
-            let word = s.hash_one((t, i)).to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-    out
-}
-
 /// A fresh, unguessable session id.
 fn new_id() -> SessionId {
-    SessionId(random())
+    SessionId(auth::random_bytes())
 }
 
 impl Sessions {
@@ -126,7 +110,7 @@ impl Sessions {
         }
         let ticket = ResumeTicket {
             session: id,
-            secret: random(),
+            secret: auth::random_bytes(),
         };
         let ns = Arc::new(engine.namespace(quota));
         map.insert(

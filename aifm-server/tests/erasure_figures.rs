@@ -10,9 +10,10 @@
 
 mod common;
 
+use aifm_collections::testing::median;
 use aifm_core::backend::replicated::ReplicatedBackend;
 use aifm_core::backend::{Backend, OBJECT_STORE};
-use common::figures::{fetch_latencies, median, quantile, write_objects, OBJ};
+use common::figures::{fetch_latencies, quantile, write_objects, OBJ};
 use common::ServerProc;
 use std::time::Instant;
 
@@ -81,7 +82,7 @@ fn erasure_figures() {
                 measure(&far, &mut servers)
             })
             .collect();
-        let pick = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        let pick = |f: fn(&Run) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
         println!(
             "{name:>14}: stored {:.3} bytes per byte, write-back {:.0} MB/s, fetch median {:.1} us, p99 {:.1} us; one server dead: median {:.1} us, p99 {:.1} us",
             pick(|r| r.ratio),
@@ -125,7 +126,7 @@ fn erasure_rebuild_figures() {
             (objects, bytes) = (s.rebuilt_objects, s.rebuilt_bytes);
             assert_eq!(s.unrecoverable_objects, 0);
         }
-        let secs = median(secs);
+        let secs = median(&mut secs);
         println!(
             "{name:>14}: rebuilt {objects} objects ({:.1} MiB written to the replacement) in {secs:.2} s = {:.0} objects/s",
             bytes as f64 / (1 << 20) as f64,

@@ -5,6 +5,7 @@
 
 mod common;
 
+use aifm_collections::testing::XorShift;
 use aifm_collections::vec::{AggValue, Aggregate};
 use aifm_collections::{Exec, RemVec};
 use aifm_core::backend::replicated::ReplicatedBackend;
@@ -19,18 +20,6 @@ const N: usize = 768 << 10;
 /// Length of the random index vector of the gather.
 const PICKS: usize = 50_000;
 
-/// A deterministic stream (xorshift), so a failure is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// The data and every answer computed on a plain `Vec`.
 struct Model {
     values: Vec<i64>,
@@ -40,12 +29,12 @@ struct Model {
 
 impl Model {
     fn new() -> Model {
-        let mut rng = Rng(0x5712_1bed);
+        let mut rng = XorShift::new(0x5712_1bed);
         let values: Vec<i64> = (0..N)
-            .map(|_| (rng.next() % 2_000_001) as i64 - 1_000_000)
+            .map(|_| (rng.next_u64() % 2_000_001) as i64 - 1_000_000)
             .collect();
-        let keys: Vec<u8> = (0..N).map(|_| (rng.next() % 7) as u8).collect();
-        let picks: Vec<u64> = (0..PICKS).map(|_| rng.next() % N as u64).collect();
+        let keys: Vec<u8> = (0..N).map(|_| (rng.next_u64() % 7) as u8).collect();
+        let picks: Vec<u64> = (0..PICKS).map(|_| rng.next_u64() % N as u64).collect();
         Model {
             values,
             keys,

@@ -389,7 +389,10 @@ impl RuntimeBuilder {
     }
 }
 
-/// Parses `"64MiB"`, `"2GiB"`, `"512M"`, `"8G"`, `"4096"` or `"16KiB"` into bytes.
+/// Parses a size: `"64MiB"`, `"2GiB"`, `"16KiB"`, `"1.5GiB"` or plain bytes (`"4096"`), read
+/// by the `bytesize` crate. Decimal units spelled out (`"512MB"`, `"8GB"`) are powers of 1000;
+/// a bare letter (`"512M"`, `"8G"`, `"16k"`) means the binary unit, as memory limits are
+/// usually written.
 ///
 /// # Examples
 ///
@@ -397,21 +400,17 @@ impl RuntimeBuilder {
 /// use aifm_core::runtime::parse_size;
 /// assert_eq!(parse_size("64MiB"), Some(64 << 20));
 /// assert_eq!(parse_size("8G"), Some(8 << 30));
+/// assert_eq!(parse_size("8GB"), Some(8_000_000_000));
 /// assert_eq!(parse_size("4096"), Some(4096));
 /// assert_eq!(parse_size("lots"), None);
 /// ```
 pub fn parse_size(s: &str) -> Option<usize> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: usize = num.parse().ok()?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return None,
+    let bare_letter = s.ends_with(|c: char| "kKmMgGtT".contains(c));
+    let parsed = if bare_letter {
+        format!("{s}iB").parse::<bytesize::ByteSize>()
+    } else {
+        s.parse::<bytesize::ByteSize>()
     };
-    n.checked_mul(1usize << shift)
+    usize::try_from(parsed.ok()?.as_u64()).ok()
 }

@@ -12,11 +12,38 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::hash::{BuildHasher, RandomState};
+use std::time::Instant;
 
 /// Domain separation for the proof, so the token's MAC is never valid for another purpose.
 pub const CONTEXT: &[u8] = b"aifm-rs wire v1 login";
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// `N` random bytes from the operating system (`getrandom`): the one source of unguessable
+/// values in the project (nonces, session ids and secrets, namespace names, capability
+/// tokens). Should the OS refuse (never on Linux), std's randomly keyed hasher stands in,
+/// mixed with the time.
+///
+/// # Examples
+///
+/// ```
+/// let a: [u8; 16] = aifm_core::wire::auth::random_bytes();
+/// let b: [u8; 16] = aifm_core::wire::auth::random_bytes();
+/// assert_ne!(a, b);
+/// ```
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    if getrandom::getrandom(&mut out).is_err() {
+        let s = RandomState::new();
+        let t = Instant::now();
+        for (i, chunk) in out.chunks_mut(8).enumerate() {
+            let word = s.hash_one((t, i)).to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+    }
+    out
+}
 
 fn mac(token: &[u8], nonce: &[u8; 32]) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail.

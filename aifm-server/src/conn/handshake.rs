@@ -35,7 +35,7 @@ impl Conn<'_> {
         let nonce = shared
             .token
             .as_ref()
-            .map(|_| crate::sessions::random::<32>());
+            .map(|_| aifm_core::wire::auth::random_bytes::<32>());
         self.send(&ServerMsg::Challenge(Challenge {
             version: wire::VERSION,
             nonce,

@@ -50,9 +50,3 @@ pub fn quantile(sorted: &[f64], p: f64) -> f64 {
         .copied()
         .unwrap_or(0.0)
 }
-
-/// The median of `xs`.
-pub fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    quantile(&xs, 0.5)
-}

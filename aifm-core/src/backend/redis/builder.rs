@@ -82,10 +82,10 @@ impl RedisClusterBuilder {
         if let Ok(ns) = std::env::var("AIFM_REDIS_NAMESPACE") {
             b = b.namespace(&ns);
         }
-        if let Some(n) = crate::backend::tcp::env_number("AIFM_REDIS_ACKS")? {
+        if let Some(n) = crate::backend::env::env_number("AIFM_REDIS_ACKS")? {
             b = b.replica_acks(n as usize);
         }
-        if let Some(ms) = crate::backend::tcp::env_number("AIFM_REDIS_DEADLINE_MS")? {
+        if let Some(ms) = crate::backend::env::env_number("AIFM_REDIS_DEADLINE_MS")? {
             b = b.failover_deadline(Duration::from_millis(ms));
         }
         Ok(b)
@@ -254,8 +254,6 @@ fn parse_seeds(addr: &str) -> Result<Vec<String>> {
 /// A random namespace name, from the operating system's random source: two runtimes sharing a
 /// cluster must not pick the same one.
 fn random_namespace() -> Result<String> {
-    let mut bytes = [0u8; 8];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|e| Error::Config(format!("no random namespace for redis: {e}")))?;
+    let bytes = crate::wire::auth::random_bytes();
     Ok(format!("aifm-{:016x}", u64::from_le_bytes(bytes)))
 }

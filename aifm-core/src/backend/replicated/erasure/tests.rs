@@ -2,33 +2,14 @@
 //! rebuilds, and the runtime over it.
 
 use super::super::fragment::HEADER;
+use super::super::tests::Rig;
 use super::*;
-use crate::backend::faulty::{Faulty, TestServers};
 use crate::backend::EmbeddedBackend;
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Rig {
-    far: Arc<ReplicatedBackend>,
-    faults: Vec<Arc<Faulty<Arc<EmbeddedBackend>>>>,
-    stores: Vec<Arc<EmbeddedBackend>>,
-}
-
 fn rig(n: usize, k: usize, m: usize) -> Rig {
-    let TestServers {
-        servers,
-        faults,
-        stores,
-    } = TestServers::new(n);
-    let far = ReplicatedBackend::new(servers)
-        .unwrap()
-        .with_erasure(k, m)
-        .unwrap();
-    Rig {
-        far: Arc::new(far),
-        faults,
-        stores,
-    }
+    Rig::new(n, |far| far.with_erasure(k, m).unwrap())
 }
 
 fn key(i: u32) -> Vec<u8> {
@@ -415,24 +396,8 @@ fn other_structures_keep_whole_replicas() {
 
 #[test]
 fn a_runtime_over_erasure_coding_survives_a_death() {
-    use crate::RemBox;
     let r = rig(3, 2, 1);
-    let rt = crate::Runtime::builder()
-        .local_memory(2 << 20)
-        .backend(r.far.clone())
-        .build()
-        .unwrap();
-    let boxes: Vec<RemBox<[u64; 64]>> =
-        (0..2000u64).map(|i| RemBox::new_in([i; 64], &rt)).collect();
-    rt.evacuate_now();
-    assert!(rt.stats().write_backs > 0);
-    r.faults[2].set_down(true);
-    let mut scope = crate::Scope::new();
-    for (i, b) in boxes.iter().enumerate() {
-        assert!(b.deref(&scope).iter().all(|&x| x == i as u64), "object {i}");
-        scope.renew();
-    }
-    drop(scope);
+    let _rt = r.runtime_survives_a_death(2);
     assert_eq!(r.far.stats().dead, 1);
     assert!(r.far.stats().degraded_reads > 0);
 }

@@ -2,6 +2,7 @@
 //! `rebuild`.
 
 mod rebuild;
+mod sharded;
 
 use super::*;
 use crate::backend::faulty::{Faulty, TestServers};
@@ -9,26 +10,58 @@ use crate::backend::EmbeddedBackend;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The servers (switchable, counting requests) and direct views of each store.
-struct Rig {
-    far: ReplicatedBackend,
-    faults: Vec<Arc<Faulty<Arc<EmbeddedBackend>>>>,
-    stores: Vec<Arc<EmbeddedBackend>>,
+/// The fixture of every test of this backend (replication, sharded computes, rebuilds,
+/// erasure coding): the servers (switchable, counting requests), the backend over them, and
+/// direct views of each store.
+pub(super) struct Rig {
+    pub(super) far: Arc<ReplicatedBackend>,
+    pub(super) faults: Vec<Arc<Faulty<Arc<EmbeddedBackend>>>>,
+    pub(super) stores: Vec<Arc<EmbeddedBackend>>,
+}
+
+impl Rig {
+    /// `n` fresh servers under a [`ReplicatedBackend`] that `setup` finishes configuring.
+    pub(super) fn new(n: usize, setup: impl FnOnce(ReplicatedBackend) -> ReplicatedBackend) -> Rig {
+        let TestServers {
+            servers,
+            faults,
+            stores,
+        } = TestServers::new(n);
+        Rig {
+            far: Arc::new(setup(ReplicatedBackend::new(servers).unwrap())),
+            faults,
+            stores,
+        }
+    }
+
+    /// A runtime over this backend with 2000 objects written back, then server `down`
+    /// switched off: every object must still read back. The runtime is returned for the
+    /// caller's own checks.
+    pub(super) fn runtime_survives_a_death(&self, down: usize) -> crate::Runtime {
+        use crate::RemBox;
+        let rt = crate::Runtime::builder()
+            .local_memory(2 << 20)
+            .backend(self.far.clone())
+            .build()
+            .unwrap();
+        let boxes: Vec<RemBox<[u64; 64]>> =
+            (0..2000u64).map(|i| RemBox::new_in([i; 64], &rt)).collect();
+        rt.evacuate_now();
+        assert!(rt.stats().write_backs > 0);
+        self.faults[down].set_down(true);
+        let mut scope = crate::Scope::new();
+        for (i, b) in boxes.iter().enumerate() {
+            assert!(b.deref(&scope).iter().all(|&x| x == i as u64), "object {i}");
+            scope.renew();
+        }
+        drop(scope);
+        drop(boxes);
+        rt
+    }
 }
 
 fn rig(n: usize, replicas: usize) -> Rig {
-    let TestServers {
-        servers,
-        faults,
-        stores,
-    } = TestServers::new(n);
-    Rig {
-        far: ReplicatedBackend::new(servers)
-            .unwrap()
-            .with_replicas(replicas),
-        faults,
-        stores,
-    }
+    Rig::new(n, |far| far.with_replicas(replicas))
 }
 
 fn key(i: u32) -> Vec<u8> {
@@ -224,25 +257,9 @@ fn structures_live_whole_on_their_replica_set() {
 
 #[test]
 fn runtime_over_replicas_survives_a_death() {
-    use crate::RemBox;
     let r = rig(3, 2);
-    let far = Arc::new(r.far);
-    let rt = crate::Runtime::builder()
-        .local_memory(2 << 20)
-        .backend(far.clone())
-        .build()
-        .unwrap();
-    let boxes: Vec<RemBox<[u64; 64]>> =
-        (0..2000u64).map(|i| RemBox::new_in([i; 64], &rt)).collect();
-    rt.evacuate_now();
-    assert!(rt.stats().write_backs > 0);
-    r.faults[0].set_down(true);
-    let mut scope = crate::Scope::new();
-    for (i, b) in boxes.iter().enumerate() {
-        assert!(b.deref(&scope).iter().all(|&x| x == i as u64), "object {i}");
-        scope.renew();
-    }
-    drop(scope);
+    let far = r.far.clone();
+    let rt = r.runtime_survives_a_death(0);
     assert_eq!(far.stats().dead, 1);
     // The runtime reports it too.
     let servers = rt

@@ -27,7 +27,7 @@ fn contents(store: &EmbeddedBackend, ds: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
 fn rebuild_copies_exactly_the_objects_placed_on_the_index() {
     let r = rig(3, 2);
     let victim = r.far.placement(5, b"")[0]; // holds structure 5 too
-    let far = Arc::new(r.far);
+    let far = r.far.clone();
     far.construct(5, crate::backend::OBJECT_STORE_DEVICE, &[])
         .unwrap();
     far.construct(6, crate::backend::OBJECT_STORE_DEVICE, &[])
@@ -91,7 +91,7 @@ fn rebuild_copies_exactly_the_objects_placed_on_the_index() {
 #[test]
 fn only_a_dead_server_can_be_replaced() {
     let r = rig(3, 2);
-    let far = Arc::new(r.far);
+    let far = r.far.clone();
     let e = far
         .replace_server(1, Box::new(EmbeddedBackend::new()))
         .unwrap_err();
@@ -145,7 +145,7 @@ fn only_a_dead_server_can_be_replaced() {
 #[test]
 fn a_rebuilding_replacement_takes_writes_but_not_reads() {
     let r = rig(3, 2);
-    let far = Arc::new(r.far);
+    let far = r.far.clone();
     for i in 0..300 {
         far.write(OBJECT_STORE, &key(i), b"old").unwrap();
     }
@@ -214,7 +214,7 @@ fn a_rebuilding_replacement_takes_writes_but_not_reads() {
 #[test]
 fn a_replacement_that_fails_during_its_rebuild_is_condemned() {
     let r = rig(3, 2);
-    let far = Arc::new(r.far);
+    let far = r.far.clone();
     for i in 0..300 {
         far.write(OBJECT_STORE, &key(i), b"v").unwrap();
     }
@@ -256,7 +256,7 @@ fn concurrent_writers_during_a_rebuild_lose_nothing_and_never_read_stale_values(
     const KEYS: u32 = 3000;
     const WRITERS: u32 = 3;
     let r = rig(3, 2);
-    let far = Arc::new(r.far);
+    let far = r.far.clone();
     for i in 0..KEYS {
         far.write(OBJECT_STORE, &key(i), &0u64.to_le_bytes())
             .unwrap();
@@ -364,7 +364,7 @@ fn a_take_during_the_rebuild_is_not_undone_by_it() {
             Ok(Box::new(Taking(crate::engine::ObjectStore::new(quota))))
         });
     let r = rig(3, 2);
-    let far = Arc::new(r.far);
+    let far = r.far.clone();
     far.construct(4, "test.taking", &[]).unwrap();
     for i in 0..300 {
         far.write(4, &key(i), &key(i + 7)).unwrap();
