@@ -385,6 +385,7 @@ impl RuntimeBuilder {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             prefetch_tx,
             prefetch_queued: AtomicUsize::new(0),
+            link: prefetch::Link::new(),
             heap: Heap::new(region_size, budget_regions, overdraft_regions),
             lanes: (0..lanes)
                 .map(|_| CachePadded::new(Mutex::default()))
@@ -515,6 +516,8 @@ pub(crate) struct Inner {
     pub prefetch_tx: std::sync::mpsc::Sender<prefetch::Task>,
     /// Prefetch tasks queued and not yet taken.
     pub prefetch_queued: AtomicUsize,
+    /// The far-memory link's measured round trip and throughput (prefetch windows).
+    pub link: prefetch::Link,
     /// Freed object-store slots whose far copies still await a batched remove; they are
     /// reused only after it (a slot's index is its far key).
     pub quarantine: Mutex<Vec<NonNull<Slot>>>,
