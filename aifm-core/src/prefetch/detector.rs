@@ -141,7 +141,18 @@ impl Prefetcher {
         self.window.load(Ordering::Relaxed)
     }
 
-    fn reset(&self) {
+    /// Forgets the pattern (after the structure changed shape, say): prefetching starts
+    /// again only after `threshold` equal strides.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = aifm_core::prefetch::Prefetcher::new(1 << 19).with_threshold(2);
+    /// let _ = (p.record(0, 100), p.record(1, 100));
+    /// p.reset();
+    /// assert_eq!(p.record(2, 100).count(), 0);
+    /// ```
+    pub fn reset(&self) {
         self.hits.store(0, Ordering::Relaxed);
         self.frontier.store(NO_WINDOW, Ordering::Relaxed);
     }
