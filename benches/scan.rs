@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench --bench scan             # 256 MiB, medians of 3
 //! cargo bench --bench scan -- --quick  # 64 MiB, one repeat
+//! cargo bench --bench scan -- --quick --profile embedded   # one scan 30 times, for `perf`
 //! ```
 //!
 //! 1. **Raw stream** (the wire's yardstick): a plain TCP sender on loopback writes the
@@ -179,6 +180,19 @@ fn main() {
     let far = filled(&tcp, &data);
     let embedded = Runtime::builder().local_memory(local).build().unwrap();
     let emb = filled(&embedded, &data);
+
+    // `--profile tcp|embedded`: only that store's fold scan, 30 times (to run under `perf`).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        let v = if args.get(i + 1).map(String::as_str) == Some("tcp") {
+            &far
+        } else {
+            &emb
+        };
+        let rates: Vec<f64> = (0..30).map(|_| far_scan(v, How::Fold, expected)).collect();
+        println!("median {}", gbps(median(rates)));
+        return;
+    }
 
     // Interleaved rounds: every figure of a round is taken under the same machine load.
     let hows = [How::Fold, How::Chunks, How::Next];
