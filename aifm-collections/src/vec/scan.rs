@@ -14,7 +14,9 @@
 //!
 //! A chunk that is still remote when the scan reaches it is fetched *before* its scope opens
 //! (outside a scope a fetch may wait for the evacuator to make room; inside one it could only
-//! draw on the overdraft), then read inside a scope of its own.
+//! draw on the overdraft), then read inside a scope of its own. With the in-process store the
+//! scan fetches the next [`SELF_BATCH`] chunks in that one request, so the work of a request
+//! is shared by several chunks.
 //!
 //! [`Chunks`] yields each chunk as a [`ChunkRef`]: the chunk's elements, borrowed in place
 //! (no copy, no clone), together with the scope that keeps them there. The scope lives as
@@ -30,6 +32,9 @@ use std::cell::Cell;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::ops::Deref;
+
+/// Chunks a scan without helper threads fetches per request (the in-process store).
+const SELF_BATCH: usize = 8;
 
 /// The chunks of a vector as a sequential source, with the scan's prefetch window.
 pub(crate) struct Scan<'a, T: FarData> {
@@ -114,9 +119,22 @@ impl<'a, T: FarData> Scan<'a, T> {
         self.ahead_of(c, forward);
         let chunk = &self.chunks[c];
         if !chunk.is_local() && !aifm_core::scope::in_scope() {
+            // Without helper threads (the in-process store), the scan reads a few chunks ahead
+            // itself, in one batch: the per-request work is then shared by several chunks.
             // If the chunk leaves again before the scope opens, the dereference fetches it
             // once more.
-            self.rt.fetch_many(&[chunk.ticket()], self.nt)?;
+            let n = if self.ahead { 1 } else { SELF_BATCH };
+            let run = if forward {
+                &self.chunks[c..(c + n).min(self.chunks.len())]
+            } else {
+                &self.chunks[(c + 1).saturating_sub(n)..=c]
+            };
+            let tickets: Vec<_> = run
+                .iter()
+                .filter(|ch| !ch.is_local())
+                .map(|ch| ch.ticket())
+                .collect();
+            self.rt.fetch_many(&tickets, self.nt)?;
         }
         Ok(())
     }

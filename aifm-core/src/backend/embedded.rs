@@ -116,6 +116,19 @@ impl Backend for EmbeddedBackend {
         self.delay();
         keys.iter().map(|k| self.ns.read(ds, k)).collect()
     }
+    /// Lends each stored object in place: the fetch copies it once, store to heap.
+    fn read_many_with(
+        &self,
+        ds: u32,
+        keys: &[&[u8]],
+        sink: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) -> Result<()> {
+        self.delay();
+        for (i, k) in keys.iter().enumerate() {
+            self.ns.read_with(ds, k, &mut |v| sink(i, v))?;
+        }
+        Ok(())
+    }
     fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
         self.delay();
         items.iter().try_for_each(|(k, v)| self.ns.write(ds, k, v))
