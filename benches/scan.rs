@@ -53,7 +53,7 @@ fn sum_words(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Bytes per second of the raw stream: a sender thread writes `bytes` in `CHUNK` pieces, the
+/// Wall seconds of the raw stream: a sender thread writes `bytes` in `CHUNK` pieces, the
 /// reader reads each piece into one buffer and sums it. The sum is checked.
 fn raw_stream(bytes: &[u8], expected: u64) -> f64 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -80,11 +80,11 @@ fn raw_stream(bytes: &[u8], expected: u64) -> f64 {
         }
         let secs = t.elapsed().as_secs_f64();
         assert_eq!(sum, expected, "raw stream sum");
-        total as f64 / secs
+        secs
     })
 }
 
-/// Bytes per second of the memcpy bound: each `CHUNK` of `data` copied once into a buffer,
+/// Wall seconds of the memcpy bound: each `CHUNK` of `data` copied once into a buffer,
 /// then summed from the buffer.
 fn memcpy_bound(data: &[u64], expected: u64) -> f64 {
     let mut buf = vec![0u64; CHUNK / 8];
@@ -97,7 +97,7 @@ fn memcpy_bound(data: &[u64], expected: u64) -> f64 {
     }
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(sum, expected, "memcpy-bound sum");
-    (data.len() * 8) as f64 / secs
+    secs
 }
 
 /// How a `RemVec` scan reads.
@@ -121,9 +121,8 @@ impl How {
     }
 }
 
-/// Bytes per second of one scan of `v` after evacuating everything that can go.
+/// Wall seconds of one scan of `v` (evacuate first: see `scan`).
 fn far_scan(v: &RemVec<u64>, how: How, expected: u64) -> f64 {
-    v.runtime().evacuate_now();
     let t = Instant::now();
     let sum = match how {
         How::Fold => v.iter_nt().fold(0u64, |a, x| a.wrapping_add(x)),
@@ -140,21 +139,52 @@ fn far_scan(v: &RemVec<u64>, how: How, expected: u64) -> f64 {
     };
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(sum, expected, "far scan sum");
-    (v.len() * 8) as f64 / secs
+    secs
 }
 
-/// CPU time of this process so far, all threads (user + system), from `/proc/self/stat`
-/// (clock ticks of 10 ms: only meaningful over many scans). Under a loaded machine it is a
-/// steadier figure of the work a scan costs than its wall time.
+/// CPU time of this process so far, all threads (user + system), in seconds. On a loaded
+/// machine the CPU a scan costs (its own threads, the runtime's helpers and evacuator, and the
+/// in-process server or sender) is a steadier figure than its wall time.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    // Fields 14 and 15 of the line (utime, stime) are the 12th and 13th after the `)`.
-    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec; the clock id is a constant Linux knows.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    assert_eq!(r, 0, "clock_gettime");
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// A scan's wall rate (bytes/s) and CPU cost (CPU-ns per 4 KiB chunk, all threads).
+#[derive(Clone, Copy)]
+struct Rate {
+    bytes_per_sec: f64,
+    cpu_ns_per_chunk: f64,
+}
+
+/// Runs `f` (which scans `bytes` and returns its wall seconds) and measures it.
+fn measure(bytes: usize, f: impl FnOnce() -> f64) -> Rate {
+    let cpu = cpu_seconds();
+    let secs = f();
+    Rate {
+        bytes_per_sec: bytes as f64 / secs,
+        cpu_ns_per_chunk: (cpu_seconds() - cpu) * 1e9 / (bytes / CHUNK) as f64,
+    }
+}
+
+/// Medians of each figure.
+fn medians(rs: &[Rate]) -> Rate {
+    Rate {
+        bytes_per_sec: median(rs.iter().map(|r| r.bytes_per_sec).collect()),
+        cpu_ns_per_chunk: median(rs.iter().map(|r| r.cpu_ns_per_chunk).collect()),
+    }
+}
+
+/// One scan of `v`, everything that can go evacuated first (not measured).
+fn scan(v: &RemVec<u64>, how: How, expected: u64) -> Rate {
+    v.runtime().evacuate_now();
+    measure(v.len() * 8, || far_scan(v, how, expected))
 }
 
 fn filled(rt: &Runtime, data: &[u64]) -> RemVec<u64> {
@@ -203,64 +233,72 @@ fn main() {
         } else {
             &emb
         };
-        let cpu = cpu_seconds();
-        let rates: Vec<f64> = (0..30).map(|_| far_scan(v, How::Fold, expected)).collect();
-        let chunks = 30.0 * (n * 8 / CHUNK) as f64;
+        let rs: Vec<Rate> = (0..30).map(|_| scan(v, How::Fold, expected)).collect();
+        let r = medians(&rs);
         println!(
-            "median {}, {:.0} ns of CPU (all threads) per 4 KiB chunk",
-            gbps(median(rates)),
-            (cpu_seconds() - cpu) * 1e9 / chunks
+            "median {}, {:.0} CPU-ns (all threads) per 4 KiB chunk",
+            gbps(r.bytes_per_sec),
+            r.cpu_ns_per_chunk
         );
         return;
     }
 
     // Interleaved rounds: every figure of a round is taken under the same machine load.
     let hows = [How::Fold, How::Chunks, How::Next];
+    let total = data.len() * 8;
     let mut raw = Vec::new();
-    let mut tcp_rates: Vec<Vec<f64>> = vec![Vec::new(); hows.len()];
+    let mut tcp_rates: Vec<Vec<Rate>> = vec![Vec::new(); hows.len()];
     let mut copy = Vec::new();
-    let mut emb_rates: Vec<Vec<f64>> = vec![Vec::new(); hows.len()];
+    let mut emb_rates: Vec<Vec<Rate>> = vec![Vec::new(); hows.len()];
     for _ in 0..repeats {
-        raw.push(raw_stream(&bytes, expected));
+        raw.push(measure(total, || raw_stream(&bytes, expected)));
         for (i, &how) in hows.iter().enumerate() {
-            tcp_rates[i].push(far_scan(&far, how, expected));
+            tcp_rates[i].push(scan(&far, how, expected));
         }
-        copy.push(memcpy_bound(&data, expected));
+        copy.push(measure(total, || memcpy_bound(&data, expected)));
         for (i, &how) in hows.iter().enumerate() {
-            emb_rates[i].push(far_scan(&emb, how, expected));
+            emb_rates[i].push(scan(&emb, how, expected));
         }
     }
-    let raw = median(raw);
-    let copy = median(copy);
+    let raw = medians(&raw);
+    let copy = medians(&copy);
 
     println!(
         "# Scans of a {mib} MiB RemVec<u64>, 5 % local ({}, medians of {repeats})\n",
         if quick { "quick" } else { "full" }
     );
-    println!("| scan | rate | yardstick | ratio |");
-    println!("|---|---:|---:|---:|");
-    println!("| raw TCP stream, 4 KiB reads, summed | {} | – | 1.00x |", gbps(raw));
-    for (i, how) in hows.iter().enumerate() {
-        let r = median(tcp_rates[i].clone());
-        println!(
-            "| loopback `aifm-server`, {} | {} | raw stream | **{:.2}x** |",
-            how.name(),
-            gbps(r),
-            r / raw
-        );
-    }
     println!(
-        "| `Vec<u64>`, each 4 KiB chunk copied once, summed | {} | – | 1.00x |",
-        gbps(copy)
+        "Rates are wall time; CPU is the process's CPU time (every thread: the scan, the \
+         runtime's helpers and evacuator, the in-process server or sender) per 4 KiB chunk. \
+         Ratios are speeds relative to the yardstick: by wall time, and by CPU cost (the \
+         yardstick's CPU per chunk over this scan's).\n"
     );
-    for (i, how) in hows.iter().enumerate() {
-        let r = median(emb_rates[i].clone());
+    println!("| scan | rate | CPU per chunk | yardstick | ratio (wall) | ratio (CPU) |");
+    println!("|---|---:|---:|---|---:|---:|");
+    let row = |name: &str, r: Rate, base: Option<(&str, Rate)>| {
+        let (yard, wall, cpu) = match base {
+            Some((y, b)) => (
+                y.to_string(),
+                format!("**{:.2}x**", r.bytes_per_sec / b.bytes_per_sec),
+                format!("{:.2}x", b.cpu_ns_per_chunk / r.cpu_ns_per_chunk),
+            ),
+            None => ("–".into(), "1.00x".into(), "1.00x".into()),
+        };
         println!(
-            "| embedded store, {} | {} | memcpy bound | **{:.2}x** |",
-            how.name(),
-            gbps(r),
-            r / copy
+            "| {name} | {} | {:.0} ns | {yard} | {wall} | {cpu} |",
+            gbps(r.bytes_per_sec),
+            r.cpu_ns_per_chunk
         );
+    };
+    row("raw TCP stream, 4 KiB reads, summed", raw, None);
+    for (i, how) in hows.iter().enumerate() {
+        let name = format!("loopback `aifm-server`, {}", how.name());
+        row(&name, medians(&tcp_rates[i]), Some(("raw stream", raw)));
+    }
+    row("`Vec<u64>`, each 4 KiB chunk copied once, summed", copy, None);
+    for (i, how) in hows.iter().enumerate() {
+        let name = format!("embedded store, {}", how.name());
+        row(&name, medians(&emb_rates[i]), Some(("memcpy bound", copy)));
     }
     println!("\n| runtime | prefetch issued | useful | fetches |");
     println!("|---|---:|---:|---:|");
