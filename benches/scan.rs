@@ -295,7 +295,11 @@ fn main() {
         let name = format!("loopback `aifm-server`, {}", how.name());
         row(&name, medians(&tcp_rates[i]), Some(("raw stream", raw)));
     }
-    row("`Vec<u64>`, each 4 KiB chunk copied once, summed", copy, None);
+    row(
+        "`Vec<u64>`, each 4 KiB chunk copied once, summed",
+        copy,
+        None,
+    );
     for (i, how) in hows.iter().enumerate() {
         let name = format!("embedded store, {}", how.name());
         row(&name, medians(&emb_rates[i]), Some(("memcpy bound", copy)));

@@ -137,14 +137,13 @@ fn scans_racing_with_writers_see_every_element_exactly_once() {
 #[test]
 fn aggregates_and_chunk_walks_agree_with_a_vec_under_a_small_budget() {
     let rt = Runtime::builder().local_memory(2 << 20).build().unwrap();
-    let xs: Vec<u32> = (0..(1u32 << 20)).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+    let xs: Vec<u32> = (0..(1u32 << 20))
+        .map(|i| i.wrapping_mul(2_654_435_761))
+        .collect();
     let v = RemVec::from_iter_in(xs.iter().copied(), &rt);
     rt.evacuate_now();
     let want: u128 = xs.iter().map(|&x| x as u128).sum();
-    assert_eq!(
-        v.try_sum(aifm_collections::Exec::Local).unwrap() as u128,
-        want
-    );
+    assert_eq!(v.try_sum(aifm_collections::Exec::Local).unwrap(), want);
     assert_eq!(v.max(), xs.iter().max().copied());
     let walked: u128 = v
         .chunks_nt()
@@ -190,8 +189,8 @@ impl aifm_core::Backend for Remote {
 
 #[test]
 fn scans_keep_a_measured_window_ahead_in_either_direction() {
-    let backend =
-        aifm_core::backend::EmbeddedBackend::new().with_latency(std::time::Duration::from_micros(50));
+    let backend = aifm_core::backend::EmbeddedBackend::new()
+        .with_latency(std::time::Duration::from_micros(50));
     let rt = Runtime::builder()
         .local_memory(2 << 20)
         .backend(Remote(backend))
@@ -201,8 +200,14 @@ fn scans_keep_a_measured_window_ahead_in_either_direction() {
     let v: RemVec<u64> = RemVec::from_iter_in(0..n, &rt);
     let chunks = v.local_chunks().1 as u64;
     for (name, walk) in [
-        ("forward", Box::new(|| v.chunks_nt().map(|c| c.len()).sum::<usize>()) as Box<dyn Fn() -> usize>),
-        ("backward", Box::new(|| v.chunks_nt().rev().map(|c| c.len()).sum::<usize>())),
+        (
+            "forward",
+            Box::new(|| v.chunks_nt().map(|c| c.len()).sum::<usize>()) as Box<dyn Fn() -> usize>,
+        ),
+        (
+            "backward",
+            Box::new(|| v.chunks_nt().rev().map(|c| c.len()).sum::<usize>()),
+        ),
         ("iter rev", Box::new(|| v.iter_nt().rev().count())),
     ] {
         rt.evacuate_now();

@@ -211,7 +211,13 @@ impl<T: Clone, S: Source<T>> Iterator for Cloned<T, S> {
             if self.front == self.back {
                 return self.bbuf.pop_front();
             }
-            Self::load(&self.src, self.front, true, &mut self.fbuf, &mut self.unloaded);
+            Self::load(
+                &self.src,
+                self.front,
+                true,
+                &mut self.fbuf,
+                &mut self.unloaded,
+            );
             self.front += 1;
         }
     }
@@ -255,7 +261,13 @@ impl<T: Clone, S: Source<T>> DoubleEndedIterator for Cloned<T, S> {
                 return self.fbuf.pop_back();
             }
             self.back -= 1;
-            Self::load(&self.src, self.back, false, &mut self.bbuf, &mut self.unloaded);
+            Self::load(
+                &self.src,
+                self.back,
+                false,
+                &mut self.bbuf,
+                &mut self.unloaded,
+            );
         }
     }
 

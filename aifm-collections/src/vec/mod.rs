@@ -107,8 +107,8 @@ mod traits;
 
 pub use device::DEVICE;
 pub use iter::{Drain, IntoIter, Iter, IterIn};
-pub use scan::{ChunkRef, Chunks};
 pub use ops::{AggValue, Aggregate, GroupKey, NumKind, Numeric};
+pub use scan::{ChunkRef, Chunks};
 
 use crate::common::{chunk_shift, new_token, DEFAULT_CHUNK_BYTES};
 use aifm_core::prefetch::Prefetcher;
@@ -123,7 +123,6 @@ const WROTE: u8 = 2;
 
 /// Chunks visited between scope renewals in long loops (16 chunks of 4 KiB: 64 KiB).
 const RENEW_CHUNKS: usize = 16;
-
 
 /// Output chunks per offloaded gather/copy request.
 const REPLY_CHUNKS: u64 = 256;

@@ -163,7 +163,11 @@ impl<'a, T: FarData> Scan<'a, T> {
     /// Chunk `c` borrowed with a scope of its own. Panics if far memory fails.
     #[track_caller]
     fn open(&self, c: usize, forward: bool) -> ChunkRef<'a, T> {
-        let what = if self.nt { "RemVec::chunks_nt" } else { "RemVec::chunks" };
+        let what = if self.nt {
+            "RemVec::chunks_nt"
+        } else {
+            "RemVec::chunks"
+        };
         if let Err(e) = self.arrive(c, forward) {
             fail(what, e);
         }
@@ -188,7 +192,11 @@ impl<T: FarData> Source<T> for Scan<'_, T> {
 
     #[track_caller]
     fn visit_from(&self, c: usize, forward: bool, f: &mut dyn FnMut(&[T], &[T])) {
-        let what = if self.nt { "RemVec::iter_nt" } else { "RemVec::iter" };
+        let what = if self.nt {
+            "RemVec::iter_nt"
+        } else {
+            "RemVec::iter"
+        };
         if let Err(e) = self.arrive(c, forward) {
             fail(what, e);
         }

@@ -74,8 +74,8 @@ unsafe fn decode_into<T: FarData>(bytes: &[u8], dst: *mut u8) -> Result<()> {
     // SAFETY: the caller passes writable, aligned room for a T, and `MaybeUninit<T>` has
     // T's layout; nothing else refers to the room while we decode.
     let slot = unsafe { &mut *(dst as *mut std::mem::MaybeUninit<T>) };
-    let at = contain(|| T::decode_in_place(bytes, slot).map(|r| r as *mut T))
-        .map_err(to_error)??;
+    let at =
+        contain(|| T::decode_in_place(bytes, slot).map(|r| r as *mut T)).map_err(to_error)??;
     // The slot is initialised only if the reference the decoder handed back is the slot
     // (safe code obtains one there only by writing it); a reference elsewhere leaves it
     // uninitialised, which must not be taken for a value.

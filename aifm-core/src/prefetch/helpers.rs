@@ -1,5 +1,6 @@
 //! Fetch tickets, the prefetch helper threads, and fetch futures.
 
+use super::Link;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
 use crate::heap::{HasVTable, Kind};
@@ -9,7 +10,6 @@ use crate::runtime::{Alloc, Inner, Runtime};
 use crate::stats::Counters;
 use crate::word::REMOTE;
 use crate::{slots, Scope};
-use super::Link;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;

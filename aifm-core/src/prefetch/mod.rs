@@ -47,6 +47,6 @@ mod helpers;
 mod link;
 
 pub use detector::{Plan, Prefetcher};
-pub use link::{Link, DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW};
 pub(crate) use helpers::{spawn_helpers, Task};
 pub use helpers::{FetchFuture, FetchTicket};
+pub use link::{Link, DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW};
