@@ -3,7 +3,9 @@
 //! that far memory accepts only in part leaves no stale copy that a later lookup resurrects.
 
 use aifm_collections::RemHashMap;
-use aifm_core::backend::{Backend, EmbeddedBackend};
+use aifm_core::backend::{
+    Backend, ComputeInFlight, EmbeddedBackend, InFlight, ManyInFlight, Placement, ReadInFlight,
+};
 use aifm_core::{Error, FarData, Result, Runtime};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -46,40 +48,42 @@ impl Backend for Lossy {
     fn name(&self) -> String {
         "lossy".into()
     }
-    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.deliver(self.inner.read(ds, key), |v| v.as_ref().map_or(0, Vec::len))
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
+        InFlight::done(self.deliver(self.inner.read(ds, key), |v| v.as_ref().map_or(0, Vec::len)))
     }
-    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.deliver(self.inner.read_many(ds, keys), |v| {
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
+        InFlight::done(self.deliver(self.inner.read_many(ds, keys), |v| {
             v.iter().flatten().map(Vec::len).sum()
-        })
+        }))
     }
-    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
-        self.inner.write(ds, key, value)
+    fn begin_write(&self, ds: u32, key: &[u8], value: &[u8]) -> InFlight<()> {
+        self.inner.begin_write(ds, key, value)
     }
-    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
         let n = self.accept.load(Ordering::SeqCst);
         for (i, (k, v)) in items.iter().enumerate() {
             if i >= n {
-                return Err(Error::ServerFull {
+                return InFlight::done(Err(Error::ServerFull {
                     needed: v.len() as u64,
-                });
+                }));
             }
-            self.inner.write(ds, k, v)?;
+            if let Err(e) = self.inner.write(ds, k, v) {
+                return InFlight::done(Err(e));
+            }
         }
-        Ok(())
+        InFlight::done(Ok(()))
     }
-    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
-        self.deliver(self.inner.remove(ds, key), |_| 0)
+    fn begin_remove(&self, ds: u32, key: &[u8]) -> InFlight<bool> {
+        InFlight::done(self.deliver(self.inner.remove(ds, key), |_| 0))
     }
-    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
-        self.inner.construct(ds, device, params)
+    fn construct_placed(&self, ds: u32, device: &str, params: &[u8], p: Placement) -> Result<()> {
+        self.inner.construct_placed(ds, device, params, p)
     }
     fn destruct(&self, ds: u32) -> Result<()> {
         self.inner.destruct(ds)
     }
-    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        self.deliver(self.inner.compute(ds, opcode, input), Vec::len)
+    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
+        InFlight::done(self.deliver(self.inner.compute(ds, opcode, input), Vec::len))
     }
     fn stored_bytes(&self) -> u64 {
         self.inner.stored_bytes()

@@ -418,31 +418,21 @@ impl RuntimeBuilder {
     }
 }
 
-/// Parses `"64MiB"`, `"2GiB"`, `"512M"`, `"8G"`, `"4096"` or `"16KiB"` into bytes.
+/// Parses a size as the `bytesize` crate reads one: `"64MiB"`, `"2GiB"`, `"16KiB"` (powers
+/// of 1024), `"512MB"`, `"8G"` (powers of 1000), `"1.5GiB"` or plain bytes (`"4096"`).
 ///
 /// # Examples
 ///
 /// ```
 /// use aifm_core::runtime::parse_size;
 /// assert_eq!(parse_size("64MiB"), Some(64 << 20));
-/// assert_eq!(parse_size("8G"), Some(8 << 30));
+/// assert_eq!(parse_size("8G"), Some(8_000_000_000));
 /// assert_eq!(parse_size("4096"), Some(4096));
 /// assert_eq!(parse_size("lots"), None);
 /// ```
 pub fn parse_size(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: usize = num.parse().ok()?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return None,
-    };
-    n.checked_mul(1usize << shift)
+    let bytes = s.trim().parse::<bytesize::ByteSize>().ok()?.as_u64();
+    usize::try_from(bytes).ok()
 }
 
 /// How an allocation may treat the budget.

@@ -99,7 +99,7 @@ pub struct Stats {
     pub prefetch_dropped: u64,
     /// With several memory servers: how many are live or dead, and the reads served while a
     /// replica was missing (`None` with one server or the embedded store).
-    pub servers: Option<crate::backend::replicated::ReplicatedStats>,
+    pub servers: Option<crate::backend::ReplicatedStats>,
 }
 
 impl Stats {

@@ -796,7 +796,8 @@ fn housekeeper(shared: &Shared, grace: Duration, every: Option<Duration>) {
     }
 }
 
-/// Parses `"30s"`, `"500ms"`, `"250us"`, `"2m"`, `"1h"` or plain seconds (`"5"`).
+/// Parses a duration as the `humantime` crate reads one (`"30s"`, `"500ms"`, `"250us"`,
+/// `"2m"`, `"1h 30m"`), or plain seconds (`"5"`).
 ///
 /// # Examples
 ///
@@ -810,17 +811,10 @@ fn housekeeper(shared: &Shared, grace: Duration, every: Option<Duration>) {
 /// ```
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    Some(match unit.trim() {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "us" | "µs" => Duration::from_micros(n),
-        "m" | "min" => Duration::from_secs(n.checked_mul(60)?),
-        "h" => Duration::from_secs(n.checked_mul(3600)?),
-        _ => return None,
-    })
+    match s.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(s).ok(),
+    }
 }
 
 /// Turns a `--listen` value into `host:port`: a bare host or IP gets [`DEFAULT_PORT`].

@@ -5,7 +5,7 @@
 //! once per request (once per batch for the batched forms), by spinning for short delays and
 //! sleeping for long ones, so tests and examples can feel like a network.
 
-use super::Backend;
+use super::{Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, ReadInFlight};
 use crate::engine::{Engine, Namespace};
 use crate::error::Result;
 use std::time::{Duration, Instant};
@@ -96,25 +96,27 @@ impl EmbeddedBackend {
     }
 }
 
+/// Every request is answered before its `begin_*` form returns ([`InFlight::done`]): the
+/// engine is a function call away.
 impl Backend for EmbeddedBackend {
     fn name(&self) -> String {
         "embedded".into()
     }
-    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
         self.delay();
-        self.ns.read(ds, key)
+        InFlight::done(self.ns.read(ds, key))
     }
-    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
+    fn begin_write(&self, ds: u32, key: &[u8], value: &[u8]) -> InFlight<()> {
         self.delay();
-        self.ns.write(ds, key, value)
+        InFlight::done(self.ns.write(ds, key, value))
     }
-    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
+    fn begin_remove(&self, ds: u32, key: &[u8]) -> InFlight<bool> {
         self.delay();
-        self.ns.remove(ds, key)
+        InFlight::done(self.ns.remove(ds, key))
     }
-    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
         self.delay();
-        keys.iter().map(|k| self.ns.read(ds, k)).collect()
+        InFlight::done(self.ns.compute(ds, opcode, input))
     }
     /// Lends each stored object in place: the fetch copies it once, store to heap.
     fn read_many_with(
@@ -129,16 +131,8 @@ impl Backend for EmbeddedBackend {
         }
         Ok(())
     }
-    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
-        self.delay();
-        items.iter().try_for_each(|(k, v)| self.ns.write(ds, k, v))
-    }
-    fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
-        self.delay();
-        keys.iter()
-            .try_for_each(|k| self.ns.remove(ds, k).map(drop))
-    }
-    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
+    /// One structure lives in one namespace: the placement means nothing here.
+    fn construct_placed(&self, ds: u32, device: &str, params: &[u8], _: Placement) -> Result<()> {
         self.delay();
         self.ns.construct(ds, device, params)
     }
@@ -146,15 +140,29 @@ impl Backend for EmbeddedBackend {
         self.delay();
         self.ns.destruct(ds)
     }
-    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+    fn stored_bytes(&self) -> u64 {
+        self.ns.stored_bytes()
+    }
+    /// One latency for the whole batch.
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
         self.delay();
-        self.ns.compute(ds, opcode, input)
+        InFlight::done(keys.iter().map(|k| self.ns.read(ds, k)).collect())
+    }
+    /// One latency for the whole batch.
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
+        self.delay();
+        InFlight::done(items.iter().try_for_each(|(k, v)| self.ns.write(ds, k, v)))
+    }
+    /// One latency for the whole batch.
+    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> InFlight<()> {
+        self.delay();
+        InFlight::done(
+            keys.iter()
+                .try_for_each(|k| self.ns.remove(ds, k).map(drop)),
+        )
     }
     fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
         self.delay();
         self.ns.keys(ds, None, usize::MAX)
-    }
-    fn stored_bytes(&self) -> u64 {
-        self.ns.stored_bytes()
     }
 }

@@ -2,7 +2,7 @@
 //! goes away: while it is down, every request fails with [`Error::Disconnected`], as a dead
 //! server's would. It also counts the requests that reach it.
 
-use super::Backend;
+use super::{Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, ReadInFlight};
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -113,82 +113,51 @@ impl<B: Backend> Faulty<B> {
 
 impl<B: Backend> Faulty<B> {
     /// Starts a request on the inner backend, or hands back the switch's refusal.
-    fn start<T>(&self, begin: impl FnOnce() -> super::InFlight<T>) -> super::InFlight<T> {
+    fn start<T>(&self, begin: impl FnOnce() -> InFlight<T>) -> InFlight<T> {
         match self.check() {
             Ok(()) => begin(),
-            Err(e) => super::InFlight::done(Err(e)),
+            Err(e) => InFlight::done(Err(e)),
         }
     }
 }
 
+/// Every request counts and passes the switch, then goes to the inner backend as it came
+/// (a batch stays one request); the blocking forms follow from these.
 impl<B: Backend> Backend for Faulty<B> {
     fn name(&self) -> String {
         format!("faulty({})", self.inner.name())
     }
-    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
+        self.start(|| self.inner.begin_read(ds, key))
+    }
+    fn begin_write(&self, ds: u32, key: &[u8], value: &[u8]) -> InFlight<()> {
+        self.start(|| self.inner.begin_write(ds, key, value))
+    }
+    fn begin_remove(&self, ds: u32, key: &[u8]) -> InFlight<bool> {
+        self.start(|| self.inner.begin_remove(ds, key))
+    }
+    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
+        self.start(|| self.inner.begin_compute(ds, opcode, input))
+    }
+    fn construct_placed(&self, ds: u32, device: &str, params: &[u8], p: Placement) -> Result<()> {
         self.check()?;
-        self.inner.read(ds, key)
-    }
-    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
-        self.check()?;
-        self.inner.write(ds, key, value)
-    }
-    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
-        self.check()?;
-        self.inner.remove(ds, key)
-    }
-    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.check()?;
-        self.inner.read_many(ds, keys)
-    }
-    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
-        self.check()?;
-        self.inner.write_many(ds, items)
-    }
-    fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
-        self.check()?;
-        self.inner.remove_many(ds, keys)
-    }
-    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> super::ManyInFlight {
-        self.start(|| self.inner.begin_read_many(ds, keys))
-    }
-    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> super::InFlight<()> {
-        self.start(|| self.inner.begin_write_many(ds, items))
-    }
-    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> super::InFlight<()> {
-        self.start(|| self.inner.begin_remove_many(ds, keys))
-    }
-    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
-        self.check()?;
-        self.inner.construct(ds, device, params)
+        self.inner.construct_placed(ds, device, params, p)
     }
     fn destruct(&self, ds: u32) -> Result<()> {
         self.check()?;
         self.inner.destruct(ds)
     }
-    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        self.check()?;
-        self.inner.compute(ds, opcode, input)
+    fn stored_bytes(&self) -> u64 {
+        self.inner.stored_bytes()
     }
-    fn construct_placed(
-        &self,
-        ds: u32,
-        device: &str,
-        params: &[u8],
-        placement: super::Placement,
-    ) -> Result<()> {
-        self.check()?;
-        self.inner.construct_placed(ds, device, params, placement)
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
+        self.start(|| self.inner.begin_read_many(ds, keys))
     }
-    fn compute_sharded(
-        &self,
-        ds: u32,
-        opcode: u32,
-        keys: &[&[u8]],
-        input: &[u8],
-    ) -> Result<Vec<Vec<u8>>> {
-        self.check()?;
-        self.inner.compute_sharded(ds, opcode, keys, input)
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
+        self.start(|| self.inner.begin_write_many(ds, items))
+    }
+    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> InFlight<()> {
+        self.start(|| self.inner.begin_remove_many(ds, keys))
     }
     fn begin_compute_sharded(
         &self,
@@ -196,20 +165,14 @@ impl<B: Backend> Backend for Faulty<B> {
         opcode: u32,
         keys: &[&[u8]],
         input: &[u8],
-    ) -> super::InFlight<Vec<Vec<u8>>> {
-        match self.check() {
-            Ok(()) => self.inner.begin_compute_sharded(ds, opcode, keys, input),
-            Err(e) => super::InFlight::done(Err(e)),
-        }
+    ) -> InFlight<Vec<Vec<u8>>> {
+        self.start(|| self.inner.begin_compute_sharded(ds, opcode, keys, input))
     }
     fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
         self.check()?;
         self.inner.keys(ds)
     }
-    fn stored_bytes(&self) -> u64 {
-        self.inner.stored_bytes()
-    }
-    fn replication(&self) -> Option<super::replicated::ReplicatedStats> {
+    fn replication(&self) -> Option<super::ReplicatedStats> {
         self.inner.replication()
     }
 }

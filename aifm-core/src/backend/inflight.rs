@@ -85,6 +85,62 @@ impl<T> InFlight<T> {
         InFlight(Pending::Later(Box::new(wait)))
     }
 
+    /// The answer passed through `f` once it is in: the form a backend uses to turn one
+    /// request's answer into another's (a finished request stays finished, with no
+    /// allocation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::InFlight;
+    /// let n: InFlight<usize> = InFlight::later(|| Ok(vec![1u8, 2])).then(|v| Ok(v.len()));
+    /// assert_eq!(n.wait().unwrap(), 2);
+    /// ```
+    pub fn then<U>(self, f: impl FnOnce(T) -> Result<U> + Send + 'static) -> InFlight<U>
+    where
+        T: 'static,
+    {
+        match self.0 {
+            Pending::Done(r) => InFlight::done(r.and_then(f)),
+            Pending::Later(wait) => InFlight::later(move || wait().and_then(f)),
+        }
+    }
+
+    /// Every answer of `started`, in order, once all are in: requests started together and
+    /// waited for as one (all already finished: finished at once, with no allocation). The
+    /// first error wins, once every request has been waited for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::InFlight;
+    /// let both = InFlight::all(vec![InFlight::done(Ok(1)), InFlight::later(|| Ok(2))]);
+    /// assert_eq!(both.wait().unwrap(), [1, 2]);
+    /// ```
+    pub fn all(started: Vec<InFlight<T>>) -> InFlight<Vec<T>>
+    where
+        T: Send + 'static,
+    {
+        let collect = |started: Vec<InFlight<T>>| {
+            let mut first_err = None;
+            let mut out = Vec::with_capacity(started.len());
+            for r in started.into_iter().map(InFlight::wait) {
+                match r {
+                    Ok(v) => out.push(v),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            first_err.map_or(Ok(out), Err)
+        };
+        if started.iter().all(|s| matches!(s.0, Pending::Done(_))) {
+            InFlight::done(collect(started))
+        } else {
+            InFlight::later(move || collect(started))
+        }
+    }
+
     /// Waits for the answer.
     ///
     /// # Errors

@@ -19,7 +19,7 @@
 //! it is handed. It touches nothing else.
 
 use super::Factories;
-use crate::backend::OBJECT_STORE_DEVICE;
+use super::OBJECT_STORE_DEVICE;
 use crate::error::{Error, Result};
 use std::sync::OnceLock;
 
@@ -184,7 +184,7 @@ impl LocalDevice for PlainStore {
 /// ```
 /// use aifm_core::engine::local::LocalDeviceRegistry;
 /// let r = LocalDeviceRegistry::default();
-/// assert!(r.contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+/// assert!(r.contains(aifm_core::engine::OBJECT_STORE_DEVICE));
 /// assert!(r.create("nope", &[]).is_err());
 /// ```
 pub struct LocalDeviceRegistry {
@@ -216,7 +216,7 @@ impl LocalDeviceRegistry {
     ///
     /// ```
     /// use aifm_core::engine::local::LocalDeviceRegistry;
-    /// assert!(LocalDeviceRegistry::global().contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+    /// assert!(LocalDeviceRegistry::global().contains(aifm_core::engine::OBJECT_STORE_DEVICE));
     /// ```
     pub fn global() -> &'static LocalDeviceRegistry {
         static GLOBAL: OnceLock<LocalDeviceRegistry> = OnceLock::new();
@@ -261,7 +261,7 @@ impl LocalDeviceRegistry {
     /// ```
     /// use aifm_core::engine::local::LocalDeviceRegistry;
     /// let r = LocalDeviceRegistry::default();
-    /// let d = r.create(aifm_core::backend::OBJECT_STORE_DEVICE, &[]).unwrap();
+    /// let d = r.create(aifm_core::engine::OBJECT_STORE_DEVICE, &[]).unwrap();
     /// assert_eq!(d.placement_prefix(), 1);
     /// assert!(matches!(r.create("nope", &[]), Err(aifm_core::Error::UnknownDevice(_))));
     /// ```

@@ -29,12 +29,11 @@ mod object_store;
 pub mod quota;
 
 pub use device::{key_page, DeviceFactory, RemoteDevice};
-pub use object_store::ObjectStore;
+pub use object_store::{ObjectStore, OBJECT_STORE, OBJECT_STORE_DEVICE};
 pub use quota::{
     Limits, Peers, Pool, Quota, ReplyHold, MAX_BATCH_KEYS, OBJECT_OVERHEAD, STRUCTURE_COST,
 };
 
-use crate::backend::{OBJECT_STORE, OBJECT_STORE_DEVICE};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -46,7 +45,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 /// ```
 /// use aifm_core::engine::{DeviceRegistry, ObjectStore};
 /// let r = DeviceRegistry::default();
-/// assert!(r.contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+/// assert!(r.contains(aifm_core::engine::OBJECT_STORE_DEVICE));
 /// r.register("my.store", |_params, quota| Ok(Box::new(ObjectStore::new(quota))));
 /// assert!(r.contains("my.store"));
 /// ```
@@ -221,7 +220,7 @@ impl Engine {
     /// # Examples
     ///
     /// ```
-    /// assert!(aifm_core::engine::Engine::global().registry().contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+    /// assert!(aifm_core::engine::Engine::global().registry().contains(aifm_core::engine::OBJECT_STORE_DEVICE));
     /// ```
     pub fn global() -> &'static Engine {
         static GLOBAL: OnceLock<Engine> = OnceLock::new();
@@ -234,7 +233,7 @@ impl Engine {
     ///
     /// ```
     /// let e = aifm_core::engine::Engine::default();
-    /// assert!(e.registry().contains(aifm_core::backend::OBJECT_STORE_DEVICE));
+    /// assert!(e.registry().contains(aifm_core::engine::OBJECT_STORE_DEVICE));
     /// ```
     pub fn registry(&self) -> &DeviceRegistry {
         &self.registry
@@ -378,7 +377,7 @@ impl Namespace {
     ///
     /// ```
     /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
-    /// ns.construct(5, aifm_core::backend::OBJECT_STORE_DEVICE, &[]).unwrap();
+    /// ns.construct(5, aifm_core::engine::OBJECT_STORE_DEVICE, &[]).unwrap();
     /// assert_eq!(ns.structures(), 2);
     /// ```
     pub fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
@@ -420,7 +419,7 @@ impl Namespace {
     ///
     /// ```
     /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
-    /// ns.construct(5, aifm_core::backend::OBJECT_STORE_DEVICE, &[]).unwrap();
+    /// ns.construct(5, aifm_core::engine::OBJECT_STORE_DEVICE, &[]).unwrap();
     /// ns.write(5, b"k", b"v").unwrap();
     /// ns.destruct(5).unwrap();
     /// assert_eq!(ns.stored_bytes(), 0);

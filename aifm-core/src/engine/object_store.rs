@@ -3,11 +3,17 @@
 //! Structure devices embed one for their objects and add `compute` on top.
 
 use super::{key_page, Quota, RemoteDevice};
-use crate::backend::OBJECT_STORE_DEVICE;
 use crate::error::Result;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
+
+/// The structure id of the runtime's plain object store, present in every namespace from
+/// its start.
+pub const OBJECT_STORE: u32 = 0;
+
+/// The device type name of the plain object store.
+pub const OBJECT_STORE_DEVICE: &str = "aifm.object-store";
 
 const SHARDS: usize = 64;
 

@@ -82,10 +82,10 @@ impl RedisClusterBuilder {
         if let Ok(ns) = std::env::var("AIFM_REDIS_NAMESPACE") {
             b = b.namespace(&ns);
         }
-        if let Some(n) = crate::backend::tcp::env_number("AIFM_REDIS_ACKS")? {
+        if let Some(n) = crate::backend::env::env_number("AIFM_REDIS_ACKS")? {
             b = b.replica_acks(n as usize);
         }
-        if let Some(ms) = crate::backend::tcp::env_number("AIFM_REDIS_DEADLINE_MS")? {
+        if let Some(ms) = crate::backend::env::env_number("AIFM_REDIS_DEADLINE_MS")? {
             b = b.failover_deadline(Duration::from_millis(ms));
         }
         Ok(b)

@@ -86,7 +86,7 @@ mod topology;
 
 pub use builder::RedisClusterBuilder;
 
-use super::Backend;
+use super::{Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, ReadInFlight};
 use crate::engine::local::{FarObjects, LocalDevice, LocalDeviceRegistry};
 use crate::error::{Error, Result};
 use ::redis::Value;
@@ -410,27 +410,38 @@ impl FarObjects for View<'_> {
     }
 }
 
+/// Each request is carried out before its `begin_*` form returns: the client-side devices
+/// and the cluster connections pipeline their own commands.
 impl Backend for RedisClusterBackend {
     fn name(&self) -> String {
         self.name.clone()
     }
-    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.read_in(&*self.structure(ds)?, &[key])?.pop().flatten())
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
+        InFlight::done(
+            self.structure(ds)
+                .and_then(|s| Ok(self.read_in(&s, &[key])?.pop().flatten())),
+        )
     }
-    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
-        self.write_in(&*self.structure(ds)?, &[(key, value)])
+    fn begin_write(&self, ds: u32, key: &[u8], value: &[u8]) -> InFlight<()> {
+        self.begin_write_many(ds, &[(key, value)])
     }
-    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
-        Ok(self.remove_in(&*self.structure(ds)?, &[key])?[0])
+    fn begin_remove(&self, ds: u32, key: &[u8]) -> InFlight<bool> {
+        InFlight::done(
+            self.structure(ds)
+                .and_then(|s| Ok(self.remove_in(&s, &[key])?[0])),
+        )
     }
-    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.read_in(&*self.structure(ds)?, keys)
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
+        InFlight::done(self.structure(ds).and_then(|s| self.read_in(&s, keys)))
     }
-    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
-        self.write_in(&*self.structure(ds)?, items)
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
+        InFlight::done(self.structure(ds).and_then(|s| self.write_in(&s, items)))
     }
-    fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
-        self.remove_in(&*self.structure(ds)?, keys).map(drop)
+    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> InFlight<()> {
+        InFlight::done(
+            self.structure(ds)
+                .and_then(|s| self.remove_in(&s, keys).map(drop)),
+        )
     }
     /// Every key of the structure, from its slots' listings (or a `SCAN` of its tag), sorted.
     fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
@@ -439,7 +450,9 @@ impl Backend for RedisClusterBackend {
         keys.dedup();
         Ok(keys)
     }
-    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
+    /// A cluster has no per-structure placement: every structure's keys spread over the
+    /// slots.
+    fn construct_placed(&self, ds: u32, device: &str, params: &[u8], _: Placement) -> Result<()> {
         if let Some(s) = self.structures.read().unwrap().get(&ds) {
             return if s.device == device {
                 Ok(())
@@ -476,13 +489,14 @@ impl Backend for RedisClusterBackend {
             .ok_or(Error::UnknownStructure(ds))?;
         self.clear_in(&s)
     }
-    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        let s = self.structure(ds)?;
-        let view = View {
-            backend: self,
-            s: s.clone(),
-        };
-        s.local.compute(&view, opcode, input)
+    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
+        InFlight::done(self.structure(ds).and_then(|s| {
+            let view = View {
+                backend: self,
+                s: s.clone(),
+            };
+            s.local.compute(&view, opcode, input)
+        }))
     }
     fn stored_bytes(&self) -> u64 {
         self.stored.load(Ordering::Relaxed).max(0) as u64

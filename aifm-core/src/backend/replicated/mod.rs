@@ -114,16 +114,17 @@
 //!
 //! # The files
 //!
-//! * this file: the types ([`ReplicatedBackend`], its server slots, [`ReplicatedStats`]) and
-//!   the constructors;
+//! * this file: the types ([`ReplicatedBackend`], its server slots) and the constructors
+//!   ([`ReplicatedStats`], which the [`Backend`] trait returns, is defined with the trait);
 //! * `placement`: rendezvous hashing, from `(ds, key)` to a replica set;
 //! * `membership`: which servers are live, rebuilding or dead, condemning a failed server,
 //!   and the counters;
 //! * `requests`: the [`Backend`] implementation, each request fanned out over the live members
-//!   of its sets (and failed over);
+//!   of its sets (and failed over); `shards`: sharded compute over the servers;
 //! * `erasure` and `fragment`: the erasure-coded object store; `rebuild`: a replacement
 //!   server's background copy.
 
+pub use super::ReplicatedStats;
 use super::{Backend, Placement, OBJECT_STORE};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -136,48 +137,14 @@ mod membership;
 mod placement;
 mod rebuild;
 mod requests;
+mod shards;
 #[cfg(test)]
 mod tests;
 
 use membership::is_failure;
 use placement::mix;
+pub use placement::ReplicaSet;
 use requests::LiveReads;
-
-/// Counters of a [`ReplicatedBackend`].
-///
-/// `live + rebuilding + dead` is the number of servers.
-///
-/// # Examples
-///
-/// ```
-/// use aifm_core::backend::replicated::ReplicatedStats;
-/// let s = ReplicatedStats::default();
-/// assert_eq!(s.live + s.rebuilding + s.dead, 0);
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReplicatedStats {
-    /// Servers in full use (reads and writes).
-    pub live: usize,
-    /// Replacement servers still being rebuilt: they take writes, not reads.
-    pub rebuilding: usize,
-    /// Servers marked dead after a `Disconnected` or `Timeout` (or a failed rebuild).
-    pub dead: usize,
-    /// Reads answered while at least one member of the object's replica set (or, when
-    /// erasure-coded, of its data fragment holders) was dead or still being rebuilt, or
-    /// failed during the read.
-    pub degraded_reads: u64,
-    /// Requests that failed on one server and were retried on another replica.
-    pub failovers: u64,
-    /// Replacement servers installed with [`ReplicatedBackend::replace_server`].
-    pub replaced: u64,
-    /// Objects copied to replacement servers so far.
-    pub rebuilt_objects: u64,
-    /// Bytes (values, or fragments when the object store is erasure-coded) copied to
-    /// replacement servers so far.
-    pub rebuilt_bytes: u64,
-    /// Objects a rebuild could not copy because no live server held them any more.
-    pub unrecoverable_objects: u64,
-}
 
 /// What a server is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

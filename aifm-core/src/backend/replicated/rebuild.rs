@@ -317,7 +317,7 @@ impl ReplicatedBackend {
     /// The keys of structure `ds` whose replica set contains `index`, listed on the live
     /// servers, sorted, without duplicates.
     pub(super) fn keys_placed_on(&self, ds: u32, index: usize) -> Result<Vec<Vec<u8>>> {
-        let sources: Vec<usize> = if ds == OBJECT_STORE {
+        let sources: super::ReplicaSet = if ds == OBJECT_STORE {
             (0..self.slots.len()).collect()
         } else {
             let set = self.structure_set(ds);

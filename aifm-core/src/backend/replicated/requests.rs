@@ -7,9 +7,11 @@
 //! awaited (pipelined on the calling thread, no helper threads). Mutations hold the rebuild
 //! gate shared, so a replacement's rebuild batch never interleaves with them.
 
-use super::{is_failure, Member, ReplicatedBackend, ReplicatedStats, State};
-use crate::backend::sharded::{run_sharded, ShardTargets};
-use crate::backend::{Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, OBJECT_STORE};
+use super::shards::{run_sharded, ShardTargets};
+use super::{is_failure, Member, ReplicaSet, ReplicatedBackend, ReplicatedStats, State};
+use crate::backend::{
+    Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, ReadInFlight, OBJECT_STORE,
+};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -25,7 +27,7 @@ pub(super) type GroupRead = (Member, Vec<usize>, Result<Vec<Option<Vec<u8>>>>);
 impl ReplicatedBackend {
     /// Groups item indices by server in use (every live or rebuilding member of each item's
     /// set). Fails when an item has no such member.
-    pub(super) fn groups_all(&self, sets: &[Vec<usize>]) -> Result<Vec<(Member, Vec<usize>)>> {
+    pub(super) fn groups_all(&self, sets: &[ReplicaSet]) -> Result<Vec<(Member, Vec<usize>)>> {
         let members: Vec<Member> = (0..self.slots.len()).map(|i| self.member(i)).collect();
         let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (item, set) in sets.iter().enumerate() {
@@ -115,7 +117,7 @@ impl ReplicatedBackend {
         &self,
         ds: u32,
         keys: &[&[u8]],
-        sets: &[Vec<usize>],
+        sets: &[ReplicaSet],
     ) -> Result<(LiveReads, Vec<bool>)> {
         let mut out: Vec<Option<Option<Vec<u8>>>> = vec![None; keys.len()];
         let mut pending: Vec<usize> = (0..keys.len()).collect();
@@ -173,22 +175,10 @@ impl ShardTargets for Snapshot<'_> {
     }
 }
 
-impl Backend for ReplicatedBackend {
-    fn name(&self) -> String {
-        let names: Vec<String> = self.servers().iter().map(|s| s.name()).collect();
-        match &self.erasure {
-            Some(c) => format!(
-                "replicated(x{}, erasure {}+{}: {})",
-                self.replicas,
-                c.data,
-                c.parity,
-                names.join(", ")
-            ),
-            None => format!("replicated(x{}: {})", self.replicas, names.join(", ")),
-        }
-    }
-
-    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+/// The requests, blocking: each fans out over the live members of its replica sets and
+/// fails over; the [`Backend`] implementation below hands their results back finished.
+impl ReplicatedBackend {
+    fn read_now(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(code) = self.code_for(ds) {
             return self.ec_read(code, key);
         }
@@ -217,7 +207,7 @@ impl Backend for ReplicatedBackend {
         Err(self.lost(&set))
     }
 
-    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
+    fn write_now(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
         if let Some(code) = self.code_for(ds) {
             return self.ec_write(code, key, value);
         }
@@ -227,7 +217,7 @@ impl Backend for ReplicatedBackend {
 
     /// Whether the object existed, as the live members say (a replacement being rebuilt may
     /// not have its copy yet).
-    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
+    fn remove_now(&self, ds: u32, key: &[u8]) -> Result<bool> {
         let _gate = self.mutation();
         let set = self.placement(ds, key);
         let (mut live, mut rebuilding) = (None, None);
@@ -247,7 +237,7 @@ impl Backend for ReplicatedBackend {
         live.or(rebuilding).ok_or_else(|| self.lost(&set))
     }
 
-    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+    fn read_many_now(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
         if let Some(code) = self.code_for(ds) {
             return self.ec_read_many(code, keys);
         }
@@ -266,7 +256,7 @@ impl Backend for ReplicatedBackend {
         Ok(values)
     }
 
-    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
+    fn write_many_now(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
         if let Some(code) = self.code_for(ds) {
             return self.ec_write_many(code, items);
         }
@@ -301,7 +291,7 @@ impl Backend for ReplicatedBackend {
         }
     }
 
-    fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
+    fn remove_many_now(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
         let _gate = self.mutation();
         let sets = self.sets(ds, keys.iter());
         let groups = self.groups_all(&sets)?;
@@ -333,8 +323,124 @@ impl Backend for ReplicatedBackend {
         }
     }
 
-    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
-        self.construct_placed(ds, device, params, Placement::Whole)
+    /// Runs on every member in use, all at once ([`Backend::begin_compute`]: a networked
+    /// server gets its request before the first answer is awaited); the first *live*
+    /// member's answer is returned (a replacement being rebuilt runs the operation too, so
+    /// that its copy changes as the others do, but its answer may miss objects not yet
+    /// copied and is ignored). Every answer is awaited before the mutation gate is let go.
+    fn compute_now(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
+        let _gate = self.mutation();
+        let set = self.structure_set(ds);
+        let started: Vec<(Member, ComputeInFlight)> = set
+            .iter()
+            .map(|&s| self.member(s))
+            .filter(|m| m.state != State::Dead)
+            .map(|m| {
+                let call = m.server.begin_compute(ds, opcode, input);
+                (m, call)
+            })
+            .collect();
+        let answers: Vec<(Member, Result<Vec<u8>>)> =
+            started.into_iter().map(|(m, c)| (m, c.wait())).collect();
+        let mut first: Option<Result<Vec<u8>>> = None;
+        for (m, answer) in answers {
+            let counts = m.state == State::Live && first.is_none();
+            match answer {
+                Err(e) if is_failure(&e) => {
+                    self.condemn(&m, e);
+                    if counts {
+                        self.failovers.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                // The first answer decides; a later replica's cannot undo it.
+                answer if counts => first = Some(answer),
+                _ => {}
+            }
+        }
+        first.unwrap_or_else(|| Err(self.lost(&set)))
+    }
+
+    /// One request per server holding some of `keys` (the first readable member of each
+    /// key's replica set), all sent before any answer is awaited, with failover; see [`crate::backend::sharded`].
+    fn compute_sharded_now(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        if self.code_for(ds).is_some() && !keys.is_empty() {
+            return Err(Error::Unsupported(
+                "the object store is erasure-coded: its servers hold fragments, not objects".into(),
+            ));
+        }
+        let sets = self.sets(ds, keys.iter());
+        let members = Snapshot {
+            far: self,
+            members: (0..self.slots.len()).map(|i| self.member(i)).collect(),
+        };
+        run_sharded(&members, &sets, |s, ks| {
+            let mine: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
+            members.members[s]
+                .server
+                .begin_compute_sharded(ds, opcode, &mine, input)
+        })
+    }
+}
+
+/// Each request is carried out before its `begin_*` form returns (the fan-out over the
+/// replicas pipelines its own requests); the bodies are the `*_now` methods above.
+impl Backend for ReplicatedBackend {
+    fn name(&self) -> String {
+        let names: Vec<String> = self.servers().iter().map(|s| s.name()).collect();
+        match &self.erasure {
+            Some(c) => format!(
+                "replicated(x{}, erasure {}+{}: {})",
+                self.replicas,
+                c.data,
+                c.parity,
+                names.join(", ")
+            ),
+            None => format!("replicated(x{}: {})", self.replicas, names.join(", ")),
+        }
+    }
+
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
+        InFlight::done(self.read_now(ds, key))
+    }
+
+    fn begin_write(&self, ds: u32, key: &[u8], value: &[u8]) -> InFlight<()> {
+        InFlight::done(self.write_now(ds, key, value))
+    }
+
+    fn begin_remove(&self, ds: u32, key: &[u8]) -> InFlight<bool> {
+        InFlight::done(self.remove_now(ds, key))
+    }
+
+    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
+        InFlight::done(self.compute_now(ds, opcode, input))
+    }
+
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
+        InFlight::done(self.read_many_now(ds, keys))
+    }
+
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
+        InFlight::done(self.write_many_now(ds, items))
+    }
+
+    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> InFlight<()> {
+        InFlight::done(self.remove_many_now(ds, keys))
+    }
+
+    fn begin_compute_sharded(
+        &self,
+        ds: u32,
+        opcode: u32,
+        keys: &[&[u8]],
+        input: &[u8],
+    ) -> InFlight<Vec<Vec<u8>>> {
+        InFlight::done(self.compute_sharded_now(ds, opcode, keys, input))
     }
 
     /// Records the placement first (so no object of the structure is ever placed otherwise),
@@ -379,70 +485,6 @@ impl Backend for ReplicatedBackend {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&ds);
         Ok(())
-    }
-
-    /// One request per server holding some of `keys` (the first readable member of each
-    /// key's replica set), all sent before any answer is awaited, with failover; see [`crate::backend::sharded`].
-    fn compute_sharded(
-        &self,
-        ds: u32,
-        opcode: u32,
-        keys: &[&[u8]],
-        input: &[u8],
-    ) -> Result<Vec<Vec<u8>>> {
-        if self.code_for(ds).is_some() && !keys.is_empty() {
-            return Err(Error::Unsupported(
-                "the object store is erasure-coded: its servers hold fragments, not objects".into(),
-            ));
-        }
-        let sets = self.sets(ds, keys.iter());
-        let members = Snapshot {
-            far: self,
-            members: (0..self.slots.len()).map(|i| self.member(i)).collect(),
-        };
-        run_sharded(&members, &sets, |s, ks| {
-            let mine: Vec<&[u8]> = ks.iter().map(|&k| keys[k]).collect();
-            members.members[s]
-                .server
-                .begin_compute_sharded(ds, opcode, &mine, input)
-        })
-    }
-
-    /// Runs on every member in use, all at once ([`Backend::begin_compute`]: a networked
-    /// server gets its request before the first answer is awaited); the first *live*
-    /// member's answer is returned (a replacement being rebuilt runs the operation too, so
-    /// that its copy changes as the others do, but its answer may miss objects not yet
-    /// copied and is ignored). Every answer is awaited before the mutation gate is let go.
-    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        let _gate = self.mutation();
-        let set = self.structure_set(ds);
-        let started: Vec<(Member, ComputeInFlight)> = set
-            .iter()
-            .map(|&s| self.member(s))
-            .filter(|m| m.state != State::Dead)
-            .map(|m| {
-                let call = m.server.begin_compute(ds, opcode, input);
-                (m, call)
-            })
-            .collect();
-        let answers: Vec<(Member, Result<Vec<u8>>)> =
-            started.into_iter().map(|(m, c)| (m, c.wait())).collect();
-        let mut first: Option<Result<Vec<u8>>> = None;
-        for (m, answer) in answers {
-            let counts = m.state == State::Live && first.is_none();
-            match answer {
-                Err(e) if is_failure(&e) => {
-                    self.condemn(&m, e);
-                    if counts {
-                        self.failovers.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                // The first answer decides; a later replica's cannot undo it.
-                answer if counts => first = Some(answer),
-                _ => {}
-            }
-        }
-        first.unwrap_or_else(|| Err(self.lost(&set)))
     }
 
     /// The union over the live servers (a replacement being rebuilt is not asked), sorted

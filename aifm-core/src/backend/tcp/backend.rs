@@ -4,7 +4,7 @@
 use super::client::blob_size;
 use super::conn::Call;
 use super::TcpBackend;
-use crate::backend::{self as backend, Backend};
+use crate::backend::{Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, ReadInFlight};
 use crate::error::{Error, Result};
 use crate::wire::{Answer, Blob, Op};
 use std::sync::atomic::Ordering;
@@ -13,9 +13,9 @@ use std::sync::atomic::Ordering;
 const KEYS_PAGE: u32 = 4096;
 
 /// Waits for every call of a batch (each answers `Done`); the first error wins.
-fn finish_all(calls: Result<Vec<Call>>) -> backend::InFlight<()> {
+fn finish_all(calls: Result<Vec<Call>>) -> InFlight<()> {
     match calls {
-        Ok(calls) => backend::InFlight::later(move || {
+        Ok(calls) => InFlight::later(move || {
             let mut first_err = None;
             for call in calls {
                 if let Err(e) = call.finish().and_then(Answer::done) {
@@ -24,7 +24,18 @@ fn finish_all(calls: Result<Vec<Call>>) -> backend::InFlight<()> {
             }
             first_err.map_or(Ok(()), Err)
         }),
-        Err(e) => backend::InFlight::done(Err(e)),
+        Err(e) => InFlight::done(Err(e)),
+    }
+}
+
+/// The answer of the request `started` sent, read by `answer` once it is in.
+fn answer_of<T>(
+    started: Result<Call>,
+    answer: impl FnOnce(Answer) -> Result<T> + Send + 'static,
+) -> InFlight<T> {
+    match started {
+        Ok(call) => InFlight::later(move || call.finish().and_then(answer)),
+        Err(e) => InFlight::done(Err(e)),
     }
 }
 
@@ -34,82 +45,46 @@ impl Backend for TcpBackend {
     }
 
     /// Sends the read now ([`TcpBackend::start_read`]); waiting collects the answer.
-    fn begin_read(&self, ds: u32, key: &[u8]) -> backend::ReadInFlight {
-        match self.start_read(ds, key) {
-            Ok(pending) => backend::ReadInFlight::later(move || pending.wait()),
-            Err(e) => backend::ReadInFlight::done(Err(e)),
-        }
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
+        answer_of(
+            self.c.start(&Op::Read { ds, key: Blob(key) }),
+            Answer::value,
+        )
     }
 
-    fn read(&self, ds: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.c.call(&Op::Read { ds, key: Blob(key) })?.value()
-    }
-
-    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> Result<()> {
-        self.c
-            .call(&Op::Write {
-                ds,
-                key: Blob(key),
-                value: Blob(value),
-            })?
-            .done()
-    }
-
-    fn remove(&self, ds: u32, key: &[u8]) -> Result<bool> {
-        match self.c.call(&Op::Remove { ds, key: Blob(key) })? {
-            Answer::Removed(b) => Ok(b),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        let calls = self.c.start_read_many(ds, keys)?;
-        self.c.finish_read_many(ds, keys, calls)
-    }
-
-    /// Sends every piece now; the answer keeps a copy of the keys (and a handle on this
-    /// backend) in case a piece must fall back to single reads.
-    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> backend::ManyInFlight {
-        match self.c.start_read_many(ds, keys) {
-            Ok(calls) => {
-                let (client, keys) = (self.c.clone(), keys.iter().map(|k| k.to_vec()));
-                let keys: Vec<Vec<u8>> = keys.collect();
-                backend::InFlight::later(move || client.finish_read_many(ds, &keys, calls))
-            }
-            Err(e) => backend::InFlight::done(Err(e)),
-        }
-    }
-
-    fn write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> Result<()> {
-        self.begin_write_many(ds, items).wait()
-    }
-
-    /// Sends every piece now; waiting collects the answers.
-    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> backend::InFlight<()> {
-        let sizes = items.iter().map(|(k, v)| blob_size(k) + blob_size(v));
-        let calls = self.c.start_pieces(sizes, |r| Op::WriteMany {
+    fn begin_write(&self, ds: u32, key: &[u8], value: &[u8]) -> InFlight<()> {
+        let op = Op::Write {
             ds,
-            items: items[r].iter().map(|(k, v)| (Blob(k), Blob(v))).collect(),
-        });
-        finish_all(calls)
+            key: Blob(key),
+            value: Blob(value),
+        };
+        answer_of(self.c.start(&op), Answer::done)
     }
 
-    fn remove_many(&self, ds: u32, keys: &[&[u8]]) -> Result<()> {
-        self.begin_remove_many(ds, keys).wait()
+    fn begin_remove(&self, ds: u32, key: &[u8]) -> InFlight<bool> {
+        answer_of(
+            self.c.start(&Op::Remove { ds, key: Blob(key) }),
+            |a| match a {
+                Answer::Removed(b) => Ok(b),
+                other => Err(other.unexpected()),
+            },
+        )
     }
 
-    /// Sends every piece now; waiting collects the answers.
-    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> backend::InFlight<()> {
-        let calls = self
-            .c
-            .start_pieces(keys.iter().map(|k| blob_size(k)), |r| Op::RemoveMany {
-                ds,
-                keys: keys[r].iter().map(|k| Blob(k)).collect(),
-            });
-        finish_all(calls)
+    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
+        let op = Op::Compute {
+            ds,
+            opcode,
+            input: Blob(input),
+        };
+        answer_of(self.c.start(&op), |a| match a {
+            Answer::Output(v) => Ok(v),
+            other => Err(other.unexpected()),
+        })
     }
 
-    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
+    /// The server holds one namespace: the placement means nothing there.
+    fn construct_placed(&self, ds: u32, device: &str, params: &[u8], _: Placement) -> Result<()> {
         self.c
             .call(&Op::Construct {
                 ds,
@@ -123,49 +98,48 @@ impl Backend for TcpBackend {
         self.c.call(&Op::Destruct { ds })?.done()
     }
 
-    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> backend::ComputeInFlight {
-        let op = Op::Compute {
-            ds,
-            opcode,
-            input: Blob(input),
-        };
-        match self.c.start(&op) {
-            Ok(call) => backend::InFlight::later(move || match call.finish()? {
-                Answer::Output(v) => Ok(v),
-                other => Err(other.unexpected()),
-            }),
-            Err(e) => backend::InFlight::done(Err(e)),
+    /// Asks the server; when it cannot be asked, the last known figure.
+    fn stored_bytes(&self) -> u64 {
+        match self.c.call(&Op::StoredBytes) {
+            Ok(Answer::Bytes(n)) => {
+                self.c.last_stored.store(n, Ordering::Relaxed);
+                n
+            }
+            _ => self.c.last_stored.load(Ordering::Relaxed),
         }
     }
 
-    /// One request carrying the keys ([`backend::sharded::encode_shard_input`]), sent now.
-    fn begin_compute_sharded(
-        &self,
-        ds: u32,
-        opcode: u32,
-        keys: &[&[u8]],
-        input: &[u8],
-    ) -> backend::InFlight<Vec<Vec<u8>>> {
-        if keys.is_empty() {
-            return backend::InFlight::done(Ok(Vec::new()));
+    /// Sends every piece now; the answer keeps a copy of the keys (one buffer, and a handle
+    /// on this backend) in case a piece must fall back to single reads.
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
+        match self.c.start_read_many(ds, keys) {
+            Ok(calls) => {
+                let (client, keys) = (self.c.clone(), KeyCopy::new(keys));
+                InFlight::later(move || client.finish_read_many(ds, &keys.refs(), calls))
+            }
+            Err(e) => InFlight::done(Err(e)),
         }
-        let call = self.begin_compute(
-            ds,
-            opcode,
-            &backend::sharded::encode_shard_input(keys, input),
-        );
-        backend::InFlight::later(move || Ok(vec![call.wait()?]))
     }
 
-    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        match self.c.call(&Op::Compute {
+    /// Sends every piece now; waiting collects the answers.
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
+        let sizes = items.iter().map(|(k, v)| blob_size(k) + blob_size(v));
+        let calls = self.c.start_pieces(sizes, |r| Op::WriteMany {
             ds,
-            opcode,
-            input: Blob(input),
-        })? {
-            Answer::Output(v) => Ok(v),
-            other => Err(other.unexpected()),
-        }
+            items: items[r].iter().map(|(k, v)| (Blob(k), Blob(v))).collect(),
+        });
+        finish_all(calls)
+    }
+
+    /// Sends every piece now; waiting collects the answers.
+    fn begin_remove_many(&self, ds: u32, keys: &[&[u8]]) -> InFlight<()> {
+        let calls = self
+            .c
+            .start_pieces(keys.iter().map(|k| blob_size(k)), |r| Op::RemoveMany {
+                ds,
+                keys: keys[r].iter().map(|k| Blob(k)).collect(),
+            });
+        finish_all(calls)
     }
 
     /// Pages of 4096 keys, each starting after the last key of the previous one,
@@ -204,15 +178,33 @@ impl Backend for TcpBackend {
             out.extend(page);
         }
     }
+}
 
-    /// Asks the server; when it cannot be asked, the last known figure.
-    fn stored_bytes(&self) -> u64 {
-        match self.c.call(&Op::StoredBytes) {
-            Ok(Answer::Bytes(n)) => {
-                self.c.last_stored.store(n, Ordering::Relaxed);
-                n
-            }
-            _ => self.c.last_stored.load(Ordering::Relaxed),
-        }
+/// The keys of a batch read, copied into one buffer: what the read needs, should a piece fall
+/// back to single reads, after the call that started it has returned.
+struct KeyCopy {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl KeyCopy {
+    fn new(keys: &[&[u8]]) -> Self {
+        let mut bytes = Vec::with_capacity(keys.iter().map(|k| k.len()).sum());
+        let ends = keys
+            .iter()
+            .map(|k| {
+                bytes.extend_from_slice(k);
+                bytes.len()
+            })
+            .collect();
+        KeyCopy { bytes, ends }
+    }
+
+    fn refs(&self) -> Vec<&[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(a, &b)| &self.bytes[a..b])
+            .collect()
     }
 }

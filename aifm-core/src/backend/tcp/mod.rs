@@ -81,12 +81,12 @@ mod client;
 mod conn;
 mod handshake;
 
-#[cfg(feature = "redis")]
-pub(crate) use builder::env_number;
 pub use builder::TcpBuilder;
 
 #[cfg(doc)]
 use super::Backend;
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::Result;
 use crate::wire::{Answer, Blob, Op, ResumeTicket, ServerStats, SessionId};
 use client::Client;

@@ -2,6 +2,7 @@
 //! `rebuild`.
 
 mod rebuild;
+mod sharded;
 
 use super::*;
 use crate::backend::faulty::{Faulty, TestServers};
