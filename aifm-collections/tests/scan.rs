@@ -7,7 +7,8 @@
 //! and every mutator of a `RemVec` takes it exclusively.)
 
 use aifm_collections::RemVec;
-use aifm_core::{RemBox, Runtime};
+use aifm_core::backend::{ComputeInFlight, InFlight, ManyInFlight, ReadInFlight};
+use aifm_core::{Placement, RemBox, Runtime};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const N: u64 = 1 << 20; // 8 MiB of u64: four times the budget
@@ -161,26 +162,35 @@ impl aifm_core::Backend for Remote {
     fn name(&self) -> String {
         "test-remote".into()
     }
-    fn read(&self, ds: u32, key: &[u8]) -> aifm_core::Result<Option<Vec<u8>>> {
-        self.0.read(ds, key)
+    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
+        self.0.begin_read(ds, key)
     }
-    fn write(&self, ds: u32, key: &[u8], value: &[u8]) -> aifm_core::Result<()> {
-        self.0.write(ds, key, value)
+    fn begin_write(&self, ds: u32, key: &[u8], value: &[u8]) -> InFlight<()> {
+        self.0.begin_write(ds, key, value)
     }
-    fn remove(&self, ds: u32, key: &[u8]) -> aifm_core::Result<bool> {
-        self.0.remove(ds, key)
+    fn begin_remove(&self, ds: u32, key: &[u8]) -> InFlight<bool> {
+        self.0.begin_remove(ds, key)
     }
-    fn read_many(&self, ds: u32, keys: &[&[u8]]) -> aifm_core::Result<Vec<Option<Vec<u8>>>> {
-        self.0.read_many(ds, keys)
+    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
+        self.0.begin_read_many(ds, keys)
     }
-    fn construct(&self, ds: u32, device: &str, params: &[u8]) -> aifm_core::Result<()> {
-        self.0.construct(ds, device, params)
+    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
+        self.0.begin_write_many(ds, items)
+    }
+    fn construct_placed(
+        &self,
+        ds: u32,
+        device: &str,
+        params: &[u8],
+        placement: Placement,
+    ) -> aifm_core::Result<()> {
+        self.0.construct_placed(ds, device, params, placement)
     }
     fn destruct(&self, ds: u32) -> aifm_core::Result<()> {
         self.0.destruct(ds)
     }
-    fn compute(&self, ds: u32, opcode: u32, input: &[u8]) -> aifm_core::Result<Vec<u8>> {
-        self.0.compute(ds, opcode, input)
+    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
+        self.0.begin_compute(ds, opcode, input)
     }
     fn stored_bytes(&self) -> u64 {
         self.0.stored_bytes()
