@@ -367,9 +367,21 @@ pub(crate) fn fetch_batch(
         // evacuator, which must not happen while a backend lends its bytes, perhaps under a
         // lock the evacuator's write-backs need); then the backend lends each object's bytes
         // and they are decoded straight into their place (`None`: no room, left remote).
+        // A fresh place is `CONSTRUCTING` until published, and an evacuator that meets one
+        // waits for it; so only the first allocation may wait for room: waiting while holding
+        // earlier places could wait on an evacuator that waits on them. The others take room
+        // only if there is some (those left remote are fetched by their dereference).
+        let no_wait = match how {
+            Alloc::Mutator if !crate::scope::in_scope() => Alloc::Prefetch,
+            other => other,
+        };
         let places: Vec<Option<NonNull<Header>>> = group
             .iter()
-            .map(|(t, w)| rt.alloc_object(t.vtable, remote_ds(*w), kind, how).ok())
+            .enumerate()
+            .map(|(i, (t, w))| {
+                let how = if i == 0 { how } else { no_wait };
+                rt.alloc_object(t.vtable, remote_ds(*w), kind, how).ok()
+            })
             .collect();
         // Entries the sink published or gave back (a backend lends each index at most once
         // as far as we are concerned: a repeat is ignored).
