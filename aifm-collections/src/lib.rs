@@ -51,7 +51,6 @@ pub mod hashmap;
 pub mod list;
 #[cfg(test)]
 mod local_tests;
-pub mod prefetch;
 pub mod queue;
 #[cfg(feature = "testing")]
 pub mod testing;

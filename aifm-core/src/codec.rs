@@ -67,6 +67,32 @@ pub trait FarData: Sized + Send + 'static {
     /// [`Error::Codec`] on malformed input (never a panic).
     fn decode(bytes: &[u8]) -> Result<Self>;
 
+    /// [`FarData::decode`] straight into `slot` (the object's place in a heap region), for
+    /// types whose `decode` would build a large value only to move it there: a page of plain
+    /// data is then copied once, from the received bytes to its place. The default decodes
+    /// and writes.
+    ///
+    /// Return the reference `slot.write` (or `assume_init_mut` after initialising every
+    /// field) gives: the runtime takes the slot as initialised only when the reference it
+    /// gets back points at the slot; any other answer is a [`Error::Codec`].
+    ///
+    /// # Errors
+    /// As [`FarData::decode`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::FarData;
+    /// let mut slot = std::mem::MaybeUninit::uninit();
+    /// assert_eq!(*u32::decode_in_place(&7u32.to_le_bytes(), &mut slot).unwrap(), 7);
+    /// ```
+    fn decode_in_place<'a>(
+        bytes: &[u8],
+        slot: &'a mut std::mem::MaybeUninit<Self>,
+    ) -> Result<&'a mut Self> {
+        Ok(slot.write(Self::decode(bytes)?))
+    }
+
     /// Bytes of heap memory this value owns outside its inline representation.
     fn heap_bytes(&self) -> usize {
         0

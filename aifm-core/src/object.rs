@@ -442,8 +442,9 @@ fn claim_ticket(t: &Ticket) -> Option<u64> {
 /// [`place`]). Returns how many objects were brought in.
 ///
 /// # Errors
-/// A backend failure (every claimed object is left remote, untouched). Objects that find no
-/// room (a prefetch never overdraws) are simply left remote.
+/// A backend failure: objects the backend had already handed over are local, every other
+/// claimed object is left remote, untouched. Objects that find no room (a prefetch never
+/// overdraws) are simply left remote.
 pub(crate) fn fetch_batch(
     rt: &Inner,
     tickets: &[Ticket],
@@ -468,24 +469,67 @@ pub(crate) fn fetch_batch(
             .map(|(t, _)| slots::key(t.slot).to_le_bytes())
             .collect();
         let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-        let values = match rt.backend.read_many(ds, &refs) {
-            Ok(v) if v.len() == group.len() => v,
-            other => {
-                Counters::add(&rt.counters.backend_errors, 1);
-                for (t, w) in group.iter().chain(rest) {
+        // Every object's place is allocated before the read (an allocation may wait for the
+        // evacuator, which must not happen while a backend lends its bytes, perhaps under a
+        // lock the evacuator's write-backs need); then the backend lends each object's bytes
+        // and they are decoded straight into their place (`None`: no room, left remote).
+        // A fresh place is `CONSTRUCTING` until published, and an evacuator that meets one
+        // waits for it; so only the first allocation may wait for room: waiting while holding
+        // earlier places could wait on an evacuator that waits on them. The others take room
+        // only if there is some (those left remote are fetched by their dereference).
+        let no_wait = match how {
+            Alloc::Mutator if !crate::scope::in_scope() => Alloc::Prefetch,
+            other => other,
+        };
+        let places: Vec<Option<NonNull<Header>>> = group
+            .iter()
+            .enumerate()
+            .map(|(i, (t, w))| {
+                let how = if i == 0 { how } else { no_wait };
+                rt.alloc_object(t.vtable, remote_ds(*w), kind, how).ok()
+            })
+            .collect();
+        // Entries the sink published or gave back (a backend lends each index at most once
+        // as far as we are concerned: a repeat is ignored).
+        let mut handled = vec![false; group.len()];
+        let read = rt.backend.read_many_with(ds, &refs, &mut |i, bytes| {
+            let (Some((t, w)), Some(Some(header))) = (group.get(i), places.get(i)) else {
+                return;
+            };
+            if std::mem::replace(&mut handled[i], true) {
+                return;
+            }
+            // SAFETY: we hold BUSY on a remote word of the ticket's type, and `header` is a
+            // fresh allocation for that type, used this once (`handled`).
+            let placed = bytes.map(|b| unsafe { place_into(rt, t, *header, b, mode) });
+            match placed {
+                Some(Ok(_)) => fetched += 1,
+                // `place_into` killed the header on its error.
+                Some(Err(_)) => slots::word(t.slot).store(*w, Ordering::Release),
+                None => {
+                    // SAFETY: fresh header, never initialised or published.
+                    kill(rt, unsafe { header.as_ref() });
                     slots::word(t.slot).store(*w, Ordering::Release);
                 }
-                return Err(other.err().unwrap_or_else(|| {
-                    Error::Protocol("batched read returned the wrong number of objects".into())
-                }));
             }
-        };
-        for ((t, w), bytes) in group.iter().zip(values) {
-            // SAFETY: we hold BUSY on a remote word of the ticket's type.
-            match bytes.map(|b| unsafe { place(rt, t, *w, &b, kind, how, mode) }) {
-                Some(Ok(_)) => fetched += 1,
-                _ => slots::word(t.slot).store(*w, Ordering::Release),
+        });
+        // Objects the backend did not hand over (no room for them, or the read failed part
+        // way) stay remote.
+        for (((t, w), place), done) in group.iter().zip(&places).zip(&handled) {
+            if !done {
+                if let Some(header) = place {
+                    // SAFETY: fresh header, never initialised or published.
+                    kill(rt, unsafe { header.as_ref() });
+                }
+                slots::word(t.slot).store(*w, Ordering::Release);
             }
+        }
+        if let Err(e) = read {
+            Counters::add(&rt.counters.backend_errors, 1);
+            for (t, w) in rest {
+                slots::word(t.slot).store(*w, Ordering::Release);
+            }
+            return Err(e);
         }
     }
     if mode.is_none() {
@@ -510,7 +554,23 @@ unsafe fn place(
     mode: Option<Mode>,
 ) -> Result<*mut u8> {
     let header = rt.alloc_object(t.vtable, remote_ds(w), kind, how)?;
-    // SAFETY: fresh header from `alloc_object`.
+    // SAFETY: the caller's guarantee; a fresh header for the ticket's type.
+    unsafe { place_into(rt, t, header, bytes, mode) }
+}
+
+/// [`place`] into `header`, allocated by the caller (killed here on an error).
+///
+/// # Safety
+/// As [`place`]; and `header` is a fresh allocation for the ticket's type, not yet
+/// initialised or published, which this call consumes.
+unsafe fn place_into(
+    rt: &Inner,
+    t: &Ticket,
+    header: NonNull<Header>,
+    bytes: &[u8],
+    mode: Option<Mode>,
+) -> Result<*mut u8> {
+    // SAFETY: fresh header from `alloc_object` (the caller's guarantee).
     let h = unsafe { header.as_ref() };
     // SAFETY: room for the ticket's type, which its vtable decodes.
     if let Err(e) = unsafe { (t.vtable.decode_into)(bytes, h.data()) } {

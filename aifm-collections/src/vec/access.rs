@@ -11,17 +11,18 @@ use aifm_core::{Error, FarData, Result, Scope};
 use std::ops::Range;
 
 impl<T: FarData> RemVec<T> {
-    #[inline]
-    pub(super) fn observe(&self, chunk: usize) {
-        if self.prefetch.last() != chunk as u64 {
-            self.observe_slow(chunk);
-        }
-    }
-
+    /// Feeds a miss on `chunk` to the stride detector and prefetches what it plans.
     #[cold]
-    pub(super) fn observe_slow(&self, chunk: usize) {
-        if let Some(w) = self.prefetch.observe(chunk as u64) {
-            self.prefetch_chunks(w.start as usize..w.end as usize);
+    pub(super) fn observe(&self, chunk: usize) {
+        let bytes = self.chunk_len() * std::mem::size_of::<T>();
+        self.prefetch.set_window(self.far.rt.scan_window(bytes));
+        let plan = self.prefetch.record(chunk as u64, self.chunks.len() as u64);
+        if plan.size_hint().1 != Some(0) {
+            let tickets = plan
+                .map(|c| self.chunks.at(c as usize))
+                .filter(|c| !c.is_local())
+                .map(|c| c.ticket());
+            self.far.rt.prefetch(tickets, true);
         }
     }
 

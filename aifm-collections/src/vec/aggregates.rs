@@ -50,7 +50,7 @@ impl<T: Numeric> RemVec<T> {
             },
             || {
                 let mut acc = Acc::<T>::new(agg);
-                self.try_for_each_chunk(|xs| {
+                self.try_scan(true, |xs| {
                     acc.push_slice(xs);
                     Ok(())
                 })?;
@@ -264,7 +264,7 @@ impl<T: Numeric> RemVec<T> {
             || {
                 let mut acc = GroupAcc::<T>::new(agg);
                 let mut ks = keys.iter();
-                self.try_for_each_chunk(|xs| {
+                self.try_scan(true, |xs| {
                     for &x in xs {
                         acc.push(ks.next().expect("same length").to_i128(), x);
                     }

@@ -64,6 +64,32 @@ impl FarData for Page {
         p.bytes = bytes.len() as u64;
         Ok(p)
     }
+
+    /// One copy, from the fetched bytes to the page's place in the heap (no page built on
+    /// the stack, no zeroing of the part the bytes cover).
+    fn decode_in_place<'a>(
+        bytes: &[u8],
+        slot: &'a mut std::mem::MaybeUninit<Self>,
+    ) -> Result<&'a mut Self> {
+        let n = bytes.len();
+        if n > PAGE_BYTES {
+            return Err(Error::Codec(format!(
+                "a {n}-byte chunk does not fit a {PAGE_BYTES}-byte page"
+            )));
+        }
+        let p = slot.as_mut_ptr();
+        // SAFETY: `p` is the slot's (writable, aligned) room for a page; `bytes` is written
+        // first, then all `PAGE_BYTES` of `words` (`n <= PAGE_BYTES` copied, the rest
+        // zeroed), so every field is initialised before `assume_init_mut`; the source is a
+        // separate borrow, so the copy does not overlap.
+        unsafe {
+            std::ptr::addr_of_mut!((*p).bytes).write(n as u64);
+            let words = std::ptr::addr_of_mut!((*p).words) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), words, n);
+            std::ptr::write_bytes(words.add(n), 0, PAGE_BYTES - n);
+            Ok(slot.assume_init_mut())
+        }
+    }
 }
 
 impl Page {

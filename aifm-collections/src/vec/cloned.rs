@@ -23,6 +23,13 @@ pub(crate) trait Source<T> {
     /// Calls `f` with chunk `i`'s elements in order (`b` follows `a`; often empty), inside a
     /// scope that ends when `visit` returns. Panics if far memory fails.
     fn visit(&self, i: usize, f: &mut dyn FnMut(&[T], &[T]));
+
+    /// [`Source::visit`] by a walk going `forward` (towards higher chunks) or backward, for
+    /// sources that read ahead in the direction of travel.
+    fn visit_from(&self, i: usize, forward: bool, f: &mut dyn FnMut(&[T], &[T])) {
+        let _ = forward;
+        self.visit(i, f)
+    }
 }
 
 /// Clones of a run of chunks' elements, from either end; see the module documentation.
@@ -186,8 +193,8 @@ impl<T: Clone, S: Source<T>> Cloned<T, S> {
 
     /// Clones chunk `i` into `buf` (emptied first; its allocation is reused chunk after
     /// chunk).
-    fn load(src: &S, i: usize, buf: &mut Buf<T>, unloaded: &mut usize) {
-        src.visit(i, &mut |a, b| buf.fill(a, b));
+    fn load(src: &S, i: usize, forward: bool, buf: &mut Buf<T>, unloaded: &mut usize) {
+        src.visit_from(i, forward, &mut |a, b| buf.fill(a, b));
         *unloaded -= buf.len();
     }
 }
@@ -204,7 +211,13 @@ impl<T: Clone, S: Source<T>> Iterator for Cloned<T, S> {
             if self.front == self.back {
                 return self.bbuf.pop_front();
             }
-            Self::load(&self.src, self.front, &mut self.fbuf, &mut self.unloaded);
+            Self::load(
+                &self.src,
+                self.front,
+                true,
+                &mut self.fbuf,
+                &mut self.unloaded,
+            );
             self.front += 1;
         }
     }
@@ -248,7 +261,13 @@ impl<T: Clone, S: Source<T>> DoubleEndedIterator for Cloned<T, S> {
                 return self.fbuf.pop_back();
             }
             self.back -= 1;
-            Self::load(&self.src, self.back, &mut self.bbuf, &mut self.unloaded);
+            Self::load(
+                &self.src,
+                self.back,
+                false,
+                &mut self.bbuf,
+                &mut self.unloaded,
+            );
         }
     }
 
@@ -263,7 +282,7 @@ impl<T: Clone, S: Source<T>> DoubleEndedIterator for Cloned<T, S> {
         } = self;
         let mut acc = Some(bbuf.rfold(init, &mut f));
         for i in (front..back).rev() {
-            src.visit(i, &mut |a, b| {
+            src.visit_from(i, false, &mut |a, b| {
                 let x = acc.take().expect("folding");
                 let x = b.iter().rev().cloned().fold(x, &mut f);
                 acc = Some(a.iter().rev().cloned().fold(x, &mut f));

@@ -331,6 +331,12 @@ impl RemoteDevice for VecDevice {
             .map(|v| v.to_vec()))
     }
 
+    fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<()> {
+        let k = key_of(key)?;
+        f(self.store.shard(k).lock().unwrap().get(&k).map(|v| &v[..]));
+        Ok(())
+    }
+
     fn check_key(&self, key: &[u8]) -> Result<()> {
         key_of(key).map(drop)
     }

@@ -333,9 +333,9 @@ impl<T: FarData> RemVec<T> {
         }
     }
 
-    /// Calls `f` on each chunk's elements in order (one dereference per chunk, the scope
-    /// renewed between chunks): the fastest way to read everything. Stops at the first
-    /// error `f` or far memory reports.
+    /// Calls `f` on each chunk's elements in order (one dereference per chunk, a scope per
+    /// chunk, a prefetch window kept ahead): the fastest way to read everything. Stops at the
+    /// first error `f` or far memory reports.
     ///
     /// # Errors
     /// Far-memory errors, or the first error of `f`.
@@ -352,16 +352,8 @@ impl<T: FarData> RemVec<T> {
     /// .unwrap();
     /// assert_eq!(sum, 99_999 * 100_000 / 2);
     /// ```
-    pub fn try_for_each_chunk(&self, mut f: impl FnMut(&[T]) -> Result<()>) -> Result<()> {
-        let mut scope = Scope::new();
-        for (i, c) in self.chunks.iter().enumerate() {
-            f(c.slice(&scope)?)?;
-            if i % RENEW_CHUNKS == RENEW_CHUNKS - 1 {
-                drop(scope);
-                scope = Scope::new();
-            }
-        }
-        Ok(())
+    pub fn try_for_each_chunk(&self, f: impl FnMut(&[T]) -> Result<()>) -> Result<()> {
+        self.try_scan(false, f)
     }
 
     /// Keeps the elements for which `keep` is true, in order. Chunks are consumed and rebuilt

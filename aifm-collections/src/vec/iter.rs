@@ -2,8 +2,12 @@
 //!
 //! * [`Iter`] ([`RemVec::iter`], [`RemVec::iter_nt`]) yields clones from either end; no scope
 //!   is open between calls to `next`, and `fold` and its kin (`sum`, `for_each`, `max`, …) run
-//!   on each chunk in place, one scope per chunk, renewed between chunks (see `cloned`).
-//!   Sequential scans keep [`PREFETCH_AHEAD`] chunks requested ahead of the front end.
+//!   on each chunk in place, one scope per chunk, renewed between chunks (see `cloned`): for
+//!   plain data, `next` copies each chunk once into the iterator's buffer (one `memcpy`), and
+//!   `fold` copies nothing. Both ends keep a window of chunks requested ahead of themselves
+//!   (see `scan`).
+//! * [`Chunks`](super::Chunks) ([`RemVec::chunks`]) borrows each chunk in place with a scope
+//!   of its own, one chunk at a time (see `scan`).
 //! * [`IterIn`] ([`RemVec::iter_in`]) yields references into the chunks, which stay valid as
 //!   long as the scope you lend it: nothing is cloned or copied, and nothing is renewed.
 //! * [`IntoIter`] and [`Drain`] take chunks out whole, from either end.
@@ -11,65 +15,17 @@
 //! All of them are `ExactSizeIterator`, `DoubleEndedIterator` and `FusedIterator`, as std's
 //! are.
 
-use super::chunk::{ChunkIter, ChunkTable, IntoChunks, Taken};
-use super::cloned::{Cloned, Source};
-use super::{Far, RemVec, PREFETCH_AHEAD};
-use aifm_core::{FarData, Runtime, Scope};
-use std::cell::Cell;
+use super::chunk::{ChunkIter, IntoChunks, Taken};
+use super::cloned::Cloned;
+use super::scan::Scan;
+use super::{Far, RemVec};
+use aifm_core::{FarData, Scope};
 use std::fmt;
 use std::iter::FusedIterator;
 use std::sync::atomic::Ordering;
 
-/// The chunks of a vector as an iterator source, with the scan's prefetch window.
-pub(crate) struct Chunks<'a, T: FarData> {
-    chunks: &'a ChunkTable<T>,
-    rt: &'a Runtime,
-    nt: bool,
-    /// First chunk not yet handed to the prefetcher (`usize::MAX`: prefetching is off).
-    prefetched: Cell<usize>,
-}
-
-impl<T: FarData> Source<T> for Chunks<'_, T> {
-    #[track_caller]
-    fn visit(&self, c: usize, f: &mut dyn FnMut(&[T], &[T])) {
-        // Keep a window of chunks in flight ahead of a forward scan (one batch per half
-        // window).
-        let p = self.prefetched.get();
-        if p < self.chunks.len() && c + PREFETCH_AHEAD / 2 >= p {
-            let from = p.max(c + 1);
-            let to = (c + 1 + PREFETCH_AHEAD).min(self.chunks.len());
-            if from < to {
-                let tickets = self
-                    .chunks
-                    .range(from..to)
-                    .filter(|ch| !ch.is_local())
-                    .map(|ch| ch.ticket());
-                self.rt.prefetch(tickets, true);
-            }
-            self.prefetched.set(to);
-        }
-        let chunk = self.chunks.at(c);
-        if !chunk.is_local() && !aifm_core::scope::in_scope() {
-            // Fetch before the scope opens: outside one, the fetch may wait for the evacuator
-            // to make room; inside, it could only draw on the overdraft. (If the chunk leaves
-            // again before the scope opens, the dereference below fetches it once more.)
-            let _ = self.rt.fetch_many(&[chunk.ticket()], self.nt);
-        }
-        let scope = Scope::new();
-        let elements = if self.nt {
-            match chunk.slice_nt(&scope) {
-                Ok(v) => v,
-                Err(e) => crate::common::fail("RemVec::iter_nt", e),
-            }
-        } else {
-            chunk.deref(&scope)
-        };
-        f(elements, &[])
-    }
-}
-
 /// Iterator over clones of a [`RemVec`]'s elements, from either end; see [`RemVec::iter`].
-pub struct Iter<'a, T: FarData>(Cloned<T, Chunks<'a, T>>);
+pub struct Iter<'a, T: FarData>(Cloned<T, Scan<'a, T>>);
 
 impl<T: FarData> RemVec<T> {
     /// Iterates over clones of the elements, from either end, one dereference per chunk.
@@ -119,19 +75,9 @@ impl<T: FarData> RemVec<T> {
     where
         T: Clone,
     {
-        let src = Chunks {
-            chunks: &self.chunks,
-            rt: &self.far.rt,
-            nt,
-            // In-process far memory has no latency to hide: a prefetch there only moves the
-            // same copying onto helper threads that compete for the same cores.
-            prefetched: Cell::new(if self.far.rt.backend_name() == "embedded" {
-                usize::MAX
-            } else {
-                0
-            }),
-        };
-        Iter(Cloned::new(src, self.chunks.len(), self.len))
+        let src = Scan::new(self, nt);
+        let n = src.len();
+        Iter(Cloned::new(src, n, self.len))
     }
 
     /// Borrowing iteration from a scope you hold: yields `&T` into the chunks for as long as

@@ -28,6 +28,8 @@
 //! * `Index` is not offered: `Index::index(&self, i) -> &T` has no place to put the scope that
 //!   keeps the chunk from being evacuated while the reference lives, and a reference that
 //!   outlives its scope could dangle.
+//! * [`RemVec::chunks`] / [`RemVec::chunks_nt`] borrow the elements in place, a chunk at a
+//!   time, each [`ChunkRef`] holding its chunk's scope (no clone, no copy).
 //! * [`RemVec::iter`] yields clones, from either end. Between calls to `next` it holds no
 //!   scope (each chunk is cloned into a buffer inside a scope of its own), so a scan (or
 //!   several zipped) never holds the evacuator back while your code runs; `fold` and the
@@ -42,12 +44,15 @@
 //! * **Evacuation.** The runtime's default write-back is right for chunks: a cold chunk is
 //!   written whole (for plain data, one copy of its raw bytes) under its chunk index. No
 //!   handler is registered.
-//! * **Prefetching.** A per-vector [`StrideDetector`] watches
-//!   the chunks `get` misses on; once a constant stride is confirmed it hands the next chunks
-//!   to the runtime's prefetch helpers in one batch (nontemporal, so unused prefetches are the
-//!   first to go). Iterators know they are sequential and keep [`PREFETCH_AHEAD`] chunks in
-//!   flight ahead of themselves when far memory is across a network (with the in-process
-//!   store there is no latency to hide, and helper threads would only compete for the cores).
+//! * **Prefetching.** A per-vector [`Prefetcher`] (the core's stride detector: forward,
+//!   reverse or strided) watches the chunks `get` misses on; once a constant stride is
+//!   confirmed it hands the next chunks to the runtime's prefetch helpers in one batch
+//!   (nontemporal, so unused prefetches are the first to go). Iterators know they are
+//!   sequential and keep a window of chunks in flight ahead of themselves when far memory is
+//!   across a network (with the in-process store there is no latency to hide, and helper
+//!   threads would only compete for the cores). Both windows are sized by
+//!   [`Runtime::scan_window`]: the link's measured bandwidth-delay product, within the free
+//!   local memory.
 //! * **Offloading.** With plain-data elements, the `aifm.vec` device (in [`device`]) gathers by
 //!   an index vector ([`RemVec::gather`]), permutes ([`RemVec::permute`]), copies ranges
 //!   ([`RemVec::copy_range`]) and aggregates ([`RemVec::sum`] … [`RemVec::group_by`]) next to
@@ -97,15 +102,17 @@ mod iter;
 pub(crate) mod local;
 mod offload;
 pub mod ops;
+mod scan;
 mod striped;
 mod traits;
 
 pub use device::DEVICE;
 pub use iter::{Drain, IntoIter, Iter, IterIn};
 pub use ops::{AggValue, Aggregate, GroupKey, NumKind, Numeric};
+pub use scan::{ChunkRef, Chunks};
 
 use crate::common::{chunk_shift, new_token, DEFAULT_CHUNK_BYTES};
-use crate::prefetch::StrideDetector;
+use aifm_core::prefetch::Prefetcher;
 use aifm_core::{FarData, Placement, Runtime, Structure};
 use chunk::ChunkTable;
 use std::ops::{Bound, Range, RangeBounds};
@@ -117,13 +124,6 @@ const WROTE: u8 = 2;
 
 /// Chunks visited between scope renewals in long loops (16 chunks of 4 KiB: 64 KiB).
 const RENEW_CHUNKS: usize = 16;
-
-/// Chunks an iterator keeps requested ahead of itself (64 KiB with 4 KiB chunks).
-///
-/// ```
-/// assert_eq!(aifm_collections::vec::PREFETCH_AHEAD, 16);
-/// ```
-pub const PREFETCH_AHEAD: usize = 16;
 
 /// Output chunks per offloaded gather/copy request.
 const REPLY_CHUNKS: u64 = 256;
@@ -198,7 +198,7 @@ pub struct RemVec<T: FarData> {
     pub(crate) len: usize,
     pub(crate) shift: u32,
     pub(crate) far: Far,
-    prefetch: StrideDetector,
+    prefetch: Prefetcher,
 }
 
 impl<T: FarData> RemVec<T> {
@@ -309,7 +309,7 @@ impl<T: FarData> RemVec<T> {
             len: 0,
             shift: chunk_shift::<T>(bytes),
             far: Far::new(runtime, Placement::Whole),
-            prefetch: StrideDetector::new(),
+            prefetch: Prefetcher::new(crate::DEFAULT_CHUNK_BYTES),
         }
     }
 

@@ -118,6 +118,19 @@ impl Backend for EmbeddedBackend {
         self.delay();
         InFlight::done(self.ns.compute(ds, opcode, input))
     }
+    /// Lends each stored object in place: the fetch copies it once, store to heap.
+    fn read_many_with(
+        &self,
+        ds: u32,
+        keys: &[&[u8]],
+        sink: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) -> Result<()> {
+        self.delay();
+        for (i, k) in keys.iter().enumerate() {
+            self.ns.read_with(ds, k, &mut |v| sink(i, v))?;
+        }
+        Ok(())
+    }
     /// One structure lives in one namespace: the placement means nothing here.
     fn construct_placed(&self, ds: u32, device: &str, params: &[u8], _: Placement) -> Result<()> {
         self.delay();

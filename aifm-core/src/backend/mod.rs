@@ -377,6 +377,39 @@ pub trait Backend: Send + Sync + 'static {
         self.begin_read_many(ds, keys).wait()
     }
 
+    /// [`Backend::read_many`], lending each object's bytes to `sink` with its index in
+    /// `keys` (`None`: no such object) instead of returning them, so a backend that holds the
+    /// bytes (the in-process store) lets the runtime copy each object once, into its heap
+    /// place. `sink` only copies; it never calls back into far memory. On an error, `sink`
+    /// may have seen a prefix of the batch (in any order). Provided: [`Backend::read_many`],
+    /// lent from its answer.
+    ///
+    /// # Errors
+    /// As [`Backend::read_many`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{Backend, EmbeddedBackend, OBJECT_STORE};
+    /// let b = EmbeddedBackend::new();
+    /// b.write(OBJECT_STORE, b"k", b"value").unwrap();
+    /// let mut seen = Vec::new();
+    /// b.read_many_with(OBJECT_STORE, &[b"x", b"k"], &mut |i, v| seen.push((i, v.map(<[u8]>::len))))
+    ///     .unwrap();
+    /// assert_eq!(seen, [(0, None), (1, Some(5))]);
+    /// ```
+    fn read_many_with(
+        &self,
+        ds: u32,
+        keys: &[&[u8]],
+        sink: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) -> Result<()> {
+        for (i, v) in self.read_many(ds, keys)?.into_iter().enumerate() {
+            sink(i, v.as_deref());
+        }
+        Ok(())
+    }
+
     /// Writes many objects of one structure in one request. On error, a prefix of the batch
     /// may have been stored; nothing stored before the call is harmed. Provided:
     /// [`Backend::begin_write_many`], waited for.
@@ -488,6 +521,14 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
         (**self).begin_read_many(ds, keys)
+    }
+    fn read_many_with(
+        &self,
+        ds: u32,
+        keys: &[&[u8]],
+        sink: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) -> Result<()> {
+        (**self).read_many_with(ds, keys, sink)
     }
     fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
         (**self).begin_write_many(ds, items)

@@ -40,6 +40,18 @@ pub trait RemoteDevice: Send + Sync + 'static {
     /// Device-specific.
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
+    /// Lends object `key`'s bytes to `f` (`None`: no such object) instead of returning a
+    /// copy: a device that keeps its objects in memory calls `f` on them in place, so the
+    /// in-process backend copies each fetched object once, into its heap place. `f` only
+    /// copies; it never calls back into far memory. The default reads, then lends the copy.
+    ///
+    /// # Errors
+    /// As [`RemoteDevice::read`].
+    fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<()> {
+        f(self.read(key)?.as_deref());
+        Ok(())
+    }
+
     /// Writes object `key`.
     ///
     /// # Errors

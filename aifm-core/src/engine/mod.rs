@@ -313,6 +313,25 @@ impl Namespace {
         self.device(ds)?.read(key)
     }
 
+    /// Lends object `key` of structure `ds` to `f` in place (see
+    /// [`RemoteDevice::read_with`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownStructure`]; device errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ns = aifm_core::engine::Engine::global().namespace(1 << 20);
+    /// ns.write(0, b"k", b"v").unwrap();
+    /// let mut len = 0;
+    /// ns.read_with(0, b"k", &mut |v| len = v.map_or(0, <[u8]>::len)).unwrap();
+    /// assert_eq!(len, 1);
+    /// ```
+    pub fn read_with(&self, ds: u32, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<()> {
+        self.device(ds)?.read_with(key, f)
+    }
+
     /// Writes object `key` of structure `ds`.
     ///
     /// # Errors

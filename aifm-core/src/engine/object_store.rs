@@ -129,6 +129,11 @@ impl RemoteDevice for ObjectStore {
         Ok(self.shard(key).lock().unwrap().get(key).cloned())
     }
 
+    fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<()> {
+        f(self.shard(key).lock().unwrap().get(key).map(Vec::as_slice));
+        Ok(())
+    }
+
     fn write(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let mut shard = self.shard(key).lock().unwrap();
         let new = cost(key, value);

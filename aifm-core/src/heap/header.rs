@@ -71,9 +71,19 @@ impl<T: FarData> HasVTable for T {
 /// `dst` must be valid for writes of a `T` and aligned for it; whatever it held is
 /// overwritten without being dropped.
 unsafe fn decode_into<T: FarData>(bytes: &[u8], dst: *mut u8) -> Result<()> {
-    let value = contain(|| T::decode(bytes)).map_err(to_error)??;
-    // SAFETY: the caller passes writable, aligned room for a T.
-    unsafe { (dst as *mut T).write(value) };
+    // SAFETY: the caller passes writable, aligned room for a T, and `MaybeUninit<T>` has
+    // T's layout; nothing else refers to the room while we decode.
+    let slot = unsafe { &mut *(dst as *mut std::mem::MaybeUninit<T>) };
+    let at =
+        contain(|| T::decode_in_place(bytes, slot).map(|r| r as *mut T)).map_err(to_error)??;
+    // The slot is initialised only if the reference the decoder handed back is the slot
+    // (safe code obtains one there only by writing it); a reference elsewhere leaves it
+    // uninitialised, which must not be taken for a value.
+    if at != dst as *mut T {
+        return Err(crate::Error::Codec(
+            "decode_in_place returned a reference outside its slot".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -224,6 +234,37 @@ pub(crate) fn padded(size: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decodes "in place" into a leaked box instead of its slot.
+    struct Liar(#[allow(dead_code)] u64);
+
+    impl FarData for Liar {
+        fn encode(&self, _: &mut Vec<u8>) -> Result<()> {
+            Ok(())
+        }
+        fn decode(_: &[u8]) -> Result<Self> {
+            Ok(Liar(1))
+        }
+        fn decode_in_place<'a>(
+            _: &[u8],
+            _: &'a mut std::mem::MaybeUninit<Self>,
+        ) -> Result<&'a mut Self> {
+            Ok(Box::leak(Box::new(Liar(2))))
+        }
+    }
+
+    #[test]
+    fn an_in_place_decode_that_answers_with_another_place_is_an_error() {
+        let mut room = std::mem::MaybeUninit::<u64>::uninit();
+        // SAFETY: `room` is writable and aligned for a `Liar` (one u64).
+        let r = unsafe { decode_into::<Liar>(&[], room.as_mut_ptr() as *mut u8) };
+        assert!(matches!(r, Err(crate::Error::Codec(_))), "{r:?}");
+        // SAFETY: as above; the default path writes the slot.
+        let r = unsafe { decode_into::<u64>(&9u64.to_le_bytes(), room.as_mut_ptr() as *mut u8) };
+        assert!(r.is_ok());
+        // SAFETY: decode_into succeeded, so the u64 is initialised.
+        assert_eq!(unsafe { room.assume_init() }, 9);
+    }
 
     #[test]
     fn heap_charges_round_up_and_round_trip() {

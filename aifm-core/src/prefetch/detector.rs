@@ -33,7 +33,9 @@ pub struct Prefetcher {
     /// Next index to plan (`NO_WINDOW`: none yet; may be -1 or `len` once the end is reached).
     frontier: AtomicI64,
     enabled: AtomicBool,
-    window: u64,
+    /// Objects planned ahead (see [`Prefetcher::set_window`]).
+    window: AtomicU64,
+    object_bytes: usize,
     threshold: u32,
 }
 
@@ -55,7 +57,8 @@ impl Prefetcher {
             hits: AtomicU32::new(0),
             frontier: AtomicI64::new(NO_WINDOW),
             enabled: AtomicBool::new(true),
-            window: ((1 << 20) / object_bytes.max(1)).max(1) as u64,
+            window: AtomicU64::new(((1 << 20) / object_bytes.max(1)).max(1) as u64),
+            object_bytes: object_bytes.max(1),
             threshold: 8,
         }
     }
@@ -68,10 +71,24 @@ impl Prefetcher {
     /// let p = aifm_core::prefetch::Prefetcher::new(4096).with_window_bytes(64 << 10);
     /// assert_eq!(p.window(), 16);
     /// ```
-    pub fn with_window_bytes(mut self, bytes: usize) -> Self {
-        let per = (1 << 20) / self.window as usize;
-        self.window = (bytes / per.max(1)).max(1) as u64;
+    pub fn with_window_bytes(self, bytes: usize) -> Self {
+        self.set_window((bytes / self.object_bytes).max(1));
         self
+    }
+
+    /// Sets the objects planned ahead from now on (at least one): a structure sizes it from
+    /// [`Runtime::scan_window`](crate::Runtime::scan_window), the link's bandwidth-delay
+    /// product within the free memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = aifm_core::prefetch::Prefetcher::new(4096);
+    /// p.set_window(40);
+    /// assert_eq!(p.window(), 40);
+    /// ```
+    pub fn set_window(&self, objects: usize) {
+        self.window.store(objects.max(1) as u64, Ordering::Relaxed);
     }
 
     /// Consecutive equal strides needed before prefetching starts.
@@ -121,10 +138,21 @@ impl Prefetcher {
     /// assert_eq!(aifm_core::prefetch::Prefetcher::new(1 << 20).window(), 1);
     /// ```
     pub fn window(&self) -> u64 {
-        self.window
+        self.window.load(Ordering::Relaxed)
     }
 
-    fn reset(&self) {
+    /// Forgets the pattern (after the structure changed shape, say): prefetching starts
+    /// again only after `threshold` equal strides.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = aifm_core::prefetch::Prefetcher::new(1 << 19).with_threshold(2);
+    /// let _ = (p.record(0, 100), p.record(1, 100));
+    /// p.reset();
+    /// assert_eq!(p.record(2, 100).count(), 0);
+    /// ```
+    pub fn reset(&self) {
         self.hits.store(0, Ordering::Relaxed);
         self.frontier.store(NO_WINDOW, Ordering::Relaxed);
     }
@@ -155,11 +183,14 @@ impl Prefetcher {
         if prev == 0 {
             return none;
         }
-        let d = index as i64 - (prev - 1) as i64;
+        let mut d = index as i64 - (prev - 1) as i64;
         if d == 0 {
             return none;
         }
-        let hits = if d == self.stride.load(Ordering::Relaxed) {
+        let stride = self.stride.load(Ordering::Relaxed);
+        let hits = if d == stride || self.continues(stride, d, index) {
+            // The pattern goes on (past the objects its window brought in, if any).
+            d = stride;
             self.hits.fetch_add(1, Ordering::Relaxed) + 1
         } else {
             // A new pattern: this touch is its first hit.
@@ -182,7 +213,8 @@ impl Prefetcher {
         if (start - i).signum() != d.signum() {
             start = i + d;
         }
-        let end = (i + d * (self.window as i64 + 1)).clamp(-1, len as i64);
+        let window = self.window.load(Ordering::Relaxed) as i64;
+        let end = (i + d * (window + 1)).clamp(-1, len as i64);
         let remaining = if d > 0 {
             ((end - start).max(0) + d - 1) / d
         } else {
@@ -195,6 +227,20 @@ impl Prefetcher {
             stride: d,
             remaining,
         }
+    }
+
+    /// Whether a touch `d` away from the last one continues a confirmed `stride` although
+    /// it skipped objects: structures record only misses, so the objects a window brought in
+    /// go unrecorded, and the next miss lands past them, in the stride's direction, on its
+    /// grid, and no further than the first object not yet planned.
+    fn continues(&self, stride: i64, d: i64, index: u64) -> bool {
+        let frontier = self.frontier.load(Ordering::Relaxed);
+        stride != 0
+            && frontier != NO_WINDOW
+            && self.hits.load(Ordering::Relaxed) >= self.threshold
+            && d % stride == 0
+            && d / stride > 0
+            && (frontier - index as i64) * stride.signum() >= 0
     }
 
     /// The most recent touches, oldest first (at most 256).
@@ -277,6 +323,29 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted, planned);
         assert!(planned.iter().all(|i| i % 3 == 0));
+    }
+
+    #[test]
+    fn a_walk_that_records_only_misses_keeps_its_stride_past_each_window() {
+        // Structures record only the objects that miss; those a window brought in are hits
+        // and go unrecorded, so the next miss lands one window past the previous one.
+        for stride in [1i64, -1, 3] {
+            let p = Prefetcher::new(1 << 16).with_threshold(3); // 16-object window
+            let mut planned = std::collections::HashSet::new();
+            let mut misses = 0;
+            let walk: Vec<u64> = match stride {
+                -1 => (0..3000).rev().collect(),
+                s => (0..3000).step_by(s as usize).collect(),
+            };
+            let n = walk.len();
+            for i in walk {
+                if !planned.contains(&i) {
+                    misses += 1;
+                    planned.extend(p.record(i, 3000));
+                }
+            }
+            assert!(misses < n / 12, "stride {stride}: {misses} misses of {n}");
+        }
     }
 
     #[test]

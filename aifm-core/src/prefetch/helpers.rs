@@ -1,5 +1,6 @@
 //! Fetch tickets, the prefetch helper threads, and fetch futures.
 
+use super::Link;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
 use crate::heap::{HasVTable, Kind};
@@ -15,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 /// Most prefetch tasks waiting for the helpers; more are dropped (and counted).
 pub(crate) const QUEUE_LIMIT: usize = 256;
@@ -269,7 +271,7 @@ fn helper_loop(weak: &Weak<Inner>, rx: &Mutex<Receiver<Task>>) {
                 continue;
             }
             let kind = if nt { Kind::Nontemporal } else { Kind::Normal };
-            if let Ok(n) = fetch_batch(&rt, &tickets, kind, Alloc::Prefetch, None) {
+            if let Ok(n) = timed_fetch(&rt, &tickets, kind, Alloc::Prefetch, None) {
                 let missed = tickets
                     .iter()
                     .filter(|t| !FetchTicket(**t).is_local())
@@ -281,6 +283,26 @@ fn helper_loop(weak: &Weak<Inner>, rx: &Mutex<Receiver<Task>>) {
             }
         }
     }
+}
+
+/// [`fetch_batch`], reporting the batch's objects, bytes and time to the runtime's [`Link`].
+fn timed_fetch(
+    rt: &Inner,
+    tickets: &[Ticket],
+    kind: Kind,
+    how: Alloc<'_>,
+    mode: Option<Mode>,
+) -> Result<usize> {
+    let bytes_before = rt.counters.fetched_bytes.load(Ordering::Relaxed);
+    let t = Instant::now();
+    let r = fetch_batch(rt, tickets, kind, how, mode);
+    if let Ok(n) = r {
+        // Other threads' fetches may land in the same counter meanwhile: a sample that is
+        // off by a little only nudges a smoothed estimate.
+        let bytes = rt.counters.fetched_bytes.load(Ordering::Relaxed) - bytes_before;
+        rt.link.record(n, bytes as usize, t.elapsed());
+    }
+    r
 }
 
 impl Runtime {
@@ -314,7 +336,38 @@ impl Runtime {
         } else {
             Mode::Read
         };
-        fetch_batch(&self.inner, &tickets, kind, Alloc::Mutator, Some(mode))
+        timed_fetch(&self.inner, &tickets, kind, Alloc::Mutator, Some(mode))
+    }
+
+    /// Objects of `object_bytes` a sequential reader should keep in flight ahead of itself
+    /// right now: two bandwidth-delay products of the measured link, at most a quarter of
+    /// the free local memory (see [`Link`]). With the in-process store (nothing to hide) it is
+    /// still an estimate, of copying speed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// // Nothing measured yet: the default window (memory permitting).
+    /// assert_eq!(rt.scan_window(4096), aifm_core::prefetch::DEFAULT_WINDOW);
+    /// ```
+    pub fn scan_window(&self, object_bytes: usize) -> usize {
+        let h = &self.inner.heap;
+        let budget = (h.budget_regions * h.region_size) as f64;
+        let free = (h.free_fraction().max(0.0) * budget) as usize;
+        self.inner.link.window(object_bytes, free)
+    }
+
+    /// The measured link to far memory (round trip, throughput).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// assert!(rt.link().round_trip().is_none()); // nothing fetched yet
+    /// ```
+    pub fn link(&self) -> &Link {
+        &self.inner.link
     }
 
     /// Asks the helper threads to bring `tickets` in ahead of use. Never blocks: when the

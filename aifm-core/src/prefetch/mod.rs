@@ -8,9 +8,9 @@
 //!   structure that uses a [`Prefetcher`] (one per structure instance) has it watch the indices
 //!   its mutators touch and, once it sees a steady stride, asks the runtime's helper threads
 //!   to fetch a window of objects ahead. A structure can also push a window or a static hint
-//!   ("I will read these") straight to [`Runtime::prefetch`](crate::Runtime::prefetch): the
-//!   collections' `RemVec` does so from a stride detector of its own today
-//!   (`aifm_collections::prefetch::StrideDetector`).
+//!   ("I will read these") straight to [`Runtime::prefetch`](crate::Runtime::prefetch), as
+//!   the collections' iterators do. The collections' `RemVec` feeds a [`Prefetcher`] with the
+//!   chunks its `get` misses on; there is one stride detector, this one.
 //! * **Async** ([`Runtime::fetch_async`](crate::Runtime::fetch_async), [`RemBox::read_async`](crate::RemBox::read_async)):
 //!   a future that resolves when objects are local, so thousands of tasks on any executor can
 //!   have misses in flight at once; the helpers batch whatever is queued into one request.
@@ -21,8 +21,19 @@
 //! lock-free 256-entry trace ring (two relaxed atomic operations, no lock, no allocation),
 //! compares it with the previous one, and counts consecutive equal strides. After
 //! `threshold` (default 8) hits it returns a [`Plan`] for the next `window` objects (1 MiB
-//! worth by default); each further hit slides the window by one object. A different stride
+//! worth by default, or [`Prefetcher::set_window`]); each further hit slides the window by one
+//! object. A structure that records only its misses skips the objects a window brought in, so
+//! a touch further along the same stride (no further than the window's end) also counts as a
+//! hit. A different stride
 //! resets it. Plans never reach past the structure's length (the caller passes it).
+//!
+//! # Window by bandwidth-delay
+//!
+//! Every batched fetch reports its size and time to the runtime's [`Link`]: a smoothed round
+//! trip and throughput. [`Runtime::scan_window`](crate::Runtime::scan_window) turns them into
+//! the objects a sequential reader keeps in flight: two bandwidth-delay products, capped by a
+//! quarter of the free local memory (so prefetched objects, nontemporal until used, cannot
+//! evict the hot set). Scans and the [`Prefetcher`]'s windows are sized from it.
 //!
 //! # Accounting
 //!
@@ -33,7 +44,9 @@
 
 mod detector;
 mod helpers;
+mod link;
 
 pub use detector::{Plan, Prefetcher};
 pub(crate) use helpers::{spawn_helpers, Task};
 pub use helpers::{FetchFuture, FetchTicket};
+pub use link::{Link, DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW};

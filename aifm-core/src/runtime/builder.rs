@@ -357,6 +357,7 @@ impl RuntimeBuilder {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             prefetch_tx,
             prefetch_queued: AtomicUsize::new(0),
+            link: prefetch::Link::new(),
             heap: Heap::new(region_size, budget_regions, overdraft_regions),
             lanes: (0..lanes)
                 .map(|_| CachePadded::new(Mutex::default()))

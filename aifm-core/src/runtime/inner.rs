@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     pub prefetch_tx: std::sync::mpsc::Sender<prefetch::Task>,
     /// Prefetch tasks queued and not yet taken.
     pub prefetch_queued: AtomicUsize,
+    /// The far-memory link's measured round trip and throughput (prefetch windows).
+    pub link: prefetch::Link,
     /// Freed object-store slots whose far copies still await a batched remove; they are
     /// reused only after it (a slot's index is its far key).
     pub quarantine: Mutex<Vec<SlotPtr>>,
