@@ -324,6 +324,6 @@ where
     /// assert_eq!(m.local_len(), 1);
     /// ```
     pub fn local_len(&self) -> usize {
-        self.core.shards.iter().map(|s| s.read().local_len()).sum()
+        self.core.shards.iter().map(|s| s.write().local_len()).sum()
     }
 }
