@@ -223,11 +223,14 @@ where
         let mut v = codec_copy(unsafe { node.value() })?;
         if keep(&k, &mut v) {
             let new = self.core.node(counts, k, v, far)?;
-            let c = new.try_deref(scope)?;
-            c.flags.fetch_and(!super::index::PENDING, Ordering::AcqRel);
+            let c: *const Node<K, V> = new.try_deref(scope)?;
+            // SAFETY: our own box, dereferenced through `scope`.
+            unsafe { &*c }
+                .flags
+                .fetch_and(!super::index::PENDING, Ordering::AcqRel);
             // SAFETY: found under this hold; unlinked just below.
             unsafe { w.kill(n) };
-            w.insert(w.hash_of(i), new);
+            w.insert(w.hash_of(i), new, c);
             w.unlink(i, scope);
             stale.extend(far_key);
             return Ok(true);

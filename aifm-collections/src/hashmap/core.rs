@@ -140,7 +140,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
             publish(unsafe { &*c }, true);
             // SAFETY: found under this hold; unlinked just below.
             unsafe { w.kill(n) };
-            w.insert(h, copy);
+            w.insert(h, copy, c);
             w.unlink(i, &scope);
             drop(w);
             // SAFETY: `WRITER` was set before the copy was published; it is in the index.
@@ -184,7 +184,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                     publish(new_ref, guard);
                     // The new pair is in before the old one goes: a reader sees one or the
                     // other (the old one `DEAD` until unlinked, which makes it wait).
-                    w.insert(h, node);
+                    w.insert(h, node, new_node);
                     w.unlink(i, &scope);
                     return Ok((Some(old), self.guard_for(w, guard, scope, new_node)));
                 }
@@ -214,7 +214,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                         new_ref.flags.fetch_or(FAR_COPY, Ordering::AcqRel);
                     }
                     publish(new_ref, guard);
-                    w.insert(h, node);
+                    w.insert(h, node, new_node);
                     if old.is_none() {
                         counts.len.fetch_add(1, Ordering::Relaxed);
                     }
@@ -286,7 +286,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         // SAFETY: our own box, dereferenced through `scope`, which stays open.
         let n = unsafe { &*n };
         publish(n, false);
-        w.insert(h, node);
+        w.insert(h, node, n);
         self.structure.note_fetches(1, bytes.len() as u64);
         self.settle(counts, si, n, &fk);
         Ok(true)
@@ -357,7 +357,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
             let n: *const Node<K, V> = node.try_deref(&scope)?;
             // SAFETY: our own box, dereferenced through `scope`.
             publish(unsafe { &*n }, false);
-            locks[lock_of(si)].insert(h, node);
+            locks[lock_of(si)].insert(h, node, n);
             home.push((si, n, j));
         }
         let done: Vec<&[u8]> = home.iter().map(|p| refs[p.2]).collect();

@@ -3,10 +3,13 @@
 //!
 //! # The array
 //!
-//! A power-of-two array of 16-byte entries, probed linearly from the hash's low bits. An
+//! A power-of-two array of 24-byte entries, probed linearly from the hash's low bits. An
 //! entry is the pair's full hash (its *tag*; [`EMPTY`] and [`GONE`] are reserved, and the
-//! probe starts from the tag) and the pair's `RemBox`. A hit costs three dependent loads: the entry, the box's pointer word and
-//! the node. The array is replaced (never resized in place) when live and gone entries fill
+//! probe starts from the tag), the pair's `RemBox`, and the node's address when the entry
+//! was filled. A hit costs three dependent loads: the entry, the box's pointer word and the
+//! node; the last two overlap, because the probe prefetches the node at the hinted address
+//! while it loads the pointer word (a hint made stale by the evacuator costs a wasted
+//! prefetch, never a wrong read). The array is replaced (never resized in place) when live and gone entries fill
 //! three quarters of it; the old array is freed by `crossbeam-epoch` once no reader that
 //! could see it is pinned.
 //!
@@ -178,10 +181,31 @@ pub(crate) fn codec_copy<T: FarData>(v: &T) -> Result<T> {
     T::decode(&bytes)
 }
 
-/// One entry of the array: tag and box (see the module essay).
+/// One entry of the array: tag, box and where the node was when the entry was filled (see
+/// the module essay).
 struct Entry<K: FarData, V: FarData> {
     tag: AtomicU64,
-    pair: UnsafeCell<MaybeUninit<RemBox<Node<K, V>>>>,
+    pair: UnsafeCell<MaybeUninit<Cell<K, V>>>,
+}
+
+/// What an entry's cell holds: the pair's box and a hint of its node's address. The hint is
+/// only ever prefetched, never dereferenced: the evacuator may have moved the node since.
+struct Cell<K: FarData, V: FarData> {
+    pair: RemBox<Node<K, V>>,
+    hint: *const Node<K, V>,
+}
+
+/// Starts loading the cache line at `p` (any address: a prefetch never faults).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86_64 baseline, and a prefetch reads no memory the
+    // program can observe and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// A shard's array. It does not own the boxes in it (the shard does; see `Shard`'s drop):
@@ -214,14 +238,23 @@ impl<K: FarData, V: FarData> Array<K, V> {
     /// shard's mutex and saw it live), in this array, by a thread pinned since it loaded the
     /// array: the cell was written before the tag and is not written again, and the box is
     /// retired only through the epoch.
-    unsafe fn pair(&self, i: usize) -> &RemBox<Node<K, V>> {
+    unsafe fn cell(&self, i: usize) -> &Cell<K, V> {
         // SAFETY: per the contract, the cell is initialised and only read from now on.
         unsafe { (*self.entries[i].pair.get()).assume_init_ref() }
     }
 
-    /// Places `b` at the first unused entry of `h`'s probe and publishes it. The caller holds
-    /// the mutex and made room.
-    fn place(&self, h: u64, b: RemBox<Node<K, V>>) -> usize {
+    /// The box of entry `i`.
+    ///
+    /// # Safety
+    /// As [`Array::cell`].
+    unsafe fn pair(&self, i: usize) -> &RemBox<Node<K, V>> {
+        // SAFETY: per our contract.
+        unsafe { &self.cell(i).pair }
+    }
+
+    /// Places `b` (its node now at `hint`) at the first unused entry of `h`'s probe and
+    /// publishes it. The caller holds the mutex and made room.
+    fn place(&self, h: u64, b: RemBox<Node<K, V>>, hint: *const Node<K, V>) -> usize {
         let mask = self.mask();
         let mut i = tag(h) as usize & mask;
         loop {
@@ -229,7 +262,7 @@ impl<K: FarData, V: FarData> Array<K, V> {
             if e.tag.load(Ordering::Relaxed) == EMPTY {
                 // SAFETY: an EMPTY entry's cell was never written in this array and no reader
                 // reads it before the tag below is published; we hold the mutex.
-                unsafe { (*e.pair.get()).write(b) };
+                unsafe { (*e.pair.get()).write(Cell { pair: b, hint }) };
                 e.tag.store(tag(h), Ordering::Release);
                 return i;
             }
@@ -298,7 +331,10 @@ where
         }
         if x == t {
             // SAFETY: the tag was loaded live with acquire, per our contract.
-            match unsafe { a.pair(i) }.try_deref(scope) {
+            let cell = unsafe { a.cell(i) };
+            // The node's line loads while the box's pointer word does (two misses overlap).
+            prefetch(cell.hint);
+            match cell.pair.try_deref(scope) {
                 Ok(n) if n.key.borrow() == q => {
                     if admit {
                         let s = n.state.fetch_add(1, Ordering::Acquire);
@@ -372,7 +408,7 @@ impl<K: FarData, V: FarData> Drop for Shard<K, V> {
         for (i, e) in a.entries.iter().enumerate() {
             if e.tag.load(Ordering::Relaxed) > GONE {
                 // SAFETY: a live tag: the cell holds the box, owned by this shard alone.
-                drop(unsafe { std::ptr::read(a.pair(i)) });
+                drop(unsafe { std::ptr::read(a.cell(i)) });
             }
         }
     }
@@ -422,8 +458,8 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
             if t > GONE {
                 // SAFETY: a live tag under the mutex; the bitwise copy moves the box's
                 // ownership to `new` (the old array does not drop its cells).
-                let b = unsafe { std::ptr::read(old.pair(i)) };
-                new.place(t, b);
+                let c = unsafe { std::ptr::read(old.cell(i)) };
+                new.place(t, c.pair, c.hint);
             }
         }
         let old = self
@@ -436,12 +472,17 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         self.meta.used = self.meta.live;
     }
 
-    /// Inserts box `b` of hash `h` and returns its entry.
-    pub(crate) fn insert(&mut self, h: u64, b: RemBox<Node<K, V>>) -> usize {
+    /// Inserts box `b` of hash `h`, whose node is at `at` now, and returns its entry.
+    pub(crate) fn insert(
+        &mut self,
+        h: u64,
+        b: RemBox<Node<K, V>>,
+        at: *const Node<K, V>,
+    ) -> usize {
         self.reserve(1);
         self.meta.live += 1;
         self.meta.used += 1;
-        self.array().place(h, b)
+        self.array().place(h, b, at)
     }
 
     /// Takes entry `i` (found under this hold) out of the index and retires its box.
@@ -450,7 +491,7 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         let e = &a.entries[i];
         // SAFETY: entry `i` is live (found under this hold); after the GONE store below no
         // one else takes it, so this read moves the box's ownership to us.
-        let b = unsafe { std::ptr::read(a.pair(i)) };
+        let b = unsafe { std::ptr::read(a.cell(i)) }.pair;
         e.tag.store(GONE, Ordering::Release);
         self.meta.live -= 1;
         self.retire(b, scope);
