@@ -192,21 +192,19 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                     if dead {
                         w.sweep(&scope);
                     }
-                    let asked = match counts.maybe_far(si) {
-                        true => Some(far_key(si, &new_ref.key)?),
-                        false => None,
-                    };
-                    // No scope over the round trip: it would hold up evacuation rounds.
-                    drop(scope);
-                    let mut old = None;
-                    let mut fk = None;
-                    if let Some(k) = asked {
-                        if let Some(bytes) = self.backend().read(self.structure.id(), &k)? {
-                            old = Some(V::decode(&bytes)?);
-                            fk = Some(k);
+                    let (old, fk, scope) = match counts.maybe_far(si) {
+                        false => (None, None, scope),
+                        true => {
+                            let k = far_key(si, &new_ref.key)?;
+                            // No scope over the round trip: it would hold up evacuation
+                            // rounds.
+                            drop(scope);
+                            let old = self.backend().read(self.structure.id(), &k)?;
+                            let old = old.map(|b| V::decode(&b)).transpose()?;
+                            let fk = old.as_ref().map(|_| k);
+                            (old, fk, Scope::new())
                         }
-                    }
-                    let scope = Scope::new();
+                    };
                     let new_node: *const Node<K, V> = node.try_deref(&scope)?;
                     // SAFETY: our own box, dereferenced through `scope`.
                     let new_ref = unsafe { &*new_node };

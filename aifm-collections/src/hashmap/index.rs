@@ -391,7 +391,7 @@ impl<K: FarData + Eq, V: FarData> Shard<K, V> {
         Writer {
             meta: self.lock.lock().unwrap_or_else(|e| e.into_inner()),
             shard: self,
-            guard: epoch::pin(),
+            pin: None,
         }
     }
 }
@@ -414,18 +414,30 @@ impl<K: FarData, V: FarData> Drop for Shard<K, V> {
     }
 }
 
-/// A writer of a shard: its mutex, and a pin for the array and retired boxes.
+/// A writer of a shard: its mutex, and (once it retires something) an epoch pin.
 pub(crate) struct Writer<'a, K: FarData, V: FarData> {
     meta: MutexGuard<'a, Meta>,
     shard: &'a Shard<K, V>,
-    guard: Guard,
+    /// Taken the first time the writer hands something to the epoch (an insertion of a new
+    /// key never does).
+    pin: Option<Guard>,
 }
 
 impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
     fn array(&self) -> &Array<K, V> {
-        // SAFETY: only mutex holders swap the array, and we hold the mutex; the current
-        // array stays allocated while we do.
-        unsafe { self.shard.array.load(Ordering::Acquire, &self.guard).deref() }
+        // SAFETY: only mutex holders swap the array (and retire the one swapped out), and we
+        // hold the mutex: the current array stays allocated while we do, pinned or not.
+        unsafe {
+            self.shard
+                .array
+                .load(Ordering::Acquire, epoch::unprotected())
+                .deref()
+        }
+    }
+
+    /// The epoch pin retired objects are handed to.
+    fn pin(&mut self) -> &Guard {
+        self.pin.get_or_insert_with(epoch::pin)
     }
 
     /// Finds `q`. A writer's probe is not admitted, but reports `Busy` for a `WRITER` node.
@@ -462,13 +474,12 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
                 new.place(t, c.pair, c.hint);
             }
         }
-        let old = self
-            .shard
-            .array
-            .swap(Owned::new(new), Ordering::AcqRel, &self.guard);
+        let shard = self.shard;
+        let guard = self.pin();
+        let old = shard.array.swap(Owned::new(new), Ordering::AcqRel, guard);
         // SAFETY: the old array is out of the shard; readers pinned before may still probe
         // it, and the epoch frees it after them. Its drop frees the entries only.
-        unsafe { self.guard.defer_destroy(old) };
+        unsafe { guard.defer_destroy(old) };
         self.meta.used = self.meta.live;
     }
 
@@ -499,11 +510,11 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
 
     /// Hands a box out of the index to the epoch, flagged `RETIRED` so that the evacuator
     /// drops it instead of writing it back.
-    fn retire(&self, b: RemBox<Node<K, V>>, scope: &Scope) {
+    fn retire(&mut self, b: RemBox<Node<K, V>>, scope: &Scope) {
         if let Ok(n) = b.try_deref(scope) {
             n.flags.fetch_or(RETIRED, Ordering::AcqRel);
         }
-        self.guard.defer(move || drop(b));
+        self.pin().defer(move || drop(b));
     }
 
     /// Claims node `n` (of a hit under this hold) for removal: sets `DEAD` (readers back off
