@@ -1,12 +1,13 @@
 //! Whole-map operations, one shard at a time: snapshots for the iterators, `retain`,
 //! `drain`, `clear`.
 //!
-//! Each takes the shard's write lock once no `RefMut` holds a pair of it (so a thread that
-//! holds a `RefMut` must not call these on the same map: it would wait for itself), and keeps
-//! one dereference scope over its local pass and its scan of the shard's far pairs: a pair it
-//! saw locally cannot be evicted (and so also appear in the scan) before it is done. The one
-//! pair that can be in both halves is a local pair flagged `FAR_COPY` (a stale server copy);
-//! the local pair wins.
+//! Each takes the shard's mutex once no `RefMut` holds a pair of it (so a thread that holds a
+//! `RefMut` must not call these on the same map: it would wait for itself), and keeps one
+//! dereference scope over its local pass and its scan of the shard's far pairs: a pair it saw
+//! locally cannot be evicted (and so also appear in the scan) before it is done. The one pair
+//! that can be in both halves is a local pair flagged `FAR_COPY` (a stale server copy); the
+//! local pair wins. Readers go on meanwhile: a pair they hold is judged or drained as a copy,
+//! as single-key writers do.
 
 use super::far::far_key;
 use super::index::{backoff, codec_copy, Node, Writer, DEAD, FAR_COPY, WRITER};
@@ -135,8 +136,6 @@ where
         let scope = Scope::new();
         let mut dropped = 0;
         let mut stale = HashSet::new();
-        // Room for a copy of every pair, so that no insertion below moves the entries.
-        w.reserve(w.entries().len());
         for i in w.entries() {
             let n: *const Node<K, V> = match w.pair(i).try_deref(&scope) {
                 Ok(n) => n,
@@ -228,10 +227,9 @@ where
             unsafe { &*c }
                 .flags
                 .fetch_and(!super::index::PENDING, Ordering::AcqRel);
-            // SAFETY: found under this hold; unlinked just below.
+            // SAFETY: found under this hold; replaced just below.
             unsafe { w.kill(n) };
-            w.insert(w.hash_of(i), new, c);
-            w.unlink(i, scope);
+            w.replace(i, new, c, scope);
             stale.extend(far_key);
             return Ok(true);
         }

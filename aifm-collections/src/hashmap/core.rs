@@ -105,8 +105,6 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         let mut spins = 0;
         loop {
             let mut w = shard.write();
-            // Room for a copy first: a rebuild would move the entry found below.
-            w.reserve(1);
             let scope = Scope::new();
             let (i, n) = match w.find(h, q, &scope)? {
                 Probe::Hit(i, n) => (i, n),
@@ -138,10 +136,9 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
             let c: *const Node<K, V> = copy.try_deref(&scope)?;
             // SAFETY: our own pending node, dereferenced through `scope`.
             publish(unsafe { &*c }, true);
-            // SAFETY: found under this hold; unlinked just below.
+            // SAFETY: found under this hold; replaced just below.
             unsafe { w.kill(n) };
-            w.insert(h, copy, c);
-            w.unlink(i, &scope);
+            w.replace(i, copy, c, &scope);
             drop(w);
             // SAFETY: `WRITER` was set before the copy was published; it is in the index.
             return Ok(Some(unsafe { RefMut::new(scope, c) }));
@@ -163,7 +160,6 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         let mut spins = 0;
         loop {
             let mut w = shard.write();
-            w.reserve(1);
             let scope = Scope::new();
             // A pending node stays local (see `Core::node`).
             let new_node: *const Node<K, V> = node.try_deref(&scope)?;
@@ -182,10 +178,9 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                     let old = unsafe { w.take_value(n) }?;
                     new_ref.flags.fetch_or(far, Ordering::AcqRel);
                     publish(new_ref, guard);
-                    // The new pair is in before the old one goes: a reader sees one or the
-                    // other (the old one `DEAD` until unlinked, which makes it wait).
-                    w.insert(h, node, new_node);
-                    w.unlink(i, &scope);
+                    // In place: a reader sees the old box (`DEAD`, so it looks again) or the
+                    // new one; the key never leaves the index.
+                    w.replace(i, node, new_node, &scope);
                     return Ok((Some(old), self.guard_for(w, guard, scope, new_node)));
                 }
                 Probe::Miss { dead } => {

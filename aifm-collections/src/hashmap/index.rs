@@ -5,22 +5,25 @@
 //!
 //! A power-of-two array of 24-byte entries, probed linearly from the hash's low bits. An
 //! entry is the pair's full hash (its *tag*; [`EMPTY`] and [`GONE`] are reserved, and the
-//! probe starts from the tag), the pair's `RemBox`, and the node's address when the entry
-//! was filled. A hit costs three dependent loads: the entry, the box's pointer word and the
-//! node; the last two overlap, because the probe prefetches the node at the hinted address
-//! while it loads the pointer word (a hint made stale by the evacuator costs a wasted
-//! prefetch, never a wrong read). The array is replaced (never resized in place) when live and gone entries fill
-//! three quarters of it; the old array is freed by `crossbeam-epoch` once no reader that
-//! could see it is pinned.
+//! probe starts from the tag), the bits of the pair's `RemBox`, and the node's address when
+//! the entry was filled. A hit costs three dependent loads: the entry, the box's pointer word
+//! and the node; the last two overlap, because the probe prefetches the node at the hinted
+//! address while it loads the pointer word (a hint made stale by the evacuator costs a wasted
+//! prefetch, never a wrong read). A replacement swaps the box in place, and an insertion
+//! reuses a `GONE` entry of its probe, so a key written over and over does not grow its probe
+//! (a hot key of a cache is). The array is replaced (never resized in place) when live and
+//! gone entries fill three quarters of it; the old array is freed by `crossbeam-epoch` once no
+//! reader that could see it is pinned.
 //!
 //! # Who writes what (the rules the `unsafe` code relies on)
 //!
 //! * **Writers hold the shard's mutex** ([`Shard::write`]); readers hold none. Only a
-//!   writer stores a tag, fills an entry's cell or swaps the array.
-//! * **An entry's cell is written once per array**, before its tag is published with a
-//!   release store; a reader reads the cell only after an acquire load of a live tag. A
-//!   removed entry becomes [`GONE`] and is never reused in that array (a rebuild drops it),
-//!   so no write to a cell can race with a reader's read of it.
+//!   writer stores an entry or swaps the array.
+//! * **Every field of an entry is an atomic**, so a reader may load an entry while a writer
+//!   refills it. A writer stores the box's bits before the tag (release); a reader loads the
+//!   tag, then the bits (acquire), and whatever box it gets is alive (next rule) and is
+//!   checked by its key, so a reader that meets an entry refilled for another key just moves
+//!   on.
 //! * **A box taken out of the index is never dropped at once**: [`Writer::retire`] hands it
 //!   to `crossbeam-epoch`, which drops it once every thread pinned before has unpinned.
 //!   Readers (and [`Ref`](super::Ref) guards) are pinned, so the slot word and the node they
@@ -51,8 +54,9 @@ use aifm_core::{Error, FarData, RemBox, Result, Scope};
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use std::borrow::Borrow;
 use std::cell::UnsafeCell;
-use std::mem::{ManuallyDrop, MaybeUninit};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// The node flag: far memory may hold a copy of this pair.
@@ -182,17 +186,36 @@ pub(crate) fn codec_copy<T: FarData>(v: &T) -> Result<T> {
 }
 
 /// One entry of the array: tag, box and where the node was when the entry was filled (see
-/// the module essay).
+/// the module essay). All three are atomics: a writer may refill an entry (a replacement in
+/// place, or a `GONE` entry reused) while a reader that loaded its old tag still looks.
 struct Entry<K: FarData, V: FarData> {
     tag: AtomicU64,
-    pair: UnsafeCell<MaybeUninit<Cell<K, V>>>,
+    /// The bits of a `RemBox<Node<K, V>>` (0 while never filled).
+    pair: AtomicU64,
+    /// A hint of the node's address: only ever prefetched, never dereferenced (the evacuator
+    /// may have moved the node since).
+    hint: AtomicPtr<Node<K, V>>,
+    _owns: PhantomData<RemBox<Node<K, V>>>,
 }
 
-/// What an entry's cell holds: the pair's box and a hint of its node's address. The hint is
-/// only ever prefetched, never dereferenced: the evacuator may have moved the node since.
-struct Cell<K: FarData, V: FarData> {
-    pair: RemBox<Node<K, V>>,
-    hint: *const Node<K, V>,
+/// A `RemBox` as the bits an entry stores (it is one pointer wide).
+fn to_bits<K: FarData, V: FarData>(b: RemBox<Node<K, V>>) -> u64 {
+    const { assert!(std::mem::size_of::<RemBox<Node<K, V>>>() == 8) };
+    let b = ManuallyDrop::new(b);
+    // SAFETY: same size (checked above); a `RemBox` is a pointer to its slot, and the bits
+    // are turned back into exactly one owning box (`from_bits`) or views that never drop.
+    unsafe { std::mem::transmute_copy::<RemBox<Node<K, V>>, u64>(&b) }
+}
+
+/// The box whose bits an entry stores, as a view that never drops it.
+///
+/// # Safety
+/// `bits` came from [`to_bits`] of a box that is still alive (owned by an entry, or retired
+/// to the epoch and the caller pinned since before it was retired).
+unsafe fn view<K: FarData, V: FarData>(bits: u64) -> ManuallyDrop<RemBox<Node<K, V>>> {
+    // SAFETY: per the contract, the bits are a live box; the copy is never dropped, so the
+    // box keeps one owner.
+    unsafe { std::mem::transmute_copy::<u64, ManuallyDrop<RemBox<Node<K, V>>>>(&bits) }
 }
 
 /// Starts loading the cache line at `p` (any address: a prefetch never faults).
@@ -209,7 +232,7 @@ fn prefetch<T>(p: *const T) {
 }
 
 /// A shard's array. It does not own the boxes in it (the shard does; see `Shard`'s drop):
-/// a rebuild copies them bitwise into the next array.
+/// a rebuild copies their bits into the next array.
 struct Array<K: FarData, V: FarData> {
     entries: Box<[Entry<K, V>]>,
 }
@@ -221,7 +244,9 @@ impl<K: FarData, V: FarData> Array<K, V> {
             entries: (0..n)
                 .map(|_| Entry {
                     tag: AtomicU64::new(EMPTY),
-                    pair: UnsafeCell::new(MaybeUninit::uninit()),
+                    pair: AtomicU64::new(0),
+                    hint: AtomicPtr::new(std::ptr::null_mut()),
+                    _owns: PhantomData,
                 })
                 .collect(),
         }
@@ -231,40 +256,43 @@ impl<K: FarData, V: FarData> Array<K, V> {
         self.entries.len() - 1
     }
 
-    /// The box of entry `i`, whose tag was seen live (acquire).
+    /// The box of entry `i`, for the mutex holder.
     ///
     /// # Safety
-    /// The tag of entry `i` was loaded live with acquire ordering (or the caller holds the
-    /// shard's mutex and saw it live), in this array, by a thread pinned since it loaded the
-    /// array: the cell was written before the tag and is not written again, and the box is
-    /// retired only through the epoch.
-    unsafe fn cell(&self, i: usize) -> &Cell<K, V> {
-        // SAFETY: per the contract, the cell is initialised and only read from now on.
-        unsafe { (*self.entries[i].pair.get()).assume_init_ref() }
-    }
-
-    /// The box of entry `i`.
-    ///
-    /// # Safety
-    /// As [`Array::cell`].
+    /// The caller holds the shard's mutex (no one else stores the entry) and saw its tag live.
     unsafe fn pair(&self, i: usize) -> &RemBox<Node<K, V>> {
-        // SAFETY: per our contract.
-        unsafe { &self.cell(i).pair }
+        // SAFETY: per the contract the cell holds a live box and only readers' atomic loads
+        // touch it meanwhile; `AtomicU64` and the box have the same size (see `to_bits`).
+        unsafe { &*(self.entries[i].pair.as_ptr() as *const RemBox<Node<K, V>>) }
     }
 
-    /// Places `b` (its node now at `hint`) at the first unused entry of `h`'s probe and
-    /// publishes it. The caller holds the mutex and made room.
-    fn place(&self, h: u64, b: RemBox<Node<K, V>>, hint: *const Node<K, V>) -> usize {
+    /// Fills entry `i` with box `b` (its node now at `hint`) and tag `t`, in the order a
+    /// reader relies on: cell first, tag last (release). The caller holds the mutex, and the
+    /// entry holds no box (it is `EMPTY` or `GONE`, its old box moved out).
+    fn fill(&self, i: usize, t: u64, b: RemBox<Node<K, V>>, hint: *const Node<K, V>) {
+        let e = &self.entries[i];
+        e.hint.store(hint as *mut _, Ordering::Relaxed);
+        e.pair.store(to_bits(b), Ordering::Release);
+        e.tag.store(t, Ordering::Release);
+    }
+
+    /// Places `b` at the first free entry of `h`'s probe (an `EMPTY` one, or a `GONE` one if
+    /// `reuse`); whether it used an `EMPTY` entry, and where.
+    fn place(
+        &self,
+        h: u64,
+        b: RemBox<Node<K, V>>,
+        hint: *const Node<K, V>,
+        reuse: bool,
+    ) -> (bool, usize) {
         let mask = self.mask();
-        let mut i = tag(h) as usize & mask;
+        let t = tag(h);
+        let mut i = t as usize & mask;
         loop {
-            let e = &self.entries[i];
-            if e.tag.load(Ordering::Relaxed) == EMPTY {
-                // SAFETY: an EMPTY entry's cell was never written in this array and no reader
-                // reads it before the tag below is published; we hold the mutex.
-                unsafe { (*e.pair.get()).write(Cell { pair: b, hint }) };
-                e.tag.store(tag(h), Ordering::Release);
-                return i;
+            let x = self.entries[i].tag.load(Ordering::Relaxed);
+            if x == EMPTY || (reuse && x == GONE) {
+                self.fill(i, t, b, hint);
+                return (x == EMPTY, i);
             }
             i = (i + 1) & mask;
         }
@@ -330,11 +358,14 @@ where
             break;
         }
         if x == t {
-            // SAFETY: the tag was loaded live with acquire, per our contract.
-            let cell = unsafe { a.cell(i) };
+            let e = &a.entries[i];
             // The node's line loads while the box's pointer word does (two misses overlap).
-            prefetch(cell.hint);
-            match cell.pair.try_deref(scope) {
+            prefetch(e.hint.load(Ordering::Relaxed));
+            // SAFETY: the tag was loaded live with acquire after the cell was filled; whatever
+            // box the cell holds now is alive: a box taken out of an entry is retired to the
+            // epoch, and the caller is pinned (or holds the mutex).
+            let pair = unsafe { view::<K, V>(e.pair.load(Ordering::Acquire)) };
+            match pair.try_deref(scope) {
                 Ok(n) if n.key.borrow() == q => {
                     if admit {
                         let s = n.state.fetch_add(1, Ordering::Acquire);
@@ -405,10 +436,13 @@ impl<K: FarData, V: FarData> Drop for Shard<K, V> {
                 .into_owned()
                 .into_box()
         };
-        for (i, e) in a.entries.iter().enumerate() {
+        for e in a.entries.iter() {
             if e.tag.load(Ordering::Relaxed) > GONE {
-                // SAFETY: a live tag: the cell holds the box, owned by this shard alone.
-                drop(unsafe { std::ptr::read(a.cell(i)) });
+                // SAFETY: a live tag: the cell holds the box, owned by this shard alone, and
+                // turned back into its one owner here.
+                drop(ManuallyDrop::into_inner(unsafe {
+                    view::<K, V>(e.pair.load(Ordering::Relaxed))
+                }));
             }
         }
     }
@@ -465,13 +499,15 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         }
         let new = Array::new((self.meta.live + n) * 2);
         let old = self.array();
-        for (i, e) in old.entries.iter().enumerate() {
+        for e in old.entries.iter() {
             let t = e.tag.load(Ordering::Relaxed);
             if t > GONE {
-                // SAFETY: a live tag under the mutex; the bitwise copy moves the box's
-                // ownership to `new` (the old array does not drop its cells).
-                let c = unsafe { std::ptr::read(old.cell(i)) };
-                new.place(t, c.pair, c.hint);
+                // SAFETY: a live tag under the mutex: the bits are a live box, whose
+                // ownership moves to `new` (the old array owns nothing).
+                let b = ManuallyDrop::into_inner(unsafe {
+                    view::<K, V>(e.pair.load(Ordering::Relaxed))
+                });
+                new.place(t, b, e.hint.load(Ordering::Relaxed), false);
             }
         }
         let shard = self.shard;
@@ -483,7 +519,8 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         self.meta.used = self.meta.live;
     }
 
-    /// Inserts box `b` of hash `h`, whose node is at `at` now, and returns its entry.
+    /// Inserts box `b` of hash `h`, whose node is at `at` now, and returns its entry (a
+    /// `GONE` entry of the probe is reused).
     pub(crate) fn insert(
         &mut self,
         h: u64,
@@ -492,18 +529,36 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
     ) -> usize {
         self.reserve(1);
         self.meta.live += 1;
-        self.meta.used += 1;
-        self.array().place(h, b, at)
+        let (fresh, i) = self.array().place(h, b, at, true);
+        self.meta.used += usize::from(fresh);
+        i
+    }
+
+    /// Puts box `b` (its node now at `at`) in place of the box of entry `i` (found under this
+    /// hold, for the same key) and retires the old one. Readers that loaded the old box see
+    /// its node `DEAD` (the caller's doing) and look again.
+    pub(crate) fn replace(
+        &mut self,
+        i: usize,
+        b: RemBox<Node<K, V>>,
+        at: *const Node<K, V>,
+        scope: &Scope,
+    ) {
+        let e = &self.array().entries[i];
+        e.hint.store(at as *mut _, Ordering::Relaxed);
+        let old = e.pair.swap(to_bits(b), Ordering::AcqRel);
+        // SAFETY: the entry held this live box, now out of it: we are its one owner.
+        let old = ManuallyDrop::into_inner(unsafe { view::<K, V>(old) });
+        self.retire(old, scope);
     }
 
     /// Takes entry `i` (found under this hold) out of the index and retires its box.
     pub(crate) fn unlink(&mut self, i: usize, scope: &Scope) {
-        let a = self.array();
-        let e = &a.entries[i];
-        // SAFETY: entry `i` is live (found under this hold); after the GONE store below no
-        // one else takes it, so this read moves the box's ownership to us.
-        let b = unsafe { std::ptr::read(a.cell(i)) }.pair;
+        let e = &self.array().entries[i];
         e.tag.store(GONE, Ordering::Release);
+        // SAFETY: entry `i` held a live box; after the GONE store no one else takes it, so
+        // this makes us its one owner (readers that loaded the bits only view it).
+        let b = ManuallyDrop::into_inner(unsafe { view::<K, V>(e.pair.load(Ordering::Relaxed)) });
         self.meta.live -= 1;
         self.retire(b, scope);
     }
@@ -572,12 +627,6 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
                 f(i, unsafe { a.pair(i) });
             }
         }
-    }
-
-    /// The tag of entry `i` (its pair's hash, up to the two reserved values, which probe
-    /// from the same place).
-    pub(crate) fn hash_of(&self, i: usize) -> u64 {
-        self.array().entries[i].tag.load(Ordering::Relaxed)
     }
 
     /// The entries holding a box (valid until the next insertion that rebuilds the array).

@@ -2,22 +2,24 @@
 //!
 //! # Layout
 //!
-//! Every key-value pair is one heap object (a `RemBox` of key, value and a flag byte). The map
-//! is split into [`SHARDS`] shards by the key's hash; each shard is a reader-writer lock
-//! around a `hashbrown::HashTable` whose 24-byte buckets hold, inline, the pair's full hash,
-//! a writer word and the pair's box; see the `index` module. The key is hashed once: the
-//! hash's high bits pick the shard, the table uses it as is.
+//! Every key-value pair is one heap object (a `RemBox` of key, value, a reader-count word and
+//! a flag byte). The map is split into [`SHARDS`] shards by the key's hash; each shard is an
+//! open-addressing array of 24-byte entries (the pair's hash, its box, and a hint of where its
+//! node is) and a mutex for writers; see the `index` module. The key is hashed once: the
+//! hash's high bits pick the shard, its low bits the first entry probed.
 //!
 //! # Sharing between threads, and guards
 //!
-//! All operations take `&self`; wrap the map in an `Arc` and share it. A lookup takes its
-//! shard's *read* lock only for the probe (readers of a shard run in parallel); inserts,
-//! removals and `get_mut` take the shard's write lock for their probe and update. No lock is
-//! held once an operation returns: a [`Ref`] or [`RefMut`] holds a dereference scope and a
-//! count in its shard. So the std idioms work: `m.insert(1, *m.get(&1).unwrap() + 1)`, two guards
-//! in one expression, a guard held while other keys (or the same key) are written or removed.
-//! A writer that meets guards in its shard copies the pair (through its codec) and leaves the
-//! guards the old one. A `RefMut` excludes other guards of the same key, as `&mut` does.
+//! All operations take `&self`; wrap the map in an `Arc` and share it. A lookup takes **no
+//! lock and writes no shared cache line**: it pins the epoch (`crossbeam-epoch`, a
+//! thread-local word), opens a scope (likewise), probes the array and counts itself in the
+//! node it found. Inserts, removals and `get_mut` take the shard's mutex. A writer never
+//! waits for readers: one that finds readers on a pair copies it (through its codec) and
+//! leaves them the old one, which the epoch frees after them. A [`Ref`] or [`RefMut`] holds
+//! a scope, an epoch pin (`Ref`) and its count or writer bit in the node, never a lock. So
+//! the std idioms work: `m.insert(1, *m.get(&1).unwrap() + 1)`, two guards in one expression,
+//! a guard held while other keys (or the same key) are written or removed. A `RefMut`
+//! excludes other guards of the same key, as `&mut` does.
 //!
 //! A guard's scope still holds up the runtime's evacuation rounds while it lives (scopes are
 //! process-wide epochs), so keep guards short-lived; per-object pins would lift this.
