@@ -417,6 +417,23 @@ impl<K: FarData + Eq, V: FarData> Shard<K, V> {
         unsafe { probe(a, h, q, scope, true) }
     }
 
+    /// Starts loading what a lookup of hash `h` will touch, for a batch of lookups to
+    /// overlap their misses: at `stage` 0 the first entry of the probe, at stage 1 (once
+    /// that has arrived) the box's pointer word and the hinted node.
+    pub(crate) fn prefetch(&self, h: u64, stage: u8, guard: &Guard) {
+        // SAFETY: as in `find_read`.
+        let a = unsafe { self.array.load(Ordering::Acquire, guard).deref() };
+        let e = &a.entries[tag(h) as usize & a.mask()];
+        if stage == 0 {
+            prefetch(e);
+        } else if e.tag.load(Ordering::Relaxed) == tag(h) {
+            // The box's bits are its slot's address, whose first field is the pointer word;
+            // a prefetch of any address is harmless.
+            prefetch(e.pair.load(Ordering::Relaxed) as *const u8);
+            prefetch(e.hint.load(Ordering::Relaxed));
+        }
+    }
+
     /// The writers' mutex.
     pub(crate) fn write(&self) -> Writer<'_, K, V> {
         Writer {
