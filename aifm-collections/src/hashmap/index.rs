@@ -533,6 +533,9 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         // SAFETY: the old array is out of the shard; readers pinned before may still probe
         // it, and the epoch frees it after them. Its drop frees the entries only.
         unsafe { guard.defer_destroy(old) };
+        // Writers pin rarely (see `pin`), so nothing else would collect the old arrays soon:
+        // hand them to the global queue and collect what is already safe to free.
+        guard.flush();
         self.meta.used = self.meta.live;
     }
 
