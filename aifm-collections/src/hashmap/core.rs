@@ -110,7 +110,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                 Probe::Hit(i, n) => (i, n),
                 Probe::Miss { dead } => {
                     if dead {
-                        w.sweep(&scope);
+                        w.sweep_probe(h, &scope);
                     }
                     return Ok(None);
                 }
@@ -185,7 +185,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                 }
                 Probe::Miss { dead } => {
                     if dead {
-                        w.sweep(&scope);
+                        w.sweep_probe(h, &scope);
                     }
                     let (old, fk, scope) = match counts.maybe_far(si) {
                         false => (None, None, scope),
@@ -264,7 +264,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                 Probe::Hit(..) | Probe::Busy => return Ok(true),
                 Probe::Miss { dead } => {
                     if dead {
-                        w.sweep(&scope);
+                        w.sweep_probe(h, &scope);
                     }
                 }
             }
@@ -310,7 +310,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                 let w = &mut locks[lock_of(*si)];
                 if let Probe::Miss { dead } = w.find(*h, k, &scope)? {
                     if dead {
-                        w.sweep(&scope);
+                        w.sweep_probe(*h, &scope);
                     }
                     ask.push(i);
                 }
@@ -410,7 +410,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                 }
                 Probe::Miss { dead } => {
                     if dead {
-                        w.sweep(&scope);
+                        w.sweep_probe(h, &scope);
                     }
                     drop(scope);
                     if !counts.maybe_far(si) {

@@ -514,6 +514,9 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         if (self.meta.used + n) * 4 <= cap * 3 {
             return;
         }
+        // Tombstones are not carried over: they are retired with the old array.
+        let scope = Scope::new();
+        self.sweep(&scope);
         let new = Array::new((self.meta.live + n) * 2);
         let old = self.array();
         for e in old.entries.iter() {
@@ -527,6 +530,7 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
                 new.place(t, b, e.hint.load(Ordering::Relaxed), false);
             }
         }
+        drop(scope);
         let shard = self.shard;
         let guard = self.pin();
         let old = shard.array.swap(Owned::new(new), Ordering::AcqRel, guard);
@@ -656,7 +660,32 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         out
     }
 
-    /// Drops the entries of pairs evicted to far memory (tombstones).
+    /// Drops the tombstones (entries of pairs evicted to far memory) on `h`'s probe: the
+    /// ones a lookup of `h` walks past. Others go at the next rebuild or whole-shard pass.
+    pub(crate) fn sweep_probe(&mut self, h: u64, scope: &Scope) {
+        let mut dead = Vec::new();
+        {
+            let a = self.array();
+            let mask = a.mask();
+            let mut i = tag(h) as usize & mask;
+            for _ in 0..=mask {
+                let x = a.entries[i].tag.load(Ordering::Relaxed);
+                if x == EMPTY {
+                    break;
+                }
+                // SAFETY: a live tag under the mutex.
+                if x > GONE && !unsafe { a.pair(i) }.is_local() {
+                    dead.push(i);
+                }
+                i = (i + 1) & mask;
+            }
+        }
+        for i in dead {
+            self.unlink(i, scope);
+        }
+    }
+
+    /// Drops every tombstone of the shard (entries of pairs evicted to far memory).
     pub(crate) fn sweep(&mut self, scope: &Scope) {
         let mut dead = Vec::new();
         self.for_each(|i, b| {
