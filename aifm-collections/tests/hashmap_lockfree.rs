@@ -34,7 +34,11 @@ fn val(k: u64, version: u64) -> Val {
 
 fn check(k: u64, v: &Val) {
     assert_eq!(v.0, k, "a reader of {k} saw another key's pair");
-    assert_eq!(v.1, format!("{k}:{}:{}", v.2, "x".repeat(400)), "torn value of {k}");
+    assert_eq!(
+        v.1,
+        format!("{k}:{}:{}", v.2, "x".repeat(400)),
+        "torn value of {k}"
+    );
 }
 
 struct Rng(u64);
@@ -100,8 +104,10 @@ fn readers_race_writers_rebuilds_and_evacuation() {
                 let m = m.clone();
                 std::thread::spawn(move || {
                     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 + w);
-                    let mut model: HashMap<u64, u64> =
-                        (0..KEYS).filter(|k| k % WRITERS == w).map(|k| (k, 0)).collect();
+                    let mut model: HashMap<u64, u64> = (0..KEYS)
+                        .filter(|k| k % WRITERS == w)
+                        .map(|k| (k, 0))
+                        .collect();
                     let mut fresh = KEYS + w;
                     for round in 1..20_000u64 {
                         let k = rng.next() % KEYS / WRITERS * WRITERS + w;

@@ -336,8 +336,9 @@ where
                 Err(e) => return Err(e),
             };
             // SAFETY: found under this hold through `scope`, still open.
-            let key = unsafe { &*node }.key.clone();
-            if unsafe { &*node }.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
+            let found = unsafe { &*node };
+            let key = found.key.clone();
+            if found.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
                 stale.insert(far_key(si, &key)?);
             }
             // SAFETY: as above; unlinked just below.

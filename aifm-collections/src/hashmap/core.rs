@@ -131,6 +131,7 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
             // SAFETY: as above; we hold the mutex and only read the value.
             let old = unsafe { &*n };
             let flags = old.flags.load(Ordering::Acquire) & FAR_COPY;
+            // SAFETY: readers only read the value, and no writer but us holds the mutex.
             let value = codec_copy(unsafe { old.value() })?;
             let copy = self.node(counts, old.key.clone(), value, flags)?;
             let c: *const Node<K, V> = copy.try_deref(&scope)?;
@@ -338,7 +339,12 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         for (j, (&i, v)) in ask.iter().zip(values).enumerate() {
             let Some(v) = v else { continue };
             let (si, h, k) = &misses[i];
-            nodes.push((*si, *h, j, self.node(counts, k.clone(), v.clone(), FAR_COPY)?));
+            nodes.push((
+                *si,
+                *h,
+                j,
+                self.node(counts, k.clone(), v.clone(), FAR_COPY)?,
+            ));
             out[i] = Some(v);
         }
         let total: u64 = found.iter().flatten().map(|b| b.len() as u64).sum();

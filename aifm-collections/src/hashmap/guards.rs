@@ -110,9 +110,7 @@ impl<K: FarData, V: FarData> std::ops::Deref for Ref<'_, K, V> {
 impl<K: FarData, V: FarData> Drop for Ref<'_, K, V> {
     fn drop(&mut self) {
         // SAFETY: see `Deref`; the node is alive until `_pin` is dropped, after this.
-        unsafe { &*self.node }
-            .state
-            .fetch_sub(1, Ordering::Release);
+        unsafe { &*self.node }.state.fetch_sub(1, Ordering::Release);
     }
 }
 

@@ -337,7 +337,7 @@ unsafe impl<K: FarData, V: FarData> Send for Shard<K, V> {}
 ///
 /// # Safety
 /// `a` is the shard's array loaded by a thread still pinned (or holding the mutex).
-unsafe fn probe<K: FarData, V: FarData, Q>(
+unsafe fn probe<K, V, Q>(
     a: &Array<K, V>,
     h: u64,
     q: &Q,
@@ -345,7 +345,8 @@ unsafe fn probe<K: FarData, V: FarData, Q>(
     admit: bool,
 ) -> Result<Probe<K, V>>
 where
-    K: Borrow<Q>,
+    K: FarData + Borrow<Q>,
+    V: FarData,
     Q: Eq + ?Sized,
 {
     let t = tag(h);
@@ -545,12 +546,7 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
 
     /// Inserts box `b` of hash `h`, whose node is at `at` now, and returns its entry (a
     /// `GONE` entry of the probe is reused).
-    pub(crate) fn insert(
-        &mut self,
-        h: u64,
-        b: RemBox<Node<K, V>>,
-        at: *const Node<K, V>,
-    ) -> usize {
+    pub(crate) fn insert(&mut self, h: u64, b: RemBox<Node<K, V>>, at: *const Node<K, V>) -> usize {
         self.reserve(1);
         self.meta.live += 1;
         let (fresh, i) = self.array().place(h, b, at, true);
