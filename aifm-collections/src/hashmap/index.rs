@@ -713,6 +713,24 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
     }
 }
 
+#[cfg(test)]
+impl<K: FarData + Eq, V: FarData> Shard<K, V> {
+    /// Entries a lookup of `h` walks before it may stop (the cluster from its first entry
+    /// to the next `EMPTY`).
+    pub(crate) fn cluster_len(&self, h: u64) -> usize {
+        let w = self.write();
+        let a = w.array();
+        let mask = a.mask();
+        let mut i = tag(h) as usize & mask;
+        let mut n = 0;
+        while n <= mask && a.entries[i].tag.load(Ordering::Relaxed) != EMPTY {
+            n += 1;
+            i = (i + 1) & mask;
+        }
+        n
+    }
+}
+
 /// Waits a little for another thread's progress (a `RefMut` to end).
 pub(crate) fn backoff(spins: &mut u32) {
     *spins += 1;

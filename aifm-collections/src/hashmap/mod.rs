@@ -329,3 +329,35 @@ where
         self.core.shards.iter().map(|s| s.write().local_len()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::far::shard_index;
+    use super::RemHashMap;
+    use aifm_core::Runtime;
+
+    /// A key written over and over (a cache's hot key) must not lengthen its own probe: each
+    /// replacement is made in place. (The first lock-free index put the new pair in a fresh
+    /// entry and left the old one gone, and kv_cache's hot keys walked thousands of entries.)
+    #[test]
+    fn rewriting_a_key_does_not_grow_its_probe() {
+        let rt = Runtime::builder().local_memory(64 << 20).build().unwrap();
+        let m = RemHashMap::new_in(&rt);
+        for k in 0..20_000u64 {
+            m.insert(k, k);
+        }
+        for round in 0..20_000u64 {
+            m.insert(7, round);
+            if round % 2 == 0 {
+                // A removal and re-insertion reuses the gone entry too.
+                m.remove(&7);
+                m.insert(7, round);
+            }
+        }
+        let h = m.shared.hash(&7u64);
+        let walked = m.core.shards[shard_index(h)].cluster_len(h);
+        assert!(walked < 64, "the hot key's probe walks {walked} entries");
+        assert_eq!(m.get_cloned(&7), Some(19_999));
+        assert_eq!(m.len(), 20_000);
+    }
+}
