@@ -5,7 +5,7 @@
 //! | collection | std twin | one remote object is | semantics it tells the runtime |
 //! |---|---|---|---|
 //! | [`RemVec`] | `Vec` | a chunk of ~4 KiB of elements | stride prefetch over chunks, nontemporal scans, offloaded gather / permute / copy / aggregates on the `aifm.vec` device |
-//! | [`RemHashMap`] | `HashMap` | one key-value pair | the local index is a cache: evicted pairs are detached to the `aifm.hashmap` device and looked up there by key on a miss; sharded locks for sharing |
+//! | [`RemHashMap`] | `HashMap` | one key-value pair | the local index is a cache: evicted pairs are detached to the `aifm.hashmap` device and looked up there by key on a miss; lock-free lookups, a mutex per shard for writers |
 //! | [`RemQueue`] | `VecDeque` | a ring chunk of ~4 KiB of elements | both ends O(1); chunks never split; emptied chunks dropped at once; the next chunk inward prefetched nontemporally |
 //! | [`RemList`] | `LinkedList` | a chunk of up to ~4 KiB of elements | chunks split when full and merge when sparse; cursors; prefetch in the direction of travel |
 //!

@@ -1,15 +1,16 @@
 //! Whole-map operations, one shard at a time: snapshots for the iterators, `retain`,
 //! `drain`, `clear`.
 //!
-//! Each takes the shard's write lock once no `RefMut` holds a pair of it (so a thread that
-//! holds a `RefMut` must not call these on the same map: it would wait for itself), and keeps
-//! one dereference scope over its local pass and its scan of the shard's far pairs: a pair it
-//! saw locally cannot be evicted (and so also appear in the scan) before it is done. The one
-//! pair that can be in both halves is a local pair flagged `FAR_COPY` (a stale server copy);
-//! the local pair wins.
+//! Each takes the shard's mutex once no `RefMut` holds a pair of it (so a thread that holds a
+//! `RefMut` must not call these on the same map: it would wait for itself), and keeps one
+//! dereference scope over its local pass and its scan of the shard's far pairs: a pair it saw
+//! locally cannot be evicted (and so also appear in the scan) before it is done. The one pair
+//! that can be in both halves is a local pair flagged `FAR_COPY` (a stale server copy); the
+//! local pair wins. Readers go on meanwhile: a pair they hold is judged or drained as a copy,
+//! as single-key writers do.
 
 use super::far::far_key;
-use super::index::{backoff, codec_copy, Bucket, Table, FAR_COPY};
+use super::index::{backoff, codec_copy, Node, Writer, DEAD, FAR_COPY, WRITER};
 use super::{RemHashMap, SHARDS};
 use crate::common::fail;
 use crate::vec::RemVec;
@@ -17,8 +18,16 @@ use aifm_core::codec::decode_serde;
 use aifm_core::{Error, FarData, Result, Scope};
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::Ordering;
-use std::sync::RwLockWriteGuard;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Clears `WRITER` on a node judged in place when dropped, also if `keep` panics.
+struct Judging<'a>(&'a AtomicU32);
+
+impl Drop for Judging<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_and(!WRITER, Ordering::Release);
+    }
+}
 
 impl<K, V, S> RemHashMap<K, V, S>
 where
@@ -26,17 +35,18 @@ where
     V: FarData,
     S: BuildHasher + Send + Sync + 'static,
 {
-    /// Shard `si`'s write lock, taken when no `RefMut` holds any of its pairs; tombstones and
-    /// retired pairs no guard can hold any more are dropped.
-    fn lock_quiet(&self, si: usize) -> RwLockWriteGuard<'_, Table<K, V>> {
+    /// Shard `si`'s mutex, taken when no `RefMut` holds any of its pairs; tombstones are
+    /// dropped.
+    fn lock_quiet(&self, si: usize) -> Writer<'_, K, V> {
         let mut spins = 0;
         loop {
-            let mut t = self.core.shards[si].write();
-            if !t.has_writer() {
-                t.sweep();
-                return t;
+            let mut w = self.core.shards[si].write();
+            let scope = Scope::new();
+            if !w.has_writer(&scope) {
+                w.sweep(&scope);
+                return w;
             }
-            drop(t);
+            drop((scope, w));
             backoff(&mut spins);
         }
     }
@@ -69,18 +79,19 @@ where
         local: fn(&K, &V) -> T,
         far: fn(K, V) -> T,
     ) -> Result<Vec<T>> {
-        let t = self.lock_quiet(si);
+        let w = self.lock_quiet(si);
         let scope = Scope::new();
-        let mut out = Vec::with_capacity(t.live.len());
+        let mut out = Vec::new();
         let mut stale = HashSet::new();
-        for b in t.live.iter() {
-            // SAFETY: write lock held and no WRITER in the shard.
-            match unsafe { b.pair() }.try_deref(&scope) {
+        for i in w.entries() {
+            match w.pair(i).try_deref(&scope) {
                 Ok(n) => {
                     if n.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
                         stale.insert(far_key(si, &n.key)?);
                     }
-                    out.push(local(&n.key, &n.value));
+                    // SAFETY: mutex held and no `WRITER` in the shard (new ones need the
+                    // mutex): readers only read.
+                    out.push(local(&n.key, unsafe { n.value() }));
                 }
                 Err(Error::Detached) => {}
                 Err(e) => return Err(e),
@@ -121,21 +132,23 @@ where
         let counts = &self.shared.counts;
         let ds = self.core.structure.id();
         let backend = self.core.structure.backend();
-        let mut t = self.lock_quiet(si);
+        let mut w = self.lock_quiet(si);
         let scope = Scope::new();
         let mut dropped = 0;
         let mut stale = HashSet::new();
-        let buckets: Vec<_> = t.live.drain().collect();
-        let mut rest = buckets.into_iter();
-        while let Some(b) = rest.next() {
-            let r = self.judge(&mut t, si, b, keep, &scope, &mut stale);
-            match r {
+        for i in w.entries() {
+            let n: *const Node<K, V> = match w.pair(i).try_deref(&scope) {
+                Ok(n) => n,
+                Err(Error::Detached) => continue,
+                Err(e) => {
+                    counts.len.fetch_sub(dropped, Ordering::Relaxed);
+                    return Err(e);
+                }
+            };
+            match self.judge(&mut w, si, i, n, keep, &scope, &mut stale) {
                 Ok(true) => {}
                 Ok(false) => dropped += 1,
                 Err(e) => {
-                    for b in rest {
-                        t.insert(b);
-                    }
                     counts.len.fetch_sub(dropped, Ordering::Relaxed);
                     return Err(e);
                 }
@@ -159,29 +172,23 @@ where
         Ok(())
     }
 
-    /// Judges one local bucket for `retain`, putting it back if kept; whether it was kept.
-    /// On error the bucket is back in the table, unchanged.
+    /// Judges the pair of entry `i` (node `n`, dereferenced through `scope`) for `retain`;
+    /// whether it was kept. On error the pair is unchanged.
+    #[allow(clippy::too_many_arguments)]
     fn judge(
         &self,
-        t: &mut Table<K, V>,
+        w: &mut Writer<'_, K, V>,
         si: usize,
-        b: Bucket<K, V>,
+        i: usize,
+        n: *const Node<K, V>,
         keep: &mut impl FnMut(&K, &mut V) -> bool,
         scope: &Scope,
         stale: &mut HashSet<Vec<u8>>,
     ) -> Result<bool> {
         let counts = &self.shared.counts;
         let ds = self.core.structure.id();
-        let h = b.hash;
-        // SAFETY: write lock held, no WRITER in the shard.
-        let node = match unsafe { b.pair() }.try_deref(scope) {
-            Ok(n) => n,
-            Err(Error::Detached) => return Ok(true),
-            Err(e) => {
-                t.insert(b);
-                return Err(e);
-            }
-        };
+        // SAFETY: found under this mutex hold through `scope`, still open.
+        let node = unsafe { &*n };
         let far = node.flags.load(Ordering::Acquire) & FAR_COPY;
         let far_key = match far != 0 {
             true => Some(far_key(si, &node.key)?),
@@ -194,49 +201,42 @@ where
             }
             Ok(())
         };
-        if self.core.shards[si].guarded() {
-            // Readers hold the pair: judge a copy; they keep the old one.
-            let k = node.key.clone();
-            let mut v = match codec_copy(&node.value) {
-                Ok(v) => v,
-                Err(e) => {
-                    t.insert(b);
-                    return Err(e);
-                }
-            };
-            if keep(&k, &mut v) {
-                let new = match self.core.node(counts, k, v, far) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        t.insert(b);
-                        return Err(e);
-                    }
-                };
-                let new = Bucket::new(h, new, 0);
-                new.publish(scope);
-                t.insert(new);
-                t.retire(b, scope);
+        // SAFETY: as above.
+        if unsafe { w.claim_writer(n) } {
+            // No reader: judged in place.
+            let judging = Judging(&node.state);
+            // SAFETY: `WRITER` is ours (the guard clears it), and this is the one reference.
+            if keep(&node.key, unsafe { node.value_mut() }) {
                 stale.extend(far_key);
                 return Ok(true);
             }
-            if let Err(e) = drop_far(&far_key) {
-                t.insert(b);
-                return Err(e);
-            }
-            t.retire(b, scope);
+            drop_far(&far_key)?;
+            node.state.fetch_or(DEAD, Ordering::AcqRel);
+            drop(judging);
+            w.unlink(i, scope);
             return Ok(false);
         }
-        // SAFETY: write lock held and no guard in the shard: the pair is ours alone.
-        let node = unsafe { b.pair_mut() }.try_deref_mut(scope)?;
-        if keep(&node.key, &mut node.value) {
-            t.insert(b);
+        // Readers hold the pair: judge a copy; they keep the old one.
+        let k = node.key.clone();
+        // SAFETY: readers only read; we hold the mutex.
+        let mut v = codec_copy(unsafe { node.value() })?;
+        if keep(&k, &mut v) {
+            let new = self.core.node(counts, k, v, far)?;
+            let c: *const Node<K, V> = new.try_deref(scope)?;
+            // SAFETY: our own box, dereferenced through `scope`.
+            unsafe { &*c }
+                .flags
+                .fetch_and(!super::index::PENDING, Ordering::AcqRel);
+            // SAFETY: found under this hold; replaced just below.
+            unsafe { w.kill(n) };
+            w.replace(i, new, c, scope);
             stale.extend(far_key);
             return Ok(true);
         }
-        if let Err(e) = drop_far(&far_key) {
-            t.insert(b);
-            return Err(e);
-        }
+        drop_far(&far_key)?;
+        // SAFETY: as above.
+        unsafe { w.kill(n) };
+        w.unlink(i, scope);
         Ok(false)
     }
 
@@ -263,22 +263,21 @@ where
 
     fn clear_shard(&self, si: usize) -> Result<()> {
         let counts = &self.shared.counts;
-        let mut t = self.lock_quiet(si);
+        let mut w = self.lock_quiet(si);
         let scope = Scope::new();
         let mut n = 0;
         let mut far_copies = 0;
-        for b in t.live.drain().collect::<Vec<_>>() {
+        for i in w.entries() {
             n += 1;
-            // SAFETY: write lock held and no WRITER in the shard.
-            if let Ok(node) = unsafe { b.pair() }.try_deref(&scope) {
+            if let Ok(node) = w.pair(i).try_deref(&scope) {
                 if node.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
                     far_copies += 1;
                 }
+                // SAFETY: found under this hold through `scope`; unlinked just below.
+                unsafe { w.kill(node) };
             }
-            if self.core.shards[si].guarded() {
-                t.retire(b, &scope);
-            }
-            // Unguarded pairs drop here.
+            // Readers keep the pair until they are done; the epoch drops it after them.
+            w.unlink(i, &scope);
         }
         drop(scope);
         if counts.maybe_far(si) {
@@ -326,36 +325,26 @@ where
 
     fn drain_shard(&self, si: usize, out: &mut RemVec<(K, V)>) -> Result<()> {
         let counts = &self.shared.counts;
-        let mut t = self.lock_quiet(si);
+        let mut w = self.lock_quiet(si);
         let scope = Scope::new();
         let mut stale = HashSet::new();
         let mut n = 0;
-        let buckets: Vec<_> = t.live.drain().collect();
-        for b in buckets {
-            // SAFETY: write lock held and no WRITER in the shard.
-            let node = match unsafe { b.pair() }.try_deref(&scope) {
+        for i in w.entries() {
+            let node: *const Node<K, V> = match w.pair(i).try_deref(&scope) {
                 Ok(n) => n,
                 Err(Error::Detached) => continue,
                 Err(e) => return Err(e),
             };
-            if node.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
-                stale.insert(far_key(si, &node.key)?);
+            // SAFETY: found under this hold through `scope`, still open.
+            let found = unsafe { &*node };
+            let key = found.key.clone();
+            if found.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
+                stale.insert(far_key(si, &key)?);
             }
-            let pair = if self.core.shards[si].guarded() {
-                let p = (node.key.clone(), codec_copy(&node.value)?);
-                t.retire(b, &scope);
-                p
-            } else {
-                let h = b.hash;
-                match b.into_pair().try_into_inner() {
-                    Ok(n) => (n.key, n.value),
-                    Err((e, pair)) => {
-                        t.insert(Bucket::new(h, pair, 0));
-                        return Err(e);
-                    }
-                }
-            };
-            out.try_push(pair)?;
+            // SAFETY: as above; unlinked just below.
+            let value = unsafe { w.take_value(node) }?;
+            w.unlink(i, &scope);
+            out.try_push((key, value))?;
             n += 1;
         }
         for (kb, k, v) in self.scan(si)? {

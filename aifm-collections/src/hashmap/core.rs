@@ -3,7 +3,7 @@
 //!
 //! # Bringing a pair home never loses it
 //!
-//! A miss moves a pair from far memory in two phases, under the shard's write lock (so no
+//! A miss moves a pair from far memory in two phases, under the shard's mutex (so no
 //! other thread can bring the same key home, or evict a newer copy of it, meanwhile):
 //!
 //! 1. read the server's copy, decode it, allocate the local pair and put it in the index,
@@ -13,18 +13,15 @@
 //! A failure in phase 1 (a lost reply, an oversized reply, a decode or allocation failure)
 //! leaves the server's copy where it was; a failure in phase 2 leaves both copies, and the
 //! flag makes a later removal remove the server's too (an eviction overwrites it). Batched
-//! misses ([`Core::adopt_many`]) hold the write locks of their shards in ascending order over
+//! misses ([`Core::adopt_many`]) hold the mutexes of their shards in ascending order over
 //! one `read_many` and one `remove_many`.
 
 use super::far::{far_key, Counts};
 use super::guards::{Ref, RefMut};
-use super::index::{
-    backoff, codec_copy, Bucket, Node, Probe, Shard, Table, FAR_COPY, PENDING, WRITER,
-};
+use super::index::{backoff, codec_copy, Node, Probe, Shard, Writer, FAR_COPY, PENDING, WRITER};
 use aifm_core::{FarData, RemBox, Result, Scope, Structure};
 use std::borrow::Borrow;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::RwLockWriteGuard;
+use std::sync::atomic::Ordering;
 
 /// What [`Core::put`] returns: the old value, and the new pair's writer guard if asked for.
 pub(crate) type Put<'a, K, V> = (Option<V>, Option<RefMut<'a, K, V>>);
@@ -33,6 +30,15 @@ pub(crate) type Put<'a, K, V> = (Option<V>, Option<RefMut<'a, K, V>>);
 pub(crate) struct Core<K: FarData, V: FarData> {
     pub(crate) shards: Box<[Shard<K, V>]>,
     pub(crate) structure: Structure,
+}
+
+/// Readies a new node for the index: clears `PENDING` and, for a writer guard, sets
+/// `WRITER` before any reader can reach it.
+fn publish<K, V>(n: &Node<K, V>, writer: bool) {
+    if writer {
+        n.state.store(WRITER, Ordering::Relaxed);
+    }
+    n.flags.fetch_and(!PENDING, Ordering::AcqRel);
 }
 
 impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
@@ -48,19 +54,16 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         flags: u8,
     ) -> Result<RemBox<Node<K, V>>> {
         let id = counts.next_key.fetch_add(1, Ordering::Relaxed);
-        let node = Node {
-            flags: AtomicU8::new(flags | PENDING),
-            key: k,
-            value: v,
-        };
-        RemBox::new_in_structure(node, &self.structure, id)
+        RemBox::new_in_structure(Node::new(k, v, flags | PENDING), &self.structure, id)
     }
 
     fn backend(&self) -> &dyn aifm_core::Backend {
         self.structure.backend()
     }
 
-    /// A reader guard on `q` if it is in local memory.
+    /// A reader guard on `q` if it is in local memory. Takes no lock and writes no shared
+    /// cache line: an epoch pin, a scope, the probe, and the node's reader count.
+    #[inline]
     pub(crate) fn read_local<Q>(&self, si: usize, h: u64, q: &Q) -> Result<Option<Ref<'_, K, V>>>
     where
         K: Borrow<Q>,
@@ -69,57 +72,24 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         let shard = &self.shards[si];
         let mut spins = 0;
         loop {
-            let t = shard.read();
+            let pin = crossbeam_epoch::pin();
             let scope = Scope::new();
-            match t.find_read(h, q, &scope, &shard.guards)? {
+            match shard.find_read(h, q, &scope, &pin)? {
                 Probe::Hit(_, n) => {
-                    drop(t);
-                    // SAFETY: `find_read` counted us in the shard and dereferenced `n` through
-                    // `scope`.
-                    return Ok(Some(unsafe { Ref::new(scope, shard, n) }));
+                    // SAFETY: `find_read` admitted us as a reader of `n`, dereferenced it
+                    // through `scope`, and `pin` was taken before the probe.
+                    return Ok(Some(unsafe { Ref::new(scope, pin, n) }));
                 }
                 Probe::Miss { .. } => return Ok(None),
                 Probe::Busy => {}
             }
-            drop((scope, t));
+            drop((scope, pin));
             backoff(&mut spins);
         }
     }
 
-    /// Takes `WRITER` on bucket `b` (under the write lock `t`, through `scope`) and makes the
-    /// writer guard.
-    fn writer<'a>(
-        &'a self,
-        si: usize,
-        t: RwLockWriteGuard<'a, Table<K, V>>,
-        b: *const Bucket<K, V>,
-        scope: Scope,
-    ) -> Result<RefMut<'a, K, V>> {
-        let shard = &self.shards[si];
-        // SAFETY: the bucket is in the table under the write lock `t`.
-        let b = unsafe { &*b };
-        b.state.fetch_or(WRITER, Ordering::AcqRel);
-        // SAFETY: WRITER is ours and the write lock is held: no other use of the box.
-        let pair = unsafe { b.pair_mut() };
-        let id = pair.key();
-        match pair.try_deref_mut(&scope) {
-            Ok(node) => {
-                let node: *mut Node<K, V> = node;
-                shard.guards.fetch_add(1, Ordering::AcqRel);
-                let h = b.hash;
-                drop(t);
-                // SAFETY: WRITER is ours, we are counted, `node` came from `scope`.
-                Ok(unsafe { RefMut::new(scope, shard, h, id, node) })
-            }
-            Err(e) => {
-                b.state.fetch_and(!WRITER, Ordering::AcqRel);
-                Err(e)
-            }
-        }
-    }
-
-    /// The writer guard on `q` if it is in local memory (copying the pair if the shard has
-    /// guards).
+    /// The writer guard on `q` if it is in local memory (on a copy of the pair if readers
+    /// hold it).
     pub(crate) fn write_local<Q>(
         &self,
         counts: &Counts,
@@ -134,35 +104,45 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         let shard = &self.shards[si];
         let mut spins = 0;
         loop {
-            let mut t = shard.write();
+            let mut w = shard.write();
             let scope = Scope::new();
-            let (b, n) = match t.find_write(h, q, &scope)? {
-                Probe::Hit(b, n) => (b, n),
+            let (i, n) = match w.find(h, q, &scope)? {
+                Probe::Hit(i, n) => (i, n),
                 Probe::Miss { dead } => {
                     if dead {
-                        t.sweep();
+                        w.sweep_probe(h, &scope);
                     }
                     return Ok(None);
                 }
                 Probe::Busy => {
-                    drop((scope, t));
+                    drop((scope, w));
                     backoff(&mut spins);
                     continue;
                 }
             };
-            if !shard.guarded() {
-                return self.writer(si, t, b, scope).map(Some);
+            // SAFETY: found under this hold through `scope`, still open.
+            if unsafe { w.claim_writer(n) } {
+                drop(w);
+                // SAFETY: `WRITER` is ours; the node is in the index, dereferenced through
+                // `scope`.
+                return Ok(Some(unsafe { RefMut::new(scope, n) }));
             }
-            // Guards may hold this pair: they keep the old one; we write a copy.
-            // SAFETY: `n` was dereferenced through `scope`, still open.
-            let n = unsafe { &*n };
-            let flags = n.flags.load(Ordering::Acquire) & FAR_COPY;
-            let copy = self.node(counts, n.key.clone(), codec_copy(&n.value)?, flags)?;
-            let new = Bucket::new(h, copy, 0);
-            new.publish(&scope);
-            let old = t.replace(h, b, new);
-            t.retire(old, &scope);
-            return self.writer(si, t, b, scope).map(Some);
+            // Readers hold this pair: they keep the old one; we write a copy.
+            // SAFETY: as above; we hold the mutex and only read the value.
+            let old = unsafe { &*n };
+            let flags = old.flags.load(Ordering::Acquire) & FAR_COPY;
+            // SAFETY: readers only read the value, and no writer but us holds the mutex.
+            let value = codec_copy(unsafe { old.value() })?;
+            let copy = self.node(counts, old.key.clone(), value, flags)?;
+            let c: *const Node<K, V> = copy.try_deref(&scope)?;
+            // SAFETY: our own pending node, dereferenced through `scope`.
+            publish(unsafe { &*c }, true);
+            // SAFETY: found under this hold; replaced just below.
+            unsafe { w.kill(n) };
+            w.replace(i, copy, c, &scope);
+            drop(w);
+            // SAFETY: `WRITER` was set before the copy was published; it is in the index.
+            return Ok(Some(unsafe { RefMut::new(scope, c) }));
         }
     }
 
@@ -180,108 +160,87 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         let shard = &self.shards[si];
         let mut spins = 0;
         loop {
-            let mut t = shard.write();
+            let mut w = shard.write();
             let scope = Scope::new();
             // A pending node stays local (see `Core::node`).
             let new_node: *const Node<K, V> = node.try_deref(&scope)?;
             // SAFETY: our own box, dereferenced through `scope`, which is open.
             let new_ref = unsafe { &*new_node };
-            let (old, at) = match t.find_write(h, &new_ref.key, &scope)? {
+            match w.find(h, &new_ref.key, &scope)? {
                 Probe::Busy => {
-                    drop((scope, t));
+                    drop((scope, w));
                     backoff(&mut spins);
-                    continue;
                 }
-                Probe::Hit(b, n) => {
-                    // SAFETY: dereferenced through `scope`.
-                    let n = unsafe { &*n };
-                    let guarded = shard.guarded();
-                    let copy = match guarded {
-                        true => Some(codec_copy(&n.value)?),
-                        false => None,
-                    };
-                    let far = n.flags.load(Ordering::Acquire) & FAR_COPY;
+                Probe::Hit(i, n) => {
+                    // SAFETY: found under this hold through `scope`.
+                    let far = unsafe { &*n }.flags.load(Ordering::Acquire) & FAR_COPY;
+                    // SAFETY: as above; on success the entry is unlinked below, on error
+                    // `DEAD` is cleared again.
+                    let old = unsafe { w.take_value(n) }?;
                     new_ref.flags.fetch_or(far, Ordering::AcqRel);
-                    let old = t.replace(h, b, Bucket::new(h, node, 0));
-                    let old = match copy {
-                        Some(v) => {
-                            t.retire(old, &scope);
-                            v
-                        }
-                        None => match old.into_pair().try_into_inner() {
-                            Ok(n) => n.value,
-                            Err((e, pair)) => {
-                                drop(t.replace(h, b, Bucket::new(h, pair, 0)));
-                                return Err(e);
-                            }
-                        },
-                    };
-                    new_ref.flags.fetch_and(!PENDING, Ordering::AcqRel);
-                    (Some(old), b)
+                    publish(new_ref, guard);
+                    // In place: a reader sees the old box (`DEAD`, so it looks again) or the
+                    // new one; the key never leaves the index.
+                    w.replace(i, node, new_node, &scope);
+                    return Ok((Some(old), self.guard_for(w, guard, scope, new_node)));
                 }
                 Probe::Miss { dead } => {
                     if dead {
-                        t.sweep();
+                        w.sweep_probe(h, &scope);
                     }
-                    let asked = match counts.maybe_far(si) {
-                        true => Some(far_key(si, &new_ref.key)?),
-                        false => None,
-                    };
-                    // No scope over the round trip: it would hold up evacuation rounds.
-                    drop(scope);
-                    let mut old = None;
-                    let mut fk = None;
-                    if let Some(k) = asked {
-                        if let Some(bytes) = self.backend().read(self.structure.id(), &k)? {
-                            old = Some(V::decode(&bytes)?);
-                            fk = Some(k);
+                    let (old, fk, scope) = match counts.maybe_far(si) {
+                        false => (None, None, scope),
+                        true => {
+                            let k = far_key(si, &new_ref.key)?;
+                            // No scope over the round trip: it would hold up evacuation
+                            // rounds.
+                            drop(scope);
+                            let old = self.backend().read(self.structure.id(), &k)?;
+                            let old = old.map(|b| V::decode(&b)).transpose()?;
+                            let fk = old.as_ref().map(|_| k);
+                            (old, fk, Scope::new())
                         }
-                    }
-                    let scope = Scope::new();
-                    let new_ref = node.try_deref(&scope)?;
+                    };
+                    let new_node: *const Node<K, V> = node.try_deref(&scope)?;
+                    // SAFETY: our own box, dereferenced through `scope`.
+                    let new_ref = unsafe { &*new_node };
                     if fk.is_some() {
                         new_ref.flags.fetch_or(FAR_COPY, Ordering::AcqRel);
                     }
-                    new_ref.flags.fetch_and(!PENDING, Ordering::AcqRel);
-                    drop(scope);
-                    let at = t.insert(Bucket::new(h, node, 0));
+                    publish(new_ref, guard);
+                    w.insert(h, node, new_node);
                     if old.is_none() {
                         counts.len.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Some(k) = fk {
-                        self.settle(&mut t, counts, si, at, &k);
+                        self.settle(counts, si, new_ref, &k);
                     }
-                    (old, at)
+                    return Ok((old, self.guard_for(w, guard, scope, new_node)));
                 }
-            };
-            if !guard {
-                return Ok((old, None));
             }
-            let r = self.writer(si, t, at, Scope::new())?;
-            return Ok((old, Some(r)));
         }
     }
 
-    /// Phase two of bringing a pair home: removes the server's copy `fk` of the pair in
-    /// bucket `b` (in the index, under the write lock `_locked`) and clears its `FAR_COPY`
-    /// flag, all in one scope, so the pair cannot be evicted meanwhile (its eviction would
-    /// write the copy this removes). If the pair was evicted already, the server's copy is the
-    /// current one and stays; if the removal fails the flag stays, and a later removal or
-    /// eviction settles the copy.
-    fn settle(
-        &self,
-        _locked: &mut Table<K, V>,
-        counts: &Counts,
-        si: usize,
-        b: *const Bucket<K, V>,
-        fk: &[u8],
-    ) {
-        let scope = Scope::new();
-        // SAFETY: the bucket is in the index under our write lock; we only touch the node's
-        // atomic flags.
-        let Ok(n) = unsafe { (*b).pair() }.try_deref(&scope) else {
-            return;
-        };
+    /// Releases the mutex `w` and makes the writer guard on `n`, if asked for.
+    fn guard_for<'a>(
+        &'a self,
+        w: Writer<'a, K, V>,
+        guard: bool,
+        scope: Scope,
+        n: *const Node<K, V>,
+    ) -> Option<RefMut<'a, K, V>> {
+        drop(w);
+        // SAFETY: `publish(_, true)` set `WRITER` on `n` before it entered the index, and it
+        // was dereferenced through `scope`.
+        guard.then(|| unsafe { RefMut::new(scope, n) })
+    }
+
+    /// Phase two of bringing a pair home: removes the server's copy `fk` of node `n` (in the
+    /// index, under the caller's mutex, dereferenced through a scope the caller keeps open,
+    /// so the pair cannot be evicted meanwhile: its eviction would write the copy this
+    /// removes) and clears its `FAR_COPY` flag. If the removal fails the flag stays, and a
+    /// later removal or eviction settles the copy.
+    fn settle(&self, counts: &Counts, si: usize, n: &Node<K, V>, fk: &[u8]) {
         if self.backend().remove(self.structure.id(), fk).is_ok() {
             n.flags.fetch_and(!FAR_COPY, Ordering::AcqRel);
             counts.settled(si);
@@ -299,14 +258,14 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         }
         let key = q.to_owned();
         let fk = far_key(si, &key)?;
-        let mut t = self.shards[si].write();
+        let mut w = self.shards[si].write();
         {
             let scope = Scope::new();
-            match t.find_write(h, q, &scope)? {
+            match w.find(h, q, &scope)? {
                 Probe::Hit(..) | Probe::Busy => return Ok(true),
                 Probe::Miss { dead } => {
                     if dead {
-                        t.sweep();
+                        w.sweep_probe(h, &scope);
                     }
                 }
             }
@@ -316,11 +275,14 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         };
         let v = V::decode(&bytes)?;
         let node = self.node(counts, key, v, FAR_COPY)?;
-        let at = t.insert(Bucket::new(h, node, 0));
-        // SAFETY: just inserted under our write lock.
-        unsafe { (*at).publish(&Scope::new()) };
+        let scope = Scope::new();
+        let n: *const Node<K, V> = node.try_deref(&scope)?;
+        // SAFETY: our own box, dereferenced through `scope`, which stays open.
+        let n = unsafe { &*n };
+        publish(n, false);
+        w.insert(h, node, n);
         self.structure.note_fetches(1, bytes.len() as u64);
-        self.settle(&mut t, counts, si, at, &fk);
+        self.settle(counts, si, n, &fk);
         Ok(true)
     }
 
@@ -337,19 +299,19 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         let mut shards: Vec<usize> = misses.iter().map(|m| m.0).collect();
         shards.sort_unstable();
         shards.dedup();
-        // Ascending order; nothing else holds two shard locks, so this cannot deadlock.
-        let mut locks: Vec<RwLockWriteGuard<'_, Table<K, V>>> =
+        // Ascending order; nothing else holds two shard mutexes, so this cannot deadlock.
+        let mut locks: Vec<Writer<'_, K, V>> =
             shards.iter().map(|&si| self.shards[si].write()).collect();
         let lock_of = |si: usize| shards.binary_search(&si).expect("locked");
-        // Keys still missing locally, under the locks.
+        // Keys still missing locally, under the mutexes.
         let mut ask: Vec<usize> = Vec::new();
         {
             let scope = Scope::new();
             for (i, (si, h, k)) in misses.iter().enumerate() {
-                let t = &mut locks[lock_of(*si)];
-                if let Probe::Miss { dead } = t.find_write(*h, k, &scope)? {
+                let w = &mut locks[lock_of(*si)];
+                if let Probe::Miss { dead } = w.find(*h, k, &scope)? {
                     if dead {
-                        t.sweep();
+                        w.sweep_probe(*h, &scope);
                     }
                     ask.push(i);
                 }
@@ -372,39 +334,36 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
             .map(|b| b.as_deref().map(V::decode).transpose())
             .collect::<Result<Vec<Option<V>>>>()?;
         let mut out: Vec<Option<V>> = misses.iter().map(|_| None).collect();
-        let mut placed: Vec<(usize, u64, u64, usize)> = Vec::new();
+        // Allocated outside any scope (see `Core::node`).
+        let mut nodes = Vec::new();
         for (j, (&i, v)) in ask.iter().zip(values).enumerate() {
             let Some(v) = v else { continue };
             let (si, h, k) = &misses[i];
-            let node = self.node(counts, k.clone(), v.clone(), FAR_COPY)?;
-            let id = node.key();
-            let b = Bucket::new(*h, node, 0);
-            b.publish(&Scope::new());
-            locks[lock_of(*si)].insert(b);
-            placed.push((*si, *h, id, j));
+            nodes.push((
+                *si,
+                *h,
+                j,
+                self.node(counts, k.clone(), v.clone(), FAR_COPY)?,
+            ));
             out[i] = Some(v);
         }
         let total: u64 = found.iter().flatten().map(|b| b.len() as u64).sum();
-        self.structure.note_fetches(placed.len() as u64, total);
-        // Phase two in one scope, as in `settle`: pairs evicted again keep their server copy.
+        self.structure.note_fetches(nodes.len() as u64, total);
+        // Placed and settled in one scope, as in `settle`.
         let scope = Scope::new();
-        let mut home: Vec<(usize, &Node<K, V>, usize)> = Vec::new();
-        for (si, h, id, j) in placed {
-            let t = &locks[lock_of(si)];
-            for b in t.live.iter_hash(h) {
-                // SAFETY: write lock held; the new pairs have no writer.
-                let pair = unsafe { b.pair() };
-                if b.hash == h && pair.key() == id {
-                    if let Ok(n) = pair.try_deref(&scope) {
-                        home.push((si, n, j));
-                    }
-                }
-            }
+        let mut home: Vec<(usize, *const Node<K, V>, usize)> = Vec::new();
+        for (si, h, j, node) in nodes {
+            let n: *const Node<K, V> = node.try_deref(&scope)?;
+            // SAFETY: our own box, dereferenced through `scope`.
+            publish(unsafe { &*n }, false);
+            locks[lock_of(si)].insert(h, node, n);
+            home.push((si, n, j));
         }
         let done: Vec<&[u8]> = home.iter().map(|p| refs[p.2]).collect();
         if !done.is_empty() && self.backend().remove_many(ds, &done).is_ok() {
             for (si, n, _) in home {
-                n.flags.fetch_and(!FAR_COPY, Ordering::AcqRel);
+                // SAFETY: in the index under our mutexes, dereferenced through `scope`.
+                unsafe { &*n }.flags.fetch_and(!FAR_COPY, Ordering::AcqRel);
                 counts.settled(si);
             }
         }
@@ -430,48 +389,36 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         let shard = &self.shards[si];
         let mut spins = 0;
         loop {
-            let mut t = shard.write();
+            let mut w = shard.write();
             let scope = Scope::new();
-            match t.find_write(h, q, &scope)? {
+            match w.find(h, q, &scope)? {
                 Probe::Busy => {
-                    drop((scope, t));
+                    drop((scope, w));
                     backoff(&mut spins);
                 }
-                Probe::Hit(b, n) => {
-                    // SAFETY: dereferenced through `scope`.
-                    let n = unsafe { &*n };
-                    if n.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
+                Probe::Hit(i, n) => {
+                    // SAFETY: found under this hold through `scope`.
+                    let node = unsafe { &*n };
+                    if node.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
                         // A copy may be on the server (a partly accepted write-back, or a
                         // pair brought home whose server copy could not be removed): it
                         // goes first, or a later miss would bring it back.
-                        self.backend().remove(ds, &far_key(si, &n.key)?)?;
-                        n.flags.fetch_and(!FAR_COPY, Ordering::AcqRel);
+                        self.backend().remove(ds, &far_key(si, &node.key)?)?;
+                        node.flags.fetch_and(!FAR_COPY, Ordering::AcqRel);
                         counts.settled(si);
                     }
-                    let copy = match shard.guarded() {
-                        true => Some((n.key.clone(), codec_copy(&n.value)?)),
-                        false => None,
-                    };
-                    let old = t.unlink(h, b);
+                    let key = node.key.clone();
+                    // SAFETY: as above; the entry is unlinked just below.
+                    let value = unsafe { w.take_value(n) }?;
+                    w.unlink(i, &scope);
                     counts.len.fetch_sub(1, Ordering::Relaxed);
-                    if let Some(pair) = copy {
-                        t.retire(old, &scope);
-                        return Ok(Some(pair));
-                    }
-                    return match old.into_pair().try_into_inner() {
-                        Ok(n) => Ok(Some((n.key, n.value))),
-                        Err((e, pair)) => {
-                            t.insert(Bucket::new(h, pair, 0));
-                            counts.len.fetch_add(1, Ordering::Relaxed);
-                            Err(e)
-                        }
-                    };
+                    return Ok(Some((key, value)));
                 }
                 Probe::Miss { dead } => {
-                    drop(scope);
                     if dead {
-                        t.sweep();
+                        w.sweep_probe(h, &scope);
                     }
+                    drop(scope);
                     if !counts.maybe_far(si) {
                         return Ok(None);
                     }

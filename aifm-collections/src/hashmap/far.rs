@@ -99,7 +99,10 @@ where
         let shard = shard_index(self.shared.hash(&node.key));
         let key = far_key(shard, &node.key)?;
         let mut value = Vec::new();
-        node.value.encode(&mut value)?;
+        // SAFETY: the runtime evicts an object only once no scope that dereferenced it is
+        // open, so no guard or writer of the map uses the node now; a node whose value was
+        // moved out is `RETIRED` (returned above) as well as `TAKEN`.
+        unsafe { node.value() }.encode(&mut value)?;
         // Flagged and counted before the pair lands: a miss may ask the server needlessly,
         // but never skips a pair that is there.
         if node.flags.fetch_or(FAR_COPY, Ordering::AcqRel) & FAR_COPY == 0 {

@@ -1,15 +1,19 @@
 //! The map's guards: [`Ref`] and [`RefMut`].
 //!
-//! A guard holds a dereference scope and counts itself in its shard (see the `index` essay),
-//! never a lock: other guards, inserts, removals and writers of other keys go ahead while it
-//! lives, on this thread or any other. A `RefMut` is exclusive like `&mut`: a reader or
-//! writer of the *same* key waits until it is dropped (std rejects such code at compile time;
-//! here taking a second guard on a key while holding its `RefMut` on the same thread waits
-//! forever). The scope keeps the evacuator from moving the pair while the guard lives, so a
-//! guard also holds up evacuation rounds: keep guards short, as scopes.
+//! A guard holds a dereference scope and is counted in its node's `state` word (see the
+//! `index` essay), never a lock: other guards, inserts, removals and writers of other keys go
+//! ahead while it lives, on this thread or any other. A [`Ref`] is a reader of its node (a
+//! writer that finds it copies the pair instead of changing it) and holds an epoch pin, so a
+//! removed node stays allocated until it is dropped. A [`RefMut`] holds the node's `WRITER`
+//! bit: it is exclusive like `&mut`, and a reader or writer of the *same* key waits until it
+//! is dropped (std rejects such code at compile time; here taking a second guard on a key
+//! while holding its `RefMut` on the same thread waits forever). The scope keeps the
+//! evacuator from moving the pair while the guard lives, so a guard also holds up evacuation
+//! rounds: keep guards short, as scopes.
 
-use super::index::{Node, Shard};
+use super::index::{Node, WRITER};
 use aifm_core::{FarData, Scope};
+use crossbeam_epoch::Guard;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
@@ -39,9 +43,10 @@ use std::sync::atomic::Ordering;
 /// });
 /// ```
 pub struct Ref<'a, K: FarData, V: FarData> {
-    shard: *const Shard<K, V>,
     node: *const Node<K, V>,
-    // Dropped after `Drop::drop` uncounts the guard.
+    // Dropped after `Drop::drop` uncounts the guard: the pin keeps the node allocated, the
+    // scope keeps it in place.
+    _pin: Guard,
     _scope: Scope,
     _map: PhantomData<&'a (K, V)>,
 }
@@ -58,23 +63,19 @@ pub struct Ref<'a, K: FarData, V: FarData> {
 /// assert_eq!(m.get_cloned(&1), Some(5));
 /// ```
 pub struct RefMut<'a, K: FarData, V: FarData> {
-    shard: *const Shard<K, V>,
-    /// The pair's hash and box key, to find its bucket and clear `WRITER` on drop.
-    hash: u64,
-    id: u64,
-    node: *mut Node<K, V>,
+    node: *const Node<K, V>,
     _scope: Scope,
     _map: PhantomData<&'a mut (K, V)>,
 }
 
 impl<'a, K: FarData, V: FarData> Ref<'a, K, V> {
     /// # Safety
-    /// This guard is counted once in `shard.guards`, and `node` was dereferenced from a pair
-    /// of the shard through `scope`.
-    pub(crate) unsafe fn new(scope: Scope, shard: &Shard<K, V>, node: *mut Node<K, V>) -> Self {
+    /// This guard was admitted once as a reader of `node` (its `state` count), `node` was
+    /// dereferenced through `scope`, and `pin` was pinned before the node's entry was loaded.
+    pub(crate) unsafe fn new(scope: Scope, pin: Guard, node: *const Node<K, V>) -> Self {
         Ref {
-            shard,
             node,
+            _pin: pin,
             _scope: scope,
             _map: PhantomData,
         }
@@ -99,38 +100,26 @@ impl<K: FarData, V: FarData> std::ops::Deref for Ref<'_, K, V> {
     type Target = V;
     fn deref(&self) -> &V {
         // SAFETY: the node was dereferenced through `_scope`, still open, so the evacuator
-        // cannot move or free it; our count in the shard keeps its box alive (a removed or
-        // replaced box is retired until the shard has no guard) and writers off it (they copy
-        // it instead).
-        unsafe { &(*self.node).value }
+        // cannot move or evict it; `_pin` keeps a removed node's box from being dropped; our
+        // reader count keeps writers from moving the value out or writing it (they copy it
+        // instead).
+        unsafe { (*self.node).value() }
     }
 }
 
 impl<K: FarData, V: FarData> Drop for Ref<'_, K, V> {
     fn drop(&mut self) {
-        // SAFETY: the shard lives as long as the map, which this guard borrows.
-        unsafe { &*self.shard }
-            .guards
-            .fetch_sub(1, Ordering::AcqRel);
+        // SAFETY: see `Deref`; the node is alive until `_pin` is dropped, after this.
+        unsafe { &*self.node }.state.fetch_sub(1, Ordering::Release);
     }
 }
 
 impl<'a, K: FarData, V: FarData> RefMut<'a, K, V> {
     /// # Safety
-    /// This guard owns `WRITER` on the bucket of hash `hash` whose box has key `id`, is
-    /// counted once in `shard.guards`, and `node` was dereferenced mutably from that box
+    /// This guard owns `WRITER` on `node`, which is in its map's index and was dereferenced
     /// through `scope`.
-    pub(crate) unsafe fn new(
-        scope: Scope,
-        shard: &Shard<K, V>,
-        hash: u64,
-        id: u64,
-        node: *mut Node<K, V>,
-    ) -> Self {
+    pub(crate) unsafe fn new(scope: Scope, node: *const Node<K, V>) -> Self {
         RefMut {
-            shard,
-            hash,
-            id,
             node,
             _scope: scope,
             _map: PhantomData,
@@ -155,26 +144,27 @@ impl<'a, K: FarData, V: FarData> RefMut<'a, K, V> {
 impl<K: FarData, V: FarData> std::ops::Deref for RefMut<'_, K, V> {
     type Target = V;
     fn deref(&self) -> &V {
-        // SAFETY: as for `Ref`; `WRITER` keeps every other guard and probe off the node.
-        unsafe { &(*self.node).value }
+        // SAFETY: as for `Ref`; `WRITER` keeps every other guard and writer off the value.
+        unsafe { (*self.node).value() }
     }
 }
 
 impl<K: FarData, V: FarData> std::ops::DerefMut for RefMut<'_, K, V> {
     fn deref_mut(&mut self) -> &mut V {
-        // SAFETY: as for `Deref`; the node was dereferenced mutably (so it is marked dirty)
-        // and `WRITER` makes this guard its only user.
-        unsafe { &mut (*self.node).value }
+        // SAFETY: as for `Deref`; `WRITER` makes this guard the value's only user (readers
+        // are not admitted, writers wait or copy), and `&mut self` makes this reference the
+        // guard's only one.
+        unsafe { (*self.node).value_mut() }
     }
 }
 
 impl<K: FarData, V: FarData> Drop for RefMut<'_, K, V> {
     fn drop(&mut self) {
-        // SAFETY: the shard lives as long as the map, which this guard borrows.
-        let shard = unsafe { &*self.shard };
-        // While `WRITER` is set nobody moves the pair out of the table, so it is there.
-        shard.read().clear_writer(self.hash, self.id);
-        shard.guards.fetch_sub(1, Ordering::AcqRel);
+        // SAFETY: while `WRITER` is set no writer takes the node out of the index (they wait),
+        // so it is alive; the release orders our writes before the next reader's admission.
+        unsafe { &*self.node }
+            .state
+            .fetch_and(!WRITER, Ordering::Release);
     }
 }
 

@@ -1,75 +1,163 @@
-//! The local index of one `RemHashMap` shard: a `hashbrown::HashTable` of buckets.
+//! The local index of one `RemHashMap` shard: an open-addressing array that readers probe
+//! with no lock, and the pair nodes with their reader counts.
 //!
-//! # What a bucket holds
+//! # The array
 //!
-//! A bucket is 24 bytes, inline in the table: the pair's full 64-bit hash (compared before
-//! the pair is touched, and the rehash key), the pair's `RemBox` (one pointer to its slot) and
-//! a writer word. A probe reads the bucket, the slot's pointer word and the pair: three
-//! dependent loads.
+//! A power-of-two array of 24-byte entries, probed linearly from the hash's low bits. An
+//! entry is the pair's full hash (its *tag*; [`EMPTY`] and [`GONE`] are reserved, and the
+//! probe starts from the tag), the bits of the pair's `RemBox`, and the node's address when
+//! the entry was filled. A hit costs three dependent loads: the entry, the box's pointer word
+//! and the node; the last two overlap, because the probe prefetches the node at the hinted
+//! address while it loads the pointer word (a hint made stale by the evacuator costs a wasted
+//! prefetch, never a wrong read). A replacement swaps the box in place, and an insertion
+//! reuses a `GONE` entry of its probe, so a key written over and over does not grow its probe
+//! (a hot key of a cache is). The array is replaced (never resized in place) when live and
+//! gone entries fill three quarters of it; the old array is freed by `crossbeam-epoch` once no
+//! reader that could see it is pinned.
 //!
-//! # Guards
+//! # Who writes what (the rules the `unsafe` code relies on)
 //!
-//! Buckets move when the table grows, so a guard does not point at its bucket: it counts
-//! itself in its shard's `guards` (one counter per shard, on the lock's cache line) and keeps
-//! the pair's address (stable while its scope lives). The rules, which also keep the
-//! runtime's one assumption (no dereference of a box while a `&mut` from it lives):
-//!
-//! * readers count themselves **under the shard's read lock**; a bucket whose writer word is
-//!   set ([`WRITER`]) is not dereferenced at all (the reader backs off and retries);
-//! * `WRITER` is set only **under the write lock**, and only when the shard has no guard;
-//!   a `RefMut` clears it when dropped (under the read lock, finding its bucket by the pair's
-//!   key);
-//! * a writer that finds guards in the shard does not wait: it copies the pair (through its
-//!   codec) into a new bucket and *retires* the old box ([`Table::retire`]);
-//! * retired boxes are freed under the write lock once the shard has no guard (none can reach
-//!   them any more: they are out of the table, and guards are counted under its lock).
-//!
-//! So no guard holds a lock, and no writer waits for a reader; a reader (or a second writer)
-//! waits only for a `RefMut` on the same pair.
+//! * **Writers hold the shard's mutex** ([`Shard::write`]); readers hold none. Only a
+//!   writer stores an entry or swaps the array.
+//! * **Every field of an entry is an atomic**, so a reader may load an entry while a writer
+//!   refills it. A writer stores the box's bits before the tag (release); a reader loads the
+//!   tag, then the bits (acquire), and whatever box it gets is alive (next rule) and is
+//!   checked by its key, so a reader that meets an entry refilled for another key just moves
+//!   on.
+//! * **A box taken out of the index is never dropped at once**: [`Writer::retire`] hands it
+//!   to `crossbeam-epoch`, which drops it once every thread pinned before has unpinned.
+//!   Readers (and [`Ref`](super::Ref) guards) are pinned, so the slot word and the node they
+//!   reach stay allocated while they look.
+//! * **Values are guarded by the node's `state` word**: a reader count and two bits.
+//!   A reader is admitted by incrementing the count and backs off if [`WRITER`] or [`DEAD`]
+//!   was set; a writer claims a node with a compare-exchange from zero (no readers) to
+//!   `WRITER` or `DEAD`. One atomic word, so either the reader sees the bit or the writer sees
+//!   the reader. A writer that finds readers leaves them the node: it copies the value
+//!   (through its codec) instead of moving it out or writing it in place.
+//! * **The key is never written after construction**, so readers compare keys before being
+//!   admitted, even on a node being removed.
+//! * The evacuator moves a node only while no scope that dereferenced it is open (the
+//!   runtime's scope protocol), and every access above happens inside such a scope.
 //!
 //! # Node flags
 //!
-//! The heap object is a [`Node`]: key, value and a flag byte the evacuation handler reads.
-//! [`RETIRED`]: the pair was replaced or removed while guards held it; evicting it writes
-//! nothing. [`FAR_COPY`]: far memory may hold a copy of this pair under its key (the handler
-//! handed it out, or a miss brought it home and could not yet remove the server's copy):
-//! removing the pair must remove that copy too, or a later miss would resurrect it.
-//! [`PENDING`]: allocated but not yet in the index; the handler refuses to evict it (the
-//! runtime then keeps it local), so a pair is never written out before it is in the map.
+//! The heap object is a [`Node`]: state, a flag byte the evacuation handler reads, key and
+//! value. [`RETIRED`]: the pair left the index; evicting it writes nothing. [`FAR_COPY`]:
+//! far memory may hold a copy of this pair under its key (the handler handed it out, or a
+//! miss brought it home and could not yet remove the server's copy): removing the pair must
+//! remove that copy too, or a later miss would resurrect it. [`PENDING`]: allocated but not
+//! yet in the index; the handler refuses to evict it (the runtime then keeps it local), so a
+//! pair is never written out before it is in the map. [`TAKEN`]: the value was moved out
+//! (by a removal that found no reader); dropping the node leaves it alone.
 
 use aifm_core::{Error, FarData, RemBox, Result, Scope};
-use hashbrown::HashTable;
+use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use std::borrow::Borrow;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// The node flag: far memory may hold a copy of this pair.
 pub(crate) const FAR_COPY: u8 = 1;
-/// The node flag: the pair left the index while guards held it.
+/// The node flag: the pair left the index.
 pub(crate) const RETIRED: u8 = 2;
 /// The node flag: allocated, not yet in the index; the evacuator must keep it local.
 pub(crate) const PENDING: u8 = 4;
-/// The guard-word bit of a `RefMut`.
+/// The node flag: the value was moved out; the node's drop skips it.
+pub(crate) const TAKEN: u8 = 8;
+
+/// The state bit of a node held by a `RefMut` (or a writer judging it in place).
 pub(crate) const WRITER: u32 = 1 << 31;
+/// The state bit of a node being removed or replaced.
+pub(crate) const DEAD: u32 = 1 << 30;
+/// The state's reader count.
+const READERS: u32 = DEAD - 1;
+
+/// The tag of an entry never used.
+const EMPTY: u64 = 0;
+/// The tag of an entry whose pair left (not reused until the array is rebuilt).
+const GONE: u64 = 1;
+
+/// The tag of hash `h` (the two reserved values are shifted; tags may collide, keys decide).
+fn tag(h: u64) -> u64 {
+    h.max(2)
+}
 
 /// A key-value pair as it lives in the heap.
 pub(crate) struct Node<K, V> {
+    pub(crate) state: AtomicU32,
     pub(crate) flags: AtomicU8,
     pub(crate) key: K,
-    pub(crate) value: V,
+    /// Written in place only by the holder of `WRITER`; moved out only by a writer that set
+    /// `DEAD` with no reader admitted (then `TAKEN` is set).
+    value: UnsafeCell<ManuallyDrop<V>>,
+}
+
+// SAFETY: the value is shared between threads (`Sync` needed) and written only under the
+// `state` protocol of the module essay (exclusive `WRITER` or `DEAD` with no reader), which
+// orders every write before other threads' reads with release/acquire on `state`.
+unsafe impl<K: Sync, V: Send + Sync> Sync for Node<K, V> {}
+
+impl<K, V> Node<K, V> {
+    pub(crate) fn new(key: K, value: V, flags: u8) -> Self {
+        Node {
+            state: AtomicU32::new(0),
+            flags: AtomicU8::new(flags),
+            key,
+            value: UnsafeCell::new(ManuallyDrop::new(value)),
+        }
+    }
+
+    /// The value, for reading.
+    ///
+    /// # Safety
+    /// The caller is an admitted reader of the node, or holds `WRITER`, or holds the shard's
+    /// mutex (writers) and has not given the value away; or the node is out of every guard's
+    /// reach (the evacuator).
+    pub(crate) unsafe fn value(&self) -> &V {
+        // SAFETY: per the contract no `&mut` to the value exists meanwhile.
+        unsafe { &*self.value.get() }
+    }
+
+    /// The value, for writing.
+    ///
+    /// # Safety
+    /// The caller holds `WRITER` on the node (no reader is admitted meanwhile), and makes no
+    /// other reference to the value while this one lives.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn value_mut(&self) -> &mut V {
+        // SAFETY: per the contract this is the only reference to the value.
+        unsafe { &mut *self.value.get() }
+    }
+}
+
+impl<K, V> Drop for Node<K, V> {
+    fn drop(&mut self) {
+        if *self.flags.get_mut() & TAKEN == 0 {
+            // SAFETY: the value was not moved out (`TAKEN` is set exactly when it was), and
+            // this is the node's drop: nothing uses it afterwards.
+            unsafe { ManuallyDrop::drop(self.value.get_mut()) }
+        }
+    }
 }
 
 impl<K: FarData, V: FarData> FarData for Node<K, V> {
-    /// `[key length: u32 LE][key][value]`; the flags are local state and are not stored.
+    /// `[key length: u32 LE][key][value]`; state and flags are local and are not stored.
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        if self.flags.load(Ordering::Acquire) & TAKEN != 0 {
+            return Err(Error::Codec("a map pair whose value was moved out".into()));
+        }
         let at = out.len();
         out.extend_from_slice(&[0; 4]);
         self.key.encode(out)?;
         let len = u32::try_from(out.len() - at - 4)
             .map_err(|_| Error::Codec("key longer than 4 GiB".into()))?;
         out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-        self.value.encode(out)
+        // SAFETY: encoding happens on eviction (no guard reaches the node) or by a writer
+        // under the mutex that has not given the value away (`TAKEN` checked above).
+        unsafe { self.value() }.encode(out)
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
@@ -77,15 +165,16 @@ impl<K: FarData, V: FarData> FarData for Node<K, V> {
         let len = u32::from_le_bytes(bytes.get(..4).ok_or_else(truncated)?.try_into().unwrap());
         let key_end = 4usize.checked_add(len as usize).ok_or_else(truncated)?;
         let key = K::decode(bytes.get(4..key_end).ok_or_else(truncated)?)?;
-        Ok(Node {
-            flags: AtomicU8::new(0),
-            key,
-            value: V::decode(&bytes[key_end..])?,
-        })
+        Ok(Node::new(key, V::decode(&bytes[key_end..])?, 0))
     }
 
     fn heap_bytes(&self) -> usize {
-        self.key.heap_bytes() + self.value.heap_bytes()
+        let value = match self.flags.load(Ordering::Acquire) & TAKEN {
+            // SAFETY: as in `encode`.
+            0 => unsafe { self.value() }.heap_bytes(),
+            _ => 0,
+        };
+        self.key.heap_bytes() + value
     }
 }
 
@@ -96,266 +185,549 @@ pub(crate) fn codec_copy<T: FarData>(v: &T) -> Result<T> {
     T::decode(&bytes)
 }
 
-/// A slot of the table: hash, writer word, the pair's box (see the module essay).
-pub(crate) struct Bucket<K: FarData, V: FarData> {
-    pub(crate) hash: u64,
-    pub(crate) state: AtomicU32,
-    pair: UnsafeCell<RemBox<Node<K, V>>>,
+/// One entry of the array: tag, box and where the node was when the entry was filled (see
+/// the module essay). All three are atomics: a writer may refill an entry (a replacement in
+/// place, or a `GONE` entry reused) while a reader that loaded its old tag still looks.
+struct Entry<K: FarData, V: FarData> {
+    tag: AtomicU64,
+    /// The bits of a `RemBox<Node<K, V>>` (0 while never filled).
+    pair: AtomicU64,
+    /// A hint of the node's address: only ever prefetched, never dereferenced (the evacuator
+    /// may have moved the node since).
+    hint: AtomicPtr<Node<K, V>>,
+    _owns: PhantomData<RemBox<Node<K, V>>>,
 }
 
-// SAFETY: the box is reached through `&Bucket` only as the module's rules allow: shared
-// dereferences while no `WRITER` is set, the one mutable dereference under the write lock
-// with `WRITER` held; `K` and `V` are shared between threads through guards, hence `Sync`.
-unsafe impl<K: FarData + Sync, V: FarData + Sync> Sync for Bucket<K, V> {}
+/// A `RemBox` as the bits an entry stores (it is one pointer wide).
+fn to_bits<K: FarData, V: FarData>(b: RemBox<Node<K, V>>) -> u64 {
+    const { assert!(std::mem::size_of::<RemBox<Node<K, V>>>() == 8) };
+    let b = ManuallyDrop::new(b);
+    // SAFETY: same size (checked above); a `RemBox` is a pointer to its slot, and the bits
+    // are turned back into exactly one owning box (`from_bits`) or views that never drop.
+    unsafe { std::mem::transmute_copy::<RemBox<Node<K, V>>, u64>(&b) }
+}
 
-impl<K: FarData, V: FarData> Bucket<K, V> {
-    pub(crate) fn new(hash: u64, pair: RemBox<Node<K, V>>, state: u32) -> Self {
-        Bucket {
-            hash,
-            state: AtomicU32::new(state),
-            pair: UnsafeCell::new(pair),
+/// The box whose bits an entry stores, as a view that never drops it.
+///
+/// # Safety
+/// `bits` came from [`to_bits`] of a box that is still alive (owned by an entry, or retired
+/// to the epoch and the caller pinned since before it was retired).
+unsafe fn view<K: FarData, V: FarData>(bits: u64) -> ManuallyDrop<RemBox<Node<K, V>>> {
+    // SAFETY: per the contract, the bits are a live box; the copy is never dropped, so the
+    // box keeps one owner.
+    unsafe { std::mem::transmute_copy::<u64, ManuallyDrop<RemBox<Node<K, V>>>>(&bits) }
+}
+
+/// Starts loading the cache line at `p` (any address: a prefetch never faults).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86_64 baseline, and a prefetch reads no memory the
+    // program can observe and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// A shard's array. It does not own the boxes in it (the shard does; see `Shard`'s drop):
+/// a rebuild copies their bits into the next array.
+struct Array<K: FarData, V: FarData> {
+    entries: Box<[Entry<K, V>]>,
+}
+
+impl<K: FarData, V: FarData> Array<K, V> {
+    fn new(capacity: usize) -> Self {
+        let n = capacity.max(8).next_power_of_two();
+        Array {
+            entries: (0..n)
+                .map(|_| Entry {
+                    tag: AtomicU64::new(EMPTY),
+                    pair: AtomicU64::new(0),
+                    hint: AtomicPtr::new(std::ptr::null_mut()),
+                    _owns: PhantomData,
+                })
+                .collect(),
         }
     }
 
-    /// The box, for shared use.
-    ///
-    /// # Safety
-    /// No `&mut` to the box may exist: the caller holds the shard lock (read or write), and
-    /// mutable dereferences happen only under the write lock.
-    pub(crate) unsafe fn pair(&self) -> &RemBox<Node<K, V>> {
-        // SAFETY: per the contract, only shared references exist now.
-        unsafe { &*self.pair.get() }
+    fn mask(&self) -> usize {
+        self.entries.len() - 1
     }
 
-    /// The box, for a mutable dereference.
+    /// The box of entry `i`, for the mutex holder.
     ///
     /// # Safety
-    /// The caller holds the shard's write lock (so no reader dereferences the bucket) and
-    /// either owns `WRITER` on it or knows no guard refers to its pair.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn pair_mut(&self) -> &mut RemBox<Node<K, V>> {
-        // SAFETY: per the contract, this is the only reference to the box.
-        unsafe { &mut *self.pair.get() }
+    /// The caller holds the shard's mutex (no one else stores the entry) and saw its tag live.
+    unsafe fn pair(&self, i: usize) -> &RemBox<Node<K, V>> {
+        // SAFETY: per the contract the cell holds a live box and only readers' atomic loads
+        // touch it meanwhile; `AtomicU64` and the box have the same size (see `to_bits`).
+        unsafe { &*(self.entries[i].pair.as_ptr() as *const RemBox<Node<K, V>>) }
     }
 
-    /// Clears `PENDING` on the node now that the bucket is in the index. Call under the write
-    /// lock, before any `RefMut` takes the node's address.
-    pub(crate) fn publish(&self, scope: &Scope) {
-        // SAFETY: write lock held, and no guard has dereferenced the new bucket yet.
-        if let Ok(n) = unsafe { self.pair() }.try_deref(scope) {
-            n.flags.fetch_and(!PENDING, Ordering::AcqRel);
+    /// Fills entry `i` with box `b` (its node now at `hint`) and tag `t`, in the order a
+    /// reader relies on: cell first, tag last (release). The caller holds the mutex, and the
+    /// entry holds no box (it is `EMPTY` or `GONE`, its old box moved out).
+    fn fill(&self, i: usize, t: u64, b: RemBox<Node<K, V>>, hint: *const Node<K, V>) {
+        let e = &self.entries[i];
+        e.hint.store(hint as *mut _, Ordering::Relaxed);
+        e.pair.store(to_bits(b), Ordering::Release);
+        e.tag.store(t, Ordering::Release);
+    }
+
+    /// Places `b` at the first free entry of `h`'s probe (an `EMPTY` one, or a `GONE` one if
+    /// `reuse`); whether it used an `EMPTY` entry, and where.
+    fn place(
+        &self,
+        h: u64,
+        b: RemBox<Node<K, V>>,
+        hint: *const Node<K, V>,
+        reuse: bool,
+    ) -> (bool, usize) {
+        let mask = self.mask();
+        let t = tag(h);
+        let mut i = t as usize & mask;
+        loop {
+            let x = self.entries[i].tag.load(Ordering::Relaxed);
+            if x == EMPTY || (reuse && x == GONE) {
+                self.fill(i, t, b, hint);
+                return (x == EMPTY, i);
+            }
+            i = (i + 1) & mask;
         }
     }
-
-    pub(crate) fn into_pair(self) -> RemBox<Node<K, V>> {
-        self.pair.into_inner()
-    }
-}
-
-/// One shard's index.
-pub(crate) struct Table<K: FarData, V: FarData> {
-    pub(crate) live: HashTable<Bucket<K, V>>,
-    /// Boxes taken out of `live` while the shard had guards; freed once it has none.
-    retired: Vec<RemBox<Node<K, V>>>,
 }
 
 /// What a probe found.
-pub(crate) enum Probe<K: FarData, V: FarData> {
-    /// The key's bucket (valid while the lock is held) and its node as dereferenced through
-    /// the probe's scope; a read probe has counted a guard in the shard.
-    Hit(*const Bucket<K, V>, *mut Node<K, V>),
-    /// Not here; `dead` if buckets of the same hash were tombstones (pairs evicted away).
+pub(crate) enum Probe<K, V> {
+    /// The key's entry and its node, dereferenced through the probe's scope; a read probe
+    /// has been admitted as a reader of the node.
+    Hit(usize, *const Node<K, V>),
+    /// Not here; `dead` if entries of the same hash were tombstones (pairs evicted away).
     Miss { dead: bool },
-    /// A `RefMut` holds a bucket of this hash: back off and retry.
+    /// A writer holds the node of this key (a `RefMut`, or a removal in progress): back off.
     Busy,
 }
 
-impl<K: FarData + Eq, V: FarData> Table<K, V> {
-    fn new(capacity: usize) -> Self {
-        Table {
-            live: HashTable::with_capacity(capacity),
-            retired: Vec::new(),
+/// The shard's bookkeeping, under its mutex.
+pub(crate) struct Meta {
+    /// Entries holding a box (live pairs and tombstones of evicted ones).
+    live: usize,
+    /// `live` plus the `GONE` entries.
+    used: usize,
+}
+
+/// One shard: its current array and the writers' mutex, on one cache line. Readers only
+/// load the array pointer from it.
+#[repr(align(64))]
+pub(crate) struct Shard<K: FarData, V: FarData> {
+    array: Atomic<Array<K, V>>,
+    lock: Mutex<Meta>,
+}
+
+// SAFETY: the array is reached as the module's rules allow: readers only read tags and cells
+// published to them, writers serialise on the mutex; the boxes in it are shared between
+// threads by guards, hence `K` and `V` must be `Send + Sync` (`FarData` implies `Send`).
+unsafe impl<K: FarData + Sync, V: FarData + Sync> Sync for Shard<K, V> {}
+// SAFETY: the shard owns its array and boxes; moving it moves them (all `Send`).
+unsafe impl<K: FarData, V: FarData> Send for Shard<K, V> {}
+
+/// Finds `q` in `a`; `admit` admits the caller as a reader of a hit.
+///
+/// # Safety
+/// `a` is the shard's array loaded by a thread still pinned (or holding the mutex).
+unsafe fn probe<K, V, Q>(
+    a: &Array<K, V>,
+    h: u64,
+    q: &Q,
+    scope: &Scope,
+    admit: bool,
+) -> Result<Probe<K, V>>
+where
+    K: FarData + Borrow<Q>,
+    V: FarData,
+    Q: Eq + ?Sized,
+{
+    let t = tag(h);
+    let mask = a.mask();
+    let mut i = t as usize & mask;
+    let mut dead = false;
+    for _ in 0..=mask {
+        let x = a.entries[i].tag.load(Ordering::Acquire);
+        if x == EMPTY {
+            break;
         }
-    }
-
-    /// Finds `q` and counts a guard in `guards` for it. Call under the read lock: no writer
-    /// can take a bucket while it is held.
-    pub(crate) fn find_read<Q>(
-        &self,
-        h: u64,
-        q: &Q,
-        scope: &Scope,
-        guards: &AtomicUsize,
-    ) -> Result<Probe<K, V>>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        self.find(h, q, scope, Some(guards))
-    }
-
-    /// Finds `q` without counting a guard. Call under the write lock.
-    pub(crate) fn find_write<Q>(&self, h: u64, q: &Q, scope: &Scope) -> Result<Probe<K, V>>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        self.find(h, q, scope, None)
-    }
-
-    /// The probe behind both: the shard's lock (read or write) is held by the caller; a hit
-    /// counts a guard in `guards` if given.
-    fn find<Q>(
-        &self,
-        h: u64,
-        q: &Q,
-        scope: &Scope,
-        guards: Option<&AtomicUsize>,
-    ) -> Result<Probe<K, V>>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        let mut dead = false;
-        for b in self.live.iter_hash(h) {
-            if b.hash != h {
-                continue;
-            }
-            if b.state.load(Ordering::Acquire) & WRITER != 0 {
-                return Ok(Probe::Busy);
-            }
-            // SAFETY: no `WRITER`, and the caller holds the shard's lock (read or write): only
-            // shared uses of the box.
-            match unsafe { b.pair() }.try_deref(scope) {
+        if x == t {
+            let e = &a.entries[i];
+            // The node's line loads while the box's pointer word does (two misses overlap).
+            prefetch(e.hint.load(Ordering::Relaxed));
+            // SAFETY: the tag was loaded live with acquire after the cell was filled; whatever
+            // box the cell holds now is alive: a box taken out of an entry is retired to the
+            // epoch, and the caller is pinned (or holds the mutex).
+            let pair = unsafe { view::<K, V>(e.pair.load(Ordering::Acquire)) };
+            match pair.try_deref(scope) {
                 Ok(n) if n.key.borrow() == q => {
-                    if let Some(g) = guards {
-                        g.fetch_add(1, Ordering::AcqRel);
+                    if admit {
+                        let s = n.state.fetch_add(1, Ordering::Acquire);
+                        if s & (WRITER | DEAD) != 0 {
+                            n.state.fetch_sub(1, Ordering::Release);
+                            return Ok(Probe::Busy);
+                        }
+                    } else if n.state.load(Ordering::Acquire) & (WRITER | DEAD) != 0 {
+                        return Ok(Probe::Busy);
                     }
-                    return Ok(Probe::Hit(b, n as *const Node<K, V> as *mut Node<K, V>));
+                    return Ok(Probe::Hit(i, n));
                 }
                 Ok(_) => {}
                 Err(Error::Detached) => dead = true,
                 Err(e) => return Err(e),
             }
         }
-        Ok(Probe::Miss { dead })
+        i = (i + 1) & mask;
     }
-
-    /// Takes bucket `b` (found under this lock) out of the table.
-    pub(crate) fn unlink(&mut self, h: u64, b: *const Bucket<K, V>) -> Bucket<K, V> {
-        match self.live.find_entry(h, |x| std::ptr::eq(x, b)) {
-            Ok(e) => e.remove().0,
-            Err(_) => unreachable!("the bucket was found under this lock"),
-        }
-    }
-
-    /// Puts `new` in place of bucket `old` (found under this lock) and returns the old one.
-    pub(crate) fn replace(
-        &mut self,
-        h: u64,
-        old: *const Bucket<K, V>,
-        new: Bucket<K, V>,
-    ) -> Bucket<K, V> {
-        match self.live.find_mut(h, |x| std::ptr::eq(x, old)) {
-            Some(b) => std::mem::replace(b, new),
-            None => unreachable!("the bucket was found under this lock"),
-        }
-    }
-
-    /// Inserts `b` and returns where it is (valid while the lock is held).
-    pub(crate) fn insert(&mut self, b: Bucket<K, V>) -> *const Bucket<K, V> {
-        let h = b.hash;
-        &*self.live.insert_unique(h, b, |x| x.hash).into_mut()
-    }
-
-    /// Parks a pair that guards may still hold until the shard has none; marks its node so
-    /// that the evacuator drops it instead of writing it back.
-    pub(crate) fn retire(&mut self, b: Bucket<K, V>, scope: &Scope) {
-        // SAFETY: write lock held; the bucket is out of the table and not `WRITER`-held.
-        if let Ok(n) = unsafe { b.pair() }.try_deref(scope) {
-            n.flags.fetch_or(RETIRED, Ordering::AcqRel);
-        }
-        self.retired.push(b.into_pair());
-    }
-
-    /// Frees the retired pairs if the shard has no guard.
-    fn reap(&mut self, guards: &AtomicUsize) {
-        if !self.retired.is_empty() && guards.load(Ordering::Acquire) == 0 {
-            self.retired.clear();
-        }
-    }
-
-    /// Drops the buckets of pairs evicted to far memory (tombstones).
-    pub(crate) fn sweep(&mut self) {
-        self.live.retain(|b| {
-            // SAFETY: write lock held; `is_local` only reads the slot word.
-            let local = || unsafe { b.pair() }.is_local();
-            b.state.load(Ordering::Acquire) & WRITER != 0 || local()
-        });
-    }
-
-    /// Whether a `RefMut` holds any pair of the table.
-    pub(crate) fn has_writer(&self) -> bool {
-        self.live
-            .iter()
-            .any(|b| b.state.load(Ordering::Acquire) & WRITER != 0)
-    }
-
-    /// Pairs in local memory.
-    pub(crate) fn local_len(&self) -> usize {
-        // SAFETY: read lock held by the caller; `is_local` only reads the slot word.
-        self.live
-            .iter()
-            .filter(|b| unsafe { b.pair() }.is_local())
-            .count()
-    }
-}
-
-impl<K: FarData, V: FarData> Table<K, V> {
-    /// Ends the `RefMut` on the pair whose box has key `id`. Call under the read lock.
-    pub(crate) fn clear_writer(&self, h: u64, id: u64) {
-        for b in self.live.iter_hash(h) {
-            // SAFETY: the lock is held; `key` reads the slot's key only.
-            if b.hash == h && unsafe { b.pair() }.key() == id {
-                b.state.fetch_and(!WRITER, Ordering::AcqRel);
-                return;
-            }
-        }
-    }
-}
-
-/// One shard: its table behind a reader-writer lock and its guard count, on one cache line.
-#[repr(align(64))]
-pub(crate) struct Shard<K: FarData, V: FarData> {
-    table: RwLock<Table<K, V>>,
-    /// Live guards (`Ref`, `RefMut`) on pairs of this shard.
-    pub(crate) guards: AtomicUsize,
-}
-
-impl<K: FarData, V: FarData> Shard<K, V> {
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Table<K, V>> {
-        self.table.read().unwrap_or_else(|e| e.into_inner())
-    }
+    Ok(Probe::Miss { dead })
 }
 
 impl<K: FarData + Eq, V: FarData> Shard<K, V> {
     pub(crate) fn new(capacity: usize) -> Self {
         Shard {
-            table: RwLock::new(Table::new(capacity)),
-            guards: AtomicUsize::new(0),
+            array: Atomic::new(Array::new(capacity * 2)),
+            lock: Mutex::new(Meta { live: 0, used: 0 }),
         }
     }
 
-    /// The write lock, with the retired pairs freed if no guard is left.
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Table<K, V>> {
-        let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
-        t.reap(&self.guards);
-        t
+    /// Finds `q` with no lock and, on a hit, admits the caller as a reader of the node (it
+    /// must decrement `state` when done). `guard` must stay pinned while the node is used.
+    pub(crate) fn find_read<Q>(
+        &self,
+        h: u64,
+        q: &Q,
+        scope: &Scope,
+        guard: &Guard,
+    ) -> Result<Probe<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let a = self.array.load(Ordering::Acquire, guard);
+        // SAFETY: never null (set at construction, swapped only for another array), and
+        // freed only through the epoch, which `guard` pins.
+        let a = unsafe { a.deref() };
+        // SAFETY: loaded just now under `guard`.
+        unsafe { probe(a, h, q, scope, true) }
     }
 
-    /// Whether any guard holds a pair of the shard (a writer then copies instead).
-    pub(crate) fn guarded(&self) -> bool {
-        self.guards.load(Ordering::Acquire) != 0
+    /// Starts loading what a lookup of hash `h` will touch, for a batch of lookups to
+    /// overlap their misses: at `stage` 0 the first entry of the probe, at stage 1 (once
+    /// that has arrived) the box's pointer word and the hinted node.
+    pub(crate) fn prefetch(&self, h: u64, stage: u8, guard: &Guard) {
+        // SAFETY: as in `find_read`.
+        let a = unsafe { self.array.load(Ordering::Acquire, guard).deref() };
+        let e = &a.entries[tag(h) as usize & a.mask()];
+        if stage == 0 {
+            prefetch(e);
+        } else if e.tag.load(Ordering::Relaxed) == tag(h) {
+            // The box's bits are its slot's address, whose first field is the pointer word;
+            // a prefetch of any address is harmless.
+            prefetch(e.pair.load(Ordering::Relaxed) as *const u8);
+            prefetch(e.hint.load(Ordering::Relaxed));
+        }
+    }
+
+    /// The writers' mutex.
+    pub(crate) fn write(&self) -> Writer<'_, K, V> {
+        Writer {
+            meta: self.lock.lock().unwrap_or_else(|e| e.into_inner()),
+            shard: self,
+            pin: None,
+        }
+    }
+}
+
+impl<K: FarData, V: FarData> Drop for Shard<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no reader or writer is left, and the array was never shared
+        // beyond this shard.
+        let a = unsafe {
+            std::mem::replace(&mut self.array, Atomic::null())
+                .into_owned()
+                .into_box()
+        };
+        for e in a.entries.iter() {
+            if e.tag.load(Ordering::Relaxed) > GONE {
+                // SAFETY: a live tag: the cell holds the box, owned by this shard alone, and
+                // turned back into its one owner here.
+                drop(ManuallyDrop::into_inner(unsafe {
+                    view::<K, V>(e.pair.load(Ordering::Relaxed))
+                }));
+            }
+        }
+    }
+}
+
+/// A writer of a shard: its mutex, and (once it retires something) an epoch pin.
+pub(crate) struct Writer<'a, K: FarData, V: FarData> {
+    meta: MutexGuard<'a, Meta>,
+    shard: &'a Shard<K, V>,
+    /// Taken the first time the writer hands something to the epoch (an insertion of a new
+    /// key never does).
+    pin: Option<Guard>,
+}
+
+impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
+    fn array(&self) -> &Array<K, V> {
+        // SAFETY: only mutex holders swap the array (and retire the one swapped out), and we
+        // hold the mutex: the current array stays allocated while we do, pinned or not.
+        unsafe {
+            self.shard
+                .array
+                .load(Ordering::Acquire, epoch::unprotected())
+                .deref()
+        }
+    }
+
+    /// The epoch pin retired objects are handed to.
+    fn pin(&mut self) -> &Guard {
+        self.pin.get_or_insert_with(epoch::pin)
+    }
+
+    /// Finds `q`. A writer's probe is not admitted, but reports `Busy` for a `WRITER` node.
+    pub(crate) fn find<Q>(&self, h: u64, q: &Q, scope: &Scope) -> Result<Probe<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        // SAFETY: the current array, under the mutex.
+        unsafe { probe(self.array(), h, q, scope, false) }
+    }
+
+    /// The box of entry `i` (found under this mutex hold, with no insertion since).
+    pub(crate) fn pair(&self, i: usize) -> &RemBox<Node<K, V>> {
+        // SAFETY: the caller found entry `i` live under this hold of the mutex.
+        unsafe { self.array().pair(i) }
+    }
+
+    /// Makes room for `n` more entries, rebuilding the array if needed. Entry indices found
+    /// before are invalid after this.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        let cap = self.array().entries.len();
+        if (self.meta.used + n) * 4 <= cap * 3 {
+            return;
+        }
+        // Tombstones are not carried over: they are retired with the old array.
+        let scope = Scope::new();
+        self.sweep(&scope);
+        let new = Array::new((self.meta.live + n) * 2);
+        let old = self.array();
+        for e in old.entries.iter() {
+            let t = e.tag.load(Ordering::Relaxed);
+            if t > GONE {
+                // SAFETY: a live tag under the mutex: the bits are a live box, whose
+                // ownership moves to `new` (the old array owns nothing).
+                let b = ManuallyDrop::into_inner(unsafe {
+                    view::<K, V>(e.pair.load(Ordering::Relaxed))
+                });
+                new.place(t, b, e.hint.load(Ordering::Relaxed), false);
+            }
+        }
+        drop(scope);
+        let shard = self.shard;
+        let guard = self.pin();
+        let old = shard.array.swap(Owned::new(new), Ordering::AcqRel, guard);
+        // SAFETY: the old array is out of the shard; readers pinned before may still probe
+        // it, and the epoch frees it after them. Its drop frees the entries only.
+        unsafe { guard.defer_destroy(old) };
+        // Writers pin rarely (see `pin`), so nothing else would collect the old arrays soon:
+        // hand them to the global queue and collect what is already safe to free.
+        guard.flush();
+        self.meta.used = self.meta.live;
+    }
+
+    /// Inserts box `b` of hash `h`, whose node is at `at` now, and returns its entry (a
+    /// `GONE` entry of the probe is reused).
+    pub(crate) fn insert(&mut self, h: u64, b: RemBox<Node<K, V>>, at: *const Node<K, V>) -> usize {
+        self.reserve(1);
+        self.meta.live += 1;
+        let (fresh, i) = self.array().place(h, b, at, true);
+        self.meta.used += usize::from(fresh);
+        i
+    }
+
+    /// Puts box `b` (its node now at `at`) in place of the box of entry `i` (found under this
+    /// hold, for the same key) and retires the old one. Readers that loaded the old box see
+    /// its node `DEAD` (the caller's doing) and look again.
+    pub(crate) fn replace(
+        &mut self,
+        i: usize,
+        b: RemBox<Node<K, V>>,
+        at: *const Node<K, V>,
+        scope: &Scope,
+    ) {
+        let e = &self.array().entries[i];
+        e.hint.store(at as *mut _, Ordering::Relaxed);
+        let old = e.pair.swap(to_bits(b), Ordering::AcqRel);
+        // SAFETY: the entry held this live box, now out of it: we are its one owner.
+        let old = ManuallyDrop::into_inner(unsafe { view::<K, V>(old) });
+        self.retire(old, scope);
+    }
+
+    /// Takes entry `i` (found under this hold) out of the index and retires its box.
+    pub(crate) fn unlink(&mut self, i: usize, scope: &Scope) {
+        let e = &self.array().entries[i];
+        e.tag.store(GONE, Ordering::Release);
+        // SAFETY: entry `i` held a live box; after the GONE store no one else takes it, so
+        // this makes us its one owner (readers that loaded the bits only view it).
+        let b = ManuallyDrop::into_inner(unsafe { view::<K, V>(e.pair.load(Ordering::Relaxed)) });
+        self.meta.live -= 1;
+        self.retire(b, scope);
+    }
+
+    /// Hands a box out of the index to the epoch, flagged `RETIRED` so that the evacuator
+    /// drops it instead of writing it back.
+    fn retire(&mut self, b: RemBox<Node<K, V>>, scope: &Scope) {
+        if let Ok(n) = b.try_deref(scope) {
+            n.flags.fetch_or(RETIRED, Ordering::AcqRel);
+        }
+        self.pin().defer(move || drop(b));
+    }
+
+    /// Claims node `n` (of a hit under this hold) for removal: sets `DEAD` (readers back off
+    /// until the entry is gone) and returns its value, moved out if no reader holds it,
+    /// copied otherwise. On error `DEAD` is cleared and nothing changed.
+    ///
+    /// # Safety
+    /// `n` was found under this hold through `scope`, which is still open; the caller
+    /// unlinks its entry (or clears `DEAD`) before releasing the mutex.
+    pub(crate) unsafe fn take_value(&self, n: *const Node<K, V>) -> Result<V> {
+        // SAFETY: per the contract, the node is alive and stays put.
+        let n = unsafe { &*n };
+        let s = n.state.fetch_or(DEAD, Ordering::AcqRel);
+        if s & READERS == 0 {
+            // SAFETY: `DEAD` set with no reader admitted: no reader will be, and writers
+            // serialise on the mutex; the value is read once and `TAKEN` makes the node's
+            // drop (and encoding) leave it alone.
+            let v = unsafe { ManuallyDrop::take(&mut *n.value.get()) };
+            n.flags.fetch_or(TAKEN, Ordering::AcqRel);
+            return Ok(v);
+        }
+        // SAFETY: readers only read; we hold the mutex.
+        codec_copy(unsafe { n.value() }).inspect_err(|_| {
+            n.state.fetch_and(!DEAD, Ordering::AcqRel);
+        })
+    }
+
+    /// Retires node `n` without reading its value (its readers keep it).
+    ///
+    /// # Safety
+    /// As [`Writer::take_value`].
+    pub(crate) unsafe fn kill(&self, n: *const Node<K, V>) {
+        // SAFETY: per the contract.
+        unsafe { &*n }.state.fetch_or(DEAD, Ordering::AcqRel);
+    }
+
+    /// Claims node `n` for writing in place: whether it had no reader (then it is `WRITER`).
+    ///
+    /// # Safety
+    /// As [`Writer::take_value`].
+    pub(crate) unsafe fn claim_writer(&self, n: *const Node<K, V>) -> bool {
+        // SAFETY: per the contract.
+        let n = unsafe { &*n };
+        n.state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Visits every box in the index (live pairs and tombstones) with its entry.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(usize, &RemBox<Node<K, V>>)) {
+        let a = self.array();
+        for (i, e) in a.entries.iter().enumerate() {
+            if e.tag.load(Ordering::Relaxed) > GONE {
+                // SAFETY: a live tag under the mutex.
+                f(i, unsafe { a.pair(i) });
+            }
+        }
+    }
+
+    /// The entries holding a box (valid until the next insertion that rebuilds the array).
+    pub(crate) fn entries(&self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.meta.live);
+        self.for_each(|i, _| out.push(i));
+        out
+    }
+
+    /// Drops the tombstones (entries of pairs evicted to far memory) on `h`'s probe: the
+    /// ones a lookup of `h` walks past. Others go at the next rebuild or whole-shard pass.
+    pub(crate) fn sweep_probe(&mut self, h: u64, scope: &Scope) {
+        let mut dead = Vec::new();
+        {
+            let a = self.array();
+            let mask = a.mask();
+            let mut i = tag(h) as usize & mask;
+            for _ in 0..=mask {
+                let x = a.entries[i].tag.load(Ordering::Relaxed);
+                if x == EMPTY {
+                    break;
+                }
+                // SAFETY: a live tag under the mutex.
+                if x > GONE && !unsafe { a.pair(i) }.is_local() {
+                    dead.push(i);
+                }
+                i = (i + 1) & mask;
+            }
+        }
+        for i in dead {
+            self.unlink(i, scope);
+        }
+    }
+
+    /// Drops every tombstone of the shard (entries of pairs evicted to far memory).
+    pub(crate) fn sweep(&mut self, scope: &Scope) {
+        let mut dead = Vec::new();
+        self.for_each(|i, b| {
+            if !b.is_local() {
+                dead.push(i);
+            }
+        });
+        for i in dead {
+            self.unlink(i, scope);
+        }
+    }
+
+    /// Whether a `RefMut` holds any pair of the shard.
+    pub(crate) fn has_writer(&self, scope: &Scope) -> bool {
+        let mut any = false;
+        self.for_each(|_, b| {
+            if let Ok(n) = b.try_deref(scope) {
+                any |= n.state.load(Ordering::Acquire) & WRITER != 0;
+            }
+        });
+        any
+    }
+
+    /// Pairs in local memory.
+    pub(crate) fn local_len(&self) -> usize {
+        let mut n = 0;
+        self.for_each(|_, b| n += usize::from(b.is_local()));
+        n
+    }
+}
+
+#[cfg(test)]
+impl<K: FarData + Eq, V: FarData> Shard<K, V> {
+    /// Entries a lookup of `h` walks before it may stop (the cluster from its first entry
+    /// to the next `EMPTY`).
+    pub(crate) fn cluster_len(&self, h: u64) -> usize {
+        let w = self.write();
+        let a = w.array();
+        let mask = a.mask();
+        let mut i = tag(h) as usize & mask;
+        let mut n = 0;
+        while n <= mask && a.entries[i].tag.load(Ordering::Relaxed) != EMPTY {
+            n += 1;
+            i = (i + 1) & mask;
+        }
+        n
     }
 }
 

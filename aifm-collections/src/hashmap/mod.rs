@@ -2,22 +2,24 @@
 //!
 //! # Layout
 //!
-//! Every key-value pair is one heap object (a `RemBox` of key, value and a flag byte). The map
-//! is split into [`SHARDS`] shards by the key's hash; each shard is a reader-writer lock
-//! around a `hashbrown::HashTable` whose 24-byte buckets hold, inline, the pair's full hash,
-//! a writer word and the pair's box; see the `index` module. The key is hashed once: the
-//! hash's high bits pick the shard, the table uses it as is.
+//! Every key-value pair is one heap object (a `RemBox` of key, value, a reader-count word and
+//! a flag byte). The map is split into [`SHARDS`] shards by the key's hash; each shard is an
+//! open-addressing array of 24-byte entries (the pair's hash, its box, and a hint of where its
+//! node is) and a mutex for writers; see the `index` module. The key is hashed once: the
+//! hash's high bits pick the shard, its low bits the first entry probed.
 //!
 //! # Sharing between threads, and guards
 //!
-//! All operations take `&self`; wrap the map in an `Arc` and share it. A lookup takes its
-//! shard's *read* lock only for the probe (readers of a shard run in parallel); inserts,
-//! removals and `get_mut` take the shard's write lock for their probe and update. No lock is
-//! held once an operation returns: a [`Ref`] or [`RefMut`] holds a dereference scope and a
-//! count in its shard. So the std idioms work: `m.insert(1, *m.get(&1).unwrap() + 1)`, two guards
-//! in one expression, a guard held while other keys (or the same key) are written or removed.
-//! A writer that meets guards in its shard copies the pair (through its codec) and leaves the
-//! guards the old one. A `RefMut` excludes other guards of the same key, as `&mut` does.
+//! All operations take `&self`; wrap the map in an `Arc` and share it. A lookup takes **no
+//! lock and writes no shared cache line**: it pins the epoch (`crossbeam-epoch`, a
+//! thread-local word), opens a scope (likewise), probes the array and counts itself in the
+//! node it found. Inserts, removals and `get_mut` take the shard's mutex. A writer never
+//! waits for readers: one that finds readers on a pair copies it (through its codec) and
+//! leaves them the old one, which the epoch frees after them. A [`Ref`] or [`RefMut`] holds
+//! a scope, an epoch pin (`Ref`) and its count or writer bit in the node, never a lock. So
+//! the std idioms work: `m.insert(1, *m.get(&1).unwrap() + 1)`, two guards in one expression,
+//! a guard held while other keys (or the same key) are written or removed. A `RefMut`
+//! excludes other guards of the same key, as `&mut` does.
 //!
 //! A guard's scope still holds up the runtime's evacuation rounds while it lives (scopes are
 //! process-wide epochs), so keep guards short-lived; per-object pins would lift this.
@@ -324,6 +326,38 @@ where
     /// assert_eq!(m.local_len(), 1);
     /// ```
     pub fn local_len(&self) -> usize {
-        self.core.shards.iter().map(|s| s.read().local_len()).sum()
+        self.core.shards.iter().map(|s| s.write().local_len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::far::shard_index;
+    use super::RemHashMap;
+    use aifm_core::Runtime;
+
+    /// A key written over and over (a cache's hot key) must not lengthen its own probe: each
+    /// replacement is made in place. (The first lock-free index put the new pair in a fresh
+    /// entry and left the old one gone, and kv_cache's hot keys walked thousands of entries.)
+    #[test]
+    fn rewriting_a_key_does_not_grow_its_probe() {
+        let rt = Runtime::builder().local_memory(64 << 20).build().unwrap();
+        let m = RemHashMap::new_in(&rt);
+        for k in 0..20_000u64 {
+            m.insert(k, k);
+        }
+        for round in 0..20_000u64 {
+            m.insert(7, round);
+            if round % 2 == 0 {
+                // A removal and re-insertion reuses the gone entry too.
+                m.remove(&7);
+                m.insert(7, round);
+            }
+        }
+        let h = m.shared.hash(&7u64);
+        let walked = m.core.shards[shard_index(h)].cluster_len(h);
+        assert!(walked < 64, "the hot key's probe walks {walked} entries");
+        assert_eq!(m.get_cloned(&7), Some(19_999));
+        assert_eq!(m.len(), 20_000);
     }
 }

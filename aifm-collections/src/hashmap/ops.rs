@@ -219,8 +219,18 @@ where
         let mut out: Vec<Option<V>> = keys.iter().map(|_| None).collect();
         let mut at: Vec<usize> = Vec::new();
         let mut misses: Vec<(usize, u64, K)> = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            let (si, h) = self.locate(k);
+        let located: Vec<(usize, u64)> = keys.iter().map(|k| self.locate(k)).collect();
+        // The lookups' cache misses overlap: every first entry, then every pointer word and
+        // node, are requested before the first probe waits for any of them.
+        {
+            let pin = crossbeam_epoch::pin();
+            for stage in 0..2 {
+                for &(si, h) in &located {
+                    self.core.shards[si].prefetch(h, stage, &pin);
+                }
+            }
+        }
+        for (i, (k, &(si, h))) in keys.iter().zip(&located).enumerate() {
             match self.core.read_local(si, h, k)? {
                 Some(r) => out[i] = Some((*r).clone()),
                 None if counts.maybe_far(si) => {
