@@ -6,8 +6,9 @@
 //! group-by): before it opens chunk `c` it keeps the chunks ahead of `c`, in the direction of
 //! travel (forward or backward), requested from the runtime's prefetch helpers. The window is
 //! [`Runtime::scan_window`]: two bandwidth-delay products of the link as measured so far,
-//! never more than a quarter of the free local memory, so the scan backs off when memory is
-//! short. It is topped up whenever half of it has been used, in one batch; the chunks it
+//! never more than a quarter of the free local memory shared among the scans in progress
+//! (each `Scan` counts itself while it lives), so scans back off when memory is short and
+//! zipped scans do not evict each other's prefetches. It is topped up whenever half of it has been used, in one batch; the chunks it
 //! brings in are nontemporal until used (placed in the regions the evacuator empties first,
 //! not heated). With the in-process store there is no latency to hide, and helper threads
 //! would only compete for the cores, so no window is kept.
@@ -27,6 +28,7 @@ use super::chunk::{self, ChunkTable};
 use super::cloned::Source;
 use super::RemVec;
 use crate::common::fail;
+use aifm_core::prefetch::ActiveScan;
 use aifm_core::{FarData, Result, Runtime, Scope};
 use std::cell::Cell;
 use std::fmt;
@@ -50,16 +52,20 @@ pub(crate) struct Scan<'a, T: FarData> {
     bwd: Cell<usize>,
     /// The window as last sized.
     window: Cell<usize>,
+    /// Counts this scan among those sharing the free memory (`None`: keeps no window).
+    _active: Option<ActiveScan>,
 }
 
 impl<'a, T: FarData> Scan<'a, T> {
     pub(crate) fn new(v: &'a RemVec<T>, nt: bool) -> Self {
         let rt = &v.far.rt;
+        let ahead = rt.backend_name() != "embedded";
         Scan {
             chunks: &v.chunks,
             rt,
             nt,
-            ahead: rt.backend_name() != "embedded",
+            ahead,
+            _active: ahead.then(|| rt.enter_scan()),
             chunk_bytes: v.chunk_len() * std::mem::size_of::<T>(),
             fwd: Cell::new(0),
             bwd: Cell::new(v.chunks.len()),

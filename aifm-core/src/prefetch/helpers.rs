@@ -285,6 +285,17 @@ fn helper_loop(weak: &Weak<Inner>, rx: &Mutex<Receiver<Task>>) {
     }
 }
 
+/// One sequential scan in progress, counted by its runtime until dropped (see
+/// [`Runtime::enter_scan`]).
+#[derive(Debug)]
+pub struct ActiveScan(Runtime);
+
+impl Drop for ActiveScan {
+    fn drop(&mut self) {
+        self.0.inner.link.scan_ended();
+    }
+}
+
 /// [`fetch_batch`], reporting the batch's objects, bytes and time to the runtime's [`Link`].
 fn timed_fetch(
     rt: &Inner,
@@ -356,6 +367,25 @@ impl Runtime {
         let budget = (h.budget_regions * h.region_size) as f64;
         let free = (h.free_fraction().max(0.0) * budget) as usize;
         self.inner.link.window(object_bytes, free)
+    }
+
+    /// Counts a sequential scan in progress until the returned guard drops: the windows of
+    /// [`Runtime::scan_window`] share the free memory among the scans counted, so zipped
+    /// scans do not evict each other's prefetches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let alone = rt.scan_window(4096);
+    /// let scans: Vec<_> = (0..64).map(|_| rt.enter_scan()).collect();
+    /// assert!(rt.scan_window(4096) < alone);
+    /// drop(scans);
+    /// assert_eq!(rt.scan_window(4096), alone);
+    /// ```
+    pub fn enter_scan(&self) -> ActiveScan {
+        self.inner.link.scan_started();
+        ActiveScan(self.clone())
     }
 
     /// The measured link to far memory (round trip, throughput).

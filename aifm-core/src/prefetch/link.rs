@@ -11,11 +11,12 @@
 //! [`Link::window`] turns the estimate into objects ahead of a scan: two bandwidth-delay
 //! products (one batch arriving while the scan uses the one before), at least
 //! [`MIN_WINDOW`] and at most [`MAX_WINDOW`] objects, and never more than a quarter of the
-//! local memory that is free right now, so prefetched objects cannot push the hot set out
+//! local memory that is free right now, shared among the scans in progress
+//! ([`Runtime::enter_scan`](crate::Runtime::enter_scan)), so prefetched objects cannot push the hot set out, nor each other
 //! (they are placed nontemporally as well, and are evicted first while unused). Before any
 //! sample it returns [`DEFAULT_WINDOW`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Objects ahead of a scan before the link has been measured.
@@ -65,6 +66,8 @@ pub struct Link {
     rtt_ns: AtomicU64,
     /// Smoothed throughput in bytes per second (0: no sample yet).
     bytes_per_sec: AtomicU64,
+    /// Scans in progress (each keeps a window; they share the free memory).
+    scans: AtomicUsize,
 }
 
 /// Moves `avg` 1/8 of the way to `sample` (or sets it, if it has no value yet).
@@ -84,7 +87,18 @@ impl Link {
         Link {
             rtt_ns: AtomicU64::new(0),
             bytes_per_sec: AtomicU64::new(0),
+            scans: AtomicUsize::new(0),
         }
+    }
+
+    /// Counts a scan in progress (see [`Runtime::enter_scan`](crate::Runtime::enter_scan)).
+    pub(crate) fn scan_started(&self) {
+        self.scans.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stops counting a scan.
+    pub(crate) fn scan_ended(&self) {
+        self.scans.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Records one batched fetch of `objects` objects, `bytes` in all, that took `took`.
@@ -127,8 +141,9 @@ impl Link {
     }
 
     /// Objects of `object_bytes` a sequential scan should keep in flight, given `free_bytes`
-    /// of free local memory (see the module documentation).
+    /// of free local memory shared by the scans in progress (see the module documentation).
     pub fn window(&self, object_bytes: usize, free_bytes: usize) -> usize {
+        let share = self.scans.load(Ordering::Relaxed).max(1);
         let object_bytes = object_bytes.max(1);
         let want = match (self.round_trip(), self.throughput()) {
             (Some(rtt), Some(bw)) => {
@@ -137,7 +152,7 @@ impl Link {
             }
             _ => DEFAULT_WINDOW,
         };
-        want.min(free_bytes / 4 / object_bytes).max(1)
+        want.min(free_bytes / 4 / share / object_bytes).max(1)
     }
 }
 

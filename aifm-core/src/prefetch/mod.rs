@@ -47,6 +47,7 @@ mod helpers;
 mod link;
 
 pub use detector::{Plan, Prefetcher};
+pub use helpers::ActiveScan;
 pub(crate) use helpers::{spawn_helpers, Task};
 pub use helpers::{FetchFuture, FetchTicket};
 pub use link::{Link, DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW};
