@@ -1,6 +1,7 @@
 //! `RemBox<T>`: the unique remoteable pointer.
 //!
-//! A `RemBox` is one pointer wide: it points at its *slot* (module `slots`), whose word says
+//! A `RemBox` is one pointer wide: it points at its *slot* (module `slots`: 16 bytes, or 24
+//! for a box under a key of its own), whose word says
 //! where the object is. Dereferencing takes a [`Scope`]; the returned reference borrows both
 //! the box and the scope. The local, hot case is a load, an AND, a branch and an AND:
 //!
@@ -137,8 +138,16 @@ impl<T: FarData> RemBox<T> {
 
     fn place(value: T, rt: &Arc<Inner>, ds: u32, key: Option<u64>) -> Result<Self> {
         let () = Self::CHECK;
-        let slot = rt.alloc_slot();
-        slots::set_key(slot, key.unwrap_or_else(|| slots::index_of(slot)));
+        // A box under a key of its own needs a slot that stores it; any other's key is its
+        // plain slot's index.
+        let slot = match key {
+            None => rt.alloc_slot(),
+            Some(key) => {
+                let slot = rt.alloc_keyed_slot();
+                slots::set_key(slot, key);
+                slot
+            }
+        };
         // SAFETY: a free slot from the pool, ours alone.
         if let Err(e) = unsafe { object::construct(rt, value, ds, slot) } {
             rt.free_slot(slot);

@@ -19,9 +19,12 @@
 //! index by the page number within it), and an arena finds slot `i` with a shift and a mask
 //! (256 arena slots to a page), not a division. The header page costs 1/16 of slot memory.
 //!
-//! * **Runtime segments** hold 24-byte [`Slot`]s (word, key, far length, generation), handed
-//!   to `RemBox`es one at a time through the runtime's slot pool. A `RemBox` is one pointer
-//!   wide (the address of its slot).
+//! * **Runtime segments** hold the slots of `RemBox`es, handed out one at a time through the
+//!   runtime's slot pool; a `RemBox` is one pointer wide (the address of its slot). A box in
+//!   the runtime's own object store gets a 16-byte *plain* slot (word, far length,
+//!   generation) whose far key is its runtime-wide index; a box placed in a structure under a
+//!   key of the caller's choice (`RemBox::new_in_structure`) gets a 24-byte *keyed* [`Slot`]
+//!   that also stores the key. The two live in segments of their own kind.
 //! * **Arena segments** hold 16-byte arena slots (word, far length, generation): the pointer
 //!   words a structure keeps for its own objects in a [`crate::arena::SlotArena`]. The far key
 //!   is not stored: it is the slot's index within its arena (segment's first index plus the
@@ -45,15 +48,17 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub(crate) const SEGMENT_BYTES: usize = 4096;
 /// Bytes per block (also its alignment): a header page, then segments.
 pub(crate) const BLOCK_BYTES: usize = 16 * SEGMENT_BYTES;
-/// Slots per runtime segment.
-pub(crate) const SLOTS_PER_CHUNK: usize = SEGMENT_BYTES / size_of::<Slot>();
+/// Plain runtime slots per segment.
+pub(crate) const SLOTS_PER_CHUNK: usize = SEGMENT_BYTES / size_of::<ArenaSlot>();
+/// Keyed runtime slots per segment.
+pub(crate) const KEYED_SLOTS: usize = SEGMENT_BYTES / size_of::<Slot>();
 /// Slots per arena segment (a power of two).
 pub(crate) const ARENA_SLOTS: usize = SEGMENT_BYTES / size_of::<ArenaSlot>();
 /// `log2(ARENA_SLOTS)`.
 pub(crate) const ARENA_SHIFT: u32 = ARENA_SLOTS.trailing_zeros();
 
-/// A runtime slot: a pointer word, the object's key within its structure, and what the slot
-/// knows of the object's far copy. 24 bytes.
+/// A keyed runtime slot: a pointer word, the object's key within its structure, and what the
+/// slot knows of the object's far copy. 24 bytes.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Slot {
@@ -66,8 +71,8 @@ pub(crate) struct Slot {
     pub meta: Meta,
 }
 
-/// An arena slot: a pointer word and what it knows of the far copy; the key is the index.
-/// 16 bytes.
+/// An arena slot or a plain runtime slot: a pointer word and what it knows of the far copy;
+/// the key is the index. 16 bytes.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct ArenaSlot {
@@ -115,14 +120,18 @@ pub(crate) struct SegmentHeader {
     /// The runtime that owns the segment (`*const runtime::Inner`); written once, before the
     /// segment is first used, and never changed (segments stay with their runtime).
     pub owner: *const (),
-    /// [`ARENA`] for an arena segment, plus the index of the segment's first slot (within the
-    /// runtime for runtime segments, within the arena for arena segments). Rewritten when an
-    /// arena segment is reused, while every word in it is NULL.
+    /// The kind ([`ARENA`], [`KEYED`] or neither), plus the index of the segment's first slot
+    /// (within the runtime's slots of that kind for runtime segments, within the arena for
+    /// arena segments). Rewritten when an arena segment is reused, while every word in it is
+    /// NULL.
     meta: AtomicU64,
 }
 
-/// The kind bit of [`SegmentHeader::meta`].
+/// The kind bits of [`SegmentHeader::meta`]: an arena segment, a keyed runtime segment, or
+/// (neither) a plain runtime segment.
 const ARENA: u64 = 1 << 63;
+const KEYED: u64 = 1 << 62;
+const KIND: u64 = ARENA | KEYED;
 
 fn block_layout() -> Layout {
     Layout::from_size_align(BLOCK_BYTES, BLOCK_BYTES).unwrap()
@@ -151,6 +160,12 @@ fn is_arena(slot: NonNull<Slot>) -> bool {
     chunk_of(slot).meta.load(Ordering::Relaxed) & ARENA != 0
 }
 
+/// Whether `slot` is a keyed runtime slot (one that stores its key).
+#[inline]
+pub(crate) fn is_keyed(slot: NonNull<Slot>) -> bool {
+    chunk_of(slot).meta.load(Ordering::Relaxed) & KEYED != 0
+}
+
 /// Whether `slot` is a runtime slot (one that goes back to the runtime's pool when freed).
 #[inline]
 pub(crate) fn is_runtime_slot(slot: NonNull<Slot>) -> bool {
@@ -161,13 +176,13 @@ pub(crate) fn is_runtime_slot(slot: NonNull<Slot>) -> bool {
 /// its arena for an arena slot (its far-memory key).
 pub(crate) fn index_of(slot: NonNull<Slot>) -> u64 {
     let meta = chunk_of(slot).meta.load(Ordering::Relaxed);
-    let size = if meta & ARENA != 0 {
-        size_of::<ArenaSlot>()
-    } else {
+    let size = if meta & KEYED != 0 {
         size_of::<Slot>()
+    } else {
+        size_of::<ArenaSlot>()
     };
     let offset = (slot.as_ptr() as usize & (SEGMENT_BYTES - 1)) / size;
-    (meta & !ARENA) + offset as u64
+    (meta & !KIND) + offset as u64
 }
 
 /// The segments of one runtime: runtime segments carved into slots, arena segments lent to
@@ -179,8 +194,15 @@ pub(crate) struct SlotTable {
     fresh: Vec<NonNull<u8>>,
     /// Arena segments given back by dropped arenas.
     spare_arena: Vec<NonNull<u8>>,
-    /// Runtime segments carved so far, and slots used in the newest.
-    runtime_segments: usize,
+    /// Where plain and keyed runtime slots are carved.
+    plain: Cursor,
+    keyed: Cursor,
+}
+
+/// Runtime segments of one kind carved so far, and the slots used in the newest.
+#[derive(Debug, Default)]
+struct Cursor {
+    segments: usize,
     next_in_last: usize,
     last: Option<NonNull<u8>>,
 }
@@ -216,22 +238,39 @@ impl SlotTable {
         base
     }
 
-    /// Carves `n` never-used runtime slots, making a new segment when needed.
-    pub fn carve(&mut self, owner: *const (), n: usize, out: &mut Vec<SlotPtr>) {
+    /// Carves `n` never-used runtime slots (keyed or plain), making a new segment when
+    /// needed.
+    pub fn carve(&mut self, owner: *const (), n: usize, keyed: bool, out: &mut Vec<SlotPtr>) {
+        let (per, size, kind) = if keyed {
+            (KEYED_SLOTS, size_of::<Slot>(), KEYED)
+        } else {
+            (SLOTS_PER_CHUNK, size_of::<ArenaSlot>(), 0)
+        };
         for _ in 0..n {
-            let base = match self.last {
-                Some(b) if self.next_in_last < SLOTS_PER_CHUNK => b,
+            let cursor = if keyed { &self.keyed } else { &self.plain };
+            let base = match cursor.last {
+                Some(b) if cursor.next_in_last < per => b,
                 _ => {
-                    let first = (self.runtime_segments * SLOTS_PER_CHUNK) as u64;
-                    let b = self.segment(owner, first);
-                    self.runtime_segments += 1;
-                    self.last = Some(b);
-                    self.next_in_last = 0;
+                    let first = (cursor.segments * per) as u64;
+                    let b = self.segment(owner, kind | first);
+                    let cursor = if keyed {
+                        &mut self.keyed
+                    } else {
+                        &mut self.plain
+                    };
+                    cursor.segments += 1;
+                    cursor.last = Some(b);
+                    cursor.next_in_last = 0;
                     b
                 }
             };
-            let offset = self.next_in_last * size_of::<Slot>();
-            self.next_in_last += 1;
+            let cursor = if keyed {
+                &mut self.keyed
+            } else {
+                &mut self.plain
+            };
+            let offset = cursor.next_in_last * size;
+            cursor.next_in_last += 1;
             // SAFETY: offset is within the segment; zeroed memory is a valid (NULL) slot.
             out.push(SlotPtr(unsafe {
                 NonNull::new_unchecked(base.as_ptr().add(offset) as *mut Slot)
@@ -242,7 +281,7 @@ impl SlotTable {
     /// An arena segment whose slots are indexes `first ..  first + ARENA_SLOTS` of its arena.
     /// Every word in it is NULL.
     pub fn arena_segment(&mut self, owner: *const (), first: u64) -> NonNull<u8> {
-        debug_assert_eq!(first & ARENA, 0);
+        debug_assert_eq!(first & KIND, 0);
         match self.spare_arena.pop() {
             Some(base) => {
                 // SAFETY: a spare arena segment is a segment of this runtime with a header.
@@ -261,10 +300,10 @@ impl SlotTable {
         self.spare_arena.push(base);
     }
 
-    /// Number of runtime slots ever carved.
+    /// Number of plain runtime slots ever carved.
     #[cfg(test)]
     pub fn carved(&self) -> usize {
-        self.runtime_segments.saturating_sub(1) * SLOTS_PER_CHUNK + self.next_in_last
+        self.plain.segments.saturating_sub(1) * SLOTS_PER_CHUNK + self.plain.next_in_last
     }
 }
 
@@ -297,23 +336,23 @@ pub(crate) fn word(slot: NonNull<Slot>) -> &'static AtomicU64 {
 /// A slot's far length and generation.
 #[inline]
 fn meta(slot: NonNull<Slot>) -> &'static Meta {
-    let offset = if is_arena(slot) {
-        std::mem::offset_of!(ArenaSlot, meta)
-    } else {
+    let offset = if is_keyed(slot) {
         std::mem::offset_of!(Slot, meta)
+    } else {
+        std::mem::offset_of!(ArenaSlot, meta)
     };
     // SAFETY: see `chunk_of`; the offset is that of `meta` in the segment's slot layout.
     unsafe { &*((slot.as_ptr() as *const u8).add(offset) as *const Meta) }
 }
 
-/// A slot's far key: the stored key of a runtime slot, the index of an arena slot.
+/// A slot's far key: the stored key of a keyed slot, the index of any other.
 #[inline]
 pub(crate) fn key(slot: NonNull<Slot>) -> u64 {
-    if is_arena(slot) {
-        index_of(slot)
-    } else {
-        // SAFETY: see `chunk_of`; a runtime segment holds `Slot`s.
+    if is_keyed(slot) {
+        // SAFETY: see `chunk_of`; a keyed segment holds `Slot`s.
         unsafe { (*slot.as_ptr()).key.load(Ordering::Relaxed) }
+    } else {
+        index_of(slot)
     }
 }
 
@@ -349,11 +388,11 @@ pub(crate) fn set_far_len(slot: NonNull<Slot>, len: Option<usize>) {
     meta(slot).far_len.store(v, Ordering::Relaxed)
 }
 
-/// Sets a runtime slot's key (before its word is published).
+/// Sets a keyed slot's key (before its word is published).
 #[inline]
 pub(crate) fn set_key(slot: NonNull<Slot>, key: u64) {
-    debug_assert!(is_runtime_slot(slot));
-    // SAFETY: see `chunk_of`; only runtime slots (which hold `Slot`s) have a key field.
+    debug_assert!(is_keyed(slot));
+    // SAFETY: see `chunk_of`; only keyed slots (which are `Slot`s) have a key field.
     unsafe { (*slot.as_ptr()).key.store(key, Ordering::Relaxed) }
 }
 
@@ -365,13 +404,32 @@ mod tests {
     fn indices_and_owner_survive_masking() {
         let mut t = SlotTable::default();
         let mut out = Vec::new();
-        t.carve(0x1234 as *const (), 3 * SLOTS_PER_CHUNK + 5, &mut out);
+        t.carve(
+            0x1234 as *const (),
+            3 * SLOTS_PER_CHUNK + 5,
+            false,
+            &mut out,
+        );
         assert_eq!(t.carved(), 3 * SLOTS_PER_CHUNK + 5);
         for (i, SlotPtr(s)) in out.iter().enumerate() {
             assert_eq!(index_of(*s), i as u64);
-            assert!(is_runtime_slot(*s));
+            assert!(is_runtime_slot(*s) && !is_keyed(*s));
+            assert_eq!(key(*s), i as u64, "a plain slot's key is its index");
             assert_eq!(chunk_of(*s).owner as usize, 0x1234);
         }
+        let mut keyed = Vec::new();
+        t.carve(0x1234 as *const (), KEYED_SLOTS + 1, true, &mut keyed);
+        for SlotPtr(s) in &keyed {
+            assert!(is_runtime_slot(*s) && is_keyed(*s));
+            set_key(*s, 77);
+            set_far_len(*s, Some(5));
+            assert_eq!((key(*s), far_len(*s)), (77, Some(5)));
+        }
+        assert_eq!(
+            key(out[0].0),
+            0,
+            "plain slots are not disturbed by keyed ones"
+        );
     }
 
     #[test]
@@ -395,11 +453,11 @@ mod tests {
         assert_eq!(generation(s), 1, "generations survive reuse");
         // Runtime slots carved after arena segments still mask to their own headers.
         let mut out = Vec::new();
-        t.carve(0x1234 as *const (), 2, &mut out);
+        t.carve(0x1234 as *const (), 2, true, &mut out);
         assert_eq!(
             key(out[1].0),
             0,
-            "keys of runtime slots are stored, not derived"
+            "keys of keyed slots are stored, not derived"
         );
         assert_eq!(index_of(out[1].0), 1);
     }

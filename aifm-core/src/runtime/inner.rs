@@ -54,7 +54,10 @@ pub(crate) struct LaneState {
 #[derive(Debug, Default)]
 pub(super) struct SlotPool {
     table: SlotTable,
+    /// Plain slots spilled from the lanes' caches.
     free: Vec<SlotPtr>,
+    /// Free keyed slots.
+    keyed_free: Vec<SlotPtr>,
 }
 
 /// Evacuator wake-ups and thresholds.
@@ -129,7 +132,7 @@ impl Inner {
         &self.lanes[lane_hint() % self.lanes.len()]
     }
 
-    /// Takes a free slot (with the NULL word) owned by this runtime.
+    /// Takes a free plain slot (with the NULL word) owned by this runtime.
     pub fn alloc_slot(&self) -> NonNull<Slot> {
         let mut lane = self.lane().lock().unwrap();
         if let Some(SlotPtr(s)) = lane.free_slots.pop() {
@@ -141,13 +144,31 @@ impl Inner {
         lane.free_slots.extend(pool.free.drain(at..));
         if lane.free_slots.is_empty() {
             let owner = self as *const Inner as *const ();
-            pool.table.carve(owner, 64, &mut lane.free_slots);
+            pool.table.carve(owner, 64, false, &mut lane.free_slots);
         }
         lane.free_slots.pop().unwrap().0
     }
 
-    /// Returns a slot whose word is NULL and whose far copy (if any) is gone.
+    /// Takes a free keyed slot (with the NULL word), for a box under a key of its own. Keyed
+    /// boxes are rare (structures keep their objects in arenas), so they share one list.
+    pub fn alloc_keyed_slot(&self) -> NonNull<Slot> {
+        let mut pool = self.slots.lock().unwrap();
+        if pool.keyed_free.is_empty() {
+            let owner = self as *const Inner as *const ();
+            let SlotPool {
+                table, keyed_free, ..
+            } = &mut *pool;
+            table.carve(owner, 16, true, keyed_free);
+        }
+        pool.keyed_free.pop().unwrap().0
+    }
+
+    /// Returns a runtime slot whose word is NULL and whose far copy (if any) is gone.
     pub fn free_slot(&self, slot: NonNull<Slot>) {
+        if crate::slots::is_keyed(slot) {
+            self.slots.lock().unwrap().keyed_free.push(SlotPtr(slot));
+            return;
+        }
         let mut lane = self.lane().lock().unwrap();
         lane.free_slots.push(SlotPtr(slot));
         if lane.free_slots.len() > 256 {
