@@ -7,20 +7,27 @@
 //! cargo run --release --example object_sweep -- --object-bytes 64 --local-mib 16
 //! ```
 //!
-//! Throughput is object reads per second.
+//! Throughput is object reads per second. With `--inflight N` (default 64) the reads are
+//! served by N tasks on tokio's current-thread runtime, each reading with
+//! `RemBox::read_async`, so the misses of all of them are fetched together; `--all-local` runs
+//! the same tasks on a `Vec`. `--inflight 1` is the synchronous loop. The checksum depends on
+//! N (each task draws its own stream) but not on the system.
 
 #[path = "common/mod.rs"]
 mod common;
 
 use aifm::{RemBox, Scope};
 use clap::Parser;
-use common::{report, Common, Outcome, Timer, XorShift};
+use common::{report, run_tasks, share, Common, InFlight, Outcome, Timer, XorShift};
+use std::rc::Rc;
 
 /// Random reads of objects of one size.
 #[derive(Parser, Debug)]
 struct Args {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    inflight: InFlight,
     /// Object size: 64, 128, 256, 512, 1024, 2048 or 4096 bytes.
     #[arg(long, default_value_t = 64)]
     object_bytes: usize,
@@ -46,8 +53,32 @@ fn checksum(o: &[u8]) -> u64 {
     })
 }
 
+/// `reads` random reads of `n` objects by `tasks` tasks, task `t` drawing from its own
+/// stream; `read(i)` reads object `i` and returns its checksum. The sum of the checksums.
+fn read_tasks<F, Fut>(tasks: u64, reads: u64, n: u64, seed: u64, read: F) -> u64
+where
+    F: Fn(u64) -> Fut + 'static,
+    Fut: std::future::Future<Output = u64>,
+{
+    let read = Rc::new(read);
+    run_tasks(tasks, |t| {
+        let read = read.clone();
+        let mut rng = XorShift((seed ^ (t + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+        async move {
+            let mut sum = 0u64;
+            for _ in 0..share(reads, tasks, t) {
+                sum = sum.wrapping_add(read(rng.below(n)).await);
+            }
+            sum
+        }
+    })
+    .into_iter()
+    .fold(0, u64::wrapping_add)
+}
+
 fn run<const N: usize>(args: &Args) {
     let c = &args.common;
+    let inflight = args.inflight.inflight;
     let n = ((args.data_mib as f64 * c.scale) as usize * (1 << 20) / N).max(1024) as u64;
     let reads = (n as f64 * args.passes) as u64;
     let bar = c.progress(n, "loading");
@@ -61,9 +92,17 @@ fn run<const N: usize>(args: &Args) {
                 .collect();
             bar.finish_and_clear();
             let t = Timer::start();
-            let sum = (0..reads).fold(0u64, |s, _| {
-                s.wrapping_add(checksum(&data[rng.below(n) as usize]))
-            });
+            let sum = if inflight == 1 {
+                (0..reads).fold(0u64, |s, _| {
+                    s.wrapping_add(checksum(&data[rng.below(n) as usize]))
+                })
+            } else {
+                let data = Rc::new(data);
+                read_tasks(inflight, reads, n, c.seed, move |i| {
+                    let data = data.clone();
+                    async move { checksum(&data[i as usize]) }
+                })
+            };
             (sum, t.seconds())
         }
         Some(rt) => {
@@ -73,14 +112,26 @@ fn run<const N: usize>(args: &Args) {
                 .collect();
             bar.finish_and_clear();
             let t = Timer::start();
-            let mut scope = Scope::new();
-            let mut sum = 0u64;
-            for k in 0..reads {
-                sum = sum.wrapping_add(checksum(data[rng.below(n) as usize].deref(&scope)));
-                if k % 16 == 15 {
-                    scope.renew();
+            let sum = if inflight == 1 {
+                let mut scope = Scope::new();
+                let mut sum = 0u64;
+                for k in 0..reads {
+                    sum = sum.wrapping_add(checksum(data[rng.below(n) as usize].deref(&scope)));
+                    if k % 16 == 15 {
+                        scope.renew();
+                    }
                 }
-            }
+                sum
+            } else {
+                let data = Rc::new(data);
+                read_tasks(inflight, reads, n, c.seed, move |i| {
+                    let data = data.clone();
+                    async move {
+                        let o = &data[i as usize];
+                        o.read_async(|o| checksum(o)).await.expect("far memory")
+                    }
+                })
+            };
             (sum, t.seconds())
         }
     };
@@ -94,7 +145,7 @@ fn run<const N: usize>(args: &Args) {
             ops: reads as f64,
             seconds,
             unit: "reads/s",
-            extra: serde_json::json!({ "object_bytes": N, "objects": n, "checksum": format!("{sum:016x}") }),
+            extra: serde_json::json!({ "object_bytes": N, "objects": n, "checksum": format!("{sum:016x}"), "inflight": inflight }),
         },
     );
 }
