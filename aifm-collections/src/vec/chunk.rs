@@ -19,7 +19,7 @@
 //! arm: a well-predicted branch on a byte next to the pointer.
 
 use aifm_core::codec::PodWitness;
-use aifm_core::prefetch::{FetchFuture, FetchTicket};
+use aifm_core::prefetch::FetchTicket;
 use aifm_core::{Error, FarData, RemBox, Result, Runtime, Scope, Structure};
 use std::sync::atomic::AtomicU8;
 
@@ -311,14 +311,6 @@ impl<T: FarData> Chunk<T> {
         match &self.rem {
             Store::Inline(b) => b.ticket(),
             Store::Boxed(b) => b.ticket(),
-        }
-    }
-
-    /// Resolves once the chunk is local.
-    pub(crate) fn fetch_async(&self) -> FetchFuture {
-        match &self.rem {
-            Store::Inline(b) => b.fetch_async(),
-            Store::Boxed(b) => b.fetch_async(),
         }
     }
 }
