@@ -10,8 +10,9 @@
 //! Throughput is object reads per second. With `--inflight N` (default 64) the reads are
 //! served by N tasks on tokio's current-thread runtime, each reading with
 //! `RemBox::read_async`, so the misses of all of them are fetched together; `--all-local` runs
-//! the same tasks on a `Vec`. `--inflight 1` is the synchronous loop. The checksum depends on
-//! N (each task draws its own stream) but not on the system.
+//! the same tasks on a `Vec`. `--inflight 1` is the synchronous loop; `--threads T` splits
+//! the reads between T threads. The checksum depends on N and T (each thread and task draws
+//! its own stream) but not on the system.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -19,7 +20,7 @@ mod common;
 use aifm::{RemBox, Scope};
 use clap::Parser;
 use common::{report, run_tasks, share, Common, InFlight, Outcome, Timer, XorShift};
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// Random reads of objects of one size.
 #[derive(Parser, Debug)]
@@ -37,6 +38,9 @@ struct Args {
     /// Reads, as a multiple of the number of objects.
     #[arg(long, default_value_t = 2.0)]
     passes: f64,
+    /// Reader threads (the reads are split between them).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: u64,
 }
 
 fn object<const N: usize>(i: u64) -> [u8; N] {
@@ -53,27 +57,92 @@ fn checksum(o: &[u8]) -> u64 {
     })
 }
 
-/// `reads` random reads of `n` objects by `tasks` tasks, task `t` drawing from its own
-/// stream; `read(i)` reads object `i` and returns its checksum. The sum of the checksums.
-fn read_tasks<F, Fut>(tasks: u64, reads: u64, n: u64, seed: u64, read: F) -> u64
-where
-    F: Fn(u64) -> Fut + 'static,
-    Fut: std::future::Future<Output = u64>,
-{
-    let read = Rc::new(read);
-    run_tasks(tasks, |t| {
-        let read = read.clone();
-        let mut rng = XorShift((seed ^ (t + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
-        async move {
-            let mut sum = 0u64;
-            for _ in 0..share(reads, tasks, t) {
-                sum = sum.wrapping_add(read(rng.below(n)).await);
+/// The objects, either way.
+trait Objects: Send + Sync + 'static {
+    /// `reads` random reads from the stream `rng`, synchronously; the sum of the checksums.
+    fn read_sync(&self, reads: u64, rng: &mut XorShift) -> u64;
+    /// The checksum of object `i`, for a request task.
+    async fn read(&self, i: u64) -> u64;
+    fn len(&self) -> u64;
+}
+
+impl<const N: usize> Objects for Vec<[u8; N]> {
+    fn read_sync(&self, reads: u64, rng: &mut XorShift) -> u64 {
+        let n = self.len() as u64;
+        (0..reads).fold(0u64, |s, _| {
+            s.wrapping_add(checksum(&self[rng.below(n) as usize]))
+        })
+    }
+    async fn read(&self, i: u64) -> u64 {
+        checksum(&self[i as usize])
+    }
+    fn len(&self) -> u64 {
+        <[_]>::len(self) as u64
+    }
+}
+
+impl<const N: usize> Objects for Vec<RemBox<[u8; N]>> {
+    fn read_sync(&self, reads: u64, rng: &mut XorShift) -> u64 {
+        let n = self.len() as u64;
+        let mut scope = Scope::new();
+        let mut sum = 0u64;
+        for k in 0..reads {
+            sum = sum.wrapping_add(checksum(self[rng.below(n) as usize].deref(&scope)));
+            if k % 16 == 15 {
+                scope.renew();
             }
-            sum
         }
-    })
-    .into_iter()
-    .fold(0, u64::wrapping_add)
+        sum
+    }
+    async fn read(&self, i: u64) -> u64 {
+        self[i as usize]
+            .read_async(|o| checksum(o))
+            .await
+            .expect("far memory")
+    }
+    fn len(&self) -> u64 {
+        <[_]>::len(self) as u64
+    }
+}
+
+/// `reads` random reads by `threads` threads, each with `inflight` tasks (or the synchronous
+/// loop for 1), thread `t` (task `k`) drawing from its own stream; the sum of the checksums.
+/// One thread with one request in flight reads the stream of `seed` itself.
+fn sweep<D: Objects>(data: Arc<D>, threads: u64, inflight: u64, reads: u64, seed: u64) -> u64 {
+    let n = data.len();
+    let stream = move |t: u64| XorShift((seed ^ t.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+    let serve = move |data: Arc<D>, t: u64| {
+        let reads = share(reads, threads, t);
+        if inflight == 1 {
+            return data.read_sync(reads, &mut stream(t));
+        }
+        run_tasks(inflight, |k| {
+            let data = data.clone();
+            let mut rng = stream(t * inflight + k + 1);
+            async move {
+                let mut sum = 0u64;
+                for _ in 0..share(reads, inflight, k) {
+                    sum = sum.wrapping_add(data.read(rng.below(n)).await);
+                }
+                sum
+            }
+        })
+        .into_iter()
+        .fold(0, u64::wrapping_add)
+    };
+    if threads == 1 {
+        return serve(data, 0);
+    }
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let data = data.clone();
+            std::thread::spawn(move || serve(data, t))
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("a reader thread panicked"))
+        .fold(0, u64::wrapping_add)
 }
 
 fn run<const N: usize>(args: &Args) {
@@ -82,7 +151,6 @@ fn run<const N: usize>(args: &Args) {
     let n = ((args.data_mib as f64 * c.scale) as usize * (1 << 20) / N).max(1024) as u64;
     let reads = (n as f64 * args.passes) as u64;
     let bar = c.progress(n, "loading");
-    let mut rng = XorShift(c.seed | 1);
     let rt = (!c.all_local).then(|| c.runtime());
     let (sum, seconds) = match &rt {
         None => {
@@ -92,17 +160,7 @@ fn run<const N: usize>(args: &Args) {
                 .collect();
             bar.finish_and_clear();
             let t = Timer::start();
-            let sum = if inflight == 1 {
-                (0..reads).fold(0u64, |s, _| {
-                    s.wrapping_add(checksum(&data[rng.below(n) as usize]))
-                })
-            } else {
-                let data = Rc::new(data);
-                read_tasks(inflight, reads, n, c.seed, move |i| {
-                    let data = data.clone();
-                    async move { checksum(&data[i as usize]) }
-                })
-            };
+            let sum = sweep(Arc::new(data), args.threads, inflight, reads, c.seed);
             (sum, t.seconds())
         }
         Some(rt) => {
@@ -112,26 +170,7 @@ fn run<const N: usize>(args: &Args) {
                 .collect();
             bar.finish_and_clear();
             let t = Timer::start();
-            let sum = if inflight == 1 {
-                let mut scope = Scope::new();
-                let mut sum = 0u64;
-                for k in 0..reads {
-                    sum = sum.wrapping_add(checksum(data[rng.below(n) as usize].deref(&scope)));
-                    if k % 16 == 15 {
-                        scope.renew();
-                    }
-                }
-                sum
-            } else {
-                let data = Rc::new(data);
-                read_tasks(inflight, reads, n, c.seed, move |i| {
-                    let data = data.clone();
-                    async move {
-                        let o = &data[i as usize];
-                        o.read_async(|o| checksum(o)).await.expect("far memory")
-                    }
-                })
-            };
+            let sum = sweep(Arc::new(data), args.threads, inflight, reads, c.seed);
             (sum, t.seconds())
         }
     };
@@ -145,7 +184,7 @@ fn run<const N: usize>(args: &Args) {
             ops: reads as f64,
             seconds,
             unit: "reads/s",
-            extra: serde_json::json!({ "object_bytes": N, "objects": n, "checksum": format!("{sum:016x}"), "inflight": inflight }),
+            extra: serde_json::json!({ "object_bytes": N, "objects": n, "checksum": format!("{sum:016x}"), "inflight": inflight, "threads": args.threads }),
         },
     );
 }

@@ -1,5 +1,10 @@
-//! Results: one row per run, medians per (system, fraction), and the files written from them
-//! (`NAME-runs.csv`, `NAME-medians.csv`, `NAME.md`).
+//! Results: one row per run, medians per (system, level, fraction), and the files written
+//! from them (`NAME-runs.csv`, `NAME-medians.csv`, `NAME.md`).
+//!
+//! A *level* is how much concurrency a run was given: `--inflight N` for all-local and the
+//! aifm-rs systems (requests in flight per serving thread), `--threads N` for paging (the
+//! kernel cannot overlap faults inside one thread, so a user would add threads). A sweep
+//! without levels runs each system once per point, as the examples' defaults say.
 
 use crate::run::{Outcome, Status};
 use std::fmt::Write as _;
@@ -82,11 +87,72 @@ impl System {
     }
 }
 
+/// The concurrency a run was given; see the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// The example's defaults (no flag passed).
+    Default,
+    /// `--inflight N`.
+    InFlight(u16),
+    /// `--threads N` (paging).
+    Threads(u16),
+}
+
+impl Level {
+    /// The suffix of a series name: `""`, `" ×64"`, `" 4 thr"`.
+    pub fn suffix(self) -> String {
+        match self {
+            Level::Default => String::new(),
+            Level::InFlight(n) => format!(" ×{n}"),
+            Level::Threads(n) => format!(" {n} thr"),
+        }
+    }
+
+    /// The example's arguments for this level.
+    pub fn args(self) -> Vec<String> {
+        match self {
+            Level::Default => Vec::new(),
+            Level::InFlight(n) => vec!["--inflight".into(), n.to_string()],
+            // Paging runs the synchronous program with more threads.
+            Level::Threads(n) => vec![
+                "--inflight".into(),
+                "1".into(),
+                "--threads".into(),
+                n.to_string(),
+            ],
+        }
+    }
+
+    /// The `--inflight` value, if any.
+    pub fn inflight(self) -> Option<u16> {
+        match self {
+            Level::InFlight(n) => Some(n),
+            Level::Threads(_) => Some(1),
+            Level::Default => None,
+        }
+    }
+
+    /// The `--threads` value, if any.
+    pub fn threads(self) -> Option<u16> {
+        match self {
+            Level::Threads(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// A system at a level: one line of the chart, one column of the table.
+pub fn series_name(system: System, level: Level) -> String {
+    format!("{}{}", system.name(), level.suffix())
+}
+
 /// One run of the example.
 #[derive(Debug, Clone)]
 pub struct Row {
     /// Which system ran.
     pub system: System,
+    /// At which level.
+    pub level: Level,
     /// Local memory as a fraction of the working set (`None` for all-local).
     pub fraction: Option<f64>,
     /// The budget in MiB (`--local-mib`, or the data part of the cgroup limit).
@@ -126,11 +192,13 @@ impl Row {
     }
 }
 
-/// The median of the successful repeats of one (system, fraction).
+/// The median of the successful repeats of one (system, level, fraction).
 #[derive(Debug, Clone)]
 pub struct Median {
     /// Which system.
     pub system: System,
+    /// At which level.
+    pub level: Level,
     /// The fraction (`None` for all-local).
     pub fraction: Option<f64>,
     /// The budget in MiB.
@@ -154,18 +222,19 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Groups the measured runs (not the warm-up) by system and fraction.
+/// Groups the measured runs (not the warm-up) by system, level and fraction.
 pub fn medians(rows: &[Row]) -> Vec<Median> {
     let mut out: Vec<Median> = Vec::new();
     for row in rows.iter().filter(|r| r.repeat > 0) {
-        let at = out
-            .iter()
-            .position(|m| m.system == row.system && m.fraction == row.fraction);
+        let at = out.iter().position(|m| {
+            m.system == row.system && m.level == row.level && m.fraction == row.fraction
+        });
         let m = match at {
             Some(i) => &mut out[i],
             None => {
                 out.push(Median {
                     system: row.system,
+                    level: row.level,
                     fraction: row.fraction,
                     local_mib: row.local_mib,
                     ok: 0,
@@ -181,7 +250,12 @@ pub fn medians(rows: &[Row]) -> Vec<Median> {
     for m in &mut out {
         let mut t: Vec<f64> = rows
             .iter()
-            .filter(|r| r.repeat > 0 && r.system == m.system && r.fraction == m.fraction)
+            .filter(|r| {
+                r.repeat > 0
+                    && r.system == m.system
+                    && r.level == m.level
+                    && r.fraction == m.fraction
+            })
             .filter_map(Row::throughput)
             .collect();
         if !t.is_empty() {
@@ -194,8 +268,8 @@ pub fn medians(rows: &[Row]) -> Vec<Median> {
         }
     }
     out.sort_by(|a, b| {
-        (a.system, a.fraction.unwrap_or(-1.0))
-            .partial_cmp(&(b.system, b.fraction.unwrap_or(-1.0)))
+        (a.system, a.level, a.fraction.unwrap_or(-1.0))
+            .partial_cmp(&(b.system, b.level, b.fraction.unwrap_or(-1.0)))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     out
@@ -243,6 +317,8 @@ pub fn write_runs_csv(dir: &Path, ctx: &Context, rows: &[Row]) -> Result<(), Str
     w.row([
         "workload",
         "system",
+        "inflight",
+        "threads",
         "fraction",
         "local_mib",
         "cgroup_mib",
@@ -277,6 +353,8 @@ pub fn write_runs_csv(dir: &Path, ctx: &Context, rows: &[Row]) -> Result<(), Str
         let fields = [
             ctx.workload.clone(),
             r.system.name().to_string(),
+            opt(r.level.inflight()),
+            opt(r.level.threads()),
             opt(r.fraction),
             opt(r.local_mib),
             opt(r.cgroup_mib),
@@ -306,11 +384,12 @@ pub fn write_runs_csv(dir: &Path, ctx: &Context, rows: &[Row]) -> Result<(), Str
 /// # Errors
 /// I/O errors, with the path.
 pub fn write_medians_csv(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), String> {
-    let base = baseline(meds);
     let mut w = CsvFile::create(dir, &format!("{}-medians.csv", ctx.stem))?;
     w.row([
         "workload",
         "system",
+        "inflight",
+        "threads",
         "fraction",
         "local_mib",
         "runs",
@@ -326,13 +405,15 @@ pub fn write_medians_csv(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(
             Some((a, b, c)) => (a.to_string(), b.to_string(), c.to_string()),
             None => Default::default(),
         };
-        let ratio = match (m.median, base) {
+        let ratio = match (m.median, baseline(meds, m.level)) {
             (Some((v, _, _)), Some(b)) if b > 0.0 => format!("{:.4}", v / b),
             _ => String::new(),
         };
         let fields = [
             ctx.workload.clone(),
             m.system.name().to_string(),
+            opt(m.level.inflight()),
+            opt(m.level.threads()),
             opt(m.fraction),
             opt(m.local_mib),
             m.runs.to_string(),
@@ -376,12 +457,22 @@ impl CsvFile {
     }
 }
 
-/// The all-local median, if measured.
-pub fn baseline(meds: &[Median]) -> Option<f64> {
-    meds.iter()
-        .find(|m| m.system == System::AllLocal)
-        .and_then(|m| m.median)
-        .map(|(v, _, _)| v)
+/// The all-local median a series at `level` is compared with: all-local at the same
+/// `--inflight` (the same executor code), else the synchronous one (what paging runs), else
+/// any.
+pub fn baseline(meds: &[Median], level: Level) -> Option<f64> {
+    let all_local = |want: &dyn Fn(Level) -> bool| {
+        meds.iter()
+            .find(|m| m.system == System::AllLocal && want(m.level) && m.median.is_some())
+            .and_then(|m| m.median)
+            .map(|(v, _, _)| v)
+    };
+    let same = match level {
+        Level::InFlight(_) => all_local(&|l| l == level),
+        _ => None,
+    };
+    same.or_else(|| all_local(&|l| matches!(l, Level::Default | Level::InFlight(1))))
+        .or_else(|| all_local(&|_| true))
 }
 
 /// A throughput with an SI suffix: `12.3M`, `456k`, `7.89`.
@@ -438,38 +529,54 @@ pub fn write_markdown(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), 
         let _ = writeln!(s, "\n![throughput vs local memory]({png})");
     }
 
-    let systems: Vec<System> = System::ALL
-        .into_iter()
-        .filter(|sys| meds.iter().any(|m| m.system == *sys))
-        .collect();
+    // The series in report order: systems as `System::ALL` lists them, levels ascending.
+    let mut series: Vec<(System, Level)> = meds.iter().map(|m| (m.system, m.level)).collect();
+    series.sort_by_key(|&(sys, level)| (System::ALL.iter().position(|s| *s == sys), level));
+    series.dedup();
     let mut fractions: Vec<f64> = meds.iter().filter_map(|m| m.fraction).collect();
     fractions.sort_by(f64::total_cmp);
     fractions.dedup();
-    let base = baseline(meds);
-    let get = |sys: System, f: Option<f64>| {
+    let get = |sys: System, level: Level, f: Option<f64>| {
         meds.iter()
-            .find(|m| m.system == sys && m.fraction == f)
+            .find(|m| m.system == sys && m.level == level && m.fraction == f)
             .map(|m| (m.median.map(|x| x.0), m.ok, m.runs, m.local_mib))
     };
-    let has_paging = systems.contains(&System::Paging);
-    let aifm: Vec<System> = systems.iter().copied().filter(|s| s.is_aifm()).collect();
+    let paging: Vec<Level> = series
+        .iter()
+        .filter(|s| s.0 == System::Paging)
+        .map(|s| s.1)
+        .collect();
+    let aifm: Vec<(System, Level)> = series.iter().copied().filter(|s| s.0.is_aifm()).collect();
+    let has_base = series.iter().any(|s| s.0 == System::AllLocal);
+    // Several paging levels: the ratios are against the best of them at each budget.
+    let best_paging = |f: f64| -> Option<(f64, Level)> {
+        paging
+            .iter()
+            .filter_map(|&l| Some((get(System::Paging, l, Some(f))?.0?, l)))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    };
+    let paging_word = if paging.len() > 1 {
+        "best paging"
+    } else {
+        "paging"
+    };
 
     let mut head = vec!["local memory".to_string(), "budget".to_string()];
     head.extend(
-        systems
+        series
             .iter()
-            .map(|s| format!("{} ({})", s.name(), ctx.unit)),
+            .map(|&(sys, l)| format!("{} ({})", series_name(sys, l), ctx.unit)),
     );
-    for a in &aifm {
-        if has_paging {
-            head.push(format!("{} / paging", a.name()));
+    for &(sys, l) in &aifm {
+        if !paging.is_empty() {
+            head.push(format!("{} / {paging_word}", series_name(sys, l)));
         }
-        if base.is_some() {
-            head.push(format!("{} / all-local", a.name()));
+        if has_base {
+            head.push(format!("{} / all-local", series_name(sys, l)));
         }
     }
-    if has_paging && base.is_some() {
-        head.push("paging / all-local".into());
+    if !paging.is_empty() && has_base {
+        head.push(format!("{paging_word} / all-local"));
     }
     let _ = writeln!(s, "\n| {} |", head.join(" | "));
     let _ = writeln!(
@@ -485,24 +592,20 @@ pub fn write_markdown(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), 
         _ => "–".to_string(),
     };
     for &f in &fractions {
-        let budget = systems
+        let budget = series
             .iter()
-            .find_map(|&sys| get(sys, Some(f)).and_then(|x| x.3))
+            .find_map(|&(sys, l)| get(sys, l, Some(f)).and_then(|x| x.3))
             .map(|b| format!("{b} MiB"))
             .unwrap_or_default();
         let mut cells = vec![format!("{:.0} %", f * 100.0), budget];
-        let value = |sys: System| -> Option<f64> {
-            if sys == System::AllLocal {
-                base
-            } else {
-                get(sys, Some(f)).and_then(|x| x.0)
-            }
-        };
-        for &sys in &systems {
+        for &(sys, l) in &series {
             let cell = if sys == System::AllLocal {
-                base.map(si).unwrap_or_else(|| "failed".into())
+                get(sys, l, None)
+                    .and_then(|x| x.0)
+                    .map(si)
+                    .unwrap_or_else(|| "failed".into())
             } else {
-                match get(sys, Some(f)) {
+                match get(sys, l, Some(f)) {
                     Some((Some(v), ok, runs, _)) if ok == runs => si(v),
                     Some((Some(v), ok, runs, _)) => format!("{} ({ok}/{runs} ok)", si(v)),
                     Some((None, _, runs, _)) => format!("failed (0/{runs} ok)"),
@@ -511,18 +614,33 @@ pub fn write_markdown(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), 
             };
             cells.push(cell);
         }
-        for &a in &aifm {
-            if has_paging {
-                cells.push(ratio(value(a), value(System::Paging)));
+        let best = best_paging(f);
+        let best_cell = |x: Option<f64>| match (x, best) {
+            (Some(_), Some((p, l))) if paging.len() > 1 => {
+                format!("{} ({})", ratio(x, Some(p)), l.suffix().trim())
             }
-            if base.is_some() {
-                cells.push(ratio(value(a), base));
+            (_, b) => ratio(x, b.map(|b| b.0)),
+        };
+        for &(sys, l) in &aifm {
+            let v = get(sys, l, Some(f)).and_then(|x| x.0);
+            if !paging.is_empty() {
+                cells.push(best_cell(v));
+            }
+            if has_base {
+                cells.push(ratio(v, baseline(meds, l)));
             }
         }
-        if has_paging && base.is_some() {
-            cells.push(ratio(value(System::Paging), base));
+        if !paging.is_empty() && has_base {
+            cells.push(ratio(best.map(|b| b.0), baseline(meds, Level::Default)));
         }
         let _ = writeln!(s, "| {} |", cells.join(" | "));
+    }
+    if paging.len() > 1 {
+        let _ = writeln!(
+            s,
+            "\n\"/ {paging_word}\": against the fastest paging level at that budget (named in \
+             brackets); \"/ all-local\": against all-local at the same `--inflight`."
+        );
     }
     if meds.iter().any(|m| m.ok < m.runs) {
         let _ = writeln!(
