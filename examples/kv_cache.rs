@@ -24,6 +24,9 @@ use std::sync::{Arc, RwLock};
 
 /// A memcached-like cache under Zipf load.
 #[derive(Parser, Debug)]
+// A later flag overrides an earlier one: the harness appends its sweep's `--threads` and
+// `--inflight` after the arguments a user passes to every run.
+#[command(args_override_self = true)]
 struct Args {
     #[command(flatten)]
     common: Common,

@@ -33,6 +33,9 @@ type Key = [u8; 12];
 
 /// A web front end: hash-table lookups, then one large value encrypted and compressed.
 #[derive(Parser, Debug)]
+// A later flag overrides an earlier one: the harness appends its sweep's `--threads` and
+// `--inflight` after the arguments a user passes to every run.
+#[command(args_override_self = true)]
 struct Args {
     #[command(flatten)]
     common: Common,
