@@ -64,6 +64,7 @@
 #![warn(missing_docs)]
 
 mod chart;
+mod markdown;
 mod paging;
 mod report;
 mod run;
@@ -517,12 +518,12 @@ fn sweep(args: &Args) -> Result<bool, String> {
         repeats: args.repeats,
         unit,
         skipped,
-        machine: report::machine_info(&workspace()),
+        machine: markdown::machine_info(&workspace()),
         chart,
     };
     report::write_runs_csv(&args.out, &ctx, &rows)?;
     report::write_medians_csv(&args.out, &ctx, &meds)?;
-    report::write_markdown(&args.out, &ctx, &meds)?;
+    markdown::write_markdown(&args.out, &ctx, &meds)?;
     let md = args.out.join(format!("{stem}.md"));
     if let Ok(text) = std::fs::read_to_string(&md) {
         println!("{text}");
