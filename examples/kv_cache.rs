@@ -8,7 +8,8 @@
 //!
 //! Throughput is operations per second over all threads. With `--inflight N` (default 64) each
 //! client thread keeps N requests in flight as tasks on tokio's current-thread runtime: GETs
-//! use `RemHashMap::get_async`, whose misses from all of a thread's tasks travel in one batch.
+//! use `RemHashMap::get_async` and SETs `RemHashMap::insert_async`, whose misses from all of
+//! a thread's tasks travel in one batch.
 //! `--inflight 1` is the synchronous loop.
 
 #[path = "common/mod.rs"]
@@ -75,6 +76,8 @@ trait Cache: Send + Sync + 'static {
     fn set(&self, k: Key, v: u32);
     /// `get` for a request task: it may wait for far memory without blocking the thread.
     async fn get_async(&self, k: &Key) -> Option<u32>;
+    /// `set` for a request task.
+    async fn set_async(&self, k: Key, v: u32);
 }
 
 impl Cache for RemHashMap<Key, u32> {
@@ -86,6 +89,9 @@ impl Cache for RemHashMap<Key, u32> {
     }
     async fn get_async(&self, k: &Key) -> Option<u32> {
         RemHashMap::get_async(self, k).await.expect("far memory")
+    }
+    async fn set_async(&self, k: Key, v: u32) {
+        self.insert_async(k, v).await.expect("far memory");
     }
 }
 
@@ -107,6 +113,9 @@ impl Cache for LocalCache {
     }
     async fn get_async(&self, k: &Key) -> Option<u32> {
         self.get(k)
+    }
+    async fn set_async(&self, k: Key, v: u32) {
+        self.set(k, v)
     }
 }
 
@@ -170,7 +179,7 @@ fn serve_tasks<C: Cache>(cache: &Arc<C>, ops: u64, inflight: u64, seed: u64, mix
             for _ in 0..share(ops, inflight, task) {
                 let (i, set) = client.next();
                 if set {
-                    cache.set(key(i), value(i));
+                    cache.set_async(key(i), value(i)).await;
                 } else {
                     let v = cache
                         .get_async(&key(i))

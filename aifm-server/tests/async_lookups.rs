@@ -1,4 +1,4 @@
-//! `RemHashMap::get_async` / `get_many_async` against a std `HashMap` under a tiny budget, with
+//! `RemHashMap::get_async` / `get_many_async` / `insert_async` against a std `HashMap` under a tiny budget, with
 //! many tasks in flight on one thread (the test executor of `aifm_collections::testing`, which
 //! also fails, instead of hanging, if a future is never woken).
 
@@ -34,6 +34,27 @@ fn async_lookups_agree_with_std_under_a_tiny_budget() {
     }
     let fetches_before = rt.stats().fetches;
     for round in 0..12u64 {
+        // 32 tasks write distinct keys with insert_async (their far pairs come home in one
+        // batch); each must get the old value back.
+        let mut keys: Vec<u64> = (0..32)
+            .map(|_| rng.next_u64() % (KEYS + KEYS / 10))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let olds = RefCell::new(Vec::new());
+        let mut tasks = Tasks::new();
+        for &k in &keys {
+            let (map, olds) = (&map, &olds);
+            tasks.spawn(async move {
+                let old = map.insert_async(k, value(k, round + 100)).await.unwrap();
+                olds.borrow_mut().push((k, old));
+            });
+        }
+        tasks.run(PATIENCE).expect("every future resolves");
+        drop(tasks);
+        for (k, old) in olds.into_inner() {
+            assert_eq!(old, model.insert(k, value(k, round + 100)), "key {k}");
+        }
         // 96 tasks in flight; each asks for one key or a batch with repeats and absent keys.
         let failures = RefCell::new(Vec::new());
         let (map_ref, model_ref) = (&map, &model);

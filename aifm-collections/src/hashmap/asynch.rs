@@ -1,5 +1,5 @@
 //! Async lookups: [`RemHashMap::get_async`] and [`RemHashMap::get_many_async`], on any
-//! executor.
+//! executor, and [`RemHashMap::insert_async`], whose far pair comes home the same way.
 //!
 //! # How misses overlap
 //!
@@ -119,6 +119,36 @@ where
             Local::Absent => Ok(None),
             Local::MaybeFar => Ok(self.misses(vec![k.to_owned()]).await?.pop().flatten()),
         }
+    }
+
+    /// Inserts `v` under `k` and returns the old value, like [`RemHashMap::try_insert`], but
+    /// a far pair of `k` is first brought home with the thread's batch (one round trip
+    /// shared with the other tasks' misses), so the write itself finds it local instead of
+    /// reading and removing the server's copy in two round trips of its own.
+    ///
+    /// # Errors
+    /// As [`RemHashMap::try_insert`] and [`RemHashMap::get_async`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// let m: aifm_collections::RemHashMap<u32, u32> = (0..10).map(|i| (i, i)).collect();
+    /// let mut fut = std::pin::pin!(m.insert_async(3, 30));
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// let old = loop {
+    ///     if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+    ///         break v.unwrap();
+    ///     }
+    /// };
+    /// assert_eq!((old, m.get_cloned(&3)), (Some(3), Some(30)));
+    /// ```
+    pub async fn insert_async(&self, k: K, v: V) -> Result<Option<V>> {
+        if let Local::MaybeFar = self.probe_local(&k)? {
+            self.misses(vec![k.clone()]).await?;
+        }
+        // Evacuated again meanwhile (memory pressure): the insert reads the far copy itself.
+        self.try_insert(k, v)
     }
 
     /// Clones of the values of `keys`, in order: [`RemHashMap::get_async`] for a request that
