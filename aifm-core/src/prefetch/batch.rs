@@ -37,9 +37,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 
-/// Where one future's answer lands.
+/// What a future of the batch resolves to: one output per item.
+type Answer<O> = Result<Vec<O>>;
+
+/// Where one future's answer lands, and the waker to call when it does.
 struct Slot<O> {
-    state: Mutex<(Option<Result<Vec<O>>>, Option<Waker>)>,
+    state: Mutex<(Option<Answer<O>>, Option<Waker>)>,
 }
 
 impl<O> Slot<O> {
