@@ -89,7 +89,9 @@ where
     }
 
     /// A clone of the value of `k`, fetching the pair from far memory with the misses of
-    /// the thread's other tasks (see the [module docs](self)). Works on any executor.
+    /// the thread's other tasks: the misses of all of a thread's tasks are fetched by one
+    /// `read_many` ([`aifm_core::prefetch::batched`]), made by the first of them polled
+    /// again, under the shard locks as [`RemHashMap::get`] holds them. Works on any executor.
     ///
     /// # Errors
     /// As [`RemHashMap::try_get`]; when far memory fails, every lookup of the failed batch

@@ -116,8 +116,15 @@ fn batch_for<I: Send + 'static, O: Send + 'static>(owner: usize) -> Arc<Batch<I,
 }
 
 /// A future that resolves to the answers for its items, in order, made by one batched request
-/// with the items of every other task of this thread queued for the same `owner`; see the
-/// [module docs](self).
+/// with the items of every other task of this thread queued for the same `owner`.
+///
+/// On its first poll the future queues its items in the calling thread's batch for `owner`
+/// (any address naming what `answer` talks to: a runtime, a map), wakes itself and returns
+/// `Pending`, so that the executor polls the thread's other ready tasks, which queue theirs.
+/// The first future of the batch polled again takes the whole batch and answers it with its
+/// `answer`; the others find their answers (a clone of the error if it failed) and are woken.
+/// No thread is parked per item and none besides the executor's is involved; the thread that
+/// answers blocks for one round trip. A future dropped while queued takes its items out.
 ///
 /// `answer` gets the items of the whole batch, in order, and returns one output per item (or
 /// the error that fails them all); it must not depend on which future of the batch calls it.
