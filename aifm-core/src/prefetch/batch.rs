@@ -280,3 +280,69 @@ impl<I, O, F> Drop for Batched<I, O, F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+    use std::cell::Cell;
+
+    fn poll<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+        Pin::new(f).poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn one_call_answers_every_queued_future_in_order() {
+        let calls = Cell::new(0);
+        let answer = |xs: Vec<u32>| {
+            calls.set(calls.get() + 1);
+            Ok(xs.into_iter().map(|x| x + 100).collect())
+        };
+        let mut futs: Vec<_> = (0..10u32)
+            .map(|i| batched(7, (0..i % 3 + 1).map(|j| i * 10 + j).collect(), answer))
+            .collect();
+        assert!(futs.iter_mut().all(|f| poll(f).is_pending()));
+        for (i, f) in futs.iter_mut().enumerate() {
+            let i = i as u32;
+            let want: Vec<u32> = (0..i % 3 + 1).map(|j| i * 10 + j + 100).collect();
+            assert_eq!(poll(f), Poll::Ready(Ok(want)));
+        }
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn an_error_fails_the_whole_batch_and_a_short_answer_is_one() {
+        let fail = |_: Vec<u8>| -> Result<Vec<u8>> { Err(Error::Timeout) };
+        let (mut a, mut b) = (batched(8, vec![1u8], fail), batched(8, vec![2u8, 3], fail));
+        assert!(poll(&mut a).is_pending() && poll(&mut b).is_pending());
+        assert_eq!(poll(&mut b), Poll::Ready(Err(Error::Timeout)));
+        assert_eq!(poll(&mut a), Poll::Ready(Err(Error::Timeout)));
+        let short = |_: Vec<u8>| -> Result<Vec<u8>> { Ok(vec![0]) };
+        let (mut a, mut b) = (batched(8, vec![1u8], short), batched(8, vec![2u8], short));
+        assert!(poll(&mut a).is_pending() && poll(&mut b).is_pending());
+        assert!(matches!(poll(&mut a), Poll::Ready(Err(Error::Protocol(_)))));
+        assert!(matches!(poll(&mut b), Poll::Ready(Err(Error::Protocol(_)))));
+    }
+
+    #[test]
+    fn a_dropped_future_takes_its_items_out_and_owners_do_not_mix() {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let answer = |xs: Vec<u16>| {
+            seen.borrow_mut().extend(xs.iter().copied());
+            Ok(xs)
+        };
+        let mut a = batched(9, vec![1u16], answer);
+        let mut b = batched(9, vec![2u16], answer);
+        let mut other = batched(10, vec![3u16], answer);
+        assert!(poll(&mut a).is_pending() && poll(&mut b).is_pending());
+        assert!(poll(&mut other).is_pending());
+        drop(a);
+        assert_eq!(poll(&mut b), Poll::Ready(Ok(vec![2])));
+        assert_eq!(
+            *seen.borrow(),
+            [2],
+            "the dropped future's item was not asked for"
+        );
+        assert_eq!(poll(&mut other), Poll::Ready(Ok(vec![3])));
+    }
+}
