@@ -294,3 +294,16 @@ fn a_server_killed_while_tasks_keep_looking_up_fails_them_all_without_a_hang() {
     );
     assert_eq!(*failed.borrow(), 64, "every task ends on the error");
 }
+
+#[test]
+fn the_futures_are_send_so_multi_threaded_executors_can_move_them() {
+    fn send<T: Send>(_: &T) {}
+    let rt = Runtime::builder().local_memory(1 << 20).build().unwrap();
+    let map: RemHashMap<u64, Value> = RemHashMap::new_in(&rt);
+    let b = RemBox::new_in(value(1, 1), &rt);
+    send(&map.get_async(&1));
+    send(&map.get_many_async(&[1, 2]));
+    send(&map.insert_async(1, value(1, 2)));
+    send(&b.read_async(|v| v.len()));
+    send(&rt.fetch_batched(vec![b.ticket()]));
+}
