@@ -8,7 +8,11 @@
 //! cargo run --release --example web_frontend -- --local-mib 64
 //! ```
 //!
-//! Throughput is requests per second.
+//! Throughput is requests per second. With `--inflight N` (default 64) each serving thread
+//! keeps N requests in flight as tasks on tokio's current-thread runtime: the lookups use
+//! `RemHashMap::get_many_async` and the array read `RemVec::get_async`, so one request's
+//! misses overlap the others' encryption and compression. `--all-local` runs the same task
+//! code; `--inflight 1` is the synchronous loop.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -17,7 +21,7 @@ use aifm::collections::{RemHashMap, RemVec};
 use aifm::Scope;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use clap::Parser;
-use common::{hashmap_mib, report, Common, Outcome, Timer, XorShift};
+use common::{hashmap_mib, report, run_tasks, share, Common, InFlight, Outcome, Timer, XorShift};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Zipf};
 use std::collections::HashMap;
@@ -29,9 +33,14 @@ type Key = [u8; 12];
 
 /// A web front end: hash-table lookups, then one large value encrypted and compressed.
 #[derive(Parser, Debug)]
+// A later flag overrides an earlier one: the harness appends its sweep's `--threads` and
+// `--inflight` after the arguments a user passes to every run.
+#[command(args_override_self = true)]
 struct Args {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    inflight: InFlight,
     /// Hash-table pairs at scale 1.0.
     #[arg(long, default_value_t = 1_000_000)]
     pairs: u64,
@@ -71,11 +80,15 @@ fn fill_value(i: u64, out: &mut Value) {
 }
 
 /// The two structures, either way.
-trait Site: Send + Sync {
+trait Site: Send + Sync + 'static {
     /// The sum of the values of `keys` (one request's lookups).
     fn lookup_sum(&self, keys: &[Key]) -> u64;
     /// Encrypts and compresses element `i`, returning the compressed length.
     fn render(&self, i: u64, out: &mut Vec<u8>) -> usize;
+    /// `lookup_sum` for a request task.
+    async fn lookup_sum_async(&self, keys: &[Key]) -> u64;
+    /// `render` for a request task.
+    async fn render_async(&self, i: u64, out: &mut Vec<u8>) -> usize;
 }
 
 fn encrypt_and_compress(v: &Value, out: &mut Vec<u8>) -> usize {
@@ -112,6 +125,22 @@ impl Site for FarSite {
             .expect("in range");
         encrypt_and_compress(v, out)
     }
+    async fn lookup_sum_async(&self, keys: &[Key]) -> u64 {
+        let values = self.table.get_many_async(keys).await.expect("far memory");
+        values
+            .into_iter()
+            .map(|v| v.expect("every key was loaded") as u64)
+            .sum()
+    }
+    async fn render_async(&self, i: u64, out: &mut Vec<u8>) -> usize {
+        let v = self
+            .array
+            .get_async(i as usize)
+            .await
+            .expect("far memory")
+            .expect("in range");
+        encrypt_and_compress(&v, out)
+    }
 }
 
 struct LocalSite {
@@ -126,6 +155,97 @@ impl Site for LocalSite {
     fn render(&self, i: u64, out: &mut Vec<u8>) -> usize {
         encrypt_and_compress(&self.array[i as usize], out)
     }
+    async fn lookup_sum_async(&self, keys: &[Key]) -> u64 {
+        self.lookup_sum(keys)
+    }
+    async fn render_async(&self, i: u64, out: &mut Vec<u8>) -> usize {
+        self.render(i, out)
+    }
+}
+
+/// How requests are drawn.
+#[derive(Clone, Copy)]
+struct Load {
+    pairs: u64,
+    values: u64,
+    skew: f64,
+}
+
+/// One request: 32 Zipf keys.
+fn request_keys(zipf: &Zipf<f64>, rng: &mut rand::rngs::StdRng) -> Vec<Key> {
+    (0..32).map(|_| key(zipf.sample(rng) as u64 - 1)).collect()
+}
+
+/// `requests` requests served synchronously from the stream seeded with `seed`; the bytes
+/// rendered.
+fn serve<S: Site>(site: &S, requests: u64, rng: &mut rand::rngs::StdRng, load: Load) -> usize {
+    let zipf = Zipf::new(load.pairs, load.skew).expect("valid Zipf parameters");
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..requests {
+        let keys = request_keys(&zipf, rng);
+        let sum = site.lookup_sum(&keys);
+        bytes += site.render(sum % load.values, &mut out);
+    }
+    bytes
+}
+
+/// `requests` requests served by `inflight` tasks, task `t` drawing from the stream seeded
+/// with `seed + t`; the bytes rendered.
+fn serve_tasks<S: Site>(
+    site: &Arc<S>,
+    requests: u64,
+    inflight: u64,
+    seed: u64,
+    load: Load,
+) -> usize {
+    run_tasks(inflight, |t| {
+        let site = site.clone();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed + t);
+        let zipf = Zipf::new(load.pairs, load.skew).expect("valid Zipf parameters");
+        async move {
+            let mut out = Vec::new();
+            let mut bytes = 0;
+            for _ in 0..share(requests, inflight, t) {
+                let keys = request_keys(&zipf, &mut rng);
+                let sum = site.lookup_sum_async(&keys).await;
+                bytes += site.render_async(sum % load.values, &mut out).await;
+            }
+            bytes
+        }
+    })
+    .into_iter()
+    .sum()
+}
+
+/// Serves the timed requests after the warm-up ones on every thread; (bytes, seconds).
+fn drive<S: Site>(site: Arc<S>, args: &Args, load: Load) -> (usize, f64) {
+    // Each thread serves `warmup` untimed requests, meets the others at a barrier, then
+    // serves `requests` timed ones; the clock runs from the barrier to the last thread's end.
+    let start = Arc::new(std::sync::Barrier::new(args.threads as usize + 1));
+    let threads: Vec<_> = (0..args.threads)
+        .map(|t| {
+            let (site, start) = (site.clone(), start.clone());
+            let (requests, warmup, inflight) = (args.requests, args.warmup, args.inflight.inflight);
+            let seed = (args.common.seed ^ ((t + 1) * 0x51ed)) << 16;
+            std::thread::spawn(move || {
+                if inflight == 1 {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                    serve(&*site, warmup, &mut rng, load);
+                    start.wait();
+                    serve(&*site, requests, &mut rng, load)
+                } else {
+                    serve_tasks(&site, warmup, inflight, seed, load);
+                    start.wait();
+                    serve_tasks(&site, requests, inflight, seed + inflight, load)
+                }
+            })
+        })
+        .collect();
+    start.wait();
+    let timer = Timer::start();
+    let compressed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    (compressed, timer.seconds())
 }
 
 fn main() {
@@ -136,7 +256,12 @@ fn main() {
     let bar = c.progress(pairs + values, "loading");
     let rt = (!c.all_local).then(|| c.runtime());
     let mut v = Box::new([0u8; VALUE]);
-    let site: Arc<dyn Site> = match &rt {
+    let load = Load {
+        pairs,
+        values,
+        skew: args.skew,
+    };
+    let (compressed, seconds) = match &rt {
         None => {
             let mut table = HashMap::new();
             let mut array = Vec::new();
@@ -149,7 +274,8 @@ fn main() {
                 array.push(v.clone());
                 bar.inc(1);
             }
-            Arc::new(LocalSite { table, array })
+            bar.finish_and_clear();
+            drive(Arc::new(LocalSite { table, array }), &args, load)
         }
         Some(rt) => {
             let table = RemHashMap::new_in(rt);
@@ -163,42 +289,10 @@ fn main() {
                 array.push(*v);
                 bar.inc(1);
             }
-            Arc::new(FarSite { table, array })
+            bar.finish_and_clear();
+            drive(Arc::new(FarSite { table, array }), &args, load)
         }
     };
-    bar.finish_and_clear();
-
-    // Each thread serves `warmup` untimed requests, meets the others at a barrier, then serves
-    // `requests` timed ones; the clock runs from the barrier to the last thread's end.
-    let start = Arc::new(std::sync::Barrier::new(args.threads as usize + 1));
-    let threads: Vec<_> = (0..args.threads)
-        .map(|t| {
-            let (site, start) = (site.clone(), start.clone());
-            let (requests, warmup, skew, seed) = (args.requests, args.warmup, args.skew, c.seed);
-            std::thread::spawn(move || {
-                let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ ((t + 1) * 0x51ed));
-                let zipf = Zipf::new(pairs, skew).expect("valid Zipf parameters");
-                let mut out = Vec::new();
-                let mut bytes = 0usize;
-                for n in 0..warmup + requests {
-                    if n == warmup {
-                        start.wait();
-                        bytes = 0;
-                    }
-                    let keys: Vec<Key> = (0..32)
-                        .map(|_| key(zipf.sample(&mut rng) as u64 - 1))
-                        .collect();
-                    let sum = site.lookup_sum(&keys);
-                    bytes += site.render(sum % values, &mut out);
-                }
-                bytes
-            })
-        })
-        .collect();
-    start.wait();
-    let timer = Timer::start();
-    let compressed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    let seconds = timer.seconds();
     let data_mib = hashmap_mib(pairs, 16) + (values * VALUE as u64) as f64 / (1 << 20) as f64;
     report(
         c,
@@ -209,7 +303,7 @@ fn main() {
             ops: (args.requests * args.threads) as f64,
             seconds,
             unit: "requests/s",
-            extra: serde_json::json!({ "pairs": pairs, "values": values, "threads": args.threads, "compressed_bytes": compressed }),
+            extra: serde_json::json!({ "pairs": pairs, "values": values, "threads": args.threads, "compressed_bytes": compressed, "inflight": args.inflight.inflight }),
         },
     );
 }

@@ -21,6 +21,8 @@
 //! aifm-collections = { version = "0.1", features = ["testing"] }
 //! ```
 
+pub mod executor;
+
 use crate::{RemHashMap, RemList, RemQueue, RemVec};
 use aifm_core::Runtime;
 use std::collections::{HashMap, LinkedList, VecDeque};

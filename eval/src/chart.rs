@@ -1,5 +1,5 @@
 //! The PNG chart: throughput against local memory (as a fraction of the working set), one
-//! line per system, all-local as a flat reference line, as in the original's figures.
+//! line per system and level (lighter for lower levels), all-local as a flat reference line, as in the original's figures.
 //!
 //! # Fonts
 //!
@@ -8,7 +8,7 @@
 //! usual system paths) and registers it. With none found the chart is still drawn, lines and
 //! points only, without text; the markdown table carries the numbers either way.
 
-use crate::report::{si, Median, System};
+use crate::report::{series_name, si, Level, Median, System};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -56,6 +56,16 @@ fn colour(sys: System) -> RGBColor {
         }
         System::Paging => RGBColor(44, 160, 44),
     }
+}
+
+/// The colour of a series: its system's, lighter for lower levels (the highest level of a
+/// system gets the full colour).
+fn series_colour(sys: System, level: Level, levels: &[Level]) -> RGBColor {
+    let RGBColor(r, g, b) = colour(sys);
+    let rank = levels.iter().filter(|l| **l > level).count() as f64;
+    let light = (rank * 0.3).min(0.7);
+    let mix = |c: u8| (c as f64 + (255.0 - c as f64) * light) as u8;
+    RGBColor(mix(r), mix(g), mix(b))
 }
 
 /// Draws `path`; returns whether text (caption, axes, legend) could be drawn.
@@ -112,17 +122,24 @@ pub fn draw(path: &Path, title: &str, unit: &str, meds: &[Median]) -> Result<boo
             .map_err(|e| err(&e))?;
     }
 
-    for sys in System::ALL {
-        let c = colour(sys);
+    let mut series: Vec<(System, Level)> = meds.iter().map(|m| (m.system, m.level)).collect();
+    series.sort_by_key(|&(sys, level)| (System::ALL.iter().position(|s| *s == sys), level));
+    series.dedup();
+    for &(sys, level) in &series {
+        let levels: Vec<Level> = series.iter().filter(|s| s.0 == sys).map(|s| s.1).collect();
+        let c = series_colour(sys, level, &levels);
         let mut points: Vec<(f64, f64)> = if sys == System::AllLocal {
-            let base = meds.iter().find(|m| m.system == sys).and_then(|m| m.median);
+            let base = meds
+                .iter()
+                .find(|m| m.system == sys && m.level == level)
+                .and_then(|m| m.median);
             match base {
                 Some((v, _, _)) => vec![(x_min, v), (x_max, v)],
                 None => continue,
             }
         } else {
             meds.iter()
-                .filter(|m| m.system == sys)
+                .filter(|m| m.system == sys && m.level == level)
                 .filter_map(|m| Some((m.fraction?, m.median?.0)))
                 .collect()
         };
@@ -130,11 +147,11 @@ pub fn draw(path: &Path, title: &str, unit: &str, meds: &[Median]) -> Result<boo
             continue;
         }
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let series = chart
+        let drawn = chart
             .draw_series(LineSeries::new(points.clone(), c.stroke_width(3)))
             .map_err(|e| err(&e))?;
         if text {
-            series.label(sys.name()).legend(move |(x, y)| {
+            drawn.label(series_name(sys, level)).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3))
             });
         }

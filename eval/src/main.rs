@@ -4,6 +4,7 @@
 //! ```text
 //! aifm-eval --workload kv_cache [--fractions 0.05,0.1,0.25,0.5,1.0]
 //!           [--systems all-local,aifm-embedded,aifm-tcp,paging] [--repeats 3] [--scale X]
+//!           [--inflight 1,8,64] [--paging-threads 1,4,16]
 //!           [--out docs/results] [--tag NAME] [-- EXTRA ARGS FOR THE EXAMPLE]
 //! ```
 //!
@@ -48,7 +49,12 @@
 //!      device as the only swap (see [`paging`]). The overhead is added so that both the
 //!      far-memory runtime and the kernel get `B` MiB for the *data*: the runtime's budget
 //!      does not cover the rest of its process either.
-//! 4. **Report:** medians of the repeats, ratios aifm/paging and aifm/all-local.
+//!
+//!    With `--inflight 1,8,64`, all-local and each aifm-rs system run once per value (the
+//!    example's `--inflight N`); with `--paging-threads 1,4,16`, paging runs once per value
+//!    (`--inflight 1 --threads N`). Each (system, level) is a series of its own.
+//! 4. **Report:** medians of the repeats, ratios aifm/paging (the best paging level at each
+//!    budget) and aifm/all-local (all-local at the same `--inflight`).
 //!
 //! A failing run (non-zero exit, no JSON, time limit) is recorded as such and the sweep goes
 //! on; a system that cannot run here (paging without root or zram) is skipped with the reason
@@ -58,13 +64,14 @@
 #![warn(missing_docs)]
 
 mod chart;
+mod markdown;
 mod paging;
 mod report;
 mod run;
 mod server;
 
 use clap::Parser;
-use report::{Context, Row, System};
+use report::{Context, Level, Row, System};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -92,7 +99,18 @@ struct Args {
     )]
     systems: Vec<System>,
 
-    /// Runs per (system, budget); the median is reported.
+    /// Requests in flight per serving thread to sweep (`--inflight N` of the example) for
+    /// all-local and the aifm-rs systems, e.g. `1,8,64`; none: the example's default.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
+    inflight: Vec<u16>,
+
+    /// Threads to sweep for paging (`--threads N --inflight 1`), e.g. `1,4,16`: the kernel
+    /// cannot overlap faults inside one thread, so a user would add threads; none: the
+    /// example's default.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
+    paging_threads: Vec<u16>,
+
+    /// Runs per (system, level, budget); the median is reported.
     #[arg(long, default_value_t = 3)]
     repeats: u32,
 
@@ -285,6 +303,7 @@ fn sweep(args: &Args) -> Result<bool, String> {
     );
     let mut rows = vec![Row {
         system: System::AllLocal,
+        level: Level::Default,
         fraction: None,
         local_mib: None,
         cgroup_mib: None,
@@ -297,20 +316,34 @@ fn sweep(args: &Args) -> Result<bool, String> {
     let mut zram: Option<paging::Zram> = None;
     let mut complete = true;
 
-    let mut points: Vec<(System, Option<f64>)> = Vec::new();
+    let levels = |sys: System| -> Vec<Level> {
+        let (list, make): (&[u16], fn(u16) -> Level) = match sys {
+            System::Paging => (&args.paging_threads, Level::Threads),
+            _ => (&args.inflight, Level::InFlight),
+        };
+        match list.is_empty() {
+            true => vec![Level::Default],
+            false => list.iter().map(|&n| make(n)).collect(),
+        }
+    };
+    let mut points: Vec<(System, Level, Option<f64>)> = Vec::new();
     if systems.contains(&System::AllLocal) {
-        points.push((System::AllLocal, None));
+        points.extend(
+            levels(System::AllLocal)
+                .into_iter()
+                .map(|l| (System::AllLocal, l, None)),
+        );
     }
     for &f in &args.fractions {
         for &sys in systems.iter().filter(|s| **s != System::AllLocal) {
-            points.push((sys, Some(f)));
+            points.extend(levels(sys).into_iter().map(|l| (sys, l, Some(f))));
         }
     }
 
     // Repeats are the outer loop, so that a slow spell of a shared machine is spread over
     // every system instead of landing on one.
     'sweep: for repeat in 1..=args.repeats {
-        for &(sys, fraction) in &points {
+        for &(sys, level, fraction) in &points {
             if skipped.iter().any(|(s, _)| *s == sys) {
                 continue;
             }
@@ -336,13 +369,21 @@ fn sweep(args: &Args) -> Result<bool, String> {
                 complete = false;
                 break 'sweep;
             }
+            let name = report::series_name(sys, level);
             let label = match (fraction, budget) {
-                (Some(f), Some(b)) => format!("{} at {:.0} % ({b} MiB)", sys.name(), f * 100.0),
-                _ => sys.name().to_string(),
+                (Some(f), Some(b)) => format!("{name} at {:.0} % ({b} MiB)", f * 100.0),
+                _ => name,
+            };
+            let level_args = level.args();
+            let with = |more: &[&str]| -> Vec<String> {
+                let mut v = with(more);
+                v.extend(level_args.iter().cloned());
+                v
             };
             let b = budget.unwrap_or(0).to_string();
             let mut row = Row {
                 system: sys,
+                level,
                 fraction,
                 local_mib: budget,
                 cgroup_mib: None,
@@ -477,12 +518,12 @@ fn sweep(args: &Args) -> Result<bool, String> {
         repeats: args.repeats,
         unit,
         skipped,
-        machine: report::machine_info(&workspace()),
+        machine: markdown::machine_info(&workspace()),
         chart,
     };
     report::write_runs_csv(&args.out, &ctx, &rows)?;
     report::write_medians_csv(&args.out, &ctx, &meds)?;
-    report::write_markdown(&args.out, &ctx, &meds)?;
+    markdown::write_markdown(&args.out, &ctx, &meds)?;
     let md = args.out.join(format!("{stem}.md"));
     if let Ok(text) = std::fs::read_to_string(&md) {
         println!("{text}");

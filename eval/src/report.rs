@@ -1,8 +1,12 @@
-//! Results: one row per run, medians per (system, fraction), and the files written from them
-//! (`NAME-runs.csv`, `NAME-medians.csv`, `NAME.md`).
+//! Results: one row per run, medians per (system, level, fraction), and the files written
+//! from them (`NAME-runs.csv`, `NAME-medians.csv`, `NAME.md`).
+//!
+//! A *level* is how much concurrency a run was given: `--inflight N` for all-local and the
+//! aifm-rs systems (requests in flight per serving thread), `--threads N` for paging (the
+//! kernel cannot overlap faults inside one thread, so a user would add threads). A sweep
+//! without levels runs each system once per point, as the examples' defaults say.
 
 use crate::run::{Outcome, Status};
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// The systems a workload is measured on.
@@ -82,11 +86,72 @@ impl System {
     }
 }
 
+/// The concurrency a run was given; see the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// The example's defaults (no flag passed).
+    Default,
+    /// `--inflight N`.
+    InFlight(u16),
+    /// `--threads N` (paging).
+    Threads(u16),
+}
+
+impl Level {
+    /// The suffix of a series name: `""`, `" ×64"`, `" 4 thr"`.
+    pub fn suffix(self) -> String {
+        match self {
+            Level::Default => String::new(),
+            Level::InFlight(n) => format!(" ×{n}"),
+            Level::Threads(n) => format!(" {n} thr"),
+        }
+    }
+
+    /// The example's arguments for this level.
+    pub fn args(self) -> Vec<String> {
+        match self {
+            Level::Default => Vec::new(),
+            Level::InFlight(n) => vec!["--inflight".into(), n.to_string()],
+            // Paging runs the synchronous program with more threads.
+            Level::Threads(n) => vec![
+                "--inflight".into(),
+                "1".into(),
+                "--threads".into(),
+                n.to_string(),
+            ],
+        }
+    }
+
+    /// The `--inflight` value, if any.
+    pub fn inflight(self) -> Option<u16> {
+        match self {
+            Level::InFlight(n) => Some(n),
+            Level::Threads(_) => Some(1),
+            Level::Default => None,
+        }
+    }
+
+    /// The `--threads` value, if any.
+    pub fn threads(self) -> Option<u16> {
+        match self {
+            Level::Threads(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// A system at a level: one line of the chart, one column of the table.
+pub fn series_name(system: System, level: Level) -> String {
+    format!("{}{}", system.name(), level.suffix())
+}
+
 /// One run of the example.
 #[derive(Debug, Clone)]
 pub struct Row {
     /// Which system ran.
     pub system: System,
+    /// At which level.
+    pub level: Level,
     /// Local memory as a fraction of the working set (`None` for all-local).
     pub fraction: Option<f64>,
     /// The budget in MiB (`--local-mib`, or the data part of the cgroup limit).
@@ -126,11 +191,13 @@ impl Row {
     }
 }
 
-/// The median of the successful repeats of one (system, fraction).
+/// The median of the successful repeats of one (system, level, fraction).
 #[derive(Debug, Clone)]
 pub struct Median {
     /// Which system.
     pub system: System,
+    /// At which level.
+    pub level: Level,
     /// The fraction (`None` for all-local).
     pub fraction: Option<f64>,
     /// The budget in MiB.
@@ -154,18 +221,19 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Groups the measured runs (not the warm-up) by system and fraction.
+/// Groups the measured runs (not the warm-up) by system, level and fraction.
 pub fn medians(rows: &[Row]) -> Vec<Median> {
     let mut out: Vec<Median> = Vec::new();
     for row in rows.iter().filter(|r| r.repeat > 0) {
-        let at = out
-            .iter()
-            .position(|m| m.system == row.system && m.fraction == row.fraction);
+        let at = out.iter().position(|m| {
+            m.system == row.system && m.level == row.level && m.fraction == row.fraction
+        });
         let m = match at {
             Some(i) => &mut out[i],
             None => {
                 out.push(Median {
                     system: row.system,
+                    level: row.level,
                     fraction: row.fraction,
                     local_mib: row.local_mib,
                     ok: 0,
@@ -181,7 +249,12 @@ pub fn medians(rows: &[Row]) -> Vec<Median> {
     for m in &mut out {
         let mut t: Vec<f64> = rows
             .iter()
-            .filter(|r| r.repeat > 0 && r.system == m.system && r.fraction == m.fraction)
+            .filter(|r| {
+                r.repeat > 0
+                    && r.system == m.system
+                    && r.level == m.level
+                    && r.fraction == m.fraction
+            })
             .filter_map(Row::throughput)
             .collect();
         if !t.is_empty() {
@@ -194,8 +267,8 @@ pub fn medians(rows: &[Row]) -> Vec<Median> {
         }
     }
     out.sort_by(|a, b| {
-        (a.system, a.fraction.unwrap_or(-1.0))
-            .partial_cmp(&(b.system, b.fraction.unwrap_or(-1.0)))
+        (a.system, a.level, a.fraction.unwrap_or(-1.0))
+            .partial_cmp(&(b.system, b.level, b.fraction.unwrap_or(-1.0)))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     out
@@ -243,6 +316,8 @@ pub fn write_runs_csv(dir: &Path, ctx: &Context, rows: &[Row]) -> Result<(), Str
     w.row([
         "workload",
         "system",
+        "inflight",
+        "threads",
         "fraction",
         "local_mib",
         "cgroup_mib",
@@ -277,6 +352,8 @@ pub fn write_runs_csv(dir: &Path, ctx: &Context, rows: &[Row]) -> Result<(), Str
         let fields = [
             ctx.workload.clone(),
             r.system.name().to_string(),
+            opt(r.level.inflight()),
+            opt(r.level.threads()),
             opt(r.fraction),
             opt(r.local_mib),
             opt(r.cgroup_mib),
@@ -306,11 +383,12 @@ pub fn write_runs_csv(dir: &Path, ctx: &Context, rows: &[Row]) -> Result<(), Str
 /// # Errors
 /// I/O errors, with the path.
 pub fn write_medians_csv(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), String> {
-    let base = baseline(meds);
     let mut w = CsvFile::create(dir, &format!("{}-medians.csv", ctx.stem))?;
     w.row([
         "workload",
         "system",
+        "inflight",
+        "threads",
         "fraction",
         "local_mib",
         "runs",
@@ -326,13 +404,15 @@ pub fn write_medians_csv(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(
             Some((a, b, c)) => (a.to_string(), b.to_string(), c.to_string()),
             None => Default::default(),
         };
-        let ratio = match (m.median, base) {
+        let ratio = match (m.median, baseline(meds, m.level)) {
             (Some((v, _, _)), Some(b)) if b > 0.0 => format!("{:.4}", v / b),
             _ => String::new(),
         };
         let fields = [
             ctx.workload.clone(),
             m.system.name().to_string(),
+            opt(m.level.inflight()),
+            opt(m.level.threads()),
             opt(m.fraction),
             opt(m.local_mib),
             m.runs.to_string(),
@@ -376,12 +456,22 @@ impl CsvFile {
     }
 }
 
-/// The all-local median, if measured.
-pub fn baseline(meds: &[Median]) -> Option<f64> {
-    meds.iter()
-        .find(|m| m.system == System::AllLocal)
-        .and_then(|m| m.median)
-        .map(|(v, _, _)| v)
+/// The all-local median a series at `level` is compared with: all-local at the same
+/// `--inflight` (the same executor code), else the synchronous one (what paging runs), else
+/// any.
+pub fn baseline(meds: &[Median], level: Level) -> Option<f64> {
+    let all_local = |want: &dyn Fn(Level) -> bool| {
+        meds.iter()
+            .find(|m| m.system == System::AllLocal && want(m.level) && m.median.is_some())
+            .and_then(|m| m.median)
+            .map(|(v, _, _)| v)
+    };
+    let same = match level {
+        Level::InFlight(_) => all_local(&|l| l == level),
+        _ => None,
+    };
+    same.or_else(|| all_local(&|l| matches!(l, Level::Default | Level::InFlight(1))))
+        .or_else(|| all_local(&|_| true))
 }
 
 /// A throughput with an SI suffix: `12.3M`, `456k`, `7.89`.
@@ -403,216 +493,4 @@ pub fn si(v: f64) -> String {
         2
     };
     format!("{x:.digits$}{suffix}")
-}
-
-/// Writes `STEM.md`: context, the chart, and the table of medians and ratios.
-///
-/// # Errors
-/// I/O errors, with the path.
-pub fn write_markdown(dir: &Path, ctx: &Context, meds: &[Median]) -> Result<(), String> {
-    let mut s = String::new();
-    let _ = writeln!(s, "# Evaluation: `{}`\n", ctx.stem);
-    for (k, v) in &ctx.machine {
-        let _ = writeln!(s, "- **{k}:** {v}");
-    }
-    let _ = writeln!(s, "- **command:** `{}`", ctx.command);
-    let _ = writeln!(
-        s,
-        "- **working set:** {} MiB ({}); all-local peak RSS {:.1} MiB",
-        ctx.working_set_mib, ctx.working_set_source, ctx.all_local_rss_mib
-    );
-    let _ = writeln!(
-        s,
-        "- **paging limit:** budget + {} MiB (the all-local process's memory beyond its data)",
-        ctx.overhead_mib
-    );
-    let _ = writeln!(
-        s,
-        "- **numbers:** median of {} runs, throughput in {}",
-        ctx.repeats, ctx.unit
-    );
-    for (sys, why) in &ctx.skipped {
-        let _ = writeln!(s, "- **skipped `{}`:** {why}", sys.name());
-    }
-    if let Some(png) = &ctx.chart {
-        let _ = writeln!(s, "\n![throughput vs local memory]({png})");
-    }
-
-    let systems: Vec<System> = System::ALL
-        .into_iter()
-        .filter(|sys| meds.iter().any(|m| m.system == *sys))
-        .collect();
-    let mut fractions: Vec<f64> = meds.iter().filter_map(|m| m.fraction).collect();
-    fractions.sort_by(f64::total_cmp);
-    fractions.dedup();
-    let base = baseline(meds);
-    let get = |sys: System, f: Option<f64>| {
-        meds.iter()
-            .find(|m| m.system == sys && m.fraction == f)
-            .map(|m| (m.median.map(|x| x.0), m.ok, m.runs, m.local_mib))
-    };
-    let has_paging = systems.contains(&System::Paging);
-    let aifm: Vec<System> = systems.iter().copied().filter(|s| s.is_aifm()).collect();
-
-    let mut head = vec!["local memory".to_string(), "budget".to_string()];
-    head.extend(
-        systems
-            .iter()
-            .map(|s| format!("{} ({})", s.name(), ctx.unit)),
-    );
-    for a in &aifm {
-        if has_paging {
-            head.push(format!("{} / paging", a.name()));
-        }
-        if base.is_some() {
-            head.push(format!("{} / all-local", a.name()));
-        }
-    }
-    if has_paging && base.is_some() {
-        head.push("paging / all-local".into());
-    }
-    let _ = writeln!(s, "\n| {} |", head.join(" | "));
-    let _ = writeln!(
-        s,
-        "|{}",
-        head.iter()
-            .enumerate()
-            .map(|(i, _)| if i < 2 { "---|" } else { "---:|" })
-            .collect::<String>()
-    );
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
-        _ => "–".to_string(),
-    };
-    for &f in &fractions {
-        let budget = systems
-            .iter()
-            .find_map(|&sys| get(sys, Some(f)).and_then(|x| x.3))
-            .map(|b| format!("{b} MiB"))
-            .unwrap_or_default();
-        let mut cells = vec![format!("{:.0} %", f * 100.0), budget];
-        let value = |sys: System| -> Option<f64> {
-            if sys == System::AllLocal {
-                base
-            } else {
-                get(sys, Some(f)).and_then(|x| x.0)
-            }
-        };
-        for &sys in &systems {
-            let cell = if sys == System::AllLocal {
-                base.map(si).unwrap_or_else(|| "failed".into())
-            } else {
-                match get(sys, Some(f)) {
-                    Some((Some(v), ok, runs, _)) if ok == runs => si(v),
-                    Some((Some(v), ok, runs, _)) => format!("{} ({ok}/{runs} ok)", si(v)),
-                    Some((None, _, runs, _)) => format!("failed (0/{runs} ok)"),
-                    None => "–".into(),
-                }
-            };
-            cells.push(cell);
-        }
-        for &a in &aifm {
-            if has_paging {
-                cells.push(ratio(value(a), value(System::Paging)));
-            }
-            if base.is_some() {
-                cells.push(ratio(value(a), base));
-            }
-        }
-        if has_paging && base.is_some() {
-            cells.push(ratio(value(System::Paging), base));
-        }
-        let _ = writeln!(s, "| {} |", cells.join(" | "));
-    }
-    if meds.iter().any(|m| m.ok < m.runs) {
-        let _ = writeln!(
-            s,
-            "\n\"(k/n ok)\": only k of n runs succeeded; the median is over those k, and why the \
-             others failed is in the `detail` column of the runs CSV."
-        );
-    }
-    let _ = writeln!(
-        s,
-        "\nRaw runs: `{0}-runs.csv`; medians: `{0}-medians.csv`.",
-        ctx.stem
-    );
-    write(dir, &format!("{}.md", ctx.stem), &s)
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> Result<(), String> {
-    let path = dir.join(name);
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// Machine, commit and date, for the markdown.
-pub fn machine_info(workspace: &Path) -> Vec<(String, String)> {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let cpuinfo = read("/proc/cpuinfo");
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|x| x.1))
-        .unwrap_or("unknown CPU")
-        .trim()
-        .to_string();
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem_kib: u64 = read("/proc/meminfo")
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("MemTotal:")?
-                .trim()
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0);
-    let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(workspace)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let mut commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) {
-        commit.push_str(" (with uncommitted changes)");
-    }
-    vec![
-        ("date".into(), utc_now()),
-        ("commit".into(), commit),
-        (
-            "machine".into(),
-            format!(
-                "{nproc} CPUs ({model}), {:.1} GiB RAM, Linux {kernel}",
-                mem_kib as f64 / (1 << 20) as f64
-            ),
-        ),
-    ]
-}
-
-/// The current UTC time as `YYYY-MM-DD HH:MM UTC`.
-pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's algorithm.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
 }

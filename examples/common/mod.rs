@@ -2,7 +2,8 @@
 //! one-line JSON report the evaluation harness (`aifm-eval`) reads.
 //!
 //! Contract: each example takes `--local-mib`, `--backend embedded|HOST:PORT`, `--all-local`,
-//! `--scale`, `--seed` and `--quiet`, and prints a JSON object as its last stdout line:
+//! `--scale`, `--seed` and `--quiet` (the request-serving ones also `--inflight`, see
+//! [`InFlight`]), and prints a JSON object as its last stdout line:
 //! `{"workload", "system", "backend", "local_mib", "data_mib", "ops", "seconds",
 //! "throughput", "unit", "stats", ...}`.
 #![allow(dead_code)] // each example uses a different part
@@ -37,6 +38,18 @@ pub struct Common {
     /// No progress bars or human summary, only the JSON line.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The flag of the workloads that serve requests concurrently (`web_frontend`, `kv_cache`,
+/// `object_sweep`); they report it as `"inflight"` in their JSON line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InFlight {
+    /// Requests in flight per serving thread: each serving thread runs this many tasks on
+    /// tokio's current-thread runtime, each serving one request at a time, so one task's
+    /// misses overlap the others' work (the same executor code runs with `--all-local`).
+    /// 1 runs the synchronous loop, no executor.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub inflight: u64,
 }
 
 impl Common {
@@ -81,6 +94,38 @@ impl Common {
         bar.set_message(what.to_string());
         bar
     }
+}
+
+/// Runs `tasks` tasks made by `task(i)` on a tokio current-thread runtime on the calling
+/// thread, and returns their outputs in order. The tasks are `spawn_local`ed, so they need not
+/// be `Send`: everything stays on this thread, as the original's green threads stay on their
+/// core.
+pub fn run_tasks<F, Fut>(tasks: u64, task: F) -> Vec<Fut::Output>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future + 'static,
+    Fut::Output: 'static,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio current-thread runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|i| tokio::task::spawn_local(task(i)))
+            .collect();
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            out.push(h.await.expect("a request task panicked"));
+        }
+        out
+    })
+}
+
+/// The share of `total` requests task `i` of `tasks` serves (the first ones take the
+/// remainder), so that the shares add up to `total`.
+pub fn share(total: u64, tasks: u64, i: u64) -> u64 {
+    total / tasks + u64::from(i < total % tasks)
 }
 
 /// Measures one timed phase.

@@ -42,6 +42,7 @@
 //! `Index::index` returns a bare `&V` tied to `&self` alone, with nowhere to keep the scope;
 //! [`RemHashMap::get`] returns a [`Ref`] that carries it.
 
+mod asynch;
 mod bulk;
 mod core;
 pub mod device;

@@ -242,9 +242,9 @@ impl<T: FarData> RemVec<T> {
         Ok(self.try_get(index, &Scope::new())?.cloned())
     }
 
-    /// A clone of element `index`, without blocking the executor while its chunk is fetched:
-    /// the runtime's helper threads bring the chunk in (batched with every other miss in
-    /// flight), and the future resolves once it is local. Thousands of such lookups can be in
+    /// A clone of element `index`; a miss joins the polling thread's batch
+    /// ([`Runtime::fetch_batched`](aifm_core::Runtime::fetch_batched)): the chunks missed by
+    /// all of the thread's tasks come in one request. Thousands of such lookups can be in
     /// flight at once from any executor.
     ///
     /// # Errors
@@ -270,7 +270,8 @@ impl<T: FarData> RemVec<T> {
         if index >= self.len {
             return Ok(None);
         }
-        match self.chunks.at(index >> self.shift).fetch_async().await {
+        let ticket = self.chunks.at(index >> self.shift).ticket();
+        match self.runtime().fetch_batched(vec![ticket]).await {
             // The helpers fetch every demand in flight as one batch inside one scope; a batch
             // larger than the overdraft fails whole. The dereference below fetches this chunk
             // alone, as any `get` does.

@@ -29,7 +29,7 @@ use super::Far;
 use aifm_core::arena::SlotArena;
 use aifm_core::backend::OBJECT_STORE_DEVICE;
 use aifm_core::codec::PodWitness;
-use aifm_core::prefetch::{FetchFuture, FetchTicket};
+use aifm_core::prefetch::FetchTicket;
 use aifm_core::{Error, FarData, Result, Scope};
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -616,15 +616,6 @@ impl<'a, T: FarData> ChunkRef<'a, T> {
             Table::Empty => None,
         }
         .expect("an existing chunk")
-    }
-
-    /// Resolves once the chunk is local.
-    pub(crate) fn fetch_async(self) -> FetchFuture {
-        match self.table {
-            Table::Inline(a) => a.fetch_async(self.c),
-            Table::Boxed(a) => a.fetch_async(self.c),
-            Table::Empty => unreachable!("no chunk in an empty table"),
-        }
     }
 }
 

@@ -110,11 +110,13 @@ impl<T: FarData> RemBox<T> {
         self.runtime().fetch_async(vec![self.ticket()])
     }
 
-    /// Runs `f` on the value once it is local, without blocking the executor while it is
-    /// fetched.
+    /// Runs `f` on the value once it is local. A miss joins the polling thread's batch (see
+    /// [`batched`](crate::prefetch::batched)): the misses of all of a thread's tasks are
+    /// fetched by one request, made by the first of them polled again, with no thread per
+    /// miss and no hand-off to the helper threads.
     ///
     /// # Errors
-    /// As [`RemBox::try_deref`].
+    /// As [`RemBox::try_deref`]; a failed batch fails every read in it.
     ///
     /// # Examples
     ///
@@ -131,7 +133,11 @@ impl<T: FarData> RemBox<T> {
     /// assert_eq!(n, 3);
     /// ```
     pub async fn read_async<R>(&self, f: impl FnOnce(&T) -> R) -> Result<R> {
-        self.fetch_async().await?;
+        let ticket = self.ticket();
+        if !ticket.is_local() {
+            self.runtime().fetch_batched(vec![ticket]).await?;
+        }
+        // Evacuated again meanwhile (memory pressure): the dereference fetches it alone.
         let scope = Scope::new();
         self.try_deref(&scope).map(f)
     }
@@ -438,8 +444,50 @@ impl Runtime {
         }
     }
 
-    /// A future that resolves once every object among `tickets` has been fetched (see
-    /// [`FetchFuture`] for what memory pressure may change afterwards).
+    /// A future that resolves once every object among `tickets` has been fetched by the
+    /// polling thread's batch (see [`batched`](crate::prefetch::batched)): one request for
+    /// the misses of all the thread's tasks, made by the first of them polled again. As with
+    /// [`FetchFuture`], memory pressure may evacuate an object again before it is used.
+    ///
+    /// # Errors
+    /// Backend errors, for every future of the failed batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let b = aifm_core::RemBox::new_in([4u64; 64], &rt);
+    /// rt.evacuate_now();
+    /// let mut fut = std::pin::pin!(rt.fetch_batched(vec![b.ticket()]));
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// while fut.as_mut().poll(&mut cx).is_pending() {}
+    /// assert!(b.is_local());
+    /// ```
+    pub async fn fetch_batched(&self, tickets: Vec<FetchTicket>) -> Result<()> {
+        if tickets.iter().all(FetchTicket::is_local) {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        let owner = Arc::as_ptr(inner) as usize;
+        super::batched(owner, tickets, |all: Vec<FetchTicket>| {
+            let all: Vec<Ticket> = all.iter().map(|t| t.0).collect();
+            // A demand fetch stands in for dereferences: like them it runs in a scope, so it
+            // may overdraw briefly instead of waiting for the evacuator.
+            let _scope = Scope::new();
+            match fetch_batch(inner, &all, Kind::Normal, Alloc::Mutator, Some(Mode::Read)) {
+                // A batch larger than the overdraft fails whole; each dereference then
+                // fetches its object alone, waiting for room as a dereference does.
+                Ok(_) | Err(Error::LocalMemoryExhausted) => Ok(vec![(); all.len()]),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// A future that resolves once every object among `tickets` has been fetched by the
+    /// helper threads (see [`FetchFuture`] for what memory pressure may change afterwards).
     ///
     /// # Examples
     ///

@@ -13,7 +13,10 @@
 //!   chunks its `get` misses on; there is one stride detector, this one.
 //! * **Async** ([`Runtime::fetch_async`](crate::Runtime::fetch_async), [`RemBox::read_async`](crate::RemBox::read_async)):
 //!   a future that resolves when objects are local, so thousands of tasks on any executor can
-//!   have misses in flight at once; the helpers batch whatever is queued into one request.
+//!   have misses in flight at once. `fetch_async` hands them to the helper threads, which
+//!   batch whatever is queued into one request; `read_async` joins the polling thread's
+//!   [`batched`] request instead (no thread hand-off: the first task polled again fetches for
+//!   all of the thread's tasks).
 //!
 //! # The detector
 //!
@@ -42,10 +45,12 @@
 //! helpers cannot take (queue full, no free memory: a prefetch never overdraws) are dropped
 //! and counted. All four figures are in [`Stats`](crate::Stats).
 
+mod batch;
 mod detector;
 mod helpers;
 mod link;
 
+pub use batch::{batched, Batched};
 pub use detector::{Plan, Prefetcher};
 pub use helpers::ActiveScan;
 pub(crate) use helpers::{spawn_helpers, Task};
