@@ -221,3 +221,26 @@ fn a_partly_accepted_write_back_resurrects_nothing() {
     }
     assert_eq!(m.iter().count(), 0);
 }
+
+#[test]
+fn a_far_key_named_twice_in_one_batch_comes_home_once() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let far = Lossy::new();
+    let rt = runtime(&far, 1 << 20);
+    let m = RemHashMap::new_in(&rt);
+    for i in 0..N {
+        m.insert(i, [i; 8]);
+    }
+    rt.evacuate_now();
+    let keys: Vec<u64> = (0..200).flat_map(|k| [k, k]).collect();
+    let got = m.get_many_cloned(&keys);
+    for (k, v) in keys.iter().zip(&got) {
+        assert_eq!(*v, Some([*k; 8]), "pair {k}");
+    }
+    assert_eq!(m.len(), N as usize, "a pair was adopted twice");
+    for i in 0..200 {
+        assert_eq!(m.remove(&i), Some([i; 8]), "pair {i}");
+        assert_eq!(m.get_cloned(&i), None, "pair {i} came back after its removal");
+    }
+    assert_eq!(m.iter().count(), N as usize - 200);
+}

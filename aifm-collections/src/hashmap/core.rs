@@ -303,13 +303,23 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         let mut locks: Vec<Writer<'_, K, V>> =
             shards.iter().map(|&si| self.shards[si].write()).collect();
         let lock_of = |si: usize| shards.binary_search(&si).expect("locked");
-        // Keys still missing locally, under the mutexes.
+        // Keys still missing locally, under the mutexes, each asked for once: a key the batch
+        // names twice must come home as one pair, or a later `remove` would leave its twin.
         let mut ask: Vec<usize> = Vec::new();
+        let mut twins: Vec<(usize, usize)> = Vec::new();
+        let mut asked: std::collections::HashMap<u64, smallvec::SmallVec<[usize; 1]>> =
+            std::collections::HashMap::new();
         {
             let scope = Scope::new();
             for (i, (si, h, k)) in misses.iter().enumerate() {
                 let w = &mut locks[lock_of(*si)];
                 if let Probe::Miss { dead } = w.find(*h, k, &scope)? {
+                    let same_hash = asked.entry(*h).or_default();
+                    if let Some(&first) = same_hash.iter().find(|&&a| misses[a].2 == *k) {
+                        twins.push((i, first));
+                        continue;
+                    }
+                    same_hash.push(i);
                     if dead {
                         w.sweep_probe(*h, &scope);
                     }
@@ -346,6 +356,9 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
                 self.node(counts, k.clone(), v.clone(), FAR_COPY)?,
             ));
             out[i] = Some(v);
+        }
+        for &(i, first) in &twins {
+            out[i] = out[first].clone();
         }
         let total: u64 = found.iter().flatten().map(|b| b.len() as u64).sum();
         self.structure.note_fetches(nodes.len() as u64, total);
