@@ -3,6 +3,7 @@
 
 use aifm_core::engine::local::{FarObjects, LocalDeviceRegistry};
 use aifm_core::engine::{Quota, RemoteDevice};
+use aifm_core::sync::MutexExt;
 use aifm_core::Result;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,8 +21,7 @@ impl MemFar {
     fn add(&self, device: &str, params: &[u8]) -> Arc<Mutex<Objects>> {
         let o = Arc::new(Mutex::new(Objects::new()));
         self.structures
-            .lock()
-            .unwrap()
+            .locked()
             .push((device.into(), params.into(), o.clone()));
         o
     }
@@ -34,25 +34,25 @@ struct View<'a> {
 
 impl FarObjects for View<'_> {
     fn read_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        let o = self.objects.lock().unwrap();
+        let o = self.objects.locked();
         Ok(keys.iter().map(|k| o.get(*k).cloned()).collect())
     }
     fn remove_many(&self, keys: &[&[u8]]) -> Result<()> {
-        let mut o = self.objects.lock().unwrap();
+        let mut o = self.objects.locked();
         for k in keys {
             o.remove(*k);
         }
         Ok(())
     }
     fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let o = self.objects.lock().unwrap();
+        let o = self.objects.locked();
         Ok(o.keys()
             .filter(|k| k.starts_with(prefix))
             .cloned()
             .collect())
     }
     fn find(&self, device: &str, params: &[u8]) -> Result<Option<Box<dyn FarObjects + '_>>> {
-        let s = self.far.structures.lock().unwrap();
+        let s = self.far.structures.locked();
         Ok(s.iter()
             .find(|(d, p, _)| d == device && p == params)
             .map(|(_, _, o)| {
@@ -95,7 +95,7 @@ mod vec {
             let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
             let key = (i as u64).to_le_bytes();
             device.write(&key, &bytes).unwrap();
-            objects.lock().unwrap().insert(key.to_vec(), bytes);
+            objects.locked().insert(key.to_vec(), bytes);
         }
         let shape = Shape {
             elem: 8,
@@ -188,7 +188,7 @@ mod vec {
         };
         let (dev, local) = both(&far, &v, &bad);
         assert_eq!(dev.unwrap_err(), local.unwrap_err());
-        v.objects.lock().unwrap().remove(&3u64.to_le_bytes()[..]);
+        v.objects.locked().remove(&3u64.to_le_bytes()[..]);
         let (_, local) = both(&far, &v, &requests[0]);
         assert!(local
             .unwrap_err()
@@ -222,7 +222,7 @@ mod hashmap {
             for k in 0..50u32 {
                 let (kk, v) = (key(shard, k), vec![shard as u8; k as usize]);
                 dev.write(&kk, &v).unwrap();
-                objects.lock().unwrap().insert(kk, v);
+                objects.locked().insert(kk, v);
             }
         }
         let check = |op: u32, input: &[u8]| {
@@ -252,7 +252,7 @@ mod hashmap {
             assert_eq!(a.len(), [50, 49, 49, 50, 0, 49, 50, 50, 0][shard as usize]);
         }
         check(CLEAR, &[]);
-        assert!(objects.lock().unwrap().is_empty());
+        assert!(objects.locked().is_empty());
         check(99, &[]);
     }
 }

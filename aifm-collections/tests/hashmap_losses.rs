@@ -240,7 +240,11 @@ fn a_far_key_named_twice_in_one_batch_comes_home_once() {
     assert_eq!(m.len(), N as usize, "a pair was adopted twice");
     for i in 0..200 {
         assert_eq!(m.remove(&i), Some([i; 8]), "pair {i}");
-        assert_eq!(m.get_cloned(&i), None, "pair {i} came back after its removal");
+        assert_eq!(
+            m.get_cloned(&i),
+            None,
+            "pair {i} came back after its removal"
+        );
     }
     assert_eq!(m.iter().count(), N as usize - 200);
 }

@@ -29,6 +29,7 @@ use crate::runtime::{Inner, LaneState, CONSTRUCTING};
 use crate::scope::{backoff, wait_for_older_scopes};
 use crate::slots::{self, Slot};
 use crate::stats::Counters;
+use crate::sync::MutexExt;
 use crate::word::*;
 use std::collections::HashMap;
 use std::ptr::NonNull;
@@ -49,7 +50,7 @@ pub(crate) fn spawn(inner: &Arc<Inner>, index: usize) -> crate::Result<()> {
             let Some(rt) = weak.upgrade() else { break };
             {
                 let ev = &rt.evacuation;
-                let mut signalled = ev.signal.lock().unwrap();
+                let mut signalled = ev.signal.locked();
                 if !*signalled {
                     signalled = ev
                         .wake
@@ -107,7 +108,7 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
             // that own much heap fill the budget long before their region fills). Seal them.
             sealed_lanes = true;
             for lane in rt.lanes.iter().chain(rt.evacuator_lanes.iter()) {
-                lane.lock().unwrap().lane.seal_all(&rt.heap);
+                lane.locked().lane.seal_all(&rt.heap);
             }
             continue;
         }
@@ -124,7 +125,7 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
         }
     }
     if forced {
-        own.lock().unwrap().lane.seal_all(&rt.heap);
+        own.locked().lane.seal_all(&rt.heap);
     }
 }
 

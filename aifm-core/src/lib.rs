@@ -33,6 +33,7 @@
 //! | [`rembox`] | the typed `RemBox<T>` API |
 //! | [`remarc`] | `RemArc<T>`: shared ownership of one far object |
 //! | `panics` | containing panics of user code the runtime calls while it holds an object |
+//! | [`sync`] | the one policy for poisoned locks (recover), as `locked`/`reading`/`writing` |
 //! | [`handlers`] | evacuation handlers and structure ids for data-structure authors |
 //! | [`codec`] | how values are encoded when they leave the process |
 //! | [`backend`], [`engine`] | where far memory lives, and the code a memory server runs |
@@ -59,6 +60,7 @@ pub mod runtime;
 pub mod scope;
 mod slots;
 mod stats;
+pub mod sync;
 pub mod wire;
 pub mod word;
 

@@ -14,6 +14,7 @@ use crate::runtime::{Alloc, Inner, LaneState};
 use crate::scope::backoff;
 use crate::slots::{self, Slot};
 use crate::stats::Counters;
+use crate::sync::MutexExt;
 use crate::word::*;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
@@ -299,7 +300,7 @@ pub(crate) unsafe fn free(
     if far == FarCopy::Forget {
         release(slot);
     } else if ds == OBJECT_STORE && runtime_slot {
-        let mut q = rt.quarantine.lock().unwrap();
+        let mut q = rt.quarantine.locked();
         q.push(slots::SlotPtr(slot));
         let full = q.len() >= 256;
         drop(q);

@@ -45,6 +45,7 @@
 //! std::thread::spawn(move || drop(scope)); // error: `*const ()` cannot be sent between threads
 //! ```
 
+use crate::sync::MutexExt;
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -99,7 +100,7 @@ impl Drop for ReleaseOnExit {
 #[cold]
 fn register() -> &'static Participant {
     let p = {
-        let mut all = PARTICIPANTS.lock().unwrap();
+        let mut all = PARTICIPANTS.locked();
         let reusable = all.iter().find(|p| {
             p.in_use
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
@@ -180,8 +181,7 @@ pub(crate) fn heavy_barrier() {
 pub(crate) fn wait_for_older_scopes() {
     heavy_barrier();
     let snapshot: Vec<(&'static Participant, u64)> = PARTICIPANTS
-        .lock()
-        .unwrap()
+        .locked()
         .iter()
         .map(|p| (*p, p.state.load(Ordering::Acquire)))
         .filter(|(_, s)| s & 1 == 1)
@@ -224,7 +224,7 @@ pub fn in_scope() -> bool {
 /// Marks (or clears) runtime `id`'s request that new scopes of its mutators wait for its
 /// evacuator.
 pub(crate) fn set_pressure(id: u64, on: bool) {
-    let mut critical = CRITICAL.lock().unwrap();
+    let mut critical = CRITICAL.locked();
     if on {
         critical.push(id);
         PRESSURE.fetch_add(1, Ordering::AcqRel);
@@ -250,7 +250,7 @@ fn wait_for_pressure() {
     };
     let deadline = Instant::now() + PRESSURE_WAIT;
     let mut spins = 0;
-    while id != 0 && CRITICAL.lock().unwrap().contains(&id) && Instant::now() < deadline {
+    while id != 0 && CRITICAL.locked().contains(&id) && Instant::now() < deadline {
         backoff(&mut spins);
     }
 }

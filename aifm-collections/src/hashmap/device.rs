@@ -22,6 +22,7 @@
 //! a [`TAKE_MANY`] names at most the quota's batch limit of keys.
 
 use aifm_core::engine::{Quota, RemoteDevice};
+use aifm_core::sync::MutexExt;
 use aifm_core::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -119,7 +120,7 @@ pub(crate) fn factory(_params: &[u8], quota: Arc<Quota>) -> Result<Box<dyn Remot
 impl MapDevice {
     /// Removes `key` and returns its value, giving its bytes back to the quota.
     fn take(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let old = self.table(shard_of(key)?).lock().unwrap().remove(key);
+        let old = self.table(shard_of(key)?).locked().remove(key);
         if let Some(v) = &old {
             self.quota.remove_object(Self::cost(key, v));
         }
@@ -133,7 +134,7 @@ impl RemoteDevice for MapDevice {
     }
 
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.table(shard_of(key)?).lock().unwrap().get(key).cloned())
+        Ok(self.table(shard_of(key)?).locked().get(key).cloned())
     }
 
     fn check_key(&self, key: &[u8]) -> Result<()> {
@@ -141,7 +142,7 @@ impl RemoteDevice for MapDevice {
     }
 
     fn write(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut t = self.table(shard_of(key)?).lock().unwrap();
+        let mut t = self.table(shard_of(key)?).locked();
         let new = Self::cost(key, value);
         match t.get(key) {
             Some(v) => self.quota.replace_object(Self::cost(key, v), new)?,
@@ -152,7 +153,7 @@ impl RemoteDevice for MapDevice {
     }
 
     fn remove(&self, key: &[u8]) -> Result<bool> {
-        let old = self.table(shard_of(key)?).lock().unwrap().remove(key);
+        let old = self.table(shard_of(key)?).locked().remove(key);
         if let Some(v) = &old {
             self.quota.remove_object(Self::cost(key, v));
         }
@@ -198,7 +199,7 @@ impl RemoteDevice for MapDevice {
             }
             SCAN => {
                 let shard = shard_of(input)?;
-                let t = self.table(shard).lock().unwrap();
+                let t = self.table(shard).locked();
                 // Sized before it is built: each pair and its two lengths (at most 10 bytes).
                 let size = t
                     .iter()
@@ -217,7 +218,7 @@ impl RemoteDevice for MapDevice {
             }
             CLEAR_SHARD => {
                 let shard = shard_of(input)?;
-                let mut t = self.table(shard).lock().unwrap();
+                let mut t = self.table(shard).locked();
                 let quota = &self.quota;
                 t.retain(|k, v| {
                     let drop_it = shard_of(k).ok() == Some(shard);
@@ -240,7 +241,7 @@ impl RemoteDevice for MapDevice {
     fn keys(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
         let mut page: Vec<Vec<u8>> = Vec::new();
         for t in self.tables.iter() {
-            let t = t.lock().unwrap();
+            let t = t.locked();
             page.extend(
                 t.keys()
                     .filter(|k| after.is_none_or(|a| &k[..] > a))
@@ -260,7 +261,7 @@ impl RemoteDevice for MapDevice {
 
     fn clear(&self) {
         for t in self.tables.iter() {
-            for (k, v) in t.lock().unwrap().drain() {
+            for (k, v) in t.locked().drain() {
                 self.quota.remove_object(Self::cost(&k, &v));
             }
         }

@@ -50,6 +50,7 @@
 //! pair is never written out before it is in the map. [`TAKEN`]: the value was moved out
 //! (by a removal that found no reader); dropping the node leaves it alone.
 
+use aifm_core::sync::MutexExt;
 use aifm_core::{Error, FarData, RemBox, Result, Scope};
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use std::borrow::Borrow;
@@ -438,7 +439,7 @@ impl<K: FarData + Eq, V: FarData> Shard<K, V> {
     /// The writers' mutex.
     pub(crate) fn write(&self) -> Writer<'_, K, V> {
         Writer {
-            meta: self.lock.lock().unwrap_or_else(|e| e.into_inner()),
+            meta: self.lock.locked(),
             shard: self,
             pin: None,
         }

@@ -6,6 +6,7 @@
 //! may come from another thread, such as the runtime's fetch helpers) at most `patience`, and
 //! then reports which tasks are still pending instead of hanging the test.
 
+use aifm_core::sync::MutexExt;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -31,7 +32,7 @@ impl Wake for TaskWaker {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        let mut q = self.queue.ready.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.queue.ready.locked();
         if !q.contains(&self.task) {
             q.push_back(self.task);
         }
@@ -89,11 +90,7 @@ impl<'a> Tasks<'a> {
 
     /// Adds a task (it first runs in [`Tasks::run`] or [`Tasks::run_polls`]).
     pub fn spawn(&mut self, f: impl Future<Output = ()> + 'a) {
-        self.queue
-            .ready
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(self.tasks.len());
+        self.queue.ready.locked().push_back(self.tasks.len());
         self.tasks.push(Some(Box::pin(f)));
     }
 
@@ -124,7 +121,7 @@ impl<'a> Tasks<'a> {
         let mut left = polls;
         while left > 0 && self.pending() > 0 {
             let next = {
-                let q = self.queue.ready.lock().unwrap_or_else(|e| e.into_inner());
+                let q = self.queue.ready.locked();
                 let (mut q, _) = self
                     .queue
                     .woken

@@ -47,6 +47,7 @@ use super::ops::{
     Acc, AggValue, Aggregate, GroupAcc, NumKind, Numeric, Partial, WireGroup, WirePartial,
 };
 use aifm_core::engine::{Quota, RemoteDevice};
+use aifm_core::sync::MutexExt;
 use aifm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -252,8 +253,7 @@ impl VecStore {
 impl ChunkSource for VecStore {
     fn chunk(&self, i: u64) -> Result<Arc<[u8]>> {
         self.shard(i)
-            .lock()
-            .unwrap()
+            .locked()
             .get(&i)
             .cloned()
             .ok_or_else(|| Error::Remote(format!("{DEVICE}: chunk {i} is not in far memory")))
@@ -322,18 +322,12 @@ impl RemoteDevice for VecDevice {
 
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let k = key_of(key)?;
-        Ok(self
-            .store
-            .shard(k)
-            .lock()
-            .unwrap()
-            .get(&k)
-            .map(|v| v.to_vec()))
+        Ok(self.store.shard(k).locked().get(&k).map(|v| v.to_vec()))
     }
 
     fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<()> {
         let k = key_of(key)?;
-        f(self.store.shard(k).lock().unwrap().get(&k).map(|v| &v[..]));
+        f(self.store.shard(k).locked().get(&k).map(|v| &v[..]));
         Ok(())
     }
 
@@ -344,7 +338,7 @@ impl RemoteDevice for VecDevice {
     fn write(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let k = key_of(key)?;
         let store = &self.store;
-        let mut shard = store.shard(k).lock().unwrap();
+        let mut shard = store.shard(k).locked();
         let new = value.len() as u64;
         match shard.get(&k) {
             Some(v) => {
@@ -361,7 +355,7 @@ impl RemoteDevice for VecDevice {
 
     fn remove(&self, key: &[u8]) -> Result<bool> {
         let k = key_of(key)?;
-        let old = self.store.shard(k).lock().unwrap().remove(&k);
+        let old = self.store.shard(k).locked().remove(&k);
         if let Some(v) = &old {
             self.store.forget(v.len() as u64);
         }
@@ -377,7 +371,7 @@ impl RemoteDevice for VecDevice {
     fn keys(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
         let mut all: Vec<[u8; 8]> = Vec::new();
         for shard in self.store.shards.iter() {
-            all.extend(shard.lock().unwrap().keys().map(|k| k.to_le_bytes()));
+            all.extend(shard.locked().keys().map(|k| k.to_le_bytes()));
         }
         Ok(aifm_core::engine::key_page(
             all.iter().map(|k| &k[..]),
@@ -388,7 +382,7 @@ impl RemoteDevice for VecDevice {
 
     fn clear(&self) {
         for shard in self.store.shards.iter() {
-            for (_, v) in shard.lock().unwrap().drain() {
+            for (_, v) in shard.locked().drain() {
                 self.store.forget(v.len() as u64);
             }
         }

@@ -39,16 +39,16 @@ use std::sync::OnceLock;
 /// struct Mem(Mutex<BTreeMap<Vec<u8>, Vec<u8>>>);
 /// impl FarObjects for Mem {
 ///     fn read_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-///         let m = self.0.lock().unwrap();
+///         let m = self.0.locked();
 ///         Ok(keys.iter().map(|k| m.get(*k).cloned()).collect())
 ///     }
 ///     fn remove_many(&self, keys: &[&[u8]]) -> Result<()> {
-///         let mut m = self.0.lock().unwrap();
+///         let mut m = self.0.locked();
 ///         keys.iter().for_each(|k| drop(m.remove(*k)));
 ///         Ok(())
 ///     }
 ///     fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
-///         let m = self.0.lock().unwrap();
+///         let m = self.0.locked();
 ///         Ok(m.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
 ///     }
 ///     fn find(&self, _device: &str, _params: &[u8]) -> Result<Option<Box<dyn FarObjects + '_>>> {

@@ -35,6 +35,7 @@ pub use quota::{
 };
 
 use crate::error::{Error, Result};
+use crate::sync::{MutexExt, RwLockExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -128,22 +129,20 @@ impl<F: Copy> Factories<F> {
     /// Registers `factory` under `name` unless the name is taken.
     pub(crate) fn register(&self, name: &str, factory: F) {
         self.by_name
-            .lock()
-            .unwrap()
+            .locked()
             .entry(name.to_string())
             .or_insert(factory);
     }
 
     /// Whether `name` is registered.
     pub(crate) fn contains(&self, name: &str) -> bool {
-        self.by_name.lock().unwrap().contains_key(name)
+        self.by_name.locked().contains_key(name)
     }
 
     /// The factory of `name`; [`Error::UnknownDevice`] when there is none.
     pub(crate) fn get(&self, name: &str) -> Result<F> {
         self.by_name
-            .lock()
-            .unwrap()
+            .locked()
             .get(name)
             .copied()
             .ok_or_else(|| Error::UnknownDevice(name.to_string()))
@@ -151,7 +150,7 @@ impl<F: Copy> Factories<F> {
 
     /// The registered names (in no particular order), for `Debug`.
     pub(crate) fn names(&self) -> Vec<String> {
-        self.by_name.lock().unwrap().keys().cloned().collect()
+        self.by_name.locked().keys().cloned().collect()
     }
 }
 
@@ -281,7 +280,7 @@ pub struct Namespace {
 impl std::fmt::Debug for Namespace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Namespace")
-            .field("structures", &self.devices.read().unwrap().len())
+            .field("structures", &self.devices.reading().len())
             .field("quota", &self.quota)
             .finish()
     }
@@ -290,8 +289,7 @@ impl std::fmt::Debug for Namespace {
 impl Namespace {
     fn device(&self, ds: u32) -> Result<Arc<dyn RemoteDevice>> {
         self.devices
-            .read()
-            .unwrap()
+            .reading()
             .get(&ds)
             .cloned()
             .ok_or(Error::UnknownStructure(ds))
@@ -381,7 +379,7 @@ impl Namespace {
     /// assert_eq!(ns.structures(), 2);
     /// ```
     pub fn construct(&self, ds: u32, device: &str, params: &[u8]) -> Result<()> {
-        if let Some(existing) = self.devices.read().unwrap().get(&ds) {
+        if let Some(existing) = self.devices.reading().get(&ds) {
             return if existing.type_name() == device {
                 Ok(())
             } else {
@@ -399,7 +397,7 @@ impl Namespace {
                 return Err(e);
             }
         };
-        let mut devices = self.devices.write().unwrap();
+        let mut devices = self.devices.writing();
         if devices.contains_key(&ds) {
             // Another connection of this namespace constructed it meanwhile.
             drop(devices);
@@ -432,8 +430,7 @@ impl Namespace {
         }
         let dev = self
             .devices
-            .write()
-            .unwrap()
+            .writing()
             .remove(&ds)
             .ok_or(Error::UnknownStructure(ds))?;
         dev.clear();
@@ -634,7 +631,7 @@ impl Namespace {
     /// assert_eq!(ns.structures(), 1); // the object store
     /// ```
     pub fn structures(&self) -> usize {
-        self.devices.read().unwrap().len()
+        self.devices.reading().len()
     }
 }
 

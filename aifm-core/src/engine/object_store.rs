@@ -4,6 +4,7 @@
 
 use super::{key_page, Quota, RemoteDevice};
 use crate::error::Result;
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
@@ -86,7 +87,7 @@ impl ObjectStore {
     /// ```
     pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
         for shard in self.shards.iter() {
-            for (k, v) in shard.lock().unwrap().iter() {
+            for (k, v) in shard.locked().iter() {
                 f(k, v);
             }
         }
@@ -103,7 +104,7 @@ impl ObjectStore {
     /// assert_eq!(s.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
+        self.shards.iter().map(|s| s.locked().len()).sum()
     }
 
     /// Whether nothing is stored.
@@ -126,16 +127,16 @@ impl RemoteDevice for ObjectStore {
     }
 
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.shard(key).lock().unwrap().get(key).cloned())
+        Ok(self.shard(key).locked().get(key).cloned())
     }
 
     fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<()> {
-        f(self.shard(key).lock().unwrap().get(key).map(Vec::as_slice));
+        f(self.shard(key).locked().get(key).map(Vec::as_slice));
         Ok(())
     }
 
     fn write(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut shard = self.shard(key).lock().unwrap();
+        let mut shard = self.shard(key).locked();
         let new = cost(key, value);
         match shard.get_mut(key) {
             Some(v) => {
@@ -152,7 +153,7 @@ impl RemoteDevice for ObjectStore {
     }
 
     fn remove(&self, key: &[u8]) -> Result<bool> {
-        let removed = self.shard(key).lock().unwrap().remove(key);
+        let removed = self.shard(key).locked().remove(key);
         if let Some(v) = &removed {
             self.quota.remove_object(cost(key, v));
         }
@@ -164,7 +165,7 @@ impl RemoteDevice for ObjectStore {
     fn keys(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
         let mut page: Vec<Vec<u8>> = Vec::new();
         for shard in self.shards.iter() {
-            let shard = shard.lock().unwrap();
+            let shard = shard.locked();
             page.extend(
                 shard
                     .keys()
@@ -182,7 +183,7 @@ impl RemoteDevice for ObjectStore {
 
     fn clear(&self) {
         for shard in self.shards.iter() {
-            for (k, v) in shard.lock().unwrap().drain() {
+            for (k, v) in shard.locked().drain() {
                 self.quota.remove_object(cost(&k, &v));
             }
         }

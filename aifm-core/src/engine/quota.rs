@@ -31,6 +31,7 @@
 //! there: a token from another namespace names nothing.
 
 use crate::error::{Error, Result};
+use crate::sync::MutexExt;
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -575,7 +576,7 @@ pub struct Peers {
 impl std::fmt::Debug for Peers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Peers")
-            .field("entries", &self.map.lock().unwrap().len())
+            .field("entries", &self.map.locked().len())
             .finish()
     }
 }
@@ -591,7 +592,7 @@ impl Peers {
         token: u128,
         peer: &Arc<T>,
     ) -> Result<()> {
-        let mut map = self.map.lock().unwrap();
+        let mut map = self.map.locked();
         if map
             .get(&(kind, token))
             .is_some_and(|w| w.strong_count() > 0)
@@ -607,13 +608,13 @@ impl Peers {
 
     /// The live structure under `(kind, token)`, if it is a `T`.
     pub fn find<T: Any + Send + Sync>(&self, kind: &'static str, token: u128) -> Option<Arc<T>> {
-        let any = self.map.lock().unwrap().get(&(kind, token))?.upgrade()?;
+        let any = self.map.locked().get(&(kind, token))?.upgrade()?;
         any.downcast::<T>().ok()
     }
 
     /// Removes `(kind, token)` if it names `peer`.
     pub fn leave<T: Any + Send + Sync>(&self, kind: &'static str, token: u128, peer: &Arc<T>) {
-        let mut map = self.map.lock().unwrap();
+        let mut map = self.map.locked();
         if map
             .get(&(kind, token))
             .is_some_and(|w| std::ptr::addr_eq(w.as_ptr(), Arc::as_ptr(peer)))

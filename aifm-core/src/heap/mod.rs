@@ -21,6 +21,7 @@ mod lane;
 pub(crate) use header::{HasVTable, Header, VTable, HEADER};
 pub(crate) use lane::Lane;
 
+use crate::sync::MutexExt;
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::collections::VecDeque;
 use std::ptr::NonNull;
@@ -146,7 +147,7 @@ impl Heap {
 
     /// Takes a region from the pool. `overdraft` allows going past the budget (bounded).
     pub fn take(&self, overdraft: bool) -> Result<NonNull<u8>, NoRegion> {
-        let mut pool = self.pool.lock().unwrap();
+        let mut pool = self.pool.locked();
         let in_use = self.in_use.load(Ordering::Relaxed);
         let owned_regions =
             self.owned_bytes.load(Ordering::Relaxed).max(0) as usize / self.region_size;
@@ -172,7 +173,7 @@ impl Heap {
 
     /// Queues a full region for evacuation.
     pub fn seal(&self, region: Sealed) {
-        let mut pool = self.pool.lock().unwrap();
+        let mut pool = self.pool.locked();
         match region.kind {
             Kind::Normal => pool.sealed.push_back(region),
             Kind::Nontemporal => pool.sealed_nt.push_back(region),
@@ -182,7 +183,7 @@ impl Heap {
     /// Puts back a region an evacuation round had to keep, first in line: what kept it (an
     /// object a mutator was using) is likely done soon, and the rest of the region is dead.
     pub fn reseal(&self, region: Sealed) {
-        let mut pool = self.pool.lock().unwrap();
+        let mut pool = self.pool.locked();
         match region.kind {
             Kind::Normal => pool.sealed.push_front(region),
             Kind::Nontemporal => pool.sealed_nt.push_front(region),
@@ -191,14 +192,14 @@ impl Heap {
 
     /// Number of sealed regions waiting for evacuation.
     pub fn sealed_regions(&self) -> usize {
-        let pool = self.pool.lock().unwrap();
+        let pool = self.pool.locked();
         pool.sealed.len() + pool.sealed_nt.len()
     }
 
     /// Takes sealed regions, nontemporal first, then oldest, until evacuating them would give
     /// back at least `bytes` (at least one region, at most `n`).
     pub fn victims(&self, bytes: usize, n: usize) -> Vec<Sealed> {
-        let mut pool = self.pool.lock().unwrap();
+        let mut pool = self.pool.locked();
         let mut out = Vec::with_capacity(n.min(64));
         let mut gain = 0;
         while out.len() < n && (out.is_empty() || gain < bytes) {
@@ -219,14 +220,14 @@ impl Heap {
 
     /// Returns a region to the pool and wakes threads waiting for room.
     pub fn release(&self, region: NonNull<u8>) {
-        self.pool.lock().unwrap().free.push(region);
+        self.pool.locked().free.push(region);
         self.in_use.fetch_sub(1, Ordering::AcqRel);
         self.room.notify_all();
     }
 
     /// Waits (at most `timeout`) for a region to return to the pool.
     pub fn wait_for_room(&self, timeout: Duration) {
-        let pool = self.pool.lock().unwrap();
+        let pool = self.pool.locked();
         let _unused = self.room.wait_timeout(pool, timeout).unwrap();
     }
 }

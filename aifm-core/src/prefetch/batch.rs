@@ -30,6 +30,7 @@
 //! of the error.
 
 use crate::error::Result;
+use crate::sync::MutexExt;
 use std::any::Any;
 use std::cell::RefCell;
 use std::future::Future;
@@ -48,7 +49,7 @@ struct Slot<O> {
 impl<O> Slot<O> {
     /// The answer if it is in; else remembers `waker` for it.
     fn take_or_wait(&self, waker: &Waker) -> Option<Result<Vec<O>>> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.state.locked();
         match s.0.take() {
             Some(a) => Some(a),
             None => {
@@ -62,7 +63,7 @@ impl<O> Slot<O> {
 
     fn answer(&self, a: Result<Vec<O>>) {
         let waker = {
-            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = self.state.locked();
             s.0 = Some(a);
             s.1.take()
         };
@@ -202,14 +203,10 @@ where
                 return Poll::Ready(Ok(Vec::new()));
             }
             let batch = batch_for::<I, O>(this.owner);
-            batch
-                .queued
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Request {
-                    items,
-                    slot: this.slot.clone(),
-                });
+            batch.queued.locked().push(Request {
+                items,
+                slot: this.slot.clone(),
+            });
             this.batch = Some(batch);
             cx.waker().wake_by_ref();
             return Poll::Pending;
@@ -222,7 +219,7 @@ where
             return Poll::Pending; // polled after completion
         };
         let requests = {
-            let mut q = batch.queued.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = batch.queued.locked();
             if !q.iter().any(|r| Arc::ptr_eq(&r.slot, &this.slot)) {
                 // Another thread is answering the batch we are in; it wakes us.
                 return Poll::Pending;
@@ -275,7 +272,7 @@ fn answer_all<I, O>(requests: Vec<Request<I, O>>, answer: impl FnOnce(Vec<I>) ->
 impl<I, O, F> Drop for Batched<I, O, F> {
     fn drop(&mut self) {
         if let (false, Some(batch)) = (self.done, &self.batch) {
-            let mut q = batch.queued.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = batch.queued.locked();
             q.retain(|r| !Arc::ptr_eq(&r.slot, &self.slot));
         }
     }

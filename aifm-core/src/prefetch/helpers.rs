@@ -8,6 +8,7 @@ use crate::object::{fetch_batch, Mode, Ticket};
 use crate::rembox::RemBox;
 use crate::runtime::{Alloc, Inner, Runtime};
 use crate::stats::Counters;
+use crate::sync::MutexExt;
 use crate::word::REMOTE;
 use crate::{slots, Scope};
 use std::future::Future;
@@ -167,7 +168,7 @@ pub(crate) struct Completion {
 impl Completion {
     fn complete(&self, r: Result<usize>) {
         let waker = {
-            let mut g = self.inner.lock().unwrap();
+            let mut g = self.inner.locked();
             g.0 = Some(r);
             g.1.take()
         };
@@ -183,7 +184,7 @@ impl Future for FetchFuture {
         let Some(state) = &self.state else {
             return Poll::Ready(Ok(0));
         };
-        let mut g = state.inner.lock().unwrap();
+        let mut g = state.inner.locked();
         match g.0.take() {
             Some(r) => Poll::Ready(r),
             None => {
@@ -219,7 +220,7 @@ fn helper_loop(weak: &Weak<Inner>, rx: &Mutex<Receiver<Task>>) {
     loop {
         // Take everything queued: one backend request serves all of it.
         let tasks = {
-            let rx = rx.lock().unwrap();
+            let rx = rx.locked();
             let Ok(first) = rx.recv() else { return };
             let mut tasks = vec![first];
             while tasks.len() < QUEUE_LIMIT {

@@ -19,6 +19,7 @@ use crate::prefetch;
 use crate::scope;
 use crate::slots::{Slot, SlotPtr, SlotTable};
 use crate::stats::Counters;
+use crate::sync::{MutexExt, RwLockExt};
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::ptr::NonNull;
@@ -134,11 +135,11 @@ impl Inner {
 
     /// Takes a free plain slot (with the NULL word) owned by this runtime.
     pub fn alloc_slot(&self) -> NonNull<Slot> {
-        let mut lane = self.lane().lock().unwrap();
+        let mut lane = self.lane().locked();
         if let Some(SlotPtr(s)) = lane.free_slots.pop() {
             return s;
         }
-        let mut pool = self.slots.lock().unwrap();
+        let mut pool = self.slots.locked();
         let take = pool.free.len().min(64);
         let at = pool.free.len() - take;
         lane.free_slots.extend(pool.free.drain(at..));
@@ -152,7 +153,7 @@ impl Inner {
     /// Takes a free keyed slot (with the NULL word), for a box under a key of its own. Keyed
     /// boxes are rare (structures keep their objects in arenas), so they share one list.
     pub fn alloc_keyed_slot(&self) -> NonNull<Slot> {
-        let mut pool = self.slots.lock().unwrap();
+        let mut pool = self.slots.locked();
         if pool.keyed_free.is_empty() {
             let owner = self as *const Inner as *const ();
             let SlotPool {
@@ -166,27 +167,27 @@ impl Inner {
     /// Returns a runtime slot whose word is NULL and whose far copy (if any) is gone.
     pub fn free_slot(&self, slot: NonNull<Slot>) {
         if crate::slots::is_keyed(slot) {
-            self.slots.lock().unwrap().keyed_free.push(SlotPtr(slot));
+            self.slots.locked().keyed_free.push(SlotPtr(slot));
             return;
         }
-        let mut lane = self.lane().lock().unwrap();
+        let mut lane = self.lane().locked();
         lane.free_slots.push(SlotPtr(slot));
         if lane.free_slots.len() > 256 {
             let spill: Vec<_> = lane.free_slots.drain(128..).collect();
             drop(lane);
-            self.slots.lock().unwrap().free.extend(spill);
+            self.slots.locked().free.extend(spill);
         }
     }
 
     /// An arena segment for slots `first .. first + ARENA_SLOTS` of an arena (every word NULL).
     pub fn arena_segment(&self, first: u64) -> NonNull<u8> {
         let owner = self as *const Inner as *const ();
-        self.slots.lock().unwrap().table.arena_segment(owner, first)
+        self.slots.locked().table.arena_segment(owner, first)
     }
 
     /// Takes back the segments of a dropped arena (every word NULL).
     pub fn release_arena_segments(&self, segments: &[NonNull<u8>]) {
-        let mut pool = self.slots.lock().unwrap();
+        let mut pool = self.slots.locked();
         for s in segments {
             pool.table.release_arena_segment(*s);
         }
@@ -229,7 +230,7 @@ impl Inner {
             let overdraw =
                 may_overdraw || waited_since.is_some_and(|t| t.elapsed() > ROOM_PATIENCE);
             let before = self.heap.regions_in_use();
-            let mut guard = lane.lock().unwrap();
+            let mut guard = lane.locked();
             match guard.lane.alloc(&self.heap, bytes, kind, overdraw) {
                 Ok(p) => {
                     let header = p.cast::<Header>();
@@ -273,7 +274,7 @@ impl Inner {
             scope::set_pressure(self.id, true);
         }
         if free < ev.start && !ev.requested.swap(true, Ordering::AcqRel) {
-            *ev.signal.lock().unwrap() = true;
+            *ev.signal.locked() = true;
             ev.wake.notify_all();
         }
     }
@@ -291,8 +292,7 @@ impl Inner {
     /// The evacuation handler of structure `ds`, if it has one.
     pub fn handler(&self, ds: u32) -> Option<Arc<dyn EvacuationHandler>> {
         self.structures
-            .read()
-            .unwrap()
+            .reading()
             .get(ds as usize)
             .cloned()
             .flatten()
@@ -300,14 +300,14 @@ impl Inner {
     }
 
     pub fn release_structure(&self, id: u32) {
-        if let Some(e) = self.structures.write().unwrap().get_mut(id as usize) {
+        if let Some(e) = self.structures.writing().get_mut(id as usize) {
             *e = None;
         }
     }
 
     /// Removes the far copies of quarantined object-store slots and frees the slots.
     pub fn flush_quarantine(&self) {
-        let slots = std::mem::take(&mut *self.quarantine.lock().unwrap());
+        let slots = std::mem::take(&mut *self.quarantine.locked());
         if slots.is_empty() {
             return;
         }
@@ -320,7 +320,7 @@ impl Inner {
             Ok(()) => slots.into_iter().for_each(|s| self.free_slot(s.0)),
             Err(_) => {
                 Counters::add(&self.counters.backend_errors, 1);
-                self.quarantine.lock().unwrap().extend(slots);
+                self.quarantine.locked().extend(slots);
             }
         }
     }
@@ -333,7 +333,7 @@ impl Drop for Inner {
             scope::set_pressure(self.id, false);
         }
         for lane in self.lanes.iter().chain(self.evacuator_lanes.iter()) {
-            lane.lock().unwrap().lane.seal_all(&self.heap);
+            lane.locked().lane.seal_all(&self.heap);
         }
     }
 }

@@ -34,6 +34,7 @@ use crate::evacuator;
 use crate::handlers::{EvacuationHandler, Structure};
 use crate::scope;
 use crate::stats::Stats;
+use crate::sync::{MutexExt, RwLockExt};
 use crate::word::MAX_DS;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -192,7 +193,7 @@ impl Runtime {
         placement: Placement,
     ) -> Result<Structure> {
         let id = {
-            let mut table = self.inner.structures.write().unwrap();
+            let mut table = self.inner.structures.writing();
             let id = match table.iter().position(Option::is_none) {
                 Some(i) => i,
                 None if table.len() <= MAX_DS as usize => {
@@ -374,7 +375,7 @@ impl Runtime {
             "evacuate_now inside a scope would wait for itself"
         );
         for lane in self.inner.lanes.iter() {
-            lane.lock().unwrap().lane.seal_all(&self.inner.heap);
+            lane.locked().lane.seal_all(&self.inner.heap);
         }
         let _ = evacuator::take_caught_panic();
         evacuator::run_until_target(&self.inner, None);

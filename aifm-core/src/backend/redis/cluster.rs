@@ -18,6 +18,7 @@
 
 use super::topology::{Pools, Topology};
 use crate::error::{Error, Result};
+use crate::sync::{MutexExt, RwLockExt};
 use ::redis::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,7 +138,7 @@ impl Cluster {
     /// The current slot map and its generation.
     pub fn topology(&self) -> (Arc<Topology>, u64) {
         let (t, at, generation) = {
-            let g = self.topo.read().unwrap();
+            let g = self.topo.reading();
             (g.0.clone(), g.1, g.2)
         };
         if at.elapsed() > REFRESH_EVERY {
@@ -151,8 +152,8 @@ impl Cluster {
 
     /// Reads the slot map again, unless someone did since generation `seen`.
     pub fn refresh(&self, seen: Option<u64>) -> Result<()> {
-        let _g = self.refresh_lock.lock().unwrap();
-        if seen.is_some_and(|s| s != self.topo.read().unwrap().2) {
+        let _g = self.refresh_lock.locked();
+        if seen.is_some_and(|s| s != self.topo.reading().2) {
             return Ok(());
         }
         self.refresh_locked()
@@ -160,7 +161,7 @@ impl Cluster {
 
     fn refresh_locked(&self) -> Result<()> {
         self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
-        let old = self.topo.read().unwrap().0.clone();
+        let old = self.topo.reading().0.clone();
         let mut candidates: Vec<String> = old.addrs().map(str::to_string).collect();
         candidates.extend(self.seeds.iter().cloned());
         let mut seen = std::collections::HashSet::new();
@@ -183,7 +184,7 @@ impl Cluster {
                         for m in &mut t.masters {
                             m.replicas = self.linked_replicas(&m.addr).unwrap_or(usize::MAX);
                         }
-                        let mut w = self.topo.write().unwrap();
+                        let mut w = self.topo.writing();
                         let generation = w.2 + 1;
                         *w = (Arc::new(t), Instant::now(), generation);
                         return Ok(());

@@ -89,6 +89,7 @@ pub use builder::RedisClusterBuilder;
 use super::{Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, ReadInFlight};
 use crate::engine::local::{FarObjects, LocalDevice, LocalDeviceRegistry};
 use crate::error::{Error, Result};
+use crate::sync::RwLockExt;
 use ::redis::Value;
 use cluster::{Cluster, Item};
 use std::collections::HashMap;
@@ -160,7 +161,7 @@ impl std::fmt::Debug for RedisClusterBackend {
         f.debug_struct("RedisClusterBackend")
             .field("name", &self.name)
             .field("namespace", &self.namespace)
-            .field("structures", &self.structures.read().unwrap().len())
+            .field("structures", &self.structures.reading().len())
             .field("stats", &self.stats())
             .finish()
     }
@@ -224,8 +225,7 @@ impl RedisClusterBackend {
 
     fn structure(&self, ds: u32) -> Result<Arc<Structure>> {
         self.structures
-            .read()
-            .unwrap()
+            .reading()
             .get(&ds)
             .cloned()
             .ok_or(Error::UnknownStructure(ds))
@@ -396,8 +396,7 @@ impl FarObjects for View<'_> {
         let found = self
             .backend
             .structures
-            .read()
-            .unwrap()
+            .reading()
             .values()
             .find(|s| s.device == device && s.params == params)
             .cloned();
@@ -453,7 +452,7 @@ impl Backend for RedisClusterBackend {
     /// A cluster has no per-structure placement: every structure's keys spread over the
     /// slots.
     fn construct_placed(&self, ds: u32, device: &str, params: &[u8], _: Placement) -> Result<()> {
-        if let Some(s) = self.structures.read().unwrap().get(&ds) {
+        if let Some(s) = self.structures.reading().get(&ds) {
             return if s.device == device {
                 Ok(())
             } else {
@@ -472,7 +471,7 @@ impl Backend for RedisClusterBackend {
             local,
             base: keys::base(&self.namespace, ds, incarnation),
         });
-        self.structures.write().unwrap().entry(ds).or_insert(s);
+        self.structures.writing().entry(ds).or_insert(s);
         Ok(())
     }
     fn destruct(&self, ds: u32) -> Result<()> {
@@ -483,8 +482,7 @@ impl Backend for RedisClusterBackend {
         }
         let s = self
             .structures
-            .write()
-            .unwrap()
+            .writing()
             .remove(&ds)
             .ok_or(Error::UnknownStructure(ds))?;
         self.clear_in(&s)

@@ -8,6 +8,7 @@
 
 use super::keys::SLOTS;
 use crate::error::{Error, Result};
+use crate::sync::MutexExt;
 use ::redis::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -135,7 +136,7 @@ pub(crate) struct Pools {
 
 impl std::fmt::Debug for Pools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let idle: usize = self.idle.lock().unwrap().values().map(Vec::len).sum();
+        let idle: usize = self.idle.locked().values().map(Vec::len).sum();
         f.debug_struct("Pools")
             .field("idle", &idle)
             .field("timeouts", &self.timeouts)
@@ -159,7 +160,7 @@ impl Pools {
         &self,
         addr: &str,
     ) -> std::result::Result<::redis::Connection, ::redis::RedisError> {
-        if let Some(c) = self.idle.lock().unwrap().get_mut(addr).and_then(Vec::pop) {
+        if let Some(c) = self.idle.locked().get_mut(addr).and_then(Vec::pop) {
             return Ok(c);
         }
         let client = ::redis::Client::open(format!("redis://{addr}/"))?;
@@ -171,7 +172,7 @@ impl Pools {
 
     /// Returns a healthy connection (one whose every reply was read).
     pub fn put(&self, addr: &str, c: ::redis::Connection) {
-        let mut idle = self.idle.lock().unwrap();
+        let mut idle = self.idle.locked();
         let list = idle.entry(addr.to_string()).or_default();
         if list.len() < MAX_IDLE {
             list.push(c);
@@ -180,7 +181,7 @@ impl Pools {
 
     /// Drops every idle connection to `addr` (after that node failed).
     pub fn forget(&self, addr: &str) {
-        self.idle.lock().unwrap().remove(addr);
+        self.idle.locked().remove(addr);
     }
 }
 

@@ -14,9 +14,10 @@
 
 use super::{Member, ReplicatedBackend, ReplicatedStats, State};
 use crate::error::Error;
+use crate::sync::{MutexExt, RwLockExt};
 use crossbeam_utils::sync::{ShardedLockReadGuard, ShardedLockWriteGuard};
 use std::sync::atomic::Ordering;
-use std::sync::{MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
 /// Whether an error means the server is gone (as opposed to the server's answer).
 pub(super) fn is_failure(e: &Error) -> bool {
@@ -113,13 +114,13 @@ impl ReplicatedBackend {
     }
 
     pub(super) fn reasons(&self) -> MutexGuard<'_, Vec<Option<Error>>> {
-        self.reasons.lock().unwrap_or_else(PoisonError::into_inner)
+        self.reasons.locked()
     }
 
     /// A snapshot of server `i`.
     #[track_caller]
     pub(super) fn member(&self, i: usize) -> Member {
-        let slot = self.slots[i].read().unwrap_or_else(PoisonError::into_inner);
+        let slot = self.slots[i].reading();
         Member {
             index: i,
             server: slot.server.clone(),
@@ -130,10 +131,7 @@ impl ReplicatedBackend {
 
     #[track_caller]
     pub(super) fn state(&self, i: usize) -> State {
-        self.slots[i]
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .state
+        self.slots[i].reading().state
     }
 
     pub(super) fn readable(&self, i: usize) -> bool {
@@ -143,17 +141,11 @@ impl ReplicatedBackend {
     /// Held shared by every operation that changes far memory (writes, removes, computes,
     /// construct / destruct), exclusively by a rebuild batch (see the `rebuild` module).
     pub(super) fn mutation(&self) -> ShardedLockReadGuard<'_, ()> {
-        self.rebuild
-            .gate
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.rebuild.gate.reading()
     }
 
     pub(super) fn exclusive(&self) -> ShardedLockWriteGuard<'_, ()> {
-        self.rebuild
-            .gate
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.rebuild.gate.writing()
     }
 
     /// Marks the server `m` was taken from dead, keeping the first error that condemned
@@ -161,9 +153,7 @@ impl ReplicatedBackend {
     pub(super) fn condemn(&self, m: &Member, e: Error) {
         let mut reasons = self.reasons();
         {
-            let mut slot = self.slots[m.index]
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut slot = self.slots[m.index].writing();
             if slot.epoch != m.epoch || slot.state == State::Dead {
                 return;
             }

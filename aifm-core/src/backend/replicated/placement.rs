@@ -12,8 +12,8 @@
 
 use super::{fragment, ReplicatedBackend, OBJECT_STORE};
 use crate::backend::Placement;
+use crate::sync::RwLockExt;
 use smallvec::SmallVec;
-use std::sync::PoisonError;
 
 /// A replica set (or an erasure-coded object's fragment holders): server indices, best rank
 /// first. Inline up to 4, so placing an object allocates nothing for the usual 2 or 3
@@ -108,17 +108,13 @@ impl ReplicatedBackend {
         ds == OBJECT_STORE
             || self
                 .placements
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
+                .reading()
                 .get(&ds)
                 .is_some_and(|p| p.is_striped())
     }
 
     pub(super) fn set_placement(&self, ds: u32, placement: Placement) {
-        let mut map = self
-            .placements
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.placements.writing();
         match placement {
             Placement::Striped => map.insert(ds, placement),
             Placement::Whole => map.remove(&ds),

@@ -52,6 +52,7 @@ use super::fragment::Code;
 use super::{is_failure, LiveReads, ReplicatedBackend, State};
 use crate::backend::{Backend, OBJECT_STORE};
 use crate::error::{Error, Result};
+use crate::sync::{MutexExt, RwLockExt};
 use crossbeam_utils::sync::ShardedLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
@@ -192,19 +193,13 @@ impl ReplicatedBackend {
                 }
             )));
         }
-        let structures = self
-            .structures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let structures = self.structures.locked().clone();
         for (ds, (device, params)) in &structures {
             server.construct(*ds, device, params)?;
         }
         let mut reasons = self.reasons();
         let epoch = {
-            let mut slot = self.slots[index]
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut slot = self.slots[index].writing();
             slot.server = server;
             slot.epoch += 1;
             slot.state = State::Rebuilding;
@@ -235,9 +230,7 @@ impl ReplicatedBackend {
         let bytes = self.rebuild.bytes.load(Ordering::Relaxed) - bytes0;
         let seconds = started.elapsed().as_secs_f64();
         let mut reasons = self.reasons();
-        let mut slot = self.slots[index]
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self.slots[index].writing();
         let ours = slot.epoch == epoch && slot.state == State::Rebuilding;
         match outcome {
             Ok(()) if ours => {
@@ -288,8 +281,7 @@ impl ReplicatedBackend {
         let mut ids = vec![OBJECT_STORE];
         ids.extend(
             self.structures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
+                .locked()
                 .keys()
                 .copied()
                 .filter(|&ds| ds != OBJECT_STORE),

@@ -13,9 +13,9 @@ use crate::backend::{
     Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, ReadInFlight, OBJECT_STORE,
 };
 use crate::error::{Error, Result};
+use crate::sync::MutexExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
-use std::sync::PoisonError;
 
 /// The outcome of reading a batch from the live servers: per key, `None` when no live
 /// server holds a copy, else what the server answered.
@@ -452,8 +452,7 @@ impl Backend for ReplicatedBackend {
             return Err(e);
         }
         self.structures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .locked()
             .insert(ds, (device.to_string(), params.to_vec()));
         Ok(())
     }
@@ -466,10 +465,7 @@ impl Backend for ReplicatedBackend {
             self.set_placement(ds, Placement::Whole);
         }
         r?;
-        self.structures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&ds);
+        self.structures.locked().remove(&ds);
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use super::conn::{Call, Conn, Waiter};
 use super::handshake::handshake;
 use super::{PendingRead, TcpBuilder};
 use crate::error::{Error, Result};
+use crate::sync::{MutexExt, RwLockExt};
 use crate::wire::{Answer, Blob, Op, ResumeTicket, SessionId};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +105,7 @@ impl Client {
     }
     fn connection(&self) -> Result<Arc<Conn>> {
         {
-            let c = self.conn.read().unwrap();
+            let c = self.conn.reading();
             if !c.dead.load(Ordering::SeqCst) && c.alive_after_quiet() {
                 return Ok(c.clone());
             }
@@ -113,8 +114,8 @@ impl Client {
     }
 
     fn reconnect(&self) -> Result<Arc<Conn>> {
-        let mut st = self.state.lock().unwrap();
-        let old = self.conn.read().unwrap().clone();
+        let mut st = self.state.locked();
+        let old = self.conn.reading().clone();
         if !old.dead.load(Ordering::SeqCst) {
             return Ok(old); // another thread reconnected meanwhile
         }
@@ -133,7 +134,7 @@ impl Client {
             Ok((conn, welcome)) if welcome.resumed => {
                 st.last_failure = None;
                 st.reconnects += 1;
-                *self.conn.write().unwrap() = conn.clone();
+                *self.conn.writing() = conn.clone();
                 Ok(conn)
             }
             Ok((conn, _)) => {
@@ -198,7 +199,7 @@ impl Client {
 
     /// Frame budget for one batch piece: the agreed maximum minus room for the envelope.
     fn batch_budget(&self) -> usize {
-        (self.conn.read().unwrap().max_frame as usize).saturating_sub(64)
+        (self.conn.reading().max_frame as usize).saturating_sub(64)
     }
 
     /// Splits `sizes` (encoded size of each element) into ranges that fit one frame.

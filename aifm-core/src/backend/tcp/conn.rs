@@ -4,6 +4,7 @@
 //! in flight when the connection dies. The module essay of [`super`] says why.
 
 use crate::error::{Error, Result};
+use crate::sync::MutexExt;
 use crate::wire::{self, poll_fd, Answer, FrameReader, Op, ServerMsg};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -44,7 +45,7 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if !self.done {
-            self.conn.pending.lock().unwrap().remove(&self.id);
+            self.conn.pending.locked().remove(&self.id);
         }
     }
 }
@@ -67,15 +68,14 @@ impl Waiter {
     }
 
     fn complete(&self, r: Result<Answer>) {
-        *self.result.lock().unwrap() = Some(r);
+        *self.result.locked() = Some(r);
         self.done.store(true, Ordering::Release);
         self.thread.unpark();
     }
 
     fn take(&self) -> Result<Answer> {
         self.result
-            .lock()
-            .unwrap()
+            .locked()
             .take()
             .unwrap_or_else(|| Err(Error::Protocol("reply taken twice".into())))
     }
@@ -135,7 +135,7 @@ impl Conn {
         let now = self.age_ms();
         if now.saturating_sub(self.heard_ms.load(Ordering::Relaxed))
             < QUIET_CHECK.as_millis() as u64
-            || !self.pending.lock().unwrap().is_empty()
+            || !self.pending.locked().is_empty()
         {
             return true;
         }
@@ -149,8 +149,7 @@ impl Conn {
 
     pub(super) fn why(&self) -> Error {
         self.why
-            .lock()
-            .unwrap()
+            .locked()
             .clone()
             .unwrap_or_else(|| Error::Disconnected("connection closed".into()))
     }
@@ -158,20 +157,14 @@ impl Conn {
     /// Marks the connection dead and fails every request in flight with `e`; returns `e`.
     pub(super) fn kill(&self, e: Error) -> Error {
         {
-            let mut why = self.why.lock().unwrap();
+            let mut why = self.why.locked();
             if why.is_none() {
                 *why = Some(e.clone());
             }
         }
         self.dead.store(true, Ordering::SeqCst);
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
-        let waiters: Vec<Arc<Waiter>> = self
-            .pending
-            .lock()
-            .unwrap()
-            .drain()
-            .map(|(_, w)| w)
-            .collect();
+        let waiters: Vec<Arc<Waiter>> = self.pending.locked().drain().map(|(_, w)| w).collect();
         let why = self.why();
         for w in waiters {
             w.complete(Err(why.clone()));
@@ -180,11 +173,11 @@ impl Conn {
     }
 
     pub(super) fn register(&self, id: u64, w: &Arc<Waiter>) -> Result<()> {
-        self.pending.lock().unwrap().insert(id, w.clone());
+        self.pending.locked().insert(id, w.clone());
         // `kill` sets `dead` before draining `pending`: either it drains our entry, or we
         // see `dead` here.
         if self.dead.load(Ordering::SeqCst) {
-            self.pending.lock().unwrap().remove(&id);
+            self.pending.locked().remove(&id);
             return Err(self.why());
         }
         Ok(())
@@ -194,7 +187,7 @@ impl Conn {
     /// queued meanwhile.
     pub(super) fn send(&self, reqs: &[(u64, &Op<'_>)], deadline: Instant) -> Result<()> {
         {
-            let mut q = self.outq.lock().unwrap();
+            let mut q = self.outq.locked();
             let start = q.len();
             for (id, op) in reqs {
                 if let Err(e) = wire::encode_request(*id, op, &mut q, self.max_frame) {
@@ -215,12 +208,12 @@ impl Conn {
                 return Ok(());
             };
             {
-                let mut q = self.outq.lock().unwrap();
+                let mut q = self.outq.locked();
                 if q.is_empty() {
                     drop(q);
                     drop(buf);
                     // A sender may have queued after our look, before we let go of the writer.
-                    if self.outq.lock().unwrap().is_empty() {
+                    if self.outq.locked().is_empty() {
                         return Ok(());
                     }
                     continue;
@@ -300,7 +293,7 @@ impl Conn {
             };
             match wire::decode_exact::<ServerMsg<'_>>(body) {
                 Ok(ServerMsg::Response { id, result }) => {
-                    let waiter = self.pending.lock().unwrap().remove(&id);
+                    let waiter = self.pending.locked().remove(&id);
                     if let Some(w) = waiter {
                         w.complete(result.map(Answer::from).map_err(Error::from));
                     }
@@ -345,7 +338,7 @@ impl Conn {
 
     /// Gives the reader role to a waiter still waiting (it may be parked).
     fn hand_off(&self) {
-        let pending = self.pending.lock().unwrap();
+        let pending = self.pending.locked();
         if let Some(w) = pending.values().find(|w| !w.done.load(Ordering::Acquire)) {
             w.thread.unpark();
         }
@@ -389,7 +382,7 @@ impl Conn {
 
     /// Gives up on request `id` at its deadline (unless its reply is being delivered).
     fn abandon(&self, id: u64, me: &Waiter) -> Result<Answer> {
-        if self.pending.lock().unwrap().remove(&id).is_some() {
+        if self.pending.locked().remove(&id).is_some() {
             return Err(Error::Timeout);
         }
         // Removed by a deliverer (or by `kill`), which completes it right after.

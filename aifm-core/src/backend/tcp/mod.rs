@@ -88,6 +88,7 @@ use super::Backend;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
+use crate::sync::{MutexExt, RwLockExt};
 use crate::wire::{Answer, Blob, Op, ResumeTicket, ServerStats, SessionId};
 use client::Client;
 use conn::Call;
@@ -160,7 +161,7 @@ impl TcpBackend {
     /// println!("session {}", far.session());
     /// ```
     pub fn session(&self) -> SessionId {
-        self.c.state.lock().unwrap().ticket.session
+        self.c.state.locked().ticket.session
     }
 
     /// What another backend needs to resume this session ([`TcpBuilder::resume`]): the id
@@ -174,7 +175,7 @@ impl TcpBackend {
     /// assert_eq!(far.resume_ticket().session, far.session());
     /// ```
     pub fn resume_ticket(&self) -> ResumeTicket {
-        self.c.state.lock().unwrap().ticket
+        self.c.state.locked().ticket
     }
 
     /// How many times the connection was re-established.
@@ -186,7 +187,7 @@ impl TcpBackend {
     /// assert_eq!(far.reconnects(), 0);
     /// ```
     pub fn reconnects(&self) -> u64 {
-        self.c.state.lock().unwrap().reconnects
+        self.c.state.locked().reconnects
     }
 
     /// Whether the current connection is up (a hint; the next call may find it gone).
@@ -198,7 +199,7 @@ impl TcpBackend {
     /// assert!(far.is_connected());
     /// ```
     pub fn is_connected(&self) -> bool {
-        !self.c.conn.read().unwrap().dead.load(Ordering::SeqCst)
+        !self.c.conn.reading().dead.load(Ordering::SeqCst)
     }
 
     /// One round trip with no work on the server.
