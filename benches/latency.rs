@@ -17,7 +17,7 @@
 use aifm::collections::RemVec;
 use aifm::prefetch::Prefetcher;
 use aifm::{RemBox, Runtime, Scope};
-use aifm_collections::testing::median;
+use aifm_collections::testing::{median, XorShift};
 use aifm_server::{Config, RunningServer, Server};
 use std::future::Future;
 use std::hint::black_box;
@@ -39,13 +39,6 @@ fn runtime(server: &RunningServer, local: usize) -> Runtime {
         .server(server.addr().to_string())
         .build()
         .unwrap()
-}
-
-fn xorshift(x: &mut u64) -> u64 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    *x
 }
 
 /// Figure 1: elements per second of a full scan, far vs local.
@@ -91,12 +84,12 @@ fn random_reads(server: &RunningServer, objects: usize, inflight: usize, secs: f
             let workers: Vec<_> = (0..inflight)
                 .map(|t| {
                     s.spawn(move || {
-                        let mut x = 0x1234_5678 + t as u64;
+                        let mut x = XorShift::new(0x1234_5678 + t as u64);
                         let mut n = 0u64;
                         let mut scope = Scope::new();
                         while Instant::now() < deadline {
                             for _ in 0..64 {
-                                let i = (xorshift(&mut x) % objects as u64) as usize;
+                                let i = (x.next_u64() % objects as u64) as usize;
                                 assert_eq!(boxes[i].deref(&scope)[0], i as u64);
                                 scope.renew();
                             }
@@ -112,8 +105,8 @@ fn random_reads(server: &RunningServer, objects: usize, inflight: usize, secs: f
         // `inflight` async tasks on this one thread, polled round-robin (any executor would do).
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
-        let mut x = 0x9876_5432u64;
-        let next = |x: &mut u64| (xorshift(x) % objects as u64) as usize;
+        let mut x = XorShift::new(0x9876_5432);
+        let next = |x: &mut XorShift| (x.next_u64() % objects as u64) as usize;
         let mut tasks: Vec<_> = (0..inflight)
             .map(|_| {
                 let i = next(&mut x);
@@ -221,16 +214,14 @@ fn main() {
     }
 
     let n = if quick { 1024 } else { 4096 };
-    let mut x = 42u64;
+    let mut x = XorShift::new(42);
     let walks: [(&str, Vec<usize>); 4] = [
         ("forward", (0..n).collect()),
         ("reverse", (0..n).rev().collect()),
         ("stride 3", (0..n).step_by(3).collect()),
         (
             "random",
-            (0..n)
-                .map(|_| (xorshift(&mut x) % n as u64) as usize)
-                .collect(),
+            (0..n).map(|_| (x.next_u64() % n as u64) as usize).collect(),
         ),
     ];
     println!("\n## Prefetch accuracy over {n} objects of 4 KiB (4 MiB local)\n");

@@ -4,7 +4,7 @@
 mod handshake;
 
 use crate::limits::Slot;
-use crate::Shared;
+use crate::shared::Shared;
 use aifm_core::engine::Namespace;
 pub(crate) use aifm_core::wire::poll_fd;
 use aifm_core::wire::{self, FrameReader, ServerMsg, SessionId, WireError};

@@ -19,7 +19,8 @@
 //!
 //! [`Dispatcher`] runs this same code without sockets, for tests and fuzzing.
 
-use crate::{Config, Shared};
+use crate::shared::Shared;
+use crate::Config;
 use aifm_core::engine::{Namespace, ReplyHold};
 use aifm_core::wire::{self, Answer, Blob, Op, ServerMsg, WireError};
 use aifm_core::{Error, Result};
@@ -212,7 +213,7 @@ impl Dispatcher {
     /// # Errors
     /// A zero capacity or a frame size under 64 bytes, as [`Server::bind`](crate::Server::bind).
     pub fn new(config: Config) -> std::io::Result<Dispatcher> {
-        crate::check(&config)?;
+        crate::config::check(&config)?;
         Ok(Dispatcher {
             shared: Arc::new(Shared::new(config)),
         })

@@ -219,19 +219,32 @@ pub fn hashmap_mib(entries: u64, entry_bytes: u64) -> f64 {
     (buckets * (entry_bytes + 1)) as f64 / (1 << 20) as f64
 }
 
-/// A fast deterministic generator (xorshift64*) for data that must not depend on `rand`'s
-/// version.
+/// The examples' seeded generator: the workspace's one
+/// ([`aifm_collections::testing::XorShift`], whose stream does not depend on `rand`'s version)
+/// with the draws the data generators need on top.
 #[derive(Debug, Clone)]
-pub struct XorShift(pub u64);
+pub struct XorShift {
+    stream: aifm_collections::testing::XorShift,
+}
+
+/// `XorShift(seed)`: a generator starting from `seed`. A function under the type's name so
+/// the examples' call sites read as they did when this was a tuple struct; new code may call
+/// [`XorShift::new`].
+#[allow(non_snake_case)]
+pub fn XorShift(seed: u64) -> XorShift {
+    XorShift::new(seed)
+}
 
 impl XorShift {
+    /// A stream starting from `seed` (0 is replaced by a fixed non-zero seed).
+    pub fn new(seed: u64) -> XorShift {
+        XorShift {
+            stream: aifm_collections::testing::XorShift::new(seed),
+        }
+    }
+    /// The next number of the stream.
     pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.stream.next_u64()
     }
     /// Uniform in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {

@@ -10,6 +10,68 @@ use crate::backend::EmbeddedBackend;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What a test device adds to an object store: its type name and its opcode 1.
+pub(super) trait OpOne: 'static {
+    /// The device type's name in the global engine's registry.
+    const NAME: &'static str;
+    /// Opcode 1 on `store`.
+    fn op(store: &crate::engine::ObjectStore, input: &[u8]) -> crate::Result<Vec<u8>>;
+}
+
+/// The test devices of this backend (a hash-map-like take, a per-shard sum): an
+/// [`ObjectStore`](crate::engine::ObjectStore) that lists its keys (so a replacement can be
+/// rebuilt) and answers opcode 1 with `O::op`, every other opcode with `UnknownOpcode`.
+pub(super) struct StoreWith<O>(
+    crate::engine::ObjectStore,
+    std::marker::PhantomData<fn() -> O>,
+);
+
+impl<O: OpOne> StoreWith<O> {
+    /// Registers the device type `O::NAME` with the global engine (again is harmless).
+    pub(super) fn register() {
+        crate::engine::Engine::global()
+            .registry()
+            .register(O::NAME, Self::factory);
+    }
+
+    fn factory(
+        _params: &[u8],
+        quota: Arc<crate::engine::Quota>,
+    ) -> crate::Result<Box<dyn crate::engine::RemoteDevice>> {
+        Ok(Box::new(StoreWith::<O>(
+            crate::engine::ObjectStore::new(quota),
+            std::marker::PhantomData,
+        )))
+    }
+}
+
+impl<O: OpOne> crate::engine::RemoteDevice for StoreWith<O> {
+    fn type_name(&self) -> &str {
+        O::NAME
+    }
+    fn read(&self, k: &[u8]) -> crate::Result<Option<Vec<u8>>> {
+        self.0.read(k)
+    }
+    fn write(&self, k: &[u8], v: &[u8]) -> crate::Result<()> {
+        self.0.write(k, v)
+    }
+    fn remove(&self, k: &[u8]) -> crate::Result<bool> {
+        self.0.remove(k)
+    }
+    fn compute(&self, opcode: u32, input: &[u8]) -> crate::Result<Vec<u8>> {
+        match opcode {
+            1 => O::op(&self.0, input),
+            op => Err(crate::Error::UnknownOpcode(op)),
+        }
+    }
+    fn keys(&self, after: Option<&[u8]>, limit: usize) -> crate::Result<Vec<Vec<u8>>> {
+        self.0.keys(after, limit)
+    }
+    fn clear(&self) {
+        self.0.clear()
+    }
+}
+
 /// The fixture of every test of this backend (replication, sharded computes, rebuilds,
 /// erasure coding): the servers (switchable, counting requests), the backend over them, and
 /// direct views of each store.

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::backend::replicated::rebuild::BATCH;
+use crate::engine::RemoteDevice;
 
 /// Takes server `i` down and lets a request notice it.
 fn kill(faults: &[Arc<Faulty<Arc<EmbeddedBackend>>>], far: &ReplicatedBackend, i: usize) {
@@ -322,50 +323,24 @@ fn concurrent_writers_during_a_rebuild_lose_nothing_and_never_read_stale_values(
     assert_eq!(far.stats().unrecoverable_objects, 0);
 }
 
-/// A device with a hash-map-like `TAKE` (opcode 1: remove a key, return its value).
-struct Taking(crate::engine::ObjectStore);
+/// A hash-map-like `TAKE` (opcode 1: remove a key, return its value).
+struct Take;
 
-impl crate::engine::RemoteDevice for Taking {
-    fn type_name(&self) -> &str {
-        "test.taking"
-    }
-    fn read(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.0.read(k)
-    }
-    fn write(&self, k: &[u8], v: &[u8]) -> Result<()> {
-        self.0.write(k, v)
-    }
-    fn remove(&self, k: &[u8]) -> Result<bool> {
-        self.0.remove(k)
-    }
-    fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        match opcode {
-            1 => {
-                let v = self.0.read(input)?;
-                self.0.remove(input)?;
-                Ok(v.unwrap_or_default())
-            }
-            op => Err(Error::UnknownOpcode(op)),
-        }
-    }
-    fn keys(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
-        self.0.keys(after, limit)
-    }
-    fn clear(&self) {
-        self.0.clear()
+impl OpOne for Take {
+    const NAME: &'static str = "test.taking";
+    fn op(store: &crate::engine::ObjectStore, key: &[u8]) -> Result<Vec<u8>> {
+        let v = store.read(key)?;
+        store.remove(key)?;
+        Ok(v.unwrap_or_default())
     }
 }
 
 #[test]
 fn a_take_during_the_rebuild_is_not_undone_by_it() {
-    crate::engine::Engine::global()
-        .registry()
-        .register("test.taking", |_, quota| {
-            Ok(Box::new(Taking(crate::engine::ObjectStore::new(quota))))
-        });
+    StoreWith::<Take>::register();
     let r = rig(3, 2);
     let far = r.far.clone();
-    far.construct(4, "test.taking", &[]).unwrap();
+    far.construct(4, Take::NAME, &[]).unwrap();
     for i in 0..300 {
         far.write(4, &key(i), &key(i + 7)).unwrap();
     }

@@ -1,39 +1,24 @@
 //! Sharded compute on a replicated backend: each key answered once, failover to the next
 //! replica, whole structures on one server.
 
-use super::Rig;
+use super::{OpOne, Rig, StoreWith};
 use crate::backend::sharded::decode_shard_input;
 use crate::backend::{Backend, EmbeddedBackend, Placement};
-use crate::engine::{Engine, ObjectStore, Quota, RemoteDevice};
+use crate::engine::{ObjectStore, RemoteDevice};
 use crate::error::{Error, Result};
-use std::sync::Arc;
 
-/// A device whose opcode 1 sums the `u64` values of its shard's keys: `(count, sum)`.
-struct KeySum(ObjectStore);
+/// Opcode 1 sums the `u64` values of its shard's keys (times the input's first byte, if
+/// any): `(count, sum)`.
+struct KeySum;
 
-impl RemoteDevice for KeySum {
-    fn type_name(&self) -> &str {
-        DEVICE
-    }
-    fn read(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.0.read(k)
-    }
-    fn write(&self, k: &[u8], v: &[u8]) -> Result<()> {
-        self.0.write(k, v)
-    }
-    fn remove(&self, k: &[u8]) -> Result<bool> {
-        self.0.remove(k)
-    }
-    fn compute(&self, op: u32, input: &[u8]) -> Result<Vec<u8>> {
-        if op != 1 {
-            return Err(Error::UnknownOpcode(op));
-        }
+impl OpOne for KeySum {
+    const NAME: &'static str = "aifm.test.key-sum";
+    fn op(store: &ObjectStore, input: &[u8]) -> Result<Vec<u8>> {
         let shard = decode_shard_input(input)?;
         let scale = u64::from(*shard.input.first().unwrap_or(&1));
         let mut sum = 0u64;
         for k in &shard.keys {
-            let v = self
-                .0
+            let v = store
                 .read(k)?
                 .ok_or_else(|| Error::Remote("missing".into()))?;
             sum += u64::from_le_bytes(v.try_into().expect("8 bytes")) * scale;
@@ -42,19 +27,12 @@ impl RemoteDevice for KeySum {
         out.extend_from_slice(&sum.to_le_bytes());
         Ok(out)
     }
-    fn clear(&self) {
-        self.0.clear()
-    }
 }
 
-const DEVICE: &str = "aifm.test.key-sum";
-
-fn factory(_: &[u8], q: Arc<Quota>) -> Result<Box<dyn RemoteDevice>> {
-    Ok(Box::new(KeySum(ObjectStore::new(q))))
-}
+const DEVICE: &str = KeySum::NAME;
 
 fn register() {
-    Engine::global().registry().register(DEVICE, factory);
+    StoreWith::<KeySum>::register();
 }
 
 /// Count and sum over all answers.
