@@ -132,7 +132,7 @@ impl Client {
         Client {
             rng: rand::rngs::StdRng::seed_from_u64(seed.wrapping_mul(0x1234_5678)),
             zipf: Zipf::new(pairs, skew.max(1e-9)).expect("valid Zipf parameters"),
-            coin: XorShift(seed | 1),
+            coin: XorShift::new(seed | 1),
             set_ratio,
         }
     }

@@ -176,7 +176,7 @@ struct Trips {
 const EPOCH_2016: i64 = 1_451_606_400;
 
 fn generate(store: &Store, rows: usize, seed: u64, bar: &indicatif::ProgressBar) -> Trips {
-    let mut r = XorShift(seed | 1);
+    let mut r = XorShift::new(seed | 1);
     let mut t = Trips {
         vendor_id: store.column(),
         pickup: store.column(),

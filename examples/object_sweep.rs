@@ -47,7 +47,7 @@ struct Args {
 }
 
 fn object<const N: usize>(i: u64) -> [u8; N] {
-    let mut r = XorShift(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut r = XorShift::new(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut o = [0u8; N];
     o.chunks_mut(8)
         .for_each(|w| w.copy_from_slice(&r.next_u64().to_le_bytes()[..w.len()]));
@@ -113,7 +113,7 @@ impl<const N: usize> Objects for Vec<RemBox<[u8; N]>> {
 /// One thread with one request in flight reads the stream of `seed` itself.
 fn sweep<D: Objects>(data: Arc<D>, threads: u64, inflight: u64, reads: u64, seed: u64) -> u64 {
     let n = data.len();
-    let stream = move |t: u64| XorShift((seed ^ t.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+    let stream = move |t: u64| XorShift::new((seed ^ t.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
     let serve = move |data: Arc<D>, t: u64| {
         let reads = share(reads, threads, t);
         if inflight == 1 {

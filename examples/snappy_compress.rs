@@ -99,7 +99,7 @@ fn main() {
     let c = &args.common;
     let n = ((args.data_mib as f64 * c.scale) as usize * (1 << 20) / BLOCK).max(1);
     let data_mib = (n * BLOCK) as f64 / (1 << 20) as f64;
-    let mut rng = XorShift(c.seed | 1);
+    let mut rng = XorShift::new(c.seed | 1);
     let bar = c.progress(n as u64, "loading");
     let mut block = Box::new([0u8; BLOCK]);
 

@@ -39,7 +39,7 @@ struct Args {
 
 /// The words of the vector: a seeded stream, so every system scans the same data.
 fn words(seed: u64, n: usize) -> impl Iterator<Item = u64> {
-    let mut rng = XorShift(seed | 1);
+    let mut rng = XorShift::new(seed | 1);
     (0..n).map(move |_| rng.next_u64() >> 8)
 }
 

@@ -71,7 +71,7 @@ fn key(i: u64) -> Key {
 }
 
 fn fill_value(i: u64, out: &mut Value) {
-    let mut r = XorShift(i.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    let mut r = XorShift::new(i.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
     for w in out.chunks_mut(8) {
         // Half-compressible: text-like low bytes, random high bytes.
         let x = r.next_u64() & 0x3f3f_3f3f_0f0f_0f0f | 0x4040_4040_6060_6060;

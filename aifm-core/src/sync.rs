@@ -7,9 +7,9 @@
 //! through them (tests may still `unwrap`).
 //!
 //! Why recover rather than propagate: code that is not the runtime's own (a value's `encode`,
-//! `decode` or `Drop`, an evacuation handler, a server-side device) is called through
-//! the runtime's panic containment (module `panics`) or the server's dispatch, which turn its panic into
-//! [`crate::Error::Panicked`] and let the caller go on. If that panic also poisoned a runtime
+//! `decode` or `Drop`, an evacuation handler, a server-side device) is called through the
+//! runtime's panic containment (module `panics`) or the server's dispatch, which turn its
+//! panic into [`crate::Error::Panicked`] and let the caller go on. If that panic also poisoned a runtime
 //! lock, propagating the poison would turn one contained failure into a panic on every later
 //! use of the lock: a wedged runtime, or a server that one request takes down.
 //!

@@ -227,14 +227,6 @@ pub struct XorShift {
     stream: aifm_collections::testing::XorShift,
 }
 
-/// `XorShift(seed)`: a generator starting from `seed`. A function under the type's name so
-/// the examples' call sites read as they did when this was a tuple struct; new code may call
-/// [`XorShift::new`].
-#[allow(non_snake_case)]
-pub fn XorShift(seed: u64) -> XorShift {
-    XorShift::new(seed)
-}
-
 impl XorShift {
     /// A stream starting from `seed` (0 is replaced by a fixed non-zero seed).
     pub fn new(seed: u64) -> XorShift {
