@@ -20,6 +20,7 @@
 //! up to [`EVICTION_SLACK`] more connections than `max_connections` for that moment; past
 //! that, newcomers are refused.
 
+use aifm_core::sync::MutexExt;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -93,7 +94,7 @@ impl ConnTable {
     /// needed), or says why not.
     pub fn admit(&self, id: u64, ip: IpAddr) -> Result<Arc<Slot>, &'static str> {
         let now = self.now_ms();
-        let mut slots = self.slots.lock().unwrap();
+        let mut slots = self.slots.locked();
         let live = |s: &&Arc<Slot>| !s.evicted();
         let total = slots.values().filter(live).count();
         let from_ip = slots.values().filter(live).filter(|s| s.ip == ip).count();
@@ -145,7 +146,7 @@ impl ConnTable {
 
     /// Connection `id` is gone.
     pub fn remove(&self, id: u64) {
-        self.slots.lock().unwrap().remove(&id);
+        self.slots.locked().remove(&id);
     }
 }
 

@@ -12,6 +12,7 @@
 //! refused.
 
 use aifm_core::engine::{Engine, Namespace};
+use aifm_core::sync::MutexExt;
 use aifm_core::wire::{auth, ResumeTicket, SessionId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -75,7 +76,7 @@ impl Sessions {
         quota: u64,
         max: usize,
     ) -> Result<Attached, &'static str> {
-        let mut map = self.map.lock().unwrap();
+        let mut map = self.map.locked();
         let mut outcome = Resume::NotAsked;
         if let Some(t) = resume {
             outcome = Resume::Gone;
@@ -132,7 +133,7 @@ impl Sessions {
 
     /// A connection of session `id` went away.
     pub fn detach(&self, id: SessionId) {
-        if let Some(e) = self.map.lock().unwrap().get_mut(&id) {
+        if let Some(e) = self.map.locked().get_mut(&id) {
             e.attached = e.attached.saturating_sub(1);
             if e.attached == 0 {
                 e.detached_at = Some(Instant::now());
@@ -143,7 +144,7 @@ impl Sessions {
     /// Removes sessions detached for longer than `grace` and hands their namespaces back
     /// (dropping one clears its structures).
     pub fn reap(&self, grace: Duration) -> Vec<(SessionId, Arc<Namespace>)> {
-        let mut map = self.map.lock().unwrap();
+        let mut map = self.map.locked();
         let expired: Vec<SessionId> = map
             .iter()
             .filter(|(_, e)| e.detached_at.is_some_and(|t| t.elapsed() >= grace))
@@ -157,7 +158,7 @@ impl Sessions {
 
     /// Sessions, structures and stored bytes over all sessions.
     pub fn totals(&self) -> (u64, u64, u64) {
-        let map = self.map.lock().unwrap();
+        let map = self.map.locked();
         let structures = map.values().map(|e| e.ns.structures() as u64).sum();
         let bytes = map.values().map(|e| e.ns.stored_bytes()).sum();
         (map.len() as u64, structures, bytes)
