@@ -16,7 +16,9 @@ use aifm_core::{Error, Result};
 pub(crate) fn shard_of(key: &[u8]) -> Result<u16> {
     match key {
         [a, b, ..] => Ok(u16::from_le_bytes([*a, *b])),
-        _ => Err(Error::Remote(format!("{DEVICE}: key without a shard prefix"))),
+        _ => Err(Error::Remote(format!(
+            "{DEVICE}: key without a shard prefix"
+        ))),
     }
 }
 
