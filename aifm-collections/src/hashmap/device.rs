@@ -8,13 +8,17 @@
 //! * [`TAKE`]: remove a key and return its value (`[1] ++ value`, or `[0]` if absent);
 //! * [`TAKE_MANY`]: [`TAKE`] for a batch of keys.
 //!
+//! * [`SCAN`]: every pair of one shard (postcard `Vec<(key, value)>`), for iteration;
+//! * [`CLEAR_SHARD`] / [`CLEAR`]: drop one shard's pairs, or all.
+//!
 //! `RemHashMap` itself no longer takes: a take removes the pair before the client holds it,
 //! so a lost or oversized reply, or a value the client cannot decode, lost the pair. A miss
 //! now reads the pair (plain `read` / `read_many`), adopts it, and only then removes it here
 //! (`remove` / `remove_many`); see the map's `core` module. The take opcodes stay for other
 //! clients.
-//! * [`SCAN`]: every pair of one shard (postcard `Vec<(key, value)>`), for iteration;
-//! * [`CLEAR_SHARD`] / [`CLEAR`]: drop one shard's pairs, or all.
+//!
+//! The opcodes themselves (decoding, checks, limits, replies) are `exec`'s, which the
+//! client-side device (`super::local`) runs too, over far objects instead of these tables.
 //!
 //! Each pair is charged as one object (its bytes and the quota's per-object overhead). A
 //! key without its 2-byte shard prefix is refused, also in a batch before anything of it is
@@ -23,9 +27,13 @@
 
 use aifm_core::engine::{Quota, RemoteDevice};
 use aifm_core::sync::MutexExt;
-use aifm_core::{Error, Result};
+use aifm_core::Result;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+#[path = "device_exec.rs"]
+pub(crate) mod exec;
+use exec::{shard_of, PairSource, ShardReply, TakenReply};
 
 /// The device type name of `RemHashMap`.
 ///
@@ -67,20 +75,6 @@ pub const CLEAR: u32 = 4;
 /// ```
 pub const TAKE_MANY: u32 = 5;
 
-/// The reply of [`TAKE`]: `[1] ++ value`, or `[0]` when the key was absent (shared with the
-/// client-side device).
-pub(crate) fn taken_reply(value: Option<Vec<u8>>) -> Vec<u8> {
-    match value {
-        Some(v) => {
-            let mut out = Vec::with_capacity(v.len() + 1);
-            out.push(1);
-            out.extend_from_slice(&v);
-            out
-        }
-        None => vec![0],
-    }
-}
-
 /// Server-side tables (a power of two; client shards map onto them by their low bits).
 const TABLES: usize = 64;
 
@@ -89,15 +83,6 @@ type Table = Mutex<HashMap<Vec<u8>, Vec<u8>>>;
 struct MapDevice {
     tables: Box<[Table]>,
     quota: Arc<Quota>,
-}
-
-pub(crate) fn shard_of(key: &[u8]) -> Result<u16> {
-    Ok(u16::from_le_bytes(
-        key.get(..2)
-            .ok_or_else(|| Error::Remote(format!("{DEVICE}: key without a shard prefix")))?
-            .try_into()
-            .expect("two bytes"),
-    ))
 }
 
 impl MapDevice {
@@ -117,7 +102,7 @@ pub(crate) fn factory(_params: &[u8], quota: Arc<Quota>) -> Result<Box<dyn Remot
     }))
 }
 
-impl MapDevice {
+impl PairSource for MapDevice {
     /// Removes `key` and returns its value, giving its bytes back to the quota.
     fn take(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let old = self.table(shard_of(key)?).locked().remove(key);
@@ -125,6 +110,66 @@ impl MapDevice {
             self.quota.remove_object(Self::cost(key, v));
         }
         Ok(old)
+    }
+
+    /// Sizes the reply before anything leaves, then takes; a reply that grew past the limit
+    /// since (a value was rewritten) puts every pair back.
+    fn take_many(&self, keys: &[&[u8]], reply: TakenReply<'_>) -> Result<Vec<u8>> {
+        // Each value and its length prefixes.
+        let size = keys
+            .iter()
+            .map(|k| self.read(k).map(|v| v.map_or(1, |v| v.len() as u64 + 11)))
+            .sum::<Result<u64>>()?;
+        self.quota.check_reply(size)?;
+        let values = keys
+            .iter()
+            .map(|k| self.take(k))
+            .collect::<Result<Vec<_>>>()?;
+        reply(&values).or_else(|e| {
+            for (k, v) in keys.iter().zip(values) {
+                if let Some(v) = v {
+                    self.write(k, &v)?;
+                }
+            }
+            Err(e)
+        })
+    }
+
+    /// Under the shard's table lock, so the reply is one moment's pairs.
+    fn with_shard(&self, shard: u16, reply: ShardReply<'_>) -> Result<Vec<u8>> {
+        let t = self.table(shard).locked();
+        let pairs: Vec<(&[u8], &[u8])> = t
+            .iter()
+            .filter(|(k, _)| shard_of(k).ok() == Some(shard))
+            .map(|(k, v)| (&k[..], &v[..]))
+            .collect();
+        reply(&pairs)
+    }
+
+    fn clear_shard(&self, shard: u16) -> Result<()> {
+        let mut t = self.table(shard).locked();
+        let quota = &self.quota;
+        t.retain(|k, v| {
+            let drop_it = shard_of(k).ok() == Some(shard);
+            if drop_it {
+                quota.remove_object(Self::cost(k, v));
+            }
+            !drop_it
+        });
+        Ok(())
+    }
+
+    fn clear(&self) -> Result<()> {
+        RemoteDevice::clear(self);
+        Ok(())
+    }
+
+    fn batch_keys(&self) -> Option<usize> {
+        Some(self.quota.limits().batch_keys)
+    }
+
+    fn check_reply(&self, bytes: u64) -> Result<()> {
+        self.quota.check_reply(bytes)
     }
 }
 
@@ -153,88 +198,11 @@ impl RemoteDevice for MapDevice {
     }
 
     fn remove(&self, key: &[u8]) -> Result<bool> {
-        let old = self.table(shard_of(key)?).locked().remove(key);
-        if let Some(v) = &old {
-            self.quota.remove_object(Self::cost(key, v));
-        }
-        Ok(old.is_some())
+        Ok(self.take(key)?.is_some())
     }
 
     fn compute(&self, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        match opcode {
-            TAKE => Ok(taken_reply(self.take(input)?)),
-            TAKE_MANY => {
-                let keys: Vec<Vec<u8>> = aifm_core::codec::decode_serde(input)?;
-                let max = self.quota.limits().batch_keys;
-                if keys.len() > max {
-                    return Err(Error::Protocol(format!(
-                        "{DEVICE}: {} keys in one TAKE_MANY, at most {max}",
-                        keys.len()
-                    )));
-                }
-                keys.iter().try_for_each(|k| shard_of(k).map(drop))?;
-                // Sized before anything leaves: each value and its length prefixes.
-                let size = keys
-                    .iter()
-                    .map(|k| self.read(k).map(|v| v.map_or(1, |v| v.len() as u64 + 11)))
-                    .sum::<Result<u64>>()?;
-                self.quota.check_reply(size)?;
-                let values = keys
-                    .iter()
-                    .map(|k| self.take(k))
-                    .collect::<Result<Vec<_>>>()?;
-                let mut out = Vec::new();
-                let encoded = aifm_core::codec::encode_serde(&values, &mut out);
-                let size = out.len() as u64;
-                if let Err(e) = encoded.and_then(|()| self.quota.check_reply(size)) {
-                    // A value grew since it was sized: put every pair back, lose none.
-                    for (k, v) in keys.iter().zip(values) {
-                        if let Some(v) = v {
-                            self.write(k, &v)?;
-                        }
-                    }
-                    return Err(e);
-                }
-                Ok(out)
-            }
-            SCAN => {
-                let shard = shard_of(input)?;
-                let t = self.table(shard).locked();
-                // Sized before it is built: each pair and its two lengths (at most 10 bytes).
-                let size = t
-                    .iter()
-                    .filter(|(k, _)| shard_of(k).ok() == Some(shard))
-                    .map(|(k, v)| (k.len() + v.len() + 20) as u64)
-                    .fold(0u64, u64::saturating_add);
-                self.quota.check_reply(size)?;
-                let pairs: Vec<(&[u8], &[u8])> = t
-                    .iter()
-                    .filter(|(k, _)| shard_of(k).ok() == Some(shard))
-                    .map(|(k, v)| (&k[..], &v[..]))
-                    .collect();
-                let mut out = Vec::new();
-                aifm_core::codec::encode_serde(&pairs, &mut out)?;
-                Ok(out)
-            }
-            CLEAR_SHARD => {
-                let shard = shard_of(input)?;
-                let mut t = self.table(shard).locked();
-                let quota = &self.quota;
-                t.retain(|k, v| {
-                    let drop_it = shard_of(k).ok() == Some(shard);
-                    if drop_it {
-                        quota.remove_object(Self::cost(k, v));
-                    }
-                    !drop_it
-                });
-                Ok(Vec::new())
-            }
-            CLEAR => {
-                self.clear();
-                Ok(Vec::new())
-            }
-            op => Err(Error::UnknownOpcode(op)),
-        }
+        exec::execute(self, opcode, input)
     }
 
     /// Table by table, one lock at a time (see [`RemoteDevice::keys`]).

@@ -1,15 +1,19 @@
 //! The client-side `aifm.hashmap` device: the map's operations for backends that run no aifm
 //! code (a Redis Cluster).
 //!
-//! Pairs live under the same keys as on the server device (`[shard: u16 LE][key encoding]`),
-//! and each client shard is one placement group (the key's first two bytes), so a shard's
-//! pairs share a hash slot: [`SCAN`] and [`CLEAR_SHARD`] list one slot. [`TAKE`] and
-//! [`TAKE_MANY`] use the durable take of [`FarObjects::take_many`] (read, then remove), and
-//! answer exactly as the device does.
+//! It runs the device's own opcode executor (`device::exec`) over [`FarPairs`], the map's
+//! pairs as far objects. Pairs live under the same keys as on the server device
+//! (`[shard: u16 LE][key encoding]`), and each client shard is one placement group (the
+//! key's first two bytes), so a shard's pairs share a hash slot: [`SCAN`](super::device::SCAN) and
+//! [`CLEAR_SHARD`](super::device::CLEAR_SHARD) list one slot. [`TAKE`](super::device::TAKE) and
+//! [`TAKE_MANY`](super::device::TAKE_MANY) use the durable take of [`FarObjects::take_many`] (read,
+//! then remove). The client has no batch or reply limit of its own; the store's transport
+//! has its own.
 
-use super::device::{shard_of, taken_reply, CLEAR, CLEAR_SHARD, DEVICE, SCAN, TAKE, TAKE_MANY};
+use super::device::exec::{self, PairSource, ShardReply, TakenReply};
+use super::device::DEVICE;
 use aifm_core::engine::local::{FarObjects, LocalDevice};
-use aifm_core::{Error, Result};
+use aifm_core::Result;
 
 /// Keys removed per request when a shard or the map is cleared.
 const CLEAR_BATCH: usize = 1024;
@@ -22,14 +26,6 @@ pub(crate) fn factory(_params: &[u8]) -> Result<Box<dyn LocalDevice>> {
     Ok(Box::new(LocalMap))
 }
 
-fn remove_all(far: &dyn FarObjects, keys: &[Vec<u8>]) -> Result<()> {
-    for batch in keys.chunks(CLEAR_BATCH) {
-        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-        far.remove_many(&refs)?;
-    }
-    Ok(())
-}
-
 impl LocalDevice for LocalMap {
     fn type_name(&self) -> &str {
         DEVICE
@@ -40,47 +36,52 @@ impl LocalDevice for LocalMap {
     }
 
     fn compute(&self, far: &dyn FarObjects, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
-        match opcode {
-            TAKE => {
-                shard_of(input)?;
-                Ok(taken_reply(far.take_many(&[input])?.pop().flatten()))
-            }
-            TAKE_MANY => {
-                let keys: Vec<Vec<u8>> = aifm_core::codec::decode_serde(input)?;
-                for k in &keys {
-                    shard_of(k)?;
-                }
-                let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-                let values = far.take_many(&refs)?;
-                let mut out = Vec::new();
-                aifm_core::codec::encode_serde(&values, &mut out)?;
-                Ok(out)
-            }
-            SCAN => {
-                shard_of(input)?;
-                let keys = far.keys(&input[..2])?;
-                let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-                let values = far.read_many(&refs)?;
-                // A pair taken between the listing and the read is simply not there any more.
-                let pairs: Vec<(&[u8], &[u8])> = refs
-                    .iter()
-                    .zip(&values)
-                    .filter_map(|(k, v)| Some((*k, v.as_deref()?)))
-                    .collect();
-                let mut out = Vec::new();
-                aifm_core::codec::encode_serde(&pairs, &mut out)?;
-                Ok(out)
-            }
-            CLEAR_SHARD => {
-                shard_of(input)?;
-                remove_all(far, &far.keys(&input[..2])?)?;
-                Ok(Vec::new())
-            }
-            CLEAR => {
-                remove_all(far, &far.keys(&[])?)?;
-                Ok(Vec::new())
-            }
-            op => Err(Error::UnknownOpcode(op)),
+        exec::execute(&FarPairs(far), opcode, input)
+    }
+}
+
+/// A map's pairs in far memory, each request a few pipelined round trips.
+struct FarPairs<'a>(&'a dyn FarObjects);
+
+impl FarPairs<'_> {
+    fn remove_all(&self, keys: &[Vec<u8>]) -> Result<()> {
+        for batch in keys.chunks(CLEAR_BATCH) {
+            let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            self.0.remove_many(&refs)?;
         }
+        Ok(())
+    }
+}
+
+impl PairSource for FarPairs<'_> {
+    fn take(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.0.take_many(&[key])?.pop().flatten())
+    }
+
+    /// The pairs are gone once taken: `reply` only encodes, which does not fail on byte
+    /// strings, and there is no reply limit here to refuse it.
+    fn take_many(&self, keys: &[&[u8]], reply: TakenReply<'_>) -> Result<Vec<u8>> {
+        reply(&self.0.take_many(keys)?)
+    }
+
+    fn with_shard(&self, shard: u16, reply: ShardReply<'_>) -> Result<Vec<u8>> {
+        let keys = self.0.keys(&shard.to_le_bytes())?;
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let values = self.0.read_many(&refs)?;
+        // A pair taken between the listing and the read is simply not there any more.
+        let pairs: Vec<(&[u8], &[u8])> = refs
+            .iter()
+            .zip(&values)
+            .filter_map(|(k, v)| Some((*k, v.as_deref()?)))
+            .collect();
+        reply(&pairs)
+    }
+
+    fn clear_shard(&self, shard: u16) -> Result<()> {
+        self.remove_all(&self.0.keys(&shard.to_le_bytes())?)
+    }
+
+    fn clear(&self) -> Result<()> {
+        self.remove_all(&self.0.keys(&[])?)
     }
 }

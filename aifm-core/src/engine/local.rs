@@ -5,16 +5,19 @@
 //! plain key-value store cannot host one, so a backend over such a store runs the structure's
 //! operations in the client instead, against a [`FarObjects`] view of the structure: batched
 //! reads, durable take-and-remove, batched removes and key listing, each a few pipelined round
-//! trips. The operation code is the device's own (a collection factors its device's request
-//! execution over an object source, then plugs in either the server's tables or a
-//! `FarObjects`), so both paths give the same answers.
+//! trips. The operation code is the device's own: each collection (the vector, the hash
+//! map) writes its opcodes once, as an executor over a source of its objects, and plugs in
+//! either the server device's tables or a `FarObjects`, so both paths give the same answers.
 //!
 //! Device types register a [`LocalDeviceFactory`] in a [`LocalDeviceRegistry`] under the same
 //! name as their remote device; the process-wide registry is [`LocalDeviceRegistry::global`]
 //! (`aifm-collections` fills it on first use, as it fills the engine's). The plain object store
 //! ([`OBJECT_STORE_DEVICE`]) is always present and has no operations.
 //!
-//! Invariants: a local device is built once per structure from its construction parameters
+//! The module and its types say "local" for a client-side device (they predate the word);
+//! elsewhere "local" means the local heap, and the docs call these client-side devices.
+//!
+//! Invariants: a client-side device is built once per structure from its construction parameters
 //! and holds no objects itself; everything it reads or changes goes through the `FarObjects`
 //! it is handed. It touches nothing else.
 
