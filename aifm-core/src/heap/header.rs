@@ -21,8 +21,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) const HEADER: usize = std::mem::size_of::<Header>();
 
 /// Type-erased operations on a `T: FarData` in place.
+///
+/// # Contract
+///
+/// A vtable is built only by [`HasVTable`] for its own `T`, and every pointer handed to its
+/// functions is the data address of an object in a heap region whose header names this
+/// vtable (so it is aligned for `T` and `size` bytes long). Beyond that:
+/// * `drop`: the `T` there is live and the caller owns it exclusively (it holds the word's
+///   `BUSY` bit, or the object was never published); afterwards the room is dead.
+/// * `encode`, `heap_bytes`: the `T` there is live and nobody holds a `&mut` to it for the
+///   call's duration (the caller holds `BUSY`, or a scope and the object is not writable).
+/// * `decode_into`: see [`decode_into`]; the room is not yet published.
+///
+/// None of them unwinds: user code's panics are caught and returned as errors, except in
+/// `drop`, whose callers catch them (module `panics`).
 #[derive(Debug)]
 pub(crate) struct VTable {
+    /// `size_of::<T>()`.
     pub size: usize,
     /// Drops the `T` at the pointer.
     pub drop: unsafe fn(*mut u8),
@@ -35,6 +50,7 @@ pub(crate) struct VTable {
     /// Decodes a `T` from far-memory bytes into uninitialised room for one (see
     /// [`decode_into`]).
     pub decode_into: unsafe fn(&[u8], *mut u8) -> Result<()>,
+    /// `TypeId::of::<T>()`: checked where a typed handle meets an untyped object.
     pub type_id: fn() -> TypeId,
 }
 
