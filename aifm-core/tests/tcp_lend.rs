@@ -77,8 +77,11 @@ fn reply(id: u64, r: Reply<'_>) -> Vec<u8> {
     postcard::to_allocvec(&ServerMsg::Response { id, result: Ok(r) }).unwrap()
 }
 
+/// What a sink saw: each value's index and bytes (`None`: no such object).
+type Lent = Vec<(usize, Option<Vec<u8>>)>;
+
 /// Runs a batch read of two keys against `answer`; returns what the sink saw and the result.
-fn batch(answer: fn(u64, Op<'_>) -> Vec<u8>) -> (Vec<(usize, Option<Vec<u8>>)>, Result<(), Error>) {
+fn batch(answer: fn(u64, Op<'_>) -> Vec<u8>) -> (Lent, Result<(), Error>) {
     let far = TcpBuilder::new(scripted(answer))
         .reconnect(false)
         .timeout(Duration::from_secs(20))
