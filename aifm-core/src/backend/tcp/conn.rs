@@ -26,6 +26,9 @@ const LEADER_POLL: Duration = Duration::from_millis(50);
 /// non-blocking read) before a call uses it: the server may have closed it meanwhile.
 const QUIET_CHECK: Duration = Duration::from_millis(50);
 
+/// Largest receive buffer a connection keeps as its spare ([`Conn::give_back`]).
+const SPARE_MAX: usize = 4 << 20;
+
 /// One request in flight.
 #[derive(Debug)]
 pub(super) struct Call {
@@ -224,10 +227,11 @@ impl Conn {
     }
 
     /// Takes back the buffer of a frame lent to a waiter; the larger of it and the one
-    /// already kept is kept.
+    /// already kept is kept, unless it is larger than [`SPARE_MAX`] (the room a huge batch
+    /// needed once is given back).
     pub(super) fn give_back(&self, frame: LentFrame) {
         let mut spare = self.spare.locked();
-        if frame.buf.len() > spare.len() {
+        if frame.buf.len() > spare.len() && frame.buf.len() <= SPARE_MAX {
             *spare = frame.buf;
         }
     }
