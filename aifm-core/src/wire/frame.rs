@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::io::{self, Read};
+use std::ops::Range;
 
 /// Bytes of the length prefix in front of every frame body.
 pub const LEN_PREFIX: usize = 4;
@@ -85,6 +86,8 @@ pub struct FrameReader {
     buf: Vec<u8>,
     head: usize,
     tail: usize,
+    /// Where the body [`FrameReader::next_frame`] last returned starts (it ends at `head`).
+    last: usize,
     max_frame: u32,
 }
 
@@ -103,6 +106,7 @@ impl FrameReader {
             buf: Vec::new(),
             head: 0,
             tail: 0,
+            last: 0,
             max_frame,
         }
     }
@@ -302,7 +306,47 @@ impl FrameReader {
         }
         let start = self.head + LEN_PREFIX;
         self.head = start + len;
+        self.last = start;
         Ok(Some(&self.buf[start..start + len]))
+    }
+
+    /// Takes the body [`FrameReader::next_frame`] last returned out of the reader, as a
+    /// buffer and the body's range in it, so a consumer can keep borrowing from it after the
+    /// reader reads on; `spare` (any buffer, say one given back earlier) takes its place.
+    /// Copies whichever is smaller: the bytes buffered after the body (into `spare`, which
+    /// becomes the reader's buffer, while the body leaves in the old one) or the body itself
+    /// (into `spare`, which is returned). So a large frame leaves without being copied.
+    /// Called before any `next_frame`, or twice for one frame, it returns an empty body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::wire::FrameReader;
+    /// let mut r = FrameReader::new(64);
+    /// r.push(&[3, 0, 0, 0, 7, 8, 9, 1, 0]);
+    /// assert_eq!(r.next_frame().unwrap(), Some(&[7, 8, 9][..]));
+    /// let (buf, body) = r.take_frame(Vec::new());
+    /// assert_eq!(&buf[body], &[7, 8, 9]);
+    /// r.push(&[0, 0, 5]); // the rest of the second frame
+    /// assert_eq!(r.next_frame().unwrap(), Some(&[5][..]));
+    /// ```
+    pub fn take_frame(&mut self, mut spare: Vec<u8>) -> (Vec<u8>, Range<usize>) {
+        let body = self.last.min(self.head)..self.head;
+        self.last = self.head; // a second take finds an empty body
+        let rest = self.tail - self.head;
+        if body.len() <= rest {
+            spare.clear();
+            spare.extend_from_slice(&self.buf[body]);
+            let len = spare.len();
+            return (spare, 0..len);
+        }
+        if spare.len() < rest {
+            spare.resize(rest, 0);
+        }
+        spare[..rest].copy_from_slice(&self.buf[self.head..self.tail]);
+        let old = std::mem::replace(&mut self.buf, spare);
+        (self.head, self.tail, self.last) = (0, rest, 0);
+        (old, body)
     }
 
     /// How many complete frames are buffered, counting no further than `limit`.

@@ -306,3 +306,48 @@ fn handshake_frames_have_a_small_maximum() {
     assert!(r.next_frame().is_err());
     assert!(r.allocated() <= HANDSHAKE_MAX_FRAME as usize + LEN_PREFIX);
 }
+
+/// `take_frame` hands out the body just read, whichever side it copies, and the reader reads
+/// on from the bytes that followed it.
+#[test]
+fn take_frame_keeps_the_stream_intact() {
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut f = (body.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    }
+    let big: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    let small = [1u8, 2, 3];
+    // big then small (the buffer leaves with the big body), small then big (the body is
+    // copied out), and one alone (nothing follows).
+    for order in [
+        [&big[..], &small[..]],
+        [&small[..], &big[..]],
+        [&big[..], &[][..]],
+    ] {
+        let mut stream = framed(order[0]);
+        if !order[1].is_empty() {
+            stream.extend(framed(order[1]));
+        }
+        let mut r = FrameReader::new(1 << 20);
+        // The second frame's last byte is still on its way.
+        let cut = stream.len() - usize::from(!order[1].is_empty());
+        r.push(&stream[..cut]);
+        assert!(r.next_frame().unwrap() == Some(order[0]));
+        let (buf, body) = r.take_frame(vec![0xEE; 16]);
+        assert!(&buf[body] == order[0]);
+        assert_eq!(
+            r.take_frame(Vec::new()).1.len(),
+            0,
+            "a second take is empty"
+        );
+        r.push(&stream[cut..]);
+        let rest = if order[1].is_empty() {
+            None
+        } else {
+            Some(order[1])
+        };
+        assert!(r.next_frame().unwrap() == rest);
+        assert_eq!(r.next_frame().unwrap(), None);
+    }
+}

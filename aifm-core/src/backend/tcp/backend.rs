@@ -121,6 +121,18 @@ impl Backend for TcpBackend {
         }
     }
 
+    /// Sends every piece, then lends each value from the frame it arrived in: the one copy a
+    /// value makes on this side is `sink`'s, from the receive buffer into its place.
+    fn read_many_with(
+        &self,
+        ds: u32,
+        keys: &[&[u8]],
+        sink: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) -> Result<()> {
+        let calls = self.c.start_read_many(ds, keys)?;
+        self.c.finish_read_many_with(ds, keys, calls, sink)
+    }
+
     /// Sends every piece now; waiting collects the answers.
     fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
         let sizes = items.iter().map(|(k, v)| blob_size(k) + blob_size(v));

@@ -2,12 +2,12 @@
 //! resumption of the session, or a permanent failure when the server lost it), request ids
 //! and deadlines, and the splitting of batches into pieces that fit a frame.
 
-use super::conn::{Call, Conn, Waiter};
+use super::conn::{Call, Conn, Got, Waiter};
 use super::handshake::handshake;
 use super::{PendingRead, TcpBuilder};
 use crate::error::{Error, Result};
 use crate::sync::{MutexExt, RwLockExt};
-use crate::wire::{Answer, Blob, Op, ResumeTicket, SessionId};
+use crate::wire::{Answer, Blob, Op, Reply, ResumeTicket, SessionId};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -61,35 +61,61 @@ impl Client {
             .into_iter()
             .map(|r| {
                 let piece = keys[r.clone()].iter().map(|k| Blob(k)).collect();
-                Ok((self.start(&Op::ReadMany { ds, keys: piece })?, r))
+                let op = Op::ReadMany { ds, keys: piece };
+                Ok((self.start_as(&op, true)?, r))
             })
             .collect()
     }
 
-    /// Collects the answers of [`Client::start_read_many`]'s pieces, in order. A piece whose
-    /// replies did not fit one frame (the server answers [`Error::Protocol`]) is fetched again
-    /// one object at a time, pipelined.
+    /// Collects the answers of [`Client::start_read_many`]'s pieces, in order.
     pub(super) fn finish_read_many<K: AsRef<[u8]>>(
         &self,
         ds: u32,
         keys: &[K],
         calls: Vec<(Call, Range<usize>)>,
     ) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut out = Vec::with_capacity(keys.len());
+        let mut out = vec![None; keys.len()];
+        self.finish_read_many_with(ds, keys, calls, &mut |i, v| {
+            out[i] = v.map(<[u8]>::to_vec);
+        })?;
+        Ok(out)
+    }
+
+    /// Lends every value of [`Client::start_read_many`]'s pieces to `sink`, with its index in
+    /// `keys`, in order: each straight from the frame it arrived in, so `sink` copies it
+    /// once. A piece whose replies did not fit one frame (the server answers
+    /// [`Error::Protocol`] and the connection lives on) is fetched again one object at a
+    /// time, pipelined. A reply with
+    /// another count of values than keys asked, or of another kind, is [`Error::Protocol`]
+    /// (and `sink` has then seen the pieces before it).
+    pub(super) fn finish_read_many_with<K: AsRef<[u8]>>(
+        &self,
+        ds: u32,
+        keys: &[K],
+        calls: Vec<(Call, Range<usize>)>,
+        sink: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) -> Result<()> {
         for (call, range) in calls {
-            match call.finish() {
-                Ok(Answer::Values(vs)) if vs.len() == range.len() => out.extend(vs),
-                Ok(other) => return Err(other.unexpected()),
-                Err(Error::Protocol(_)) => {
-                    let piece: Vec<&[u8]> = keys[range].iter().map(AsRef::as_ref).collect();
-                    for p in self.start_reads(ds, &piece)? {
-                        out.push(p.wait()?);
+            let conn = call.conn.clone();
+            match call.finish_lent() {
+                Ok(Got::Frame(frame)) => {
+                    let lent = frame.reply().and_then(|r| lend_values(r, range, sink));
+                    conn.give_back(frame);
+                    lent?;
+                }
+                Ok(Got::Answer(a)) => lend_values(a.as_reply(), range, sink)?,
+                // The server's own answer, not a reply the connection could not read (which
+                // killed it): the piece did not fit a frame.
+                Err(Error::Protocol(_)) if !conn.dead.load(Ordering::SeqCst) => {
+                    let piece: Vec<&[u8]> = keys[range.clone()].iter().map(AsRef::as_ref).collect();
+                    for (i, p) in range.zip(self.start_reads(ds, &piece)?) {
+                        sink(i, p.wait()?.as_deref());
                     }
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Sends `op(piece)` for every piece of `sizes` (encoded element sizes) that fits a frame.
@@ -151,10 +177,15 @@ impl Client {
     }
 
     pub(super) fn start(&self, op: &Op<'_>) -> Result<Call> {
+        self.start_as(op, false)
+    }
+
+    /// Sends `op`; a `lends` call takes a batch reply as its frame ([`Call::finish_lent`]).
+    fn start_as(&self, op: &Op<'_>, lends: bool) -> Result<Call> {
         let conn = self.connection()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let deadline = Instant::now() + self.opts.timeout;
-        let waiter = Arc::new(Waiter::new());
+        let waiter = Arc::new(Waiter::new(lends));
         conn.register(id, &waiter)?;
         let call = Call {
             conn,
@@ -174,7 +205,7 @@ impl Client {
         let deadline = Instant::now() + self.opts.timeout;
         let mut calls = Vec::with_capacity(ops.len());
         for i in 0..ops.len() as u64 {
-            let waiter = Arc::new(Waiter::new());
+            let waiter = Arc::new(Waiter::new(false));
             conn.register(first + i, &waiter)?; // on error, `calls` unregister as they drop
             calls.push(Call {
                 conn: conn.clone(),
@@ -243,6 +274,34 @@ impl Answer {
             Answer::Pong => Ok(()),
             other => Err(other.unexpected()),
         }
+    }
+}
+
+/// Lends each value of a batch reply for the keys `range` to `sink`, with its index.
+///
+/// # Errors
+/// [`Error::Protocol`] when `reply` is not [`Reply::Values`] with one value per key; `sink`
+/// has then seen nothing of it.
+pub(super) fn lend_values(
+    reply: Reply<'_>,
+    range: Range<usize>,
+    sink: &mut dyn FnMut(usize, Option<&[u8]>),
+) -> Result<()> {
+    match reply {
+        Reply::Values(vs) if vs.len() == range.len() => {
+            for (i, v) in range.zip(vs) {
+                sink(i, v.map(|b| b.0));
+            }
+            Ok(())
+        }
+        Reply::Values(vs) => Err(Error::Protocol(format!(
+            "{} values in reply to a batch read of {} keys",
+            vs.len(),
+            range.len()
+        ))),
+        other => Err(Error::Protocol(format!(
+            "unexpected reply to a batch read: {other:?}"
+        ))),
     }
 }
 

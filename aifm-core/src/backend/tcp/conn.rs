@@ -5,10 +5,11 @@
 
 use crate::error::{Error, Result};
 use crate::sync::MutexExt;
-use crate::wire::{self, poll_fd, Answer, FrameReader, Op, ServerMsg};
+use crate::wire::{self, poll_fd, Answer, FrameReader, Op, Reply, ServerMsg};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::TcpStream;
+use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,9 @@ const LEADER_POLL: Duration = Duration::from_millis(50);
 /// non-blocking read) before a call uses it: the server may have closed it meanwhile.
 const QUIET_CHECK: Duration = Duration::from_millis(50);
 
+/// Largest receive buffer a connection keeps as its spare ([`Conn::give_back`]).
+const SPARE_MAX: usize = 4 << 20;
+
 /// One request in flight.
 #[derive(Debug)]
 pub(super) struct Call {
@@ -36,9 +40,52 @@ pub(super) struct Call {
 }
 
 impl Call {
-    pub(super) fn finish(mut self) -> Result<Answer> {
+    /// The answer, owned (a lent frame is decoded and copied out).
+    pub(super) fn finish(self) -> Result<Answer> {
+        match self.finish_lent()? {
+            Got::Answer(a) => Ok(a),
+            Got::Frame(f) => f.reply().map(Answer::from),
+        }
+    }
+
+    /// The answer as delivered: a lending call's batch reply comes as its frame.
+    pub(super) fn finish_lent(mut self) -> Result<Got> {
         self.done = true;
         self.conn.wait(self.id, &self.waiter, self.deadline)
+    }
+}
+
+/// What a waiter receives.
+#[derive(Debug)]
+pub(super) enum Got {
+    /// A reply decoded into owned bytes.
+    Answer(Answer),
+    /// A successful [`Reply::Values`] to a lending waiter, still encoded: the values are
+    /// borrowed from it, so each is copied once, by whoever consumes it.
+    Frame(LentFrame),
+}
+
+/// One response frame taken out of the connection's receive buffer
+/// ([`FrameReader::take_frame`]), to be given back with [`Conn::give_back`] once read.
+#[derive(Debug)]
+pub(super) struct LentFrame {
+    pub(super) buf: Vec<u8>,
+    pub(super) body: Range<usize>,
+}
+
+impl LentFrame {
+    /// The reply it carries, borrowed from it.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] when the frame is not a successful response (it was one when it was
+    /// delivered, so only a broken invariant gets here).
+    pub(super) fn reply(&self) -> Result<Reply<'_>> {
+        match wire::decode_exact::<ServerMsg<'_>>(&self.buf[self.body.clone()])? {
+            ServerMsg::Response { result: Ok(r), .. } => Ok(r),
+            other => Err(Error::Protocol(format!(
+                "a lent frame holds no reply: {other:?}"
+            ))),
+        }
     }
 }
 
@@ -54,26 +101,29 @@ impl Drop for Call {
 #[derive(Debug)]
 pub(super) struct Waiter {
     done: AtomicBool,
-    result: Mutex<Option<Result<Answer>>>,
+    /// Takes a successful batch reply as its frame ([`Got::Frame`]) rather than decoded.
+    lends: bool,
+    result: Mutex<Option<Result<Got>>>,
     thread: Thread,
 }
 
 impl Waiter {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(lends: bool) -> Self {
         Waiter {
             done: AtomicBool::new(false),
+            lends,
             result: Mutex::new(None),
             thread: thread::current(),
         }
     }
 
-    fn complete(&self, r: Result<Answer>) {
+    fn complete(&self, r: Result<Got>) {
         *self.result.locked() = Some(r);
         self.done.store(true, Ordering::Release);
         self.thread.unpark();
     }
 
-    fn take(&self) -> Result<Answer> {
+    fn take(&self) -> Result<Got> {
         self.result
             .locked()
             .take()
@@ -91,6 +141,9 @@ pub(super) struct Conn {
     /// The bytes being written, held by the one thread writing.
     writer: Mutex<Vec<u8>>,
     reader: Mutex<FrameReader>,
+    /// A receive buffer a lent frame gave back, for the reader's next
+    /// [`FrameReader::take_frame`] (so lending does not allocate a buffer per frame).
+    spare: Mutex<Vec<u8>>,
     pub(super) pending: Mutex<HashMap<u64, Arc<Waiter>>>,
     pub(super) dead: AtomicBool,
     why: Mutex<Option<Error>>,
@@ -112,6 +165,7 @@ impl Conn {
             outq: Mutex::new(Vec::new()),
             writer: Mutex::new(Vec::new()),
             reader: Mutex::new(rd),
+            spare: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
             dead: AtomicBool::new(false),
             why: Mutex::new(None),
@@ -170,6 +224,16 @@ impl Conn {
             w.complete(Err(why.clone()));
         }
         why
+    }
+
+    /// Takes back the buffer of a frame lent to a waiter; the larger of it and the one
+    /// already kept is kept, unless it is larger than [`SPARE_MAX`] (the room a huge batch
+    /// needed once is given back).
+    pub(super) fn give_back(&self, frame: LentFrame) {
+        let mut spare = self.spare.locked();
+        if frame.buf.len() > spare.len() && frame.buf.len() <= SPARE_MAX {
+            *spare = frame.buf;
+        }
     }
 
     pub(super) fn register(&self, id: u64, w: &Arc<Waiter>) -> Result<()> {
@@ -291,13 +355,8 @@ impl Conn {
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(self.kill(e)),
             };
-            match wire::decode_exact::<ServerMsg<'_>>(body) {
-                Ok(ServerMsg::Response { id, result }) => {
-                    let waiter = self.pending.locked().remove(&id);
-                    if let Some(w) = waiter {
-                        w.complete(result.map(Answer::from).map_err(Error::from));
-                    }
-                }
+            let (id, result) = match wire::decode_exact::<ServerMsg<'_>>(body) {
+                Ok(ServerMsg::Response { id, result }) => (id, result),
                 Ok(ServerMsg::Fatal(e)) => return Err(self.kill(e.into())),
                 Ok(other) => {
                     return Err(self.kill(Error::Protocol(format!(
@@ -305,6 +364,17 @@ impl Conn {
                     ))))
                 }
                 Err(e) => return Err(self.kill(e)),
+            };
+            let Some(w) = self.pending.locked().remove(&id) else {
+                continue; // abandoned at its deadline
+            };
+            if w.lends && matches!(result, Ok(Reply::Values(_))) {
+                // The waiter decodes the frame again and lends each value from it.
+                let spare = std::mem::take(&mut *self.spare.locked());
+                let (buf, body) = rd.take_frame(spare);
+                w.complete(Ok(Got::Frame(LentFrame { buf, body })));
+            } else {
+                w.complete(result.map(|r| Got::Answer(r.into())).map_err(Error::from));
             }
         }
     }
@@ -345,7 +415,7 @@ impl Conn {
     }
 
     /// Waits for request `id`.
-    fn wait(&self, id: u64, me: &Arc<Waiter>, deadline: Instant) -> Result<Answer> {
+    fn wait(&self, id: u64, me: &Arc<Waiter>, deadline: Instant) -> Result<Got> {
         let spin_until = Instant::now() + self.spin;
         loop {
             if me.done.load(Ordering::Acquire) {
@@ -381,7 +451,7 @@ impl Conn {
     }
 
     /// Gives up on request `id` at its deadline (unless its reply is being delivered).
-    fn abandon(&self, id: u64, me: &Waiter) -> Result<Answer> {
+    fn abandon(&self, id: u64, me: &Waiter) -> Result<Got> {
         if self.pending.locked().remove(&id).is_some() {
             return Err(Error::Timeout);
         }

@@ -31,6 +31,12 @@
 //!   behind an `Arc` that such a batch shares: a batch read whose replies turn out not to fit
 //!   a frame is fetched again one object at a time when it is awaited, from its own copy of
 //!   the keys.
+//! * **Batch replies are lent, not copied.** A batch read's waiter takes its reply as the
+//!   frame itself: the reader swaps its receive buffer out (copying only the smaller of the
+//!   frame and the bytes read past it) and the waiter decodes the values borrowed and lends
+//!   each to [`Backend::read_many_with`]'s sink, then gives the buffer back for the next swap.
+//!   So a fetched object is copied once on this side after the kernel's copy: into its heap
+//!   place.
 //! * **Shared writes.** Senders append encoded requests to a queue; one thread at a time
 //!   writes the whole queue, so requests from concurrent callers share system calls.
 //! * **No write deadlock.** The socket is non-blocking; a writer whose send buffer is full
@@ -69,7 +75,8 @@
 //! * `builder`: [`TcpBuilder`], the settings and `AIFM_*` environment variables; `connect`.
 //! * `handshake`: connecting, the version check, the login (token proof, session resume).
 //! * `conn`: one established connection: the shared write queue, leader/follower reading,
-//!   spin-then-park waiting, deadlines, and failing every waiter when the connection dies.
+//!   spin-then-park waiting, deadlines, lending reply frames, and failing every waiter when
+//!   the connection dies.
 //! * `client`: what outlives a connection: the session ticket, reconnection with back-off,
 //!   request ids, and splitting batches into pieces that fit a frame.
 //! * `backend`: the [`Backend`] operations as requests on the wire.
