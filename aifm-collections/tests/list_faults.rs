@@ -19,13 +19,23 @@ fn try_operations_fail_cleanly_and_lose_nothing() {
     for i in 0..400_000u32 {
         l.push_back(i);
     }
-    // The first pass keeps hot chunks (compacting them), the next evicts them; a third in
-    // case a background round, started by the pushes' pressure, took the place of the first
-    // (seen once in CI on a loaded machine: the front chunk was still local).
-    for _ in 0..3 {
+    // An evacuation stops at its free target, so which chunks leave depends on the rounds the
+    // pushes' pressure already ran (on a loaded machine the front chunk was once still local
+    // after two passes). Keep making room with fresh objects until both ends are far: while
+    // far memory is down, `try_front`/`try_back` on a far end fail and change nothing.
+    let mut filler = Vec::new();
+    let mut both_far = false;
+    for _ in 0..64 {
         rt.evacuate_now();
+        far.set_down(true);
+        both_far = l.try_front().is_err() && l.try_back().is_err();
+        if both_far {
+            break;
+        }
+        far.set_down(false);
+        filler.extend((0..64).map(|i| aifm_core::RemBox::new_in([i as u64; 512], &rt)));
     }
-    far.set_down(true);
+    assert!(both_far, "the list's ends never left local memory");
     // Both ends were evicted, so every twin needs far memory, and far memory is down.
     let len = l.len();
     assert!(l.try_pop_front().unwrap_err().is_disconnected());
