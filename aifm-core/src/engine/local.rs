@@ -35,6 +35,7 @@ use std::sync::OnceLock;
 ///
 /// ```
 /// use aifm_core::engine::local::FarObjects;
+/// use aifm_core::sync::MutexExt;
 /// use aifm_core::Result;
 /// use std::collections::BTreeMap;
 /// use std::sync::Mutex;
