@@ -7,8 +7,8 @@
 //! and every mutator of a `RemVec` takes it exclusively.)
 
 use aifm_collections::RemVec;
-use aifm_core::backend::{ComputeInFlight, InFlight, ManyInFlight, ReadInFlight};
-use aifm_core::{Placement, RemBox, Runtime};
+use aifm_core::backend::faulty::Faulty;
+use aifm_core::{RemBox, Runtime};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const N: u64 = 1 << 20; // 8 MiB of u64: four times the budget
@@ -154,56 +154,14 @@ fn aggregates_and_chunk_walks_agree_with_a_vec_under_a_small_budget() {
     assert_eq!(v.chunks().len(), v.local_chunks().1);
 }
 
-/// The embedded store under another name, with a round trip: scans keep a window ahead only
-/// when far memory is not in-process.
-struct Remote(aifm_core::backend::EmbeddedBackend);
-
-impl aifm_core::Backend for Remote {
-    fn name(&self) -> String {
-        "test-remote".into()
-    }
-    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
-        self.0.begin_read(ds, key)
-    }
-    fn begin_write(&self, ds: u32, key: &[u8], value: &[u8]) -> InFlight<()> {
-        self.0.begin_write(ds, key, value)
-    }
-    fn begin_remove(&self, ds: u32, key: &[u8]) -> InFlight<bool> {
-        self.0.begin_remove(ds, key)
-    }
-    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
-        self.0.begin_read_many(ds, keys)
-    }
-    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
-        self.0.begin_write_many(ds, items)
-    }
-    fn construct_placed(
-        &self,
-        ds: u32,
-        device: &str,
-        params: &[u8],
-        placement: Placement,
-    ) -> aifm_core::Result<()> {
-        self.0.construct_placed(ds, device, params, placement)
-    }
-    fn destruct(&self, ds: u32) -> aifm_core::Result<()> {
-        self.0.destruct(ds)
-    }
-    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
-        self.0.begin_compute(ds, opcode, input)
-    }
-    fn stored_bytes(&self) -> u64 {
-        self.0.stored_bytes()
-    }
-}
-
+// A wrapped store is not named "embedded": the scan keeps a window ahead, as over a network.
 #[test]
 fn scans_keep_a_measured_window_ahead_in_either_direction() {
     let backend = aifm_core::backend::EmbeddedBackend::new()
         .with_latency(std::time::Duration::from_micros(50));
     let rt = Runtime::builder()
         .local_memory(2 << 20)
-        .backend(Remote(backend))
+        .backend(Faulty::new(backend))
         .build()
         .unwrap();
     let n = 1u64 << 19; // 1,024 chunks, 4 MiB

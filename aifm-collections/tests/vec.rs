@@ -2,7 +2,7 @@
 
 use aifm_collections::vec::{Aggregate, GroupKey, Numeric};
 use aifm_collections::{Exec, RemVec};
-use aifm_core::backend::{ComputeInFlight, InFlight, ManyInFlight, Placement, ReadInFlight};
+use aifm_core::backend::faulty::Faulty;
 use aifm_core::{Runtime, Scope};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
@@ -371,49 +371,6 @@ fn permute_checks_its_argument() {
     let _ = v.try_permute(&idx, Exec::Remote);
 }
 
-/// The embedded store under another name, with a little latency: iterators prefetch only
-/// when far memory is not in-process.
-struct Remote(aifm_core::backend::EmbeddedBackend);
-
-impl aifm_core::Backend for Remote {
-    fn name(&self) -> String {
-        "test-remote".into()
-    }
-    fn begin_read(&self, ds: u32, key: &[u8]) -> ReadInFlight {
-        self.0.begin_read(ds, key)
-    }
-    fn begin_write(&self, ds: u32, key: &[u8], value: &[u8]) -> InFlight<()> {
-        self.0.begin_write(ds, key, value)
-    }
-    fn begin_remove(&self, ds: u32, key: &[u8]) -> InFlight<bool> {
-        self.0.begin_remove(ds, key)
-    }
-    fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
-        self.0.begin_read_many(ds, keys)
-    }
-    fn begin_write_many(&self, ds: u32, items: &[(&[u8], &[u8])]) -> InFlight<()> {
-        self.0.begin_write_many(ds, items)
-    }
-    fn construct_placed(
-        &self,
-        ds: u32,
-        device: &str,
-        params: &[u8],
-        placement: Placement,
-    ) -> aifm_core::Result<()> {
-        self.0.construct_placed(ds, device, params, placement)
-    }
-    fn destruct(&self, ds: u32) -> aifm_core::Result<()> {
-        self.0.destruct(ds)
-    }
-    fn begin_compute(&self, ds: u32, opcode: u32, input: &[u8]) -> ComputeInFlight {
-        self.0.begin_compute(ds, opcode, input)
-    }
-    fn stored_bytes(&self) -> u64 {
-        self.0.stored_bytes()
-    }
-}
-
 #[test]
 fn scans_prefetch_when_far_memory_is_remote() {
     let _serial = serial();
@@ -421,7 +378,7 @@ fn scans_prefetch_when_far_memory_is_remote() {
         .with_latency(std::time::Duration::from_micros(20));
     let rt = Runtime::builder()
         .local_memory(1 << 20)
-        .backend(Remote(backend))
+        .backend(Faulty::new(backend))
         .build()
         .unwrap();
     let mut v = RemVec::new_in(&rt);
