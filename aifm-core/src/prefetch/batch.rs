@@ -29,6 +29,7 @@
 //! so none waits for one that is gone. A failed batch resolves every future in it to a clone
 //! of the error.
 
+use super::completion::Completion;
 use crate::error::Result;
 use crate::sync::MutexExt;
 use std::any::Any;
@@ -36,47 +37,15 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 /// What a future of the batch resolves to: one output per item.
 type Answer<O> = Result<Vec<O>>;
 
-/// Where one future's answer lands, and the waker to call when it does.
-struct Slot<O> {
-    state: Mutex<(Option<Answer<O>>, Option<Waker>)>,
-}
-
-impl<O> Slot<O> {
-    /// The answer if it is in; else remembers `waker` for it.
-    fn take_or_wait(&self, waker: &Waker) -> Option<Result<Vec<O>>> {
-        let mut s = self.state.locked();
-        match s.0.take() {
-            Some(a) => Some(a),
-            None => {
-                if !s.1.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                    s.1 = Some(waker.clone());
-                }
-                None
-            }
-        }
-    }
-
-    fn answer(&self, a: Result<Vec<O>>) {
-        let waker = {
-            let mut s = self.state.locked();
-            s.0 = Some(a);
-            s.1.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-}
-
 /// One future's items.
 struct Request<I, O> {
     items: Vec<I>,
-    slot: Arc<Slot<O>>,
+    slot: Arc<Completion<Answer<O>>>,
 }
 
 /// The items queued for one owner by one thread's tasks.
@@ -154,9 +123,7 @@ where
         owner,
         pending: Some(items),
         batch: None,
-        slot: Arc::new(Slot {
-            state: Mutex::new((None, None)),
-        }),
+        slot: Arc::default(),
         answer: Some(answer),
         done: false,
     }
@@ -168,7 +135,7 @@ pub struct Batched<I, O, F> {
     /// The items until the first poll queues them.
     pending: Option<Vec<I>>,
     batch: Option<Arc<Batch<I, O>>>,
-    slot: Arc<Slot<O>>,
+    slot: Arc<Completion<Answer<O>>>,
     answer: Option<F>,
     done: bool,
 }
@@ -255,7 +222,7 @@ fn answer_all<I, O>(requests: Vec<Request<I, O>>, answer: impl FnOnce(Vec<I>) ->
         Ok(outs) if outs.len() == total => {
             let mut outs = outs.into_iter();
             for (slot, n) in slots.iter().zip(lens) {
-                slot.answer(Ok(outs.by_ref().take(n).collect()));
+                slot.complete(Ok(outs.by_ref().take(n).collect()));
             }
         }
         Ok(outs) => {
@@ -263,9 +230,9 @@ fn answer_all<I, O>(requests: Vec<Request<I, O>>, answer: impl FnOnce(Vec<I>) ->
                 "a batch of {total} items answered with {} outputs",
                 outs.len()
             ));
-            slots.iter().for_each(|s| s.answer(Err(e.clone())));
+            slots.iter().for_each(|s| s.complete(Err(e.clone())));
         }
-        Err(e) => slots.iter().for_each(|s| s.answer(Err(e.clone()))),
+        Err(e) => slots.iter().for_each(|s| s.complete(Err(e.clone()))),
     }
 }
 
@@ -285,7 +252,7 @@ mod tests {
     use std::cell::Cell;
 
     fn poll<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
-        Pin::new(f).poll(&mut Context::from_waker(Waker::noop()))
+        Pin::new(f).poll(&mut Context::from_waker(std::task::Waker::noop()))
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Fetch tickets, the prefetch helper threads, and fetch futures.
 
+use super::completion::Completion;
 use super::Link;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
@@ -16,7 +17,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Most prefetch tasks waiting for the helpers; more are dropped (and counted).
@@ -157,25 +158,7 @@ impl<T: FarData> RemBox<T> {
 /// ```
 #[derive(Debug)]
 pub struct FetchFuture {
-    state: Option<Arc<Completion>>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Completion {
-    inner: Mutex<(Option<Result<usize>>, Option<Waker>)>,
-}
-
-impl Completion {
-    fn complete(&self, r: Result<usize>) {
-        let waker = {
-            let mut g = self.inner.locked();
-            g.0 = Some(r);
-            g.1.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
+    state: Option<Arc<Completion<Result<usize>>>>,
 }
 
 impl Future for FetchFuture {
@@ -184,13 +167,9 @@ impl Future for FetchFuture {
         let Some(state) = &self.state else {
             return Poll::Ready(Ok(0));
         };
-        let mut g = state.inner.locked();
-        match g.0.take() {
+        match state.take_or_wait(cx.waker()) {
             Some(r) => Poll::Ready(r),
-            None => {
-                g.1 = Some(cx.waker().clone());
-                Poll::Pending
-            }
+            None => Poll::Pending,
         }
     }
 }
@@ -200,7 +179,7 @@ pub(crate) struct Task {
     tickets: Vec<Ticket>,
     nontemporal: bool,
     /// Set for demand fetches (futures); `None` for prefetches.
-    done: Option<Arc<Completion>>,
+    done: Option<Arc<Completion<Result<usize>>>>,
 }
 
 /// Starts `n` helper threads draining `rx` for the runtime behind `weak`.

@@ -46,6 +46,7 @@
 //! and counted. All four figures are in [`Stats`](crate::Stats).
 
 mod batch;
+mod completion;
 mod detector;
 mod helpers;
 mod link;
