@@ -24,6 +24,7 @@
 
 use aifm::collections::RemVec;
 use aifm::{Runtime, Stats};
+use aifm_collections::testing::median;
 use aifm_server::{Config, RunningServer, Server};
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -40,11 +41,6 @@ fn server() -> RunningServer {
         ..Config::default()
     };
     Server::bind(config).unwrap().spawn().unwrap()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 fn sum_words(bytes: &[u8]) -> u64 {
@@ -176,8 +172,8 @@ fn measure(bytes: usize, f: impl FnOnce() -> f64) -> Rate {
 /// Medians of each figure.
 fn medians(rs: &[Rate]) -> Rate {
     Rate {
-        bytes_per_sec: median(rs.iter().map(|r| r.bytes_per_sec).collect()),
-        cpu_ns_per_chunk: median(rs.iter().map(|r| r.cpu_ns_per_chunk).collect()),
+        bytes_per_sec: median(&mut rs.iter().map(|r| r.bytes_per_sec).collect::<Vec<_>>()),
+        cpu_ns_per_chunk: median(&mut rs.iter().map(|r| r.cpu_ns_per_chunk).collect::<Vec<_>>()),
     }
 }
 
