@@ -52,6 +52,17 @@ impl<T: ?Sized> MutexExt<T> for Mutex<T> {
 
 /// `read` and `write` of a reader-writer lock (std's `RwLock`, crossbeam's `ShardedLock`)
 /// under the workspace's policy (see the module docs).
+///
+/// # Examples
+///
+/// ```
+/// use aifm_core::sync::RwLockExt;
+/// use std::sync::RwLock;
+///
+/// let l = RwLock::new(vec![1]);
+/// l.writing().push(2);
+/// assert_eq!(*l.reading(), [1, 2]);
+/// ```
 pub trait RwLockExt {
     /// The guard of a shared hold.
     type Read<'a>
