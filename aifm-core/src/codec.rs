@@ -39,7 +39,9 @@ use serde::{de::DeserializeOwned, Serialize};
 /// Types whose `Drop` or `Clone` act outside their own memory (counting, closing files,
 /// releasing locks) must tolerate this or stay out of far memory. Interior mutability is fine:
 /// the runtime never keeps two live copies of an object a reference may reach (see
-/// `Runtime::evacuate_now` and the scope protocol).
+/// `Runtime::evacuate_now` and the scope protocol), and a type that says
+/// [`FarData::INTERIOR_MUTABLE`] (the default) is written back whenever it leaves, since a
+/// change behind `&T` leaves no trace the runtime could see.
 ///
 /// A panic in `encode`, `decode`, `heap_bytes` or `Drop` never wedges the runtime: the object
 /// is left as it was and the panic reaches the caller (as [`crate::Error::Panicked`] from the
@@ -55,6 +57,16 @@ use serde::{de::DeserializeOwned, Serialize};
 /// assert_eq!(String::decode(&bytes).unwrap(), "hello");
 /// ```
 pub trait FarData: Sized + Send + 'static {
+    /// Whether a shared reference can change what [`FarData::encode`] writes (a `Mutex`,
+    /// `RefCell`, `Cell` or atomic inside). The runtime keeps a fetched object's far copy and,
+    /// when the object leaves again unchanged, drops it without writing; it knows of changes
+    /// through `deref_mut`, not of changes behind `&T`. So for a type that says `true` (the
+    /// default, the safe answer) every eviction encodes and writes the value; a type that
+    /// says `false` promises that no `&self` path changes its encoding, and is evicted
+    /// without a write when it was only read. Plain data, strings and the std containers of
+    /// such types say `false`.
+    const INTERIOR_MUTABLE: bool = true;
+
     /// Appends the far-memory encoding of `self` to `out`.
     ///
     /// # Errors
@@ -200,6 +212,7 @@ macro_rules! pod_primitives {
 pod_primitives!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
 
 impl<T: Pod, const N: usize> FarData for [T; N] {
+    const INTERIOR_MUTABLE: bool = false;
     const POD: Option<PodWitness<Self>> = Some(PodWitness::new());
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         encode_pod(self, out);
@@ -309,6 +322,8 @@ pub fn decode_pod<T: Pod>(bytes: &[u8]) -> Result<T> {
 macro_rules! far_data_pod {
     (@impl $t:ty) => {
         impl $crate::FarData for $t {
+            // Plain data is `Copy`, and a `Copy` type holds no `UnsafeCell`.
+            const INTERIOR_MUTABLE: bool = false;
             const POD: ::std::option::Option<$crate::codec::PodWitness<Self>> =
                 ::std::option::Option::Some($crate::codec::PodWitness::new());
             fn encode(&self, out: &mut ::std::vec::Vec<u8>) -> $crate::Result<()> {
@@ -421,6 +436,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> FarData for Serde<T> {
 }
 
 impl FarData for bool {
+    const INTERIOR_MUTABLE: bool = false;
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         out.push(*self as u8);
         Ok(())
@@ -435,6 +451,7 @@ impl FarData for bool {
 }
 
 impl FarData for char {
+    const INTERIOR_MUTABLE: bool = false;
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         encode_pod(&(*self as u32), out);
         Ok(())
@@ -445,6 +462,7 @@ impl FarData for char {
 }
 
 impl FarData for () {
+    const INTERIOR_MUTABLE: bool = false;
     fn encode(&self, _out: &mut Vec<u8>) -> Result<()> {
         Ok(())
     }
@@ -458,6 +476,7 @@ impl FarData for () {
 }
 
 impl FarData for String {
+    const INTERIOR_MUTABLE: bool = false;
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         out.extend_from_slice(self.as_bytes());
         Ok(())
@@ -502,6 +521,7 @@ fn encode_field<T: FarData>(value: &T, out: &mut Vec<u8>) -> Result<()> {
 }
 
 impl<T: FarData> FarData for Vec<T> {
+    const INTERIOR_MUTABLE: bool = T::INTERIOR_MUTABLE;
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         T::encode_slice(self, out)
     }
@@ -514,6 +534,7 @@ impl<T: FarData> FarData for Vec<T> {
 }
 
 impl<T: FarData> FarData for Box<T> {
+    const INTERIOR_MUTABLE: bool = T::INTERIOR_MUTABLE;
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         (**self).encode(out)
     }
@@ -526,6 +547,7 @@ impl<T: FarData> FarData for Box<T> {
 }
 
 impl<T: FarData> FarData for Option<T> {
+    const INTERIOR_MUTABLE: bool = T::INTERIOR_MUTABLE;
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         match self {
             None => out.push(0),
@@ -551,6 +573,7 @@ impl<T: FarData> FarData for Option<T> {
 macro_rules! tuple_far_data {
     ($($n:ident)+) => {
         impl<$($n: FarData),+> FarData for ($($n,)+) {
+            const INTERIOR_MUTABLE: bool = false $(|| $n::INTERIOR_MUTABLE)+;
             #[allow(non_snake_case)]
             fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
                 let ($($n,)+) = self;

@@ -593,7 +593,9 @@ unsafe fn place_into(
     h.set_slot(t.slot.as_ptr(), Ordering::Release);
     Counters::add(&rt.counters.fetches, 1);
     Counters::add(&rt.counters.fetched_bytes, bytes.len() as u64);
-    let mut new = local(h.data(), mode != Some(Mode::Write));
+    // Kept far copy = clean, unless the caller writes or the type can change behind `&T`.
+    let clean = mode != Some(Mode::Write) && !t.vtable.interior_mutable;
+    let mut new = local(h.data(), clean);
     match mode {
         None => new |= FRESH,
         Some(Mode::Nontemporal) => {}

@@ -109,3 +109,52 @@ fn mutex_counter_through_migrations_loses_nothing() {
         );
     });
 }
+
+/// Forced evacuations until `b` is far (asserting that it gets there).
+fn push_far<T: aifm_core::FarData>(rt: &Runtime, b: &RemBox<T>) {
+    for _ in 0..10 {
+        if !b.is_local() {
+            return;
+        }
+        rt.evacuate_now();
+    }
+    assert!(
+        !b.is_local(),
+        "forced evacuations never moved the object out"
+    );
+}
+
+/// A value changed through a shared reference (a `Mutex` inside) is not "clean": fetched
+/// back with its far copy kept, then changed under `deref` (not `deref_mut`), it must be
+/// written again when it leaves, or the change is lost to the stale far copy.
+#[test]
+fn a_change_through_a_shared_reference_survives_the_next_eviction() {
+    within(Duration::from_secs(60), || {
+        let rt = Runtime::builder().local_memory(4 << 20).build().unwrap();
+        let b = RemBox::new_in(Serde(Mutex::new(0u64)), &rt);
+        push_far(&rt, &b);
+        for round in 1..=3u64 {
+            {
+                let s = Scope::new();
+                *b.deref(&s).0.lock().unwrap() += 1;
+            }
+            push_far(&rt, &b);
+            let s = Scope::new();
+            assert_eq!(*b.deref(&s).0.lock().unwrap(), round, "round {round}");
+        }
+    });
+}
+
+/// Which types may be dropped unwritten after a read: plain data and the std containers of
+/// it, never a type whose `&self` can change it.
+#[test]
+fn interior_mutability_is_declared_where_it_can_exist() {
+    use aifm_core::FarData;
+    assert!(!<(u64, String, Vec<[u8; 4]>, Option<Box<char>>)>::INTERIOR_MUTABLE);
+    assert!(<Serde<Mutex<u64>>>::INTERIOR_MUTABLE);
+    assert!(<Vec<Serde<RefCell<u8>>>>::INTERIOR_MUTABLE);
+    assert!(
+        <(u8, Serde<u8>)>::INTERIOR_MUTABLE,
+        "serde types cannot say"
+    );
+}

@@ -145,6 +145,9 @@ impl<K, V> Drop for Node<K, V> {
 }
 
 impl<K: FarData, V: FarData> FarData for Node<K, V> {
+    // `state` and `flags` change behind `&Node`, but they are not encoded.
+    const INTERIOR_MUTABLE: bool = K::INTERIOR_MUTABLE || V::INTERIOR_MUTABLE;
+
     /// `[key length: u32 LE][key][value]`; state and flags are local and are not stored.
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         if self.flags.load(Ordering::Acquire) & TAKEN != 0 {

@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 pub(crate) struct Ring<T>(pub(super) VecDeque<T>);
 
 impl<T: FarData> FarData for Ring<T> {
+    const INTERIOR_MUTABLE: bool = T::INTERIOR_MUTABLE;
+
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         let (a, b) = self.0.as_slices();
         let at = out.len();

@@ -47,6 +47,9 @@ pub(crate) struct Page {
 }
 
 impl FarData for Page {
+    // Plain-data elements only (the vector checks its element type's `PodWitness`).
+    const INTERIOR_MUTABLE: bool = false;
+
     fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         out.extend_from_slice(&self.raw()[..self.bytes as usize]);
         Ok(())

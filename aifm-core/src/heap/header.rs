@@ -52,6 +52,9 @@ pub(crate) struct VTable {
     pub decode_into: unsafe fn(&[u8], *mut u8) -> Result<()>,
     /// `TypeId::of::<T>()`: checked where a typed handle meets an untyped object.
     pub type_id: fn() -> TypeId,
+    /// [`FarData::INTERIOR_MUTABLE`]: a fetched copy may change behind `&T`, so it is never
+    /// taken for clean.
+    pub interior_mutable: bool,
 }
 
 /// Provides the static vtable of a type.
@@ -76,6 +79,7 @@ impl<T: FarData> HasVTable for T {
         },
         decode_into: decode_into::<T>,
         type_id: TypeId::of::<T>,
+        interior_mutable: T::INTERIOR_MUTABLE,
     };
 }
 
