@@ -22,7 +22,9 @@
 //! * `COLD` / `HOTNESS`: CLOCK-like recency. A slow-path dereference of a cold object bumps the
 //!   2-bit counter; at [`HOT_THRESHOLD`] the object turns hot (`COLD` cleared) and later
 //!   dereferences stay on the fast path. The evacuator re-colds objects it keeps.
-//! * `CLEAN`: the far copy equals the local one, so evicting it needs no write-back.
+//! * `CLEAN`: the far copy equals the local one, so evicting it needs no write-back. Set only
+//!   on a fetch for reading, of a type that cannot change behind `&T`
+//!   ([`crate::FarData::INTERIOR_MUTABLE`] is `false`); cleared by a mutable dereference.
 //! * `FRESH`: a prefetch brought the object in and nobody has used it yet. The first
 //!   dereference takes the slow path once, clears it and counts a useful prefetch; the
 //!   evacuator counts a wasted one if it evicts a still-fresh object.
