@@ -61,7 +61,7 @@ pub(crate) fn spawn(inner: &Arc<Inner>, index: usize) -> crate::Result<()> {
                 *signalled = false;
             }
             rt.evacuation.requested.store(false, Ordering::Release);
-            if rt.heap.free_fraction() < rt.evacuation.start {
+            if rt.heap.free_fraction() < rt.evacuation.levels(&rt.heap).start {
                 run_until_target(&rt, Some(&rt.evacuator_lanes[index]));
             }
             // Panics of user code were counted and logged; nobody here to report them to.
@@ -90,14 +90,15 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
         usize::MAX
     };
     while allowance > 0 {
-        if !forced && rt.heap.free_fraction() >= rt.evacuation.target {
+        let target = rt.evacuation.levels(&rt.heap).target;
+        if !forced && rt.heap.free_fraction() >= target {
             break;
         }
         // Enough regions to reach the target, counting the heap memory their objects own.
         let needed = if forced {
             usize::MAX
         } else {
-            ((rt.evacuation.target - rt.heap.free_fraction()) * budget_bytes) as usize
+            ((target - rt.heap.free_fraction()) * budget_bytes) as usize
         };
         let victims = rt.heap.victims(needed, per_round.min(allowance));
         if victims.is_empty() {

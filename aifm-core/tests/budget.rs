@@ -28,6 +28,29 @@ fn objects_that_fit_the_budget_stay_local() {
     assert!(st.local_total() as f64 >= 0.84 * budget as f64, "{st}");
 }
 
+/// With one thread allocating, only its lane holds a half-filled region: a 64-region heap
+/// filled to 90 % must not start evacuating because other lanes *could* hold regions (the
+/// old rule reserved a region for every lane, 11 % of this heap, and evicted at once).
+#[test]
+fn one_allocating_thread_fills_nine_tenths_of_the_budget_without_far_traffic() {
+    let budget = 64 << 20;
+    let rt = Runtime::builder()
+        .local_memory(budget)
+        .region_size(1 << 20)
+        .build()
+        .unwrap();
+    let n = budget * 90 / 100 / CHARGE;
+    let objs: Vec<RemBox<[u64; 64]>> = (0..n as u64)
+        .map(|i| RemBox::new_in([i; 64], &rt))
+        .collect();
+    // The evacuator looks at the heap every 10 ms: give it several looks.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let st = rt.stats();
+    assert_eq!(st.evacuation_rounds, 0, "{st}");
+    assert_eq!(st.write_backs, 0, "{st}");
+    assert!(objs.iter().all(|o| o.is_local()));
+}
+
 #[test]
 fn under_pressure_the_heap_stays_full_of_live_objects() {
     for data_factor in [2usize, 4] {

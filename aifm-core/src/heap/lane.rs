@@ -45,6 +45,10 @@ impl Lane {
             }
         }
         let fresh = heap.take(overdraft)?;
+        if cursor.is_none() {
+            heap.filling
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(old) = cursor.replace(Cursor {
             base: fresh,
             used: bytes,
@@ -65,6 +69,8 @@ impl Lane {
             (&mut self.nontemporal, Kind::Nontemporal),
         ] {
             if let Some(c) = cursor.take() {
+                heap.filling
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 heap.seal(Sealed {
                     base: c.base,
                     end: c.used,

@@ -106,6 +106,8 @@ pub(crate) struct Heap {
     pool: Mutex<Pool>,
     room: Condvar,
     in_use: AtomicUsize,
+    /// Regions the lanes hold open for bump allocation (counted in `in_use`, partly empty).
+    filling: AtomicUsize,
     /// Exact bytes of live objects (headers included).
     pub live_bytes: AtomicI64,
     /// Heap bytes owned by local objects, as last measured.
@@ -123,6 +125,7 @@ impl Heap {
             pool: Mutex::new(Pool::default()),
             room: Condvar::new(),
             in_use: AtomicUsize::new(0),
+            filling: AtomicUsize::new(0),
             live_bytes: AtomicI64::new(0),
             owned_bytes: AtomicI64::new(0),
             overdrafts: AtomicUsize::new(0),
@@ -134,6 +137,11 @@ impl Heap {
     }
 
     /// Regions not in the pool.
+    /// Regions the lanes are filling now (each lane holds at most one per kind).
+    pub fn regions_filling(&self) -> usize {
+        self.filling.load(Ordering::Relaxed)
+    }
+
     pub fn regions_in_use(&self) -> usize {
         self.in_use.load(Ordering::Acquire)
     }

@@ -2,7 +2,7 @@
 //! (the variables are listed in the `runtime` module essay), and the construction of the
 //! shared state with its evacuator and prefetch threads.
 
-use super::inner::{Evacuation, Inner, SlotPool};
+use super::inner::{Evacuation, Inner, SlotPool, Thresholds};
 use super::Runtime;
 use crate::backend::{Backend, EmbeddedBackend};
 use crate::error::{Error, Result};
@@ -255,9 +255,10 @@ impl RuntimeBuilder {
     /// Free-memory thresholds as fractions of the budget: evacuation starts below `start`,
     /// new scopes wait below `block`, and evacuation continues until `target` is free.
     ///
-    /// Defaults: `start` 5 % (or, in a heap of few regions, the share of the regions that the
-    /// allocation lanes hold half filled, plus two, if that is more), `block` half of `start`
-    /// (at least 2 %), `target` `start` plus 5 % (or plus `block`). Objects can thus fill about
+    /// Defaults: `start` 5 % (or, in a heap of few regions, the share of the budget that the
+    /// regions the lanes are filling at that moment, one per evacuator thread and two more
+    /// make up, if that is more), `block` half of `start` (at least 2 %), `target` `start`
+    /// plus 5 % (or plus `block`). Objects can thus fill about
     /// 95 % of a large budget before anything leaves; the original's 0.12, 0.03, 0.22 started
     /// evacuating at 88 % and kept a fifth of the budget empty, so a budget the size of a
     /// program's std working set still saw far traffic.
@@ -318,19 +319,24 @@ impl RuntimeBuilder {
         let lanes = (2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
             .min(budget_regions / 8)
             .max(1);
-        let (start, block, target) = self.thresholds.unwrap_or_else(|| {
-            // Regions the lanes hold while they fill them count as used, so a small heap
-            // needs proportionally more headroom for the evacuator to keep up.
-            let held = (lanes + self.evacuator_threads + 2) as f64 / budget_regions as f64;
-            let start = held.max(0.05);
-            let block = (start / 2.0).max(0.02);
-            (start, block, start + block.max(0.05))
-        });
-        if !(0.0 < block && block < start && start < target && target < 1.0) {
-            return Err(Error::Config(
-                "thresholds must satisfy 0 < block < start < target < 1".into(),
-            ));
-        }
+        let thresholds = match self.thresholds {
+            Some((start, block, target)) => {
+                if !(0.0 < block && block < start && start < target && target < 1.0) {
+                    return Err(Error::Config(
+                        "thresholds must satisfy 0 < block < start < target < 1".into(),
+                    ));
+                }
+                Thresholds::Fixed {
+                    start,
+                    block,
+                    target,
+                }
+            }
+            None => Thresholds::Sized {
+                reserve: self.evacuator_threads + 2,
+                budget_regions,
+            },
+        };
         if self.evacuator_threads == 0 {
             return Err(Error::Config(
                 "at least one evacuator thread is needed".into(),
@@ -376,9 +382,7 @@ impl RuntimeBuilder {
                 requested: AtomicBool::new(false),
                 critical: AtomicBool::new(false),
                 unsettled_rounds: AtomicUsize::new(0),
-                start,
-                block,
-                target,
+                thresholds,
             },
             quarantine: Mutex::new(Vec::new()),
         });

@@ -75,9 +75,62 @@ pub(crate) struct Evacuation {
     /// whose older scopes still hold references to the marked copy, so a mutator meeting a
     /// mark must not move the object (see `object::slow_path`).
     pub unsettled_rounds: AtomicUsize,
+    pub thresholds: Thresholds,
+}
+
+/// When evacuation starts, when new scopes wait, and where evacuation stops, as free
+/// fractions of the budget.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Thresholds {
+    /// Chosen by the user.
+    Fixed { start: f64, block: f64, target: f64 },
+    /// Sized to the heap: the regions the lanes are filling count as used although partly
+    /// empty, so evacuation starts early enough that each of them, each evacuator thread and
+    /// two more can take a fresh region (at least 5 % free). Counting the lanes that *are*
+    /// filling, not every lane there is, lets a program whose objects fit the budget fill
+    /// about 95 % of it with no far traffic.
+    Sized {
+        reserve: usize,
+        budget_regions: usize,
+    },
+}
+
+/// The three thresholds at one moment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Levels {
     pub start: f64,
     pub block: f64,
     pub target: f64,
+}
+
+impl Evacuation {
+    /// The thresholds for the heap as it is now.
+    pub fn levels(&self, heap: &crate::heap::Heap) -> Levels {
+        match self.thresholds {
+            Thresholds::Fixed {
+                start,
+                block,
+                target,
+            } => Levels {
+                start,
+                block,
+                target,
+            },
+            Thresholds::Sized {
+                reserve,
+                budget_regions,
+            } => {
+                let held = (heap.regions_filling() + reserve) as f64 / budget_regions as f64;
+                let start = held.max(0.05);
+                let block = (start / 2.0).max(0.02);
+                Levels {
+                    start,
+                    block,
+                    target: (start + block.max(0.05)).min(0.9),
+                }
+            }
+        }
+    }
 }
 
 /// The state shared by a runtime's handles, objects and evacuator threads.
@@ -270,10 +323,11 @@ impl Inner {
     pub fn check_pressure(&self) {
         let free = self.heap.free_fraction();
         let ev = &self.evacuation;
-        if free < ev.block && !ev.critical.swap(true, Ordering::AcqRel) {
+        let levels = ev.levels(&self.heap);
+        if free < levels.block && !ev.critical.swap(true, Ordering::AcqRel) {
             scope::set_pressure(self.id, true);
         }
-        if free < ev.start && !ev.requested.swap(true, Ordering::AcqRel) {
+        if free < levels.start && !ev.requested.swap(true, Ordering::AcqRel) {
             *ev.signal.locked() = true;
             ev.wake.notify_all();
         }
@@ -282,7 +336,7 @@ impl Inner {
     /// Clears scope pressure once the evacuator has made room.
     pub fn relieve_pressure(&self) {
         if self.evacuation.critical.load(Ordering::Acquire)
-            && self.heap.free_fraction() >= self.evacuation.block
+            && self.heap.free_fraction() >= self.evacuation.levels(&self.heap).block
             && self.evacuation.critical.swap(false, Ordering::AcqRel)
         {
             scope::set_pressure(self.id, false);
