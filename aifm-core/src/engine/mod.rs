@@ -23,8 +23,8 @@
 //! `aifm-collections` registers its devices here. The arrows point one way:
 //! collections → core ← server.
 
+pub mod client;
 mod device;
-pub mod local;
 mod object_store;
 pub mod quota;
 
@@ -111,7 +111,7 @@ impl DeviceRegistry {
 }
 
 /// Factories by device type name, registered once each: the shared core of the engine's
-/// [`DeviceRegistry`] and the client-side [`local::LocalDeviceRegistry`] (which differ only in
+/// [`DeviceRegistry`] and the client-side [`client::ClientDeviceRegistry`] (which differ only in
 /// what a factory builds). Registering a name twice keeps the first factory.
 pub(crate) struct Factories<F> {
     by_name: Mutex<HashMap<String, F>>,
