@@ -188,25 +188,16 @@ impl ClientDevice for PlainStore {
 /// assert!(r.contains(aifm_core::engine::OBJECT_STORE_DEVICE));
 /// assert!(r.create("nope", &[]).is_err());
 /// ```
+#[derive(Debug)]
 pub struct ClientDeviceRegistry {
-    factories: Factories<ClientDeviceFactory>,
-}
-
-impl std::fmt::Debug for ClientDeviceRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientDeviceRegistry")
-            .field("devices", &self.factories.names())
-            .finish()
-    }
+    devices: Factories<ClientDeviceFactory>,
 }
 
 impl Default for ClientDeviceRegistry {
     fn default() -> Self {
-        let r = ClientDeviceRegistry {
-            factories: Factories::default(),
-        };
-        r.register(OBJECT_STORE_DEVICE, |_| Ok(Box::new(PlainStore)));
-        r
+        ClientDeviceRegistry {
+            devices: Factories::with(OBJECT_STORE_DEVICE, |_| Ok(Box::new(PlainStore))),
+        }
     }
 }
 
@@ -237,7 +228,7 @@ impl ClientDeviceRegistry {
     /// assert!(r.contains("example.nothing"));
     /// ```
     pub fn register(&self, name: &str, factory: ClientDeviceFactory) {
-        self.factories.register(name, factory);
+        self.devices.register(name, factory);
     }
 
     /// Whether device type `name` is registered.
@@ -248,7 +239,7 @@ impl ClientDeviceRegistry {
     /// assert!(!aifm_core::engine::client::ClientDeviceRegistry::default().contains("nope"));
     /// ```
     pub fn contains(&self, name: &str) -> bool {
-        self.factories.contains(name)
+        self.devices.contains(name)
     }
 
     /// Builds a device of type `name` from `params`.
@@ -267,6 +258,6 @@ impl ClientDeviceRegistry {
     /// assert!(matches!(r.create("nope", &[]), Err(aifm_core::Error::UnknownDevice(_))));
     /// ```
     pub fn create(&self, name: &str, params: &[u8]) -> Result<Box<dyn ClientDevice>> {
-        self.factories.get(name)?(params)
+        self.devices.get(name)?(params)
     }
 }

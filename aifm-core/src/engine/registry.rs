@@ -23,27 +23,18 @@ use std::sync::{Arc, Mutex};
 /// r.register("my.store", |_params, quota| Ok(Box::new(ObjectStore::new(quota))));
 /// assert!(r.contains("my.store"));
 /// ```
+#[derive(Debug)]
 pub struct DeviceRegistry {
-    factories: Factories<DeviceFactory>,
-}
-
-impl std::fmt::Debug for DeviceRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceRegistry")
-            .field("devices", &self.factories.names())
-            .finish()
-    }
+    devices: Factories<DeviceFactory>,
 }
 
 impl Default for DeviceRegistry {
     fn default() -> Self {
-        let r = DeviceRegistry {
-            factories: Factories::default(),
-        };
-        r.register(OBJECT_STORE_DEVICE, |_params, quota| {
-            Ok(Box::new(ObjectStore::new(quota)))
-        });
-        r
+        DeviceRegistry {
+            devices: Factories::with(OBJECT_STORE_DEVICE, |_params, quota| {
+                Ok(Box::new(ObjectStore::new(quota)))
+            }),
+        }
     }
 }
 
@@ -59,7 +50,7 @@ impl DeviceRegistry {
     /// assert!(r.contains("store.v2"));
     /// ```
     pub fn register(&self, name: &str, factory: DeviceFactory) {
-        self.factories.register(name, factory);
+        self.devices.register(name, factory);
     }
 
     /// Whether device type `name` is registered.
@@ -70,7 +61,7 @@ impl DeviceRegistry {
     /// assert!(!aifm_core::engine::DeviceRegistry::default().contains("nope"));
     /// ```
     pub fn contains(&self, name: &str) -> bool {
-        self.factories.contains(name)
+        self.devices.contains(name)
     }
 
     pub(super) fn create(
@@ -79,26 +70,35 @@ impl DeviceRegistry {
         params: &[u8],
         quota: Arc<Quota>,
     ) -> Result<Box<dyn RemoteDevice>> {
-        self.factories.get(name)?(params, quota)
+        self.devices.get(name)?(params, quota)
     }
 }
 
 /// Factories by device type name, registered once each: the shared core of the engine's
-/// [`DeviceRegistry`] and the client-side [`ClientDeviceRegistry`](super::client::ClientDeviceRegistry) (which differ only in
-/// what a factory builds). Registering a name twice keeps the first factory.
+/// [`DeviceRegistry`] and the client-side
+/// [`ClientDeviceRegistry`](super::client::ClientDeviceRegistry), which differ only in what a
+/// factory builds. Registering a name twice keeps the first factory.
 pub(crate) struct Factories<F> {
     by_name: Mutex<HashMap<String, F>>,
 }
 
-impl<F> Default for Factories<F> {
-    fn default() -> Self {
-        Factories {
-            by_name: Mutex::new(HashMap::new()),
-        }
+impl<F> std::fmt::Debug for Factories<F> {
+    /// The registered names (in no particular order).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.by_name.locked().keys())
+            .finish()
     }
 }
 
 impl<F: Copy> Factories<F> {
+    /// A table holding `factory` under `name` (every registry starts with its object store).
+    pub(crate) fn with(name: &str, factory: F) -> Self {
+        Factories {
+            by_name: Mutex::new(HashMap::from([(name.to_string(), factory)])),
+        }
+    }
+
     /// Registers `factory` under `name` unless the name is taken.
     pub(crate) fn register(&self, name: &str, factory: F) {
         self.by_name
@@ -119,10 +119,5 @@ impl<F: Copy> Factories<F> {
             .get(name)
             .copied()
             .ok_or_else(|| Error::UnknownDevice(name.to_string()))
-    }
-
-    /// The registered names (in no particular order), for `Debug`.
-    pub(crate) fn names(&self) -> Vec<String> {
-        self.by_name.locked().keys().cloned().collect()
     }
 }
