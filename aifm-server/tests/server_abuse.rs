@@ -201,15 +201,10 @@ fn buggy(r: &aifm_core::engine::DeviceRegistry) {
 /// session and the connection count are intact.
 #[test]
 fn a_panicking_device_fails_its_request_not_the_connection() {
-    let server = aifm_server::Server::bind(aifm_server::Config {
-        listen: "127.0.0.1:0".into(),
+    let server = common::in_process(aifm_server::Config {
         devices: vec![buggy],
-        stats_interval: None,
         ..Default::default()
-    })
-    .unwrap()
-    .spawn()
-    .unwrap();
+    });
     let addr = server.addr().to_string();
     let mut raw = Raw::login(&addr);
     raw.send_op(

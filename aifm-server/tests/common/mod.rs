@@ -163,6 +163,17 @@ pub fn pattern<const N: usize>(seed: u64) -> [u64; N] {
     std::array::from_fn(|j| seed ^ j as u64)
 }
 
+/// The server `config` describes, run in this process (threads of its own, not the binary)
+/// on an ephemeral loopback port and printing no statistics, until the value is dropped.
+pub fn in_process(config: aifm_server::Config) -> aifm_server::RunningServer {
+    let config = aifm_server::Config {
+        listen: "127.0.0.1:0".into(),
+        stats_interval: None,
+        ..config
+    };
+    aifm_server::Server::bind(config).unwrap().spawn().unwrap()
+}
+
 /// Starts `n` servers with default arguments.
 pub fn start_servers(n: usize) -> Vec<ServerProc> {
     (0..n).map(|_| ServerProc::start(&[])).collect()
