@@ -14,24 +14,18 @@
 //! 3. Prefetch accuracy (useful / issued) and coverage (useful / objects read) of the stride
 //!    detector for forward, reverse, stride-3 and random walks.
 
+mod common;
+use common::server;
+
 use aifm::collections::RemVec;
 use aifm::prefetch::Prefetcher;
 use aifm::{RemBox, Runtime, Scope};
 use aifm_collections::testing::{median, XorShift};
-use aifm_server::{Config, RunningServer, Server};
+use aifm_server::RunningServer;
 use std::future::Future;
 use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
-
-fn server() -> RunningServer {
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        stats_interval: None,
-        ..Config::default()
-    };
-    Server::bind(config).unwrap().spawn().unwrap()
-}
 
 fn runtime(server: &RunningServer, local: usize) -> Runtime {
     Runtime::builder()

@@ -22,10 +22,12 @@
 //!
 //! The prefetcher's figures of the scans (issued, useful, window) follow the table.
 
+mod common;
+use common::server;
+
 use aifm::collections::RemVec;
 use aifm::{Runtime, Stats};
 use aifm_collections::testing::median;
-use aifm_server::{Config, RunningServer, Server};
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -33,15 +35,6 @@ use std::time::Instant;
 
 /// Bytes per chunk of a `RemVec<u64>` (and per write of the raw stream).
 const CHUNK: usize = 4096;
-
-fn server() -> RunningServer {
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        stats_interval: None,
-        ..Config::default()
-    };
-    Server::bind(config).unwrap().spawn().unwrap()
-}
 
 fn sum_words(bytes: &[u8]) -> u64 {
     bytes.chunks_exact(8).fold(0u64, |a, w| {

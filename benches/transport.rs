@@ -20,10 +20,13 @@
 //!
 //! Run with `cargo bench --bench transport`; `docs/TRANSPORT.md` records the figures.
 
+mod common;
+use common::server;
+
 use aifm_core::backend::tcp::{TcpBackend, TcpBuilder};
 use aifm_core::backend::{Backend, OBJECT_STORE};
 use aifm_core::{RemBox, Runtime, Scope};
-use aifm_server::{Config, RunningServer, Server};
+use aifm_server::RunningServer;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -33,18 +36,6 @@ use std::time::{Duration, Instant};
 
 const SIZES: [usize; 2] = [64, 4096];
 const REQUEST: usize = 16;
-
-fn server() -> RunningServer {
-    Server::bind(Config {
-        listen: "127.0.0.1:0".into(),
-        capacity: 4 << 30,
-        stats_interval: None,
-        ..Config::default()
-    })
-    .unwrap()
-    .spawn()
-    .unwrap()
-}
 
 fn client(server: &RunningServer) -> TcpBackend {
     TcpBuilder::new(server.addr().to_string())

@@ -46,11 +46,11 @@
 //!   back), so `try_push` returns the error only.
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod client_tests;
 mod common;
 pub mod hashmap;
 pub mod list;
-#[cfg(test)]
-mod local_tests;
 pub mod queue;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -62,7 +62,7 @@ pub use list::RemList;
 pub use queue::RemQueue;
 pub use vec::RemVec;
 
-use aifm_core::engine::local::LocalDeviceRegistry;
+use aifm_core::engine::client::ClientDeviceRegistry;
 use aifm_core::engine::{DeviceRegistry, Engine};
 
 /// Registers the remote devices of every collection of this crate (`aifm.vec`, …) in
@@ -83,27 +83,27 @@ pub fn register_devices(registry: &DeviceRegistry) {
 
 /// Registers the client-side halves of the devices (`aifm.vec`, `aifm.hashmap`) in
 /// `registry`: what a backend that runs no aifm code (a Redis Cluster) runs in the client
-/// instead (see `aifm_core::engine::local`). In-process use needs nothing: the collections
-/// register with [`LocalDeviceRegistry::global`] on first use.
+/// instead (see `aifm_core::engine::client`). In-process use needs nothing: the collections
+/// register with [`ClientDeviceRegistry::global`] on first use.
 ///
 /// # Examples
 ///
 /// ```
-/// let registry = aifm_core::engine::local::LocalDeviceRegistry::default();
-/// aifm_collections::register_local_devices(&registry);
+/// let registry = aifm_core::engine::client::ClientDeviceRegistry::default();
+/// aifm_collections::register_client_devices(&registry);
 /// assert!(registry.contains(aifm_collections::hashmap::DEVICE));
 /// assert!(registry.contains(aifm_collections::vec::DEVICE));
 /// ```
-pub fn register_local_devices(registry: &LocalDeviceRegistry) {
-    registry.register(vec::DEVICE, vec::local::factory);
-    registry.register(hashmap::DEVICE, hashmap::local::factory);
+pub fn register_client_devices(registry: &ClientDeviceRegistry) {
+    registry.register(vec::DEVICE, vec::client::factory);
+    registry.register(hashmap::DEVICE, hashmap::client::factory);
 }
 
-/// Registers the devices with the process-wide engine and local registry, once.
+/// Registers the devices with the process-wide engine and client-side registry, once.
 pub(crate) fn ensure_devices() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         register_devices(Engine::global().registry());
-        register_local_devices(LocalDeviceRegistry::global());
+        register_client_devices(ClientDeviceRegistry::global());
     });
 }

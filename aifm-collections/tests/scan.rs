@@ -154,7 +154,8 @@ fn aggregates_and_chunk_walks_agree_with_a_vec_under_a_small_budget() {
     assert_eq!(v.chunks().len(), v.local_chunks().1);
 }
 
-// A wrapped store is not named "embedded": the scan keeps a window ahead, as over a network.
+// A store with a latency (wrapped, as tests wrap stores) has a wait to hide: the scan keeps a
+// window ahead, as over a network.
 #[test]
 fn scans_keep_a_measured_window_ahead_in_either_direction() {
     let backend = aifm_core::backend::EmbeddedBackend::new()

@@ -23,15 +23,11 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 #[test]
 fn async_lookups_agree_with_std_under_a_tiny_budget() {
-    let rt = Runtime::builder().local_memory(1 << 20).build().unwrap();
-    let map: RemHashMap<u64, Value> = RemHashMap::new_in(&rt);
-    let mut model: HashMap<u64, Value> = HashMap::new();
+    let rt = tiny_runtime();
     let mut rng = XorShift::new(7);
     const KEYS: u64 = 6000;
-    for k in 0..KEYS {
-        map.insert(k, value(k, 0));
-        model.insert(k, value(k, 0));
-    }
+    let map = filled_map(&rt, KEYS);
+    let mut model: HashMap<u64, Value> = (0..KEYS).map(|k| (k, value(k, 0))).collect();
     let fetches_before = rt.stats().fetches;
     for round in 0..12u64 {
         // 32 tasks write distinct keys with insert_async (their far pairs come home in one
@@ -105,19 +101,40 @@ fn async_lookups_agree_with_std_under_a_tiny_budget() {
     );
 }
 
-#[test]
-fn misses_of_many_tasks_share_a_batch() {
-    let rt = Runtime::builder().local_memory(1 << 20).build().unwrap();
-    let map: RemHashMap<u64, Value> = RemHashMap::new_in(&rt);
-    for k in 0..4000 {
+/// A 1 MiB in-process runtime: a few thousand pairs are many times its budget.
+fn tiny_runtime() -> Runtime {
+    Runtime::builder().local_memory(1 << 20).build().unwrap()
+}
+
+/// A map in `rt` holding `value(k, 0)` for every `k` in `0..pairs`.
+fn filled_map(rt: &Runtime, pairs: u64) -> RemHashMap<u64, Value> {
+    let map = RemHashMap::new_in(rt);
+    for k in 0..pairs {
         map.insert(k, value(k, 0));
     }
+    map
+}
+
+/// The first `n` keys of `0..keys` whose pairs are in far memory now; there must be `n`.
+fn far_keys(map: &RemHashMap<u64, Value>, keys: u64, n: usize) -> Vec<u64> {
+    let far: Vec<u64> = (0..keys).filter(|k| !is_local(map, *k)).take(n).collect();
+    assert_eq!(far.len(), n, "the budget must push pairs out");
+    far
+}
+
+/// A tiny in-process runtime and a map of 4000 pairs after one evacuation, with `n` of the
+/// keys whose pairs it pushed out.
+fn map_with_far_pairs(n: usize) -> (Runtime, RemHashMap<u64, Value>, Vec<u64>) {
+    let rt = tiny_runtime();
+    let map = filled_map(&rt, 4000);
     rt.evacuate_now();
-    let far: Vec<u64> = (0..4000u64)
-        .filter(|k| !is_local(&map, *k))
-        .take(64)
-        .collect();
-    assert_eq!(far.len(), 64, "the budget must push pairs out");
+    let far = far_keys(&map, 4000, n);
+    (rt, map, far)
+}
+
+#[test]
+fn misses_of_many_tasks_share_a_batch() {
+    let (rt, map, far) = map_with_far_pairs(64);
     let before = rt.stats();
     let mut tasks = Tasks::new();
     let map_ref = &map;
@@ -144,16 +161,7 @@ fn is_local(map: &RemHashMap<u64, Value>, k: u64) -> bool {
 
 #[test]
 fn a_dropped_future_leaves_the_others_answered() {
-    let rt = Runtime::builder().local_memory(1 << 20).build().unwrap();
-    let map: RemHashMap<u64, Value> = RemHashMap::new_in(&rt);
-    for k in 0..4000 {
-        map.insert(k, value(k, 0));
-    }
-    rt.evacuate_now();
-    let far: Vec<u64> = (0..4000u64)
-        .filter(|k| !is_local(&map, *k))
-        .take(8)
-        .collect();
+    let (_rt, map, far) = map_with_far_pairs(8);
     use std::future::Future;
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     let mut futs: Vec<_> = far.iter().map(|k| Box::pin(map.get_async(k))).collect();
@@ -172,15 +180,8 @@ fn a_dropped_future_leaves_the_others_answered() {
 
 /// A map and boxes over a real server, most of them pushed out of a 1 MiB budget.
 fn far_map(server: &ServerProc) -> (Runtime, RemHashMap<u64, Value>, Vec<RemBox<Value>>) {
-    let rt = Runtime::builder()
-        .local_memory(1 << 20)
-        .server(server.addr.clone())
-        .build()
-        .unwrap();
-    let map: RemHashMap<u64, Value> = RemHashMap::new_in(&rt);
-    for k in 0..6000 {
-        map.insert(k, value(k, 0));
-    }
+    let rt = server.runtime(1 << 20);
+    let map = filled_map(&rt, 6000);
     let boxes = (0..3000)
         .map(|k| RemBox::new_in(value(k, 1), &rt))
         .collect();
@@ -192,11 +193,7 @@ fn far_map(server: &ServerProc) -> (Runtime, RemHashMap<u64, Value>, Vec<RemBox<
 fn a_server_killed_with_lookups_queued_fails_each_of_them() {
     let mut server = ServerProc::start(&[]);
     let (_rt, map, boxes) = far_map(&server);
-    let far: Vec<u64> = (0..6000u64)
-        .filter(|k| !is_local(&map, *k))
-        .take(64)
-        .collect();
-    assert_eq!(far.len(), 64);
+    let far = far_keys(&map, 6000, 64);
     let far_boxes: Vec<&RemBox<Value>> = boxes.iter().filter(|b| !b.is_local()).take(16).collect();
     let outcomes = RefCell::new(Vec::new());
     let mut tasks = Tasks::new();
@@ -279,8 +276,7 @@ fn a_server_killed_while_tasks_keep_looking_up_fails_them_all_without_a_hang() {
     tasks.run_polls(2_000, PATIENCE).unwrap();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(20));
-        // SAFETY: plain kill(2) of our own child process.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        common::signal_pid(pid, libc::SIGKILL);
     });
     tasks
         .run(PATIENCE)
@@ -298,7 +294,7 @@ fn a_server_killed_while_tasks_keep_looking_up_fails_them_all_without_a_hang() {
 #[test]
 fn the_futures_are_send_so_multi_threaded_executors_can_move_them() {
     fn send<T: Send>(_: &T) {}
-    let rt = Runtime::builder().local_memory(1 << 20).build().unwrap();
+    let rt = tiny_runtime();
     let map: RemHashMap<u64, Value> = RemHashMap::new_in(&rt);
     let b = RemBox::new_in(value(1, 1), &rt);
     send(&map.get_async(&1));

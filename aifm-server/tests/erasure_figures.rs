@@ -73,9 +73,7 @@ fn erasure_figures() {
         let runs: Vec<Run> = (0..RUNS)
             .map(|_| {
                 let mut servers = common::start_servers(3);
-                let mut far = ReplicatedBackend::new(common::clients(&servers))
-                    .unwrap()
-                    .with_replicas(replicas);
+                let mut far = common::replicated(&servers).with_replicas(replicas);
                 if let Some((k, m)) = erasure {
                     far = far.with_erasure(k, m).unwrap();
                 }
@@ -108,7 +106,7 @@ fn erasure_rebuild_figures() {
         let mut bytes = 0;
         for _ in 0..RUNS {
             let mut servers = common::start_servers(3);
-            let mut far = ReplicatedBackend::new(common::clients(&servers)).unwrap();
+            let mut far = common::replicated(&servers);
             if let Some((k, m)) = erasure {
                 far = far.with_erasure(k, m).unwrap();
             }

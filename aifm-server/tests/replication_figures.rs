@@ -30,11 +30,7 @@ fn measure(far: &dyn Backend) -> (f64, f64, f64) {
 #[ignore = "figures, run by hand"]
 fn replication_figures() {
     let servers = common::start_servers(3);
-    let several = |r: usize| {
-        ReplicatedBackend::new(common::clients(&servers))
-            .unwrap()
-            .with_replicas(r)
-    };
+    let several = |r: usize| common::replicated(&servers).with_replicas(r);
     for round in 0..2 {
         let one = servers[0].client();
         let (w, med, mean) = measure(&one);
@@ -60,7 +56,7 @@ fn rebuild_figures() {
     const REBUILD_OBJECTS: u64 = 16_384; // 64 MiB
     for round in 0..3 {
         let mut servers = common::start_servers(3);
-        let far = Arc::new(ReplicatedBackend::new(common::clients(&servers)).unwrap());
+        let far = Arc::new(common::replicated(&servers));
         let value = vec![0x5au8; OBJ];
         write_objects(&*far, REBUILD_OBJECTS, &value);
         servers[1].kill();

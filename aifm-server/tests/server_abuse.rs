@@ -16,15 +16,7 @@ fn a_read_many_naming_one_big_object_many_times_is_refused_before_it_is_built() 
     let server = ServerProc::start(&["--max-frame", "8MiB"]);
     let mut raw = Raw::login(&server.addr);
     let big = vec![7u8; 512 << 10];
-    raw.send_op(
-        1,
-        &Op::Write {
-            ds: OBJECT_STORE,
-            key: Blob(b"big"),
-            value: Blob(&big),
-        },
-    );
-    assert_eq!(raw.recv(), Said::Ok(1, "Done".into()));
+    raw.put(1, b"big", &big);
     let keys = vec![Blob(b"big"); 600]; // a 2 KB request, a 300 MiB reply
     raw.send_op(
         2,
@@ -209,15 +201,10 @@ fn buggy(r: &aifm_core::engine::DeviceRegistry) {
 /// session and the connection count are intact.
 #[test]
 fn a_panicking_device_fails_its_request_not_the_connection() {
-    let server = aifm_server::Server::bind(aifm_server::Config {
-        listen: "127.0.0.1:0".into(),
+    let server = common::in_process(aifm_server::Config {
         devices: vec![buggy],
-        stats_interval: None,
         ..Default::default()
-    })
-    .unwrap()
-    .spawn()
-    .unwrap();
+    });
     let addr = server.addr().to_string();
     let mut raw = Raw::login(&addr);
     raw.send_op(

@@ -5,21 +5,12 @@ mod common;
 
 use aifm_collections::vec::{AggValue, Aggregate};
 use aifm_collections::{Exec, RemHashMap, RemVec};
-use aifm_core::Runtime;
 use common::ServerProc;
-
-fn runtime(server: &ServerProc) -> Runtime {
-    Runtime::builder()
-        .local_memory(2 << 20)
-        .server(server.addr.clone())
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn vector_offloads_run_on_the_server_and_match_local_results() {
     let server = ServerProc::start(&[]);
-    let rt = runtime(&server);
+    let rt = server.runtime(2 << 20);
     let mut v: RemVec<u64> = RemVec::new_in(&rt);
     v.extend((0..1_000_000u64).map(|i| i.wrapping_mul(2_654_435_761) % 1_000_003));
     let keys: RemVec<u8> = {
@@ -56,7 +47,7 @@ fn vector_offloads_run_on_the_server_and_match_local_results() {
 #[test]
 fn hash_map_pairs_evicted_to_the_server_come_back() {
     let server = ServerProc::start(&[]);
-    let rt = runtime(&server);
+    let rt = server.runtime(2 << 20);
     let map: RemHashMap<u64, String> = RemHashMap::new_in(&rt);
     for i in 0..50_000u64 {
         map.insert(i, format!("value-{i}"));

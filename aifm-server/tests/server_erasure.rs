@@ -8,26 +8,17 @@ mod common;
 use aifm_collections::testing::{Fill, Twins, XorShift};
 use aifm_core::backend::replicated::ReplicatedBackend;
 use aifm_core::backend::{Backend, OBJECT_STORE};
-use aifm_core::{RemBox, Runtime, Scope};
+use aifm_core::{RemBox, Scope};
 use common::ServerProc;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 fn value(i: u64) -> [u64; 512] {
-    let mut v = [0u64; 512];
-    for (j, x) in v.iter_mut().enumerate() {
-        *x = i.wrapping_mul(0x9e37_79b9) ^ j as u64;
-    }
-    v
+    common::pattern(i.wrapping_mul(0x9e37_79b9))
 }
 
 fn erasure_coded(servers: &[ServerProc]) -> Arc<ReplicatedBackend> {
-    Arc::new(
-        ReplicatedBackend::new(common::clients(servers))
-            .unwrap()
-            .with_erasure(2, 1)
-            .unwrap(),
-    )
+    Arc::new(common::replicated(servers).with_erasure(2, 1).unwrap())
 }
 
 /// Checks every box against `value`, with the first word of those in `changed` replaced.
@@ -91,9 +82,7 @@ fn objects_survive_a_kill_in_the_middle_of_evacuations() {
 #[test]
 fn the_runtime_builder_connects_erasure_coded() {
     let servers = common::start_servers(3);
-    let rt = Runtime::builder()
-        .local_memory(2 << 20)
-        .servers(servers.iter().map(|s| s.addr.clone()))
+    let rt = common::servers_builder(&servers)
         .erasure(2, 1)
         .build()
         .unwrap();

@@ -28,15 +28,7 @@ fn server() -> ServerProc {
 fn abuse(addr: String, kind: u8, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
     let mut raw = Raw::login(&addr);
     let big = vec![9u8; 512 << 10];
-    raw.send_op(
-        0,
-        &Op::Write {
-            ds: OBJECT_STORE,
-            key: Blob(b"big"),
-            value: Blob(&big),
-        },
-    );
-    assert_eq!(raw.recv(), Said::Ok(0, "Done".into()));
+    raw.put(0, b"big", &big);
     let mut id = 1u64;
     while !stop.load(Ordering::Relaxed) {
         // A burst of 64 pipelined requests, then all their answers.

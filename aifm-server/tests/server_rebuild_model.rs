@@ -7,7 +7,6 @@
 mod common;
 
 use aifm_collections::testing::{Fill, Twins, XorShift};
-use aifm_core::backend::replicated::ReplicatedBackend;
 use aifm_core::backend::{Backend, OBJECT_STORE};
 use common::ServerProc;
 use std::sync::Arc;
@@ -21,11 +20,7 @@ const MAP_ID: u32 = 2;
 #[test]
 fn collections_match_their_twins_across_a_kill_a_rebuild_and_a_second_kill() {
     let mut servers = common::start_servers(3);
-    let far = Arc::new(
-        ReplicatedBackend::new(common::clients(&servers))
-            .unwrap()
-            .with_replicas(2),
-    );
+    let far = Arc::new(common::replicated(&servers).with_replicas(2));
     let rt = common::small_runtime(far.clone());
     let mut twins = Twins::new_in(&rt, Fill::default());
     rt.evacuate_now();

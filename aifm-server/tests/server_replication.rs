@@ -5,7 +5,6 @@ mod common;
 
 use aifm_collections::vec::{AggValue, Aggregate};
 use aifm_collections::{Exec, RemVec};
-use aifm_core::backend::replicated::ReplicatedBackend;
 use aifm_core::backend::Backend;
 use aifm_core::{RemBox, Runtime, Scope};
 use common::ServerProc;
@@ -16,21 +15,13 @@ fn three() -> Vec<ServerProc> {
 }
 
 fn value(i: u64) -> [u64; 512] {
-    let mut v = [0u64; 512];
-    for (j, x) in v.iter_mut().enumerate() {
-        *x = i.wrapping_mul(0x9e37_79b9) ^ j as u64;
-    }
-    v
+    common::pattern(i.wrapping_mul(0x9e37_79b9))
 }
 
 #[test]
 fn rembox_objects_survive_the_death_of_a_server() {
     let mut servers = three();
-    let rt = Runtime::builder()
-        .local_memory(2 << 20)
-        .servers(servers.iter().map(|s| s.addr.clone()))
-        .build()
-        .unwrap();
+    let rt = common::servers_builder(&servers).build().unwrap();
     assert!(
         rt.backend_name().starts_with("replicated(x2:"),
         "{}",
@@ -78,7 +69,7 @@ fn rembox_objects_survive_the_death_of_a_server() {
 /// and sums it both on the surviving server and locally.
 fn vector_survives(victim: usize) {
     let mut servers = three();
-    let far = Arc::new(ReplicatedBackend::new(common::clients(&servers)).unwrap());
+    let far = Arc::new(common::replicated(&servers));
     let rt = common::small_runtime(far.clone());
     let len = 512 * 1024u64; // 4 MiB of u64 through 2 MiB of local memory
     let mut v: RemVec<u64> = RemVec::new_in(&rt);
@@ -152,11 +143,7 @@ fn comma_separated_addresses_connect_replicated() {
 #[test]
 fn losing_every_replica_is_reported_never_silent() {
     let mut servers = three();
-    let rt = Runtime::builder()
-        .local_memory(2 << 20)
-        .servers(servers.iter().map(|s| s.addr.clone()))
-        .build()
-        .unwrap();
+    let rt = common::servers_builder(&servers).build().unwrap();
     let boxes: Vec<RemBox<[u64; 512]>> = (0..2048).map(|i| RemBox::new_in(value(i), &rt)).collect();
     rt.evacuate_now();
     servers[0].kill();
@@ -184,7 +171,7 @@ fn losing_every_replica_is_reported_never_silent() {
 fn hash_map_pairs_survive_the_death_of_a_holder() {
     use aifm_collections::RemHashMap;
     let mut servers = three();
-    let far = Arc::new(ReplicatedBackend::new(common::clients(&servers)).unwrap());
+    let far = Arc::new(common::replicated(&servers));
     let rt = common::small_runtime(far.clone());
     let map: RemHashMap<u64, String> = RemHashMap::new_in(&rt);
     for i in 0..50_000u64 {

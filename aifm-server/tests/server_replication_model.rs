@@ -4,18 +4,13 @@
 mod common;
 
 use aifm_collections::testing::{Fill, Twins, XorShift};
-use aifm_core::Runtime;
 
 const OPS: usize = 60_000;
 
 #[test]
 fn collections_match_their_twins_across_a_server_kill() {
     let mut servers = common::start_servers(3);
-    let rt = Runtime::builder()
-        .local_memory(2 << 20)
-        .servers(servers.iter().map(|s| s.addr.clone()))
-        .build()
-        .unwrap();
+    let rt = common::servers_builder(&servers).build().unwrap();
     // Enough data that most of it lives in far memory (2 MiB local).
     let mut twins = Twins::new_in(&rt, Fill::default());
     rt.evacuate_now();

@@ -4,28 +4,20 @@ mod common;
 
 use aifm_core::backend::tcp::TcpBuilder;
 use aifm_core::backend::{Backend, OBJECT_STORE};
-use aifm_core::{RemBox, Runtime, Scope};
+use aifm_core::{RemBox, Scope};
 use common::{eventually, Relay, ServerProc};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 fn value(i: u64) -> [u64; 128] {
-    let mut v = [0u64; 128];
-    for (j, x) in v.iter_mut().enumerate() {
-        *x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ j as u64;
-    }
-    v
+    common::pattern(i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 #[test]
 fn runtime_evicts_to_and_fetches_from_a_real_server() {
     let server = ServerProc::start(&[]);
-    let rt = Runtime::builder()
-        .server(server.addr.clone())
-        .local_memory(4 << 20)
-        .build()
-        .unwrap();
+    let rt = server.runtime(4 << 20);
     assert!(rt.backend_name().starts_with("tcp://"));
     // 8 MiB of objects through 4 MiB of local memory.
     let n = 8 * 1024;
@@ -259,11 +251,7 @@ fn stats_count_requests_by_type() {
 #[test]
 fn threads_mutate_objects_that_travel_through_the_server() {
     let server = ServerProc::start(&[]);
-    let rt = Runtime::builder()
-        .server(server.addr.clone())
-        .local_memory(4 << 20)
-        .build()
-        .unwrap();
+    let rt = server.runtime(4 << 20);
     // Two threads, 4 MiB of objects each, 4 MiB of local memory between them.
     let workers: Vec<_> = (0..2u64)
         .map(|t| {

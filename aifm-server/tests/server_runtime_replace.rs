@@ -22,7 +22,7 @@ fn check(objects: &[RemBox<Page>]) {
 
 #[test]
 fn replace_server_rebuilds_what_the_dead_server_held() {
-    let mut servers: Vec<ServerProc> = (0..3).map(|_| ServerProc::start(&[])).collect();
+    let mut servers: Vec<ServerProc> = common::start_servers(3);
     let addrs: Vec<String> = servers.iter().map(|s| s.addr.clone()).collect();
     let rt = Runtime::builder()
         .local_memory(1 << 20)

@@ -136,11 +136,7 @@ impl Vectors {
 }
 
 fn replicated(servers: &[ServerProc], replicas: usize) -> Arc<ReplicatedBackend> {
-    Arc::new(
-        ReplicatedBackend::new(common::clients(servers))
-            .unwrap()
-            .with_replicas(replicas),
-    )
+    Arc::new(common::replicated(servers).with_replicas(replicas))
 }
 
 #[test]

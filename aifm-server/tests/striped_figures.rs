@@ -9,7 +9,6 @@
 mod common;
 
 use aifm_collections::{Exec, RemVec};
-use aifm_core::backend::replicated::ReplicatedBackend;
 use aifm_core::backend::Backend;
 use aifm_core::{Placement, Runtime};
 use std::time::Instant;
@@ -47,11 +46,7 @@ fn sum_ms(far: impl Backend, placement: Placement) -> (f64, f64) {
 #[ignore = "figures, run by hand"]
 fn striped_sum_figures() {
     let servers = common::start_servers(3);
-    let several = |r: usize| {
-        ReplicatedBackend::new(common::clients(&servers))
-            .unwrap()
-            .with_replicas(r)
-    };
+    let several = |r: usize| common::replicated(&servers).with_replicas(r);
     let (ms, local) = sum_ms(servers[0].client(), Placement::Whole);
     println!("1 server:                  sum offload {ms:7.1} ms (local scan {local:7.1} ms)");
     for r in [1, 2] {

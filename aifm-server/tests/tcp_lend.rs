@@ -3,17 +3,16 @@
 //! requests, and a batch whose replies do not fit one frame, fetched again object by object),
 //! and it agrees with `read_many`.
 
+mod common;
+
 use aifm_core::backend::{tcp::TcpBuilder, Backend, OBJECT_STORE};
-use aifm_server::{Config, RunningServer, Server};
+use aifm_server::{Config, RunningServer};
 
 fn server(max_frame: u32) -> RunningServer {
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        stats_interval: None,
+    common::in_process(Config {
         max_frame,
         ..Config::default()
-    };
-    Server::bind(config).unwrap().spawn().unwrap()
+    })
 }
 
 /// The value stored under key `i` (`None`: not stored): every third missing, lengths

@@ -18,7 +18,7 @@
 //! clients.
 //!
 //! The opcodes themselves (decoding, checks, limits, replies) are `exec`'s, which the
-//! client-side device (`super::local`) runs too, over far objects instead of these tables.
+//! client-side device (`super::client`) runs too, over far objects instead of these tables.
 //!
 //! Each pair is charged as one object (its bytes and the quota's per-object overhead). A
 //! key without its 2-byte shard prefix is refused, also in a batch before anything of it is

@@ -1,5 +1,5 @@
 //! The map device's opcodes, run over any [`PairSource`]: the server device's own tables, or
-//! far objects the client reads and removes (`super::super::local`, for a store that runs no
+//! far objects the client reads and removes (`super::super::client`, for a store that runs no
 //! aifm code).
 //!
 //! Everything a request means lives here once: decoding the input, refusing a key without

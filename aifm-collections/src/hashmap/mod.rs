@@ -44,13 +44,13 @@
 
 mod asynch;
 mod bulk;
+pub(crate) mod client;
 mod core;
 pub mod device;
 mod entry;
 mod far;
 mod guards;
 mod index;
-pub(crate) mod local;
 mod ops;
 mod traits;
 

@@ -183,7 +183,7 @@ pub(crate) enum Reply {
 type Shard = Mutex<HashMap<u64, Arc<[u8]>>>;
 
 /// Where a request's chunks come from: the device's own tables, or far objects read by the
-/// client when the backend runs no aifm code (see `super::local`). Every computation below
+/// client when the backend runs no aifm code (see `super::client`). Every computation below
 /// runs over this, so both give the same answers.
 pub(crate) trait ChunkSource {
     /// The bytes of chunk `i`.

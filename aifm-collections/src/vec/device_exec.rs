@@ -1,5 +1,5 @@
 //! The vector device's requests, run over any [`ChunkSource`]: the server device's own
-//! chunks, or far objects read by the client (`super::super::local`). Every size a request
+//! chunks, or far objects read by the client (`super::super::client`). Every size a request
 //! carries is checked here before it sizes anything (see the `device` module docs).
 
 use super::*;
@@ -314,7 +314,7 @@ fn run_shard(s: &dyn ChunkSource, chunks: &[u64], req: Request) -> Result<Reply>
 
 /// Runs one encoded operation (`opcode` [`OP`] or [`OP_SHARD`]) over `s`'s chunks and
 /// encodes the reply: the whole of the device's `compute`, shared with the client-side
-/// device that runs it over chunks read from a store without aifm code (`local.rs`).
+/// device that runs it over chunks read from a store without aifm code (`client.rs`).
 pub(crate) fn execute(s: &dyn ChunkSource, opcode: u32, input: &[u8]) -> Result<Vec<u8>> {
     let reply = match opcode {
         OP => run(s, aifm_core::codec::decode_serde(input)?)?,

@@ -94,12 +94,12 @@
 mod access;
 mod aggregates;
 mod chunk;
+pub(crate) mod client;
 pub(crate) mod cloned;
 pub mod device;
 mod edit;
 mod gather;
 mod iter;
-pub(crate) mod local;
 mod offload;
 pub mod ops;
 mod scan;

@@ -11,7 +11,8 @@
 //! zipped scans do not evict each other's prefetches. It is topped up whenever half of it has been used, in one batch; the chunks it
 //! brings in are nontemporal until used (placed in the regions the evacuator empties first,
 //! not heated). With the in-process store there is no latency to hide, and helper threads
-//! would only compete for the cores, so no window is kept.
+//! would only compete for the cores, so no window is kept: the backend says so
+//! ([`aifm_core::Backend::latency_free`]), through any wrapper.
 //!
 //! A chunk that is still remote when the scan reaches it is fetched *before* its scope opens
 //! (outside a scope a fetch may wait for the evacuator to make room; inside one it could only
@@ -43,7 +44,7 @@ pub(crate) struct Scan<'a, T: FarData> {
     chunks: &'a ChunkTable<T>,
     rt: &'a Runtime,
     pub(crate) nt: bool,
-    /// Whether to keep a window at all (not with the in-process store).
+    /// Whether to keep a window at all (not when the backend is latency-free).
     ahead: bool,
     chunk_bytes: usize,
     /// Forward: the first chunk not yet handed to the prefetcher.
@@ -59,7 +60,7 @@ pub(crate) struct Scan<'a, T: FarData> {
 impl<'a, T: FarData> Scan<'a, T> {
     pub(crate) fn new(v: &'a RemVec<T>, nt: bool) -> Self {
         let rt = &v.far.rt;
-        let ahead = rt.backend_name() != "embedded";
+        let ahead = !rt.backend().latency_free();
         Scan {
             chunks: &v.chunks,
             rt,

@@ -143,6 +143,10 @@ impl Backend for EmbeddedBackend {
     fn stored_bytes(&self) -> u64 {
         self.ns.stored_bytes()
     }
+    /// True unless a latency was injected (then it stands for a network).
+    fn latency_free(&self) -> bool {
+        self.latency.is_zero()
+    }
     /// One latency for the whole batch.
     fn begin_read_many(&self, ds: u32, keys: &[&[u8]]) -> ManyInFlight {
         self.delay();

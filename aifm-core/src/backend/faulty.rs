@@ -172,6 +172,9 @@ impl<B: Backend> Backend for Faulty<B> {
         self.check()?;
         self.inner.keys(ds)
     }
+    fn latency_free(&self) -> bool {
+        self.inner.latency_free()
+    }
     fn replication(&self) -> Option<super::ReplicatedStats> {
         self.inner.replication()
     }

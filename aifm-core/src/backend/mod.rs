@@ -336,6 +336,29 @@ pub trait Backend: Send + Sync + 'static {
         )))
     }
 
+    /// Whether a request costs no wait worth hiding: each is answered in this process, on the
+    /// calling thread, for the price of the work itself (the embedded store without an
+    /// injected latency). Readers that overlap requests with their own work, such as a vector
+    /// scan's prefetch window on the runtime's helper threads, skip that when it holds: with
+    /// nothing to wait for, the helpers would only compete for the cores.
+    ///
+    /// A hint: `false` (the default) is never wrong, only slower over such a store. A wrapper
+    /// forwards its inner backend's answer; a backend over several servers keeps the default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::backend::{faulty::Faulty, Backend, EmbeddedBackend};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// assert!(Arc::new(Faulty::new(EmbeddedBackend::new())).latency_free());
+    /// // A store that simulates a network has a wait to hide.
+    /// assert!(!EmbeddedBackend::new().with_latency(Duration::from_micros(5)).latency_free());
+    /// ```
+    fn latency_free(&self) -> bool {
+        false
+    }
+
     /// The state of the servers behind a backend that spans several (`None` for one).
     /// [`crate::Runtime::stats`] reports it.
     fn replication(&self) -> Option<ReplicatedStats> {
@@ -547,6 +570,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn keys(&self, ds: u32) -> Result<Vec<Vec<u8>>> {
         (**self).keys(ds)
+    }
+    fn latency_free(&self) -> bool {
+        (**self).latency_free()
     }
     fn replication(&self) -> Option<ReplicatedStats> {
         (**self).replication()

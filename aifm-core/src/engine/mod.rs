@@ -1,6 +1,6 @@
 //! The engine: what a memory server runs, and what the embedded backend runs in-process.
 //!
-//! An [`Engine`] owns the [`DeviceRegistry`] (device types by name) and hands out
+//! An [`Engine`] owns the [`DeviceRegistry`] (device types by name, `registry.rs`) and hands out
 //! [`Namespace`]s, one per client, each with its own [`Quota`] (see [`quota`] for what it
 //! charges), all drawing from the engine's [`Pool`] when it has one (a server's capacity). A
 //! namespace maps structure ids to live [`RemoteDevice`] instances; structure
@@ -23,136 +23,24 @@
 //! `aifm-collections` registers its devices here. The arrows point one way:
 //! collections → core ← server.
 
+pub mod client;
 mod device;
-pub mod local;
 mod object_store;
 pub mod quota;
+mod registry;
 
 pub use device::{key_page, DeviceFactory, RemoteDevice};
 pub use object_store::{ObjectStore, OBJECT_STORE, OBJECT_STORE_DEVICE};
 pub use quota::{
     Limits, Peers, Pool, Quota, ReplyHold, MAX_BATCH_KEYS, OBJECT_OVERHEAD, STRUCTURE_COST,
 };
+pub use registry::DeviceRegistry;
+pub(crate) use registry::Factories;
 
 use crate::error::{Error, Result};
-use crate::sync::{MutexExt, RwLockExt};
+use crate::sync::RwLockExt;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
-
-/// Device types by name. Registering the same name twice keeps the first.
-///
-/// # Examples
-///
-/// ```
-/// use aifm_core::engine::{DeviceRegistry, ObjectStore};
-/// let r = DeviceRegistry::default();
-/// assert!(r.contains(aifm_core::engine::OBJECT_STORE_DEVICE));
-/// r.register("my.store", |_params, quota| Ok(Box::new(ObjectStore::new(quota))));
-/// assert!(r.contains("my.store"));
-/// ```
-pub struct DeviceRegistry {
-    factories: Factories<DeviceFactory>,
-}
-
-impl std::fmt::Debug for DeviceRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceRegistry")
-            .field("devices", &self.factories.names())
-            .finish()
-    }
-}
-
-impl Default for DeviceRegistry {
-    fn default() -> Self {
-        let r = DeviceRegistry {
-            factories: Factories::default(),
-        };
-        r.register(OBJECT_STORE_DEVICE, |_params, quota| {
-            Ok(Box::new(ObjectStore::new(quota)))
-        });
-        r
-    }
-}
-
-impl DeviceRegistry {
-    /// Registers device type `name`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use aifm_core::engine::{DeviceRegistry, ObjectStore};
-    /// let r = DeviceRegistry::default();
-    /// r.register("store.v2", |_, quota| Ok(Box::new(ObjectStore::new(quota))));
-    /// assert!(r.contains("store.v2"));
-    /// ```
-    pub fn register(&self, name: &str, factory: DeviceFactory) {
-        self.factories.register(name, factory);
-    }
-
-    /// Whether device type `name` is registered.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(!aifm_core::engine::DeviceRegistry::default().contains("nope"));
-    /// ```
-    pub fn contains(&self, name: &str) -> bool {
-        self.factories.contains(name)
-    }
-
-    fn create(
-        &self,
-        name: &str,
-        params: &[u8],
-        quota: Arc<Quota>,
-    ) -> Result<Box<dyn RemoteDevice>> {
-        self.factories.get(name)?(params, quota)
-    }
-}
-
-/// Factories by device type name, registered once each: the shared core of the engine's
-/// [`DeviceRegistry`] and the client-side [`local::LocalDeviceRegistry`] (which differ only in
-/// what a factory builds). Registering a name twice keeps the first factory.
-pub(crate) struct Factories<F> {
-    by_name: Mutex<HashMap<String, F>>,
-}
-
-impl<F> Default for Factories<F> {
-    fn default() -> Self {
-        Factories {
-            by_name: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<F: Copy> Factories<F> {
-    /// Registers `factory` under `name` unless the name is taken.
-    pub(crate) fn register(&self, name: &str, factory: F) {
-        self.by_name
-            .locked()
-            .entry(name.to_string())
-            .or_insert(factory);
-    }
-
-    /// Whether `name` is registered.
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        self.by_name.locked().contains_key(name)
-    }
-
-    /// The factory of `name`; [`Error::UnknownDevice`] when there is none.
-    pub(crate) fn get(&self, name: &str) -> Result<F> {
-        self.by_name
-            .locked()
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::UnknownDevice(name.to_string()))
-    }
-
-    /// The registered names (in no particular order), for `Debug`.
-    pub(crate) fn names(&self) -> Vec<String> {
-        self.by_name.locked().keys().cloned().collect()
-    }
-}
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// The device registry plus namespace factory.
 ///

@@ -3,10 +3,11 @@
 
 pub mod figures;
 
+use aifm_core::backend::replicated::ReplicatedBackend;
 use aifm_core::backend::tcp::{TcpBackend, TcpBuilder};
-use aifm_core::backend::Backend;
-use aifm_core::wire::{self, ClientHello, FrameReader, Login, ServerMsg};
-use aifm_core::Runtime;
+use aifm_core::backend::{Backend, OBJECT_STORE};
+use aifm_core::wire::{self, Blob, ClientHello, FrameReader, Login, Op, ServerMsg};
+use aifm_core::{Runtime, RuntimeBuilder};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -80,6 +81,15 @@ impl ServerProc {
         TcpBuilder::new(self.addr.clone()).timeout(Duration::from_secs(10))
     }
 
+    /// A runtime over this server with `local_bytes` of local memory.
+    pub fn runtime(&self, local_bytes: usize) -> Runtime {
+        Runtime::builder()
+            .local_memory(local_bytes)
+            .server(self.addr.clone())
+            .build()
+            .unwrap()
+    }
+
     /// Everything the server has logged so far.
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -117,10 +127,7 @@ impl ServerProc {
 
     /// Sends `sig` to the server process.
     pub fn signal(&self, sig: libc::c_int) {
-        // SAFETY: `kill(2)` on our own child's pid with a valid signal number.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, sig);
-        }
+        signal_pid(self.child.id(), sig);
     }
 
     /// Stops the server process (SIGSTOP) and waits until the kernel reports it stopped.
@@ -135,12 +142,36 @@ impl ServerProc {
 
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        // SAFETY: `kill(2)` on our own child's pid with a valid signal number.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        self.signal(libc::SIGTERM);
         self.child.wait().unwrap()
     }
+}
+
+/// Sends `sig` to process `pid` (a server's [`ServerProc::pid`], for a thread that must not
+/// hold the `ServerProc`).
+pub fn signal_pid(pid: u32, sig: libc::c_int) {
+    // SAFETY: `kill(2)` has no memory-safety preconditions; callers pass our own child's pid
+    // and a valid signal number.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// An object of `N` words that tells its origin: word `j` is `seed ^ j`, so a value read back
+/// from the wrong key or with a torn word differs.
+pub fn pattern<const N: usize>(seed: u64) -> [u64; N] {
+    std::array::from_fn(|j| seed ^ j as u64)
+}
+
+/// The server `config` describes, run in this process (threads of its own, not the binary)
+/// on an ephemeral loopback port and printing no statistics, until the value is dropped.
+pub fn in_process(config: aifm_server::Config) -> aifm_server::RunningServer {
+    let config = aifm_server::Config {
+        listen: "127.0.0.1:0".into(),
+        stats_interval: None,
+        ..config
+    };
+    aifm_server::Server::bind(config).unwrap().spawn().unwrap()
 }
 
 /// Starts `n` servers with default arguments.
@@ -154,6 +185,19 @@ pub fn clients(servers: &[ServerProc]) -> Vec<Box<dyn Backend>> {
         .iter()
         .map(|s| Box::new(s.client()) as Box<dyn Backend>)
         .collect()
+}
+
+/// A replicated backend over a client of each server, with the backend's default replication.
+pub fn replicated(servers: &[ServerProc]) -> ReplicatedBackend {
+    ReplicatedBackend::new(clients(servers)).unwrap()
+}
+
+/// A runtime builder over all of `servers` (the builder's own replication unless told
+/// otherwise) with a 2 MiB local budget, as [`small_runtime`] has.
+pub fn servers_builder(servers: &[ServerProc]) -> RuntimeBuilder {
+    Runtime::builder()
+        .local_memory(2 << 20)
+        .servers(servers.iter().map(|s| s.addr.clone()))
 }
 
 /// A runtime with a 2 MiB local budget over `far`: model tests put several times that in it,
@@ -247,6 +291,20 @@ impl Raw {
         let mut buf = Vec::new();
         wire::encode_request(id, op, &mut buf, wire::DEFAULT_MAX_FRAME).unwrap();
         self.send_bytes(&buf);
+    }
+
+    /// Stores `value` under `key` in the object store with request `id`, and checks the
+    /// server said done.
+    pub fn put(&mut self, id: u64, key: &[u8], value: &[u8]) {
+        self.send_op(
+            id,
+            &Op::Write {
+                ds: OBJECT_STORE,
+                key: Blob(key),
+                value: Blob(value),
+            },
+        );
+        assert_eq!(self.recv(), Said::Ok(id, "Done".into()));
     }
 
     /// Hello and login without a token.

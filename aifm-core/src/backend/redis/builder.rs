@@ -8,7 +8,7 @@ use super::keys;
 use super::topology::{Pools, Timeouts};
 use super::RedisClusterBackend;
 use crate::backend::{Backend, OBJECT_STORE, OBJECT_STORE_DEVICE};
-use crate::engine::local::LocalDeviceRegistry;
+use crate::engine::client::ClientDeviceRegistry;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64};
@@ -38,7 +38,7 @@ pub struct RedisClusterBuilder {
     deadline: Duration,
     connect_timeout: Duration,
     io_timeout: Duration,
-    devices: &'static LocalDeviceRegistry,
+    devices: &'static ClientDeviceRegistry,
 }
 
 impl RedisClusterBuilder {
@@ -59,7 +59,7 @@ impl RedisClusterBuilder {
             deadline: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(1),
             io_timeout: Duration::from_secs(5),
-            devices: LocalDeviceRegistry::global(),
+            devices: ClientDeviceRegistry::global(),
         }
     }
 
@@ -170,11 +170,11 @@ impl RedisClusterBuilder {
     /// # Examples
     ///
     /// ```
-    /// use aifm_core::engine::local::LocalDeviceRegistry;
+    /// use aifm_core::engine::client::ClientDeviceRegistry;
     /// let _ = aifm_core::backend::redis::RedisClusterBuilder::new("127.0.0.1:7000")
-    ///     .devices(LocalDeviceRegistry::global());
+    ///     .devices(ClientDeviceRegistry::global());
     /// ```
-    pub fn devices(mut self, registry: &'static LocalDeviceRegistry) -> Self {
+    pub fn devices(mut self, registry: &'static ClientDeviceRegistry) -> Self {
         self.devices = registry;
         self
     }

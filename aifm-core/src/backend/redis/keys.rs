@@ -7,7 +7,7 @@
 //! ```
 //!
 //! where `group` is the hex of the key's first `placement_prefix` bytes (see
-//! `LocalDevice::placement_prefix`), and `incarnation` numbers the constructions of this
+//! `ClientDevice::placement_prefix`), and `incarnation` numbers the constructions of this
 //! client's structures, so a reused structure id never sees leftovers of its predecessor. The
 //! braces make everything between them the key's *hash tag*: only the tag chooses the hash
 //! slot, so one group's objects share a slot (one master), a batch over them is one pipeline,

@@ -11,7 +11,7 @@
 //! share one cluster; the hash tag puts one *group* of a structure in one hash slot, so a
 //! batch pipelines per master and one slot lists a group. The group is the first
 //! `placement_prefix` bytes of the key as the structure's client-side device says
-//! ([`LocalDevice::placement_prefix`]): the runtime's object store uses one byte (256 groups,
+//! ([`ClientDevice::placement_prefix`]): the runtime's object store uses one byte (256 groups,
 //! spread over every master), a hash map its 2-byte shard (one shard per slot, so a shard's
 //! scan lists one slot), a vector 0 (the whole vector on one master, like the replicated
 //! backend's whole-structure placement).
@@ -60,8 +60,8 @@
 //! # Devices
 //!
 //! Redis runs no aifm code, so a structure's operations run in the client, over a
-//! [`FarObjects`] view of the structure (see [`crate::engine::local`]); `construct` needs the
-//! device type in [`LocalDeviceRegistry::global`] (or the registry given to the builder).
+//! [`FarObjects`] view of the structure (see [`crate::engine::client`]); `construct` needs the
+//! device type in [`ClientDeviceRegistry::global`] (or the registry given to the builder).
 //!
 //! # Accounting
 //!
@@ -87,7 +87,7 @@ mod topology;
 pub use builder::RedisClusterBuilder;
 
 use super::{Backend, ComputeInFlight, InFlight, ManyInFlight, Placement, ReadInFlight};
-use crate::engine::local::{FarObjects, LocalDevice, LocalDeviceRegistry};
+use crate::engine::client::{ClientDevice, ClientDeviceRegistry, FarObjects};
 use crate::error::{Error, Result};
 use crate::sync::RwLockExt;
 use ::redis::Value;
@@ -125,7 +125,8 @@ pub struct RedisStats {
 struct Structure {
     device: String,
     params: Vec<u8>,
-    local: Box<dyn LocalDevice>,
+    /// The device's client-side half, which runs the structure's operations.
+    ops: Box<dyn ClientDevice>,
     prefix: usize,
     base: String,
 }
@@ -150,7 +151,7 @@ pub struct RedisClusterBackend {
     cluster: Cluster,
     name: String,
     namespace: String,
-    devices: &'static LocalDeviceRegistry,
+    devices: &'static ClientDeviceRegistry,
     structures: RwLock<HashMap<u32, Arc<Structure>>>,
     incarnation: AtomicU64,
     stored: AtomicI64,
@@ -462,13 +463,13 @@ impl Backend for RedisClusterBackend {
                 )))
             };
         }
-        let local = self.devices.create(device, params)?;
+        let ops = self.devices.create(device, params)?;
         let incarnation = self.incarnation.fetch_add(1, Ordering::Relaxed);
         let s = Arc::new(Structure {
             device: device.to_string(),
             params: params.to_vec(),
-            prefix: local.placement_prefix(),
-            local,
+            prefix: ops.placement_prefix(),
+            ops,
             base: keys::base(&self.namespace, ds, incarnation),
         });
         self.structures.writing().entry(ds).or_insert(s);
@@ -493,7 +494,7 @@ impl Backend for RedisClusterBackend {
                 backend: self,
                 s: s.clone(),
             };
-            s.local.compute(&view, opcode, input)
+            s.ops.compute(&view, opcode, input)
         }))
     }
     fn stored_bytes(&self) -> u64 {

@@ -9,7 +9,7 @@
 //! sides record, and read the same way, with its own window kept for the whole request.
 
 use super::device::{self, ChunkSource, DEVICE};
-use aifm_core::engine::local::{FarObjects, LocalDevice};
+use aifm_core::engine::client::{ClientDevice, FarObjects};
 use aifm_core::{Error, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,19 +19,19 @@ use std::sync::Arc;
 pub(crate) const WINDOW: u64 = 64;
 
 /// The client-side vector device (stateless: everything is in far memory).
-struct LocalVec;
+struct ClientVec;
 
 /// Builds a client-side vector device; `params` is the vector's 16-byte token.
-pub(crate) fn factory(params: &[u8]) -> Result<Box<dyn LocalDevice>> {
+pub(crate) fn factory(params: &[u8]) -> Result<Box<dyn ClientDevice>> {
     if params.len() != 16 {
         return Err(Error::Remote(format!(
             "{DEVICE}: parameters are a 16-byte token"
         )));
     }
-    Ok(Box::new(LocalVec))
+    Ok(Box::new(ClientVec))
 }
 
-impl LocalDevice for LocalVec {
+impl ClientDevice for ClientVec {
     fn type_name(&self) -> &str {
         DEVICE
     }

@@ -9,13 +9,10 @@
 //! map) writes its opcodes once, as an executor over a source of its objects, and plugs in
 //! either the server device's tables or a `FarObjects`, so both paths give the same answers.
 //!
-//! Device types register a [`LocalDeviceFactory`] in a [`LocalDeviceRegistry`] under the same
-//! name as their remote device; the process-wide registry is [`LocalDeviceRegistry::global`]
+//! Device types register a [`ClientDeviceFactory`] in a [`ClientDeviceRegistry`] under the same
+//! name as their remote device; the process-wide registry is [`ClientDeviceRegistry::global`]
 //! (`aifm-collections` fills it on first use, as it fills the engine's). The plain object store
 //! ([`OBJECT_STORE_DEVICE`]) is always present and has no operations.
-//!
-//! The module and its types say "local" for a client-side device (they predate the word);
-//! elsewhere "local" means the local heap, and the docs call these client-side devices.
 //!
 //! Invariants: a client-side device is built once per structure from its construction parameters
 //! and holds no objects itself; everything it reads or changes goes through the `FarObjects`
@@ -34,12 +31,12 @@ use std::sync::OnceLock;
 /// # Examples
 ///
 /// ```
-/// use aifm_core::engine::local::FarObjects;
+/// use aifm_core::engine::client::FarObjects;
 /// use aifm_core::sync::MutexExt;
 /// use aifm_core::Result;
 /// use std::collections::BTreeMap;
 /// use std::sync::Mutex;
-/// /// Far objects in a local map.
+/// /// Far objects in an in-memory map.
 /// struct Mem(Mutex<BTreeMap<Vec<u8>, Vec<u8>>>);
 /// impl FarObjects for Mem {
 ///     fn read_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -117,11 +114,11 @@ pub trait FarObjects {
 /// # Examples
 ///
 /// ```
-/// use aifm_core::engine::local::{FarObjects, LocalDevice};
+/// use aifm_core::engine::client::{FarObjects, ClientDevice};
 /// use aifm_core::Result;
 /// /// Counts a structure's objects.
 /// struct Count;
-/// impl LocalDevice for Count {
+/// impl ClientDevice for Count {
 ///     fn type_name(&self) -> &str { "example.count" }
 ///     fn compute(&self, far: &dyn FarObjects, _op: u32, _input: &[u8]) -> Result<Vec<u8>> {
 ///         Ok((far.keys(&[])?.len() as u64).to_le_bytes().to_vec())
@@ -129,7 +126,7 @@ pub trait FarObjects {
 /// }
 /// assert_eq!(Count.placement_prefix(), 0);
 /// ```
-pub trait LocalDevice: Send + Sync + 'static {
+pub trait ClientDevice: Send + Sync + 'static {
     /// The registered type name (the same as the remote device's).
     fn type_name(&self) -> &str;
 
@@ -156,23 +153,23 @@ pub trait LocalDevice: Send + Sync + 'static {
 /// # Examples
 ///
 /// ```
-/// use aifm_core::engine::local::{LocalDevice, LocalDeviceFactory, LocalDeviceRegistry};
+/// use aifm_core::engine::client::{ClientDevice, ClientDeviceFactory, ClientDeviceRegistry};
 /// struct Nothing;
-/// impl LocalDevice for Nothing {
+/// impl ClientDevice for Nothing {
 ///     fn type_name(&self) -> &str { "example.nothing" }
 /// }
-/// let factory: LocalDeviceFactory = |_params| Ok(Box::new(Nothing));
-/// let registry = LocalDeviceRegistry::default();
+/// let factory: ClientDeviceFactory = |_params| Ok(Box::new(Nothing));
+/// let registry = ClientDeviceRegistry::default();
 /// registry.register("example.nothing", factory);
 /// assert_eq!(registry.create("example.nothing", &[]).unwrap().type_name(), "example.nothing");
 /// ```
-pub type LocalDeviceFactory = fn(&[u8]) -> Result<Box<dyn LocalDevice>>;
+pub type ClientDeviceFactory = fn(&[u8]) -> Result<Box<dyn ClientDevice>>;
 
 /// The plain object store: no operations, objects spread over 256 groups by the key's
 /// first byte (the runtime's keys are little-endian slot keys, so neighbours spread out).
 struct PlainStore;
 
-impl LocalDevice for PlainStore {
+impl ClientDevice for PlainStore {
     fn type_name(&self) -> &str {
         OBJECT_STORE_DEVICE
     }
@@ -186,45 +183,36 @@ impl LocalDevice for PlainStore {
 /// # Examples
 ///
 /// ```
-/// use aifm_core::engine::local::LocalDeviceRegistry;
-/// let r = LocalDeviceRegistry::default();
+/// use aifm_core::engine::client::ClientDeviceRegistry;
+/// let r = ClientDeviceRegistry::default();
 /// assert!(r.contains(aifm_core::engine::OBJECT_STORE_DEVICE));
 /// assert!(r.create("nope", &[]).is_err());
 /// ```
-pub struct LocalDeviceRegistry {
-    factories: Factories<LocalDeviceFactory>,
+#[derive(Debug)]
+pub struct ClientDeviceRegistry {
+    devices: Factories<ClientDeviceFactory>,
 }
 
-impl std::fmt::Debug for LocalDeviceRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalDeviceRegistry")
-            .field("devices", &self.factories.names())
-            .finish()
-    }
-}
-
-impl Default for LocalDeviceRegistry {
+impl Default for ClientDeviceRegistry {
     fn default() -> Self {
-        let r = LocalDeviceRegistry {
-            factories: Factories::default(),
-        };
-        r.register(OBJECT_STORE_DEVICE, |_| Ok(Box::new(PlainStore)));
-        r
+        ClientDeviceRegistry {
+            devices: Factories::with(OBJECT_STORE_DEVICE, |_| Ok(Box::new(PlainStore))),
+        }
     }
 }
 
-impl LocalDeviceRegistry {
+impl ClientDeviceRegistry {
     /// The process-wide registry (what `backend::redis` uses unless told otherwise).
     ///
     /// # Examples
     ///
     /// ```
-    /// use aifm_core::engine::local::LocalDeviceRegistry;
-    /// assert!(LocalDeviceRegistry::global().contains(aifm_core::engine::OBJECT_STORE_DEVICE));
+    /// use aifm_core::engine::client::ClientDeviceRegistry;
+    /// assert!(ClientDeviceRegistry::global().contains(aifm_core::engine::OBJECT_STORE_DEVICE));
     /// ```
-    pub fn global() -> &'static LocalDeviceRegistry {
-        static GLOBAL: OnceLock<LocalDeviceRegistry> = OnceLock::new();
-        GLOBAL.get_or_init(LocalDeviceRegistry::default)
+    pub fn global() -> &'static ClientDeviceRegistry {
+        static GLOBAL: OnceLock<ClientDeviceRegistry> = OnceLock::new();
+        GLOBAL.get_or_init(ClientDeviceRegistry::default)
     }
 
     /// Registers device type `name`.
@@ -232,15 +220,15 @@ impl LocalDeviceRegistry {
     /// # Examples
     ///
     /// ```
-    /// use aifm_core::engine::local::{LocalDevice, LocalDeviceRegistry};
+    /// use aifm_core::engine::client::{ClientDevice, ClientDeviceRegistry};
     /// struct Nothing;
-    /// impl LocalDevice for Nothing { fn type_name(&self) -> &str { "example.nothing" } }
-    /// let r = LocalDeviceRegistry::default();
+    /// impl ClientDevice for Nothing { fn type_name(&self) -> &str { "example.nothing" } }
+    /// let r = ClientDeviceRegistry::default();
     /// r.register("example.nothing", |_| Ok(Box::new(Nothing)));
     /// assert!(r.contains("example.nothing"));
     /// ```
-    pub fn register(&self, name: &str, factory: LocalDeviceFactory) {
-        self.factories.register(name, factory);
+    pub fn register(&self, name: &str, factory: ClientDeviceFactory) {
+        self.devices.register(name, factory);
     }
 
     /// Whether device type `name` is registered.
@@ -248,10 +236,10 @@ impl LocalDeviceRegistry {
     /// # Examples
     ///
     /// ```
-    /// assert!(!aifm_core::engine::local::LocalDeviceRegistry::default().contains("nope"));
+    /// assert!(!aifm_core::engine::client::ClientDeviceRegistry::default().contains("nope"));
     /// ```
     pub fn contains(&self, name: &str) -> bool {
-        self.factories.contains(name)
+        self.devices.contains(name)
     }
 
     /// Builds a device of type `name` from `params`.
@@ -263,13 +251,13 @@ impl LocalDeviceRegistry {
     /// # Examples
     ///
     /// ```
-    /// use aifm_core::engine::local::LocalDeviceRegistry;
-    /// let r = LocalDeviceRegistry::default();
+    /// use aifm_core::engine::client::ClientDeviceRegistry;
+    /// let r = ClientDeviceRegistry::default();
     /// let d = r.create(aifm_core::engine::OBJECT_STORE_DEVICE, &[]).unwrap();
     /// assert_eq!(d.placement_prefix(), 1);
     /// assert!(matches!(r.create("nope", &[]), Err(aifm_core::Error::UnknownDevice(_))));
     /// ```
-    pub fn create(&self, name: &str, params: &[u8]) -> Result<Box<dyn LocalDevice>> {
-        self.factories.get(name)?(params)
+    pub fn create(&self, name: &str, params: &[u8]) -> Result<Box<dyn ClientDevice>> {
+        self.devices.get(name)?(params)
     }
 }

@@ -12,21 +12,21 @@
 
 use super::device::exec::{self, PairSource, ShardReply, TakenReply};
 use super::device::DEVICE;
-use aifm_core::engine::local::{FarObjects, LocalDevice};
+use aifm_core::engine::client::{ClientDevice, FarObjects};
 use aifm_core::Result;
 
 /// Keys removed per request when a shard or the map is cleared.
 const CLEAR_BATCH: usize = 1024;
 
 /// The client-side map device (stateless: everything is in far memory).
-struct LocalMap;
+struct ClientMap;
 
 /// Builds a client-side map device (no parameters).
-pub(crate) fn factory(_params: &[u8]) -> Result<Box<dyn LocalDevice>> {
-    Ok(Box::new(LocalMap))
+pub(crate) fn factory(_params: &[u8]) -> Result<Box<dyn ClientDevice>> {
+    Ok(Box::new(ClientMap))
 }
 
-impl LocalDevice for LocalMap {
+impl ClientDevice for ClientMap {
     fn type_name(&self) -> &str {
         DEVICE
     }

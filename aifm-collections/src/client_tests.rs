@@ -1,7 +1,7 @@
 //! The client-side devices against the server devices: the same requests on the same far
 //! objects must give byte-identical replies, and changes must leave the same objects.
 
-use aifm_core::engine::local::{FarObjects, LocalDeviceRegistry};
+use aifm_core::engine::client::{ClientDeviceRegistry, FarObjects};
 use aifm_core::engine::{Quota, RemoteDevice};
 use aifm_core::sync::MutexExt;
 use aifm_core::Result;
@@ -64,9 +64,9 @@ impl FarObjects for View<'_> {
     }
 }
 
-fn registry() -> LocalDeviceRegistry {
-    let r = LocalDeviceRegistry::default();
-    crate::register_local_devices(&r);
+fn registry() -> ClientDeviceRegistry {
+    let r = ClientDeviceRegistry::default();
+    crate::register_client_devices(&r);
     r
 }
 
@@ -113,7 +113,7 @@ mod vec {
     fn both(far: &MemFar, p: &Pair, req: &Request) -> (Result<Vec<u8>>, Result<Vec<u8>>) {
         let mut input = Vec::new();
         aifm_core::codec::encode_serde(req, &mut input).unwrap();
-        let local = registry()
+        let client = registry()
             .create(device::DEVICE, &p.token.to_le_bytes())
             .unwrap();
         let view = View {
@@ -122,7 +122,7 @@ mod vec {
         };
         (
             p.device.compute(OP, &input),
-            local.compute(&view, OP, &input),
+            client.compute(&view, OP, &input),
         )
     }
 
@@ -177,8 +177,8 @@ mod vec {
             },
         ];
         for req in &requests {
-            let (dev, local) = both(&far, &v, req);
-            assert_eq!(dev.unwrap(), local.unwrap(), "{req:?}");
+            let (dev, client) = both(&far, &v, req);
+            assert_eq!(dev.unwrap(), client.unwrap(), "{req:?}");
         }
         // Errors agree too: an out-of-range copy, and a missing chunk.
         let bad = Request::CopyRange {
@@ -186,16 +186,16 @@ mod vec {
             from: 0,
             to: n + 1,
         };
-        let (dev, local) = both(&far, &v, &bad);
-        assert_eq!(dev.unwrap_err(), local.unwrap_err());
+        let (dev, client) = both(&far, &v, &bad);
+        assert_eq!(dev.unwrap_err(), client.unwrap_err());
         v.objects.locked().remove(&3u64.to_le_bytes()[..]);
-        let (_, local) = both(&far, &v, &requests[0]);
-        assert!(local
+        let (_, client) = both(&far, &v, &requests[0]);
+        assert!(client
             .unwrap_err()
             .to_string()
             .contains("chunk 3 is not in far memory"));
-        let local = registry().create(device::DEVICE, &[1, 2]);
-        assert!(local.is_err(), "a token is 16 bytes");
+        let client = registry().create(device::DEVICE, &[1, 2]);
+        assert!(client.is_err(), "a token is 16 bytes");
     }
 }
 
@@ -212,8 +212,8 @@ mod hashmap {
         let far = MemFar::default();
         let objects = far.add(device::DEVICE, &[]);
         let dev = device::factory(&[], Arc::new(Quota::new(u64::MAX))).unwrap();
-        let local = registry().create(device::DEVICE, &[]).unwrap();
-        assert_eq!(local.placement_prefix(), 2);
+        let client = registry().create(device::DEVICE, &[]).unwrap();
+        assert_eq!(client.placement_prefix(), 2);
         let view = View {
             far: &far,
             objects: objects.clone(),
@@ -227,7 +227,7 @@ mod hashmap {
         }
         let check = |op: u32, input: &[u8]| {
             let a = dev.compute(op, input);
-            let b = local.compute(&view, op, input);
+            let b = client.compute(&view, op, input);
             assert_eq!(a, b, "opcode {op} on {input:?}");
         };
         check(TAKE, &key(1, 3));
@@ -247,7 +247,7 @@ mod hashmap {
                 pairs
             };
             let a = decode(dev.compute(SCAN, &shard.to_le_bytes()).unwrap());
-            let b = decode(local.compute(&view, SCAN, &shard.to_le_bytes()).unwrap());
+            let b = decode(client.compute(&view, SCAN, &shard.to_le_bytes()).unwrap());
             assert_eq!(a, b, "shard {shard}");
             assert_eq!(a.len(), [50, 49, 49, 50, 0, 49, 50, 50, 0][shard as usize]);
         }
