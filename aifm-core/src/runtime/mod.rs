@@ -248,6 +248,7 @@ impl Runtime {
             compacted: get(&c.compacted),
             mutator_migrations: get(&c.migrations),
             mutator_unmarks: get(&c.unmarked_in_place),
+            pinned_kept: get(&c.pinned_kept),
             evacuation_panics: get(&c.evacuation_panics),
             evacuation_rounds: get(&c.rounds),
             regions_freed: get(&c.regions_freed),
