@@ -138,7 +138,9 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
             std::thread::sleep(Duration::from_millis(5));
             break;
         }
-        if outcome.freed == 0 {
+        // A round that freed no region may still have moved objects out of regions kept for
+        // the pinned objects among them: go on while anything moves.
+        if outcome.freed == 0 && outcome.moved == 0 {
             break;
         }
     }
@@ -150,6 +152,8 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
 /// What a round achieved.
 struct Outcome {
     freed: usize,
+    /// Marked objects that left their place (evicted, compacted, migrated or freed).
+    moved: usize,
     /// Far memory refused a write-back (or a handler failed).
     refused: bool,
 }
@@ -399,6 +403,12 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
         }
     }
 
+    // A header whose slot is null holds no object any more: it left.
+    let moved = marked
+        .iter()
+        // SAFETY: the headers stay valid until their regions are released below.
+        .filter(|m| unsafe { m.header.as_ref() }.slot(Ordering::Acquire).is_null())
+        .count();
     let mut freed = 0;
     for ((r, keep_it), pin) in victims.into_iter().zip(retained).zip(pinned) {
         if pin {
@@ -412,7 +422,11 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
     }
     Counters::add(&rt.counters.rounds, 1);
     Counters::add(&rt.counters.regions_freed, freed as u64);
-    Outcome { freed, refused }
+    Outcome {
+        freed,
+        moved,
+        refused,
+    }
 }
 
 /// Sends one batch of cold, dirty objects of structure `ds` to far memory, then evicts them;

@@ -1,0 +1,201 @@
+//! Per-object pins (`EvacuationHandler::pinned`): a structure that records in an object that
+//! someone holds its address keeps the runtime from moving it, with no scope held. Checked with
+//! a structure of its own here, whose objects count their pin holders.
+
+use aifm_core::backend::OBJECT_STORE_DEVICE;
+use aifm_core::{EvacuationHandler, FarData, PinView, RemBox, Runtime, Scope};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// An object whose first field counts the holders of its address (not stored far: a far
+/// object has no holders).
+struct Pinnable {
+    users: AtomicU32,
+    value: [u64; 8],
+}
+
+impl FarData for Pinnable {
+    fn encode(&self, out: &mut Vec<u8>) -> aifm_core::Result<()> {
+        self.value.encode(out)
+    }
+    fn decode(bytes: &[u8]) -> aifm_core::Result<Self> {
+        Ok(Pinnable {
+            users: AtomicU32::new(0),
+            value: <[u64; 8]>::decode(bytes)?,
+        })
+    }
+}
+
+/// Answers from the count; with `panic` set, panics instead.
+#[derive(Default)]
+struct ByCount {
+    panic: AtomicBool,
+}
+
+impl EvacuationHandler for ByCount {
+    fn pinned(&self, obj: &PinView<'_>) -> bool {
+        assert!(obj.downcast::<u8>().is_none());
+        if self.panic.load(Ordering::Relaxed) {
+            panic!("pinned() failed");
+        }
+        obj.downcast::<Pinnable>()
+            .is_some_and(|p| p.users.load(Ordering::Acquire) != 0)
+    }
+}
+
+/// A held address: counted in the object inside the scope that dereferenced it, after the
+/// dereference, as the pin protocol asks; the scope ends before this is returned.
+struct Pin<'a> {
+    /// The address, as an integer so that pins can be shared by the test's threads.
+    at: usize,
+    _box: PhantomData<&'a RemBox<Pinnable>>,
+}
+
+fn pin(b: &RemBox<Pinnable>) -> Pin<'_> {
+    let scope = Scope::new();
+    let p = b.deref(&scope);
+    p.users.fetch_add(1, Ordering::AcqRel);
+    Pin {
+        at: p as *const Pinnable as usize,
+        _box: PhantomData,
+    }
+}
+
+impl Pin<'_> {
+    fn get(&self) -> &Pinnable {
+        // SAFETY: our count pins the object (the handler says so), so the runtime has not
+        // moved or evicted it since the dereference; the box outlives `'a`.
+        unsafe { &*(self.at as *const Pinnable) }
+    }
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        // The last touch: afterwards the object may move.
+        self.get().users.fetch_sub(1, Ordering::Release);
+    }
+}
+
+fn setup() -> (Runtime, Arc<ByCount>, aifm_core::Structure) {
+    let rt = Runtime::builder().local_memory(1 << 20).build().unwrap();
+    let h = Arc::new(ByCount::default());
+    let s = rt
+        .register_structure(OBJECT_STORE_DEVICE, &[], Some(h.clone()))
+        .unwrap();
+    (rt, h, s)
+}
+
+fn boxes(s: &aifm_core::Structure, n: u64) -> Vec<RemBox<Pinnable>> {
+    (0..n)
+        .map(|i| {
+            let v = Pinnable {
+                users: AtomicU32::new(0),
+                value: [i; 8],
+            };
+            RemBox::new_in_structure(v, s, i).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn pinned_objects_stay_put_through_forced_evacuations_and_leave_once_unpinned() {
+    let (rt, _h, s) = setup();
+    let objs = boxes(&s, 4000);
+    let pinned: Vec<usize> = (0..objs.len()).step_by(16).collect();
+    let pins: Vec<Pin<'_>> = pinned.iter().map(|&i| pin(&objs[i])).collect();
+    for _ in 0..4 {
+        rt.evacuate_now();
+        for (&i, p) in pinned.iter().zip(&pins) {
+            assert!(objs[i].is_local(), "pinned object {i} was evicted");
+            assert_eq!(p.get().value, [i as u64; 8]);
+            let scope = Scope::new();
+            assert!(
+                std::ptr::eq(objs[i].deref(&scope), p.get()),
+                "pinned object {i} moved"
+            );
+        }
+    }
+    let local_unpinned = (0..objs.len())
+        .filter(|i| i % 16 != 0 && objs[*i].is_local())
+        .count();
+    assert!(
+        local_unpinned < objs.len() / 4,
+        "the others left: {local_unpinned} still local"
+    );
+    assert!(rt.stats().pinned_kept >= pinned.len() as u64);
+
+    drop(pins);
+    rt.evacuate_now();
+    rt.evacuate_now();
+    let still = pinned.iter().filter(|&&i| objs[i].is_local()).count();
+    assert_eq!(still, 0, "unpinned objects may leave like any other");
+    let mut scope = Scope::new();
+    for (i, o) in objs.iter().enumerate() {
+        assert_eq!(o.deref(&scope).value, [i as u64; 8]);
+        scope.renew();
+    }
+}
+
+/// Readers dereference pinned and unpinned objects while another thread forces evacuation
+/// over and over: a pinned object is found at its pinned address every time (neither the
+/// evacuator nor a reader's migration moved it), and every value reads right.
+#[test]
+fn readers_and_evacuation_never_move_a_pinned_object() {
+    let (rt, _h, s) = setup();
+    let objs = boxes(&s, 3000);
+    let pins: Vec<(usize, Pin<'_>)> = (0..objs.len())
+        .step_by(7)
+        .map(|i| (i, pin(&objs[i])))
+        .collect();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|t| {
+        for r in 0..2 {
+            let (objs, pins, stop) = (&objs, &pins, &stop);
+            t.spawn(move || {
+                let mut k = r;
+                while !stop.load(Ordering::Acquire) {
+                    let scope = Scope::new();
+                    let (i, p) = &pins[k % pins.len()];
+                    let got = objs[*i].deref(&scope);
+                    assert!(std::ptr::eq(got, p.get()), "pinned object {i} moved");
+                    assert_eq!(got.value[3], *i as u64);
+                    let j = (k * 13) % objs.len();
+                    assert_eq!(objs[j].deref(&scope).value[7], j as u64);
+                    k += 1;
+                }
+            });
+        }
+        for _ in 0..30 {
+            rt.evacuate_now();
+        }
+        stop.store(true, Ordering::Release);
+    });
+    for (i, p) in &pins {
+        assert!(objs[*i].is_local());
+        assert_eq!(p.get().value, [*i as u64; 8]);
+    }
+    assert!(rt.stats().pinned_kept > 0);
+}
+
+/// A handler that panics in `pinned` keeps the object where it is (staying is always safe),
+/// and `evacuate_now` reports the panic.
+#[test]
+fn a_panicking_pinned_counts_as_pinned() {
+    let (rt, h, s) = setup();
+    let objs = boxes(&s, 2000);
+    h.panic.store(true, Ordering::Relaxed);
+    let rt2 = rt.clone();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt2.evacuate_now()));
+    assert!(r.is_err(), "evacuate_now reports the handler's panic");
+    h.panic.store(false, Ordering::Relaxed);
+    assert!(objs.iter().all(|o| o.is_local()), "nothing left");
+    assert!(rt.stats().evacuation_panics > 0);
+    rt.evacuate_now();
+    assert!(objs.iter().any(|o| !o.is_local()));
+    let scope = Scope::new();
+    assert!(objs
+        .iter()
+        .enumerate()
+        .all(|(i, o)| o.deref(&scope).value == [i as u64; 8]));
+}
