@@ -4,9 +4,9 @@
 //! through a watchdog instead of hanging CI.
 
 use aifm_collections::RemHashMap;
-use aifm_core::Runtime;
+use aifm_core::{FarData, Runtime};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::Duration;
 
 /// Runs `f` on its own thread; panics if it has not finished after two minutes.
@@ -123,7 +123,9 @@ fn a_ref_mut_held_across_evacuations_keeps_its_writes() {
 fn lookups_of_a_guarded_key_during_evacuation() {
     no_hang("lookups of a guarded key during evacuation", || {
         let (rt, m) = map();
-        let hot: Vec<u64> = vec![3, 333, 3333, 13_333];
+        // Held pairs spread over many regions, so a round's claims reach some late, and
+        // lookups meet them marked after the round's wait (the migration path).
+        let hot: Vec<u64> = (0..256).map(|i| i * 78 + 3).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let holder = {
@@ -158,7 +160,7 @@ fn lookups_of_a_guarded_key_during_evacuation() {
                 })
             })
             .collect();
-        for _ in 0..30 {
+        for _ in 0..200 {
             rt.evacuate_now();
         }
         stop.store(true, Ordering::Release);
@@ -170,5 +172,75 @@ fn lookups_of_a_guarded_key_during_evacuation() {
         for k in hot {
             assert_eq!(m.get_cloned(&k), Some([k; 4]));
         }
+    });
+}
+
+/// Where a [`Gated`] value of 0 reports that the evacuator measures it, and waits for the go.
+static GATE: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>> = Mutex::new(None);
+
+/// A value whose `heap_bytes` (which the evacuator calls on each unpinned object it claims,
+/// once the round is past its wait) can hold the evacuator at a chosen pair.
+struct Gated(u64);
+
+impl FarData for Gated {
+    fn encode(&self, out: &mut Vec<u8>) -> aifm_core::Result<()> {
+        self.0.encode(out)
+    }
+    fn decode(bytes: &[u8]) -> aifm_core::Result<Self> {
+        u64::decode(bytes).map(Gated)
+    }
+    fn heap_bytes(&self) -> usize {
+        if self.0 == 0 {
+            if let Some((entered, go)) = GATE.lock().unwrap().take() {
+                entered.send(()).unwrap();
+                let _ = go.recv_timeout(Duration::from_secs(30));
+            }
+        }
+        0
+    }
+}
+
+/// The migration path, made certain: the evacuator is held on pair 0, past its round's wait,
+/// while pair 1 (same region, guarded by another thread) is still marked. A lookup of key 1
+/// meets the mark with every round settled, where it would migrate an unguarded pair: it must
+/// use the guarded pair in place, or the holder would be left reading a dead copy.
+#[test]
+fn a_lookup_meeting_a_guarded_pair_under_evacuation_uses_it_in_place() {
+    no_hang("a lookup of a guarded pair under evacuation", || {
+        // A budget the background evacuator leaves alone: only `evacuate_now` runs rounds.
+        let rt = Runtime::builder().local_memory(16 << 20).build().unwrap();
+        let m = Arc::new(RemHashMap::<u64, Gated>::new_in(&rt));
+        m.insert(0, Gated(0));
+        m.insert(1, Gated(1));
+        let (held_tx, held) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let holder = {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let g = m.get(&1).unwrap();
+                held_tx.send(&*g as *const Gated as usize).unwrap();
+                let _ = release_rx.recv();
+                g.0
+            })
+        };
+        let at = held.recv().unwrap();
+        let (entered_tx, entered) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        *GATE.lock().unwrap() = Some((entered_tx, go_rx));
+        let ev = {
+            let rt = rt.clone();
+            std::thread::spawn(move || rt.evacuate_now())
+        };
+        let reached = entered.recv_timeout(Duration::from_secs(30)).is_ok();
+        let seen = reached.then(|| {
+            let g = m.get(&1).unwrap();
+            (&*g as *const Gated as usize, g.0)
+        });
+        go.send(()).unwrap();
+        ev.join().unwrap();
+        release.send(()).unwrap();
+        assert_eq!(holder.join().unwrap(), 1);
+        assert!(reached, "the round measured pair 0");
+        assert_eq!(seen, Some((at, 1)), "the lookup used the guarded pair in place");
     });
 }

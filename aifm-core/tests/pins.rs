@@ -6,7 +6,8 @@ use aifm_core::backend::OBJECT_STORE_DEVICE;
 use aifm_core::{EvacuationHandler, FarData, PinView, RemBox, Runtime, Scope};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 /// An object whose first field counts the holders of its address (not stored far: a far
 /// object has no holders).
@@ -27,17 +28,24 @@ impl FarData for Pinnable {
     }
 }
 
-/// Answers from the count; with `panic` set, panics instead.
+/// Answers from the count; with `panic` set, panics instead for the object of key 0. With a gate, the first question
+/// about the object of key `gate.0` reports itself and waits for the test's go.
 #[derive(Default)]
 struct ByCount {
     panic: AtomicBool,
+    gate: Mutex<Option<(u64, mpsc::Sender<()>, mpsc::Receiver<()>)>>,
 }
 
 impl EvacuationHandler for ByCount {
     fn pinned(&self, obj: &PinView<'_>) -> bool {
         assert!(obj.downcast::<u8>().is_none());
-        if self.panic.load(Ordering::Relaxed) {
+        if self.panic.load(Ordering::Relaxed) && obj.key() == 0 {
             panic!("pinned() failed");
+        }
+        let gate = self.gate.lock().unwrap().take_if(|(k, _, _)| *k == obj.key());
+        if let Some((_, entered, go)) = gate {
+            entered.send(()).unwrap();
+            go.recv_timeout(Duration::from_secs(30)).unwrap();
         }
         obj.downcast::<Pinnable>()
             .is_some_and(|p| p.users.load(Ordering::Acquire) != 0)
@@ -166,7 +174,7 @@ fn readers_and_evacuation_never_move_a_pinned_object() {
                 }
             });
         }
-        for _ in 0..30 {
+        for _ in 0..200 {
             rt.evacuate_now();
         }
         stop.store(true, Ordering::Release);
@@ -189,13 +197,55 @@ fn a_panicking_pinned_counts_as_pinned() {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt2.evacuate_now()));
     assert!(r.is_err(), "evacuate_now reports the handler's panic");
     h.panic.store(false, Ordering::Relaxed);
-    assert!(objs.iter().all(|o| o.is_local()), "nothing left");
+    assert!(objs[0].is_local(), "the object asked about stayed");
+    assert!(objs[1..].iter().any(|o| !o.is_local()), "the others left");
     assert!(rt.stats().evacuation_panics > 0);
     rt.evacuate_now();
-    assert!(objs.iter().any(|o| !o.is_local()));
+    rt.evacuate_now();
+    assert!(!objs[0].is_local());
     let scope = Scope::new();
     assert!(objs
         .iter()
         .enumerate()
         .all(|(i, o)| o.deref(&scope).value == [i as u64; 8]));
+}
+
+/// The mutator's migration path, made certain: the evacuator is held in `pinned` on object A,
+/// past the round's wait, with B (same region, pinned elsewhere) still marked. A reader of B
+/// then meets the mark with every round settled, where it would migrate an unpinned object;
+/// it must use B in place instead.
+#[test]
+fn a_reader_meeting_a_marked_pinned_object_uses_it_in_place() {
+    // A budget the background evacuator leaves alone: only `evacuate_now` runs rounds.
+    let rt = Runtime::builder().local_memory(16 << 20).build().unwrap();
+    let h = Arc::new(ByCount::default());
+    let s = rt
+        .register_structure(OBJECT_STORE_DEVICE, &[], Some(h.clone()))
+        .unwrap();
+    let objs = boxes(&s, 2); // A (key 0), then B, in one region
+    let held = pin(&objs[1]);
+    let (entered_tx, entered) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel();
+    *h.gate.lock().unwrap() = Some((0, entered_tx, go_rx));
+    std::thread::scope(|t| {
+        let rt = &rt;
+        let ev = t.spawn(move || rt.evacuate_now());
+        entered
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the round asked about A");
+        let migrations = rt.stats().mutator_migrations;
+        let (same, value) = {
+            let scope = Scope::new();
+            let b = objs[1].deref(&scope);
+            (std::ptr::eq(b, held.get()), b.value)
+        };
+        let migrated = rt.stats().mutator_migrations - migrations;
+        go.send(()).unwrap();
+        ev.join().unwrap();
+        assert!(same, "a reader moved a pinned object");
+        assert_eq!((value, migrated), ([1; 8], 0));
+    });
+    assert!(objs[1].is_local());
+    assert_eq!(held.get().value, [1; 8]);
+    drop(held);
 }
