@@ -103,7 +103,10 @@ fn a_guard_held_by_a_sleeping_thread_does_not_stop_evacuation() {
     release_tx.send(()).unwrap();
     assert_eq!(holder.join().unwrap(), 1);
     assert!(m.local_len() < m.len());
-    assert!(rt.stats().pinned_kept >= 1, "the guarded pair was left in place");
+    assert!(
+        rt.stats().pinned_kept >= 1,
+        "the guarded pair was left in place"
+    );
 }
 
 #[test]

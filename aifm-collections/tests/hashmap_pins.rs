@@ -50,7 +50,8 @@ fn guards_held_across_forced_evacuations() {
                 std::thread::spawn(move || {
                     let keys: Vec<u64> = (0..64).map(|i| t * 7919 + i * 97).collect();
                     let guards: Vec<_> = keys.iter().map(|k| m.get(k).unwrap()).collect();
-                    let at: Vec<*const [u64; 4]> = guards.iter().map(|g| &**g as *const _).collect();
+                    let at: Vec<*const [u64; 4]> =
+                        guards.iter().map(|g| &**g as *const _).collect();
                     held.wait();
                     let mut reads = 0u64;
                     while !done.load(Ordering::Acquire) {
@@ -241,6 +242,10 @@ fn a_lookup_meeting_a_guarded_pair_under_evacuation_uses_it_in_place() {
         release.send(()).unwrap();
         assert_eq!(holder.join().unwrap(), 1);
         assert!(reached, "the round measured pair 0");
-        assert_eq!(seen, Some((at, 1)), "the lookup used the guarded pair in place");
+        assert_eq!(
+            seen,
+            Some((at, 1)),
+            "the lookup used the guarded pair in place"
+        );
     });
 }

@@ -296,10 +296,7 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
             }
         };
         let ds = h.ds();
-        let handler = handlers
-            .entry(ds)
-            .or_insert_with(|| rt.handler(ds))
-            .clone();
+        let handler = handlers.entry(ds).or_insert_with(|| rt.handler(ds)).clone();
         if let Some(handler) = &handler {
             // Asked before anything reads the object: a pinned one may be in use by its pin
             // holders, and only its handler knows what of it they leave alone.
@@ -404,11 +401,12 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
     }
 
     // A header whose slot is null holds no object any more: it left.
-    let moved = marked
-        .iter()
+    let left = |m: &&Marked| {
         // SAFETY: the headers stay valid until their regions are released below.
-        .filter(|m| unsafe { m.header.as_ref() }.slot(Ordering::Acquire).is_null())
-        .count();
+        let h = unsafe { m.header.as_ref() };
+        h.slot(Ordering::Acquire).is_null()
+    };
+    let moved = marked.iter().filter(left).count();
     let mut freed = 0;
     for ((r, keep_it), pin) in victims.into_iter().zip(retained).zip(pinned) {
         if pin {

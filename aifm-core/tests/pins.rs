@@ -33,8 +33,11 @@ impl FarData for Pinnable {
 #[derive(Default)]
 struct ByCount {
     panic: AtomicBool,
-    gate: Mutex<Option<(u64, mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+    gate: Mutex<Option<Gate>>,
 }
+
+/// The key to stop at, where to report, and where to wait for the go.
+type Gate = (u64, mpsc::Sender<()>, mpsc::Receiver<()>);
 
 impl EvacuationHandler for ByCount {
     fn pinned(&self, obj: &PinView<'_>) -> bool {
@@ -42,7 +45,11 @@ impl EvacuationHandler for ByCount {
         if self.panic.load(Ordering::Relaxed) && obj.key() == 0 {
             panic!("pinned() failed");
         }
-        let gate = self.gate.lock().unwrap().take_if(|(k, _, _)| *k == obj.key());
+        let gate = self
+            .gate
+            .lock()
+            .unwrap()
+            .take_if(|(k, _, _)| *k == obj.key());
         if let Some((_, entered, go)) = gate {
             entered.send(()).unwrap();
             go.recv_timeout(Duration::from_secs(30)).unwrap();
