@@ -12,10 +12,9 @@
 //!    it); once every round is past its wait, the mutator migrates the object itself instead.
 //! 4. **Move** each object still marked: claim it (`BUSY`); ask its structure's handler whether
 //!    it is pinned ([`EvacuationHandler::pinned`]), and if so leave it where it is, unmarked;
-//!    hot objects in normal regions are
-//!    compacted into the evacuator's own lane and re-colded (CLOCK's second chance); cold ones
-//!    go through their structure's handler, and dirty ones are written back in batches per
-//!    structure; then the pointer turns remote.
+//!    hot objects in normal regions are compacted into the evacuator's own lane and re-colded
+//!    (CLOCK's second chance); cold ones go through their structure's handler, and dirty ones
+//!    are written back in batches per structure; then the pointer turns remote.
 //! 5. **Free** the regions. A region that still holds an object which could go nowhere (far
 //!    memory refused it and no local room was left) is kept and re-sealed: nothing is lost.
 //!    It goes back first in line, as what kept it is likely over soon; a region kept for a
@@ -91,10 +90,10 @@ pub(crate) fn spawn(inner: &Arc<Inner>, index: usize) -> crate::Result<()> {
         .map_err(|e| crate::Error::Config(format!("cannot start the evacuator: {e}")))
 }
 
-/// Runs rounds until the free target is reached, a round frees nothing, or far memory
-/// refuses a write (then the evacuator backs off instead of churning). With `lane: None` (a
-/// forced evacuation) the sealed regions are evacuated whatever the free fraction, at most
-/// twice over (a second pass evicts the objects the first kept hot).
+/// Runs rounds until the free target is reached, a round neither frees a region nor moves an
+/// object, or far memory refuses a write (then the evacuator backs off instead of churning).
+/// With `lane: None` (a forced evacuation) the sealed regions are evacuated whatever the free
+/// fraction, at most twice over (a second pass evicts the objects the first kept hot).
 pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
     let own = Mutex::new(LaneState::default());
     let forced = lane.is_none();
