@@ -2,8 +2,10 @@
 //! someone holds its address keeps the runtime from moving it, with no scope held. Checked with
 //! a structure of its own here, whose objects count their pin holders.
 
+mod common;
+
 use aifm_core::backend::OBJECT_STORE_DEVICE;
-use aifm_core::{EvacuationHandler, FarData, PinView, RemBox, Runtime, Scope};
+use aifm_core::{Error, EvacuationHandler, FarData, PinView, RemBox, Runtime, Scope};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -255,4 +257,66 @@ fn a_reader_meeting_a_marked_pinned_object_uses_it_in_place() {
     assert!(objs[1].is_local());
     assert_eq!(held.get().value, [1; 8]);
     drop(held);
+}
+
+/// Pins that fill the whole budget: the evacuator cannot free anything, yet nothing spins for
+/// ever: allocations get a typed error once the overdraft is used up, and once the pins are
+/// gone the memory comes back.
+#[test]
+fn pins_filling_the_budget_end_in_a_typed_error_not_a_hang() {
+    common::within(Duration::from_secs(120), || {
+        let (rt, _h, s) = setup();
+        let mut objs: Vec<RemBox<Pinnable>> = Vec::new();
+        let mut pins: Vec<usize> = Vec::new();
+        // 1 MiB of budget plus its overdraft hold far fewer than this many 80-byte objects.
+        // Pinned 200 at a time, in one scope: a scope opened while memory is short waits a
+        // little for the evacuator, which a scope per object would make slow.
+        let err = loop {
+            assert!(objs.len() < 100_000, "allocations never ran out");
+            let mut err = None;
+            for _ in 0..200 {
+                let i = objs.len() as u64;
+                let v = Pinnable {
+                    users: AtomicU32::new(0),
+                    value: [i; 8],
+                };
+                match RemBox::new_in_structure(v, &s, i) {
+                    Ok(b) => objs.push(b),
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            let scope = Scope::new();
+            for o in &objs[pins.len()..] {
+                let p = o.deref(&scope);
+                p.users.fetch_add(1, Ordering::AcqRel);
+                pins.push(p as *const Pinnable as usize);
+            }
+            drop(scope);
+            if let Some(e) = err {
+                break e;
+            }
+        };
+        assert_eq!(err, Error::LocalMemoryExhausted);
+        assert!(objs.iter().all(|o| o.is_local()), "pinned objects stayed");
+        for (i, at) in pins.iter().enumerate() {
+            // SAFETY: each object is still pinned (the count below is not yet dropped).
+            let p = unsafe { &*(*at as *const Pinnable) };
+            assert_eq!(p.value, [i as u64; 8]);
+            p.users.fetch_sub(1, Ordering::Release);
+        }
+        rt.evacuate_now();
+        rt.evacuate_now();
+        assert!(objs.iter().any(|o| !o.is_local()), "unpinned, they leave");
+        let more = (0..1000u64).map(|i| {
+            let v = Pinnable {
+                users: AtomicU32::new(0),
+                value: [i; 8],
+            };
+            RemBox::new_in_structure(v, &s, 1_000_000 + i)
+        });
+        assert!(more.collect::<Result<Vec<_>, _>>().is_ok(), "room again");
+    });
 }
