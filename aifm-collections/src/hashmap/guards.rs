@@ -43,7 +43,17 @@ use std::sync::atomic::Ordering;
 /// assert_eq!(*r, 2);
 /// ```
 ///
-/// A guard holds up no evacuation: a thread may keep one while it sleeps.
+/// A guard holds up no evacuation (it pins its pair, and only that pair stays put), so a
+/// thread may keep one while it sleeps, or force an evacuation itself:
+///
+/// ```
+/// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+/// let m = aifm_collections::RemHashMap::new_in(&rt);
+/// m.insert(1u64, [1u64; 8]);
+/// let r = m.get(&1).unwrap();
+/// rt.evacuate_now(); // inside a scope this would panic: it would wait for itself
+/// assert_eq!(r[0], 1);
+/// ```
 ///
 /// A guard holds its thread's epoch pin, so it cannot move to another thread:
 ///
