@@ -10,18 +10,35 @@
 //!    wait is over, a reference from an older scope may still point at the marked copy, so a
 //!    mutator meeting the mark takes it off and uses the object in place (the round then keeps
 //!    it); once every round is past its wait, the mutator migrates the object itself instead.
-//! 4. **Move** each object still marked: claim it (`BUSY`); hot objects in normal regions are
-//!    compacted into the evacuator's own lane and re-colded (CLOCK's second chance); cold ones
-//!    go through their structure's handler, and dirty ones are written back in batches per
-//!    structure; then the pointer turns remote.
+//! 4. **Move** each object still marked: claim it (`BUSY`); ask its structure's handler whether
+//!    it is pinned ([`EvacuationHandler::pinned`]), and if so leave it where it is, unmarked;
+//!    hot objects in normal regions are compacted into the evacuator's own lane and re-colded
+//!    (CLOCK's second chance); cold ones go through their structure's handler, and dirty ones
+//!    are written back in batches per structure; then the pointer turns remote.
 //! 5. **Free** the regions. A region that still holds an object which could go nowhere (far
 //!    memory refused it and no local room was left) is kept and re-sealed: nothing is lost.
+//!    It goes back first in line, as what kept it is likely over soon; a region kept for a
+//!    pinned object goes last, since a pin may be held for long (a guard on a sleeping
+//!    thread), and a round that starts on it would free nothing.
+//!
+//! # Pins
+//!
+//! A structure may pin an object: record, in the object and inside the scope that found it,
+//! that someone holds its address (the map's guards count themselves in their pair). The
+//! holder may then end its scope and keep using the address, and holds up only that object
+//! (and the one region around it), not every round: a round claims each object under `BUSY`
+//! and asks the handler before it reads or moves it; a mutator that would migrate a marked
+//! object asks too. The answer is complete because every scope open at the marking has ended
+//! by then (so their pins are visible) and every later dereference meets the mark or `BUSY`
+//! (see `object::pinned`). A round never waits for a pin, so `evacuate_now` returns with pins
+//! held: each pinned object costs its region until the pin is gone and a later round empties
+//! it.
 //!
 //! Nothing stops the world: mutators run throughout, waiting only on the one object that a
 //! thread holds `BUSY` at that moment.
 
 use crate::error::Error;
-use crate::handlers::{ObjectView, WriteBack};
+use crate::handlers::{EvacuationHandler, ObjectView, WriteBack};
 use crate::heap::{Header, Kind, Sealed};
 use crate::object::{self, Mode};
 use crate::panics::{contain, to_error};
@@ -73,10 +90,10 @@ pub(crate) fn spawn(inner: &Arc<Inner>, index: usize) -> crate::Result<()> {
         .map_err(|e| crate::Error::Config(format!("cannot start the evacuator: {e}")))
 }
 
-/// Runs rounds until the free target is reached, a round frees nothing, or far memory
-/// refuses a write (then the evacuator backs off instead of churning). With `lane: None` (a
-/// forced evacuation) the sealed regions are evacuated whatever the free fraction, at most
-/// twice over (a second pass evicts the objects the first kept hot).
+/// Runs rounds until the free target is reached, a round neither frees a region nor moves an
+/// object, or far memory refuses a write (then the evacuator backs off instead of churning).
+/// With `lane: None` (a forced evacuation) the sealed regions are evacuated whatever the free
+/// fraction, at most twice over (a second pass evicts the objects the first kept hot).
 pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
     let own = Mutex::new(LaneState::default());
     let forced = lane.is_none();
@@ -121,7 +138,9 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
             std::thread::sleep(Duration::from_millis(5));
             break;
         }
-        if outcome.freed == 0 {
+        // A round that freed no region may still have moved objects out of regions kept for
+        // the pinned objects among them: go on while anything moves.
+        if outcome.freed == 0 && outcome.moved == 0 {
             break;
         }
     }
@@ -133,6 +152,8 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
 /// What a round achieved.
 struct Outcome {
     freed: usize,
+    /// Marked objects that left their place (evicted, compacted, migrated or freed).
+    moved: usize,
     /// Far memory refused a write-back (or a handler failed).
     refused: bool,
 }
@@ -254,8 +275,12 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
     });
 
     let mut retained = vec![false; victims.len()];
+    // Regions kept for a pinned object: its pin may be held long, so they go to the back of
+    // the queue, or every round would start on them and free nothing.
+    let mut pinned = vec![false; victims.len()];
     let mut refused = false;
     let mut outgoing: HashMap<u32, Vec<Outgoing>> = HashMap::new();
+    let mut handlers: HashMap<u32, Option<Arc<dyn EvacuationHandler>>> = HashMap::new();
     for m in &marked {
         // SAFETY: headers of victim regions stay valid until the regions are released below.
         let h = unsafe { m.header.as_ref() };
@@ -270,7 +295,24 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
                 continue;
             }
         };
-        // SAFETY: we hold BUSY, so the object is ours alone.
+        let ds = h.ds();
+        let handler = handlers.entry(ds).or_insert_with(|| rt.handler(ds)).clone();
+        if let Some(handler) = &handler {
+            // Asked before anything reads the object: a pinned one may be in use by its pin
+            // holders, and only its handler knows what of it they leave alone.
+            // SAFETY: we hold BUSY on the local word `w`, and this round is past its wait.
+            let pin = unsafe { object::pinned(&**handler, slot, w) }.unwrap_or_else(|e| {
+                note_panic(rt, &e);
+                true
+            });
+            if pin {
+                Counters::add(&rt.counters.pinned_kept, 1);
+                pinned[m.region] = true;
+                stay(slot, w, &mut retained[m.region]);
+                continue;
+            }
+        }
+        // SAFETY: we hold BUSY and the structure holds no pin, so the object is ours alone.
         match unsafe { (h.vtable().heap_bytes)(h.data()) } {
             Ok(n) => object::charge_heap(rt, h, n),
             Err(e) => {
@@ -284,7 +326,6 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
             keep(rt, lane, slot, w, &mut retained[m.region]);
             continue;
         }
-        let ds = h.ds();
         let view = ObjectView {
             data: h.data(),
             vtable: h.vtable(),
@@ -293,7 +334,7 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
             dirty: w & CLEAN == 0,
             _life: std::marker::PhantomData,
         };
-        let action = match rt.handler(ds) {
+        let action = match handler {
             Some(handler) => contain(|| handler.write_back(&view, &*rt.backend))
                 .unwrap_or_else(|p| Err(to_error(p))),
             None => Ok(WriteBack::Default),
@@ -359,9 +400,18 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
         }
     }
 
+    // A header whose slot is null holds no object any more: it left.
+    let left = |m: &&Marked| {
+        // SAFETY: the headers stay valid until their regions are released below.
+        let h = unsafe { m.header.as_ref() };
+        h.slot(Ordering::Acquire).is_null()
+    };
+    let moved = marked.iter().filter(left).count();
     let mut freed = 0;
-    for (r, keep_it) in victims.into_iter().zip(retained) {
-        if keep_it {
+    for ((r, keep_it), pin) in victims.into_iter().zip(retained).zip(pinned) {
+        if pin {
+            rt.heap.requeue(r);
+        } else if keep_it {
             rt.heap.reseal(r);
         } else {
             rt.heap.release(r.base);
@@ -370,7 +420,11 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
     }
     Counters::add(&rt.counters.rounds, 1);
     Counters::add(&rt.counters.regions_freed, freed as u64);
-    Outcome { freed, refused }
+    Outcome {
+        freed,
+        moved,
+        refused,
+    }
 }
 
 /// Sends one batch of cold, dirty objects of structure `ds` to far memory, then evicts them;

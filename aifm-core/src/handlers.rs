@@ -100,6 +100,48 @@ impl ObjectView<'_> {
     }
 }
 
+/// An object as [`EvacuationHandler::pinned`] sees it: the runtime holds the object's pointer
+/// word (no one can move, free or newly reach it meanwhile), but the structure's own pin holders
+/// may be using it at the same time. So unlike an [`ObjectView`] it offers no encoding, and a
+/// structure that answers from the object must read only what its pin holders never write
+/// outside interior mutability (a reader count in an atomic, say).
+pub struct PinView<'a> {
+    pub(crate) data: *const u8,
+    pub(crate) vtable: &'static VTable,
+    pub(crate) key: u64,
+    pub(crate) ds: u32,
+    pub(crate) _life: std::marker::PhantomData<&'a ()>,
+}
+
+impl std::fmt::Debug for PinView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinView")
+            .field("key", &self.key)
+            .field("ds", &self.ds)
+            .finish()
+    }
+}
+
+impl PinView<'_> {
+    /// The object, if it is a `T`.
+    pub fn downcast<T: 'static>(&self) -> Option<&T> {
+        // SAFETY: the type id matches; the runtime holds the object's word (BUSY) for the
+        // lifetime of the view, so the object is live and stays where it is. Other users of
+        // the object may only be its structure's pin holders, which by the contract of
+        // `EvacuationHandler::pinned` write nothing of it outside interior mutability, so a
+        // shared reference aliases no `&mut`.
+        ((self.vtable.type_id)() == TypeId::of::<T>()).then(|| unsafe { &*(self.data as *const T) })
+    }
+    /// The object's key within its structure.
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+    /// The object's structure id.
+    pub fn structure(&self) -> u32 {
+        self.ds
+    }
+}
+
 /// Hooks a data structure gives the evacuator.
 ///
 /// # Examples
@@ -131,6 +173,48 @@ pub trait EvacuationHandler: Send + Sync + 'static {
     /// were copied from `old` to `new` and before the pointer is switched. Fix embedded raw
     /// pointers here. (Embedded `RemBox`es need no fixing: they point at stable slots.)
     fn on_move(&self, _old: *const u8, _new: *mut u8) {}
+
+    /// Whether the structure has pinned this object in place: a pinned object is never moved
+    /// (not evicted to far memory, not compacted, not migrated by a mutator), so a structure
+    /// may keep using its address after the dereference scope it found it in has ended. The
+    /// runtime asks while it holds the object's pointer word, before every move; a pinned
+    /// object stays where it is, unmarked, and its region is kept (at the back of the
+    /// evacuation queue) until a later round finds the object unpinned. A panic counts as
+    /// pinned. The default pins nothing.
+    ///
+    /// # The pin protocol
+    ///
+    /// The structure pins an object by recording so *in the object* (a count or a bit in an
+    /// atomic field), and does it **inside a dereference scope, after the dereference that
+    /// found the object**. Then every move sees the pin: a move happens only after every scope
+    /// open when the object was marked for evacuation has ended (so a pin taken in such a
+    /// scope is visible by then), and a thread that dereferences the object later meets the
+    /// mark or the claimed word and waits for the move to be decided. Once pinned, the scope
+    /// may end; the pin holder unpins when done (after its last access). An unpinned object may
+    /// move or leave at once, so an address must not be used after its pin is gone.
+    ///
+    /// Pin holders use the object concurrently with this call: everything they may write must
+    /// sit in interior mutability (atomics, `UnsafeCell`), which is what [`PinView::downcast`]
+    /// relies on. Keep the answer cheap: it is asked for every object an evacuation round
+    /// claims of the structure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::{EvacuationHandler, PinView};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// /// Objects whose first field counts the users that hold their address.
+    /// struct Counted { users: AtomicU32, value: u64 }
+    /// struct ByCount;
+    /// impl EvacuationHandler for ByCount {
+    ///     fn pinned(&self, obj: &PinView<'_>) -> bool {
+    ///         obj.downcast::<Counted>().is_some_and(|c| c.users.load(Ordering::Acquire) != 0)
+    ///     }
+    /// }
+    /// ```
+    fn pinned(&self, _obj: &PinView<'_>) -> bool {
+        false
+    }
 }
 
 /// A registered data structure: its id, its far-memory device, its handler.

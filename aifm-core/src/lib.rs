@@ -67,7 +67,7 @@ pub mod word;
 pub use backend::{Backend, Placement};
 pub use codec::{FarData, Pod, Serde};
 pub use error::{Error, Result};
-pub use handlers::{EvacuationHandler, ObjectView, Structure, WriteBack};
+pub use handlers::{EvacuationHandler, ObjectView, PinView, Structure, WriteBack};
 pub use remarc::{RemArc, RemWeak};
 pub use rembox::RemBox;
 pub use runtime::{Runtime, RuntimeBuilder};

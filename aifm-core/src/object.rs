@@ -4,10 +4,15 @@
 //! transitioning thread holds the word's `BUSY` bit ([`claim`]); it ends with a single
 //! `Release` store of the new word, which also clears `BUSY`. Threads that meet `BUSY` wait for
 //! that one object only.
+//!
+//! No transition moves an object its structure has pinned ([`pinned`]): a mutator that meets
+//! such an object under evacuation takes the mark off and uses it in place, as it does while
+//! a round is still waiting for older scopes.
 
 use crate::backend::OBJECT_STORE;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
+use crate::handlers::{EvacuationHandler, PinView};
 use crate::heap::{HasVTable, Header, Kind, VTable};
 use crate::panics::{contain, to_error, Payload};
 use crate::runtime::{Alloc, Inner, LaneState};
@@ -111,8 +116,17 @@ pub(crate) unsafe fn slow_path(
                 word.store(w & !EVACUATING, Ordering::Release);
                 continue;
             }
+            // A pinned object never moves: its structure may hold its address beyond any
+            // scope. Take the mark off and use it where it is (the round keeps it).
+            // SAFETY: we hold BUSY on the local word `w`.
+            if unsafe { pinned_by_structure(rt, slot, w) } {
+                Counters::add(&rt.counters.pinned_kept, 1);
+                word.store(w & !EVACUATING, Ordering::Release);
+                continue;
+            }
             // SAFETY: we hold BUSY on a local word; every round is past its grace period, so
-            // no reference to the old copy exists (newer scopes took this slow path).
+            // no reference to the old copy exists (newer scopes took this slow path), and the
+            // structure holds no pin on it (asked just now, under BUSY).
             match unsafe { migrate(rt, slot, w, mode, None) } {
                 Ok(()) => Counters::add(&rt.counters.migrations, 1),
                 // No room to move it: take the mark off and use it where it is. The evacuator
@@ -143,6 +157,54 @@ pub(crate) unsafe fn slow_path(
             return Ok(addr(new));
         }
     }
+}
+
+/// Whether `handler` pins the local object of word `w` in place
+/// ([`EvacuationHandler::pinned`]): a move must then leave it where it is. `Err` is a panic of
+/// the handler, which the caller takes as pinned (keeping an object in place is always safe).
+///
+/// Why the answer is complete: a pin is taken inside a scope, after the dereference that found
+/// the object. The object's word carries the `EVACUATING` mark of a round past its wait (every
+/// scope open at the marking has ended, and the wait's acquire loads of every participant's
+/// state made what those scopes did visible), and the caller holds `BUSY`: a thread that
+/// reaches the object now takes the slow path and waits for the caller's decision. So every
+/// pin that can ever use this copy is already counted where the handler looks.
+///
+/// # Safety
+/// The caller holds BUSY on `slot`, whose pre-claim word is the local word `w`, and the mark's
+/// round is past its wait (`unsettled_rounds` read zero, or the caller is that round).
+pub(crate) unsafe fn pinned(
+    handler: &dyn EvacuationHandler,
+    slot: NonNull<Slot>,
+    w: u64,
+) -> Result<bool> {
+    // SAFETY: a local word points at a live object's data, which BUSY keeps in place.
+    let h = unsafe { Header::of(addr(w)) };
+    let view = PinView {
+        data: h.data(),
+        vtable: h.vtable(),
+        key: slots::key(slot),
+        ds: h.ds(),
+        _life: std::marker::PhantomData,
+    };
+    contain(|| handler.pinned(&view)).map_err(to_error)
+}
+
+/// [`pinned`] for the mutator's slow path: looks the handler up (a panic counts as pinned).
+///
+/// # Safety
+/// As [`pinned`].
+unsafe fn pinned_by_structure(rt: &Inner, slot: NonNull<Slot>, w: u64) -> bool {
+    // SAFETY: a local word points at a live object's data.
+    let ds = unsafe { Header::of(addr(w)) }.ds();
+    let Some(handler) = rt.handler(ds) else {
+        return false;
+    };
+    // SAFETY: forwarded from our caller.
+    unsafe { pinned(&*handler, slot, w) }.unwrap_or_else(|_| {
+        Counters::add(&rt.counters.evacuation_panics, 1);
+        true
+    })
 }
 
 /// Fetches a remote object into local memory and publishes it.

@@ -22,7 +22,10 @@
 //! [`Scope::renew`] only helps on the outermost scope. Code that runs other code while it holds
 //! a scope (an iterator between `next` calls, a guard returned to the caller) must keep that
 //! window short: the collections' iterators copy a chunk out inside a scope of their own and
-//! hold none while the caller works. A reference from `deref` borrows its scope, so the
+//! hold none while the caller works. A structure that must hand out an address for longer
+//! pins the object instead (`EvacuationHandler::pinned`): it records the pin in the object
+//! inside the scope, then ends the scope, and holds up that one object rather than every
+//! round (the map's guards do). A reference from `deref` borrows its scope, so the
 //! compiler rejects one that outlives it:
 //!
 //! ```compile_fail
@@ -180,6 +183,10 @@ pub(crate) fn heavy_barrier() {
 /// Call after marking objects; see the module essay.
 pub(crate) fn wait_for_older_scopes() {
     heavy_barrier();
+    // Every participant's state is loaded with acquire, not only the pinned ones: reading a
+    // scope's end (a release store) is what makes the pins it took visible to the caller
+    // (`object::pinned`); a load that reads an even value from before such a scope began
+    // means, by the barrier, that the scope saw the caller's marks.
     let snapshot: Vec<(&'static Participant, u64)> = PARTICIPANTS
         .locked()
         .iter()

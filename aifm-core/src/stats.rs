@@ -13,6 +13,7 @@ pub(crate) struct Counters {
     pub compacted: AtomicU64,
     pub migrations: AtomicU64,
     pub unmarked_in_place: AtomicU64,
+    pub pinned_kept: AtomicU64,
     pub evacuation_panics: AtomicU64,
     pub rounds: AtomicU64,
     pub regions_freed: AtomicU64,
@@ -76,6 +77,9 @@ pub struct Stats {
     /// Objects a mutator met under evacuation before the round's grace period was over: it
     /// took the mark off and used them in place (moving them could leave two live copies).
     pub mutator_unmarks: u64,
+    /// Times a move (eviction, compaction or mutator migration) left an object where it was
+    /// because its structure had pinned it ([`crate::EvacuationHandler::pinned`]).
+    pub pinned_kept: u64,
     /// Panics in user code (`encode`, `heap_bytes`, an evacuation handler) that the evacuator
     /// caught on its own thread; each object concerned was kept local, intact.
     pub evacuation_panics: u64,

@@ -8,13 +8,18 @@
 //!   that copy too. A [`RETIRED`] node (replaced or removed while guarded) is dropped without
 //!   a write, and a `PENDING` one (not yet in the index) is refused, which keeps it local.
 //!   The handler takes no lock, so it never waits for a mutator.
+//! * **Guards pin their pair.** The handler's `pinned` answers from the node's `state` (a
+//!   reader count or `WRITER`), so the runtime never moves a guarded pair, and a guard needs
+//!   no dereference scope once admitted (see [`super::guards`]).
 //! * **Counts.** `remote[shard]` counts the pairs of a shard that may be in far memory (one
 //!   per `FAR_COPY` pair, detached or not): a miss asks the server only when it is non-zero.
 //!   It may over-count (a miss then asks needlessly), never under-count.
 
-use super::index::{Node, FAR_COPY, PENDING, RETIRED};
+use super::index::{Node, DEAD, FAR_COPY, PENDING, RETIRED};
 use super::SHARDS;
-use aifm_core::{Backend, Error, EvacuationHandler, FarData, ObjectView, Result, WriteBack};
+use aifm_core::{
+    Backend, Error, EvacuationHandler, FarData, ObjectView, PinView, Result, WriteBack,
+};
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -100,8 +105,9 @@ where
         let key = far_key(shard, &node.key)?;
         let mut value = Vec::new();
         // SAFETY: the runtime evicts an object only once no scope that dereferenced it is
-        // open, so no guard or writer of the map uses the node now; a node whose value was
-        // moved out is `RETIRED` (returned above) as well as `TAKEN`.
+        // open and `pinned` (below) said no guard holds it, so no guard or writer of the map
+        // uses the node now; a node whose value was moved out is `RETIRED` (returned above)
+        // as well as `TAKEN`.
         unsafe { node.value() }.encode(&mut value)?;
         // Flagged and counted before the pair lands: a miss may ask the server needlessly,
         // but never skips a pair that is there.
@@ -109,5 +115,17 @@ where
             self.shared.counts.remote[shard].fetch_add(1, Ordering::AcqRel);
         }
         Ok(WriteBack::DetachAs { key, value })
+    }
+
+    /// A pair is pinned while a guard holds it: a [`Ref`](super::Ref) counts itself in the
+    /// node's `state` and a [`RefMut`](super::RefMut) holds `WRITER` there, both set inside
+    /// the scope that found the node, which the guard then ends. `DEAD` alone (a writer
+    /// removing the pair under the shard's mutex) pins nothing: that writer still holds its
+    /// scope.
+    fn pinned(&self, obj: &PinView<'_>) -> bool {
+        // Only `state` is read: it is an atomic, and guards write nothing else of the node
+        // but the value, which sits in an `UnsafeCell`.
+        obj.downcast::<Node<K, V>>()
+            .is_some_and(|n| n.state.load(Ordering::Acquire) & !DEAD != 0)
     }
 }

@@ -1,15 +1,26 @@
 //! The map's guards: [`Ref`] and [`RefMut`].
 //!
-//! A guard holds a dereference scope and is counted in its node's `state` word (see the
-//! `index` essay), never a lock: other guards, inserts, removals and writers of other keys go
-//! ahead while it lives, on this thread or any other. A [`Ref`] is a reader of its node (a
-//! writer that finds it copies the pair instead of changing it) and holds an epoch pin, so a
-//! removed node stays allocated until it is dropped. A [`RefMut`] holds the node's `WRITER`
-//! bit: it is exclusive like `&mut`, and a reader or writer of the *same* key waits until it
-//! is dropped (std rejects such code at compile time; here taking a second guard on a key
-//! while holding its `RefMut` on the same thread waits forever). The scope keeps the
-//! evacuator from moving the pair while the guard lives, so a guard also holds up evacuation
-//! rounds: keep guards short, as scopes.
+//! A guard is counted in its node's `state` word (see the `index` essay), never a lock: other
+//! guards, inserts, removals and writers of other keys go ahead while it lives, on this thread
+//! or any other. A [`Ref`] is a reader of its node (a writer that finds it copies the pair
+//! instead of changing it) and holds an epoch pin, so a removed node stays allocated until it
+//! is dropped. A [`RefMut`] holds the node's `WRITER` bit: it is exclusive like `&mut`, and a
+//! reader or writer of the *same* key waits until it is dropped (std rejects such code at
+//! compile time; here taking a second guard on a key while holding its `RefMut` on the same
+//! thread waits forever).
+//!
+//! # No scope
+//!
+//! A guard holds no dereference scope: the count or bit it set in the node *pins* the pair
+//! (the map's evacuation handler answers `pinned` from it, see `far`), and the runtime never
+//! moves or evicts a pinned object. The guard is admitted inside the scope that found the
+//! node, which ends as the guard is made; from then on the node stays at its address because
+//! of the pin alone. So a guard held for long (by a thread that then sleeps) holds up only its
+//! own pair and that pair's heap region, never an evacuation round. Sound because a pin taken
+//! inside a scope is visible to every move that could follow (the runtime's argument is at
+//! `EvacuationHandler::pinned`), and the guard reads the node only while its pin lasts: a
+//! `Ref` uncounts itself as the last thing it does with the node, a `RefMut` clears `WRITER`
+//! likewise. Dropping the epoch pin afterwards only ends the delay of the node's reclamation.
 
 use super::index::{Node, WRITER};
 use aifm_core::{FarData, Scope};
@@ -18,8 +29,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 
-/// A shared reference to a pair of a [`RemHashMap`](super::RemHashMap): a scope and a pin,
-/// no lock.
+/// A shared reference to a pair of a [`RemHashMap`](super::RemHashMap): a count in the pair
+/// (which also keeps the runtime from moving it) and an epoch pin; no lock, no scope.
 ///
 /// # Examples
 ///
@@ -32,7 +43,19 @@ use std::sync::atomic::Ordering;
 /// assert_eq!(*r, 2);
 /// ```
 ///
-/// A guard holds its thread's dereference scope, so it cannot move to another thread:
+/// A guard holds up no evacuation (it pins its pair, and only that pair stays put), so a
+/// thread may keep one while it sleeps, or force an evacuation itself:
+///
+/// ```
+/// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+/// let m = aifm_collections::RemHashMap::new_in(&rt);
+/// m.insert(1u64, [1u64; 8]);
+/// let r = m.get(&1).unwrap();
+/// rt.evacuate_now(); // inside a scope this would panic: it would wait for itself
+/// assert_eq!(r[0], 1);
+/// ```
+///
+/// A guard holds its thread's epoch pin, so it cannot move to another thread:
 ///
 /// ```compile_fail
 /// let m = aifm_collections::RemHashMap::new();
@@ -44,15 +67,14 @@ use std::sync::atomic::Ordering;
 /// ```
 pub struct Ref<'a, K: FarData, V: FarData> {
     node: *const Node<K, V>,
-    // Dropped after `Drop::drop` uncounts the guard: the pin keeps the node allocated, the
-    // scope keeps it in place.
+    // Dropped after `Drop::drop` uncounts the guard: the pin keeps the node allocated (the
+    // count keeps it in place).
     _pin: Guard,
-    _scope: Scope,
     _map: PhantomData<&'a (K, V)>,
 }
 
-/// A mutable reference to a pair of a [`RemHashMap`](super::RemHashMap): a scope and the
-/// pair's writer bit, no lock.
+/// A mutable reference to a pair of a [`RemHashMap`](super::RemHashMap): the pair's writer
+/// bit (which also keeps the runtime from moving it); no lock, no scope.
 ///
 /// # Examples
 ///
@@ -64,19 +86,21 @@ pub struct Ref<'a, K: FarData, V: FarData> {
 /// ```
 pub struct RefMut<'a, K: FarData, V: FarData> {
     node: *const Node<K, V>,
-    _scope: Scope,
     _map: PhantomData<&'a mut (K, V)>,
 }
 
 impl<'a, K: FarData, V: FarData> Ref<'a, K, V> {
+    /// Makes the guard and ends `scope`: the guard's count pins the node from here on.
+    ///
     /// # Safety
-    /// This guard was admitted once as a reader of `node` (its `state` count), `node` was
-    /// dereferenced through `scope`, and `pin` was pinned before the node's entry was loaded.
+    /// This guard was admitted once as a reader of `node` (its `state` count) inside `scope`,
+    /// after `node` was dereferenced through it, and `pin` was pinned before the node's entry
+    /// was loaded.
     pub(crate) unsafe fn new(scope: Scope, pin: Guard, node: *const Node<K, V>) -> Self {
+        drop(scope);
         Ref {
             node,
             _pin: pin,
-            _scope: scope,
             _map: PhantomData,
         }
     }
@@ -99,29 +123,33 @@ impl<'a, K: FarData, V: FarData> Ref<'a, K, V> {
 impl<K: FarData, V: FarData> std::ops::Deref for Ref<'_, K, V> {
     type Target = V;
     fn deref(&self) -> &V {
-        // SAFETY: the node was dereferenced through `_scope`, still open, so the evacuator
-        // cannot move or evict it; `_pin` keeps a removed node's box from being dropped; our
-        // reader count keeps writers from moving the value out or writing it (they copy it
-        // instead).
+        // SAFETY: our reader count, taken in the scope that found the node, pins it: the
+        // runtime neither moves nor evicts it while the count lasts (the map's handler says
+        // so), and writers neither move the value out nor write it (they copy it instead);
+        // `_pin` keeps a removed node's box from being dropped.
         unsafe { (*self.node).value() }
     }
 }
 
 impl<K: FarData, V: FarData> Drop for Ref<'_, K, V> {
     fn drop(&mut self) {
-        // SAFETY: see `Deref`; the node is alive until `_pin` is dropped, after this.
+        // SAFETY: see `Deref`; the node is alive and in place until this decrement (the
+        // guard's last touch of it: afterwards it may move), and allocated until `_pin` is
+        // dropped, after this.
         unsafe { &*self.node }.state.fetch_sub(1, Ordering::Release);
     }
 }
 
 impl<'a, K: FarData, V: FarData> RefMut<'a, K, V> {
+    /// Makes the guard and ends `scope`: the guard's `WRITER` bit pins the node from here on.
+    ///
     /// # Safety
-    /// This guard owns `WRITER` on `node`, which is in its map's index and was dereferenced
-    /// through `scope`.
+    /// This guard owns `WRITER` on `node`, set inside `scope` (after `node` was dereferenced
+    /// through it, or before the node entered the index), and the node is in its map's index.
     pub(crate) unsafe fn new(scope: Scope, node: *const Node<K, V>) -> Self {
+        drop(scope);
         RefMut {
             node,
-            _scope: scope,
             _map: PhantomData,
         }
     }
@@ -144,7 +172,9 @@ impl<'a, K: FarData, V: FarData> RefMut<'a, K, V> {
 impl<K: FarData, V: FarData> std::ops::Deref for RefMut<'_, K, V> {
     type Target = V;
     fn deref(&self) -> &V {
-        // SAFETY: as for `Ref`; `WRITER` keeps every other guard and writer off the value.
+        // SAFETY: `WRITER` pins the node (as a reader count does, see `Ref`), keeps it in
+        // the index (writers wait for it), and keeps every other guard and writer off the
+        // value.
         unsafe { (*self.node).value() }
     }
 }
@@ -160,8 +190,10 @@ impl<K: FarData, V: FarData> std::ops::DerefMut for RefMut<'_, K, V> {
 
 impl<K: FarData, V: FarData> Drop for RefMut<'_, K, V> {
     fn drop(&mut self) {
-        // SAFETY: while `WRITER` is set no writer takes the node out of the index (they wait),
-        // so it is alive; the release orders our writes before the next reader's admission.
+        // SAFETY: while `WRITER` is set no writer takes the node out of the index (they wait)
+        // and the runtime does not move it, so it is alive and in place; the release orders
+        // our writes before the next reader's admission (and before a move, which asks the
+        // handler with an acquire load of `state`).
         unsafe { &*self.node }
             .state
             .fetch_and(!WRITER, Ordering::Release);

@@ -16,13 +16,14 @@
 //! node it found. Inserts, removals and `get_mut` take the shard's mutex. A writer never
 //! waits for readers: one that finds readers on a pair copies it (through its codec) and
 //! leaves them the old one, which the epoch frees after them. A [`Ref`] or [`RefMut`] holds
-//! a scope, an epoch pin (`Ref`) and its count or writer bit in the node, never a lock. So
+//! an epoch pin (`Ref`) and its count or writer bit in the node, never a lock. So
 //! the std idioms work: `m.insert(1, *m.get(&1).unwrap() + 1)`, two guards in one expression,
 //! a guard held while other keys (or the same key) are written or removed. A `RefMut`
 //! excludes other guards of the same key, as `&mut` does.
 //!
-//! A guard's scope still holds up the runtime's evacuation rounds while it lives (scopes are
-//! process-wide epochs), so keep guards short-lived; per-object pins would lift this.
+//! A guard holds no scope either: its count or bit pins the pair, which the runtime then
+//! never moves (the handler's `pinned`, see `far` and `guards`), so a guard kept for long,
+//! even by a sleeping thread, holds up only its own pair, never an evacuation round.
 //!
 //! # Semantics the structure tells the runtime
 //!

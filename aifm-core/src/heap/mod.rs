@@ -198,6 +198,12 @@ impl Heap {
         }
     }
 
+    /// Puts back a region an evacuation round kept for a pinned object, last in line: a pin may
+    /// be held for long, and a round that began with this region would free nothing.
+    pub fn requeue(&self, region: Sealed) {
+        self.seal(region);
+    }
+
     /// Number of sealed regions waiting for evacuation.
     pub fn sealed_regions(&self) -> usize {
         let pool = self.pool.locked();

@@ -248,6 +248,7 @@ impl Runtime {
             compacted: get(&c.compacted),
             mutator_migrations: get(&c.migrations),
             mutator_unmarks: get(&c.unmarked_in_place),
+            pinned_kept: get(&c.pinned_kept),
             evacuation_panics: get(&c.evacuation_panics),
             evacuation_rounds: get(&c.rounds),
             regions_freed: get(&c.regions_freed),
@@ -374,7 +375,10 @@ impl Runtime {
             !scope::in_scope(),
             "evacuate_now inside a scope would wait for itself"
         );
-        for lane in self.inner.lanes.iter() {
+        // The background evacuators' lanes too: objects they compacted sit there, and would
+        // stay until those regions fill.
+        let lanes = self.inner.lanes.iter();
+        for lane in lanes.chain(self.inner.evacuator_lanes.iter()) {
             lane.locked().lane.seal_all(&self.inner.heap);
         }
         let _ = evacuator::take_caught_panic();
