@@ -101,6 +101,7 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
     let per_round = (rt.heap.budget_regions / 20).max(1);
     let budget_bytes = (rt.heap.budget_regions * rt.heap.region_size) as f64;
     let mut sealed_lanes = false;
+    let mut sealed_own = false;
     let mut allowance = if forced {
         2 * rt.heap.sealed_regions() + 2
     } else {
@@ -119,6 +120,14 @@ pub(crate) fn run_until_target(rt: &Inner, lane: Option<&Mutex<LaneState>>) {
         };
         let victims = rt.heap.victims(needed, per_round.min(allowance));
         if victims.is_empty() {
+            if forced && !sealed_own {
+                // The second pass: what the first kept hot (compacted into our own lane and
+                // re-colded) is sealed now, so a forced evacuation evicts it unless someone
+                // uses it meanwhile.
+                sealed_own = true;
+                own.locked().lane.seal_all(&rt.heap);
+                continue;
+            }
             if forced || sealed_lanes {
                 break;
             }
