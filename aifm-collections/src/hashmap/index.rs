@@ -50,15 +50,16 @@
 //! pair is never written out before it is in the map. [`TAKEN`]: the value was moved out
 //! (by a removal that found no reader); dropping the node leaves it alone.
 
+use aifm_core::arena::{SlotArena, WordRef};
 use aifm_core::sync::MutexExt;
-use aifm_core::{Error, FarData, RemBox, Result, Scope};
+use aifm_core::{Error, FarData, Result, Scope, Structure};
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
+use smallvec::SmallVec;
 use std::borrow::Borrow;
 use std::cell::UnsafeCell;
-use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The node flag: far memory may hold a copy of this pair.
 pub(crate) const FAR_COPY: u8 = 1;
@@ -75,16 +76,6 @@ pub(crate) const WRITER: u32 = 1 << 31;
 pub(crate) const DEAD: u32 = 1 << 30;
 /// The state's reader count.
 const READERS: u32 = DEAD - 1;
-
-/// The tag of an entry never used.
-const EMPTY: u64 = 0;
-/// The tag of an entry whose pair left (not reused until the array is rebuilt).
-const GONE: u64 = 1;
-
-/// The tag of hash `h` (the two reserved values are shifted; tags may collide, keys decide).
-fn tag(h: u64) -> u64 {
-    h.max(2)
-}
 
 /// A key-value pair as it lives in the heap.
 pub(crate) struct Node<K, V> {
@@ -186,38 +177,78 @@ pub(crate) fn codec_copy<T: FarData>(v: &T) -> Result<T> {
     T::decode(&bytes)
 }
 
-/// One entry of the array: tag, box and where the node was when the entry was filled (see
-/// the module essay). All three are atomics: a writer may refill an entry (a replacement in
-/// place, or a `GONE` entry reused) while a reader that loaded its old tag still looks.
-struct Entry<K: FarData, V: FarData> {
-    tag: AtomicU64,
-    /// The bits of a `RemBox<Node<K, V>>` (0 while never filled).
-    pair: AtomicU64,
-    /// A hint of the node's address: only ever prefetched, never dereferenced (the evacuator
-    /// may have moved the node since).
-    hint: AtomicPtr<Node<K, V>>,
-    _owns: PhantomData<RemBox<Node<K, V>>>,
+/// A pair's pointer word in its shard's arena, as the index holds it.
+pub(crate) type Pair<K, V> = WordRef<Node<K, V>>;
+
+/// The bits of an `EMPTY` entry's first word.
+const EMPTY: u64 = 0;
+/// The bits of a `GONE` entry's first word (a word address of 16 is impossible).
+const GONE: u64 = 1;
+/// Where the first word keeps the hash's low bits.
+const LOW_SHIFT: u32 = 44;
+/// The word-address bits of the first word (the address shifted right by 4).
+const WORD_BITS: u64 = (1 << LOW_SHIFT) - 1;
+/// Where the hint word keeps the hash's middle bits.
+const MID_SHIFT: u32 = 48;
+/// The hash bits an entry keeps: 20 low ones in the first word, 16 more in the hint word.
+const LOW: u64 = (1 << (64 - LOW_SHIFT)) - 1;
+const MID: u64 = (1 << (64 - MID_SHIFT)) - 1;
+/// The node-address bits of the hint word.
+const HINT_BITS: u64 = (1 << MID_SHIFT) - 1;
+/// The largest array whose home positions the kept hash bits can recompute.
+const MAX_ENTRIES: usize = 1 << (64 - LOW_SHIFT + 64 - MID_SHIFT);
+
+/// The first word of an entry for pair `p` of hash `h`.
+fn pack(h: u64, p: Pair<impl FarData, impl FarData>) -> u64 {
+    let a = p.addr() as u64;
+    debug_assert!(a >> 48 == 0 && a % 16 == 0 && a >= 4096);
+    ((h & LOW) << LOW_SHIFT) | (a >> 4)
 }
 
-/// A `RemBox` as the bits an entry stores (it is one pointer wide).
-fn to_bits<K: FarData, V: FarData>(b: RemBox<Node<K, V>>) -> u64 {
-    const { assert!(std::mem::size_of::<RemBox<Node<K, V>>>() == 8) };
-    let b = ManuallyDrop::new(b);
-    // SAFETY: same size (checked above); a `RemBox` is a pointer to its slot, and the bits
-    // are turned back into exactly one owning box (`from_bits`) or views that never drop.
-    unsafe { std::mem::transmute_copy::<RemBox<Node<K, V>>, u64>(&b) }
+/// The hint word of an entry for hash `h` whose node is at `at`.
+fn pack_hint<K, V>(h: u64, at: *const Node<K, V>) -> u64 {
+    (((h >> 20) & MID) << MID_SHIFT) | (at as u64 & HINT_BITS)
 }
 
-/// The box whose bits an entry stores, as a view that never drops it.
+/// Whether first word `x` (not `EMPTY`) holds a pair of hash `h`, on its low bits.
+#[inline(always)]
+fn low_match(x: u64, h: u64) -> bool {
+    x >> LOW_SHIFT == h & LOW && x > GONE
+}
+
+/// Whether hint word `y` is of hash `h`, on its middle bits.
+#[inline(always)]
+fn mid_match(y: u64, h: u64) -> bool {
+    y >> MID_SHIFT == (h >> 20) & MID
+}
+
+/// The pair of a live first word.
 ///
 /// # Safety
-/// `bits` came from [`to_bits`] of a box that is still alive (owned by an entry, or retired
-/// to the epoch and the caller pinned since before it was retired).
-unsafe fn view<K: FarData, V: FarData>(bits: u64) -> ManuallyDrop<RemBox<Node<K, V>>> {
-    // SAFETY: per the contract, the bits are a live box; the copy is never dropped, so the
-    // box keeps one owner.
-    unsafe { std::mem::transmute_copy::<u64, ManuallyDrop<RemBox<Node<K, V>>>>(&bits) }
+/// `x` is a live first word of a shard's array (it came from [`pack`] of a word of the
+/// shard's arena, whose runtime the map keeps alive).
+#[inline(always)]
+unsafe fn unpack<K: FarData, V: FarData>(x: u64) -> Pair<K, V> {
+    // SAFETY: per the contract, the bits are a word address of an arena of nodes.
+    unsafe { WordRef::from_addr(((x & WORD_BITS) << 4) as usize) }
 }
+
+/// The hash bits an entry keeps (the low 36), from its two words.
+fn kept_hash(x: u64, y: u64) -> u64 {
+    ((y >> MID_SHIFT) << 20) | (x >> LOW_SHIFT)
+}
+
+/// One entry of the array, 16 bytes: its first word holds the pair's pointer-word address
+/// and the hash's low 20 bits, its hint word where the node was when the entry was filled
+/// (only ever prefetched, never dereferenced: the evacuator may have moved the node since)
+/// and 16 more bits of the hash. Both are atomics: a writer may refill an entry (a
+/// replacement in place, or a `GONE` entry reused) while a reader that loaded it still looks.
+struct Entry {
+    word: AtomicU64,
+    hint: AtomicU64,
+}
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 16);
 
 /// Starts loading the cache line at `p` (any address: a prefetch never faults).
 #[inline(always)]
@@ -232,22 +263,19 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// A shard's array. It does not own the boxes in it (the shard does; see `Shard`'s drop):
-/// a rebuild copies their bits into the next array.
-struct Array<K: FarData, V: FarData> {
-    entries: Box<[Entry<K, V>]>,
+/// A shard's array. It owns nothing but its entries: the pairs are the shard's arena's.
+struct Array {
+    entries: Box<[Entry]>,
 }
 
-impl<K: FarData, V: FarData> Array<K, V> {
+impl Array {
     fn new(capacity: usize) -> Self {
-        let n = capacity.max(8).next_power_of_two();
+        let n = capacity.max(8).next_power_of_two().min(MAX_ENTRIES);
         Array {
             entries: (0..n)
                 .map(|_| Entry {
-                    tag: AtomicU64::new(EMPTY),
-                    pair: AtomicU64::new(0),
-                    hint: AtomicPtr::new(std::ptr::null_mut()),
-                    _owns: PhantomData,
+                    word: AtomicU64::new(EMPTY),
+                    hint: AtomicU64::new(0),
                 })
                 .collect(),
         }
@@ -257,43 +285,25 @@ impl<K: FarData, V: FarData> Array<K, V> {
         self.entries.len() - 1
     }
 
-    /// The box of entry `i`, for the mutex holder.
-    ///
-    /// # Safety
-    /// The caller holds the shard's mutex (no one else stores the entry) and saw its tag live.
-    unsafe fn pair(&self, i: usize) -> &RemBox<Node<K, V>> {
-        // SAFETY: per the contract the cell holds a live box and only readers' atomic loads
-        // touch it meanwhile; `AtomicU64` and the box have the same size (see `to_bits`).
-        unsafe { &*(self.entries[i].pair.as_ptr() as *const RemBox<Node<K, V>>) }
-    }
-
-    /// Fills entry `i` with box `b` (its node now at `hint`) and tag `t`, in the order a
-    /// reader relies on: cell first, tag last (release). The caller holds the mutex, and the
-    /// entry holds no box (it is `EMPTY` or `GONE`, its old box moved out).
-    fn fill(&self, i: usize, t: u64, b: RemBox<Node<K, V>>, hint: *const Node<K, V>) {
+    /// Fills entry `i` with first word `x` and hint word `y`, in the order a reader relies on:
+    /// hint first, first word last (release). The caller holds the mutex, and the entry is
+    /// `EMPTY` or `GONE`.
+    fn fill(&self, i: usize, x: u64, y: u64) {
         let e = &self.entries[i];
-        e.hint.store(hint as *mut _, Ordering::Relaxed);
-        e.pair.store(to_bits(b), Ordering::Release);
-        e.tag.store(t, Ordering::Release);
+        e.hint.store(y, Ordering::Relaxed);
+        e.word.store(x, Ordering::Release);
     }
 
-    /// Places `b` at the first free entry of `h`'s probe (an `EMPTY` one, or a `GONE` one if
-    /// `reuse`); whether it used an `EMPTY` entry, and where.
-    fn place(
-        &self,
-        h: u64,
-        b: RemBox<Node<K, V>>,
-        hint: *const Node<K, V>,
-        reuse: bool,
-    ) -> (bool, usize) {
+    /// Places an entry of hash `h` at the first free entry of its probe (an `EMPTY` one, or a
+    /// `GONE` one if `reuse`); whether it used an `EMPTY` entry, and where.
+    fn place(&self, h: u64, x: u64, y: u64, reuse: bool) -> (bool, usize) {
         let mask = self.mask();
-        let t = tag(h);
-        let mut i = t as usize & mask;
+        let mut i = h as usize & mask;
         loop {
-            let x = self.entries[i].tag.load(Ordering::Relaxed);
-            if x == EMPTY || (reuse && x == GONE) {
-                self.fill(i, t, b, hint);
-                return (x == EMPTY, i);
+            let old = self.entries[i].word.load(Ordering::Relaxed);
+            if old == EMPTY || (reuse && old == GONE) {
+                self.fill(i, x, y);
+                return (old == EMPTY, i);
             }
             i = (i + 1) & mask;
         }
@@ -311,35 +321,52 @@ pub(crate) enum Probe<K, V> {
     Busy,
 }
 
-/// The shard's bookkeeping, under its mutex.
-pub(crate) struct Meta {
-    /// Entries holding a box (live pairs and tombstones of evicted ones).
+/// The shard's bookkeeping and its arena, under its mutex.
+pub(crate) struct Meta<K: FarData, V: FarData> {
+    /// Entries holding a pair (live pairs and tombstones of evicted ones).
     live: usize,
     /// `live` plus the `GONE` entries.
     used: usize,
+    /// The pairs' pointer words: those in the index, pending ones not yet in it, and
+    /// retired ones waiting for the epoch.
+    arena: SlotArena<Node<K, V>>,
 }
 
-/// One shard: its current array and the writers' mutex, on one cache line. Readers only
-/// load the array pointer from it.
+/// Arena indexes of retired pairs whose epoch has passed: no reader can reach them any more,
+/// so the next writer frees them and their indexes go back to the arena.
+#[derive(Default)]
+struct Reclaim {
+    any: AtomicBool,
+    list: Mutex<Vec<usize>>,
+}
+
+impl Reclaim {
+    fn push(&self, indexes: &[usize]) {
+        self.list.locked().extend_from_slice(indexes);
+        self.any.store(true, Ordering::Release);
+    }
+}
+
+/// One shard: its current array, the writers' mutex (with the arena) and the reclaim list.
+/// Readers only load the array pointer from it.
 #[repr(align(64))]
 pub(crate) struct Shard<K: FarData, V: FarData> {
-    array: Atomic<Array<K, V>>,
-    lock: Mutex<Meta>,
+    array: Atomic<Array>,
+    lock: Mutex<Meta<K, V>>,
+    reclaim: Arc<Reclaim>,
 }
 
-// SAFETY: the array is reached as the module's rules allow: readers only read tags and cells
-// published to them, writers serialise on the mutex; the boxes in it are shared between
+// SAFETY: the array is reached as the module's rules allow: readers only read entries and
+// the pairs published to them, writers serialise on the mutex; the pairs are shared between
 // threads by guards, hence `K` and `V` must be `Send + Sync` (`FarData` implies `Send`).
 unsafe impl<K: FarData + Sync, V: FarData + Sync> Sync for Shard<K, V> {}
-// SAFETY: the shard owns its array and boxes; moving it moves them (all `Send`).
-unsafe impl<K: FarData, V: FarData> Send for Shard<K, V> {}
 
 /// Finds `q` in `a`; `admit` admits the caller as a reader of a hit.
 ///
 /// # Safety
 /// `a` is the shard's array loaded by a thread still pinned (or holding the mutex).
 unsafe fn probe<K, V, Q>(
-    a: &Array<K, V>,
+    a: &Array,
     h: u64,
     q: &Q,
     scope: &Scope,
@@ -350,39 +377,43 @@ where
     V: FarData,
     Q: Eq + ?Sized,
 {
-    let t = tag(h);
     let mask = a.mask();
-    let mut i = t as usize & mask;
+    let mut i = h as usize & mask;
     let mut dead = false;
     for _ in 0..=mask {
-        let x = a.entries[i].tag.load(Ordering::Acquire);
+        let e = &a.entries[i];
+        let x = e.word.load(Ordering::Acquire);
         if x == EMPTY {
             break;
         }
-        if x == t {
-            let e = &a.entries[i];
-            // The node's line loads while the box's pointer word does (two misses overlap).
-            prefetch(e.hint.load(Ordering::Relaxed));
-            // SAFETY: the tag was loaded live with acquire after the cell was filled; whatever
-            // box the cell holds now is alive: a box taken out of an entry is retired to the
-            // epoch, and the caller is pinned (or holds the mutex).
-            let pair = unsafe { view::<K, V>(e.pair.load(Ordering::Acquire)) };
-            match pair.try_deref(scope) {
-                Ok(n) if n.key.borrow() == q => {
-                    if admit {
-                        let s = n.state.fetch_add(1, Ordering::Acquire);
-                        if s & (WRITER | DEAD) != 0 {
-                            n.state.fetch_sub(1, Ordering::Release);
+        if low_match(x, h) {
+            let y = e.hint.load(Ordering::Relaxed);
+            if mid_match(y, h) {
+                // The node's line loads while the pointer word does (two misses overlap).
+                prefetch((y & HINT_BITS) as *const u8);
+                // SAFETY: a live first word, loaded with acquire after the entry was filled.
+                let pair = unsafe { unpack::<K, V>(x) };
+                // SAFETY: whatever pair the entry held when loaded keeps its object while we
+                // are pinned (or hold the mutex): a pair taken out of the index is retired,
+                // and its index is freed only once the epoch has passed every thread pinned
+                // before. No `&mut` to a node exists (values are in `UnsafeCell`s).
+                match unsafe { pair.deref(scope) } {
+                    Ok(n) if n.key.borrow() == q => {
+                        if admit {
+                            let s = n.state.fetch_add(1, Ordering::Acquire);
+                            if s & (WRITER | DEAD) != 0 {
+                                n.state.fetch_sub(1, Ordering::Release);
+                                return Ok(Probe::Busy);
+                            }
+                        } else if n.state.load(Ordering::Acquire) & (WRITER | DEAD) != 0 {
                             return Ok(Probe::Busy);
                         }
-                    } else if n.state.load(Ordering::Acquire) & (WRITER | DEAD) != 0 {
-                        return Ok(Probe::Busy);
+                        return Ok(Probe::Hit(i, n));
                     }
-                    return Ok(Probe::Hit(i, n));
+                    Ok(_) => {}
+                    Err(Error::Detached) => dead = true,
+                    Err(e) => return Err(e),
                 }
-                Ok(_) => {}
-                Err(Error::Detached) => dead = true,
-                Err(e) => return Err(e),
             }
         }
         i = (i + 1) & mask;
@@ -391,10 +422,15 @@ where
 }
 
 impl<K: FarData + Eq, V: FarData> Shard<K, V> {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, structure: &Structure) -> Self {
         Shard {
             array: Atomic::new(Array::new(capacity * 2)),
-            lock: Mutex::new(Meta { live: 0, used: 0 }),
+            lock: Mutex::new(Meta {
+                live: 0,
+                used: 0,
+                arena: SlotArena::new(structure),
+            }),
+            reclaim: Arc::default(),
         }
     }
 
@@ -421,63 +457,81 @@ impl<K: FarData + Eq, V: FarData> Shard<K, V> {
 
     /// Starts loading what a lookup of hash `h` will touch, for a batch of lookups to
     /// overlap their misses: at `stage` 0 the first entry of the probe, at stage 1 (once
-    /// that has arrived) the box's pointer word and the hinted node.
+    /// that has arrived) the pair's pointer word and the hinted node.
     pub(crate) fn prefetch(&self, h: u64, stage: u8, guard: &Guard) {
         // SAFETY: as in `find_read`.
         let a = unsafe { self.array.load(Ordering::Acquire, guard).deref() };
-        let e = &a.entries[tag(h) as usize & a.mask()];
+        let e = &a.entries[h as usize & a.mask()];
         if stage == 0 {
             prefetch(e);
-        } else if e.tag.load(Ordering::Relaxed) == tag(h) {
-            // The box's bits are its slot's address, whose first field is the pointer word;
-            // a prefetch of any address is harmless.
-            prefetch(e.pair.load(Ordering::Relaxed) as *const u8);
-            prefetch(e.hint.load(Ordering::Relaxed));
+        } else {
+            let x = e.word.load(Ordering::Relaxed);
+            if low_match(x, h) {
+                // Addresses only; a prefetch of any address is harmless.
+                prefetch(((x & WORD_BITS) << 4) as *const u8);
+                prefetch((e.hint.load(Ordering::Relaxed) & HINT_BITS) as *const u8);
+            }
         }
     }
 
-    /// The writers' mutex.
+    /// The writers' mutex. Frees the pairs whose retirement the epoch has let through first.
     pub(crate) fn write(&self) -> Writer<'_, K, V> {
-        Writer {
+        let mut w = Writer {
             meta: self.lock.locked(),
             shard: self,
             pin: None,
+            retired: SmallVec::new(),
+        };
+        if self.reclaim.any.load(Ordering::Acquire) {
+            w.reclaim();
         }
+        w
     }
 }
 
 impl<K: FarData, V: FarData> Drop for Shard<K, V> {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no reader or writer is left, and the array was never shared
-        // beyond this shard.
-        let a = unsafe {
+        // beyond this shard. It owns no pair: the arena (dropped after this) frees them all,
+        // retired ones included; reclaims the epoch runs later only push to a list no one
+        // reads.
+        drop(unsafe {
             std::mem::replace(&mut self.array, Atomic::null())
                 .into_owned()
                 .into_box()
-        };
-        for e in a.entries.iter() {
-            if e.tag.load(Ordering::Relaxed) > GONE {
-                // SAFETY: a live tag: the cell holds the box, owned by this shard alone, and
-                // turned back into its one owner here.
-                drop(ManuallyDrop::into_inner(unsafe {
-                    view::<K, V>(e.pair.load(Ordering::Relaxed))
-                }));
-            }
-        }
+        });
     }
 }
 
 /// A writer of a shard: its mutex, and (once it retires something) an epoch pin.
 pub(crate) struct Writer<'a, K: FarData, V: FarData> {
-    meta: MutexGuard<'a, Meta>,
+    meta: MutexGuard<'a, Meta<K, V>>,
     shard: &'a Shard<K, V>,
     /// Taken the first time the writer hands something to the epoch (an insertion of a new
     /// key never does).
     pin: Option<Guard>,
+    /// Arena indexes of pairs this writer took out of the index, handed to the epoch when it
+    /// is done.
+    retired: SmallVec<[usize; 2]>,
+}
+
+impl<K: FarData, V: FarData> Drop for Writer<'_, K, V> {
+    fn drop(&mut self) {
+        if self.retired.is_empty() {
+            return;
+        }
+        let retired = std::mem::take(&mut self.retired);
+        let reclaim = self.shard.reclaim.clone();
+        // Readers pinned now may still hold these pairs' word addresses: the indexes are
+        // freed (and may be reused) only once the epoch has passed them.
+        self.pin
+            .get_or_insert_with(epoch::pin)
+            .defer(move || reclaim.push(&retired));
+    }
 }
 
 impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
-    fn array(&self) -> &Array<K, V> {
+    fn array(&self) -> &Array {
         // SAFETY: only mutex holders swap the array (and retire the one swapped out), and we
         // hold the mutex: the current array stays allocated while we do, pinned or not.
         unsafe {
@@ -493,6 +547,69 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         self.pin.get_or_insert_with(epoch::pin)
     }
 
+    /// Frees the pairs the epoch has let through (see [`Reclaim`]). A panic of a value's
+    /// `Drop` is resumed once all are freed.
+    fn reclaim(&mut self) {
+        let list = {
+            let mut l = self.shard.reclaim.list.locked();
+            self.shard.reclaim.any.store(false, Ordering::Release);
+            std::mem::take(&mut *l)
+        };
+        let mut first = None;
+        for i in list {
+            let arena = &mut self.meta.arena;
+            if let Err(p) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| arena.remove(i)))
+            {
+                first = first.or(Some(p));
+            }
+        }
+        if let Some(p) = first {
+            std::panic::resume_unwind(p);
+        }
+    }
+
+    /// A new pair in the shard's arena, `PENDING` until the caller publishes it: the
+    /// evacuator keeps it local meanwhile (it may move it), so an eviction never writes a pair
+    /// that is not in the map yet. Call outside any scope where possible, so the allocation
+    /// may wait for room. A pair that does not enter the index goes back with
+    /// [`Writer::discard`].
+    ///
+    /// # Errors
+    /// As `SlotArena::insert`; the pair is dropped.
+    pub(crate) fn alloc(&mut self, k: K, v: V, flags: u8) -> Result<Pair<K, V>> {
+        let arena = &mut self.meta.arena;
+        let i = arena.insert(Node::new(k, v, flags | PENDING))?;
+        let p = arena.word_ref(i).expect("just filled");
+        if p.addr() >> 48 != 0 {
+            arena.remove(i);
+            return Err(Error::Unsupported(
+                "an arena word above the 48-bit address space".into(),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Frees pair `p` from [`Writer::alloc`], which never entered the index.
+    pub(crate) fn discard(&mut self, p: Pair<K, V>) {
+        let i = self.meta.arena.index_of(p);
+        self.meta.arena.remove(i);
+    }
+
+    /// The node of pair `p` of this shard's arena (in the index, pending or retired by this
+    /// writer), dereferenced through `scope`.
+    pub(crate) fn node(&self, p: Pair<K, V>, scope: &Scope) -> Result<*const Node<K, V>> {
+        debug_assert_eq!(
+            self.meta.arena.word_ref(self.meta.arena.index_of(p)),
+            Some(p)
+        );
+        // SAFETY: only a holder of this mutex frees the arena's indexes, and we hold it, so
+        // the pair keeps its node until after `scope` ends or the caller releases the mutex
+        // (callers use the node only while both last); no `&mut` to a node exists (values
+        // are in `UnsafeCell`s).
+        unsafe { p.deref(scope) }.map(|n| n as *const Node<K, V>)
+    }
+
     /// Finds `q`. A writer's probe is not admitted, but reports `Busy` for a `WRITER` node.
     pub(crate) fn find<Q>(&self, h: u64, q: &Q, scope: &Scope) -> Result<Probe<K, V>>
     where
@@ -503,10 +620,12 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         unsafe { probe(self.array(), h, q, scope, false) }
     }
 
-    /// The box of entry `i` (found under this mutex hold, with no insertion since).
-    pub(crate) fn pair(&self, i: usize) -> &RemBox<Node<K, V>> {
-        // SAFETY: the caller found entry `i` live under this hold of the mutex.
-        unsafe { self.array().pair(i) }
+    /// The pair of entry `i` (found live under this mutex hold, with no insertion since).
+    pub(crate) fn pair(&self, i: usize) -> Pair<K, V> {
+        let x = self.array().entries[i].word.load(Ordering::Relaxed);
+        assert!(x > GONE, "entry {i} holds no pair");
+        // SAFETY: a live first word under the mutex.
+        unsafe { unpack(x) }
     }
 
     /// Makes room for `n` more entries, rebuilding the array if needed. Entry indices found
@@ -520,16 +639,11 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         let scope = Scope::new();
         self.sweep(&scope);
         let new = Array::new((self.meta.live + n) * 2);
-        let old = self.array();
-        for e in old.entries.iter() {
-            let t = e.tag.load(Ordering::Relaxed);
-            if t > GONE {
-                // SAFETY: a live tag under the mutex: the bits are a live box, whose
-                // ownership moves to `new` (the old array owns nothing).
-                let b = ManuallyDrop::into_inner(unsafe {
-                    view::<K, V>(e.pair.load(Ordering::Relaxed))
-                });
-                new.place(t, b, e.hint.load(Ordering::Relaxed), false);
+        for e in self.array().entries.iter() {
+            let x = e.word.load(Ordering::Relaxed);
+            if x > GONE {
+                let y = e.hint.load(Ordering::Relaxed);
+                new.place(kept_hash(x, y), x, y, false);
             }
         }
         drop(scope);
@@ -537,7 +651,7 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         let guard = self.pin();
         let old = shard.array.swap(Owned::new(new), Ordering::AcqRel, guard);
         // SAFETY: the old array is out of the shard; readers pinned before may still probe
-        // it, and the epoch frees it after them. Its drop frees the entries only.
+        // it, and the epoch frees it after them. It owns nothing but its entries.
         unsafe { guard.defer_destroy(old) };
         // Writers pin rarely (see `pin`), so nothing else would collect the old arrays soon:
         // hand them to the global queue and collect what is already safe to free.
@@ -545,52 +659,55 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         self.meta.used = self.meta.live;
     }
 
-    /// Inserts box `b` of hash `h`, whose node is at `at` now, and returns its entry (a
+    /// Inserts pair `p` of hash `h`, whose node is at `at` now, and returns its entry (a
     /// `GONE` entry of the probe is reused).
-    pub(crate) fn insert(&mut self, h: u64, b: RemBox<Node<K, V>>, at: *const Node<K, V>) -> usize {
+    pub(crate) fn insert(&mut self, h: u64, p: Pair<K, V>, at: *const Node<K, V>) -> usize {
         self.reserve(1);
         self.meta.live += 1;
-        let (fresh, i) = self.array().place(h, b, at, true);
+        let (fresh, i) = self.array().place(h, pack(h, p), pack_hint(h, at), true);
         self.meta.used += usize::from(fresh);
         i
     }
 
-    /// Puts box `b` (its node now at `at`) in place of the box of entry `i` (found under this
-    /// hold, for the same key) and retires the old one. Readers that loaded the old box see
-    /// its node `DEAD` (the caller's doing) and look again.
+    /// Puts pair `p` (its node now at `at`) in place of the pair of entry `i` (found under
+    /// this hold, for the same key, so of the same hash) and retires the old one. Readers
+    /// that loaded the old pair see its node `DEAD` (the caller's doing) and look again.
     pub(crate) fn replace(
         &mut self,
         i: usize,
-        b: RemBox<Node<K, V>>,
+        p: Pair<K, V>,
         at: *const Node<K, V>,
         scope: &Scope,
     ) {
+        let old = self.pair(i);
         let e = &self.array().entries[i];
-        e.hint.store(at as *mut _, Ordering::Relaxed);
-        let old = e.pair.swap(to_bits(b), Ordering::AcqRel);
-        // SAFETY: the entry held this live box, now out of it: we are its one owner.
-        let old = ManuallyDrop::into_inner(unsafe { view::<K, V>(old) });
+        let x = e.word.load(Ordering::Relaxed);
+        let y = e.hint.load(Ordering::Relaxed);
+        let h = kept_hash(x, y);
+        e.hint.store(pack_hint(h, at), Ordering::Relaxed);
+        e.word
+            .store((x & !WORD_BITS) | (p.addr() as u64 >> 4), Ordering::Release);
         self.retire(old, scope);
     }
 
-    /// Takes entry `i` (found under this hold) out of the index and retires its box.
+    /// Takes entry `i` (found under this hold) out of the index and retires its pair.
     pub(crate) fn unlink(&mut self, i: usize, scope: &Scope) {
-        let e = &self.array().entries[i];
-        e.tag.store(GONE, Ordering::Release);
-        // SAFETY: entry `i` held a live box; after the GONE store no one else takes it, so
-        // this makes us its one owner (readers that loaded the bits only view it).
-        let b = ManuallyDrop::into_inner(unsafe { view::<K, V>(e.pair.load(Ordering::Relaxed)) });
+        let p = self.pair(i);
+        self.array().entries[i].word.store(GONE, Ordering::Release);
         self.meta.live -= 1;
-        self.retire(b, scope);
+        self.retire(p, scope);
     }
 
-    /// Hands a box out of the index to the epoch, flagged `RETIRED` so that the evacuator
-    /// drops it instead of writing it back.
-    fn retire(&mut self, b: RemBox<Node<K, V>>, scope: &Scope) {
-        if let Ok(n) = b.try_deref(scope) {
+    /// Marks a pair out of the index `RETIRED` (the evacuator then drops it instead of
+    /// writing it back) and hands its index to the epoch (when this writer is done).
+    fn retire(&mut self, p: Pair<K, V>, scope: &Scope) {
+        // SAFETY: the pair is still in the arena (freed only after the epoch), and flags are
+        // atomics.
+        if let Ok(n) = unsafe { p.deref(scope) } {
             n.flags.fetch_or(RETIRED, Ordering::AcqRel);
         }
-        self.pin().defer(move || drop(b));
+        let i = self.meta.arena.index_of(p);
+        self.retired.push(i);
     }
 
     /// Claims node `n` (of a hit under this hold) for removal: sets `DEAD` (readers back off
@@ -639,18 +756,18 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
             .is_ok()
     }
 
-    /// Visits every box in the index (live pairs and tombstones) with its entry.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(usize, &RemBox<Node<K, V>>)) {
-        let a = self.array();
-        for (i, e) in a.entries.iter().enumerate() {
-            if e.tag.load(Ordering::Relaxed) > GONE {
-                // SAFETY: a live tag under the mutex.
-                f(i, unsafe { a.pair(i) });
+    /// Visits every pair in the index (live pairs and tombstones) with its entry.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(usize, Pair<K, V>)) {
+        for (i, e) in self.array().entries.iter().enumerate() {
+            let x = e.word.load(Ordering::Relaxed);
+            if x > GONE {
+                // SAFETY: a live first word under the mutex.
+                f(i, unsafe { unpack(x) });
             }
         }
     }
 
-    /// The entries holding a box (valid until the next insertion that rebuilds the array).
+    /// The entries holding a pair (valid until the next insertion that rebuilds the array).
     pub(crate) fn entries(&self) -> Vec<usize> {
         let mut out = Vec::with_capacity(self.meta.live);
         self.for_each(|i, _| out.push(i));
@@ -664,14 +781,14 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
         {
             let a = self.array();
             let mask = a.mask();
-            let mut i = tag(h) as usize & mask;
+            let mut i = h as usize & mask;
             for _ in 0..=mask {
-                let x = a.entries[i].tag.load(Ordering::Relaxed);
+                let x = a.entries[i].word.load(Ordering::Relaxed);
                 if x == EMPTY {
                     break;
                 }
-                // SAFETY: a live tag under the mutex.
-                if x > GONE && !unsafe { a.pair(i) }.is_local() {
+                // SAFETY: a live first word under the mutex.
+                if x > GONE && !unsafe { unpack::<K, V>(x) }.is_local() {
                     dead.push(i);
                 }
                 i = (i + 1) & mask;
@@ -685,8 +802,8 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
     /// Drops every tombstone of the shard (entries of pairs evicted to far memory).
     pub(crate) fn sweep(&mut self, scope: &Scope) {
         let mut dead = Vec::new();
-        self.for_each(|i, b| {
-            if !b.is_local() {
+        self.for_each(|i, p| {
+            if !p.is_local() {
                 dead.push(i);
             }
         });
@@ -698,8 +815,9 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
     /// Whether a `RefMut` holds any pair of the shard.
     pub(crate) fn has_writer(&self, scope: &Scope) -> bool {
         let mut any = false;
-        self.for_each(|_, b| {
-            if let Ok(n) = b.try_deref(scope) {
+        self.for_each(|_, p| {
+            // SAFETY: a pair in the index, under the mutex.
+            if let Ok(n) = unsafe { p.deref(scope) } {
                 any |= n.state.load(Ordering::Acquire) & WRITER != 0;
             }
         });
@@ -709,7 +827,7 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
     /// Pairs in local memory.
     pub(crate) fn local_len(&self) -> usize {
         let mut n = 0;
-        self.for_each(|_, b| n += usize::from(b.is_local()));
+        self.for_each(|_, p| n += usize::from(p.is_local()));
         n
     }
 }
@@ -722,9 +840,9 @@ impl<K: FarData + Eq, V: FarData> Shard<K, V> {
         let w = self.write();
         let a = w.array();
         let mask = a.mask();
-        let mut i = tag(h) as usize & mask;
+        let mut i = h as usize & mask;
         let mut n = 0;
-        while n <= mask && a.entries[i].tag.load(Ordering::Relaxed) != EMPTY {
+        while n <= mask && a.entries[i].word.load(Ordering::Relaxed) != EMPTY {
             n += 1;
             i = (i + 1) & mask;
         }

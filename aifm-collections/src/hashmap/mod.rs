@@ -264,7 +264,9 @@ where
         let per_shard = capacity.div_ceil(SHARDS);
         Ok(RemHashMap {
             core: Core {
-                shards: (0..SHARDS).map(|_| Shard::new(per_shard)).collect(),
+                shards: (0..SHARDS)
+                    .map(|_| Shard::new(per_shard, &structure))
+                    .collect(),
                 structure,
             },
             shared,
