@@ -834,6 +834,11 @@ impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
 
 #[cfg(test)]
 impl<K: FarData + Eq, V: FarData> Shard<K, V> {
+    /// Objects in the shard's arena: pairs in the index, plus retired ones not yet freed.
+    pub(crate) fn arena_len(&self) -> usize {
+        self.write().meta.arena.len()
+    }
+
     /// Entries a lookup of `h` walks before it may stop (the cluster from its first entry
     /// to the next `EMPTY`).
     pub(crate) fn cluster_len(&self, h: u64) -> usize {

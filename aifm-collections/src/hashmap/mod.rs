@@ -363,4 +363,36 @@ mod tests {
         assert_eq!(m.get_cloned(&7), Some(19_999));
         assert_eq!(m.len(), 20_000);
     }
+
+    /// Removed and replaced pairs wait in their shard's arena only until the epoch lets their
+    /// indexes go: a map whose keys are removed and re-inserted over and over keeps about as
+    /// many arena objects as it has pairs, not one per write ever made.
+    #[test]
+    fn retired_pairs_are_freed_and_their_indexes_reused() {
+        let rt = Runtime::builder().local_memory(64 << 20).build().unwrap();
+        let m = RemHashMap::new_in(&rt);
+        let keys = 2_000u64;
+        for round in 0..50u64 {
+            for k in 0..keys {
+                m.insert(k, round);
+            }
+            for k in (0..keys).step_by(2) {
+                assert_eq!(m.remove(&k), Some(round));
+            }
+            // Readers pin the epoch on their way, which lets it advance.
+            for k in (1..keys).step_by(2) {
+                assert_eq!(m.get_cloned(&k), Some(round));
+            }
+        }
+        assert_eq!(m.len(), keys as usize / 2);
+        let objects: usize = m.core.shards.iter().map(|s| s.arena_len()).sum();
+        // 150,000 pairs were retired along the way.
+        assert!(
+            objects < 4 * keys as usize,
+            "{objects} objects in the arenas for {} pairs",
+            m.len()
+        );
+        let local = rt.stats().local_bytes as usize;
+        assert!(local < 4 * keys as usize * 64, "{local} local bytes");
+    }
 }
