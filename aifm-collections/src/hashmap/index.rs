@@ -1,33 +1,53 @@
 //! The local index of one `RemHashMap` shard: an open-addressing array that readers probe
-//! with no lock, and the pair nodes with their reader counts.
+//! with no lock, the arena of the shard's pairs, and the pair nodes with their reader counts.
+//!
+//! # The pairs: an arena per shard
+//!
+//! Each pair is one heap object (a [`Node`]) whose pointer word lives in the shard's
+//! [`SlotArena`], owned under the shard's mutex: no `RemBox`, no runtime slot and no handle
+//! per pair, only a 16-byte arena word (its index is the arena's business; the far key is the
+//! pair's own key, see the `far` module). Readers never look at the arena itself (its segment
+//! table grows under `&mut`): the index holds each pair's word *address*, which stays put for
+//! as long as the runtime lives, and readers dereference it as a [`WordRef`].
 //!
 //! # The array
 //!
-//! A power-of-two array of 24-byte entries, probed linearly from the hash's low bits. An
-//! entry is the pair's full hash (its *tag*; [`EMPTY`] and [`GONE`] are reserved, and the
-//! probe starts from the tag), the bits of the pair's `RemBox`, and the node's address when
-//! the entry was filled. A hit costs three dependent loads: the entry, the box's pointer word
-//! and the node; the last two overlap, because the probe prefetches the node at the hinted
-//! address while it loads the pointer word (a hint made stale by the evacuator costs a wasted
-//! prefetch, never a wrong read). A replacement swaps the box in place, and an insertion
-//! reuses a `GONE` entry of its probe, so a key written over and over does not grow its probe
-//! (a hot key of a cache is). The array is replaced (never resized in place) when live and
-//! gone entries fill three quarters of it; the old array is freed by `crossbeam-epoch` once no
-//! reader that could see it is pinned.
+//! A power-of-two array of 16-byte entries, probed linearly from the hash's low bits. An
+//! entry's first word is the pair's word address (shifted right by 4; slots are 16-aligned
+//! below 2^48) with the hash's low 20 bits above it; its *hint* word is where the node was
+//! when the entry was filled, with 16 more hash bits above it. [`EMPTY`] and [`GONE`] are
+//! first words no pair can have. A probe compares the 36 kept hash bits before it touches a
+//! pair, and a rebuild recomputes every entry's home position from them (arrays are capped at
+//! 2^36 entries). A hit costs three dependent loads: the entry, the pair's pointer word and
+//! the node; the last two overlap, because the probe prefetches the node at the hinted address
+//! while it loads the pointer word (a hint made stale by the evacuator costs a wasted
+//! prefetch, never a wrong read; without it `get` took 1.2x as long). A replacement swaps the
+//! pair in place, and an insertion reuses a `GONE` entry of its probe, so a key written over
+//! and over does not grow its probe (a hot key of a cache is). The array is replaced (never
+//! resized in place) when live and gone entries fill three quarters of it; the old array is
+//! freed by `crossbeam-epoch` once no reader that could see it is pinned. (At seven eighths,
+//! the bytes per entry fell only for some sizes and a lookup of an absent key walks about
+//! four times as far, so the bound stays at three quarters.)
 //!
 //! # Who writes what (the rules the `unsafe` code relies on)
 //!
 //! * **Writers hold the shard's mutex** ([`Shard::write`]); readers hold none. Only a
-//!   writer stores an entry or swaps the array.
-//! * **Every field of an entry is an atomic**, so a reader may load an entry while a writer
-//!   refills it. A writer stores the box's bits before the tag (release); a reader loads the
-//!   tag, then the bits (acquire), and whatever box it gets is alive (next rule) and is
-//!   checked by its key, so a reader that meets an entry refilled for another key just moves
-//!   on.
-//! * **A box taken out of the index is never dropped at once**: [`Writer::retire`] hands it
-//!   to `crossbeam-epoch`, which drops it once every thread pinned before has unpinned.
-//!   Readers (and [`Ref`](super::Ref) guards) are pinned, so the slot word and the node they
-//!   reach stay allocated while they look.
+//!   writer stores an entry, swaps the array, or allocates or frees in the arena.
+//! * **Both words of an entry are atomics**, so a reader may load an entry while a writer
+//!   refills it. A writer stores the hint word, then the first word (release); a reader loads
+//!   the first word (acquire), then the hint, and whatever pair the first word names is alive
+//!   (next rule) and is checked by its key, so a reader that meets an entry refilled for
+//!   another key just moves on (the hint word, possibly of a newer fill, only filters and
+//!   prefetches: a newer fill of the same entry for another key means ours was removed).
+//! * **A pair taken out of the index keeps its arena index until the epoch has passed**:
+//!   [`Writer::retire`] marks it and, when the writer is done, hands its index to
+//!   `crossbeam-epoch`, whose deferred function (run once every thread pinned before has
+//!   unpinned) only puts the index on the shard's reclaim list; the next writer frees the
+//!   object there and the index goes back to the arena. Readers (and [`Ref`](super::Ref)
+//!   guards) are pinned, so the word and the node they reach stay allocated, and the word is
+//!   not reused for another pair, while they look. A shard dropped with indexes still waiting
+//!   frees them with its arena (no reader is left), and the late deferred functions push to a
+//!   list nobody reads.
 //! * **Values are guarded by the node's `state` word**: a reader count and two bits.
 //!   A reader is admitted by incrementing the count and backs off if [`WRITER`] or [`DEAD`]
 //!   was set; a writer claims a node with a compare-exchange from zero (no readers) to

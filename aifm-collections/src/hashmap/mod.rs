@@ -2,10 +2,12 @@
 //!
 //! # Layout
 //!
-//! Every key-value pair is one heap object (a `RemBox` of key, value, a reader-count word and
-//! a flag byte). The map is split into [`SHARDS`] shards by the key's hash; each shard is an
-//! open-addressing array of 24-byte entries (the pair's hash, its box, and a hint of where its
-//! node is) and a mutex for writers; see the `index` module. The key is hashed once: the
+//! Every key-value pair is one heap object (key, value, a reader-count word and a flag byte)
+//! whose pointer word is a 16-byte word in its shard's `SlotArena`: no `RemBox`, no runtime
+//! slot. The map is split into [`SHARDS`] shards by the key's hash; each shard is an
+//! open-addressing array of 16-byte entries (the pair's word address with 20 hash bits, and a
+//! hint of where its node is with 16 more), the arena, and a mutex for writers; see the
+//! `index` module. The key is hashed once: the
 //! hash's high bits pick the shard, its low bits the first entry probed.
 //!
 //! # Sharing between threads, and guards
@@ -27,9 +29,9 @@
 //! # Semantics the structure tells the runtime
 //!
 //! * **Evacuation detaches** (see the `far` module): a cold pair goes to the map's
-//!   server-side device ([`device`]) under `[shard][encoded key]`, and its box becomes a
-//!   tombstone that the next write to the shard drops.
-//! * **Each pair is found in one place.** A live box in the local index is the truth;
+//!   server-side device ([`device`]) under `[shard][encoded key]`, and its arena word becomes
+//!   a tombstone that the next write to the shard drops.
+//! * **Each pair is found in one place.** A live pair in the local index is the truth;
 //!   otherwise the server's copy is. A lookup that misses locally brings the pair home in two
 //!   phases (read and adopt, then remove on the server; see the `core` module), so no failure
 //!   loses it. Misses skip the round trip when the shard has nothing in far memory, and are
