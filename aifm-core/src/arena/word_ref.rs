@@ -168,7 +168,7 @@ impl<T: FarData> WordRef<T> {
     /// exists meanwhile. This is what `SlotArena::get` gets from borrowing the arena; a
     /// structure that lets readers in without that borrow must ensure it itself.
     #[inline]
-    pub unsafe fn deref<'s>(self, _scope: &'s Scope) -> Result<&'s T> {
+    pub unsafe fn deref(self, scope: &Scope) -> Result<&T> {
         let w = self.load();
         if w & READ_SLOW == 0 && w != NULL {
             // SAFETY: a fast-path word is the address of a live local T (an arena of `T`
@@ -177,11 +177,11 @@ impl<T: FarData> WordRef<T> {
             return Ok(unsafe { &*(addr(w) as *const T) });
         }
         // SAFETY: forwarded.
-        unsafe { self.deref_slow() }
+        unsafe { self.deref_slow(scope) }
     }
 
     #[cold]
-    unsafe fn deref_slow<'s>(self) -> Result<&'s T> {
+    unsafe fn deref_slow(self, _scope: &Scope) -> Result<&T> {
         if self.load() == NULL {
             return Err(Error::Detached);
         }
