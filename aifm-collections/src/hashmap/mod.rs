@@ -53,6 +53,7 @@ mod far;
 mod guards;
 mod index;
 pub(crate) mod local;
+mod node;
 mod ops;
 mod traits;
 
