@@ -203,3 +203,51 @@ fn removal_and_replacement_under_held_guards() {
     *m.get_mut(&2).unwrap() = val(2, 3);
     assert_eq!(m.get_cloned(&2), Some(val(2, 3)));
 }
+
+/// A pair removed while guards hold it keeps its arena word and its node until the guards
+/// are gone, however much the shard churns meanwhile: the word's index is reused only after
+/// the epoch has passed every reader that could hold its address. (Freeing the index at once
+/// hands the held nodes' memory and words to the churn's new pairs.)
+#[test]
+fn held_guards_survive_churn_that_reuses_arena_indexes() {
+    let rt = Runtime::builder().local_memory(64 << 20).build().unwrap();
+    let m = Arc::new(RemHashMap::new_in(&rt));
+    for k in 0..128u64 {
+        m.insert(k, val(k, 0));
+    }
+    let held: Vec<_> = (0..128u64).map(|k| m.get(&k).unwrap()).collect();
+    for k in 0..128u64 {
+        assert_eq!(m.remove(&k), Some(val(k, 0)));
+    }
+    // Churn from this thread and another: many writers' holds, each freeing what the epoch
+    // lets through and allocating in the same shards.
+    let other = {
+        let m = m.clone();
+        std::thread::spawn(move || {
+            for round in 0..20u64 {
+                for k in 10_000..12_000u64 {
+                    m.insert(k, val(k, round));
+                }
+                for k in 10_000..12_000u64 {
+                    assert_eq!(m.remove(&k), Some(val(k, round)));
+                }
+            }
+        })
+    };
+    for round in 0..20u64 {
+        for k in 1_000..3_000u64 {
+            m.insert(k, val(k, round));
+        }
+        for k in 1_000..3_000u64 {
+            m.remove(&k);
+        }
+    }
+    other.join().unwrap();
+    for (k, g) in (0..128u64).zip(&held) {
+        assert_eq!(*g.key(), k, "a held guard's pair was reused");
+        check(k, g);
+        assert_eq!(g.2, 0);
+    }
+    drop(held);
+    assert!(m.is_empty());
+}

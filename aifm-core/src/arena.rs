@@ -50,6 +50,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+mod word_ref;
+pub use word_ref::WordRef;
+
 /// Stable, index-addressed pointer words for the objects of one structure.
 ///
 /// # Examples

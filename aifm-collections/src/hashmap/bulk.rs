@@ -84,8 +84,10 @@ where
         let mut out = Vec::new();
         let mut stale = HashSet::new();
         for i in w.entries() {
-            match w.pair(i).try_deref(&scope) {
+            match w.node(w.pair(i), &scope) {
                 Ok(n) => {
+                    // SAFETY: in the index under this mutex hold, through `scope`.
+                    let n = unsafe { &*n };
                     if n.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
                         stale.insert(far_key(si, &n.key)?);
                     }
@@ -137,7 +139,7 @@ where
         let mut dropped = 0;
         let mut stale = HashSet::new();
         for i in w.entries() {
-            let n: *const Node<K, V> = match w.pair(i).try_deref(&scope) {
+            let n: *const Node<K, V> = match w.node(w.pair(i), &scope) {
                 Ok(n) => n,
                 Err(Error::Detached) => continue,
                 Err(e) => {
@@ -221,9 +223,15 @@ where
         // SAFETY: readers only read; we hold the mutex.
         let mut v = codec_copy(unsafe { node.value() })?;
         if keep(&k, &mut v) {
-            let new = self.core.node(counts, k, v, far)?;
-            let c: *const Node<K, V> = new.try_deref(scope)?;
-            // SAFETY: our own box, dereferenced through `scope`.
+            let new = w.alloc(k, v, far)?;
+            let c = match w.node(new, scope) {
+                Ok(c) => c,
+                Err(e) => {
+                    w.discard(new);
+                    return Err(e);
+                }
+            };
+            // SAFETY: our own pending pair, dereferenced through `scope`.
             unsafe { &*c }
                 .flags
                 .fetch_and(!super::index::PENDING, Ordering::AcqRel);
@@ -269,8 +277,9 @@ where
         let mut far_copies = 0;
         for i in w.entries() {
             n += 1;
-            if let Ok(node) = w.pair(i).try_deref(&scope) {
-                if node.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
+            if let Ok(node) = w.node(w.pair(i), &scope) {
+                // SAFETY: in the index under this hold, through `scope`.
+                if unsafe { &*node }.flags.load(Ordering::Acquire) & FAR_COPY != 0 {
                     far_copies += 1;
                 }
                 // SAFETY: found under this hold through `scope`; unlinked just below.
@@ -330,7 +339,7 @@ where
         let mut stale = HashSet::new();
         let mut n = 0;
         for i in w.entries() {
-            let node: *const Node<K, V> = match w.pair(i).try_deref(&scope) {
+            let node: *const Node<K, V> = match w.node(w.pair(i), &scope) {
                 Ok(n) => n,
                 Err(Error::Detached) => continue,
                 Err(e) => return Err(e),

@@ -18,8 +18,10 @@
 
 use super::far::{far_key, Counts};
 use super::guards::{Ref, RefMut};
-use super::index::{backoff, codec_copy, Node, Probe, Shard, Writer, FAR_COPY, PENDING, WRITER};
-use aifm_core::{FarData, RemBox, Result, Scope, Structure};
+use super::index::{
+    backoff, codec_copy, Node, Pair, Probe, Shard, Writer, FAR_COPY, PENDING, WRITER,
+};
+use aifm_core::{FarData, Result, Scope, Structure};
 use std::borrow::Borrow;
 use std::sync::atomic::Ordering;
 
@@ -41,22 +43,11 @@ fn publish<K, V>(n: &Node<K, V>, writer: bool) {
     n.flags.fetch_and(!PENDING, Ordering::AcqRel);
 }
 
-impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
-    /// A new heap pair (call outside any scope, so the allocation may wait for room). It is
-    /// `PENDING` until the caller puts it in the index and clears the flag: the evacuator
-    /// keeps it local meanwhile (it may move it), so an eviction never writes a pair that is
-    /// not in the map yet.
-    pub(crate) fn node(
-        &self,
-        counts: &Counts,
-        k: K,
-        v: V,
-        flags: u8,
-    ) -> Result<RemBox<Node<K, V>>> {
-        let id = counts.next_key.fetch_add(1, Ordering::Relaxed);
-        RemBox::new_in_structure(Node::new(k, v, flags | PENDING), &self.structure, id)
-    }
+/// What [`Core::place`] did: the old value, the new node and the scope it was found through
+/// (`None`: a writer holds the key; back off and retry).
+type Placed<K, V> = Option<(Option<V>, *const Node<K, V>, Scope)>;
 
+impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
     fn backend(&self) -> &dyn aifm_core::Backend {
         self.structure.backend()
     }
@@ -92,7 +83,6 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
     /// hold it).
     pub(crate) fn write_local<Q>(
         &self,
-        counts: &Counts,
         si: usize,
         h: u64,
         q: &Q,
@@ -133,8 +123,14 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
             let flags = old.flags.load(Ordering::Acquire) & FAR_COPY;
             // SAFETY: readers only read the value, and no writer but us holds the mutex.
             let value = codec_copy(unsafe { old.value() })?;
-            let copy = self.node(counts, old.key.clone(), value, flags)?;
-            let c: *const Node<K, V> = copy.try_deref(&scope)?;
+            let copy = w.alloc(old.key.clone(), value, flags)?;
+            let c = match w.node(copy, &scope) {
+                Ok(c) => c,
+                Err(e) => {
+                    w.discard(copy);
+                    return Err(e);
+                }
+            };
             // SAFETY: our own pending node, dereferenced through `scope`.
             publish(unsafe { &*c }, true);
             // SAFETY: found under this hold; replaced just below.
@@ -146,77 +142,103 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         }
     }
 
-    /// Inserts `node` (from [`Core::node`], allocated outside any scope), replacing the pair
-    /// of its key, local or far; returns the old value and, if `guard`, a writer guard on the
-    /// new pair. On error the map is unchanged.
+    /// Inserts the pair `(k, v)`, replacing the pair of its key, local or far; returns the old
+    /// value and, if `guard`, a writer guard on the new pair. On error the map is unchanged
+    /// (and the pair dropped).
     pub(crate) fn put(
         &self,
         counts: &Counts,
         si: usize,
         h: u64,
-        node: RemBox<Node<K, V>>,
+        (k, v): (K, V),
         guard: bool,
     ) -> Result<Put<'_, K, V>> {
         let shard = &self.shards[si];
+        let mut w = shard.write();
+        // Allocated before any scope opens, so that the allocation may wait for room; kept
+        // (pending) across retries.
+        let p = w.alloc(k, v, 0)?;
         let mut spins = 0;
         loop {
-            let mut w = shard.write();
-            let scope = Scope::new();
-            // A pending node stays local (see `Core::node`).
-            let new_node: *const Node<K, V> = node.try_deref(&scope)?;
-            // SAFETY: our own box, dereferenced through `scope`, which is open.
-            let new_ref = unsafe { &*new_node };
-            match w.find(h, &new_ref.key, &scope)? {
-                Probe::Busy => {
-                    drop((scope, w));
+            match self.place(counts, si, h, &mut w, p, guard) {
+                Ok(Some((old, at, scope))) => {
+                    return Ok((old, self.guard_for(w, guard, scope, at)));
+                }
+                Ok(None) => {
+                    drop(w);
                     backoff(&mut spins);
+                    w = shard.write();
                 }
-                Probe::Hit(i, n) => {
-                    // SAFETY: found under this hold through `scope`.
-                    let far = unsafe { &*n }.flags.load(Ordering::Acquire) & FAR_COPY;
-                    // SAFETY: as above; on success the entry is unlinked below, on error
-                    // `DEAD` is cleared again.
-                    let old = unsafe { w.take_value(n) }?;
-                    new_ref.flags.fetch_or(far, Ordering::AcqRel);
-                    publish(new_ref, guard);
-                    // In place: a reader sees the old box (`DEAD`, so it looks again) or the
-                    // new one; the key never leaves the index.
-                    w.replace(i, node, new_node, &scope);
-                    return Ok((Some(old), self.guard_for(w, guard, scope, new_node)));
+                Err(e) => {
+                    w.discard(p);
+                    return Err(e);
                 }
-                Probe::Miss { dead } => {
-                    if dead {
-                        w.sweep_probe(h, &scope);
-                    }
-                    let (old, fk, scope) = match counts.maybe_far(si) {
-                        false => (None, None, scope),
-                        true => {
-                            let k = far_key(si, &new_ref.key)?;
-                            // No scope over the round trip: it would hold up evacuation
-                            // rounds.
-                            drop(scope);
-                            let old = self.backend().read(self.structure.id(), &k)?;
-                            let old = old.map(|b| V::decode(&b)).transpose()?;
-                            let fk = old.as_ref().map(|_| k);
-                            (old, fk, Scope::new())
-                        }
-                    };
-                    let new_node: *const Node<K, V> = node.try_deref(&scope)?;
-                    // SAFETY: our own box, dereferenced through `scope`.
-                    let new_ref = unsafe { &*new_node };
-                    if fk.is_some() {
-                        new_ref.flags.fetch_or(FAR_COPY, Ordering::AcqRel);
-                    }
-                    publish(new_ref, guard);
-                    w.insert(h, node, new_node);
-                    if old.is_none() {
-                        counts.len.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if let Some(k) = fk {
-                        self.settle(counts, si, new_ref, &k);
-                    }
-                    return Ok((old, self.guard_for(w, guard, scope, new_node)));
+            }
+        }
+    }
+
+    /// Puts pending pair `p` in the index (see [`Core::put`]); `None` if a writer holds the
+    /// key. Nothing changed on error.
+    fn place(
+        &self,
+        counts: &Counts,
+        si: usize,
+        h: u64,
+        w: &mut Writer<'_, K, V>,
+        p: Pair<K, V>,
+        guard: bool,
+    ) -> Result<Placed<K, V>> {
+        let scope = Scope::new();
+        // A pending node stays local (see `Writer::alloc`).
+        let new_node = w.node(p, &scope)?;
+        // SAFETY: our own pending pair, dereferenced through `scope`, which is open.
+        let new_ref = unsafe { &*new_node };
+        match w.find(h, &new_ref.key, &scope)? {
+            Probe::Busy => Ok(None),
+            Probe::Hit(i, n) => {
+                // SAFETY: found under this hold through `scope`.
+                let far = unsafe { &*n }.flags.load(Ordering::Acquire) & FAR_COPY;
+                // SAFETY: as above; on success the entry is replaced below, on error `DEAD`
+                // is cleared again.
+                let old = unsafe { w.take_value(n) }?;
+                new_ref.flags.fetch_or(far, Ordering::AcqRel);
+                publish(new_ref, guard);
+                // In place: a reader sees the old pair (`DEAD`, so it looks again) or the
+                // new one; the key never leaves the index.
+                w.replace(i, p, new_node, &scope);
+                Ok(Some((Some(old), new_node, scope)))
+            }
+            Probe::Miss { dead } => {
+                if dead {
+                    w.sweep_probe(h, &scope);
                 }
+                let (old, fk, scope) = match counts.maybe_far(si) {
+                    false => (None, None, scope),
+                    true => {
+                        let k = far_key(si, &new_ref.key)?;
+                        // No scope over the round trip: it would hold up evacuation rounds.
+                        drop(scope);
+                        let old = self.backend().read(self.structure.id(), &k)?;
+                        let old = old.map(|b| V::decode(&b)).transpose()?;
+                        let fk = old.as_ref().map(|_| k);
+                        (old, fk, Scope::new())
+                    }
+                };
+                let new_node = w.node(p, &scope)?;
+                // SAFETY: our own pending pair, dereferenced through `scope`.
+                let new_ref = unsafe { &*new_node };
+                if fk.is_some() {
+                    new_ref.flags.fetch_or(FAR_COPY, Ordering::AcqRel);
+                }
+                publish(new_ref, guard);
+                w.insert(h, p, new_node);
+                if old.is_none() {
+                    counts.len.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(k) = fk {
+                    self.settle(counts, si, new_ref, &k);
+                }
+                Ok(Some((old, new_node, scope)))
             }
         }
     }
@@ -274,13 +296,20 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
             return Ok(false);
         };
         let v = V::decode(&bytes)?;
-        let node = self.node(counts, key, v, FAR_COPY)?;
+        let p = w.alloc(key, v, FAR_COPY)?;
         let scope = Scope::new();
-        let n: *const Node<K, V> = node.try_deref(&scope)?;
-        // SAFETY: our own box, dereferenced through `scope`, which stays open.
+        let n = match w.node(p, &scope) {
+            Ok(n) => n,
+            Err(e) => {
+                drop(scope);
+                w.discard(p);
+                return Err(e);
+            }
+        };
+        // SAFETY: our own pending pair, dereferenced through `scope`, which stays open.
         let n = unsafe { &*n };
         publish(n, false);
-        w.insert(h, node, n);
+        w.insert(h, p, n);
         self.structure.note_fetches(1, bytes.len() as u64);
         self.settle(counts, si, n, &fk);
         Ok(true)
@@ -344,17 +373,20 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
             .map(|b| b.as_deref().map(V::decode).transpose())
             .collect::<Result<Vec<Option<V>>>>()?;
         let mut out: Vec<Option<V>> = misses.iter().map(|_| None).collect();
-        // Allocated outside any scope (see `Core::node`).
-        let mut nodes = Vec::new();
+        // Allocated outside any scope (see `Writer::alloc`); given back if one fails.
+        let mut nodes: Vec<(usize, u64, usize, Pair<K, V>)> = Vec::new();
         for (j, (&i, v)) in ask.iter().zip(values).enumerate() {
             let Some(v) = v else { continue };
             let (si, h, k) = &misses[i];
-            nodes.push((
-                *si,
-                *h,
-                j,
-                self.node(counts, k.clone(), v.clone(), FAR_COPY)?,
-            ));
+            match locks[lock_of(*si)].alloc(k.clone(), v.clone(), FAR_COPY) {
+                Ok(p) => nodes.push((*si, *h, j, p)),
+                Err(e) => {
+                    for (si, _, _, p) in nodes {
+                        locks[lock_of(si)].discard(p);
+                    }
+                    return Err(e);
+                }
+            }
             out[i] = Some(v);
         }
         for &(i, first) in &twins {
@@ -365,12 +397,25 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         // Placed and settled in one scope, as in `settle`.
         let scope = Scope::new();
         let mut home: Vec<(usize, *const Node<K, V>, usize)> = Vec::new();
-        for (si, h, j, node) in nodes {
-            let n: *const Node<K, V> = node.try_deref(&scope)?;
-            // SAFETY: our own box, dereferenced through `scope`.
-            publish(unsafe { &*n }, false);
-            locks[lock_of(si)].insert(h, node, n);
-            home.push((si, n, j));
+        let mut failed = None;
+        for (si, h, j, p) in nodes {
+            let w = &mut locks[lock_of(si)];
+            if failed.is_some() {
+                w.discard(p);
+                continue;
+            }
+            match w.node(p, &scope) {
+                Ok(n) => {
+                    // SAFETY: our own pending pair, dereferenced through `scope`.
+                    publish(unsafe { &*n }, false);
+                    w.insert(h, p, n);
+                    home.push((si, n, j));
+                }
+                Err(e) => {
+                    w.discard(p);
+                    failed = Some(e);
+                }
+            }
         }
         let done: Vec<&[u8]> = home.iter().map(|p| refs[p.2]).collect();
         if !done.is_empty() && self.backend().remove_many(ds, &done).is_ok() {
@@ -382,7 +427,11 @@ impl<K: FarData + Eq + Clone, V: FarData> Core<K, V> {
         }
         drop(scope);
         drop(locks);
-        Ok(out)
+        match failed {
+            // The pairs placed so far are home (and settled); the rest stay far.
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// Removes `q`'s pair, local or far. On error the map is unchanged (and a far pair stays

@@ -118,9 +118,7 @@ impl<'a, K: FarData + Eq + Clone, V: FarData> VacantEntry<'a, K, V> {
             core,
             counts,
         } = self;
-        let put = core
-            .node(counts, key, value, 0)
-            .and_then(|node| core.put(counts, shard, hash, node, true));
+        let put = core.put(counts, shard, hash, (key, value), true);
         match put {
             Ok((_, Some(r))) => r,
             Ok((_, None)) => unreachable!("put with a guard returns one"),

@@ -22,7 +22,7 @@ use aifm_core::{
 };
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Counters shared by the map and its handler.
@@ -30,7 +30,6 @@ pub(crate) struct Counts {
     /// Pairs of each shard that may live in far memory.
     pub(crate) remote: Box<[AtomicUsize]>,
     pub(crate) len: AtomicUsize,
-    pub(crate) next_key: AtomicU64,
 }
 
 impl Counts {
@@ -38,7 +37,6 @@ impl Counts {
         Counts {
             remote: (0..SHARDS).map(|_| AtomicUsize::new(0)).collect(),
             len: AtomicUsize::new(0),
-            next_key: AtomicU64::new(0),
         }
     }
 

@@ -1,33 +1,53 @@
 //! The local index of one `RemHashMap` shard: an open-addressing array that readers probe
-//! with no lock, and the pair nodes with their reader counts.
+//! with no lock, the arena of the shard's pairs, and the pair nodes with their reader counts.
+//!
+//! # The pairs: an arena per shard
+//!
+//! Each pair is one heap object (a [`Node`]) whose pointer word lives in the shard's
+//! [`SlotArena`], owned under the shard's mutex: no `RemBox`, no runtime slot and no handle
+//! per pair, only a 16-byte arena word (its index is the arena's business; the far key is the
+//! pair's own key, see the `far` module). Readers never look at the arena itself (its segment
+//! table grows under `&mut`): the index holds each pair's word *address*, which stays put for
+//! as long as the runtime lives, and readers dereference it as a [`WordRef`].
 //!
 //! # The array
 //!
-//! A power-of-two array of 24-byte entries, probed linearly from the hash's low bits. An
-//! entry is the pair's full hash (its *tag*; [`EMPTY`] and [`GONE`] are reserved, and the
-//! probe starts from the tag), the bits of the pair's `RemBox`, and the node's address when
-//! the entry was filled. A hit costs three dependent loads: the entry, the box's pointer word
-//! and the node; the last two overlap, because the probe prefetches the node at the hinted
-//! address while it loads the pointer word (a hint made stale by the evacuator costs a wasted
-//! prefetch, never a wrong read). A replacement swaps the box in place, and an insertion
-//! reuses a `GONE` entry of its probe, so a key written over and over does not grow its probe
-//! (a hot key of a cache is). The array is replaced (never resized in place) when live and
-//! gone entries fill three quarters of it; the old array is freed by `crossbeam-epoch` once no
-//! reader that could see it is pinned.
+//! A power-of-two array of 16-byte entries, probed linearly from the hash's low bits. An
+//! entry's first word is the pair's word address (shifted right by 4; slots are 16-aligned
+//! below 2^48) with the hash's low 20 bits above it; its *hint* word is where the node was
+//! when the entry was filled, with 16 more hash bits above it. [`EMPTY`] and [`GONE`] are
+//! first words no pair can have. A probe compares the 36 kept hash bits before it touches a
+//! pair, and a rebuild recomputes every entry's home position from them (arrays are capped at
+//! 2^36 entries). A hit costs three dependent loads: the entry, the pair's pointer word and
+//! the node; the last two overlap, because the probe prefetches the node at the hinted address
+//! while it loads the pointer word (a hint made stale by the evacuator costs a wasted
+//! prefetch, never a wrong read; without it `get` took 1.2x as long). A replacement swaps the
+//! pair in place, and an insertion reuses a `GONE` entry of its probe, so a key written over
+//! and over does not grow its probe (a hot key of a cache is). The array is replaced (never
+//! resized in place) when live and gone entries fill three quarters of it; the old array is
+//! freed by `crossbeam-epoch` once no reader that could see it is pinned. (At seven eighths,
+//! the bytes per entry fell only for some sizes and a lookup of an absent key walks about
+//! four times as far, so the bound stays at three quarters.)
 //!
 //! # Who writes what (the rules the `unsafe` code relies on)
 //!
 //! * **Writers hold the shard's mutex** ([`Shard::write`]); readers hold none. Only a
-//!   writer stores an entry or swaps the array.
-//! * **Every field of an entry is an atomic**, so a reader may load an entry while a writer
-//!   refills it. A writer stores the box's bits before the tag (release); a reader loads the
-//!   tag, then the bits (acquire), and whatever box it gets is alive (next rule) and is
-//!   checked by its key, so a reader that meets an entry refilled for another key just moves
-//!   on.
-//! * **A box taken out of the index is never dropped at once**: [`Writer::retire`] hands it
-//!   to `crossbeam-epoch`, which drops it once every thread pinned before has unpinned.
-//!   Readers (and [`Ref`](super::Ref) guards) are pinned, so the slot word and the node they
-//!   reach stay allocated while they look.
+//!   writer stores an entry, swaps the array, or allocates or frees in the arena.
+//! * **Both words of an entry are atomics**, so a reader may load an entry while a writer
+//!   refills it. A writer stores the hint word, then the first word (release); a reader loads
+//!   the first word (acquire), then the hint, and whatever pair the first word names is alive
+//!   (next rule) and is checked by its key, so a reader that meets an entry refilled for
+//!   another key just moves on (the hint word, possibly of a newer fill, only filters and
+//!   prefetches: a newer fill of the same entry for another key means ours was removed).
+//! * **A pair taken out of the index keeps its arena index until the epoch has passed**:
+//!   [`Writer::retire`] marks it and, when the writer is done, hands its index to
+//!   `crossbeam-epoch`, whose deferred function (run once every thread pinned before has
+//!   unpinned) only puts the index on the shard's reclaim list; the next writer frees the
+//!   object there and the index goes back to the arena. Readers (and [`Ref`](super::Ref)
+//!   guards) are pinned, so the word and the node they reach stay allocated, and the word is
+//!   not reused for another pair, while they look. A shard dropped with indexes still waiting
+//!   frees them with its arena (no reader is left), and the late deferred functions push to a
+//!   list nobody reads.
 //! * **Values are guarded by the node's `state` word**: a reader count and two bits.
 //!   A reader is admitted by incrementing the count and backs off if [`WRITER`] or [`DEAD`]
 //!   was set; a writer claims a node with a compare-exchange from zero (no readers) to
@@ -39,188 +59,94 @@
 //! * The evacuator moves a node only while no scope that dereferenced it is open (the
 //!   runtime's scope protocol), and every access above happens inside such a scope.
 //!
-//! # Node flags
-//!
-//! The heap object is a [`Node`]: state, a flag byte the evacuation handler reads, key and
-//! value. [`RETIRED`]: the pair left the index; evicting it writes nothing. [`FAR_COPY`]:
-//! far memory may hold a copy of this pair under its key (the handler handed it out, or a
-//! miss brought it home and could not yet remove the server's copy): removing the pair must
-//! remove that copy too, or a later miss would resurrect it. [`PENDING`]: allocated but not
-//! yet in the index; the handler refuses to evict it (the runtime then keeps it local), so a
-//! pair is never written out before it is in the map. [`TAKEN`]: the value was moved out
-//! (by a removal that found no reader); dropping the node leaves it alone.
+//! The nodes themselves, their flags and state bits, are in the `node` module.
 
+use super::node::READERS;
+pub(crate) use writer::Writer;
+mod writer;
+
+pub(crate) use super::node::{codec_copy, Node, DEAD, FAR_COPY, PENDING, RETIRED, WRITER};
+use aifm_core::arena::{SlotArena, WordRef};
 use aifm_core::sync::MutexExt;
-use aifm_core::{Error, FarData, RemBox, Result, Scope};
+use aifm_core::{Error, FarData, Result, Scope, Structure};
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
+use smallvec::SmallVec;
 use std::borrow::Borrow;
-use std::cell::UnsafeCell;
-use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The node flag: far memory may hold a copy of this pair.
-pub(crate) const FAR_COPY: u8 = 1;
-/// The node flag: the pair left the index.
-pub(crate) const RETIRED: u8 = 2;
-/// The node flag: allocated, not yet in the index; the evacuator must keep it local.
-pub(crate) const PENDING: u8 = 4;
-/// The node flag: the value was moved out; the node's drop skips it.
-pub(crate) const TAKEN: u8 = 8;
+/// A pair's pointer word in its shard's arena, as the index holds it.
+pub(crate) type Pair<K, V> = WordRef<Node<K, V>>;
 
-/// The state bit of a node held by a `RefMut` (or a writer judging it in place).
-pub(crate) const WRITER: u32 = 1 << 31;
-/// The state bit of a node being removed or replaced.
-pub(crate) const DEAD: u32 = 1 << 30;
-/// The state's reader count.
-const READERS: u32 = DEAD - 1;
-
-/// The tag of an entry never used.
+/// The bits of an `EMPTY` entry's first word.
 const EMPTY: u64 = 0;
-/// The tag of an entry whose pair left (not reused until the array is rebuilt).
+/// The bits of a `GONE` entry's first word (a word address of 16 is impossible).
 const GONE: u64 = 1;
+/// Where the first word keeps the hash's low bits.
+const LOW_SHIFT: u32 = 44;
+/// The word-address bits of the first word (the address shifted right by 4).
+const WORD_BITS: u64 = (1 << LOW_SHIFT) - 1;
+/// Where the hint word keeps the hash's middle bits.
+const MID_SHIFT: u32 = 48;
+/// The hash bits an entry keeps: 20 low ones in the first word, 16 more in the hint word.
+const LOW: u64 = (1 << (64 - LOW_SHIFT)) - 1;
+const MID: u64 = (1 << (64 - MID_SHIFT)) - 1;
+/// The node-address bits of the hint word.
+const HINT_BITS: u64 = (1 << MID_SHIFT) - 1;
+/// The largest array whose home positions the kept hash bits can recompute.
+const MAX_ENTRIES: usize = 1 << (64 - LOW_SHIFT + 64 - MID_SHIFT);
 
-/// The tag of hash `h` (the two reserved values are shifted; tags may collide, keys decide).
-fn tag(h: u64) -> u64 {
-    h.max(2)
+/// The first word of an entry for pair `p` of hash `h`.
+fn pack(h: u64, p: Pair<impl FarData, impl FarData>) -> u64 {
+    let a = p.addr() as u64;
+    debug_assert!(a >> 48 == 0 && a % 16 == 0 && a >= 4096);
+    ((h & LOW) << LOW_SHIFT) | (a >> 4)
 }
 
-/// A key-value pair as it lives in the heap.
-pub(crate) struct Node<K, V> {
-    pub(crate) state: AtomicU32,
-    pub(crate) flags: AtomicU8,
-    pub(crate) key: K,
-    /// Written in place only by the holder of `WRITER`; moved out only by a writer that set
-    /// `DEAD` with no reader admitted (then `TAKEN` is set).
-    value: UnsafeCell<ManuallyDrop<V>>,
+/// The hint word of an entry for hash `h` whose node is at `at`.
+fn pack_hint<K, V>(h: u64, at: *const Node<K, V>) -> u64 {
+    (((h >> 20) & MID) << MID_SHIFT) | (at as u64 & HINT_BITS)
 }
 
-// SAFETY: the value is shared between threads (`Sync` needed) and written only under the
-// `state` protocol of the module essay (exclusive `WRITER` or `DEAD` with no reader), which
-// orders every write before other threads' reads with release/acquire on `state`.
-unsafe impl<K: Sync, V: Send + Sync> Sync for Node<K, V> {}
-
-impl<K, V> Node<K, V> {
-    pub(crate) fn new(key: K, value: V, flags: u8) -> Self {
-        Node {
-            state: AtomicU32::new(0),
-            flags: AtomicU8::new(flags),
-            key,
-            value: UnsafeCell::new(ManuallyDrop::new(value)),
-        }
-    }
-
-    /// The value, for reading.
-    ///
-    /// # Safety
-    /// The caller is an admitted reader of the node, or holds `WRITER`, or holds the shard's
-    /// mutex (writers) and has not given the value away; or the node is out of every guard's
-    /// reach (the evacuator).
-    pub(crate) unsafe fn value(&self) -> &V {
-        // SAFETY: per the contract no `&mut` to the value exists meanwhile.
-        unsafe { &*self.value.get() }
-    }
-
-    /// The value, for writing.
-    ///
-    /// # Safety
-    /// The caller holds `WRITER` on the node (no reader is admitted meanwhile), and makes no
-    /// other reference to the value while this one lives.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn value_mut(&self) -> &mut V {
-        // SAFETY: per the contract this is the only reference to the value.
-        unsafe { &mut *self.value.get() }
-    }
+/// Whether first word `x` (not `EMPTY`) holds a pair of hash `h`, on its low bits.
+#[inline(always)]
+fn low_match(x: u64, h: u64) -> bool {
+    x >> LOW_SHIFT == h & LOW && x > GONE
 }
 
-impl<K, V> Drop for Node<K, V> {
-    fn drop(&mut self) {
-        if *self.flags.get_mut() & TAKEN == 0 {
-            // SAFETY: the value was not moved out (`TAKEN` is set exactly when it was), and
-            // this is the node's drop: nothing uses it afterwards.
-            unsafe { ManuallyDrop::drop(self.value.get_mut()) }
-        }
-    }
+/// Whether hint word `y` is of hash `h`, on its middle bits.
+#[inline(always)]
+fn mid_match(y: u64, h: u64) -> bool {
+    y >> MID_SHIFT == (h >> 20) & MID
 }
 
-impl<K: FarData, V: FarData> FarData for Node<K, V> {
-    // `state` and `flags` change behind `&Node`, but they are not encoded.
-    const INTERIOR_MUTABLE: bool = K::INTERIOR_MUTABLE || V::INTERIOR_MUTABLE;
-
-    /// `[key length: u32 LE][key][value]`; state and flags are local and are not stored.
-    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
-        if self.flags.load(Ordering::Acquire) & TAKEN != 0 {
-            return Err(Error::Codec("a map pair whose value was moved out".into()));
-        }
-        let at = out.len();
-        out.extend_from_slice(&[0; 4]);
-        self.key.encode(out)?;
-        let len = u32::try_from(out.len() - at - 4)
-            .map_err(|_| Error::Codec("key longer than 4 GiB".into()))?;
-        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-        // SAFETY: encoding happens on eviction (no guard reaches the node) or by a writer
-        // under the mutex that has not given the value away (`TAKEN` checked above).
-        unsafe { self.value() }.encode(out)
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        let truncated = || Error::Codec("truncated map pair".into());
-        let len = u32::from_le_bytes(bytes.get(..4).ok_or_else(truncated)?.try_into().unwrap());
-        let key_end = 4usize.checked_add(len as usize).ok_or_else(truncated)?;
-        let key = K::decode(bytes.get(4..key_end).ok_or_else(truncated)?)?;
-        Ok(Node::new(key, V::decode(&bytes[key_end..])?, 0))
-    }
-
-    fn heap_bytes(&self) -> usize {
-        let value = match self.flags.load(Ordering::Acquire) & TAKEN {
-            // SAFETY: as in `encode`.
-            0 => unsafe { self.value() }.heap_bytes(),
-            _ => 0,
-        };
-        self.key.heap_bytes() + value
-    }
-}
-
-/// A copy of `v` made through its codec (`V` need not be `Clone`).
-pub(crate) fn codec_copy<T: FarData>(v: &T) -> Result<T> {
-    let mut bytes = Vec::new();
-    v.encode(&mut bytes)?;
-    T::decode(&bytes)
-}
-
-/// One entry of the array: tag, box and where the node was when the entry was filled (see
-/// the module essay). All three are atomics: a writer may refill an entry (a replacement in
-/// place, or a `GONE` entry reused) while a reader that loaded its old tag still looks.
-struct Entry<K: FarData, V: FarData> {
-    tag: AtomicU64,
-    /// The bits of a `RemBox<Node<K, V>>` (0 while never filled).
-    pair: AtomicU64,
-    /// A hint of the node's address: only ever prefetched, never dereferenced (the evacuator
-    /// may have moved the node since).
-    hint: AtomicPtr<Node<K, V>>,
-    _owns: PhantomData<RemBox<Node<K, V>>>,
-}
-
-/// A `RemBox` as the bits an entry stores (it is one pointer wide).
-fn to_bits<K: FarData, V: FarData>(b: RemBox<Node<K, V>>) -> u64 {
-    const { assert!(std::mem::size_of::<RemBox<Node<K, V>>>() == 8) };
-    let b = ManuallyDrop::new(b);
-    // SAFETY: same size (checked above); a `RemBox` is a pointer to its slot, and the bits
-    // are turned back into exactly one owning box (`from_bits`) or views that never drop.
-    unsafe { std::mem::transmute_copy::<RemBox<Node<K, V>>, u64>(&b) }
-}
-
-/// The box whose bits an entry stores, as a view that never drops it.
+/// The pair of a live first word.
 ///
 /// # Safety
-/// `bits` came from [`to_bits`] of a box that is still alive (owned by an entry, or retired
-/// to the epoch and the caller pinned since before it was retired).
-unsafe fn view<K: FarData, V: FarData>(bits: u64) -> ManuallyDrop<RemBox<Node<K, V>>> {
-    // SAFETY: per the contract, the bits are a live box; the copy is never dropped, so the
-    // box keeps one owner.
-    unsafe { std::mem::transmute_copy::<u64, ManuallyDrop<RemBox<Node<K, V>>>>(&bits) }
+/// `x` is a live first word of a shard's array (it came from [`pack`] of a word of the
+/// shard's arena, whose runtime the map keeps alive).
+#[inline(always)]
+unsafe fn unpack<K: FarData, V: FarData>(x: u64) -> Pair<K, V> {
+    // SAFETY: per the contract, the bits are a word address of an arena of nodes.
+    unsafe { WordRef::from_addr(((x & WORD_BITS) << 4) as usize) }
 }
+
+/// The hash bits an entry keeps (the low 36), from its two words.
+fn kept_hash(x: u64, y: u64) -> u64 {
+    ((y >> MID_SHIFT) << 20) | (x >> LOW_SHIFT)
+}
+
+/// One entry of the array, 16 bytes: its first word holds the pair's pointer-word address
+/// and the hash's low 20 bits, its hint word where the node was when the entry was filled
+/// (only ever prefetched, never dereferenced: the evacuator may have moved the node since)
+/// and 16 more bits of the hash. Both are atomics: a writer may refill an entry (a
+/// replacement in place, or a `GONE` entry reused) while a reader that loaded it still looks.
+struct Entry {
+    word: AtomicU64,
+    hint: AtomicU64,
+}
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 16);
 
 /// Starts loading the cache line at `p` (any address: a prefetch never faults).
 #[inline(always)]
@@ -235,22 +161,19 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// A shard's array. It does not own the boxes in it (the shard does; see `Shard`'s drop):
-/// a rebuild copies their bits into the next array.
-struct Array<K: FarData, V: FarData> {
-    entries: Box<[Entry<K, V>]>,
+/// A shard's array. It owns nothing but its entries: the pairs are the shard's arena's.
+struct Array {
+    entries: Box<[Entry]>,
 }
 
-impl<K: FarData, V: FarData> Array<K, V> {
+impl Array {
     fn new(capacity: usize) -> Self {
-        let n = capacity.max(8).next_power_of_two();
+        let n = capacity.max(8).next_power_of_two().min(MAX_ENTRIES);
         Array {
             entries: (0..n)
                 .map(|_| Entry {
-                    tag: AtomicU64::new(EMPTY),
-                    pair: AtomicU64::new(0),
-                    hint: AtomicPtr::new(std::ptr::null_mut()),
-                    _owns: PhantomData,
+                    word: AtomicU64::new(EMPTY),
+                    hint: AtomicU64::new(0),
                 })
                 .collect(),
         }
@@ -260,43 +183,25 @@ impl<K: FarData, V: FarData> Array<K, V> {
         self.entries.len() - 1
     }
 
-    /// The box of entry `i`, for the mutex holder.
-    ///
-    /// # Safety
-    /// The caller holds the shard's mutex (no one else stores the entry) and saw its tag live.
-    unsafe fn pair(&self, i: usize) -> &RemBox<Node<K, V>> {
-        // SAFETY: per the contract the cell holds a live box and only readers' atomic loads
-        // touch it meanwhile; `AtomicU64` and the box have the same size (see `to_bits`).
-        unsafe { &*(self.entries[i].pair.as_ptr() as *const RemBox<Node<K, V>>) }
-    }
-
-    /// Fills entry `i` with box `b` (its node now at `hint`) and tag `t`, in the order a
-    /// reader relies on: cell first, tag last (release). The caller holds the mutex, and the
-    /// entry holds no box (it is `EMPTY` or `GONE`, its old box moved out).
-    fn fill(&self, i: usize, t: u64, b: RemBox<Node<K, V>>, hint: *const Node<K, V>) {
+    /// Fills entry `i` with first word `x` and hint word `y`, in the order a reader relies on:
+    /// hint first, first word last (release). The caller holds the mutex, and the entry is
+    /// `EMPTY` or `GONE`.
+    fn fill(&self, i: usize, x: u64, y: u64) {
         let e = &self.entries[i];
-        e.hint.store(hint as *mut _, Ordering::Relaxed);
-        e.pair.store(to_bits(b), Ordering::Release);
-        e.tag.store(t, Ordering::Release);
+        e.hint.store(y, Ordering::Relaxed);
+        e.word.store(x, Ordering::Release);
     }
 
-    /// Places `b` at the first free entry of `h`'s probe (an `EMPTY` one, or a `GONE` one if
-    /// `reuse`); whether it used an `EMPTY` entry, and where.
-    fn place(
-        &self,
-        h: u64,
-        b: RemBox<Node<K, V>>,
-        hint: *const Node<K, V>,
-        reuse: bool,
-    ) -> (bool, usize) {
+    /// Places an entry of hash `h` at the first free entry of its probe (an `EMPTY` one, or a
+    /// `GONE` one if `reuse`); whether it used an `EMPTY` entry, and where.
+    fn place(&self, h: u64, x: u64, y: u64, reuse: bool) -> (bool, usize) {
         let mask = self.mask();
-        let t = tag(h);
-        let mut i = t as usize & mask;
+        let mut i = h as usize & mask;
         loop {
-            let x = self.entries[i].tag.load(Ordering::Relaxed);
-            if x == EMPTY || (reuse && x == GONE) {
-                self.fill(i, t, b, hint);
-                return (x == EMPTY, i);
+            let old = self.entries[i].word.load(Ordering::Relaxed);
+            if old == EMPTY || (reuse && old == GONE) {
+                self.fill(i, x, y);
+                return (old == EMPTY, i);
             }
             i = (i + 1) & mask;
         }
@@ -314,35 +219,52 @@ pub(crate) enum Probe<K, V> {
     Busy,
 }
 
-/// The shard's bookkeeping, under its mutex.
-pub(crate) struct Meta {
-    /// Entries holding a box (live pairs and tombstones of evicted ones).
+/// The shard's bookkeeping and its arena, under its mutex.
+pub(crate) struct Meta<K: FarData, V: FarData> {
+    /// Entries holding a pair (live pairs and tombstones of evicted ones).
     live: usize,
     /// `live` plus the `GONE` entries.
     used: usize,
+    /// The pairs' pointer words: those in the index, pending ones not yet in it, and
+    /// retired ones waiting for the epoch.
+    arena: SlotArena<Node<K, V>>,
 }
 
-/// One shard: its current array and the writers' mutex, on one cache line. Readers only
-/// load the array pointer from it.
+/// Arena indexes of retired pairs whose epoch has passed: no reader can reach them any more,
+/// so the next writer frees them and their indexes go back to the arena.
+#[derive(Default)]
+struct Reclaim {
+    any: AtomicBool,
+    list: Mutex<Vec<usize>>,
+}
+
+impl Reclaim {
+    fn push(&self, indexes: &[usize]) {
+        self.list.locked().extend_from_slice(indexes);
+        self.any.store(true, Ordering::Release);
+    }
+}
+
+/// One shard: its current array, the writers' mutex (with the arena) and the reclaim list.
+/// Readers only load the array pointer from it.
 #[repr(align(64))]
 pub(crate) struct Shard<K: FarData, V: FarData> {
-    array: Atomic<Array<K, V>>,
-    lock: Mutex<Meta>,
+    array: Atomic<Array>,
+    lock: Mutex<Meta<K, V>>,
+    reclaim: Arc<Reclaim>,
 }
 
-// SAFETY: the array is reached as the module's rules allow: readers only read tags and cells
-// published to them, writers serialise on the mutex; the boxes in it are shared between
+// SAFETY: the array is reached as the module's rules allow: readers only read entries and
+// the pairs published to them, writers serialise on the mutex; the pairs are shared between
 // threads by guards, hence `K` and `V` must be `Send + Sync` (`FarData` implies `Send`).
 unsafe impl<K: FarData + Sync, V: FarData + Sync> Sync for Shard<K, V> {}
-// SAFETY: the shard owns its array and boxes; moving it moves them (all `Send`).
-unsafe impl<K: FarData, V: FarData> Send for Shard<K, V> {}
 
 /// Finds `q` in `a`; `admit` admits the caller as a reader of a hit.
 ///
 /// # Safety
 /// `a` is the shard's array loaded by a thread still pinned (or holding the mutex).
 unsafe fn probe<K, V, Q>(
-    a: &Array<K, V>,
+    a: &Array,
     h: u64,
     q: &Q,
     scope: &Scope,
@@ -353,39 +275,43 @@ where
     V: FarData,
     Q: Eq + ?Sized,
 {
-    let t = tag(h);
     let mask = a.mask();
-    let mut i = t as usize & mask;
+    let mut i = h as usize & mask;
     let mut dead = false;
     for _ in 0..=mask {
-        let x = a.entries[i].tag.load(Ordering::Acquire);
+        let e = &a.entries[i];
+        let x = e.word.load(Ordering::Acquire);
         if x == EMPTY {
             break;
         }
-        if x == t {
-            let e = &a.entries[i];
-            // The node's line loads while the box's pointer word does (two misses overlap).
-            prefetch(e.hint.load(Ordering::Relaxed));
-            // SAFETY: the tag was loaded live with acquire after the cell was filled; whatever
-            // box the cell holds now is alive: a box taken out of an entry is retired to the
-            // epoch, and the caller is pinned (or holds the mutex).
-            let pair = unsafe { view::<K, V>(e.pair.load(Ordering::Acquire)) };
-            match pair.try_deref(scope) {
-                Ok(n) if n.key.borrow() == q => {
-                    if admit {
-                        let s = n.state.fetch_add(1, Ordering::Acquire);
-                        if s & (WRITER | DEAD) != 0 {
-                            n.state.fetch_sub(1, Ordering::Release);
+        if low_match(x, h) {
+            let y = e.hint.load(Ordering::Relaxed);
+            if mid_match(y, h) {
+                // The node's line loads while the pointer word does (two misses overlap).
+                prefetch((y & HINT_BITS) as *const u8);
+                // SAFETY: a live first word, loaded with acquire after the entry was filled.
+                let pair = unsafe { unpack::<K, V>(x) };
+                // SAFETY: whatever pair the entry held when loaded keeps its object while we
+                // are pinned (or hold the mutex): a pair taken out of the index is retired,
+                // and its index is freed only once the epoch has passed every thread pinned
+                // before. No `&mut` to a node exists (values are in `UnsafeCell`s).
+                match unsafe { pair.deref(scope) } {
+                    Ok(n) if n.key.borrow() == q => {
+                        if admit {
+                            let s = n.state.fetch_add(1, Ordering::Acquire);
+                            if s & (WRITER | DEAD) != 0 {
+                                n.state.fetch_sub(1, Ordering::Release);
+                                return Ok(Probe::Busy);
+                            }
+                        } else if n.state.load(Ordering::Acquire) & (WRITER | DEAD) != 0 {
                             return Ok(Probe::Busy);
                         }
-                    } else if n.state.load(Ordering::Acquire) & (WRITER | DEAD) != 0 {
-                        return Ok(Probe::Busy);
+                        return Ok(Probe::Hit(i, n));
                     }
-                    return Ok(Probe::Hit(i, n));
+                    Ok(_) => {}
+                    Err(Error::Detached) => dead = true,
+                    Err(e) => return Err(e),
                 }
-                Ok(_) => {}
-                Err(Error::Detached) => dead = true,
-                Err(e) => return Err(e),
             }
         }
         i = (i + 1) & mask;
@@ -394,10 +320,15 @@ where
 }
 
 impl<K: FarData + Eq, V: FarData> Shard<K, V> {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, structure: &Structure) -> Self {
         Shard {
             array: Atomic::new(Array::new(capacity * 2)),
-            lock: Mutex::new(Meta { live: 0, used: 0 }),
+            lock: Mutex::new(Meta {
+                live: 0,
+                used: 0,
+                arena: SlotArena::new(structure),
+            }),
+            reclaim: Arc::default(),
         }
     }
 
@@ -424,310 +355,68 @@ impl<K: FarData + Eq, V: FarData> Shard<K, V> {
 
     /// Starts loading what a lookup of hash `h` will touch, for a batch of lookups to
     /// overlap their misses: at `stage` 0 the first entry of the probe, at stage 1 (once
-    /// that has arrived) the box's pointer word and the hinted node.
+    /// that has arrived) the pair's pointer word and the hinted node.
     pub(crate) fn prefetch(&self, h: u64, stage: u8, guard: &Guard) {
         // SAFETY: as in `find_read`.
         let a = unsafe { self.array.load(Ordering::Acquire, guard).deref() };
-        let e = &a.entries[tag(h) as usize & a.mask()];
+        let e = &a.entries[h as usize & a.mask()];
         if stage == 0 {
             prefetch(e);
-        } else if e.tag.load(Ordering::Relaxed) == tag(h) {
-            // The box's bits are its slot's address, whose first field is the pointer word;
-            // a prefetch of any address is harmless.
-            prefetch(e.pair.load(Ordering::Relaxed) as *const u8);
-            prefetch(e.hint.load(Ordering::Relaxed));
+        } else {
+            let x = e.word.load(Ordering::Relaxed);
+            if low_match(x, h) {
+                // Addresses only; a prefetch of any address is harmless.
+                prefetch(((x & WORD_BITS) << 4) as *const u8);
+                prefetch((e.hint.load(Ordering::Relaxed) & HINT_BITS) as *const u8);
+            }
         }
     }
 
-    /// The writers' mutex.
+    /// The writers' mutex. Frees the pairs whose retirement the epoch has let through first.
     pub(crate) fn write(&self) -> Writer<'_, K, V> {
-        Writer {
+        let mut w = Writer {
             meta: self.lock.locked(),
             shard: self,
             pin: None,
+            retired: SmallVec::new(),
+        };
+        if self.reclaim.any.load(Ordering::Acquire) {
+            w.reclaim();
         }
+        w
     }
 }
 
 impl<K: FarData, V: FarData> Drop for Shard<K, V> {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no reader or writer is left, and the array was never shared
-        // beyond this shard.
-        let a = unsafe {
+        // beyond this shard. It owns no pair: the arena (dropped after this) frees them all,
+        // retired ones included; reclaims the epoch runs later only push to a list no one
+        // reads.
+        drop(unsafe {
             std::mem::replace(&mut self.array, Atomic::null())
                 .into_owned()
                 .into_box()
-        };
-        for e in a.entries.iter() {
-            if e.tag.load(Ordering::Relaxed) > GONE {
-                // SAFETY: a live tag: the cell holds the box, owned by this shard alone, and
-                // turned back into its one owner here.
-                drop(ManuallyDrop::into_inner(unsafe {
-                    view::<K, V>(e.pair.load(Ordering::Relaxed))
-                }));
-            }
-        }
-    }
-}
-
-/// A writer of a shard: its mutex, and (once it retires something) an epoch pin.
-pub(crate) struct Writer<'a, K: FarData, V: FarData> {
-    meta: MutexGuard<'a, Meta>,
-    shard: &'a Shard<K, V>,
-    /// Taken the first time the writer hands something to the epoch (an insertion of a new
-    /// key never does).
-    pin: Option<Guard>,
-}
-
-impl<'a, K: FarData + Eq, V: FarData> Writer<'a, K, V> {
-    fn array(&self) -> &Array<K, V> {
-        // SAFETY: only mutex holders swap the array (and retire the one swapped out), and we
-        // hold the mutex: the current array stays allocated while we do, pinned or not.
-        unsafe {
-            self.shard
-                .array
-                .load(Ordering::Acquire, epoch::unprotected())
-                .deref()
-        }
-    }
-
-    /// The epoch pin retired objects are handed to.
-    fn pin(&mut self) -> &Guard {
-        self.pin.get_or_insert_with(epoch::pin)
-    }
-
-    /// Finds `q`. A writer's probe is not admitted, but reports `Busy` for a `WRITER` node.
-    pub(crate) fn find<Q>(&self, h: u64, q: &Q, scope: &Scope) -> Result<Probe<K, V>>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        // SAFETY: the current array, under the mutex.
-        unsafe { probe(self.array(), h, q, scope, false) }
-    }
-
-    /// The box of entry `i` (found under this mutex hold, with no insertion since).
-    pub(crate) fn pair(&self, i: usize) -> &RemBox<Node<K, V>> {
-        // SAFETY: the caller found entry `i` live under this hold of the mutex.
-        unsafe { self.array().pair(i) }
-    }
-
-    /// Makes room for `n` more entries, rebuilding the array if needed. Entry indices found
-    /// before are invalid after this.
-    pub(crate) fn reserve(&mut self, n: usize) {
-        let cap = self.array().entries.len();
-        if (self.meta.used + n) * 4 <= cap * 3 {
-            return;
-        }
-        // Tombstones are not carried over: they are retired with the old array.
-        let scope = Scope::new();
-        self.sweep(&scope);
-        let new = Array::new((self.meta.live + n) * 2);
-        let old = self.array();
-        for e in old.entries.iter() {
-            let t = e.tag.load(Ordering::Relaxed);
-            if t > GONE {
-                // SAFETY: a live tag under the mutex: the bits are a live box, whose
-                // ownership moves to `new` (the old array owns nothing).
-                let b = ManuallyDrop::into_inner(unsafe {
-                    view::<K, V>(e.pair.load(Ordering::Relaxed))
-                });
-                new.place(t, b, e.hint.load(Ordering::Relaxed), false);
-            }
-        }
-        drop(scope);
-        let shard = self.shard;
-        let guard = self.pin();
-        let old = shard.array.swap(Owned::new(new), Ordering::AcqRel, guard);
-        // SAFETY: the old array is out of the shard; readers pinned before may still probe
-        // it, and the epoch frees it after them. Its drop frees the entries only.
-        unsafe { guard.defer_destroy(old) };
-        // Writers pin rarely (see `pin`), so nothing else would collect the old arrays soon:
-        // hand them to the global queue and collect what is already safe to free.
-        guard.flush();
-        self.meta.used = self.meta.live;
-    }
-
-    /// Inserts box `b` of hash `h`, whose node is at `at` now, and returns its entry (a
-    /// `GONE` entry of the probe is reused).
-    pub(crate) fn insert(&mut self, h: u64, b: RemBox<Node<K, V>>, at: *const Node<K, V>) -> usize {
-        self.reserve(1);
-        self.meta.live += 1;
-        let (fresh, i) = self.array().place(h, b, at, true);
-        self.meta.used += usize::from(fresh);
-        i
-    }
-
-    /// Puts box `b` (its node now at `at`) in place of the box of entry `i` (found under this
-    /// hold, for the same key) and retires the old one. Readers that loaded the old box see
-    /// its node `DEAD` (the caller's doing) and look again.
-    pub(crate) fn replace(
-        &mut self,
-        i: usize,
-        b: RemBox<Node<K, V>>,
-        at: *const Node<K, V>,
-        scope: &Scope,
-    ) {
-        let e = &self.array().entries[i];
-        e.hint.store(at as *mut _, Ordering::Relaxed);
-        let old = e.pair.swap(to_bits(b), Ordering::AcqRel);
-        // SAFETY: the entry held this live box, now out of it: we are its one owner.
-        let old = ManuallyDrop::into_inner(unsafe { view::<K, V>(old) });
-        self.retire(old, scope);
-    }
-
-    /// Takes entry `i` (found under this hold) out of the index and retires its box.
-    pub(crate) fn unlink(&mut self, i: usize, scope: &Scope) {
-        let e = &self.array().entries[i];
-        e.tag.store(GONE, Ordering::Release);
-        // SAFETY: entry `i` held a live box; after the GONE store no one else takes it, so
-        // this makes us its one owner (readers that loaded the bits only view it).
-        let b = ManuallyDrop::into_inner(unsafe { view::<K, V>(e.pair.load(Ordering::Relaxed)) });
-        self.meta.live -= 1;
-        self.retire(b, scope);
-    }
-
-    /// Hands a box out of the index to the epoch, flagged `RETIRED` so that the evacuator
-    /// drops it instead of writing it back.
-    fn retire(&mut self, b: RemBox<Node<K, V>>, scope: &Scope) {
-        if let Ok(n) = b.try_deref(scope) {
-            n.flags.fetch_or(RETIRED, Ordering::AcqRel);
-        }
-        self.pin().defer(move || drop(b));
-    }
-
-    /// Claims node `n` (of a hit under this hold) for removal: sets `DEAD` (readers back off
-    /// until the entry is gone) and returns its value, moved out if no reader holds it,
-    /// copied otherwise. On error `DEAD` is cleared and nothing changed.
-    ///
-    /// # Safety
-    /// `n` was found under this hold through `scope`, which is still open; the caller
-    /// unlinks its entry (or clears `DEAD`) before releasing the mutex.
-    pub(crate) unsafe fn take_value(&self, n: *const Node<K, V>) -> Result<V> {
-        // SAFETY: per the contract, the node is alive and stays put.
-        let n = unsafe { &*n };
-        let s = n.state.fetch_or(DEAD, Ordering::AcqRel);
-        if s & READERS == 0 {
-            // SAFETY: `DEAD` set with no reader admitted: no reader will be, and writers
-            // serialise on the mutex; the value is read once and `TAKEN` makes the node's
-            // drop (and encoding) leave it alone.
-            let v = unsafe { ManuallyDrop::take(&mut *n.value.get()) };
-            n.flags.fetch_or(TAKEN, Ordering::AcqRel);
-            return Ok(v);
-        }
-        // SAFETY: readers only read; we hold the mutex.
-        codec_copy(unsafe { n.value() }).inspect_err(|_| {
-            n.state.fetch_and(!DEAD, Ordering::AcqRel);
-        })
-    }
-
-    /// Retires node `n` without reading its value (its readers keep it).
-    ///
-    /// # Safety
-    /// As [`Writer::take_value`].
-    pub(crate) unsafe fn kill(&self, n: *const Node<K, V>) {
-        // SAFETY: per the contract.
-        unsafe { &*n }.state.fetch_or(DEAD, Ordering::AcqRel);
-    }
-
-    /// Claims node `n` for writing in place: whether it had no reader (then it is `WRITER`).
-    ///
-    /// # Safety
-    /// As [`Writer::take_value`].
-    pub(crate) unsafe fn claim_writer(&self, n: *const Node<K, V>) -> bool {
-        // SAFETY: per the contract.
-        let n = unsafe { &*n };
-        n.state
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// Visits every box in the index (live pairs and tombstones) with its entry.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(usize, &RemBox<Node<K, V>>)) {
-        let a = self.array();
-        for (i, e) in a.entries.iter().enumerate() {
-            if e.tag.load(Ordering::Relaxed) > GONE {
-                // SAFETY: a live tag under the mutex.
-                f(i, unsafe { a.pair(i) });
-            }
-        }
-    }
-
-    /// The entries holding a box (valid until the next insertion that rebuilds the array).
-    pub(crate) fn entries(&self) -> Vec<usize> {
-        let mut out = Vec::with_capacity(self.meta.live);
-        self.for_each(|i, _| out.push(i));
-        out
-    }
-
-    /// Drops the tombstones (entries of pairs evicted to far memory) on `h`'s probe: the
-    /// ones a lookup of `h` walks past. Others go at the next rebuild or whole-shard pass.
-    pub(crate) fn sweep_probe(&mut self, h: u64, scope: &Scope) {
-        let mut dead = Vec::new();
-        {
-            let a = self.array();
-            let mask = a.mask();
-            let mut i = tag(h) as usize & mask;
-            for _ in 0..=mask {
-                let x = a.entries[i].tag.load(Ordering::Relaxed);
-                if x == EMPTY {
-                    break;
-                }
-                // SAFETY: a live tag under the mutex.
-                if x > GONE && !unsafe { a.pair(i) }.is_local() {
-                    dead.push(i);
-                }
-                i = (i + 1) & mask;
-            }
-        }
-        for i in dead {
-            self.unlink(i, scope);
-        }
-    }
-
-    /// Drops every tombstone of the shard (entries of pairs evicted to far memory).
-    pub(crate) fn sweep(&mut self, scope: &Scope) {
-        let mut dead = Vec::new();
-        self.for_each(|i, b| {
-            if !b.is_local() {
-                dead.push(i);
-            }
         });
-        for i in dead {
-            self.unlink(i, scope);
-        }
-    }
-
-    /// Whether a `RefMut` holds any pair of the shard.
-    pub(crate) fn has_writer(&self, scope: &Scope) -> bool {
-        let mut any = false;
-        self.for_each(|_, b| {
-            if let Ok(n) = b.try_deref(scope) {
-                any |= n.state.load(Ordering::Acquire) & WRITER != 0;
-            }
-        });
-        any
-    }
-
-    /// Pairs in local memory.
-    pub(crate) fn local_len(&self) -> usize {
-        let mut n = 0;
-        self.for_each(|_, b| n += usize::from(b.is_local()));
-        n
     }
 }
 
 #[cfg(test)]
 impl<K: FarData + Eq, V: FarData> Shard<K, V> {
+    /// Objects in the shard's arena: pairs in the index, plus retired ones not yet freed.
+    pub(crate) fn arena_len(&self) -> usize {
+        self.write().meta.arena.len()
+    }
+
     /// Entries a lookup of `h` walks before it may stop (the cluster from its first entry
     /// to the next `EMPTY`).
     pub(crate) fn cluster_len(&self, h: u64) -> usize {
         let w = self.write();
         let a = w.array();
         let mask = a.mask();
-        let mut i = tag(h) as usize & mask;
+        let mut i = h as usize & mask;
         let mut n = 0;
-        while n <= mask && a.entries[i].tag.load(Ordering::Relaxed) != EMPTY {
+        while n <= mask && a.entries[i].word.load(Ordering::Relaxed) != EMPTY {
             n += 1;
             i = (i + 1) & mask;
         }

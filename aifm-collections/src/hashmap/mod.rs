@@ -2,10 +2,12 @@
 //!
 //! # Layout
 //!
-//! Every key-value pair is one heap object (a `RemBox` of key, value, a reader-count word and
-//! a flag byte). The map is split into [`SHARDS`] shards by the key's hash; each shard is an
-//! open-addressing array of 24-byte entries (the pair's hash, its box, and a hint of where its
-//! node is) and a mutex for writers; see the `index` module. The key is hashed once: the
+//! Every key-value pair is one heap object (key, value, a reader-count word and a flag byte)
+//! whose pointer word is a 16-byte word in its shard's `SlotArena`: no `RemBox`, no runtime
+//! slot. The map is split into [`SHARDS`] shards by the key's hash; each shard is an
+//! open-addressing array of 16-byte entries (the pair's word address with 20 hash bits, and a
+//! hint of where its node is with 16 more), the arena, and a mutex for writers; see the
+//! `index` module. The key is hashed once: the
 //! hash's high bits pick the shard, its low bits the first entry probed.
 //!
 //! # Sharing between threads, and guards
@@ -28,9 +30,9 @@
 //! # Semantics the structure tells the runtime
 //!
 //! * **Evacuation detaches** (see the `far` module): a cold pair goes to the map's
-//!   server-side device ([`device`]) under `[shard][encoded key]`, and its box becomes a
-//!   tombstone that the next write to the shard drops.
-//! * **Each pair is found in one place.** A live box in the local index is the truth;
+//!   server-side device ([`device`]) under `[shard][encoded key]`, and its arena word becomes
+//!   a tombstone that the next write to the shard drops.
+//! * **Each pair is found in one place.** A live pair in the local index is the truth;
 //!   otherwise the server's copy is. A lookup that misses locally brings the pair home in two
 //!   phases (read and adopt, then remove on the server; see the `core` module), so no failure
 //!   loses it. Misses skip the round trip when the shard has nothing in far memory, and are
@@ -52,6 +54,7 @@ mod entry;
 mod far;
 mod guards;
 mod index;
+mod node;
 mod ops;
 mod traits;
 
@@ -265,7 +268,9 @@ where
         let per_shard = capacity.div_ceil(SHARDS);
         Ok(RemHashMap {
             core: Core {
-                shards: (0..SHARDS).map(|_| Shard::new(per_shard)).collect(),
+                shards: (0..SHARDS)
+                    .map(|_| Shard::new(per_shard, &structure))
+                    .collect(),
                 structure,
             },
             shared,
@@ -361,5 +366,37 @@ mod tests {
         assert!(walked < 64, "the hot key's probe walks {walked} entries");
         assert_eq!(m.get_cloned(&7), Some(19_999));
         assert_eq!(m.len(), 20_000);
+    }
+
+    /// Removed and replaced pairs wait in their shard's arena only until the epoch lets their
+    /// indexes go: a map whose keys are removed and re-inserted over and over keeps about as
+    /// many arena objects as it has pairs, not one per write ever made.
+    #[test]
+    fn retired_pairs_are_freed_and_their_indexes_reused() {
+        let rt = Runtime::builder().local_memory(64 << 20).build().unwrap();
+        let m = RemHashMap::new_in(&rt);
+        let keys = 2_000u64;
+        for round in 0..50u64 {
+            for k in 0..keys {
+                m.insert(k, round);
+            }
+            for k in (0..keys).step_by(2) {
+                assert_eq!(m.remove(&k), Some(round));
+            }
+            // Readers pin the epoch on their way, which lets it advance.
+            for k in (1..keys).step_by(2) {
+                assert_eq!(m.get_cloned(&k), Some(round));
+            }
+        }
+        assert_eq!(m.len(), keys as usize / 2);
+        let objects: usize = m.core.shards.iter().map(|s| s.arena_len()).sum();
+        // 150,000 pairs were retired along the way.
+        assert!(
+            objects < 4 * keys as usize,
+            "{objects} objects in the arenas for {} pairs",
+            m.len()
+        );
+        let local = rt.stats().local_bytes as usize;
+        assert!(local < 4 * keys as usize * 64, "{local} local bytes");
     }
 }

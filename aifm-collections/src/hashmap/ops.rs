@@ -143,7 +143,7 @@ where
         let (si, h) = self.locate(k);
         let counts = &self.shared.counts;
         loop {
-            if let Some(r) = self.core.write_local(counts, si, h, k)? {
+            if let Some(r) = self.core.write_local(si, h, k)? {
                 return Ok(Some(r));
             }
             if !self.core.fetch(counts, si, h, k)? {
@@ -314,8 +314,7 @@ where
     pub fn try_insert(&self, k: K, v: V) -> Result<Option<V>> {
         let (si, h) = self.locate(&k);
         let counts = &self.shared.counts;
-        let node = self.core.node(counts, k, v, 0)?;
-        Ok(self.core.put(counts, si, h, node, false)?.0)
+        Ok(self.core.put(counts, si, h, (k, v), false)?.0)
     }
 
     /// Removes `k`, returning its value.
@@ -443,7 +442,7 @@ where
         let (si, h) = self.locate(&k);
         let counts = &self.shared.counts;
         loop {
-            if let Some(r) = self.core.write_local(counts, si, h, &k)? {
+            if let Some(r) = self.core.write_local(si, h, &k)? {
                 return Ok(Entry::Occupied(r));
             }
             if !self.core.fetch(counts, si, h, &k)? {
