@@ -57,7 +57,8 @@
 //! * **The key is never written after construction**, so readers compare keys before being
 //!   admitted, even on a node being removed.
 //! * The evacuator moves a node only while no scope that dereferenced it is open (the
-//!   runtime's scope protocol), and every access above happens inside such a scope.
+//!   runtime's scope protocol) and no guard pins it: every access above happens inside such a
+//!   scope, or while a guard's reader count or `WRITER` bit pins the node (see `guards`).
 //!
 //! The nodes themselves, their flags and state bits, are in the `node` module.
 
