@@ -351,12 +351,11 @@ impl<T: FarData> SlotArena<T> {
     #[track_caller]
     pub fn get<'a>(&'a self, i: usize, scope: &'a Scope) -> Option<&'a T> {
         if let Some(slot) = self.slot(i) {
-            let w = slots::word(slot).load(Ordering::Acquire);
-            if w & READ_SLOW == 0 && w != NULL {
+            if let Some(p) = read_fast(slots::word(slot).load(Ordering::Acquire)) {
                 // SAFETY: a fast-path word is the address of a live local T (the arena holds
                 // only `T`s); the open scope keeps the evacuator from moving or freeing it
                 // while the borrow (of the arena, so no `remove` either) lasts.
-                return Some(unsafe { &*(addr(w) as *const T) });
+                return Some(unsafe { p.cast::<T>().as_ref() });
             }
         }
         self.get_slow(i, scope)
@@ -391,13 +390,9 @@ impl<T: FarData> SlotArena<T> {
     /// ```
     #[inline]
     pub fn get_hot<'a>(&'a self, i: usize, _scope: &'a Scope) -> Option<&'a T> {
-        let w = slots::word(self.slot(i)?).load(Ordering::Acquire);
-        if w & READ_SLOW == 0 && w != NULL {
-            // SAFETY: as in `get`.
-            Some(unsafe { &*(addr(w) as *const T) })
-        } else {
-            None
-        }
+        let p = read_fast(slots::word(self.slot(i)?).load(Ordering::Acquire))?;
+        // SAFETY: as in `get`.
+        Some(unsafe { p.cast::<T>().as_ref() })
     }
 
     /// Borrows the object at `i`, or reports why far memory could not provide it.
@@ -692,6 +687,26 @@ impl<T: FarData> SlotArena<T> {
     pub fn fetch_async(&self, i: usize) -> FetchFuture {
         self.runtime()
             .fetch_async(self.ticket(i).into_iter().collect())
+    }
+}
+
+/// The object word `w` points at, if a shared dereference may use it without the slow path
+/// (`w != NULL && w & READ_SLOW == 0`).
+///
+/// Tested as one AND, of `w - 1`: for a word whose address bits are not all zero, `w - 1`
+/// differs from `w` only in those bits, so the verdict is `w & READ_SLOW == 0`. Every other
+/// valid word is sent to the slow path by the test too: NULL becomes all ones; a remote word
+/// keeps `REMOTE` unless `REMOTE` is its lowest set bit, and then `w - 1` sets `COLD`; a
+/// word whose lowest set bit is above `FRESH` gets `FRESH` set. (A local word always has a
+/// non-zero address, and bits 48..55 of a valid word are zero.)
+#[inline(always)]
+fn read_fast(w: u64) -> Option<NonNull<u8>> {
+    if w.wrapping_sub(1) & READ_SLOW == 0 {
+        // SAFETY: by the argument above, a valid word that passes is a local word, and the
+        // address of a local object is never 0; words are only ever made valid.
+        Some(unsafe { NonNull::new_unchecked(addr(w)) })
+    } else {
+        None
     }
 }
 

@@ -66,9 +66,9 @@ impl<T: FarData> RemVec<T> {
         if index >= self.len {
             return None;
         }
-        let (c, off) = (index >> self.shift, index & self.mask());
         // The detector only watches accesses that miss: hits cost nothing extra.
-        self.chunks.elem(c, off, scope, || self.observe(c))
+        self.chunks
+            .elem(index, self.shift, scope, |c| self.observe(c))
     }
 
     /// The first element, valid while `scope` lives (`None` when empty).

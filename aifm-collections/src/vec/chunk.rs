@@ -26,6 +26,7 @@
 //! arm: a well-predicted branch on the table's tag.
 
 use super::Far;
+use crate::common::chunk_shift;
 use aifm_core::arena::SlotArena;
 use aifm_core::backend::OBJECT_STORE_DEVICE;
 use aifm_core::codec::PodWitness;
@@ -238,17 +239,22 @@ impl<T: FarData> ChunkTable<T> {
         ChunkIter { table: self, r }
     }
 
-    /// Element `off` of chunk `c`, which the caller knows holds more than `off` elements (the hot
-    /// path of `RemVec::get`; panics on a far-memory failure).
-    /// `miss` runs first when the chunk is not local (the vector's stride detector).
+    /// Element `index` of a vector whose chunks hold `1 << shift` elements; the caller knows
+    /// `index` is below the vector's length (the hot path of `RemVec::get`; panics on a
+    /// far-memory failure). `miss` runs first, with the chunk, when the chunk is not local
+    /// (the vector's stride detector).
+    ///
+    /// An inline table exists only for the one chunk length `inline_for` accepts (the
+    /// largest power of two whose elements fit a page), so its split of `index` uses
+    /// constants: no load of `shift`, and the page's own bound on the offset folds away.
     #[inline]
     #[track_caller]
     pub(crate) fn elem<'a>(
         &'a self,
-        c: usize,
-        off: usize,
+        index: usize,
+        shift: u32,
         scope: &'a Scope,
-        miss: impl FnOnce(),
+        miss: impl FnOnce(usize),
     ) -> Option<&'a T> {
         #[cold]
         #[track_caller]
@@ -256,22 +262,30 @@ impl<T: FarData> ChunkTable<T> {
             a: &'a SlotArena<X>,
             c: usize,
             scope: &'a Scope,
-            miss: impl FnOnce(),
+            miss: impl FnOnce(usize),
         ) -> Option<&'a X> {
             if !a.is_local(c) {
-                miss();
+                miss(c);
             }
             a.get(c, scope)
         }
         match &self.table {
-            Table::Inline(a) => match a.get_hot(c, scope) {
-                Some(p) => p.elem(off, pod()),
-                None => slow(a, c, scope, miss)?.elem(off, pod()),
-            },
-            Table::Boxed(a) => match a.get_hot(c, scope) {
-                Some(v) => v.get(off),
-                None => slow(a, c, scope, miss)?.get(off),
-            },
+            Table::Inline(a) => {
+                let s = const { chunk_shift::<T>(PAGE_BYTES) };
+                debug_assert_eq!(s, shift, "an inline table with another chunk length");
+                let (c, off) = (index >> s, index & ((1 << s) - 1));
+                match a.get_hot(c, scope) {
+                    Some(p) => p.elem(off, pod()),
+                    None => slow(a, c, scope, miss)?.elem(off, pod()),
+                }
+            }
+            Table::Boxed(a) => {
+                let (c, off) = (index >> shift, index & ((1 << shift) - 1));
+                match a.get_hot(c, scope) {
+                    Some(v) => v.get(off),
+                    None => slow(a, c, scope, miss)?.get(off),
+                }
+            }
             Table::Empty => None,
         }
     }
