@@ -138,6 +138,17 @@ impl Page {
         }
     }
 
+    /// The first `n` elements (at most a page of them), read as `[T]` without consulting the
+    /// byte count, for a reader that knows the chunk's length from the vector's (as `elem`
+    /// does): no load of the count stands between the pointer word and the elements.
+    #[inline]
+    fn prefix<T>(&self, n: usize, _pod: PodWitness<T>) -> &[T] {
+        let n = n.min(PAGE_BYTES / std::mem::size_of::<T>());
+        // SAFETY: as in `elem`: the `n` elements lie within the page's `PAGE_BYTES` of
+        // initialised plain data (clamped above).
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr() as *const T, n) }
+    }
+
     /// The elements, mutably.
     #[inline]
     fn elems_mut<T>(&mut self, _pod: PodWitness<T>) -> &mut [T] {
@@ -256,18 +267,22 @@ impl<T: FarData> ChunkTable<T> {
         scope: &'a Scope,
         miss: impl FnOnce(usize),
     ) -> Option<&'a T> {
+        /// A chunk that is not local and hot: feeds the detector, dereferences the chunk
+        /// through the slow path, and picks the element (so the fast path's tail is its own:
+        /// one load from the word's address).
         #[cold]
         #[track_caller]
-        fn slow<'a, X: FarData>(
+        fn slow<'a, X: FarData, E>(
             a: &'a SlotArena<X>,
             c: usize,
             scope: &'a Scope,
             miss: impl FnOnce(usize),
-        ) -> Option<&'a X> {
+            pick: impl FnOnce(&'a X) -> Option<&'a E>,
+        ) -> Option<&'a E> {
             if !a.is_local(c) {
                 miss(c);
             }
-            a.get(c, scope)
+            pick(a.get(c, scope)?)
         }
         match &self.table {
             Table::Inline(a) => {
@@ -276,14 +291,14 @@ impl<T: FarData> ChunkTable<T> {
                 let (c, off) = (index >> s, index & ((1 << s) - 1));
                 match a.get_hot(c, scope) {
                     Some(p) => p.elem(off, pod()),
-                    None => slow(a, c, scope, miss)?.elem(off, pod()),
+                    None => slow(a, c, scope, miss, move |p| p.elem(off, pod())),
                 }
             }
             Table::Boxed(a) => {
                 let (c, off) = (index >> shift, index & ((1 << shift) - 1));
                 match a.get_hot(c, scope) {
                     Some(v) => v.get(off),
-                    None => slow(a, c, scope, miss)?.get(off),
+                    None => slow(a, c, scope, miss, move |v| v.get(off)),
                 }
             }
             Table::Empty => None,
@@ -583,6 +598,29 @@ impl<'a, T: FarData> ChunkRef<'a, T> {
     #[track_caller]
     pub(crate) fn deref(self, scope: &'a Scope) -> &'a [T] {
         match self.slice(scope) {
+            Ok(xs) => xs,
+            Err(e) => crate::common::fail("RemVec", e),
+        }
+    }
+
+    /// The first `n` elements, where the vector's length says the chunk holds exactly `n`
+    /// (panicking on a far-memory failure). An inline chunk's slice is cut to `n` without
+    /// reading the page's byte count; a boxed chunk's is its own `Vec`'s, cut to `n`.
+    #[track_caller]
+    pub(crate) fn deref_len(self, n: usize, scope: &'a Scope) -> &'a [T] {
+        let got = match self.table {
+            Table::Inline(a) => a
+                .try_get(self.c, scope)
+                .and_then(|p| Ok(p.ok_or(Error::NotFound)?.prefix(n, pod()))),
+            Table::Boxed(a) => a
+                .try_get(self.c, scope)
+                .and_then(|v| {
+                    let v = v.ok_or(Error::NotFound)?;
+                    Ok(&v[..n.min(v.len())])
+                }),
+            Table::Empty => Err(Error::NotFound),
+        };
+        match got {
             Ok(xs) => xs,
             Err(e) => crate::common::fail("RemVec", e),
         }
