@@ -211,6 +211,11 @@ impl<T: FarData> IterIn<'_, T> {
         };
         self.front.len() + middle + self.back.len()
     }
+
+    /// Elements in chunk `c` (every chunk but the last is full).
+    fn chunk_len(&self, c: usize) -> usize {
+        (self.len - (c << self.shift)).min(1 << self.shift)
+    }
 }
 
 impl<'a, T: FarData> Iterator for IterIn<'a, T> {
@@ -234,6 +239,28 @@ impl<'a, T: FarData> Iterator for IterIn<'a, T> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = self.remaining();
         (n, Some(n))
+    }
+
+    /// Skips whole chunks without dereferencing them (`skip` and `nth` reach far into a
+    /// vector without pinning, or fetching, what they pass).
+    fn nth(&mut self, mut n: usize) -> Option<&'a T> {
+        let here = self.front.len();
+        if n < here {
+            return self.front.nth(n);
+        }
+        n -= here;
+        self.front = [].iter();
+        while self.next < self.end {
+            let c = self.next;
+            let k = self.chunk_len(c);
+            self.next += 1;
+            if n < k {
+                self.front = open(self.table, c, self.len, self.shift, self.scope).iter();
+                return self.front.nth(n);
+            }
+            n -= k;
+        }
+        self.back.nth(n)
     }
 
     fn fold<B, F: FnMut(B, &'a T) -> B>(self, init: B, mut f: F) -> B {
@@ -260,6 +287,27 @@ impl<'a, T: FarData> DoubleEndedIterator for IterIn<'a, T> {
             self.back = open(self.table, self.end - 1, self.len, self.shift, self.scope).iter();
             self.end -= 1;
         }
+    }
+
+    /// Skips whole chunks without dereferencing them, as `nth` does.
+    fn nth_back(&mut self, mut n: usize) -> Option<&'a T> {
+        let here = self.back.len();
+        if n < here {
+            return self.back.nth_back(n);
+        }
+        n -= here;
+        self.back = [].iter();
+        while self.next < self.end {
+            self.end -= 1;
+            let c = self.end;
+            let k = self.chunk_len(c);
+            if n < k {
+                self.back = open(self.table, c, self.len, self.shift, self.scope).iter();
+                return self.back.nth_back(n);
+            }
+            n -= k;
+        }
+        self.front.nth_back(n)
     }
 }
 
