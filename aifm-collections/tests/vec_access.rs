@@ -185,3 +185,58 @@ fn iter_in_from_both_ends_matches_a_slice() {
         .tests(60)
         .quickcheck(prop as fn(u16, u8, Vec<(u8, u16)>) -> TestResult);
 }
+
+/// An element whose `Drop` panics once its flag is set.
+#[derive(Clone, Debug, PartialEq)]
+struct Fuse(u64, bool);
+
+impl Drop for Fuse {
+    fn drop(&mut self) {
+        if self.1 && !std::thread::panicking() {
+            panic!("Fuse::drop");
+        }
+    }
+}
+
+impl FarData for Fuse {
+    fn encode(&self, out: &mut Vec<u8>) -> aifm_core::Result<()> {
+        out.extend_from_slice(&self.0.to_le_bytes());
+        out.push(self.1 as u8);
+        Ok(())
+    }
+
+    fn decode(bytes: &[u8]) -> aifm_core::Result<Self> {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+        Ok(Fuse(n, bytes[8] != 0))
+    }
+}
+
+/// `get` skips the arena's bounds check on the strength of the vector's length; a `clear`
+/// cut short by a panicking `Drop` leaves that length past the chunks left. Reads of every
+/// old index must then find the chunks that are left, and `None` (never a stray read) where
+/// a chunk is gone.
+#[test]
+fn get_after_a_clear_cut_short_by_a_panic_finds_no_dropped_chunk() {
+    let rt = runtime();
+    let mut v = RemVec::with_chunk_bytes_in(64, &rt); // 4 elements of 16 B a chunk
+    let n = 40u64;
+    v.extend((0..n).map(|i| Fuse(i, i == 21)));
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| v.clear()));
+    assert!(unwound.is_err(), "the fuse blew");
+    assert_eq!(v.len(), n as usize, "the length stays past the chunks left");
+    let scope = Scope::new();
+    for i in 0..n as usize {
+        // Chunks from the last down to the one holding element 21 were dropped.
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            v.get(i, &scope).map(|x| x.0)
+        }));
+        match got {
+            Ok(Some(x)) => assert!(i < 20 && x == i as u64, "get({i}) = {x}"),
+            Ok(None) => assert!(i >= 20, "get({i}) lost a chunk that is left"),
+            Err(_) => assert!(i >= 20, "get({i}) panicked on a chunk that is left"),
+        }
+    }
+    drop(scope);
+    v.clear();
+    assert!(v.is_empty());
+}

@@ -395,6 +395,40 @@ impl<T: FarData> SlotArena<T> {
         Some(unsafe { p.cast::<T>().as_ref() })
     }
 
+    /// [`SlotArena::get_hot`] for an index whose slot the arena is known to have made: no
+    /// bounds check of the segment table on the path (a structure that keeps its own count
+    /// of the indexes it filled, like a vector's chunks `0..n`, already checked its own).
+    ///
+    /// # Safety
+    /// Index `i` must have been filled by [`SlotArena::put`] or [`SlotArena::insert`] at
+    /// some point in this arena's life (it may be empty now): its segment then exists, as
+    /// segments are never given back while the arena lives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, 5u8).unwrap();
+    /// let scope = aifm_core::Scope::new();
+    /// a.get(0, &scope);
+    /// a.get(0, &scope);
+    /// // SAFETY: index 0 was put above.
+    /// assert_eq!(unsafe { a.get_hot_unchecked(0, &scope) }, Some(&5));
+    /// ```
+    #[inline]
+    pub unsafe fn get_hot_unchecked<'a>(&'a self, i: usize, _scope: &'a Scope) -> Option<&'a T> {
+        debug_assert!(i >> ARENA_SHIFT < self.segments.len(), "no segment for {i}");
+        // SAFETY: the caller guarantees `i` was filled, which made its segment (and those
+        // before it), and `segments` only grows while the arena lives.
+        let seg = unsafe { *self.segments.get_unchecked(i >> ARENA_SHIFT) };
+        let slot = slots::arena_slot(seg, i & (ARENA_SLOTS - 1));
+        let p = read_fast(slots::word(slot).load(Ordering::Acquire))?;
+        // SAFETY: as in `get`.
+        Some(unsafe { p.cast::<T>().as_ref() })
+    }
+
     /// Borrows the object at `i`, or reports why far memory could not provide it.
     ///
     /// # Errors

@@ -67,8 +67,11 @@ impl<T: FarData> RemVec<T> {
             return None;
         }
         // The detector only watches accesses that miss: hits cost nothing extra.
-        self.chunks
-            .elem(index, self.shift, scope, |c| self.observe(c))
+        // SAFETY: `index < len`, so its chunk was pushed (the invariant on `RemVec::len`).
+        unsafe {
+            self.chunks
+                .elem(index, self.shift, scope, |c| self.observe(c))
+        }
     }
 
     /// The first element, valid while `scope` lives (`None` when empty).

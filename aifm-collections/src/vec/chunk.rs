@@ -250,17 +250,21 @@ impl<T: FarData> ChunkTable<T> {
         ChunkIter { table: self, r }
     }
 
-    /// Element `index` of a vector whose chunks hold `1 << shift` elements; the caller knows
-    /// `index` is below the vector's length (the hot path of `RemVec::get`; panics on a
-    /// far-memory failure). `miss` runs first, with the chunk, when the chunk is not local
-    /// (the vector's stride detector).
+    /// Element `index` of a vector whose chunks hold `1 << shift` elements (the hot path of
+    /// `RemVec::get`; panics on a far-memory failure). `miss` runs first, with the chunk,
+    /// when the chunk is not local (the vector's stride detector).
     ///
     /// An inline table exists only for the one chunk length `inline_for` accepts (the
     /// largest power of two whose elements fit a page), so its split of `index` uses
-    /// constants: no load of `shift`, and the page's own bound on the offset folds away.
+    /// constants: no load of `shift`, and the page's own bound on the offset folds away. The
+    /// arena's segment table is not bounds-checked either: the vector's length already was.
+    ///
+    /// # Safety
+    /// Chunk `index >> shift` must have been pushed into this table, as it has for any index
+    /// below the length of the vector that owns the table (the invariant on `RemVec::len`).
     #[inline]
     #[track_caller]
-    pub(crate) fn elem<'a>(
+    pub(crate) unsafe fn elem<'a>(
         &'a self,
         index: usize,
         shift: u32,
@@ -289,14 +293,17 @@ impl<T: FarData> ChunkTable<T> {
                 let s = const { chunk_shift::<T>(PAGE_BYTES) };
                 debug_assert_eq!(s, shift, "an inline table with another chunk length");
                 let (c, off) = (index >> s, index & ((1 << s) - 1));
-                match a.get_hot(c, scope) {
+                // SAFETY: the caller guarantees chunk `c` was pushed, and `push` puts
+                // chunk `c` at arena index `c` (see `get_hot_unchecked`).
+                match unsafe { a.get_hot_unchecked(c, scope) } {
                     Some(p) => p.elem(off, pod()),
                     None => slow(a, c, scope, miss, move |p| p.elem(off, pod())),
                 }
             }
             Table::Boxed(a) => {
                 let (c, off) = (index >> shift, index & ((1 << shift) - 1));
-                match a.get_hot(c, scope) {
+                // SAFETY: as for inline chunks.
+                match unsafe { a.get_hot_unchecked(c, scope) } {
                     Some(v) => v.get(off),
                     None => slow(a, c, scope, miss, move |v| v.get(off)),
                 }
