@@ -273,7 +273,7 @@ fn vec_best_of(_c: &mut Criterion) {
     speed(
         "fold",
         paired(
-            40,
+            100,
             1,
             || {
                 black_box(black_box(&plain).iter().copied().fold(0, u64::wrapping_add));
@@ -286,7 +286,7 @@ fn vec_best_of(_c: &mut Criterion) {
     speed(
         "next over iter()",
         paired(
-            40,
+            100,
             1,
             || next_loop(black_box(&plain).iter().copied()),
             || next_loop(black_box(&v).iter()),
@@ -295,7 +295,7 @@ fn vec_best_of(_c: &mut Criterion) {
     speed(
         "next over iter_in(&scope)",
         paired(
-            40,
+            100,
             1,
             || next_loop(black_box(&plain).iter().copied()),
             || {

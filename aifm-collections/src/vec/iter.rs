@@ -227,11 +227,17 @@ impl<'a, T: FarData> Iterator for IterIn<'a, T> {
             if let Some(x) = self.front.next() {
                 return Some(x);
             }
-            if self.next == self.end {
-                return self.back.next();
+            if self.next < self.end {
+                self.front = open(self.table, self.next, self.len, self.shift, self.scope).iter();
+                self.next += 1;
+            } else if self.back.len() > 0 {
+                // No chunk is left between the cursors: the front takes over the back's
+                // elements, so that elements are only ever yielded by the front cursor's
+                // step (two yield sites made the compiler merge both cursors into the loop).
+                self.front = std::mem::take(&mut self.back);
+            } else {
+                return None;
             }
-            self.front = open(self.table, self.next, self.len, self.shift, self.scope).iter();
-            self.next += 1;
         }
     }
 
@@ -281,11 +287,15 @@ impl<'a, T: FarData> DoubleEndedIterator for IterIn<'a, T> {
             if let Some(x) = self.back.next_back() {
                 return Some(x);
             }
-            if self.next == self.end {
-                return self.front.next_back();
+            if self.next < self.end {
+                self.back = open(self.table, self.end - 1, self.len, self.shift, self.scope).iter();
+                self.end -= 1;
+            } else if self.front.len() > 0 {
+                // As in `next`: the back takes over the front's elements.
+                self.back = std::mem::take(&mut self.front);
+            } else {
+                return None;
             }
-            self.back = open(self.table, self.end - 1, self.len, self.shift, self.scope).iter();
-            self.end -= 1;
         }
     }
 
