@@ -193,7 +193,11 @@ fn vec_memory(_c: &mut Criterion) {
     black_box((&v, &w));
 }
 
-/// Sums `it` with `next` calls (a `for` loop with a `break` cannot become a `fold`).
+/// Sums `it` with `next` calls (a `for` loop with a `break` cannot become a `fold`). Out of
+/// line, so that each iterator's loop starts at the same place in a function of its own: a
+/// six-instruction loop runs at half speed when it happens to straddle a 64-byte line, and
+/// inlined into the timing closures it lands wherever the surrounding code puts it.
+#[inline(never)]
 fn next_loop(it: impl Iterator<Item = u64>) {
     let mut a = 0u64;
     for x in it {
@@ -210,7 +214,7 @@ fn next_loop(it: impl Iterator<Item = u64>) {
 /// the best times per run. On a shared, loaded machine the best run is the one least
 /// disturbed by other processes, and a round's two halves see the same weather.
 fn paired(rounds: usize, reps: usize, mut std: impl FnMut(), mut rem: impl FnMut()) -> (f64, f64) {
-    let mut time = |f: &mut dyn FnMut()| {
+    let time = |f: &mut dyn FnMut()| {
         let t = std::time::Instant::now();
         for _ in 0..reps {
             f();

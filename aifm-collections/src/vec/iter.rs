@@ -164,10 +164,12 @@ impl<'a, T: FarData + Clone> IntoIterator for &'a RemVec<T> {
 ///
 /// Each end is a slice cursor over the chunk it reached (`front`, `back`), so `next` is a
 /// slice iterator's step, a pointer compare and bump, and only a cursor that runs dry calls
-/// out of line (`open`) to dereference the next chunk. That call takes the table, the chunk
-/// index and the scope by value: nothing takes the iterator's address, so the compiler keeps
-/// the cursors in registers across the caller's loop (with the address taken, each step was
-/// a store and a reload of the cursor, and half of `Vec`'s speed).
+/// out of line (`refill`) for the next chunk. That call takes and returns the iterator's
+/// state by value: nothing takes the iterator's address, so the compiler keeps the cursor
+/// in registers across the caller's loop (with the address taken, each step was a store and
+/// a reload of the cursor, at half of `Vec`'s speed). Each end yields from its own cursor
+/// only (once no chunk is left between them, a refill hands one end the other's elements):
+/// with a second yield site the compiler merged both cursors into the loop.
 ///
 /// Chunks `next .. end` are between the cursors. How many elements remain follows from the
 /// cursors, those chunks and the vector's length (every chunk but the last is full), so no
@@ -201,6 +203,31 @@ fn open<'a, T: FarData>(
     table.at(c).deref_len(n, scope)
 }
 
+/// The refill of a dry cursor of an [`IterIn`] walking `forward` (its front) or backward,
+/// with `other` the other cursor's elements: the next chunk between them (chunks `next ..
+/// end`), or, once none is left, the other cursor's elements (the other cursor is then
+/// empty), so that each end yields from its own cursor only. Returns the new `next`, `end`,
+/// cursor and other cursor. Everything goes in and out by value: see [`IterIn`].
+#[inline(never)]
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+fn refill<'a, T: FarData>(
+    table: &'a ChunkTable<T>,
+    next: usize,
+    end: usize,
+    len: usize,
+    shift: u32,
+    scope: &'a Scope,
+    other: &'a [T],
+    forward: bool,
+) -> (usize, usize, &'a [T], &'a [T]) {
+    match (next < end, forward) {
+        (true, true) => (next + 1, end, open(table, next, len, shift, scope), other),
+        (true, false) => (next, end - 1, open(table, end - 1, len, shift, scope), other),
+        (false, _) => (next, end, other, &[]),
+    }
+}
+
 impl<T: FarData> IterIn<'_, T> {
     /// Elements left between and under the cursors.
     fn remaining(&self) -> usize {
@@ -227,17 +254,22 @@ impl<'a, T: FarData> Iterator for IterIn<'a, T> {
             if let Some(x) = self.front.next() {
                 return Some(x);
             }
-            if self.next < self.end {
-                self.front = open(self.table, self.next, self.len, self.shift, self.scope).iter();
-                self.next += 1;
-            } else if self.back.len() > 0 {
-                // No chunk is left between the cursors: the front takes over the back's
-                // elements, so that elements are only ever yielded by the front cursor's
-                // step (two yield sites made the compiler merge both cursors into the loop).
-                self.front = std::mem::take(&mut self.back);
-            } else {
+            if self.next == self.end && self.back.len() == 0 {
                 return None;
             }
+            let (next, end, front, back) = refill(
+                self.table,
+                self.next,
+                self.end,
+                self.len,
+                self.shift,
+                self.scope,
+                self.back.as_slice(),
+                true,
+            );
+            (self.next, self.end) = (next, end);
+            self.front = front.iter();
+            self.back = back.iter();
         }
     }
 
@@ -287,15 +319,22 @@ impl<'a, T: FarData> DoubleEndedIterator for IterIn<'a, T> {
             if let Some(x) = self.back.next_back() {
                 return Some(x);
             }
-            if self.next < self.end {
-                self.back = open(self.table, self.end - 1, self.len, self.shift, self.scope).iter();
-                self.end -= 1;
-            } else if self.front.len() > 0 {
-                // As in `next`: the back takes over the front's elements.
-                self.back = std::mem::take(&mut self.front);
-            } else {
+            if self.next == self.end && self.front.len() == 0 {
                 return None;
             }
+            let (next, end, back, front) = refill(
+                self.table,
+                self.next,
+                self.end,
+                self.len,
+                self.shift,
+                self.scope,
+                self.front.as_slice(),
+                false,
+            );
+            (self.next, self.end) = (next, end);
+            self.back = back.iter();
+            self.front = front.iter();
         }
     }
 
