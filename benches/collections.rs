@@ -2,9 +2,10 @@
 //! memory: `RemVec` chunk iteration vs `Vec` iteration (by `fold` and by `next`), random
 //! `get` vs `Vec` indexing, and `RemHashMap::get` vs `HashMap::get`. Seeded xorshift indices;
 //! data is non-trivial. `vec_memory` and `vec_best_of` print (untimed by criterion) the bytes
-//! per element from the resident set and best-of-N ratios; the vector rows below are from
-//! the 2026-12-01 run described in `docs/PERFORMANCE.md` (load average 6 to 14), the map row
-//! from the earlier one.
+//! per element from the resident set and the vector ratios against `Vec` as medians of
+//! interleaved per-round ratios (with the best-of ratio); `docs/PERFORMANCE.md` ("RemVec
+//! against Vec") has today's. The criterion rows below are older: the vector rows from the
+//! 2026-12-01 run (load average 6 to 14), the map row from the one before.
 //!
 //! ```text
 //! cargo bench --bench collections
@@ -20,8 +21,8 @@
 //! | 1024 random `get`s of 2 Mi `u64` | 1.35 µs | 7.74 µs | 5.7x the time | 2.41 ms |
 //! | 1024 `get`s of 400 K pairs | 16.4 µs | 81 µs | 5.0x the time | 54 µs |
 //!
-//! The random-get gap is the pointer chain (chunk handle → pointer word → chunk `Vec` →
-//! element, against one load) on a working set that fits in cache. The map's figures (get,
+//! The random-get gap is the pointer word in front of each element (two dependent L2 misses
+//! per `get` against one) on a working set that fits L2 but not L1. The map's figures (get,
 //! insert, four threads reading, bytes per entry) are printed as interleaved median ratios
 //! first; `docs/PERFORMANCE.md` (RemHashMap) has them with a profile. At 10 % the 1024 probed elements and pairs stay hot
 //! locally after the first pass, so those rows measure the local path again.
