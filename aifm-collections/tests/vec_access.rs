@@ -61,7 +61,12 @@ fn iter_in_matches<T: FarData + PartialEq + std::fmt::Debug>(
             Step::NthBack(n) => (got.nth_back(n), want.nth_back(n)),
         };
         assert_eq!(g, w, "step {k} ({step:?}) of {}", m.len());
-        assert_eq!(got.size_hint(), want.size_hint(), "after step {k} of {}", m.len());
+        assert_eq!(
+            got.size_hint(),
+            want.size_hint(),
+            "after step {k} of {}",
+            m.len()
+        );
     }
 }
 
@@ -77,7 +82,12 @@ fn get_and_iter_in_match_a_slice_at_every_length_near_chunk_edges() {
             &[Step::Next],
             &[Step::Back],
             &[Step::Next, Step::Back, Step::Back],
-            &[Step::Nth(600), Step::NthBack(1), Step::Next, Step::NthBack(2047)],
+            &[
+                Step::Nth(600),
+                Step::NthBack(1),
+                Step::Next,
+                Step::NthBack(2047),
+            ],
         ];
         for steps in walks {
             iter_in_matches(&inline, &m, steps);
@@ -126,7 +136,13 @@ fn iter_in_sees_no_stale_elements_after_shrinking_and_regrowing() {
     let rt = runtime();
     let mut v = RemVec::from_iter_in(0..5_000u64, &rt);
     let mut m: Vec<u64> = (0..5_000).collect();
-    for (cut, more) in [(4_700usize, 0u64), (4_096, 3), (1_000, 700), (3, 0), (0, 513)] {
+    for (cut, more) in [
+        (4_700usize, 0u64),
+        (4_096, 3),
+        (1_000, 700),
+        (3, 0),
+        (0, 513),
+    ] {
         v.truncate(cut);
         m.truncate(cut);
         for x in 0..more {

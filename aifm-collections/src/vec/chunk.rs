@@ -619,12 +619,10 @@ impl<'a, T: FarData> ChunkRef<'a, T> {
             Table::Inline(a) => a
                 .try_get(self.c, scope)
                 .and_then(|p| Ok(p.ok_or(Error::NotFound)?.prefix(n, pod()))),
-            Table::Boxed(a) => a
-                .try_get(self.c, scope)
-                .and_then(|v| {
-                    let v = v.ok_or(Error::NotFound)?;
-                    Ok(&v[..n.min(v.len())])
-                }),
+            Table::Boxed(a) => a.try_get(self.c, scope).and_then(|v| {
+                let v = v.ok_or(Error::NotFound)?;
+                Ok(&v[..n.min(v.len())])
+            }),
             Table::Empty => Err(Error::NotFound),
         };
         match got {

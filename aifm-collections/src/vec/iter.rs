@@ -223,7 +223,12 @@ fn refill<'a, T: FarData>(
 ) -> (usize, usize, &'a [T], &'a [T]) {
     match (next < end, forward) {
         (true, true) => (next + 1, end, open(table, next, len, shift, scope), other),
-        (true, false) => (next, end - 1, open(table, end - 1, len, shift, scope), other),
+        (true, false) => (
+            next,
+            end - 1,
+            open(table, end - 1, len, shift, scope),
+            other,
+        ),
         (false, _) => (next, end, other, &[]),
     }
 }
