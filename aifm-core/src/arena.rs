@@ -727,12 +727,12 @@ impl<T: FarData> SlotArena<T> {
 /// The object word `w` points at, if a shared dereference may use it without the slow path
 /// (`w != NULL && w & READ_SLOW == 0`).
 ///
-/// Tested as one AND, of `w - 1`: for a word whose address bits are not all zero, `w - 1`
-/// differs from `w` only in those bits, so the verdict is `w & READ_SLOW == 0`. Every other
-/// valid word is sent to the slow path by the test too: NULL becomes all ones; a remote word
-/// keeps `REMOTE` unless `REMOTE` is its lowest set bit, and then `w - 1` sets `COLD`; a
-/// word whose lowest set bit is above `FRESH` gets `FRESH` set. (A local word always has a
-/// non-zero address, and bits 48..55 of a valid word are zero.)
+/// Tested as one AND, of `w - 1`: for a word whose low 48 bits (address, or remote length
+/// and structure) are not all zero, `w - 1` differs from `w` only in those bits, so the
+/// verdict is `w & READ_SLOW == 0`. Every other valid word fails the test too: NULL becomes
+/// all ones; any other is remote (a local word's address is never 0), and as bits 48..54
+/// of a valid word are zero, its lowest set bit is at 55 or above, so `w - 1` keeps
+/// `REMOTE` set, or, when `REMOTE` is that lowest bit, sets `COLD`.
 #[inline(always)]
 fn read_fast(w: u64) -> Option<NonNull<u8>> {
     if w.wrapping_sub(1) & READ_SLOW == 0 {
