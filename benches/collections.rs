@@ -2,9 +2,10 @@
 //! memory: `RemVec` chunk iteration vs `Vec` iteration (by `fold` and by `next`), random
 //! `get` vs `Vec` indexing, and `RemHashMap::get` vs `HashMap::get`. Seeded xorshift indices;
 //! data is non-trivial. `vec_memory` and `vec_best_of` print (untimed by criterion) the bytes
-//! per element from the resident set and best-of-N ratios; the vector rows below are from
-//! the 2026-12-01 run described in `docs/PERFORMANCE.md` (load average 6 to 14), the map row
-//! from the earlier one.
+//! per element from the resident set and the vector ratios against `Vec` as medians of
+//! interleaved per-round ratios (with the best-of ratio); `docs/PERFORMANCE.md` ("RemVec
+//! against Vec") has today's. The criterion rows below are older: the vector rows from the
+//! 2026-12-01 run (load average 6 to 14), the map row from the one before.
 //!
 //! ```text
 //! cargo bench --bench collections
@@ -20,8 +21,8 @@
 //! | 1024 random `get`s of 2 Mi `u64` | 1.35 µs | 7.74 µs | 5.7x the time | 2.41 ms |
 //! | 1024 `get`s of 400 K pairs | 16.4 µs | 81 µs | 5.0x the time | 54 µs |
 //!
-//! The random-get gap is the pointer chain (chunk handle → pointer word → chunk `Vec` →
-//! element, against one load) on a working set that fits in cache. The map's figures (get,
+//! The random-get gap is the pointer word in front of each element (two dependent L2 misses
+//! per `get` against one) on a working set that fits L2 but not L1. The map's figures (get,
 //! insert, four threads reading, bytes per entry) are printed as interleaved median ratios
 //! first; `docs/PERFORMANCE.md` (RemHashMap) has them with a profile. At 10 % the 1024 probed elements and pairs stay hot
 //! locally after the first pass, so those rows measure the local path again.
@@ -193,7 +194,11 @@ fn vec_memory(_c: &mut Criterion) {
     black_box((&v, &w));
 }
 
-/// Sums `it` with `next` calls (a `for` loop with a `break` cannot become a `fold`).
+/// Sums `it` with `next` calls (a `for` loop with a `break` cannot become a `fold`). Out of
+/// line, so that each iterator's loop starts at the same place in a function of its own: a
+/// six-instruction loop runs at half speed when it happens to straddle a 64-byte line, and
+/// inlined into the timing closures it lands wherever the surrounding code puts it.
+#[inline(never)]
 fn next_loop(it: impl Iterator<Item = u64>) {
     let mut a = 0u64;
     for x in it {
@@ -205,92 +210,104 @@ fn next_loop(it: impl Iterator<Item = u64>) {
     black_box(a);
 }
 
-/// Shortest of `runs` timings of `f`, in seconds.
-fn best_of(runs: usize, mut f: impl FnMut()) -> f64 {
-    (0..runs)
-        .map(|_| {
-            let t = std::time::Instant::now();
+/// `rounds` timings of `std` and `rem` back to back (each round runs each `reps` times), as
+/// (best-of ratio, median of the per-round ratios), both `rem` time over `std` time; prints
+/// the best times per run. On a shared, loaded machine the best run is the one least
+/// disturbed by other processes, and a round's two halves see the same weather.
+fn paired(rounds: usize, reps: usize, mut std: impl FnMut(), mut rem: impl FnMut()) -> (f64, f64) {
+    let time = |f: &mut dyn FnMut()| {
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
             f();
-            t.elapsed().as_secs_f64()
+        }
+        t.elapsed().as_secs_f64()
+    };
+    let (mut best_s, mut best_r) = (f64::MAX, f64::MAX);
+    let mut ratios: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let s = time(&mut std);
+            let r = time(&mut rem);
+            best_s = best_s.min(s);
+            best_r = best_r.min(r);
+            r / s
         })
-        .fold(f64::MAX, f64::min)
+        .collect();
+    println!(
+        "vec_best_of:   best of {rounds}: std {:.2} us, RemVec {:.2} us",
+        best_s * 1e6 / reps as f64,
+        best_r * 1e6 / reps as f64
+    );
+    (
+        best_r / best_s,
+        aifm_collections::testing::median(&mut ratios),
+    )
 }
 
-/// The vector figures again as best-of-N ratios (printed, next to criterion's medians): on
-/// a shared, loaded machine the shortest run is the one least disturbed by other processes.
-/// Each pair alternates std and `RemVec` so both see the same cache weather.
+/// The vector figures as ratios against std from interleaved rounds (printed, next to
+/// criterion's medians): the median of the per-round ratios and the best-of ratio.
 fn vec_best_of(_c: &mut Criterion) {
     let plain: Vec<u64> = (0..N as u64).map(value).collect();
     let rt = Runtime::builder().local_memory(256 << 20).build().unwrap();
     let v = RemVec::from_iter_in(plain.iter().copied(), &rt);
     let idx = xorshift(42, BATCH, N as u64);
-    let pair = |runs: usize, mut a: Box<dyn FnMut() + '_>, mut b: Box<dyn FnMut() + '_>| {
-        let (mut ta, mut tb) = (f64::MAX, f64::MAX);
-        for _ in 0..runs {
-            ta = ta.min(best_of(1, &mut a));
-            tb = tb.min(best_of(1, &mut b));
-        }
-        (ta, tb)
-    };
-    let (s, r) = pair(
-        2000,
-        Box::new(|| {
+    let (best, median) = paired(
+        1000,
+        8,
+        || {
             let p = black_box(&plain);
             black_box(idx.iter().fold(0u64, |a, &i| a.wrapping_add(p[i as usize])));
-        }),
-        Box::new(|| {
+        },
+        || {
             let v = black_box(&v);
             let scope = Scope::new();
             black_box(idx.iter().fold(0u64, |a, &i| {
                 a.wrapping_add(*v.get(i as usize, &scope).unwrap())
             }));
-        }),
+        },
     );
     println!(
-        "vec_best_of: 1024 random get: Vec {:.2} us, RemVec {:.2} us: {:.2}x the time",
-        s * 1e6,
-        r * 1e6,
-        r / s
+        "vec_best_of: 1024 random get (time vs Vec indexing): median {median:.2}x, best {best:.2}x"
     );
-    let (s, r) = pair(
-        40,
-        Box::new(|| {
-            black_box(black_box(&plain).iter().copied().fold(0, u64::wrapping_add));
-        }),
-        Box::new(|| {
-            black_box(black_box(&v).iter().fold(0, u64::wrapping_add));
-        }),
+    let speed = |name: &str, (best, median): (f64, f64)| {
+        println!(
+            "vec_best_of: iterate, {name} (speed vs Vec): median {:.2}x, best {:.2}x",
+            1.0 / median,
+            1.0 / best
+        )
+    };
+    speed(
+        "fold",
+        paired(
+            100,
+            1,
+            || {
+                black_box(black_box(&plain).iter().copied().fold(0, u64::wrapping_add));
+            },
+            || {
+                black_box(black_box(&v).iter().fold(0, u64::wrapping_add));
+            },
+        ),
     );
-    println!(
-        "vec_best_of: iterate (fold): Vec {:.0} us, RemVec {:.0} us: {:.2}x the speed",
-        s * 1e6,
-        r * 1e6,
-        s / r
+    speed(
+        "next over iter()",
+        paired(
+            100,
+            1,
+            || next_loop(black_box(&plain).iter().copied()),
+            || next_loop(black_box(&v).iter()),
+        ),
     );
-    let (s, r) = pair(
-        40,
-        Box::new(|| next_loop(black_box(&plain).iter().copied())),
-        Box::new(|| next_loop(black_box(&v).iter())),
-    );
-    println!(
-        "vec_best_of: iterate (next): Vec {:.0} us, RemVec {:.0} us: {:.2}x the speed",
-        s * 1e6,
-        r * 1e6,
-        s / r
-    );
-    let (s, r) = pair(
-        40,
-        Box::new(|| next_loop(black_box(&plain).iter().copied())),
-        Box::new(|| {
-            let scope = Scope::new();
-            next_loop(black_box(&v).iter_in(&scope).copied())
-        }),
-    );
-    println!(
-        "vec_best_of: iterate (next, iter_in): Vec {:.0} us, RemVec {:.0} us: {:.2}x the speed",
-        s * 1e6,
-        r * 1e6,
-        s / r
+    speed(
+        "next over iter_in(&scope)",
+        paired(
+            100,
+            1,
+            || next_loop(black_box(&plain).iter().copied()),
+            || {
+                let scope = Scope::new();
+                next_loop(black_box(&v).iter_in(&scope).copied())
+            },
+        ),
     );
 }
 

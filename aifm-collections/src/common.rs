@@ -14,10 +14,13 @@ pub const DEFAULT_CHUNK_BYTES: usize = 4096;
 
 /// Elements per chunk for a chunk of about `bytes`: a power of two (so an index splits into
 /// chunk and offset with a shift and a mask), at least 1.
-pub(crate) fn chunk_shift<T>(bytes: usize) -> u32 {
-    let per = (bytes / std::mem::size_of::<T>().max(1)).max(1);
+/// A `const fn`, so that a vector can split indexes by a constant where the chunk length is
+/// fixed by the element type (inline chunks).
+pub(crate) const fn chunk_shift<T>(bytes: usize) -> u32 {
+    let size = std::mem::size_of::<T>();
+    let per = bytes / if size == 0 { 1 } else { size };
     // Round down to a power of two.
-    usize::BITS - 1 - per.leading_zeros()
+    usize::BITS - 1 - if per == 0 { 1 } else { per }.leading_zeros()
 }
 
 /// Where an offloadable operation runs.

@@ -354,12 +354,11 @@ impl<T: FarData> SlotArena<T> {
     #[track_caller]
     pub fn get<'a>(&'a self, i: usize, scope: &'a Scope) -> Option<&'a T> {
         if let Some(slot) = self.slot(i) {
-            let w = slots::word(slot).load(Ordering::Acquire);
-            if w & READ_SLOW == 0 && w != NULL {
+            if let Some(p) = read_fast(slots::word(slot).load(Ordering::Acquire)) {
                 // SAFETY: a fast-path word is the address of a live local T (the arena holds
                 // only `T`s); the open scope keeps the evacuator from moving or freeing it
                 // while the borrow (of the arena, so no `remove` either) lasts.
-                return Some(unsafe { &*(addr(w) as *const T) });
+                return Some(unsafe { p.cast::<T>().as_ref() });
             }
         }
         self.get_slow(i, scope)
@@ -394,13 +393,43 @@ impl<T: FarData> SlotArena<T> {
     /// ```
     #[inline]
     pub fn get_hot<'a>(&'a self, i: usize, _scope: &'a Scope) -> Option<&'a T> {
-        let w = slots::word(self.slot(i)?).load(Ordering::Acquire);
-        if w & READ_SLOW == 0 && w != NULL {
-            // SAFETY: as in `get`.
-            Some(unsafe { &*(addr(w) as *const T) })
-        } else {
-            None
-        }
+        let p = read_fast(slots::word(self.slot(i)?).load(Ordering::Acquire))?;
+        // SAFETY: as in `get`.
+        Some(unsafe { p.cast::<T>().as_ref() })
+    }
+
+    /// [`SlotArena::get_hot`] for an index whose slot the arena is known to have made: no
+    /// bounds check of the segment table on the path (a structure that keeps its own count
+    /// of the indexes it filled, like a vector's chunks `0..n`, already checked its own).
+    ///
+    /// # Safety
+    /// Index `i` must have been filled by [`SlotArena::put`] or [`SlotArena::insert`] at
+    /// some point in this arena's life (it may be empty now): its segment then exists, as
+    /// segments are never given back while the arena lives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
+    /// let s = rt.register_structure(aifm_core::backend::OBJECT_STORE_DEVICE, &[], None).unwrap();
+    /// let mut a = aifm_core::arena::SlotArena::new(&s);
+    /// a.put(0, 5u8).unwrap();
+    /// let scope = aifm_core::Scope::new();
+    /// a.get(0, &scope);
+    /// a.get(0, &scope);
+    /// // SAFETY: index 0 was put above.
+    /// assert_eq!(unsafe { a.get_hot_unchecked(0, &scope) }, Some(&5));
+    /// ```
+    #[inline]
+    pub unsafe fn get_hot_unchecked<'a>(&'a self, i: usize, _scope: &'a Scope) -> Option<&'a T> {
+        debug_assert!(i >> ARENA_SHIFT < self.segments.len(), "no segment for {i}");
+        // SAFETY: the caller guarantees `i` was filled, which made its segment (and those
+        // before it), and `segments` only grows while the arena lives.
+        let seg = unsafe { *self.segments.get_unchecked(i >> ARENA_SHIFT) };
+        let slot = slots::arena_slot(seg, i & (ARENA_SLOTS - 1));
+        let p = read_fast(slots::word(slot).load(Ordering::Acquire))?;
+        // SAFETY: as in `get`.
+        Some(unsafe { p.cast::<T>().as_ref() })
     }
 
     /// Borrows the object at `i`, or reports why far memory could not provide it.
@@ -698,6 +727,26 @@ impl<T: FarData> SlotArena<T> {
     }
 }
 
+/// The object word `w` points at, if a shared dereference may use it without the slow path
+/// (`w != NULL && w & READ_SLOW == 0`).
+///
+/// Tested as one AND, of `w - 1`: for a word whose low 48 bits (address, or remote length
+/// and structure) are not all zero, `w - 1` differs from `w` only in those bits, so the
+/// verdict is `w & READ_SLOW == 0`. Every other valid word fails the test too: NULL becomes
+/// all ones; any other is remote (a local word's address is never 0), and as bits 48..54
+/// of a valid word are zero, its lowest set bit is at 55 or above, so `w - 1` keeps
+/// `REMOTE` set, or, when `REMOTE` is that lowest bit, sets `COLD`.
+#[inline(always)]
+fn read_fast(w: u64) -> Option<NonNull<u8>> {
+    if w.wrapping_sub(1) & READ_SLOW == 0 {
+        // SAFETY: by the argument above, a valid word that passes is a local word, and the
+        // address of a local object is never 0; words are only ever made valid.
+        Some(unsafe { NonNull::new_unchecked(addr(w)) })
+    } else {
+        None
+    }
+}
+
 impl<T: FarData> Drop for SlotArena<T> {
     fn drop(&mut self) {
         // Far copies are not removed one by one: the far store goes with the structure.
@@ -719,5 +768,41 @@ impl<T: FarData> std::fmt::Debug for SlotArena<T> {
             .field("len", &self.book.count)
             .field("high", &self.book.high)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `read_fast`'s single test agrees with `w != NULL && w & READ_SLOW == 0` on every
+    /// valid word: NULL, local words at small and large addresses with every combination of
+    /// flags, and remote words of every flag combination with zero and non-zero length and
+    /// structure.
+    #[test]
+    fn read_fast_agrees_with_the_two_tests_on_valid_words() {
+        let flags = [EVACUATING, BUSY, COLD, CLEAN, FRESH, HOTNESS_MASK];
+        let mut words = vec![NULL];
+        for mask in 0..1u32 << flags.len() {
+            let f = flags
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| mask & (1 << k) != 0)
+                .fold(0, |a, (_, f)| a | f);
+            for a in [8u64, 0x1000, ADDR_MASK & !7] {
+                words.push(a | f);
+            }
+            for (len, ds) in [(0usize, 0u32), (0, 1), (1, 0), (4096, MAX_DS)] {
+                words.push(remote(len, ds) | f);
+                words.push(remote(len, ds) | f | DETACHED);
+            }
+        }
+        for w in words {
+            let want = w != NULL && w & READ_SLOW == 0;
+            assert_eq!(read_fast(w).is_some(), want, "word {w:#x}");
+            if let Some(p) = read_fast(w) {
+                assert_eq!(p.as_ptr(), addr(w));
+            }
+        }
     }
 }

@@ -26,6 +26,7 @@
 //! arm: a well-predicted branch on the table's tag.
 
 use super::Far;
+use crate::common::chunk_shift;
 use aifm_core::arena::SlotArena;
 use aifm_core::backend::OBJECT_STORE_DEVICE;
 use aifm_core::codec::PodWitness;
@@ -140,6 +141,17 @@ impl Page {
         }
     }
 
+    /// The first `n` elements (at most a page of them), read as `[T]` without consulting the
+    /// byte count, for a reader that knows the chunk's length from the vector's (as `elem`
+    /// does): no load of the count stands between the pointer word and the elements.
+    #[inline]
+    fn prefix<T>(&self, n: usize, _pod: PodWitness<T>) -> &[T] {
+        let n = n.min(PAGE_BYTES / std::mem::size_of::<T>());
+        // SAFETY: as in `elem`: the `n` elements lie within the page's `PAGE_BYTES` of
+        // initialised plain data (clamped above).
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr() as *const T, n) }
+    }
+
     /// The elements, mutably.
     #[inline]
     fn elems_mut<T>(&mut self, _pod: PodWitness<T>) -> &mut [T] {
@@ -241,40 +253,64 @@ impl<T: FarData> ChunkTable<T> {
         ChunkIter { table: self, r }
     }
 
-    /// Element `off` of chunk `c`, which the caller knows holds more than `off` elements (the hot
-    /// path of `RemVec::get`; panics on a far-memory failure).
-    /// `miss` runs first when the chunk is not local (the vector's stride detector).
+    /// Element `index` of a vector whose chunks hold `1 << shift` elements (the hot path of
+    /// `RemVec::get`; panics on a far-memory failure). `miss` runs first, with the chunk,
+    /// when the chunk is not local (the vector's stride detector).
+    ///
+    /// An inline table exists only for the one chunk length `inline_for` accepts (the
+    /// largest power of two whose elements fit a page), so its split of `index` uses
+    /// constants: no load of `shift`, and the page's own bound on the offset folds away. The
+    /// arena's segment table is not bounds-checked either: the vector's length already was.
+    ///
+    /// # Safety
+    /// Chunk `index >> shift` must have been pushed into this table, as it has for any index
+    /// below the length of the vector that owns the table (the invariant on `RemVec::len`).
     #[inline]
     #[track_caller]
-    pub(crate) fn elem<'a>(
+    pub(crate) unsafe fn elem<'a>(
         &'a self,
-        c: usize,
-        off: usize,
+        index: usize,
+        shift: u32,
         scope: &'a Scope,
-        miss: impl FnOnce(),
+        miss: impl FnOnce(usize),
     ) -> Option<&'a T> {
+        /// A chunk that is not local and hot: feeds the detector, dereferences the chunk
+        /// through the slow path, and picks the element (so the fast path's tail is its own:
+        /// one load from the word's address).
         #[cold]
         #[track_caller]
-        fn slow<'a, X: FarData>(
+        fn slow<'a, X: FarData, E>(
             a: &'a SlotArena<X>,
             c: usize,
             scope: &'a Scope,
-            miss: impl FnOnce(),
-        ) -> Option<&'a X> {
+            miss: impl FnOnce(usize),
+            pick: impl FnOnce(&'a X) -> Option<&'a E>,
+        ) -> Option<&'a E> {
             if !a.is_local(c) {
-                miss();
+                miss(c);
             }
-            a.get(c, scope)
+            pick(a.get(c, scope)?)
         }
         match &self.table {
-            Table::Inline(a) => match a.get_hot(c, scope) {
-                Some(p) => p.elem(off, pod()),
-                None => slow(a, c, scope, miss)?.elem(off, pod()),
-            },
-            Table::Boxed(a) => match a.get_hot(c, scope) {
-                Some(v) => v.get(off),
-                None => slow(a, c, scope, miss)?.get(off),
-            },
+            Table::Inline(a) => {
+                let s = const { chunk_shift::<T>(PAGE_BYTES) };
+                debug_assert_eq!(s, shift, "an inline table with another chunk length");
+                let (c, off) = (index >> s, index & ((1 << s) - 1));
+                // SAFETY: the caller guarantees chunk `c` was pushed, and `push` puts
+                // chunk `c` at arena index `c` (see `get_hot_unchecked`).
+                match unsafe { a.get_hot_unchecked(c, scope) } {
+                    Some(p) => p.elem(off, pod()),
+                    None => slow(a, c, scope, miss, move |p| p.elem(off, pod())),
+                }
+            }
+            Table::Boxed(a) => {
+                let (c, off) = (index >> shift, index & ((1 << shift) - 1));
+                // SAFETY: as for inline chunks.
+                match unsafe { a.get_hot_unchecked(c, scope) } {
+                    Some(v) => v.get(off),
+                    None => slow(a, c, scope, miss, move |v| v.get(off)),
+                }
+            }
             Table::Empty => None,
         }
     }
@@ -572,6 +608,27 @@ impl<'a, T: FarData> ChunkRef<'a, T> {
     #[track_caller]
     pub(crate) fn deref(self, scope: &'a Scope) -> &'a [T] {
         match self.slice(scope) {
+            Ok(xs) => xs,
+            Err(e) => crate::common::fail("RemVec", e),
+        }
+    }
+
+    /// The first `n` elements, where the vector's length says the chunk holds exactly `n`
+    /// (panicking on a far-memory failure). An inline chunk's slice is cut to `n` without
+    /// reading the page's byte count; a boxed chunk's is its own `Vec`'s, cut to `n`.
+    #[track_caller]
+    pub(crate) fn deref_len(self, n: usize, scope: &'a Scope) -> &'a [T] {
+        let got = match self.table {
+            Table::Inline(a) => a
+                .try_get(self.c, scope)
+                .and_then(|p| Ok(p.ok_or(Error::NotFound)?.prefix(n, pod()))),
+            Table::Boxed(a) => a.try_get(self.c, scope).and_then(|v| {
+                let v = v.ok_or(Error::NotFound)?;
+                Ok(&v[..n.min(v.len())])
+            }),
+            Table::Empty => Err(Error::NotFound),
+        };
+        match got {
             Ok(xs) => xs,
             Err(e) => crate::common::fail("RemVec", e),
         }

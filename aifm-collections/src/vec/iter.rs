@@ -15,7 +15,7 @@
 //! All of them are `ExactSizeIterator`, `DoubleEndedIterator` and `FusedIterator`, as std's
 //! are.
 
-use super::chunk::{ChunkIter, IntoChunks, Taken};
+use super::chunk::{ChunkTable, IntoChunks, Taken};
 use super::cloned::Cloned;
 use super::scan::Scan;
 use super::{Far, RemVec};
@@ -98,11 +98,14 @@ impl<T: FarData> RemVec<T> {
     /// ```
     pub fn iter_in<'a>(&'a self, scope: &'a Scope) -> IterIn<'a, T> {
         IterIn {
-            chunks: self.chunks.iter(),
-            scope,
             front: [].iter(),
             back: [].iter(),
-            remaining: self.len,
+            table: &self.chunks,
+            next: 0,
+            end: self.chunks.len(),
+            scope,
+            len: self.len,
+            shift: self.shift,
         }
     }
 }
@@ -158,12 +161,93 @@ impl<'a, T: FarData + Clone> IntoIterator for &'a RemVec<T> {
 
 /// Iterator over references to a [`RemVec`]'s elements, valid while a scope you hold lives;
 /// see [`RemVec::iter_in`].
+///
+/// Each end is a slice cursor over the chunk it reached (`front`, `back`), so `next` is a
+/// slice iterator's step, a pointer compare and bump, and only a cursor that runs dry calls
+/// out of line (`refill`) for the next chunk. That call takes and returns the iterator's
+/// state by value: nothing takes the iterator's address, so the compiler keeps the cursor
+/// in registers across the caller's loop (with the address taken, each step was a store and
+/// a reload of the cursor, at half of `Vec`'s speed). Each end yields from its own cursor
+/// only (once no chunk is left between them, a refill hands one end the other's elements):
+/// with a second yield site the compiler merged both cursors into the loop.
+///
+/// Chunks `next .. end` are between the cursors. How many elements remain follows from the
+/// cursors, those chunks and the vector's length (every chunk but the last is full), so no
+/// count is kept per step.
 pub struct IterIn<'a, T: FarData> {
-    chunks: ChunkIter<'a, T>,
-    scope: &'a Scope,
     front: std::slice::Iter<'a, T>,
     back: std::slice::Iter<'a, T>,
-    remaining: usize,
+    table: &'a ChunkTable<T>,
+    next: usize,
+    end: usize,
+    scope: &'a Scope,
+    /// The vector's length and chunk shift, for `size_hint`.
+    len: usize,
+    shift: u32,
+}
+
+/// The elements of chunk `c` of a vector of `len` elements in chunks of `1 << shift`, read
+/// in `scope`. Out of line, so that `IterIn::next` stays small enough to inline into the
+/// caller's loop. The chunk's length comes from the vector's, so the elements' first cache
+/// line is not waited for before the loop over them can start.
+#[inline(never)]
+#[track_caller]
+fn open<'a, T: FarData>(
+    table: &'a ChunkTable<T>,
+    c: usize,
+    len: usize,
+    shift: u32,
+    scope: &'a Scope,
+) -> &'a [T] {
+    let n = (len - (c << shift)).min(1 << shift);
+    table.at(c).deref_len(n, scope)
+}
+
+/// The refill of a dry cursor of an [`IterIn`] walking `forward` (its front) or backward,
+/// with `other` the other cursor's elements: the next chunk between them (chunks `next ..
+/// end`), or, once none is left, the other cursor's elements (the other cursor is then
+/// empty), so that each end yields from its own cursor only. Returns the new `next`, `end`,
+/// cursor and other cursor. Everything goes in and out by value: see [`IterIn`].
+#[inline(never)]
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+fn refill<'a, T: FarData>(
+    table: &'a ChunkTable<T>,
+    next: usize,
+    end: usize,
+    len: usize,
+    shift: u32,
+    scope: &'a Scope,
+    other: &'a [T],
+    forward: bool,
+) -> (usize, usize, &'a [T], &'a [T]) {
+    match (next < end, forward) {
+        (true, true) => (next + 1, end, open(table, next, len, shift, scope), other),
+        (true, false) => (
+            next,
+            end - 1,
+            open(table, end - 1, len, shift, scope),
+            other,
+        ),
+        (false, _) => (next, end, other, &[]),
+    }
+}
+
+impl<T: FarData> IterIn<'_, T> {
+    /// Elements left between and under the cursors.
+    fn remaining(&self) -> usize {
+        let middle = if self.next < self.end {
+            (self.end << self.shift).min(self.len) - (self.next << self.shift)
+        } else {
+            0
+        };
+        self.front.len() + middle + self.back.len()
+    }
+
+    /// Elements in chunk `c` (every chunk but the last is full).
+    fn chunk_len(&self, c: usize) -> usize {
+        (self.len - (c << self.shift)).min(1 << self.shift)
+    }
 }
 
 impl<'a, T: FarData> Iterator for IterIn<'a, T> {
@@ -173,30 +257,61 @@ impl<'a, T: FarData> Iterator for IterIn<'a, T> {
     fn next(&mut self) -> Option<&'a T> {
         loop {
             if let Some(x) = self.front.next() {
-                self.remaining -= 1;
                 return Some(x);
             }
-            match self.chunks.next() {
-                Some(c) => self.front = c.deref(self.scope).iter(),
-                None => {
-                    let x = self.back.next();
-                    self.remaining -= x.is_some() as usize;
-                    return x;
-                }
+            if self.next == self.end && self.back.len() == 0 {
+                return None;
             }
+            let (next, end, front, back) = refill(
+                self.table,
+                self.next,
+                self.end,
+                self.len,
+                self.shift,
+                self.scope,
+                self.back.as_slice(),
+                true,
+            );
+            (self.next, self.end) = (next, end);
+            self.front = front.iter();
+            self.back = back.iter();
         }
     }
 
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
+        let n = self.remaining();
+        (n, Some(n))
+    }
+
+    /// Skips whole chunks without dereferencing them (`skip` and `nth` reach far into a
+    /// vector without pinning, or fetching, what they pass).
+    fn nth(&mut self, mut n: usize) -> Option<&'a T> {
+        let here = self.front.len();
+        if n < here {
+            return self.front.nth(n);
+        }
+        n -= here;
+        self.front = [].iter();
+        while self.next < self.end {
+            let c = self.next;
+            let k = self.chunk_len(c);
+            self.next += 1;
+            if n < k {
+                self.front = open(self.table, c, self.len, self.shift, self.scope).iter();
+                return self.front.nth(n);
+            }
+            n -= k;
+        }
+        self.back.nth(n)
     }
 
     fn fold<B, F: FnMut(B, &'a T) -> B>(self, init: B, mut f: F) -> B {
         let scope = self.scope;
         let acc = self.front.fold(init, &mut f);
         let acc = self
-            .chunks
+            .table
+            .range(self.next..self.end)
             .fold(acc, |acc, c| c.deref(scope).iter().fold(acc, &mut f));
         self.back.fold(acc, f)
     }
@@ -207,18 +322,46 @@ impl<'a, T: FarData> DoubleEndedIterator for IterIn<'a, T> {
     fn next_back(&mut self) -> Option<&'a T> {
         loop {
             if let Some(x) = self.back.next_back() {
-                self.remaining -= 1;
                 return Some(x);
             }
-            match self.chunks.next_back() {
-                Some(c) => self.back = c.deref(self.scope).iter(),
-                None => {
-                    let x = self.front.next_back();
-                    self.remaining -= x.is_some() as usize;
-                    return x;
-                }
+            if self.next == self.end && self.front.len() == 0 {
+                return None;
             }
+            let (next, end, back, front) = refill(
+                self.table,
+                self.next,
+                self.end,
+                self.len,
+                self.shift,
+                self.scope,
+                self.front.as_slice(),
+                false,
+            );
+            (self.next, self.end) = (next, end);
+            self.back = back.iter();
+            self.front = front.iter();
         }
+    }
+
+    /// Skips whole chunks without dereferencing them, as `nth` does.
+    fn nth_back(&mut self, mut n: usize) -> Option<&'a T> {
+        let here = self.back.len();
+        if n < here {
+            return self.back.nth_back(n);
+        }
+        n -= here;
+        self.back = [].iter();
+        while self.next < self.end {
+            self.end -= 1;
+            let c = self.end;
+            let k = self.chunk_len(c);
+            if n < k {
+                self.back = open(self.table, c, self.len, self.shift, self.scope).iter();
+                return self.back.nth_back(n);
+            }
+            n -= k;
+        }
+        self.front.nth_back(n)
     }
 }
 
@@ -228,7 +371,7 @@ impl<T: FarData> FusedIterator for IterIn<'_, T> {}
 impl<T: FarData> fmt::Debug for IterIn<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IterIn")
-            .field("remaining", &self.remaining)
+            .field("remaining", &self.remaining())
             .finish()
     }
 }

@@ -195,6 +195,12 @@ impl Far {
 pub struct RemVec<T: FarData> {
     // Field order is drop order: chunks before their structure.
     pub(crate) chunks: ChunkTable<T>,
+    /// Invariant (unsafe code relies on it: `get` does not bounds-check the arena's segment
+    /// table): every index below `len` lies in a chunk that was pushed into the current chunk
+    /// table, so its arena slot exists. Edits push chunks before they grow `len`; a table is
+    /// replaced only while `len` is 0. (An edit that panics on its way, in an element's
+    /// `Drop`, may leave `len` past the chunks left, but never past the chunks once pushed,
+    /// and an emptied slot sends `get` to its slow path, which finds no chunk.)
     pub(crate) len: usize,
     pub(crate) shift: u32,
     pub(crate) far: Far,
