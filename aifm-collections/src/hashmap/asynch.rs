@@ -176,14 +176,17 @@ where
     pub async fn get_many_async(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
         let mut out: Vec<Option<V>> = Vec::with_capacity(keys.len());
         let mut missed: Vec<usize> = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            out.push(match self.probe_local(k)? {
-                Local::Hit(v) => Some(v),
-                Local::Absent => None,
-                Local::MaybeFar => {
+        // As the blocking batch does: all the probes' cache misses in flight at once.
+        let located: Vec<(usize, u64)> = keys.iter().map(|k| self.locate(k)).collect();
+        self.prefetch_lookups(&located);
+        for (i, (k, &(si, h))) in keys.iter().zip(&located).enumerate() {
+            out.push(match self.core.read_local(si, h, k)? {
+                Some(r) => Some((*r).clone()),
+                None if self.shared.counts.maybe_far(si) => {
                     missed.push(i);
                     None
                 }
+                None => None,
             });
         }
         if missed.is_empty() {

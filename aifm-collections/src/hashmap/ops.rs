@@ -16,9 +16,20 @@ where
     V: FarData,
     S: BuildHasher + Send + Sync + 'static,
 {
-    fn locate<Q: Hash + ?Sized>(&self, q: &Q) -> (usize, u64) {
+    pub(super) fn locate<Q: Hash + ?Sized>(&self, q: &Q) -> (usize, u64) {
         let h = self.shared.hash(q);
         (shard_index(h), h)
+    }
+
+    /// Overlaps the cache misses of a batch of lookups: every first entry, then every
+    /// pointer word and node, are requested before the first probe waits for any of them.
+    pub(super) fn prefetch_lookups(&self, located: &[(usize, u64)]) {
+        let pin = crossbeam_epoch::pin();
+        for stage in 0..2 {
+            for &(si, h) in located {
+                self.core.shards[si].prefetch(h, stage, &pin);
+            }
+        }
     }
 
     /// A guard for the value of `k`, fetching the pair from far memory if needed. Any
@@ -220,16 +231,7 @@ where
         let mut at: Vec<usize> = Vec::new();
         let mut misses: Vec<(usize, u64, K)> = Vec::new();
         let located: Vec<(usize, u64)> = keys.iter().map(|k| self.locate(k)).collect();
-        // The lookups' cache misses overlap: every first entry, then every pointer word and
-        // node, are requested before the first probe waits for any of them.
-        {
-            let pin = crossbeam_epoch::pin();
-            for stage in 0..2 {
-                for &(si, h) in &located {
-                    self.core.shards[si].prefetch(h, stage, &pin);
-                }
-            }
-        }
+        self.prefetch_lookups(&located);
         for (i, (k, &(si, h))) in keys.iter().zip(&located).enumerate() {
             match self.core.read_local(si, h, k)? {
                 Some(r) => out[i] = Some((*r).clone()),
