@@ -5,20 +5,9 @@
 use aifm_collections::RemHashMap;
 use aifm_core::Runtime;
 use std::sync::mpsc;
-use std::time::Duration;
 
-/// Runs `f` on its own thread; panics if it has not finished after a minute (a deadlock).
-fn no_hang<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: deadlocked"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
-    }
-}
+mod common;
+use common::no_hang;
 
 #[test]
 fn insert_of_a_value_read_in_the_same_statement() {

@@ -9,21 +9,10 @@ use aifm_collections::RemHashMap;
 use aifm_core::Runtime;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::sync::Arc;
 
-/// Runs `f` on its own thread; panics if it has not finished after two minutes (a deadlock).
-fn no_hang<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: deadlocked"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
-    }
-}
+mod common;
+use common::no_hang;
 
 /// `(key, "key:version, padded", version)`.
 type Val = (u64, String, u64);
