@@ -42,7 +42,7 @@ use crate::handlers::{EvacuationHandler, ObjectView, WriteBack};
 use crate::heap::{Header, Kind, Sealed};
 use crate::object::{self, Mode};
 use crate::panics::{contain, to_error};
-use crate::runtime::{Inner, LaneState, CONSTRUCTING};
+use crate::state::{Inner, LaneState, CONSTRUCTING};
 use crate::scope::{backoff, wait_for_older_scopes};
 use crate::slots::{self, Slot};
 use crate::stats::Counters;

@@ -59,6 +59,7 @@ pub mod rembox;
 pub mod runtime;
 pub mod scope;
 mod slots;
+mod state;
 mod stats;
 pub mod sync;
 pub mod wire;

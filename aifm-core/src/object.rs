@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::handlers::{EvacuationHandler, PinView};
 use crate::heap::{HasVTable, Header, Kind, VTable};
 use crate::panics::{contain, to_error, Payload};
-use crate::runtime::{Alloc, Inner, LaneState};
+use crate::state::{Alloc, Inner, LaneState};
 use crate::scope::backoff;
 use crate::slots::{self, Slot};
 use crate::stats::Counters;

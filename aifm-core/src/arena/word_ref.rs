@@ -14,7 +14,7 @@ use crate::codec::FarData;
 use crate::error::{Error, Result};
 use crate::heap::HasVTable;
 use crate::object::{self, Mode};
-use crate::runtime::Inner;
+use crate::state::Inner;
 use crate::scope::Scope;
 use crate::slots::{self, Slot};
 use crate::word::*;

@@ -2,7 +2,7 @@
 //! (the variables are listed in the `runtime` module essay), and the construction of the
 //! shared state with its evacuator and prefetch threads.
 
-use super::inner::{Evacuation, Inner, SlotPool, Thresholds};
+use crate::state::{Evacuation, Inner, SlotPool, Thresholds};
 use super::Runtime;
 use crate::backend::{Backend, EmbeddedBackend};
 use crate::error::{Error, Result};

@@ -1,4 +1,5 @@
-//! The runtime: configuration, the shared state every handle points at, and the default.
+//! The runtime handle: configuration, building the shared state every handle points at
+//! (`crate::state`), and the default.
 //!
 //! A [`Runtime`] is a cheap, cloneable handle. Several may live in one process (each with its
 //! own budget, backend and evacuator threads); [`Runtime::global`] is a lazily built
@@ -25,7 +26,6 @@
 //! |---|---|
 //! | `mod.rs` | the public handle: [`Runtime`], the process-wide default, structures, statistics |
 //! | `builder.rs` | [`RuntimeBuilder`]: configuration, the environment, building the shared state |
-//! | `inner.rs` | the shared state (`Inner`): allocation lanes, the slot pool, pressure, handlers |
 
 use crate::backend::replicated::ReplicatedBackend;
 use crate::backend::{Backend, Placement};
@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::evacuator;
 use crate::handlers::{EvacuationHandler, Structure};
 use crate::scope;
+use crate::state::Inner;
 use crate::stats::Stats;
 use crate::sync::{MutexExt, RwLockExt};
 use crate::word::MAX_DS;
@@ -40,10 +41,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 mod builder;
-mod inner;
 
 pub use builder::{parse_size, RuntimeBuilder};
-pub(crate) use inner::{Alloc, Inner, LaneState, CONSTRUCTING};
 
 /// A far-memory runtime: a local budget, a backend, and the evacuator threads.
 ///

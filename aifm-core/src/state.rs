@@ -53,7 +53,7 @@ pub(crate) struct LaneState {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct SlotPool {
+pub(crate) struct SlotPool {
     table: SlotTable,
     /// Plain slots spilled from the lanes' caches.
     free: Vec<SlotPtr>,
