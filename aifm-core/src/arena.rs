@@ -37,7 +37,7 @@
 
 use crate::codec::FarData;
 use crate::error::{Error, Result};
-use crate::handlers::{Registered, Structure};
+use crate::runtime::{Registered, Structure};
 use crate::heap::HasVTable;
 use crate::object::{self, FarCopy, Mode};
 use crate::prefetch::{FetchFuture, FetchTicket};

@@ -38,7 +38,7 @@
 //! thread holds `BUSY` at that moment.
 
 use crate::error::Error;
-use crate::handlers::{EvacuationHandler, ObjectView, WriteBack};
+use crate::evacuation_handler::{EvacuationHandler, ObjectView, WriteBack};
 use crate::heap::{Header, Kind, Sealed};
 use crate::object::{self, Mode};
 use crate::panics::{contain, to_error};

@@ -48,6 +48,7 @@ pub mod backend;
 pub mod codec;
 pub mod engine;
 mod error;
+mod evacuation_handler;
 mod evacuator;
 pub mod handlers;
 mod heap;

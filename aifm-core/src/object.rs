@@ -12,7 +12,7 @@
 use crate::backend::OBJECT_STORE;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
-use crate::handlers::{EvacuationHandler, PinView};
+use crate::evacuation_handler::{EvacuationHandler, PinView};
 use crate::heap::{HasVTable, Header, Kind, VTable};
 use crate::panics::{contain, to_error, Payload};
 use crate::state::{Alloc, Inner, LaneState};

@@ -16,7 +16,7 @@
 use crate::backend::OBJECT_STORE;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
-use crate::handlers::Structure;
+use crate::runtime::Structure;
 use crate::heap::{HasVTable, Header};
 use crate::object::{self, FarCopy, Mode};
 use crate::runtime::Runtime;

@@ -13,7 +13,7 @@
 use crate::backend::replicated::ReplicatedBackend;
 use crate::backend::{Backend, OBJECT_STORE};
 use crate::error::{Error, Result};
-use crate::handlers::{EvacuationHandler, HandlerTable};
+use crate::evacuation_handler::{EvacuationHandler, HandlerTable};
 use crate::heap::{Header, Heap, Kind, Lane, NoRegion, VTable, HEADER};
 use crate::prefetch;
 use crate::scope;

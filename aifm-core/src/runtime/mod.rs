@@ -25,13 +25,14 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `mod.rs` | the public handle: [`Runtime`], the process-wide default, structures, statistics |
+//! | `structure.rs` | [`Structure`]: a registered data structure's handle (it holds a runtime) |
 //! | `builder.rs` | [`RuntimeBuilder`]: configuration, the environment, building the shared state |
 
 use crate::backend::replicated::ReplicatedBackend;
 use crate::backend::{Backend, Placement};
 use crate::error::{Error, Result};
 use crate::evacuator;
-use crate::handlers::{EvacuationHandler, Structure};
+use crate::evacuation_handler::EvacuationHandler;
 use crate::scope;
 use crate::state::Inner;
 use crate::stats::Stats;
@@ -41,8 +42,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 mod builder;
+mod structure;
 
 pub use builder::{parse_size, RuntimeBuilder};
+pub(crate) use structure::Registered;
+pub use structure::Structure;
 
 /// A far-memory runtime: a local budget, a backend, and the evacuator threads.
 ///
@@ -213,7 +217,7 @@ impl Runtime {
             return Err(e);
         }
         Ok(Structure {
-            shared: Arc::new(crate::handlers::Registered {
+            shared: Arc::new(structure::Registered {
                 runtime: self.clone(),
                 id,
             }),
