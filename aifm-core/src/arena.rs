@@ -696,7 +696,7 @@ impl<T: FarData> SlotArena<T> {
     /// ```
     pub fn ticket(&self, i: usize) -> Option<FetchTicket> {
         let slot = self.slot(i).filter(|_| self.contains(i))?;
-        Some(FetchTicket(object::Ticket {
+        Some(FetchTicket(crate::fetch_queue::Ticket {
             slot,
             generation: slots::generation(slot),
             vtable: &T::VTABLE,

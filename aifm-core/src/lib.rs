@@ -46,12 +46,16 @@
 pub mod arena;
 pub mod backend;
 pub mod codec;
+mod completion;
 pub mod engine;
 mod error;
 mod evacuation_handler;
 mod evacuator;
+mod fetch_queue;
+mod helper_threads;
 pub mod handlers;
 mod heap;
+mod link;
 mod object;
 mod panics;
 pub mod prefetch;

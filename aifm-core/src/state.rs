@@ -14,8 +14,9 @@ use crate::backend::replicated::ReplicatedBackend;
 use crate::backend::{Backend, OBJECT_STORE};
 use crate::error::{Error, Result};
 use crate::evacuation_handler::{EvacuationHandler, HandlerTable};
+use crate::fetch_queue::Task;
 use crate::heap::{Header, Heap, Kind, Lane, NoRegion, VTable, HEADER};
-use crate::prefetch;
+use crate::link::Link;
 use crate::scope;
 use crate::slots::{Slot, SlotPtr, SlotTable};
 use crate::stats::Counters;
@@ -151,11 +152,11 @@ pub(crate) struct Inner {
     pub counters: Counters,
     pub evacuation: Evacuation,
     /// Work for the prefetch helpers (dropping it stops them).
-    pub prefetch_tx: std::sync::mpsc::Sender<prefetch::Task>,
+    pub prefetch_tx: std::sync::mpsc::Sender<Task>,
     /// Prefetch tasks queued and not yet taken.
     pub prefetch_queued: AtomicUsize,
     /// The far-memory link's measured round trip and throughput (prefetch windows).
-    pub link: prefetch::Link,
+    pub link: Link,
     /// Freed object-store slots whose far copies still await a batched remove; they are
     /// reused only after it (a slot's index is its far key).
     pub quarantine: Mutex<Vec<SlotPtr>>,
