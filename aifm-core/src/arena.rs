@@ -37,14 +37,14 @@
 
 use crate::codec::FarData;
 use crate::error::{Error, Result};
-use crate::runtime::{Registered, Structure};
 use crate::heap::HasVTable;
 use crate::object::{self, FarCopy, Mode};
 use crate::prefetch::{FetchFuture, FetchTicket};
 use crate::runtime::Runtime;
-use crate::state::Inner;
+use crate::runtime::{Registered, Structure};
 use crate::scope::Scope;
 use crate::slots::{self, Slot, ARENA_SHIFT, ARENA_SLOTS};
+use crate::state::Inner;
 use crate::word::*;
 use std::marker::PhantomData;
 use std::ptr::NonNull;

@@ -2,6 +2,10 @@
 //! points at. It owns the allocation lanes and the slot pool, decides how an allocation may
 //! treat the budget, raises and clears pressure, and keeps the structures' handlers.
 //!
+//! It is a layer of its own, below the runtime handle that builds it: it imports the heap,
+//! slots, statistics, backends, scopes, the handler trait and the prefetch queue's `Task` and
+//! `Link`, never the runtime, the evacuator, `object` or `prefetch`, which all build on it.
+//!
 //! # Why `Inner` is `Send` and `Sync`
 //!
 //! There is no blanket `unsafe impl` for it: the compiler derives both from its fields, and

@@ -3,11 +3,11 @@
 //! helper threads in `helper_threads`.)
 
 use super::Link;
-use crate::completion::Completion;
 use crate::codec::FarData;
+use crate::completion::Completion;
 use crate::error::{Error, Result};
-use crate::heap::{HasVTable, Kind};
 use crate::fetch_queue::{FetchTicket, Task, Ticket, QUEUE_LIMIT};
+use crate::heap::{HasVTable, Kind};
 use crate::helper_threads::timed_fetch;
 use crate::object::{fetch_batch, Mode};
 use crate::rembox::RemBox;

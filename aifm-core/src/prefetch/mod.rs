@@ -49,9 +49,9 @@ mod batch;
 mod detector;
 mod helpers;
 
+pub use crate::fetch_queue::FetchTicket;
+pub use crate::link::{Link, DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW};
 pub use batch::{batched, Batched};
 pub use detector::{Plan, Prefetcher};
 pub use helpers::ActiveScan;
-pub use crate::fetch_queue::FetchTicket;
-pub use crate::link::{Link, DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW};
 pub use helpers::FetchFuture;

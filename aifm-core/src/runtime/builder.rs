@@ -2,13 +2,13 @@
 //! (the variables are listed in the `runtime` module essay), and the construction of the
 //! shared state with its evacuator and prefetch threads.
 
-use crate::state::{Evacuation, Inner, SlotPool, Thresholds};
 use super::Runtime;
 use crate::backend::{Backend, EmbeddedBackend};
 use crate::error::{Error, Result};
 use crate::evacuator;
 use crate::heap::Heap;
 use crate::scope;
+use crate::state::{Evacuation, Inner, SlotPool, Thresholds};
 use crate::stats::Counters;
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -388,7 +388,11 @@ impl RuntimeBuilder {
         for i in 0..self.evacuator_threads {
             evacuator::spawn(&inner, i)?;
         }
-        crate::helper_threads::spawn_helpers(Arc::downgrade(&inner), prefetch_rx, self.prefetch_threads)?;
+        crate::helper_threads::spawn_helpers(
+            Arc::downgrade(&inner),
+            prefetch_rx,
+            self.prefetch_threads,
+        )?;
         Ok(Runtime { inner })
     }
 }

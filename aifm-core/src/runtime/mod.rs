@@ -31,8 +31,8 @@
 use crate::backend::replicated::ReplicatedBackend;
 use crate::backend::{Backend, Placement};
 use crate::error::{Error, Result};
-use crate::evacuator;
 use crate::evacuation_handler::EvacuationHandler;
+use crate::evacuator;
 use crate::scope;
 use crate::state::Inner;
 use crate::stats::Stats;
