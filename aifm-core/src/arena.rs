@@ -37,13 +37,14 @@
 
 use crate::codec::FarData;
 use crate::error::{Error, Result};
-use crate::handlers::{Registered, Structure};
 use crate::heap::HasVTable;
 use crate::object::{self, FarCopy, Mode};
 use crate::prefetch::{FetchFuture, FetchTicket};
-use crate::runtime::{Inner, Runtime};
+use crate::runtime::Runtime;
+use crate::runtime::{Registered, Structure};
 use crate::scope::Scope;
 use crate::slots::{self, Slot, ARENA_SHIFT, ARENA_SLOTS};
+use crate::state::Inner;
 use crate::word::*;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -695,7 +696,7 @@ impl<T: FarData> SlotArena<T> {
     /// ```
     pub fn ticket(&self, i: usize) -> Option<FetchTicket> {
         let slot = self.slot(i).filter(|_| self.contains(i))?;
-        Some(FetchTicket(object::Ticket {
+        Some(FetchTicket(crate::fetch_queue::Ticket {
             slot,
             generation: slots::generation(slot),
             vtable: &T::VTABLE,

@@ -38,13 +38,13 @@
 //! thread holds `BUSY` at that moment.
 
 use crate::error::Error;
-use crate::handlers::{EvacuationHandler, ObjectView, WriteBack};
+use crate::evacuation_handler::{EvacuationHandler, ObjectView, WriteBack};
 use crate::heap::{Header, Kind, Sealed};
 use crate::object::{self, Mode};
 use crate::panics::{contain, to_error};
-use crate::runtime::{Inner, LaneState, CONSTRUCTING};
 use crate::scope::{backoff, wait_for_older_scopes};
 use crate::slots::{self, Slot};
+use crate::state::{Inner, LaneState, CONSTRUCTING};
 use crate::stats::Counters;
 use crate::sync::MutexExt;
 use crate::word::*;

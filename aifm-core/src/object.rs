@@ -12,12 +12,13 @@
 use crate::backend::OBJECT_STORE;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
-use crate::handlers::{EvacuationHandler, PinView};
+use crate::evacuation_handler::{EvacuationHandler, PinView};
+use crate::fetch_queue::Ticket;
 use crate::heap::{HasVTable, Header, Kind, VTable};
 use crate::panics::{contain, to_error, Payload};
-use crate::runtime::{Alloc, Inner, LaneState};
 use crate::scope::backoff;
 use crate::slots::{self, Slot};
+use crate::state::{Alloc, Inner, LaneState};
 use crate::stats::Counters;
 use crate::sync::MutexExt;
 use crate::word::*;
@@ -466,21 +467,6 @@ pub(crate) unsafe fn destroy<T: FarData>(
     // SAFETY: we hold BUSY and own the slot; `take` drops the T in place once.
     unsafe { free(rt, slot, w, far, |p| std::ptr::drop_in_place(p as *mut T)) }
 }
-
-/// A claim on a remote object for a batched fetch, made without a handle: the slot plus the
-/// generation it had when the ticket was made, and how to build its type.
-#[derive(Clone, Copy)]
-pub(crate) struct Ticket {
-    pub slot: NonNull<Slot>,
-    pub generation: u32,
-    pub vtable: &'static VTable,
-}
-
-// SAFETY: a ticket is an address plus a generation; it is only acted on through the claim
-// protocol (`fetch_batch`), which re-checks that the slot still belongs to the same object.
-unsafe impl Send for Ticket {}
-// SAFETY: as above.
-unsafe impl Sync for Ticket {}
 
 /// Claims the remote word of a ticket's slot if the slot is still in the same generation.
 fn claim_ticket(t: &Ticket) -> Option<u64> {

@@ -16,12 +16,13 @@
 use crate::backend::OBJECT_STORE;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
-use crate::handlers::Structure;
 use crate::heap::{HasVTable, Header};
 use crate::object::{self, FarCopy, Mode};
-use crate::runtime::{Inner, Runtime};
+use crate::runtime::Runtime;
+use crate::runtime::Structure;
 use crate::scope::Scope;
 use crate::slots::{self, Slot};
+use crate::state::Inner;
 use crate::word::*;
 use std::marker::PhantomData;
 use std::ptr::NonNull;

@@ -29,7 +29,7 @@
 //! so none waits for one that is gone. A failed batch resolves every future in it to a clone
 //! of the error.
 
-use super::completion::Completion;
+use crate::completion::Completion;
 use crate::error::Result;
 use crate::sync::MutexExt;
 use std::any::Any;

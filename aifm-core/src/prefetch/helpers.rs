@@ -1,69 +1,25 @@
-//! Fetch tickets, the prefetch helper threads, and fetch futures.
+//! Fetch futures and the runtime's fetch API: tickets of boxes, batched, prefetched and
+//! asynchronous fetches, scans. (Tickets and the helpers' queue are in `fetch_queue`, the
+//! helper threads in `helper_threads`.)
 
-use super::completion::Completion;
 use super::Link;
 use crate::codec::FarData;
+use crate::completion::Completion;
 use crate::error::{Error, Result};
+use crate::fetch_queue::{FetchTicket, Task, Ticket, QUEUE_LIMIT};
 use crate::heap::{HasVTable, Kind};
-use crate::object::{fetch_batch, Mode, Ticket};
+use crate::helper_threads::timed_fetch;
+use crate::object::{fetch_batch, Mode};
 use crate::rembox::RemBox;
-use crate::runtime::{Alloc, Inner, Runtime};
+use crate::runtime::Runtime;
+use crate::state::Alloc;
 use crate::stats::Counters;
-use crate::sync::MutexExt;
-use crate::word::REMOTE;
 use crate::{slots, Scope};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
-
-/// Most prefetch tasks waiting for the helpers; more are dropped (and counted).
-pub(crate) const QUEUE_LIMIT: usize = 256;
-
-/// Names one object for a batched or background fetch without borrowing its `RemBox`.
-///
-/// A ticket stays safe to use after its box is dropped or its slot reused: the fetch checks
-/// the slot's generation and simply skips objects that are no longer the same.
-///
-/// # Examples
-///
-/// ```
-/// let b = aifm_core::RemBox::new(1u8);
-/// let t = b.ticket();
-/// drop(b);
-/// // A ticket outliving its box is harmless: fetching it does nothing.
-/// let _s = aifm_core::Scope::new();
-/// assert_eq!(aifm_core::Runtime::global().fetch_many(&[t], false).unwrap(), 0);
-/// ```
-#[derive(Clone, Copy)]
-pub struct FetchTicket(pub(crate) Ticket);
-
-impl std::fmt::Debug for FetchTicket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FetchTicket")
-            .field("key", &slots::key(self.0.slot))
-            .field("generation", &self.0.generation)
-            .finish()
-    }
-}
-
-impl FetchTicket {
-    /// Whether the object is (right now) local.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = aifm_core::Runtime::builder().local_memory(4 << 20).build().unwrap();
-    /// let b = aifm_core::RemBox::new_in([0u64; 64], &rt);
-    /// assert!(b.ticket().is_local());
-    /// ```
-    pub fn is_local(&self) -> bool {
-        slots::word(self.0.slot).load(Ordering::Acquire) & REMOTE == 0
-    }
-}
 
 impl<T: FarData> RemBox<T> {
     /// A ticket naming this object for [`Runtime::fetch_many`], [`Runtime::prefetch`] or
@@ -174,103 +130,6 @@ impl Future for FetchFuture {
     }
 }
 
-/// Work for the helper threads.
-pub(crate) struct Task {
-    tickets: Vec<Ticket>,
-    nontemporal: bool,
-    /// Set for demand fetches (futures); `None` for prefetches.
-    done: Option<Arc<Completion<Result<usize>>>>,
-}
-
-/// Starts `n` helper threads draining `rx` for the runtime behind `weak`.
-pub(crate) fn spawn_helpers(weak: Weak<Inner>, rx: Receiver<Task>, n: usize) -> Result<()> {
-    let rx = Arc::new(Mutex::new(rx));
-    for i in 0..n {
-        let (weak, rx) = (weak.clone(), rx.clone());
-        std::thread::Builder::new()
-            .name(format!("aifm-prefetch-{i}"))
-            .spawn(move || helper_loop(&weak, &rx))
-            .map_err(|e| Error::Config(format!("cannot start a prefetch helper: {e}")))?;
-    }
-    Ok(())
-}
-
-fn helper_loop(weak: &Weak<Inner>, rx: &Mutex<Receiver<Task>>) {
-    loop {
-        // Take everything queued: one backend request serves all of it.
-        let tasks = {
-            let rx = rx.locked();
-            let Ok(first) = rx.recv() else { return };
-            let mut tasks = vec![first];
-            while tasks.len() < QUEUE_LIMIT {
-                match rx.try_recv() {
-                    Ok(t) => tasks.push(t),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
-            }
-            tasks
-        };
-        let Some(rt) = weak.upgrade() else { return };
-        rt.prefetch_queued.fetch_sub(
-            tasks.iter().filter(|t| t.done.is_none()).count(),
-            Ordering::Relaxed,
-        );
-        let (demand, prefetch): (Vec<Task>, Vec<Task>) =
-            tasks.into_iter().partition(|t| t.done.is_some());
-        if !demand.is_empty() {
-            let tickets: Vec<Ticket> = demand
-                .iter()
-                .flat_map(|t| t.tickets.iter().copied())
-                .collect();
-            let kind = if demand.iter().all(|t| t.nontemporal) {
-                Kind::Nontemporal
-            } else {
-                Kind::Normal
-            };
-            // A demand fetch stands in for a dereference: like one, it runs in a scope, so it
-            // may overdraw briefly instead of waiting for the evacuator.
-            let scope = Scope::new();
-            let r = fetch_batch(&rt, &tickets, kind, Alloc::Mutator, Some(Mode::Read));
-            drop(scope);
-            // An object fetched and already evacuated again (or left far for want of room)
-            // is not an error: the caller's dereference fetches it again, waiting for room
-            // as a dereference does. Only far-memory failures are.
-            for t in demand {
-                let local = t
-                    .tickets
-                    .iter()
-                    .filter(|t| FetchTicket(**t).is_local())
-                    .count();
-                t.done.unwrap().complete(match &r {
-                    Ok(_) => Ok(local),
-                    Err(e) => Err(e.clone()),
-                });
-            }
-        }
-        for nt in [false, true] {
-            let tickets: Vec<Ticket> = prefetch
-                .iter()
-                .filter(|t| t.nontemporal == nt)
-                .flat_map(|t| t.tickets.iter().copied())
-                .collect();
-            if tickets.is_empty() {
-                continue;
-            }
-            let kind = if nt { Kind::Nontemporal } else { Kind::Normal };
-            if let Ok(n) = timed_fetch(&rt, &tickets, kind, Alloc::Prefetch, None) {
-                let missed = tickets
-                    .iter()
-                    .filter(|t| !FetchTicket(**t).is_local())
-                    .count();
-                Counters::add(
-                    &rt.counters.prefetch_dropped,
-                    missed.min(tickets.len() - n) as u64,
-                );
-            }
-        }
-    }
-}
-
 /// One sequential scan in progress, counted by its runtime until dropped (see
 /// [`Runtime::enter_scan`]).
 #[derive(Debug)]
@@ -280,26 +139,6 @@ impl Drop for ActiveScan {
     fn drop(&mut self) {
         self.0.inner.link.scan_ended();
     }
-}
-
-/// [`fetch_batch`], reporting the batch's objects, bytes and time to the runtime's [`Link`].
-fn timed_fetch(
-    rt: &Inner,
-    tickets: &[Ticket],
-    kind: Kind,
-    how: Alloc<'_>,
-    mode: Option<Mode>,
-) -> Result<usize> {
-    let bytes_before = rt.counters.fetched_bytes.load(Ordering::Relaxed);
-    let t = Instant::now();
-    let r = fetch_batch(rt, tickets, kind, how, mode);
-    if let Ok(n) = r {
-        // Other threads' fetches may land in the same counter meanwhile: a sample that is
-        // off by a little only nudges a smoothed estimate.
-        let bytes = rt.counters.fetched_bytes.load(Ordering::Relaxed) - bytes_before;
-        rt.link.record(n, bytes as usize, t.elapsed());
-    }
-    r
 }
 
 impl Runtime {

@@ -46,14 +46,12 @@
 //! and counted. All four figures are in [`Stats`](crate::Stats).
 
 mod batch;
-mod completion;
 mod detector;
 mod helpers;
-mod link;
 
+pub use crate::fetch_queue::FetchTicket;
+pub use crate::link::{Link, DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW};
 pub use batch::{batched, Batched};
 pub use detector::{Plan, Prefetcher};
 pub use helpers::ActiveScan;
-pub(crate) use helpers::{spawn_helpers, Task};
-pub use helpers::{FetchFuture, FetchTicket};
-pub use link::{Link, DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW};
+pub use helpers::FetchFuture;

@@ -2,14 +2,13 @@
 //! (the variables are listed in the `runtime` module essay), and the construction of the
 //! shared state with its evacuator and prefetch threads.
 
-use super::inner::{Evacuation, Inner, SlotPool, Thresholds};
 use super::Runtime;
 use crate::backend::{Backend, EmbeddedBackend};
 use crate::error::{Error, Result};
 use crate::evacuator;
 use crate::heap::Heap;
-use crate::prefetch;
 use crate::scope;
+use crate::state::{Evacuation, Inner, SlotPool, Thresholds};
 use crate::stats::Counters;
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -363,7 +362,7 @@ impl RuntimeBuilder {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             prefetch_tx,
             prefetch_queued: AtomicUsize::new(0),
-            link: prefetch::Link::new(),
+            link: crate::link::Link::new(),
             heap: Heap::new(region_size, budget_regions, overdraft_regions),
             lanes: (0..lanes)
                 .map(|_| CachePadded::new(Mutex::default()))
@@ -389,7 +388,11 @@ impl RuntimeBuilder {
         for i in 0..self.evacuator_threads {
             evacuator::spawn(&inner, i)?;
         }
-        prefetch::spawn_helpers(Arc::downgrade(&inner), prefetch_rx, self.prefetch_threads)?;
+        crate::helper_threads::spawn_helpers(
+            Arc::downgrade(&inner),
+            prefetch_rx,
+            self.prefetch_threads,
+        )?;
         Ok(Runtime { inner })
     }
 }

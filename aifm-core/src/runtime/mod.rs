@@ -1,4 +1,5 @@
-//! The runtime: configuration, the shared state every handle points at, and the default.
+//! The runtime handle: configuration, building the shared state every handle points at
+//! (`crate::state`), and the default.
 //!
 //! A [`Runtime`] is a cheap, cloneable handle. Several may live in one process (each with its
 //! own budget, backend and evacuator threads); [`Runtime::global`] is a lazily built
@@ -24,15 +25,16 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `mod.rs` | the public handle: [`Runtime`], the process-wide default, structures, statistics |
+//! | `structure.rs` | [`Structure`]: a registered data structure's handle (it holds a runtime) |
 //! | `builder.rs` | [`RuntimeBuilder`]: configuration, the environment, building the shared state |
-//! | `inner.rs` | the shared state (`Inner`): allocation lanes, the slot pool, pressure, handlers |
 
 use crate::backend::replicated::ReplicatedBackend;
 use crate::backend::{Backend, Placement};
 use crate::error::{Error, Result};
+use crate::evacuation_handler::EvacuationHandler;
 use crate::evacuator;
-use crate::handlers::{EvacuationHandler, Structure};
 use crate::scope;
+use crate::state::Inner;
 use crate::stats::Stats;
 use crate::sync::{MutexExt, RwLockExt};
 use crate::word::MAX_DS;
@@ -40,10 +42,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 mod builder;
-mod inner;
+mod structure;
 
 pub use builder::{parse_size, RuntimeBuilder};
-pub(crate) use inner::{Alloc, Inner, LaneState, CONSTRUCTING};
+pub(crate) use structure::Registered;
+pub use structure::Structure;
 
 /// A far-memory runtime: a local budget, a backend, and the evacuator threads.
 ///
@@ -214,7 +217,7 @@ impl Runtime {
             return Err(e);
         }
         Ok(Structure {
-            shared: Arc::new(crate::handlers::Registered {
+            shared: Arc::new(structure::Registered {
                 runtime: self.clone(),
                 id,
             }),

@@ -2,6 +2,10 @@
 //! points at. It owns the allocation lanes and the slot pool, decides how an allocation may
 //! treat the budget, raises and clears pressure, and keeps the structures' handlers.
 //!
+//! It is a layer of its own, below the runtime handle that builds it: it imports the heap,
+//! slots, statistics, backends, scopes, the handler trait and the prefetch queue's `Task` and
+//! `Link`, never the runtime, the evacuator, `object` or `prefetch`, which all build on it.
+//!
 //! # Why `Inner` is `Send` and `Sync`
 //!
 //! There is no blanket `unsafe impl` for it: the compiler derives both from its fields, and
@@ -13,9 +17,10 @@
 use crate::backend::replicated::ReplicatedBackend;
 use crate::backend::{Backend, OBJECT_STORE};
 use crate::error::{Error, Result};
-use crate::handlers::{EvacuationHandler, HandlerTable};
+use crate::evacuation_handler::{EvacuationHandler, HandlerTable};
+use crate::fetch_queue::Task;
 use crate::heap::{Header, Heap, Kind, Lane, NoRegion, VTable, HEADER};
-use crate::prefetch;
+use crate::link::Link;
 use crate::scope;
 use crate::slots::{Slot, SlotPtr, SlotTable};
 use crate::stats::Counters;
@@ -53,7 +58,7 @@ pub(crate) struct LaneState {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct SlotPool {
+pub(crate) struct SlotPool {
     table: SlotTable,
     /// Plain slots spilled from the lanes' caches.
     free: Vec<SlotPtr>,
@@ -151,11 +156,11 @@ pub(crate) struct Inner {
     pub counters: Counters,
     pub evacuation: Evacuation,
     /// Work for the prefetch helpers (dropping it stops them).
-    pub prefetch_tx: std::sync::mpsc::Sender<prefetch::Task>,
+    pub prefetch_tx: std::sync::mpsc::Sender<Task>,
     /// Prefetch tasks queued and not yet taken.
     pub prefetch_queued: AtomicUsize,
     /// The far-memory link's measured round trip and throughput (prefetch windows).
-    pub link: prefetch::Link,
+    pub link: Link,
     /// Freed object-store slots whose far copies still await a batched remove; they are
     /// reused only after it (a slot's index is its far key).
     pub quarantine: Mutex<Vec<SlotPtr>>,
