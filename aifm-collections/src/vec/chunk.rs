@@ -2,7 +2,7 @@
 //!
 //! # Two representations, chosen per element type
 //!
-//! * **Inline** ([`Page`]): for plain data (`T::POD` is `Some`, so `T: Pod` is proven) whose
+//! * **Inline** ([`Page`], in `page.rs`): for plain data (`T::POD` is `Some`, so `T: Pod` is proven) whose
 //!   chunk fills more than half of a page, the elements live *in the heap object itself*: a
 //!   fixed [`PAGE_BYTES`] array of 8-aligned words after a byte count, read as `[T]`. A `get`
 //!   is then: the chunk's pointer word, its slow-path flag test, the element (no inner `Vec`
@@ -25,6 +25,7 @@
 //! element type and the chunk length), so the match in each accessor always takes the same
 //! arm: a well-predicted branch on the table's tag.
 
+use super::page::{inline_for, pod, Page, PAGE_BYTES};
 use super::Far;
 use crate::common::chunk_shift;
 use aifm_core::arena::SlotArena;
@@ -33,166 +34,6 @@ use aifm_core::codec::PodWitness;
 use aifm_core::prefetch::FetchTicket;
 use aifm_core::{Error, FarData, Result, Scope};
 use std::sync::atomic::{AtomicU8, Ordering};
-
-/// Bytes of elements an inline chunk holds at most.
-pub(crate) const PAGE_BYTES: usize = crate::DEFAULT_CHUNK_BYTES;
-
-/// An inline chunk: up to [`PAGE_BYTES`] of plain-data elements in 8-aligned words.
-///
-/// Invariant: `bytes <= PAGE_BYTES`; the vector keeps it a multiple of the element size (a
-/// corrupt far copy that breaks this only shortens the visible slice).
-#[repr(C)]
-pub(crate) struct Page {
-    bytes: u64,
-    words: [u64; PAGE_BYTES / 8],
-}
-
-impl FarData for Page {
-    // Plain-data elements only (the vector checks its element type's `PodWitness`).
-    const INTERIOR_MUTABLE: bool = false;
-
-    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
-        out.extend_from_slice(&self.raw()[..self.bytes as usize]);
-        Ok(())
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() > PAGE_BYTES {
-            return Err(Error::Codec(format!(
-                "a {}-byte chunk does not fit a {PAGE_BYTES}-byte page",
-                bytes.len()
-            )));
-        }
-        let mut p = Page::empty();
-        p.raw_mut()[..bytes.len()].copy_from_slice(bytes);
-        p.bytes = bytes.len() as u64;
-        Ok(p)
-    }
-
-    /// One copy, from the fetched bytes to the page's place in the heap (no page built on
-    /// the stack, no zeroing of the part the bytes cover).
-    fn decode_in_place<'a>(
-        bytes: &[u8],
-        slot: &'a mut std::mem::MaybeUninit<Self>,
-    ) -> Result<&'a mut Self> {
-        let n = bytes.len();
-        if n > PAGE_BYTES {
-            return Err(Error::Codec(format!(
-                "a {n}-byte chunk does not fit a {PAGE_BYTES}-byte page"
-            )));
-        }
-        let p = slot.as_mut_ptr();
-        // SAFETY: `p` is the slot's (writable, aligned) room for a page; `bytes` is written
-        // first, then all `PAGE_BYTES` of `words` (`n <= PAGE_BYTES` copied, the rest
-        // zeroed), so every field is initialised before `assume_init_mut`; the source is a
-        // separate borrow, so the copy does not overlap.
-        unsafe {
-            std::ptr::addr_of_mut!((*p).bytes).write(n as u64);
-            let words = std::ptr::addr_of_mut!((*p).words) as *mut u8;
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), words, n);
-            std::ptr::write_bytes(words.add(n), 0, PAGE_BYTES - n);
-            Ok(slot.assume_init_mut())
-        }
-    }
-}
-
-impl Page {
-    fn empty() -> Self {
-        Page {
-            bytes: 0,
-            words: [0; PAGE_BYTES / 8],
-        }
-    }
-
-    fn raw(&self) -> &[u8; PAGE_BYTES] {
-        // SAFETY: `[u64; N]` is `8 N` initialised bytes with no padding, and u8 has
-        // alignment 1.
-        unsafe { &*(self.words.as_ptr() as *const [u8; PAGE_BYTES]) }
-    }
-
-    fn raw_mut(&mut self) -> &mut [u8; PAGE_BYTES] {
-        // SAFETY: as in `raw`; every byte pattern is a valid u64, so writes through the
-        // byte view cannot break the words.
-        unsafe { &mut *(self.words.as_mut_ptr() as *mut [u8; PAGE_BYTES]) }
-    }
-
-    /// The elements, read as `[T]`.
-    #[inline]
-    fn elems<T>(&self, _pod: PodWitness<T>) -> &[T] {
-        let n = self.bytes as usize / std::mem::size_of::<T>();
-        // SAFETY: the witness proves `T: Pod` (no padding, every bit pattern valid); pages
-        // are only made for types with `0 < size <= PAGE_BYTES` and alignment <= 8
-        // (`inline_for`), `words` is 8-aligned, and `n * size <= bytes <= PAGE_BYTES`.
-        unsafe { std::slice::from_raw_parts(self.words.as_ptr() as *const T, n) }
-    }
-
-    /// Element `off` (`None` past the page). Reads the page's words directly without
-    /// consulting the byte count: the vector's own length already bounds `off`, and every
-    /// word of a page is initialised plain data, so even a page a corrupt far copy shortened
-    /// yields a valid `T`.
-    #[inline]
-    fn elem<T>(&self, off: usize, _pod: PodWitness<T>) -> Option<&T> {
-        if off < PAGE_BYTES / std::mem::size_of::<T>() {
-            // SAFETY: `off` is within the page's `PAGE_BYTES` (checked); `T: Pod` (the
-            // witness), 8-aligned words, alignment <= 8 and `size > 0` as in `elems`.
-            Some(unsafe { &*(self.words.as_ptr() as *const T).add(off) })
-        } else {
-            None
-        }
-    }
-
-    /// The first `n` elements (at most a page of them), read as `[T]` without consulting the
-    /// byte count, for a reader that knows the chunk's length from the vector's (as `elem`
-    /// does): no load of the count stands between the pointer word and the elements.
-    #[inline]
-    fn prefix<T>(&self, n: usize, _pod: PodWitness<T>) -> &[T] {
-        let n = n.min(PAGE_BYTES / std::mem::size_of::<T>());
-        // SAFETY: as in `elem`: the `n` elements lie within the page's `PAGE_BYTES` of
-        // initialised plain data (clamped above).
-        unsafe { std::slice::from_raw_parts(self.words.as_ptr() as *const T, n) }
-    }
-
-    /// The elements, mutably.
-    #[inline]
-    fn elems_mut<T>(&mut self, _pod: PodWitness<T>) -> &mut [T] {
-        let n = self.bytes as usize / std::mem::size_of::<T>();
-        // SAFETY: as in `elems`; `&mut self` makes this the only view.
-        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr() as *mut T, n) }
-    }
-
-    /// A page holding `items`.
-    fn of<T>(items: &[T], _pod: PodWitness<T>) -> Page {
-        let mut p = Page::empty();
-        let n = std::mem::size_of_val(items);
-        assert!(n <= PAGE_BYTES, "a chunk larger than a page");
-        // SAFETY: `T: Pod` (the witness) has no padding, so its bytes are initialised; the
-        // page has room for `n` bytes (checked).
-        let bytes = unsafe { std::slice::from_raw_parts(items.as_ptr() as *const u8, n) };
-        p.raw_mut()[..n].copy_from_slice(bytes);
-        p.bytes = n as u64;
-        p
-    }
-}
-
-/// Whether a vector of `T` with chunks of `chunk_len` elements stores them inline.
-pub(crate) fn inline_for<T: FarData>(chunk_len: usize) -> bool {
-    let size = std::mem::size_of::<T>();
-    T::POD.is_some()
-        && size > 0
-        && std::mem::align_of::<T>() <= 8
-        && chunk_len
-            .checked_mul(size)
-            .is_some_and(|b| b <= PAGE_BYTES && 2 * b > PAGE_BYTES)
-}
-
-/// The pod witness of an inline chunk's element type.
-#[inline]
-fn pod<T: FarData>() -> PodWitness<T> {
-    match T::POD {
-        Some(w) => w,
-        None => unreachable!("inline chunks exist only for plain data"),
-    }
-}
 
 /// The chunks' objects, in the vector's own arena: chunk `c` is arena index `c` (and far key
 /// `c`). One arena per vector, of one representation.
@@ -689,7 +530,7 @@ pub(crate) enum Edit<'a, T: FarData> {
 impl<'a, T: FarData> Edit<'a, T> {
     pub(crate) fn len(&self) -> usize {
         match self {
-            Edit::Inline(p, _) => p.bytes as usize / std::mem::size_of::<T>(),
+            Edit::Inline(p, _) => p.len_bytes() / std::mem::size_of::<T>(),
             Edit::Boxed(v) => v.len(),
         }
     }
@@ -711,8 +552,8 @@ impl<'a, T: FarData> Edit<'a, T> {
         match self {
             Edit::Inline(p, w) => {
                 let size = std::mem::size_of::<T>();
-                assert!(p.bytes as usize + size <= PAGE_BYTES, "a full inline chunk");
-                p.bytes += size as u64;
+                assert!(p.len_bytes() + size <= PAGE_BYTES, "a full inline chunk");
+                p.set_len_bytes(p.len_bytes() + size);
                 let xs = p.elems_mut(*w);
                 let n = xs.len();
                 assert!(at < n, "insert position past the end");
@@ -750,7 +591,7 @@ impl<'a, T: FarData> Edit<'a, T> {
                     std::ptr::copy(base.add(at + 1), base.add(at), n - 1 - at);
                     x
                 };
-                p.bytes -= std::mem::size_of::<T>() as u64;
+                p.set_len_bytes(p.len_bytes() - std::mem::size_of::<T>());
                 x
             }
             Edit::Boxed(v) => v.remove(at),
@@ -769,8 +610,8 @@ impl<'a, T: FarData> Edit<'a, T> {
     pub(crate) fn truncate(&mut self, n: usize) {
         match self {
             Edit::Inline(p, _) => {
-                let size = std::mem::size_of::<T>() as u64;
-                p.bytes = p.bytes.min(n as u64 * size);
+                let size = std::mem::size_of::<T>();
+                p.set_len_bytes(p.len_bytes().min(n.saturating_mul(size)));
             }
             Edit::Boxed(v) => v.truncate(n),
         }

@@ -102,6 +102,7 @@ mod gather;
 mod iter;
 mod offload;
 pub mod ops;
+mod page;
 mod scan;
 mod striped;
 mod traits;
