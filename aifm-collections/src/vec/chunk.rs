@@ -2,8 +2,8 @@
 //!
 //! # Two representations, chosen per element type
 //!
-//! * **Inline** ([`Page`], in `page.rs`): for plain data (`T::POD` is `Some`, so `T: Pod` is proven) whose
-//!   chunk fills more than half of a page, the elements live *in the heap object itself*: a
+//! * **Inline** ([`Page`], in `page.rs`): for plain data (`T::POD` is `Some`, so `T: Pod` is
+//!   proven) whose chunk fills more than half of a page, the elements live *in the heap object itself*: a
 //!   fixed [`PAGE_BYTES`] array of 8-aligned words after a byte count, read as `[T]`. A `get`
 //!   is then: the chunk's pointer word, its slow-path flag test, the element (no inner `Vec`
 //!   header to chase), and the object's bytes are all the runtime moves or charges.
