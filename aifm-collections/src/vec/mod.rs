@@ -103,6 +103,7 @@ mod iter;
 mod offload;
 pub mod ops;
 mod page;
+mod rebuild;
 mod scan;
 mod striped;
 mod traits;
