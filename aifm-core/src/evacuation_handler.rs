@@ -47,21 +47,51 @@ pub enum WriteBack {
     },
 }
 
-/// A cold object as a handler sees it, while the evacuator owns it exclusively.
-pub struct ObjectView<'a> {
+/// What both views know of an object: its data, its type, its key and its structure. The
+/// views differ in who else may touch the object while they live, which is what their
+/// `downcast` arguments rest on.
+#[derive(Clone, Copy)]
+pub(crate) struct Erased<'a> {
     pub(crate) data: *const u8,
     pub(crate) vtable: &'static VTable,
     pub(crate) key: u64,
     pub(crate) ds: u32,
-    pub(crate) dirty: bool,
     pub(crate) _life: std::marker::PhantomData<&'a ()>,
+}
+
+impl Erased<'_> {
+    /// The object, if it is a `T`.
+    ///
+    /// # Safety
+    /// `data` is a live object of the vtable's type for the borrow's life, and no `&mut` to
+    /// it exists meanwhile.
+    unsafe fn downcast<T: 'static>(&self) -> Option<&T> {
+        // SAFETY: the type id matches; liveness and aliasing are the caller's.
+        ((self.vtable.type_id)() == TypeId::of::<T>()).then(|| unsafe { &*(self.data as *const T) })
+    }
+
+    /// A `Debug` builder named `name` with the key and the structure filled in.
+    fn fields<'f, 'b>(
+        &self,
+        name: &str,
+        f: &'f mut std::fmt::Formatter<'b>,
+    ) -> std::fmt::DebugStruct<'f, 'b> {
+        let mut d = f.debug_struct(name);
+        d.field("key", &self.key).field("ds", &self.ds);
+        d
+    }
+}
+
+/// A cold object as a handler sees it, while the evacuator owns it exclusively.
+pub struct ObjectView<'a> {
+    pub(crate) obj: Erased<'a>,
+    pub(crate) dirty: bool,
 }
 
 impl std::fmt::Debug for ObjectView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectView")
-            .field("key", &self.key)
-            .field("ds", &self.ds)
+        self.obj
+            .fields("ObjectView", f)
             .field("dirty", &self.dirty)
             .finish()
     }
@@ -70,17 +100,16 @@ impl std::fmt::Debug for ObjectView<'_> {
 impl ObjectView<'_> {
     /// The object, if it is a `T`.
     pub fn downcast<T: 'static>(&self) -> Option<&T> {
-        // SAFETY: the type id matches, and the evacuator holds the object exclusively (BUSY)
-        // for the lifetime of the view.
-        ((self.vtable.type_id)() == TypeId::of::<T>()).then(|| unsafe { &*(self.data as *const T) })
+        // SAFETY: the evacuator holds the object exclusively (BUSY) for the view's lifetime.
+        unsafe { self.obj.downcast() }
     }
     /// The object's key within its structure.
     pub fn key(&self) -> u64 {
-        self.key
+        self.obj.key
     }
     /// The object's structure id.
     pub fn structure(&self) -> u32 {
-        self.ds
+        self.obj.ds
     }
     /// Whether the local copy differs from far memory's.
     pub fn is_dirty(&self) -> bool {
@@ -93,7 +122,7 @@ impl ObjectView<'_> {
     pub fn encode(&self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         // SAFETY: `data` is a live object of the vtable's type (see `downcast`).
-        unsafe { (self.vtable.encode)(self.data, &mut out)? };
+        unsafe { (self.obj.vtable.encode)(self.obj.data, &mut out)? };
         Ok(out)
     }
 }
@@ -104,39 +133,31 @@ impl ObjectView<'_> {
 /// structure that answers from the object must read only what its pin holders never write
 /// outside interior mutability (a reader count in an atomic, say).
 pub struct PinView<'a> {
-    pub(crate) data: *const u8,
-    pub(crate) vtable: &'static VTable,
-    pub(crate) key: u64,
-    pub(crate) ds: u32,
-    pub(crate) _life: std::marker::PhantomData<&'a ()>,
+    pub(crate) obj: Erased<'a>,
 }
 
 impl std::fmt::Debug for PinView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PinView")
-            .field("key", &self.key)
-            .field("ds", &self.ds)
-            .finish()
+        self.obj.fields("PinView", f).finish()
     }
 }
 
 impl PinView<'_> {
     /// The object, if it is a `T`.
     pub fn downcast<T: 'static>(&self) -> Option<&T> {
-        // SAFETY: the type id matches; the runtime holds the object's word (BUSY) for the
-        // lifetime of the view, so the object is live and stays where it is. Other users of
-        // the object may only be its structure's pin holders, which by the contract of
-        // `EvacuationHandler::pinned` write nothing of it outside interior mutability, so a
-        // shared reference aliases no `&mut`.
-        ((self.vtable.type_id)() == TypeId::of::<T>()).then(|| unsafe { &*(self.data as *const T) })
+        // SAFETY: the runtime holds the object's word (BUSY) for the lifetime of the view, so
+        // the object is live and stays where it is. Other users of the object may only be its
+        // structure's pin holders, which by the contract of `EvacuationHandler::pinned` write
+        // nothing of it outside interior mutability, so a shared reference aliases no `&mut`.
+        unsafe { self.obj.downcast() }
     }
     /// The object's key within its structure.
     pub fn key(&self) -> u64 {
-        self.key
+        self.obj.key
     }
     /// The object's structure id.
     pub fn structure(&self) -> u32 {
-        self.ds
+        self.obj.ds
     }
 }
 

@@ -38,7 +38,7 @@
 //! thread holds `BUSY` at that moment.
 
 use crate::error::Error;
-use crate::evacuation_handler::{EvacuationHandler, ObjectView, WriteBack};
+use crate::evacuation_handler::{Erased, EvacuationHandler, ObjectView, WriteBack};
 use crate::heap::{Header, Kind, Sealed};
 use crate::object::{self, Mode};
 use crate::panics::{contain, to_error};
@@ -336,12 +336,14 @@ fn round(rt: &Inner, lane: &Mutex<LaneState>, victims: Vec<Sealed>) -> Outcome {
             continue;
         }
         let view = ObjectView {
-            data: h.data(),
-            vtable: h.vtable(),
-            key: slots::key(slot),
-            ds,
+            obj: Erased {
+                data: h.data(),
+                vtable: h.vtable(),
+                key: slots::key(slot),
+                ds,
+                _life: std::marker::PhantomData,
+            },
             dirty: w & CLEAN == 0,
-            _life: std::marker::PhantomData,
         };
         let action = match handler {
             Some(handler) => contain(|| handler.write_back(&view, &*rt.backend))

@@ -15,7 +15,7 @@
 use crate::backend::OBJECT_STORE;
 use crate::codec::FarData;
 use crate::error::{Error, Result};
-use crate::evacuation_handler::{EvacuationHandler, PinView};
+use crate::evacuation_handler::{Erased, EvacuationHandler, PinView};
 use crate::heap::{HasVTable, Header, Kind, VTable};
 use crate::panics::{contain, to_error, Payload};
 use crate::scope::backoff;
@@ -189,11 +189,13 @@ pub(crate) unsafe fn pinned(
     // SAFETY: a local word points at a live object's data, which BUSY keeps in place.
     let h = unsafe { Header::of(addr(w)) };
     let view = PinView {
-        data: h.data(),
-        vtable: h.vtable(),
-        key: slots::key(slot),
-        ds: h.ds(),
-        _life: std::marker::PhantomData,
+        obj: Erased {
+            data: h.data(),
+            vtable: h.vtable(),
+            key: slots::key(slot),
+            ds: h.ds(),
+            _life: std::marker::PhantomData,
+        },
     };
     contain(|| handler.pinned(&view)).map_err(to_error)
 }
