@@ -65,6 +65,14 @@ pub trait FarData: Sized + Send + 'static {
     /// says `false` promises that no `&self` path changes its encoding, and is evicted
     /// without a write when it was only read. Plain data, strings and the std containers of
     /// such types say `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aifm_core::{FarData, Serde};
+    /// assert!(!<(u64, String)>::INTERIOR_MUTABLE); // evicted unwritten when only read
+    /// assert!(<Serde<std::sync::Mutex<u64>>>::INTERIOR_MUTABLE); // written at every eviction
+    /// ```
     const INTERIOR_MUTABLE: bool = true;
 
     /// Appends the far-memory encoding of `self` to `out`.

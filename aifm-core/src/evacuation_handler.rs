@@ -132,6 +132,22 @@ impl ObjectView<'_> {
 /// may be using it at the same time. So unlike an [`ObjectView`] it offers no encoding, and a
 /// structure that answers from the object must read only what its pin holders never write
 /// outside interior mutability (a reader count in an atomic, say).
+///
+/// # Examples
+///
+/// A handler that answers from a pin count kept in the object (see
+/// [`EvacuationHandler::pinned`] for the whole contract):
+///
+/// ```
+/// use aifm_core::{EvacuationHandler, PinView};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// struct Pins;
+/// impl EvacuationHandler for Pins {
+///     fn pinned(&self, obj: &PinView<'_>) -> bool {
+///         obj.downcast::<AtomicU32>().is_some_and(|n| n.load(Ordering::Acquire) > 0)
+///     }
+/// }
+/// ```
 pub struct PinView<'a> {
     pub(crate) obj: Erased<'a>,
 }
