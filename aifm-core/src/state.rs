@@ -94,10 +94,7 @@ pub(crate) enum Thresholds {
     /// two more can take a fresh region (at least 5 % free). Counting the lanes that *are*
     /// filling, not every lane there is, lets a program whose objects fit the budget fill
     /// about 95 % of it with no far traffic.
-    Sized {
-        reserve: usize,
-        budget_regions: usize,
-    },
+    Sized { reserve: usize },
 }
 
 /// The three thresholds at one moment.
@@ -121,11 +118,8 @@ impl Evacuation {
                 block,
                 target,
             },
-            Thresholds::Sized {
-                reserve,
-                budget_regions,
-            } => {
-                let held = (heap.regions_filling() + reserve) as f64 / budget_regions as f64;
+            Thresholds::Sized { reserve } => {
+                let held = (heap.regions_filling() + reserve) as f64 / heap.budget_regions as f64;
                 let start = held.max(0.05);
                 let block = (start / 2.0).max(0.02);
                 Levels {

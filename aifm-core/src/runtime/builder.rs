@@ -333,7 +333,6 @@ impl RuntimeBuilder {
             }
             None => Thresholds::Sized {
                 reserve: self.evacuator_threads + 2,
-                budget_regions,
             },
         };
         if self.evacuator_threads == 0 {
